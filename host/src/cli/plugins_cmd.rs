@@ -1,0 +1,107 @@
+//! `jobhost plugins check` and `jobhost plugins run`: the plugin author's and operator's tools.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::plugins::{LoadOptions, Registry};
+
+pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
+    let registry = Registry::load_dirs(options, paths);
+    let ok = registry.rejected().is_empty() && !registry.plugins().is_empty();
+    if json {
+        let plugins: Vec<_> = registry
+            .plugins()
+            .iter()
+            .map(|p| {
+                let factories: Vec<_> = p
+                    .factories
+                    .iter()
+                    .filter_map(|name| registry.get(name))
+                    .map(|f| json!({"name": f.name(), "description": f.description(), "example": f.example()}))
+                    .collect();
+                json!({"name": p.name, "version": p.version, "sdk_version": p.sdk_version,
+                       "path": p.path, "factories": factories})
+            })
+            .collect();
+        let rejected: Vec<_> = registry
+            .rejected()
+            .iter()
+            .map(|r| json!({"path": r.path, "reason": r.reason.to_string()}))
+            .collect();
+        println!(
+            "{}",
+            json!({"ok": ok, "plugins": plugins, "rejected": rejected})
+        );
+    } else {
+        for plugin in registry.plugins() {
+            println!(
+                "{}: plugin {} {} (SDK {})",
+                plugin.path.display(),
+                plugin.name,
+                plugin.version,
+                plugin.sdk_version
+            );
+            for factory in plugin
+                .factories
+                .iter()
+                .filter_map(|name| registry.get(name))
+            {
+                println!("    {:<16} {}", factory.name(), factory.description());
+            }
+        }
+        for rejection in registry.rejected() {
+            println!(
+                "{}: rejected: {}",
+                rejection.path.display(),
+                rejection.reason
+            );
+        }
+        if registry.plugins().is_empty() && registry.rejected().is_empty() {
+            println!(
+                "no plugin files (*.{}) found",
+                crate::plugins::LIBRARY_SUFFIX
+            );
+        }
+    }
+    if ok {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+pub fn run(options: LoadOptions, plugin: &Path, factory: &str, input: Option<&str>) -> u8 {
+    let input = input.unwrap_or("null");
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(input) {
+        eprintln!("error: INPUT_JSON is not valid JSON: {e}");
+        return EXIT_USAGE;
+    }
+    let mut registry = Registry::new(options);
+    if !registry.add_file(plugin) {
+        match registry.rejected().first() {
+            Some(rejection) => eprintln!("error: {rejection}"),
+            None => eprintln!("error: {}: already loaded", plugin.display()),
+        }
+        return EXIT_USAGE;
+    }
+    let Some(factory) = registry.get(factory) else {
+        eprintln!(
+            "error: {} has no factory named `{factory}`; it has: {}",
+            plugin.display(),
+            registry.factory_names().join(", ")
+        );
+        return EXIT_USAGE;
+    };
+    match factory.run_once(input) {
+        Ok(result) => {
+            println!("{result}");
+            EXIT_OK
+        }
+        Err(failure) => {
+            eprintln!("{failure}");
+            EXIT_FAILED
+        }
+    }
+}

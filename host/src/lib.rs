@@ -1,0 +1,7 @@
+//! jobhost: a job-processing host with a durable embedded queue and native plugins.
+//!
+//! The binary (`main.rs`) only calls [`cli::main`]; everything else lives here so that tests
+//! and other front ends drive the same code. See ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod plugins;

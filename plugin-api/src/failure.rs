@@ -1,0 +1,103 @@
+//! The author-facing failure type: a message plus whether retrying can help.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::ffi::{FailureKind, FfiFailure};
+
+/// Why a job did not produce a result.
+///
+/// The kind steers the host, never the message: a [`permanent`](Failure::permanent) failure
+/// ends the job in `error` at once; a [`retryable`](Failure::retryable) one is attempted again
+/// with backoff until the job's attempts are spent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    kind: FailureKind,
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+/// What a job function returns.
+pub type JobResult<T> = Result<T, Failure>;
+
+impl Failure {
+    /// Retrying cannot help: bad input, a refused request.
+    pub fn permanent(message: impl fmt::Display) -> Self {
+        Failure {
+            kind: FailureKind::Permanent,
+            message: message.to_string(),
+            retry_after: None,
+        }
+    }
+
+    /// Another attempt may succeed: a timeout, a service that is down.
+    pub fn retryable(message: impl fmt::Display) -> Self {
+        Failure {
+            kind: FailureKind::Retryable,
+            message: message.to_string(),
+            retry_after: None,
+        }
+    }
+
+    /// The job stopped because the host asked it to (cancel or timeout). The host records the
+    /// job as `cancelled` (or timed out) whatever the kind, so this is only a convenience.
+    pub fn cancelled() -> Self {
+        Failure::permanent("cancelled")
+    }
+
+    /// For a retryable failure: do not try again before `delay` has passed.
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay);
+        self
+    }
+
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn retry_delay(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    pub(crate) fn into_ffi(self) -> FfiFailure {
+        FfiFailure {
+            kind: self.kind,
+            message: self.message.into(),
+            retry_after_ms: self.retry_after.map(duration_ms).into(),
+        }
+    }
+
+    /// Rebuilds the author-facing value from what crossed the ABI (used by the host and by
+    /// [`testing`](crate::testing)).
+    pub fn from_ffi(failure: FfiFailure) -> Self {
+        Failure {
+            kind: failure.kind,
+            message: failure.message.into_string(),
+            retry_after: failure
+                .retry_after_ms
+                .into_option()
+                .map(Duration::from_millis),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            FailureKind::Permanent => "permanent",
+            FailureKind::Retryable => "retryable",
+        };
+        write!(f, "{kind} failure: {}", self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Milliseconds, saturating: a duration too long for `u64` ms is "forever" in practice.
+pub(crate) fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
