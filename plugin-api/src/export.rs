@@ -96,9 +96,6 @@ pub fn build_factories(build: impl FnOnce() -> Vec<Factory>) -> RResult<RVec<Ffi
 mod tests {
     #[test]
     fn root_symbol_matches_abi_stable() {
-        assert_eq!(
-            super::ROOT_SYMBOL,
-            abi_stable::library::ROOT_MODULE_LOADER_NAME
-        );
+        assert_eq!(super::ROOT_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
     }
 }

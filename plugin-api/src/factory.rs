@@ -55,10 +55,7 @@ impl Factory {
         O: Serialize + 'static,
         F: Fn(I, &Context<'_>) -> JobResult<O> + Send + Sync + 'static,
     {
-        let runner = TypedRunner {
-            run,
-            _types: PhantomData,
-        };
+        let runner = TypedRunner { run, _types: PhantomData };
         Factory {
             name: name.to_owned(),
             description: String::new(),
@@ -120,10 +117,7 @@ impl Factory {
             timeout_ms: self.timeout.map(duration_ms).into(),
             retry_delay_ms: self.retry_delay.map(duration_ms).into(),
         };
-        FfiFactory {
-            info: info.leak_into_prefix(),
-            runner: self.runner,
-        }
+        FfiFactory { info: info.leak_into_prefix(), runner: self.runner }
     }
 }
 
@@ -139,11 +133,7 @@ where
     O: Serialize,
     F: Fn(I, &Context<'_>) -> JobResult<O> + Send + Sync,
 {
-    fn run<'a>(
-        &self,
-        host: HostJob_TO<'a, RRef<'a, ()>>,
-        input: RStr<'_>,
-    ) -> RResult<RString, FfiFailure> {
+    fn run<'a>(&self, host: HostJob_TO<'a, RRef<'a, ()>>, input: RStr<'_>) -> RResult<RString, FfiFailure> {
         let ctx = Context::new(host);
         let _job = logging::JobScope::enter(ctx.job_id());
         // Nothing may unwind across the ABI: it would abort the host (DESIGN.md).
@@ -151,8 +141,7 @@ where
             let input: I = serde_json::from_str(input.as_str())
                 .map_err(|e| Failure::permanent(format!("invalid input: {e}")))?;
             let output = (self.run)(input, &ctx)?;
-            serde_json::to_string(&output)
-                .map_err(|e| Failure::permanent(format!("invalid output: {e}")))
+            serde_json::to_string(&output).map_err(|e| Failure::permanent(format!("invalid output: {e}")))
         }));
         match outcome {
             Ok(Ok(json)) => RResult::ROk(json.into()),

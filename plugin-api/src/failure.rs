@@ -23,20 +23,12 @@ pub type JobResult<T> = Result<T, Failure>;
 impl Failure {
     /// Retrying cannot help: bad input, a refused request.
     pub fn permanent(message: impl fmt::Display) -> Self {
-        Failure {
-            kind: FailureKind::Permanent,
-            message: message.to_string(),
-            retry_after: None,
-        }
+        Failure { kind: FailureKind::Permanent, message: message.to_string(), retry_after: None }
     }
 
     /// Another attempt may succeed: a timeout, a service that is down.
     pub fn retryable(message: impl fmt::Display) -> Self {
-        Failure {
-            kind: FailureKind::Retryable,
-            message: message.to_string(),
-            retry_after: None,
-        }
+        Failure { kind: FailureKind::Retryable, message: message.to_string(), retry_after: None }
     }
 
     /// The job stopped because the host asked it to (cancel or timeout). The host records the
@@ -77,10 +69,7 @@ impl Failure {
         Failure {
             kind: failure.kind,
             message: failure.message.into_string(),
-            retry_after: failure
-                .retry_after_ms
-                .into_option()
-                .map(Duration::from_millis),
+            retry_after: failure.retry_after_ms.into_option().map(Duration::from_millis),
         }
     }
 }

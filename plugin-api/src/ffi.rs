@@ -78,11 +78,7 @@ pub struct FactoryInfo {
 pub trait JobRunner: Send + Sync {
     /// `input` is JSON text; the `ROk` value is JSON text.
     #[sabi(last_prefix_field)]
-    fn run<'a>(
-        &self,
-        host: HostJob_TO<'a, RRef<'a, ()>>,
-        input: RStr<'_>,
-    ) -> RResult<RString, FfiFailure>;
+    fn run<'a>(&self, host: HostJob_TO<'a, RRef<'a, ()>>, input: RStr<'_>) -> RResult<RString, FfiFailure>;
 }
 
 /// What the host offers a running job. Implemented by the host, called by plugin code on the

@@ -71,9 +71,7 @@ pub mod __private {
     pub use crate::export::{build_factories, ROOT_SYMBOL};
     pub use crate::ffi::{FfiFactory, HostLogger, LevelFilter, PluginModule, PluginModule_Ref};
     pub use crate::logging::init as init_logging;
-    pub use abi_stable::library::{
-        __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
-    };
+    pub use abi_stable::library::{__call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult};
     pub use abi_stable::prefix_type::PrefixTypeTrait;
     pub use abi_stable::std_types::{RResult, RStr, RString, RVec};
 }

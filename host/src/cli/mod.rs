@@ -19,11 +19,7 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "jobhost",
-    version,
-    about = "A job-processing host with native plugins"
-)]
+#[command(name = "jobhost", version, about = "A job-processing host with native plugins")]
 pub struct Cli {
     /// Load plugin files even if group/world-writable or owned by another user.
     #[arg(long, global = true)]
@@ -67,18 +63,12 @@ pub enum PluginsCommand {
 pub fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    let options = crate::plugins::LoadOptions {
-        allow_insecure: cli.allow_insecure_plugins,
-    };
+    let options = crate::plugins::LoadOptions { allow_insecure: cli.allow_insecure_plugins };
     let code = match cli.command {
-        Command::Plugins(PluginsCommand::Check { paths, json }) => {
-            plugins_cmd::check(options, &paths, json)
+        Command::Plugins(PluginsCommand::Check { paths, json }) => plugins_cmd::check(options, &paths, json),
+        Command::Plugins(PluginsCommand::Run { plugin, factory, input }) => {
+            plugins_cmd::run(options, &plugin, &factory, input.as_deref())
         }
-        Command::Plugins(PluginsCommand::Run {
-            plugin,
-            factory,
-            input,
-        }) => plugins_cmd::run(options, &plugin, &factory, input.as_deref()),
     };
     ExitCode::from(code)
 }
@@ -87,7 +77,5 @@ pub fn main() -> ExitCode {
 /// the filter, default `warn` for CLI commands so their stdout/stderr stay readable.
 fn init_logging() {
     let env = env_logger::Env::default().filter_or("JOBHOST_LOG", "warn");
-    let _ = env_logger::Builder::from_env(env)
-        .format_timestamp_micros()
-        .try_init();
+    let _ = env_logger::Builder::from_env(env).format_timestamp_micros().try_init();
 }

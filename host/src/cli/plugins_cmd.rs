@@ -19,7 +19,9 @@ pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
                     .factories
                     .iter()
                     .filter_map(|name| registry.get(name))
-                    .map(|f| json!({"name": f.name(), "description": f.description(), "example": f.example()}))
+                    .map(
+                        |f| json!({"name": f.name(), "description": f.description(), "example": f.example()}),
+                    )
                     .collect();
                 json!({"name": p.name, "version": p.version, "sdk_version": p.sdk_version,
                        "path": p.path, "factories": factories})
@@ -30,10 +32,7 @@ pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
             .iter()
             .map(|r| json!({"path": r.path, "reason": r.reason.to_string()}))
             .collect();
-        println!(
-            "{}",
-            json!({"ok": ok, "plugins": plugins, "rejected": rejected})
-        );
+        println!("{}", json!({"ok": ok, "plugins": plugins, "rejected": rejected}));
     } else {
         for plugin in registry.plugins() {
             println!(
@@ -43,26 +42,15 @@ pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
                 plugin.version,
                 plugin.sdk_version
             );
-            for factory in plugin
-                .factories
-                .iter()
-                .filter_map(|name| registry.get(name))
-            {
+            for factory in plugin.factories.iter().filter_map(|name| registry.get(name)) {
                 println!("    {:<16} {}", factory.name(), factory.description());
             }
         }
         for rejection in registry.rejected() {
-            println!(
-                "{}: rejected: {}",
-                rejection.path.display(),
-                rejection.reason
-            );
+            println!("{}: rejected: {}", rejection.path.display(), rejection.reason);
         }
         if registry.plugins().is_empty() && registry.rejected().is_empty() {
-            println!(
-                "no plugin files (*.{}) found",
-                crate::plugins::LIBRARY_SUFFIX
-            );
+            println!("no plugin files (*.{}) found", crate::plugins::LIBRARY_SUFFIX);
         }
     }
     if ok {

@@ -29,30 +29,22 @@ pub enum LoadError {
     NoFactories,
     #[error("factory name `{name}` is already registered by {}", first.display())]
     DuplicateFactory { name: String, first: PathBuf },
-    #[error(
-        "factory name {0:?} is invalid: use 1 to 64 characters from a-z, A-Z, 0-9, `_`, `-`, `.`"
-    )]
+    #[error("factory name {0:?} is invalid: use 1 to 64 characters from a-z, A-Z, 0-9, `_`, `-`, `.`")]
     InvalidFactoryName(String),
 }
 
 impl From<LibraryError> for LoadError {
     fn from(err: LibraryError) -> Self {
         match err {
-            LibraryError::IncompatibleVersionNumber {
-                expected_version,
-                actual_version,
-                ..
-            } => LoadError::IncompatibleSdk {
-                expected: expected_version.to_string(),
-                found: actual_version.to_string(),
-            },
+            LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
+                LoadError::IncompatibleSdk {
+                    expected: expected_version.to_string(),
+                    found: actual_version.to_string(),
+                }
+            }
             // The full report is several KB of layout dump; its last lines name the mismatch.
-            LibraryError::AbiInstability(report) => {
-                LoadError::LayoutMismatch(tail(&report.to_string()))
-            }
-            LibraryError::InvalidAbiHeader(header) => {
-                LoadError::IncompatibleAbiStable(format!("{header:?}"))
-            }
+            LibraryError::AbiInstability(report) => LoadError::LayoutMismatch(tail(&report.to_string())),
+            LibraryError::InvalidAbiHeader(header) => LoadError::IncompatibleAbiStable(format!("{header:?}")),
             LibraryError::InvalidCAbi { .. } => {
                 LoadError::IncompatibleAbiStable("C ABI self-test failed".to_owned())
             }
@@ -63,15 +55,17 @@ impl From<LibraryError> for LoadError {
     }
 }
 
-/// The last few non-empty lines of a long report, joined into one line.
+/// The part of abi_stable's layout report that names the mismatch: from its last `Error:`
+/// line to the end (the rest is a dump of both layouts), on one line, at most 400 characters.
 fn tail(report: &str) -> String {
-    const KEEP: usize = 4;
-    let lines: Vec<&str> = report
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    lines[lines.len().saturating_sub(KEEP)..].join(" | ")
+    const MAX: usize = 400;
+    let lines: Vec<&str> = report.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let start = lines.iter().rposition(|l| l.starts_with("Error:")).unwrap_or(lines.len().saturating_sub(4));
+    let summary = lines[start..].join(" ");
+    match summary.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &summary[..cut]),
+        None => summary,
+    }
 }
 
 /// `LibraryError`'s Display has leading and trailing newlines; rejections are one line each.

@@ -20,13 +20,7 @@ extern "C" fn host_log(record: &LogRecord<'_>) {
         let level: log::Level = record.level.into();
         let message = record.message.as_str();
         let emit = |args: std::fmt::Arguments<'_>| {
-            log::logger().log(
-                &log::Record::builder()
-                    .level(level)
-                    .target(&target)
-                    .args(args)
-                    .build(),
-            );
+            log::logger().log(&log::Record::builder().level(level).target(&target).args(args).build());
         };
         match record.job_id.into_option() {
             Some(id) => emit(format_args!("[job {id}] {message}")),
@@ -69,14 +63,8 @@ impl HostJob for RunContext<'_> {
     }
 
     fn report_progress(&self, fraction: f64, message: RStr<'_>) {
-        let fraction = if fraction.is_finite() {
-            fraction.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        let fraction = if fraction.is_finite() { fraction.clamp(0.0, 1.0) } else { 0.0 };
         // The sink is host code called from plugin code: keep any panic on this side.
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            self.progress.report(fraction, message.as_str())
-        }));
+        let _ = catch_unwind(AssertUnwindSafe(|| self.progress.report(fraction, message.as_str())));
     }
 }

@@ -71,11 +71,14 @@ fn open_library(path: &Path) -> Result<libloading::Library, LoadError> {
     }
 }
 
-/// dlerror repeats the path; the rejection line already names it.
+/// libloading's message with its sources (dlerror's text is the source of "dlopen failed"),
+/// without the path dlerror repeats: the rejection line names it already.
 fn dlerror_text(err: &libloading::Error, path: &Path) -> String {
-    let text = err.to_string();
-    let prefix = format!("{}: ", path.display());
-    text.strip_prefix(&prefix)
-        .map(str::to_owned)
-        .unwrap_or(text)
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text.replace(&format!("{}: ", path.display()), "")
 }

@@ -128,24 +128,13 @@ impl Factory {
     /// Runs one attempt with no cancellation or progress (for `plugins run` and tests).
     pub fn run_once(&self, input: &str) -> Result<String, Failure> {
         let cancel = AtomicBool::new(false);
-        self.run(
-            &RunContext {
-                job_id: 0,
-                attempt: 1,
-                cancel: &cancel,
-                progress: &NoProgress,
-            },
-            input,
-        )
+        self.run(&RunContext { job_id: 0, attempt: 1, cancel: &cancel, progress: &NoProgress }, input)
     }
 }
 
 impl std::fmt::Debug for Factory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Factory")
-            .field("name", &self.0.name)
-            .field("plugin", &self.0.plugin)
-            .finish()
+        f.debug_struct("Factory").field("name", &self.0.name).field("plugin", &self.0.plugin).finish()
     }
 }
 
@@ -162,10 +151,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(options: LoadOptions) -> Self {
-        Registry {
-            options,
-            ..Registry::default()
-        }
+        Registry { options, ..Registry::default() }
     }
 
     /// Loads every plugin in `dirs` (each scanned non-recursively, files sorted by name).
@@ -234,9 +220,8 @@ impl Registry {
         }
         let module = loader::open_module(path)?;
         (module.init())(host_side::HOST_LOGGER, log::max_level().into());
-        let ffi_factories = (module.factories())()
-            .into_result()
-            .map_err(|e| LoadError::FactoriesFailed(e.into()))?;
+        let ffi_factories =
+            (module.factories())().into_result().map_err(|e| LoadError::FactoriesFailed(e.into()))?;
         let mut info = PluginInfo {
             name: module.name().to_string(),
             version: module.version().to_string(),
@@ -254,14 +239,9 @@ impl Registry {
             if !valid_factory_name(&name) {
                 return Err(LoadError::InvalidFactoryName(name));
             }
-            if let Some(first) = self
-                .factory_owner(&name)
-                .or(info.factories.contains(&name).then_some(path))
+            if let Some(first) = self.factory_owner(&name).or(info.factories.contains(&name).then_some(path))
             {
-                return Err(LoadError::DuplicateFactory {
-                    name,
-                    first: first.to_owned(),
-                });
+                return Err(LoadError::DuplicateFactory { name, first: first.to_owned() });
             }
             info.factories.push(name);
             factories.push(factory);
@@ -270,18 +250,12 @@ impl Registry {
     }
 
     fn factory_owner(&self, name: &str) -> Option<&Path> {
-        self.plugins
-            .iter()
-            .find(|p| p.factories.iter().any(|f| f == name))
-            .map(|p| p.path.as_path())
+        self.plugins.iter().find(|p| p.factories.iter().any(|f| f == name)).map(|p| p.path.as_path())
     }
 
     /// Callers report rejections (a service logs them, `plugins check` prints them).
     fn reject(&mut self, path: &Path, reason: LoadError) {
-        self.rejected.push(Rejection {
-            path: path.to_owned(),
-            reason,
-        });
+        self.rejected.push(Rejection { path: path.to_owned(), reason });
     }
 
     pub fn get(&self, name: &str) -> Option<&Factory> {
@@ -309,7 +283,5 @@ impl Registry {
 /// Factory names appear in URLs, CLI arguments and metrics labels.
 fn valid_factory_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }

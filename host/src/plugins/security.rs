@@ -14,10 +14,7 @@ const WRITABLE_BY_OTHERS: u32 = 0o022;
 /// someone other than root or the current user.
 pub fn check_trusted(file: &Path) -> Result<(), LoadError> {
     check_one(file, "file")?;
-    let dir = file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     check_one(dir, "directory")
 }
 

@@ -24,9 +24,7 @@ mod tests {
 
     #[test]
     fn returns_its_input() {
-        let out = TestHost::new()
-            .run(&Factory::new("echo", echo), r#"{"foo":"bar"}"#)
-            .unwrap();
+        let out = TestHost::new().run(&Factory::new("echo", echo), r#"{"foo":"bar"}"#).unwrap();
         assert_eq!(out, serde_json::json!({"foo": "bar"}));
     }
 }

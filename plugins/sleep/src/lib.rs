@@ -25,9 +25,7 @@ fn sleep(input: Input, ctx: &Context) -> JobResult<Slept> {
         Input::Bare(s) | Input::Object { seconds: s } => s,
     };
     let total = Duration::try_from_secs_f64(seconds).map_err(|_| {
-        Failure::permanent(format!(
-            "invalid input: seconds must be a finite number >= 0, got {seconds}"
-        ))
+        Failure::permanent(format!("invalid input: seconds must be a finite number >= 0, got {seconds}"))
     })?;
     let mut left = total;
     while !left.is_zero() {
@@ -60,17 +58,12 @@ mod tests {
         let host = TestHost::new();
         let factory = Factory::new("sleep", sleep);
         assert_eq!(host.run(&factory, "0").unwrap()["slept"], 0.0);
-        assert_eq!(
-            host.run(&factory, r#"{"seconds": 0.01}"#).unwrap()["slept"],
-            0.01
-        );
+        assert_eq!(host.run(&factory, r#"{"seconds": 0.01}"#).unwrap()["slept"], 0.01);
     }
 
     #[test]
     fn refuses_negative_seconds_permanently() {
-        let err = TestHost::new()
-            .run(&Factory::new("sleep", sleep), "-1")
-            .unwrap_err();
+        let err = TestHost::new().run(&Factory::new("sleep", sleep), "-1").unwrap_err();
         assert_eq!(err.kind(), FailureKind::Permanent);
         assert!(err.message().contains("seconds must be"), "{err}");
     }
