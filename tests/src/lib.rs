@@ -22,7 +22,7 @@ pub struct Artefacts {
 /// The built artefacts, building the binary, the plugins and the fixtures on first use.
 ///
 /// `cargo test --workspace` does not build cdylib plugins or another package's binary for this
-/// crate's tests, so the first call runs `cargo build --workspace --examples` for the same
+/// crate's tests, so the first call runs `cargo build --workspace --lib --bins --examples` for the same
 /// profile and target directory (a no-op when they are up to date).
 pub fn artefacts() -> &'static Artefacts {
     static ARTEFACTS: OnceLock<Artefacts> = OnceLock::new();
@@ -39,7 +39,8 @@ pub fn artefacts() -> &'static Artefacts {
         };
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "--workspace", "--examples", "--profile", profile, "--target-dir"])
+            .args(["build", "--quiet", "--workspace", "--lib", "--bins", "--examples", "--profile", profile])
+            .arg("--target-dir")
             .arg(target_dir)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
