@@ -4,4 +4,8 @@
 //! and other front ends drive the same code. See ARCHITECTURE.md for the map.
 
 pub mod cli;
+pub mod clock;
+pub mod job;
 pub mod plugins;
+pub mod processor;
+pub mod store;

@@ -236,7 +236,7 @@ impl Registry {
         for ffi in ffi_factories {
             let factory = Factory::new(&info, ffi);
             let name = factory.name().to_owned();
-            if !valid_factory_name(&name) {
+            if !crate::job::is_valid_name(&name) {
                 return Err(LoadError::InvalidFactoryName(name));
             }
             if let Some(first) = self.factory_owner(&name).or(info.factories.contains(&name).then_some(path))
@@ -278,10 +278,4 @@ impl Registry {
     pub fn rejected(&self) -> &[Rejection] {
         &self.rejected
     }
-}
-
-/// Factory names appear in URLs, CLI arguments and metrics labels.
-fn valid_factory_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }

@@ -1,0 +1,149 @@
+//! One attempt of one claimed job: run the factory on a blocking thread, renew the lease while
+//! it runs, enforce the timeout, decide the outcome, and report it with the attempt's token.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jobhost_plugin_api::{Failure, FailureKind};
+
+use super::Inner;
+use crate::clock::duration_micros;
+use crate::job::{Job, Outcome, Progress};
+use crate::plugins::{ProgressSink, RunContext};
+use crate::store::{Claimed, Finished, LeaseTerms, Store, StoreResult};
+
+/// Stores progress reports against the attempt's token.
+struct StoreProgress {
+    store: Arc<dyn Store>,
+    id: u64,
+    token: u64,
+}
+
+impl ProgressSink for StoreProgress {
+    fn report(&self, fraction: f64, message: &str) {
+        let progress = Progress { fraction, message: message.to_owned() };
+        if let Err(e) = self.store.set_progress(self.id, self.token, progress) {
+            log::warn!("job {}: could not store progress: {e}", self.id);
+        }
+    }
+}
+
+/// Runs one claimed attempt to its end and returns the job as stored afterwards (`None` if the
+/// outcome was stale: a newer attempt owns the job).
+pub(super) async fn execute(inner: &Arc<Inner>, claimed: Claimed) -> StoreResult<Option<Job>> {
+    let Claimed { job, token } = claimed;
+    let id = job.id;
+    let Some(factory) = inner.factory(&job.factory) else {
+        // The plugin is gone (the host restarted without it): retrying cannot help.
+        let error = format!("unknown job factory `{}`: no loaded plugin provides it", job.factory);
+        return report(inner, &job, token, Outcome::Failed { error }, Duration::ZERO).await;
+    };
+    let cancel = Arc::new(AtomicBool::new(job.cancel_requested));
+    inner.running_insert(id, cancel.clone());
+    let timeout = job.timeout_ms.map(Duration::from_millis).or(factory.defaults().timeout);
+    let lease = LeaseTerms { duration: inner.config.lease };
+    log::info!("job {id} ({}) started, attempt {}/{}", job.factory, job.attempts, job.max_attempts);
+
+    let started = Instant::now();
+    let mut call = {
+        let (factory, cancel, input) = (factory.clone(), cancel.clone(), job.input.clone());
+        let sink = StoreProgress { store: inner.store.clone(), id, token };
+        let attempt = job.attempts;
+        // Plugin code is synchronous and may block for as long as it likes: never on the
+        // runtime's core threads.
+        tokio::task::spawn_blocking(move || {
+            factory.run(&RunContext { job_id: id, attempt, cancel: &cancel, progress: &sink }, &input)
+        })
+    };
+    let mut heartbeat = tokio::time::interval(inner.config.lease / 3);
+    heartbeat.tick().await; // the first tick is immediate; the claim just set the lease
+    let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::MAX));
+    tokio::pin!(deadline);
+    let mut timed_out = false;
+    let returned = loop {
+        tokio::select! {
+            returned = &mut call => break returned,
+            _ = heartbeat.tick() => {
+                match inner.store.heartbeat(id, token, inner.clock.now(), lease) {
+                    Ok(true) => {}
+                    Ok(false) => log::warn!("job {id}: lease lost; its outcome will be discarded"),
+                    Err(e) => log::error!("job {id}: could not renew its lease: {e}"),
+                }
+            }
+            _ = &mut deadline, if timeout.is_some() && !timed_out => {
+                timed_out = true;
+                cancel.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    inner.running_remove(id);
+    let elapsed = started.elapsed();
+
+    let outcome = match returned {
+        // The SDK catches panics inside the plugin; this is a host-side defect.
+        Err(join_error) => {
+            inner.retry_or_fail(&job, &factory, format!("the job's thread failed: {join_error}"), None)
+        }
+        Ok(_) if timed_out => {
+            let secs = timeout.unwrap_or_default().as_secs_f64();
+            inner.retry_or_fail(&job, &factory, format!("timed out after {secs}s"), None)
+        }
+        Ok(Ok(result)) => Outcome::Completed { result },
+        Ok(Err(failure)) => failure_outcome(inner, &job, &factory, failure),
+    };
+    report(inner, &job, token, outcome, elapsed).await
+}
+
+fn failure_outcome(inner: &Inner, job: &Job, factory: &crate::plugins::Factory, failure: Failure) -> Outcome {
+    match failure.kind() {
+        FailureKind::Permanent => Outcome::Failed { error: failure.message().to_owned() },
+        FailureKind::Retryable => {
+            inner.retry_or_fail(job, factory, failure.message().to_owned(), failure.retry_delay())
+        }
+    }
+}
+
+impl Inner {
+    /// A retryable failure: another attempt after backoff, or `error` once attempts are spent.
+    fn retry_or_fail(
+        &self,
+        job: &Job,
+        factory: &crate::plugins::Factory,
+        error: String,
+        at_least: Option<Duration>,
+    ) -> Outcome {
+        if job.attempts >= job.max_attempts {
+            return Outcome::Failed { error };
+        }
+        let delay = self.config.retry.delay(job.attempts, factory.defaults().retry_delay, at_least);
+        Outcome::Retry { error, retry_at: self.clock.now().saturating_add(duration_micros(delay)) }
+    }
+}
+
+async fn report(
+    inner: &Arc<Inner>,
+    job: &Job,
+    token: u64,
+    outcome: Outcome,
+    elapsed: Duration,
+) -> StoreResult<Option<Job>> {
+    let id = job.id;
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    match inner.store.finish(id, token, outcome, inner.clock.now())? {
+        Finished::Applied(done) => {
+            match done.errors.last().filter(|_| done.status != crate::job::Status::Completed) {
+                Some(error) => {
+                    log::info!("job {id} ({}) {} after {ms:.1} ms: {error}", done.factory, done.status)
+                }
+                None => log::info!("job {id} ({}) {} in {ms:.1} ms", done.factory, done.status),
+            }
+            inner.publish(&done);
+            Ok(Some(done))
+        }
+        Finished::Stale => {
+            log::warn!("job {id}: outcome of a superseded attempt discarded");
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! The processor: adds jobs, runs them on per-queue worker pools, and reports their life.
+//!
+//! **Invariant:** a job's status changes only through the store, and only the holder of its
+//! current lease token can report its outcome. Plugin code runs on blocking threads, never on
+//! the runtime's core threads. Stopping a queue stops claiming, never a running job.
+
+mod execute;
+mod queue;
+mod retry;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use crate::clock::Clock;
+use crate::job::{Job, JobId, NewJob, Status, DEFAULT_QUEUE, MAX_NAME_LEN};
+use crate::plugins::{Factory, Registry};
+use crate::store::{Cancelled, ClaimFilter, LeaseTerms, ListFilter, Store, StoreError};
+
+pub use retry::{RetryPolicy, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP};
+
+use queue::Queue;
+
+/// Attempts per job when neither the job nor its factory says.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// How long a claimed job's lease lasts without a heartbeat (renewed every third of it).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// The idle workers' fallback poll; they normally wake on notifications.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How one queue is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Jobs run at once; 1 is strict FIFO.
+    pub concurrency: usize,
+    /// Start processing when the host starts (or when the queue is first used).
+    pub autostart: bool,
+}
+
+impl Default for QueueConfig {
+    /// As many workers as CPUs, started automatically.
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        QueueConfig { concurrency: cpus, autostart: true }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub retry: RetryPolicy,
+    pub default_max_attempts: u32,
+    /// Configured queues; any other queue a job names gets `default_queue`.
+    pub queues: BTreeMap<String, QueueConfig>,
+    pub default_queue: QueueConfig,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            lease: DEFAULT_LEASE,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            retry: RetryPolicy::default(),
+            default_max_attempts: DEFAULT_MAX_ATTEMPTS,
+            queues: BTreeMap::new(),
+            default_queue: QueueConfig::default(),
+        }
+    }
+}
+
+/// A request to add a job.
+#[derive(Debug, Clone, Default)]
+pub struct AddJob {
+    pub factory: String,
+    /// JSON text; `None` is `null`.
+    pub input: Option<String>,
+    pub queue: Option<String>,
+    pub priority: i32,
+    pub max_attempts: Option<u32>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("unknown job factory `{name}`; known factories: {}", known.join(", "))]
+    UnknownFactory { name: String, known: Vec<String> },
+    #[error("invalid {field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A job reached a new status (published after the store recorded it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEvent {
+    pub id: JobId,
+    pub status: Status,
+}
+
+/// A queue as reported to operators.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueueInfo {
+    pub name: String,
+    pub processing: bool,
+    pub concurrency: usize,
+    pub queued: u64,
+    pub running: usize,
+}
+
+/// The job host: store, factories, clock and queues. Cheap to clone.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    store: Arc<dyn Store>,
+    /// Behind a lock so a rescan can add plugins while jobs run.
+    registry: RwLock<Registry>,
+    clock: Arc<dyn Clock>,
+    config: ProcessorConfig,
+    queues: Mutex<BTreeMap<String, Arc<Queue>>>,
+    /// Cancellation flags of the jobs running in this process.
+    running: Mutex<HashMap<JobId, Arc<AtomicBool>>>,
+    events: broadcast::Sender<JobEvent>,
+}
+
+impl Host {
+    /// Builds the host and recovers the jobs a dead host left `processing`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Registry,
+        clock: Arc<dyn Clock>,
+        config: ProcessorConfig,
+    ) -> Result<Self, HostError> {
+        let recovered = store.recover_all(clock.now())?;
+        if !recovered.is_empty() {
+            log::warn!(
+                "recovered {} job(s) that were running when the host stopped: {recovered:?}",
+                recovered.len()
+            );
+        }
+        let inner = Inner {
+            store,
+            registry: RwLock::new(registry),
+            clock,
+            config,
+            queues: Mutex::new(BTreeMap::new()),
+            running: Mutex::new(HashMap::new()),
+            events: broadcast::channel(4096).0,
+        };
+        Ok(Host { inner: Arc::new(inner) })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Calls `f` with the factory registry (e.g. to list factories or rescan plugin dirs).
+    pub fn with_registry<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
+        f(&mut self.inner.registry.write().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Validates and stores a job; returns once it is durable. Blocking: async callers use
+    /// `spawn_blocking`. Wakes the job's queue, starting it if it is new and autostarts.
+    pub fn add(&self, req: AddJob) -> Result<Job, HostError> {
+        let factory = self.inner.factory(&req.factory).ok_or_else(|| HostError::UnknownFactory {
+            name: req.factory.clone(),
+            known: self.with_registry(|r| r.factory_names().iter().map(|s| s.to_string()).collect()),
+        })?;
+        let queue = req.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned());
+        validate_name("queue", &queue)?;
+        let input = req.input.unwrap_or_else(|| "null".to_owned());
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&input) {
+            return Err(HostError::Invalid { field: "input", message: format!("not valid JSON: {e}") });
+        }
+        let max_attempts = req
+            .max_attempts
+            .or(factory.defaults().max_attempts)
+            .unwrap_or(self.inner.config.default_max_attempts);
+        if max_attempts == 0 {
+            return Err(HostError::Invalid {
+                field: "max_attempts",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        let new = NewJob {
+            factory: req.factory,
+            input,
+            queue,
+            priority: req.priority,
+            max_attempts,
+            timeout_ms: req.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        };
+        let job = self.inner.store.add(new, self.inner.clock.now())?;
+        self.inner.publish(&job);
+        let queue = self.queue(&job.queue);
+        queue.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Starts the configured queues that autostart. Needs a Tokio runtime.
+    pub fn start_configured(&self) {
+        let names: Vec<String> = self.inner.config.queues.keys().cloned().collect();
+        for name in names.iter().chain(std::iter::once(&DEFAULT_QUEUE.to_owned())) {
+            if self.queue_config(name).autostart {
+                self.start_queue(name);
+            }
+        }
+    }
+
+    /// Starts processing `name` (no-op if it runs). Stopped queues still accept jobs.
+    pub fn start_queue(&self, name: &str) {
+        let queue = self.queue_entry(name);
+        if !queue.processing.swap(true, Ordering::SeqCst) {
+            queue.stop.send_replace(false);
+            tokio::spawn(queue::run(self.inner.clone(), queue));
+        }
+    }
+
+    /// Stops claiming from `name`; its running jobs finish.
+    pub fn stop_queue(&self, name: &str) {
+        if let Some(queue) = self.lock_queues().get(name) {
+            queue.stop.send_replace(true);
+            queue.processing.store(false, Ordering::SeqCst);
+        }
+    }
+
+    pub fn is_processing(&self, name: &str) -> bool {
+        self.lock_queues().get(name).is_some_and(|q| q.processing.load(Ordering::SeqCst))
+    }
+
+    /// Every queue that is configured, in use, or holds jobs.
+    pub fn queues(&self) -> Result<Vec<QueueInfo>, HostError> {
+        let counts = self.inner.store.counts()?;
+        let mut names: Vec<String> = self.inner.config.queues.keys().cloned().collect();
+        names.extend(self.lock_queues().keys().cloned());
+        names.extend(counts.keys().cloned());
+        names.sort();
+        names.dedup();
+        let queues = self.lock_queues();
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let live = queues.get(&name);
+                let queued = counts.get(&name).and_then(|c| c.get(&Status::Queued)).copied().unwrap_or(0);
+                QueueInfo {
+                    processing: live.is_some_and(|q| q.processing.load(Ordering::SeqCst)),
+                    concurrency: live.map_or(self.queue_config(&name).concurrency, |q| q.concurrency),
+                    running: live.map_or(0, |q| q.running()),
+                    queued,
+                    name,
+                }
+            })
+            .collect())
+    }
+
+    /// Claims the next ready job matching `filter` and runs it to its end on this task (the
+    /// seeds' `processNextJob`). `None` when nothing is ready.
+    pub async fn process_next(&self, filter: ClaimFilter<'_>) -> Result<Option<Job>, HostError> {
+        let lease = LeaseTerms { duration: self.inner.config.lease };
+        let claimed = self.inner.store.claim(&filter, self.inner.clock.now(), lease)?;
+        match claimed {
+            Some(claimed) => {
+                let id = claimed.job.id;
+                let done = execute::execute(&self.inner, claimed).await?;
+                Ok(Some(match done {
+                    Some(job) => job,
+                    None => self.get(id)?.ok_or(StoreError::NotFound(id))?,
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub fn get(&self, id: JobId) -> Result<Option<Job>, HostError> {
+        Ok(self.inner.store.get(id)?)
+    }
+
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, HostError> {
+        Ok(self.inner.store.list(filter)?)
+    }
+
+    /// Cancels a waiting job now; a running one gets its cancellation flag set and ends
+    /// `cancelled` when its factory returns.
+    pub fn cancel(&self, id: JobId) -> Result<Job, HostError> {
+        match self.inner.store.cancel(id, self.inner.clock.now())? {
+            Cancelled::Now(job) => {
+                self.inner.publish(&job);
+                Ok(job)
+            }
+            Cancelled::Requested(job) => {
+                if let Some(flag) = self.inner.running_flag(id) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                Ok(job)
+            }
+        }
+    }
+
+    /// Sends a job in `error` or `cancelled` back to `queued` with fresh attempts.
+    pub fn retry(&self, id: JobId) -> Result<Job, HostError> {
+        let job = self.inner.store.retry(id, None, self.inner.clock.now())?;
+        self.inner.publish(&job);
+        self.queue(&job.queue).wake.notify_one();
+        Ok(job)
+    }
+
+    /// Deletes finished jobs (all finished statuses when `statuses` is empty).
+    pub fn remove(&self, statuses: &[Status]) -> Result<BTreeMap<Status, u64>, HostError> {
+        if let Some(s) = statuses.iter().find(|s| !s.is_finished()) {
+            return Err(HostError::Invalid {
+                field: "status",
+                message: format!(
+                    "only finished jobs can be removed (completed, error, cancelled), not `{s}`"
+                ),
+            });
+        }
+        Ok(self.inner.store.remove(statuses)?)
+    }
+
+    /// Job status changes, for waiters (long polls, `bench`). Lagging receivers miss events
+    /// and should re-read the store.
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Requeues jobs whose lease expired (a worker that stopped renewing). Run periodically.
+    pub fn recover_expired(&self) -> Result<Vec<JobId>, HostError> {
+        Ok(self.inner.store.recover_expired(self.inner.clock.now())?)
+    }
+
+    /// Stops every queue, waits up to `timeout` for running jobs, then flushes the store.
+    /// Returns how many jobs were still running.
+    pub async fn shutdown(&self, timeout: Duration) -> Result<usize, HostError> {
+        let names: Vec<String> = self.lock_queues().keys().cloned().collect();
+        for name in &names {
+            self.stop_queue(name);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.running_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.inner.store.flush()?;
+        Ok(self.running_count())
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    fn queue_config(&self, name: &str) -> QueueConfig {
+        self.inner.config.queues.get(name).copied().unwrap_or(self.inner.config.default_queue)
+    }
+
+    fn lock_queues(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Queue>>> {
+        self.inner.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn queue_entry(&self, name: &str) -> Arc<Queue> {
+        let config = self.queue_config(name);
+        self.lock_queues()
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Queue::new(name, config.concurrency)))
+            .clone()
+    }
+
+    /// The queue, created on first use; a new autostart queue starts (inside a runtime).
+    fn queue(&self, name: &str) -> Arc<Queue> {
+        let is_new = !self.lock_queues().contains_key(name);
+        let queue = self.queue_entry(name);
+        if is_new && self.queue_config(name).autostart && tokio::runtime::Handle::try_current().is_ok() {
+            self.start_queue(name);
+        }
+        queue
+    }
+}
+
+impl Inner {
+    fn factory(&self, name: &str) -> Option<Factory> {
+        self.registry.read().unwrap_or_else(PoisonError::into_inner).get(name).cloned()
+    }
+
+    fn publish(&self, job: &Job) {
+        // No receivers is normal.
+        let _ = self.events.send(JobEvent { id: job.id, status: job.status });
+    }
+
+    fn running_insert(&self, id: JobId, flag: Arc<AtomicBool>) {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner).insert(id, flag);
+    }
+
+    fn running_remove(&self, id: JobId) {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+    }
+
+    fn running_flag(&self, id: JobId) -> Option<Arc<AtomicBool>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
+    }
+}
+
+fn validate_name(field: &'static str, name: &str) -> Result<(), HostError> {
+    if crate::job::is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(HostError::Invalid {
+            field,
+            message: format!(
+                "{name:?}: use 1 to {MAX_NAME_LEN} characters from a-z, A-Z, 0-9, `_`, `-`, `.`"
+            ),
+        })
+    }
+}

@@ -1,0 +1,98 @@
+//! Index key encodings. Every key is built so that sled's byte order is the order we scan in:
+//! big-endian integers, the sign bit flipped for signed ones, the queue name length-prefixed.
+
+use crate::clock::Micros;
+use crate::job::JobId;
+
+pub fn id_key(id: JobId) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+pub fn id_from(bytes: &[u8]) -> Option<JobId> {
+    Some(JobId::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// Signed → unsigned preserving order.
+fn ordered_i64(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn from_ordered_i64(bytes: &[u8]) -> Option<i64> {
+    Some((u64::from_be_bytes(bytes.try_into().ok()?) ^ (1 << 63)) as i64)
+}
+
+/// The prefix of every ready key of one queue.
+pub fn queue_prefix(queue: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + queue.len() + 24);
+    // Queue names are at most 64 bytes (validated on add), so the length fits in u16.
+    key.extend_from_slice(&(queue.len() as u16).to_be_bytes());
+    key.extend_from_slice(queue.as_bytes());
+    key
+}
+
+/// Ready index: (queue, priority descending, ready time, id). The first key under a queue's
+/// prefix is the job to run next: highest priority, then earliest, then first submitted.
+pub fn ready_key(queue: &str, priority: i32, ready_at: Micros, id: JobId) -> Vec<u8> {
+    let mut key = queue_prefix(queue);
+    // Descending priority: the highest sorts first.
+    key.extend_from_slice(&(!((priority as u32) ^ (1 << 31))).to_be_bytes());
+    key.extend_from_slice(&ordered_i64(ready_at));
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The queue name and job id of a ready key.
+pub fn parse_ready_key(key: &[u8]) -> Option<(&str, JobId)> {
+    let len = u16::from_be_bytes(key.get(..2)?.try_into().ok()?) as usize;
+    let queue = std::str::from_utf8(key.get(2..2 + len)?).ok()?;
+    let id = id_from(key.get(key.len().checked_sub(8)?..)?)?;
+    Some((queue, id))
+}
+
+/// Time index (scheduled jobs and retry waits; leases by expiry): (time, id).
+pub fn time_key(at: Micros, id: JobId) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&ordered_i64(at));
+    key[8..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+pub fn parse_time_key(key: &[u8]) -> Option<(Micros, JobId)> {
+    Some((from_ordered_i64(key.get(..8)?)?, id_from(key.get(8..16)?)?))
+}
+
+/// All time keys at or before `at` sort below this bound.
+pub fn time_upper_bound(at: Micros) -> [u8; 16] {
+    time_key(at, JobId::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_keys_sort_by_queue_then_priority_desc_then_time_then_id() {
+        let mut keys = vec![
+            ready_key("b", 0, 0, 1),
+            ready_key("a", -5, 0, 2),
+            ready_key("a", 10, 50, 3),
+            ready_key("a", 10, -7, 9),
+            ready_key("a", 0, 5, 4),
+            ready_key("a", 0, 5, 3),
+            ready_key("a", i32::MAX, 0, 8),
+            ready_key("a", i32::MIN, 0, 7),
+        ];
+        keys.sort();
+        let ids: Vec<_> = keys.iter().map(|k| parse_ready_key(k).unwrap().1).collect();
+        assert_eq!(ids, [8, 9, 3, 3, 4, 2, 7, 1]);
+        assert_eq!(parse_ready_key(&ready_key("queue", 3, 4, 77)), Some(("queue", 77)));
+    }
+
+    #[test]
+    fn time_keys_sort_by_time_including_negative() {
+        assert!(time_key(-1, 5) < time_key(0, 1));
+        assert!(time_key(10, 1) < time_key(10, 2));
+        assert!(time_key(10, u64::MAX) < time_key(11, 0));
+        assert_eq!(parse_time_key(&time_key(-42, 7)), Some((-42, 7)));
+    }
+}

@@ -1,0 +1,143 @@
+//! The job store: the operations the processor needs, and the embedded sled implementation.
+//!
+//! **Invariant:** every change that touches more than one tree is one transaction, so a job's
+//! record and its index entries never disagree, even across a crash. The trait is shaped so
+//! that a PostgreSQL store can implement it (claim = `SELECT … FOR UPDATE SKIP LOCKED`, the
+//! wake-up = `LISTEN/NOTIFY`); its methods block, so async callers run them on blocking threads.
+
+mod codec;
+mod durability;
+mod keys;
+mod sled_store;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::clock::Micros;
+use crate::job::{Job, JobId, NewJob, Outcome, Progress, Status};
+
+pub use codec::{CodecError, FORMAT_VERSION};
+pub use sled_store::{
+    SledStore, StoreOptions, DEFAULT_CACHE_BYTES, DEFAULT_FLUSH_INTERVAL_MS, WORKER_LOST_HOST_STOPPED,
+    WORKER_LOST_LEASE_EXPIRED,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store at {0} is in use by another process (only one process can open an embedded store)")]
+    Locked(PathBuf),
+    #[error("the store at {path} was written by a newer jobhost (format {found}; this build reads {FORMAT_VERSION})")]
+    NewerFormat { path: PathBuf, found: u8 },
+    #[error("stored record {what} is unreadable: {error}")]
+    Corrupt { what: String, error: CodecError },
+    #[error("no job with id {0}")]
+    NotFound(JobId),
+    #[error("job {id} is {status}; cannot {action} it")]
+    Conflict { id: JobId, status: Status, action: &'static str },
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A claimed job: the record (status `processing`, attempt counted) and the lease it holds.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub job: Job,
+    pub token: u64,
+}
+
+/// What `finish` did with a reported outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finished {
+    /// Applied; the job is now in this status.
+    Applied(Job),
+    /// The report's token no longer matches (the attempt was superseded): nothing changed.
+    Stale,
+}
+
+/// What `cancel` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancelled {
+    /// The job was waiting and is now `cancelled`.
+    Now(Job),
+    /// The job is running: its cancellation was requested; it ends `cancelled` when it returns.
+    Requested(Job),
+}
+
+/// Which jobs `claim` may take.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimFilter<'a> {
+    /// One queue, or any.
+    pub queue: Option<&'a str>,
+    /// One factory, or any.
+    pub factory: Option<&'a str>,
+}
+
+/// Which jobs `list` returns, in id order after `after`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub statuses: Vec<Status>,
+    pub factory: Option<String>,
+    pub queue: Option<String>,
+    pub after: Option<JobId>,
+    pub limit: usize,
+}
+
+/// A running job's liveness: the processor renews leases while the worker lives.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseTerms {
+    pub duration: Duration,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Adds a job; returns once it is durable.
+    fn add(&self, job: NewJob, now: Micros) -> StoreResult<Job>;
+
+    /// Moves due retry waits to ready, then claims the next ready job matching `filter`:
+    /// status `processing`, attempt counted, a fresh lease token. Durable before it returns,
+    /// so an attempt that kills the host is counted (poison jobs end after max attempts).
+    fn claim(&self, filter: &ClaimFilter<'_>, now: Micros, lease: LeaseTerms)
+        -> StoreResult<Option<Claimed>>;
+
+    /// Extends a running job's lease. False if the token is stale.
+    fn heartbeat(&self, id: JobId, token: u64, now: Micros, lease: LeaseTerms) -> StoreResult<bool>;
+
+    /// Records a running job's progress (not flushed: progress is advisory).
+    fn set_progress(&self, id: JobId, token: u64, progress: Progress) -> StoreResult<()>;
+
+    /// Applies an attempt's outcome if `token` still holds the lease. A job whose cancel was
+    /// requested ends `cancelled` whatever the outcome.
+    fn finish(&self, id: JobId, token: u64, outcome: Outcome, now: Micros) -> StoreResult<Finished>;
+
+    /// Cancels a waiting job at once, or requests cancellation of a running one. Durable.
+    fn cancel(&self, id: JobId, now: Micros) -> StoreResult<Cancelled>;
+
+    /// Sends a job in `error` or `cancelled` back to `queued` with fresh attempts, keeping its
+    /// error history. Durable.
+    fn retry(&self, id: JobId, max_attempts: Option<u32>, now: Micros) -> StoreResult<Job>;
+
+    fn get(&self, id: JobId) -> StoreResult<Option<Job>>;
+
+    fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>>;
+
+    /// Deletes finished jobs in `statuses` (all finished statuses when empty); counts per status.
+    fn remove(&self, statuses: &[Status]) -> StoreResult<BTreeMap<Status, u64>>;
+
+    /// Requeues (or, with attempts spent, fails) every job whose lease expired before `now`.
+    fn recover_expired(&self, now: Micros) -> StoreResult<Vec<JobId>>;
+
+    /// Requeues (or fails) every running job whatever its lease: for a store that only this
+    /// process can hold, called once at start, when every such job belongs to a dead host.
+    fn recover_all(&self, now: Micros) -> StoreResult<Vec<JobId>>;
+
+    /// The earliest time a waiting job becomes due, if any (for the workers' sleep).
+    fn next_due(&self) -> StoreResult<Option<Micros>>;
+
+    /// Jobs per queue and status.
+    fn counts(&self) -> StoreResult<BTreeMap<String, BTreeMap<Status, u64>>>;
+
+    /// Writes everything to disk (shutdown, and the lazy-flush interval).
+    fn flush(&self) -> StoreResult<()>;
+}

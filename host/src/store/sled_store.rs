@@ -1,0 +1,579 @@
+//! The embedded store on sled.
+//!
+//! Trees: `jobs` (id → record), `ready` ((queue, priority desc, ready time, id) → factory),
+//! `waiting` ((run time, id), jobs waiting for a retry or run time), `leases` ((expiry, id) →
+//! token), `meta` (format version). A job is in exactly one of `ready`, `waiting`, `leases`
+//! or none (held or finished), and its record says which: the key of its index entry is derived
+//! from the record (`run_at`, `lease.expires_at`), so it can always be found and removed.
+//!
+//! Durability: additions, claims, cancels and retries return only once flushed (group commit);
+//! outcomes and progress ride on sled's periodic flush (`flush_every_ms`): losing one in a crash
+//! means the job runs again, which at-least-once delivery allows.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+
+use super::codec::{self, CodecError, FORMAT_VERSION};
+use super::durability::GroupCommit;
+use super::keys;
+use super::{
+    Cancelled, ClaimFilter, Claimed, Finished, LeaseTerms, ListFilter, Store, StoreError, StoreResult,
+};
+use crate::clock::{duration_micros, Micros};
+use crate::job::{Job, JobId, Lease, NewJob, Outcome, Progress, Status};
+
+/// The error recorded on a job that was running when its host died.
+pub const WORKER_LOST_HOST_STOPPED: &str = "worker lost: host stopped while the job was running";
+/// The error recorded on a job whose worker stopped renewing its lease.
+pub const WORKER_LOST_LEASE_EXPIRED: &str = "worker lost: its lease expired";
+
+const META_FORMAT: &[u8] = b"format_version";
+
+/// Tuning of the embedded store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// sled's page cache, bytes.
+    pub cache_bytes: u64,
+    /// How often sled flushes changes that were not flushed on the spot (outcomes, progress).
+    pub flush_interval_ms: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { cache_bytes: DEFAULT_CACHE_BYTES, flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS }
+    }
+}
+
+/// sled's page cache: small enough for a modest service, large enough for hot indexes.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// The window in which a completed outcome can be lost in a crash (the job then runs again).
+pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 100;
+
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    jobs: Tree,
+    ready: Tree,
+    waiting: Tree,
+    leases: Tree,
+    group: GroupCommit,
+    /// One claimer at a time in this process: claimers would otherwise race for the same
+    /// first key and retry their transactions. Held only for the claim's transaction, not
+    /// for its flush, so concurrent claims still share flushes.
+    claim_lock: Mutex<()>,
+    /// Jobs per (queue, status). Exact: one process owns an embedded store, and every
+    /// transition updates it after its transaction commits. Built at open.
+    counts: Mutex<BTreeMap<(String, Status), u64>>,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(e: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    })
+}
+
+fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, StoreError> {
+    codec::decode(bytes).map_err(|error| StoreError::Corrupt { what: format!("job {id}"), error })
+}
+
+fn load(jobs: &TransactionalTree, id: JobId) -> TxResult<Job> {
+    match jobs.get(keys::id_key(id))? {
+        Some(bytes) => decode_job(id, &bytes).map_err(ConflictableTransactionError::Abort),
+        None => abort(StoreError::NotFound(id)),
+    }
+}
+
+fn save(jobs: &TransactionalTree, job: &Job) -> TxResult<()> {
+    jobs.insert(&keys::id_key(job.id), codec::encode(job))?;
+    Ok(())
+}
+
+fn ready_key(job: &Job) -> Vec<u8> {
+    keys::ready_key(&job.queue, job.priority, job.run_at, job.id)
+}
+
+/// Puts a queued job where a claimer finds it: `ready` if due, else `waiting`.
+fn enqueue(ready: &TransactionalTree, waiting: &TransactionalTree, job: &Job, now: Micros) -> TxResult<()> {
+    if job.run_at <= now {
+        ready.insert(ready_key(job), job.factory.as_bytes())?;
+    } else {
+        waiting.insert(&keys::time_key(job.run_at, job.id), &[])?;
+    }
+    Ok(())
+}
+
+/// Removes whichever waiting-index entry a queued/scheduled job has.
+fn dequeue(ready: &TransactionalTree, waiting: &TransactionalTree, job: &Job) -> TxResult<()> {
+    ready.remove(ready_key(job))?;
+    waiting.remove(&keys::time_key(job.run_at, job.id))?;
+    Ok(())
+}
+
+impl SledStore {
+    /// Opens (or creates) the store at `path`. The caller then runs [`Store::recover_all`]:
+    /// one process holds an embedded store, so every job still `processing` belongs to a host
+    /// that died.
+    pub fn open(path: &Path, options: StoreOptions) -> StoreResult<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes)
+            .flush_every_ms(Some(options.flush_interval_ms.max(1)))
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked(path.to_owned())
+                }
+                other => StoreError::Sled(other),
+            })?;
+        let meta = db.open_tree("meta")?;
+        match meta.get(META_FORMAT)? {
+            Some(v) if v.first() == Some(&FORMAT_VERSION) => {}
+            Some(v) => {
+                let found = v.first().copied().unwrap_or(0);
+                if found > FORMAT_VERSION {
+                    return Err(StoreError::NewerFormat { path: path.to_owned(), found });
+                }
+                return Err(StoreError::Corrupt {
+                    what: "meta/format_version".to_owned(),
+                    error: CodecError::Unknown(found),
+                });
+            }
+            None => {
+                meta.insert(META_FORMAT, &[FORMAT_VERSION])?;
+            }
+        }
+        let store = SledStore {
+            path: path.to_owned(),
+            jobs: db.open_tree("jobs")?,
+            ready: db.open_tree("ready")?,
+            waiting: db.open_tree("waiting")?,
+            leases: db.open_tree("leases")?,
+            db,
+            group: GroupCommit::new(),
+            claim_lock: Mutex::new(()),
+            counts: Mutex::new(BTreeMap::new()),
+        };
+        store.rebuild_counts()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes on disk.
+    pub fn size_on_disk(&self) -> StoreResult<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    fn durable(&self) -> StoreResult<()> {
+        self.group.wait_durable(|| self.db.flush().map(|_| ())).map_err(StoreError::from)
+    }
+
+    fn rebuild_counts(&self) -> StoreResult<()> {
+        let mut counts = BTreeMap::new();
+        for entry in self.jobs.iter() {
+            let (key, value) = entry?;
+            let id = keys::id_from(&key).unwrap_or_default();
+            match decode_job(id, &value) {
+                Ok(job) => *counts.entry((job.queue, job.status)).or_insert(0) += 1,
+                // One unreadable record must not make the whole store unusable; it is
+                // reported whenever it is read.
+                Err(e) => log::error!("{e}"),
+            }
+        }
+        *self.counts.lock().unwrap_or_else(PoisonError::into_inner) = counts;
+        Ok(())
+    }
+
+    /// Records a transition in the in-memory counts.
+    fn count(&self, queue: &str, from: Option<Status>, to: Option<Status>) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(from) = from {
+            if let Some(n) = counts.get_mut(&(queue.to_owned(), from)) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        if let Some(to) = to {
+            *counts.entry((queue.to_owned(), to)).or_insert(0) += 1;
+        }
+    }
+
+    /// Moves every waiting job due by `now` to `ready`.
+    fn promote_due(&self, now: Micros) -> StoreResult<()> {
+        for entry in self.waiting.range(..=keys::time_upper_bound(now)) {
+            let (key, _) = entry?;
+            let Some((_, id)) = keys::parse_time_key(&key) else { continue };
+            let promoted = (&self.jobs, &self.ready, &self.waiting).transaction(|(jobs, ready, waiting)| {
+                if waiting.remove(&key)?.is_none() {
+                    return Ok(None);
+                }
+                let mut job = load(jobs, id)?;
+                let from = job.status;
+                if !matches!(from, Status::Queued | Status::Scheduled) {
+                    return Ok(None);
+                }
+                job.status = Status::Queued;
+                save(jobs, &job)?;
+                ready.insert(ready_key(&job), job.factory.as_bytes())?;
+                Ok(Some((job.queue, from)))
+            });
+            if let Some((queue, from)) = tx_result(promoted)? {
+                self.count(&queue, Some(from), Some(Status::Queued));
+            }
+        }
+        Ok(())
+    }
+
+    /// The first ready key matching `filter`.
+    fn next_ready(&self, filter: &ClaimFilter<'_>) -> StoreResult<Option<(sled::IVec, JobId)>> {
+        let iter = match filter.queue {
+            Some(queue) => self.ready.scan_prefix(keys::queue_prefix(queue)),
+            None => self.ready.iter(),
+        };
+        for entry in iter {
+            let (key, factory) = entry?;
+            if filter.factory.is_some_and(|f| f.as_bytes() != &*factory) {
+                continue;
+            }
+            if let Some((_, id)) = keys::parse_ready_key(&key) {
+                return Ok(Some((key, id)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Requeues or fails every job whose lease expires at or before `upto`.
+    fn requeue_leases(&self, upto: Micros, now: Micros, reason: &str) -> StoreResult<Vec<JobId>> {
+        let mut recovered = Vec::new();
+        for entry in self.leases.range(..=keys::time_upper_bound(upto)) {
+            let (key, _) = entry?;
+            let Some((_, id)) = keys::parse_time_key(&key) else { continue };
+            let result = (&self.jobs, &self.ready, &self.waiting, &self.leases).transaction(
+                |(jobs, ready, waiting, leases)| {
+                    if leases.remove(&key)?.is_none() {
+                        return Ok(None);
+                    }
+                    let mut job = load(jobs, id)?;
+                    if job.status != Status::Processing {
+                        return Ok(None);
+                    }
+                    job.lease = None;
+                    job.progress = None;
+                    if job.cancel_requested {
+                        job.status = Status::Cancelled;
+                        job.finished_at = Some(now);
+                    } else {
+                        job.push_error(now, reason);
+                        if job.attempts >= job.max_attempts {
+                            job.status = Status::Error;
+                            job.finished_at = Some(now);
+                        } else {
+                            job.status = Status::Queued;
+                            job.run_at = now;
+                            enqueue(ready, waiting, &job, now)?;
+                        }
+                    }
+                    save(jobs, &job)?;
+                    Ok(Some((job.queue, job.status)))
+                },
+            );
+            if let Some((queue, status)) = tx_result(result)? {
+                self.count(&queue, Some(Status::Processing), Some(status));
+                recovered.push(id);
+            }
+        }
+        if !recovered.is_empty() {
+            self.durable()?;
+        }
+        Ok(recovered)
+    }
+}
+
+impl Store for SledStore {
+    fn add(&self, new: NewJob, now: Micros) -> StoreResult<Job> {
+        // sled's ids are unique and increasing for the life of the database, across restarts.
+        let id = self.db.generate_id()? + 1;
+        let job = Job {
+            id,
+            factory: new.factory,
+            queue: new.queue,
+            priority: new.priority,
+            input: new.input,
+            status: Status::Queued,
+            result: None,
+            errors: Vec::new(),
+            attempts: 0,
+            max_attempts: new.max_attempts,
+            timeout_ms: new.timeout_ms,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            run_at: now,
+            progress: None,
+            lease: None,
+            cancel_requested: false,
+        };
+        tx_result((&self.jobs, &self.ready, &self.waiting).transaction(|(jobs, ready, waiting)| {
+            save(jobs, &job)?;
+            enqueue(ready, waiting, &job, now)
+        }))?;
+        self.count(&job.queue, None, Some(job.status));
+        self.durable()?;
+        Ok(job)
+    }
+
+    fn claim(
+        &self,
+        filter: &ClaimFilter<'_>,
+        now: Micros,
+        lease: LeaseTerms,
+    ) -> StoreResult<Option<Claimed>> {
+        let claimed = {
+            let _one_claimer = self.claim_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.promote_due(now)?;
+            loop {
+                let Some((key, id)) = self.next_ready(filter)? else { return Ok(None) };
+                let token = self.db.generate_id()?;
+                let expires_at = now.saturating_add(duration_micros(lease.duration));
+                let result = (&self.jobs, &self.ready, &self.leases).transaction(|(jobs, ready, leases)| {
+                    if ready.remove(&key)?.is_none() {
+                        return Ok(None); // taken by a cancel meanwhile: look again
+                    }
+                    let mut job = load(jobs, id)?;
+                    job.status = Status::Processing;
+                    job.attempts += 1;
+                    job.started_at = Some(now);
+                    job.progress = None;
+                    job.lease = Some(Lease { token, expires_at });
+                    save(jobs, &job)?;
+                    leases.insert(&keys::time_key(expires_at, id), &token.to_be_bytes())?;
+                    Ok(Some(job))
+                });
+                if let Some(job) = tx_result(result)? {
+                    self.count(&job.queue, Some(Status::Queued), Some(Status::Processing));
+                    break Claimed { job, token };
+                }
+            }
+        };
+        self.durable()?;
+        Ok(Some(claimed))
+    }
+
+    fn heartbeat(&self, id: JobId, token: u64, now: Micros, lease: LeaseTerms) -> StoreResult<bool> {
+        let expires_at = now.saturating_add(duration_micros(lease.duration));
+        tx_result((&self.jobs, &self.leases).transaction(|(jobs, leases)| {
+            let mut job = load(jobs, id)?;
+            let Some(old) = job.lease.filter(|l| l.token == token && job.status == Status::Processing) else {
+                return Ok(false);
+            };
+            leases.remove(&keys::time_key(old.expires_at, id))?;
+            leases.insert(&keys::time_key(expires_at, id), &token.to_be_bytes())?;
+            job.lease = Some(Lease { token, expires_at });
+            save(jobs, &job)?;
+            Ok(true)
+        }))
+    }
+
+    fn set_progress(&self, id: JobId, token: u64, progress: Progress) -> StoreResult<()> {
+        tx_result(self.jobs.transaction(|jobs| {
+            let mut job = load(jobs, id)?;
+            if job.status == Status::Processing && job.lease.is_some_and(|l| l.token == token) {
+                job.progress = Some(progress.clone());
+                save(jobs, &job)?;
+            }
+            Ok(())
+        }))
+    }
+
+    fn finish(&self, id: JobId, token: u64, outcome: Outcome, now: Micros) -> StoreResult<Finished> {
+        let result = (&self.jobs, &self.ready, &self.waiting, &self.leases).transaction(
+            |(jobs, ready, waiting, leases)| {
+                let mut job = load(jobs, id)?;
+                let Some(lease) = job.lease.filter(|l| l.token == token && job.status == Status::Processing)
+                else {
+                    return Ok(None);
+                };
+                leases.remove(&keys::time_key(lease.expires_at, id))?;
+                job.lease = None;
+                if job.cancel_requested {
+                    job.status = Status::Cancelled;
+                    job.finished_at = Some(now);
+                } else {
+                    match outcome.clone() {
+                        Outcome::Completed { result } => {
+                            job.status = Status::Completed;
+                            job.result = Some(result);
+                            job.finished_at = Some(now);
+                        }
+                        Outcome::Retry { error, retry_at } => {
+                            job.push_error(now, &error);
+                            job.status = Status::Queued;
+                            job.run_at = retry_at;
+                            enqueue(ready, waiting, &job, now)?;
+                        }
+                        Outcome::Failed { error } => {
+                            job.push_error(now, &error);
+                            job.status = Status::Error;
+                            job.finished_at = Some(now);
+                        }
+                    }
+                }
+                save(jobs, &job)?;
+                Ok(Some(job))
+            },
+        );
+        match tx_result(result)? {
+            Some(job) => {
+                self.count(&job.queue, Some(Status::Processing), Some(job.status));
+                Ok(Finished::Applied(job))
+            }
+            None => Ok(Finished::Stale),
+        }
+    }
+
+    fn cancel(&self, id: JobId, now: Micros) -> StoreResult<Cancelled> {
+        let result = (&self.jobs, &self.ready, &self.waiting).transaction(|(jobs, ready, waiting)| {
+            let mut job = load(jobs, id)?;
+            let from = job.status;
+            match from {
+                Status::Queued | Status::Scheduled | Status::Held => {
+                    dequeue(ready, waiting, &job)?;
+                    job.status = Status::Cancelled;
+                    job.finished_at = Some(now);
+                    save(jobs, &job)?;
+                    Ok((from, Cancelled::Now(job)))
+                }
+                Status::Processing => {
+                    job.cancel_requested = true;
+                    save(jobs, &job)?;
+                    Ok((from, Cancelled::Requested(job)))
+                }
+                _ => abort(StoreError::Conflict { id, status: from, action: "cancel" }),
+            }
+        });
+        let (from, cancelled) = tx_result(result)?;
+        if let Cancelled::Now(job) = &cancelled {
+            self.count(&job.queue, Some(from), Some(Status::Cancelled));
+        }
+        self.durable()?;
+        Ok(cancelled)
+    }
+
+    fn retry(&self, id: JobId, max_attempts: Option<u32>, now: Micros) -> StoreResult<Job> {
+        let result = (&self.jobs, &self.ready, &self.waiting).transaction(|(jobs, ready, waiting)| {
+            let mut job = load(jobs, id)?;
+            let from = job.status;
+            if !matches!(from, Status::Error | Status::Cancelled) {
+                return abort(StoreError::Conflict { id, status: from, action: "retry" });
+            }
+            job.status = Status::Queued;
+            job.attempts = 0;
+            job.max_attempts = max_attempts.unwrap_or(job.max_attempts);
+            job.run_at = now;
+            job.finished_at = None;
+            job.result = None;
+            job.progress = None;
+            job.cancel_requested = false;
+            save(jobs, &job)?;
+            enqueue(ready, waiting, &job, now)?;
+            Ok((from, job))
+        });
+        let (from, job) = tx_result(result)?;
+        self.count(&job.queue, Some(from), Some(Status::Queued));
+        self.durable()?;
+        Ok(job)
+    }
+
+    fn get(&self, id: JobId) -> StoreResult<Option<Job>> {
+        match self.jobs.get(keys::id_key(id))? {
+            Some(bytes) => Ok(Some(decode_job(id, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>> {
+        let start = filter.after.map_or(0, |a| a.saturating_add(1));
+        let mut out = Vec::new();
+        for entry in self.jobs.range(keys::id_key(start)..) {
+            if out.len() >= filter.limit {
+                break;
+            }
+            let (key, value) = entry?;
+            let job = decode_job(keys::id_from(&key).unwrap_or_default(), &value)?;
+            let keep = (filter.statuses.is_empty() || filter.statuses.contains(&job.status))
+                && filter.factory.as_ref().is_none_or(|f| *f == job.factory)
+                && filter.queue.as_ref().is_none_or(|q| *q == job.queue);
+            if keep {
+                out.push(job);
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove(&self, statuses: &[Status]) -> StoreResult<BTreeMap<Status, u64>> {
+        let wanted: Vec<Status> =
+            if statuses.is_empty() { Status::FINISHED.to_vec() } else { statuses.to_vec() };
+        let mut removed = BTreeMap::new();
+        let mut batch = sled::Batch::default();
+        let mut gone = Vec::new();
+        for entry in self.jobs.iter() {
+            let (key, value) = entry?;
+            let job = decode_job(keys::id_from(&key).unwrap_or_default(), &value)?;
+            // Only finished jobs have no index entries, so only they can go in one batch.
+            if job.status.is_finished() && wanted.contains(&job.status) {
+                batch.remove(key);
+                *removed.entry(job.status).or_insert(0) += 1;
+                gone.push((job.queue, job.status));
+            }
+        }
+        self.jobs.apply_batch(batch)?;
+        for (queue, status) in gone {
+            self.count(&queue, Some(status), None);
+        }
+        self.durable()?;
+        Ok(removed)
+    }
+
+    fn recover_expired(&self, now: Micros) -> StoreResult<Vec<JobId>> {
+        self.requeue_leases(now, now, WORKER_LOST_LEASE_EXPIRED)
+    }
+
+    fn recover_all(&self, now: Micros) -> StoreResult<Vec<JobId>> {
+        self.requeue_leases(Micros::MAX, now, WORKER_LOST_HOST_STOPPED)
+    }
+
+    fn next_due(&self) -> StoreResult<Option<Micros>> {
+        Ok(match self.waiting.first()? {
+            Some((key, _)) => keys::parse_time_key(&key).map(|(at, _)| at),
+            None => None,
+        })
+    }
+
+    fn counts(&self) -> StoreResult<BTreeMap<String, BTreeMap<Status, u64>>> {
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: BTreeMap<String, BTreeMap<Status, u64>> = BTreeMap::new();
+        for ((queue, status), n) in counts.iter().filter(|(_, n)| **n > 0) {
+            out.entry(queue.clone()).or_default().insert(*status, *n);
+        }
+        Ok(out)
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
