@@ -6,3 +6,4 @@
 //! New tests go in the module of the area they exercise; a new area gets a new module here.
 
 mod plugins;
+mod queue;

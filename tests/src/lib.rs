@@ -122,3 +122,55 @@ pub fn jobhost_cmd() -> Command {
     cmd.env_remove("JOBHOST_LOG").env_remove("RUST_LOG");
     cmd
 }
+
+/// A host over a real sled store in a temp dir, with the real example plugins.
+pub struct Harness {
+    pub host: jobhost::processor::Host,
+    pub store: std::sync::Arc<jobhost::store::SledStore>,
+    pub store_dir: TempDir,
+    pub plugins: TempDir,
+}
+
+/// A processor config whose default queue does not start by itself (tests start it).
+pub fn manual_config(concurrency: usize) -> jobhost::processor::ProcessorConfig {
+    let queue = jobhost::processor::QueueConfig { concurrency, autostart: false };
+    jobhost::processor::ProcessorConfig { default_queue: queue, ..Default::default() }
+}
+
+/// Opens a fresh store with all four example plugins.
+pub fn harness(
+    config: jobhost::processor::ProcessorConfig,
+    clock: std::sync::Arc<dyn jobhost::clock::Clock>,
+) -> Harness {
+    let store_dir = TempDir::new().expect("temp dir");
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let (host, store) = open(store_dir.path(), plugins.path(), config, clock);
+    Harness { host, store, store_dir, plugins }
+}
+
+/// Opens (or reopens) the store at `store_dir` with the plugins in `plugin_dir`.
+pub fn open(
+    store_dir: &Path,
+    plugin_dir: &Path,
+    config: jobhost::processor::ProcessorConfig,
+    clock: std::sync::Arc<dyn jobhost::clock::Clock>,
+) -> (jobhost::processor::Host, std::sync::Arc<jobhost::store::SledStore>) {
+    use jobhost::plugins::{LoadOptions, Registry};
+    let registry = Registry::load_dirs(LoadOptions::default(), &[plugin_dir]);
+    assert!(registry.rejected().is_empty(), "{:?}", registry.rejected());
+    let store = std::sync::Arc::new(
+        jobhost::store::SledStore::open(store_dir, jobhost::store::StoreOptions::default())
+            .expect("store opens"),
+    );
+    let host = jobhost::processor::Host::new(store.clone(), registry, clock, config).expect("host starts");
+    (host, store)
+}
+
+/// `AddJob` for `factory` with `input` JSON.
+pub fn job(factory: &str, input: serde_json::Value) -> jobhost::processor::AddJob {
+    jobhost::processor::AddJob {
+        factory: factory.to_owned(),
+        input: Some(input.to_string()),
+        ..Default::default()
+    }
+}

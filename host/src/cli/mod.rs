@@ -4,7 +4,10 @@
 //! Exit codes: 0 success; 1 the job or check failed; 2 bad usage or an error before any work
 //! (unreadable file, plugin that would not load).
 
+mod bench;
+mod local;
 mod plugins_cmd;
+mod run_once;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +37,24 @@ pub enum Command {
     /// Inspect and try plugin libraries.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Process every ready job on the embedded store, print a summary, and exit.
+    /// The store must not be held by a running server.
+    RunOnce {
+        /// The data directory (the embedded store).
+        #[arg(long, default_value = local::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        plugins: local::PluginArgs,
+        /// Only jobs of this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only jobs of this factory.
+        #[arg(long)]
+        factory: Option<String>,
+    },
+    /// Measure submit and drain throughput and idle latency with the real `echo` plugin on a
+    /// temporary store.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +90,10 @@ pub fn main() -> ExitCode {
         Command::Plugins(PluginsCommand::Run { plugin, factory, input }) => {
             plugins_cmd::run(options, &plugin, &factory, input.as_deref())
         }
+        Command::RunOnce { data_dir, plugins, queue, factory } => {
+            run_once::run(options, &data_dir, &plugins, queue.as_deref(), factory.as_deref())
+        }
+        Command::Bench(args) => bench::run(options, &args),
     };
     ExitCode::from(code)
 }
