@@ -5,5 +5,6 @@
 //!
 //! New tests go in the module of the area they exercise; a new area gets a new module here.
 
+mod crash;
 mod plugins;
 mod queue;

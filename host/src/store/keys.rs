@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn ready_keys_sort_by_queue_then_priority_desc_then_time_then_id() {
-        let mut keys = vec![
+        let mut keys = [
             ready_key("b", 0, 0, 1),
             ready_key("a", -5, 0, 2),
             ready_key("a", 10, 50, 3),

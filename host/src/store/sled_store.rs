@@ -238,22 +238,26 @@ impl SledStore {
         Ok(())
     }
 
-    /// The first ready key matching `filter`.
-    fn next_ready(&self, filter: &ClaimFilter<'_>) -> StoreResult<Option<(sled::IVec, JobId)>> {
+    /// The first ready key matching `filter`, and how many index entries were inspected to
+    /// find it: one without a factory filter at any queue depth (the claim's cost is one
+    /// ordered-tree seek), more only when skipping other factories' jobs (`run-once --factory`).
+    fn next_ready(&self, filter: &ClaimFilter<'_>) -> StoreResult<(Option<(sled::IVec, JobId)>, usize)> {
         let iter = match filter.queue {
             Some(queue) => self.ready.scan_prefix(keys::queue_prefix(queue)),
             None => self.ready.iter(),
         };
+        let mut inspected = 0;
         for entry in iter {
             let (key, factory) = entry?;
+            inspected += 1;
             if filter.factory.is_some_and(|f| f.as_bytes() != &*factory) {
                 continue;
             }
             if let Some((_, id)) = keys::parse_ready_key(&key) {
-                return Ok(Some((key, id)));
+                return Ok((Some((key, id)), inspected));
             }
         }
-        Ok(None)
+        Ok((None, inspected))
     }
 
     /// Requeues or fails every job whose lease expires at or before `upto`.
@@ -282,9 +286,10 @@ impl SledStore {
                             job.status = Status::Error;
                             job.finished_at = Some(now);
                         } else {
+                            // Keeps its `run_at`: an interrupted job resumes its place in line,
+                            // so a strict-FIFO queue stays in order across a crash.
                             job.status = Status::Queued;
-                            job.run_at = now;
-                            enqueue(ready, waiting, &job, now)?;
+                            enqueue(ready, waiting, &job, now.max(job.run_at))?;
                         }
                     }
                     save(jobs, &job)?;
@@ -303,12 +308,11 @@ impl SledStore {
     }
 }
 
-impl Store for SledStore {
-    fn add(&self, new: NewJob, now: Micros) -> StoreResult<Job> {
-        // sled's ids are unique and increasing for the life of the database, across restarts.
-        let id = self.db.generate_id()? + 1;
-        let job = Job {
-            id,
+impl SledStore {
+    /// A new queued record (id 0 until assigned).
+    fn add_record(&self, new: NewJob, now: Micros) -> Job {
+        Job {
+            id: 0,
             factory: new.factory,
             queue: new.queue,
             priority: new.priority,
@@ -326,7 +330,15 @@ impl Store for SledStore {
             progress: None,
             lease: None,
             cancel_requested: false,
-        };
+        }
+    }
+}
+
+impl Store for SledStore {
+    fn add(&self, new: NewJob, now: Micros) -> StoreResult<Job> {
+        let mut job = self.add_record(new, now);
+        // sled's ids are unique and increasing for the life of the database, across restarts.
+        job.id = self.db.generate_id()? + 1;
         tx_result((&self.jobs, &self.ready, &self.waiting).transaction(|(jobs, ready, waiting)| {
             save(jobs, &job)?;
             enqueue(ready, waiting, &job, now)
@@ -346,7 +358,7 @@ impl Store for SledStore {
             let _one_claimer = self.claim_lock.lock().unwrap_or_else(PoisonError::into_inner);
             self.promote_due(now)?;
             loop {
-                let Some((key, id)) = self.next_ready(filter)? else { return Ok(None) };
+                let (Some((key, id)), _) = self.next_ready(filter)? else { return Ok(None) };
                 let token = self.db.generate_id()?;
                 let expires_at = now.saturating_add(duration_micros(lease.duration));
                 let result = (&self.jobs, &self.ready, &self.leases).transaction(|(jobs, ready, leases)| {
@@ -575,5 +587,108 @@ impl Store for SledStore {
     fn flush(&self) -> StoreResult<()> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::DEFAULT_QUEUE;
+
+    fn new_job(n: u32) -> NewJob {
+        NewJob {
+            factory: "echo".into(),
+            input: n.to_string(),
+            queue: DEFAULT_QUEUE.into(),
+            priority: 0,
+            max_attempts: 3,
+            timeout_ms: None,
+        }
+    }
+
+    fn open(dir: &Path) -> SledStore {
+        SledStore::open(dir, StoreOptions::default()).unwrap()
+    }
+
+    /// Writes `n` queued jobs straight into the trees (no per-job flush: a fixture, not a test
+    /// of `add`).
+    fn fill(store: &SledStore, n: u64) {
+        let mut jobs = sled::Batch::default();
+        let mut ready = sled::Batch::default();
+        for id in 1..=n {
+            let mut job = store.add_record(new_job(id as u32), id as i64);
+            job.id = id;
+            jobs.insert(&keys::id_key(id), codec::encode(&job));
+            ready.insert(ready_key(&job), job.factory.as_bytes());
+        }
+        store.jobs.apply_batch(jobs).unwrap();
+        store.ready.apply_batch(ready).unwrap();
+    }
+
+    #[test]
+    fn claiming_inspects_one_index_entry_whether_10_or_100_000_jobs_wait() {
+        for depth in [10, 100_000] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = open(dir.path());
+            fill(&store, depth);
+            let (found, inspected) = store.next_ready(&ClaimFilter::default()).unwrap();
+            assert_eq!((found.map(|(_, id)| id), inspected), (Some(1), 1), "depth {depth}");
+            let lease = LeaseTerms { duration: std::time::Duration::from_secs(30) };
+            let claimed = store.claim(&ClaimFilter::default(), 1_000_000, lease).unwrap().unwrap();
+            assert_eq!((claimed.job.id, claimed.job.attempts), (1, 1));
+            let (next, inspected) = store.next_ready(&ClaimFilter::default()).unwrap();
+            assert_eq!((next.map(|(_, id)| id), inspected), (Some(2), 1), "depth {depth}");
+        }
+    }
+
+    #[test]
+    fn ids_are_never_reused_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = {
+            let store = open(dir.path());
+            let a = store.add(new_job(1), 0).unwrap().id;
+            let b = store.add(new_job(2), 0).unwrap().id;
+            assert!(b > a);
+            b
+        };
+        let store = open(dir.path());
+        assert!(store.add(new_job(3), 0).unwrap().id > first);
+    }
+
+    #[test]
+    fn a_corrupt_record_is_a_clear_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let id = store.add(new_job(1), 0).unwrap().id;
+        store.jobs.insert(keys::id_key(id), &[FORMAT_VERSION, 0xff, 0xff]).unwrap();
+        let err = store.get(id).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("stored record job {id} is unreadable: the record does not decode")),
+            "{err}"
+        );
+        let err = store.list(&ListFilter { limit: 10, ..Default::default() }).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }));
+        let claim = store.claim(
+            &ClaimFilter::default(),
+            0,
+            LeaseTerms { duration: std::time::Duration::from_secs(1) },
+        );
+        assert!(matches!(claim, Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_store_written_by_a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            store.db.open_tree("meta").unwrap().insert(META_FORMAT, &[FORMAT_VERSION + 1]).unwrap();
+            store.db.flush().unwrap();
+        }
+        let err = SledStore::open(dir.path(), StoreOptions::default()).err().expect("refused");
+        assert!(
+            err.to_string()
+                .contains(&format!("was written by a newer jobhost (format {};", FORMAT_VERSION + 1)),
+            "{err}"
+        );
     }
 }

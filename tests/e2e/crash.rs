@@ -1,0 +1,107 @@
+//! Crash safety with the real binary: `jobhost run-once` killed with SIGKILL mid-job, and a
+//! plugin that aborts the whole process every time (a poison job).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+
+use jobhost::clock::SystemClock;
+use jobhost::job::Status;
+use jobhost::store::{ListFilter, WORKER_LOST_HOST_STOPPED as WORKER_LOST};
+use jobhost_tests::{harness, job, jobhost_cmd, manual_config, open};
+use serde_json::json;
+
+/// `jobhost run-once` on `store`, with info logs on stderr.
+fn run_once(store: &Path, plugins: &Path) -> Child {
+    jobhost_cmd()
+        .env("JOBHOST_LOG", "info")
+        .args(["run-once", "--data-dir"])
+        .arg(store)
+        .arg("--plugin-dir")
+        .arg(plugins)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jobhost runs")
+}
+
+/// Reads the child's stderr until a line contains `needle`.
+fn wait_for_line(child: &mut Child, needle: &str) {
+    let stderr = child.stderr.as_mut().expect("piped stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.expect("stderr is text");
+        if line.contains(needle) {
+            return;
+        }
+    }
+    panic!("the child exited without logging {needle:?}");
+}
+
+fn all_jobs(host: &jobhost::processor::Host) -> Vec<jobhost::job::Job> {
+    host.list(&ListFilter { limit: 1000, ..Default::default() }).unwrap()
+}
+
+#[test]
+fn sigkill_mid_job_loses_nothing_and_the_interrupted_job_is_recovered() {
+    let h = harness(manual_config(1), Arc::new(SystemClock));
+    let ids: Vec<u64> =
+        [0.05, 5.0, 0.05].iter().map(|s| h.host.add(job("sleep", json!(s))).unwrap().id).collect();
+    let (store_dir, plugins) = (h.store_dir, h.plugins);
+    drop((h.host, h.store)); // release the store for the child
+
+    let mut child = run_once(store_dir.path(), plugins.path());
+    wait_for_line(&mut child, &format!("job {} (sleep) started", ids[1]));
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+
+    let (host, store) = open(store_dir.path(), plugins.path(), manual_config(1), Arc::new(SystemClock));
+    let jobs = all_jobs(&host);
+    assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), ids, "every acknowledged job is there");
+    assert_eq!(jobs[0].status, Status::Completed);
+    let interrupted = &jobs[1];
+    assert_eq!((interrupted.status, interrupted.attempts), (Status::Queued, 1), "{interrupted:?}");
+    assert!(interrupted.errors[0].ends_with(WORKER_LOST), "{:?}", interrupted.errors);
+    assert_eq!(jobs[2].status, Status::Queued);
+    drop((host, store));
+
+    let out = run_once(store_dir.path(), plugins.path()).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "processed 2 job(s): completed 2");
+    let (host, _store) = open(store_dir.path(), plugins.path(), manual_config(1), Arc::new(SystemClock));
+    assert!(all_jobs(&host).iter().all(|j| j.status == Status::Completed));
+    assert_eq!(host.get(ids[1]).unwrap().unwrap().attempts, 2);
+}
+
+#[test]
+fn a_job_that_aborts_the_host_every_time_ends_in_error_after_its_attempts() {
+    let h = harness(manual_config(1), Arc::new(SystemClock));
+    let poison = h.host.add(job("fatal", json!({"abort": true}))).unwrap().id;
+    let fine = h.host.add(job("echo", json!("after"))).unwrap().id;
+    let (store_dir, plugins) = (h.store_dir, h.plugins);
+    drop((h.host, h.store));
+
+    for run in 1..=3 {
+        let out = run_once(store_dir.path(), plugins.path()).wait_with_output().unwrap();
+        assert!(!out.status.success(), "run {run}: the plugin aborts the process");
+    }
+    let out = run_once(store_dir.path(), plugins.path()).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "processed 1 job(s): completed 1");
+
+    let (host, _store) = open(store_dir.path(), plugins.path(), manual_config(1), Arc::new(SystemClock));
+    let poison = host.get(poison).unwrap().unwrap();
+    assert_eq!((poison.status, poison.attempts, poison.errors.len()), (Status::Error, 3, 3), "{poison:?}");
+    assert!(poison.errors.iter().all(|e| e.ends_with(WORKER_LOST)));
+    assert_eq!(host.get(fine).unwrap().unwrap().status, Status::Completed);
+}
+
+#[test]
+fn run_once_refuses_a_store_held_by_another_process() {
+    let h = harness(manual_config(1), Arc::new(SystemClock));
+    let out = run_once(h.store_dir.path(), h.plugins.path()).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is in use by another process"), "{stderr}");
+}
