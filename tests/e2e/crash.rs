@@ -66,9 +66,19 @@ fn sigkill_mid_job_loses_nothing_and_the_interrupted_job_is_recovered() {
     assert_eq!(jobs[2].status, Status::Queued);
     drop((host, store));
 
+    // `--max-jobs 1` processes exactly the next job (the interrupted one resumes first).
+    let out = jobhost_cmd()
+        .args(["run-once", "--max-jobs", "1", "--data-dir"])
+        .arg(store_dir.path())
+        .arg("--plugin-dir")
+        .arg(plugins.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "processed 1 job(s): completed 1");
     let out = run_once(store_dir.path(), plugins.path()).wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "processed 2 job(s): completed 2");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "processed 1 job(s): completed 1");
     let (host, _store) = open(store_dir.path(), plugins.path(), manual_config(1), Arc::new(SystemClock));
     assert!(all_jobs(&host).iter().all(|j| j.status == Status::Completed));
     assert_eq!(host.get(ids[1]).unwrap().unwrap().attempts, 2);

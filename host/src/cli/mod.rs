@@ -51,6 +51,9 @@ pub enum Command {
         /// Only jobs of this factory.
         #[arg(long)]
         factory: Option<String>,
+        /// Stop after this many jobs (`--max-jobs 1`: process exactly the next one).
+        #[arg(long, value_name = "N")]
+        max_jobs: Option<u64>,
     },
     /// Measure submit and drain throughput and idle latency with the real `echo` plugin on a
     /// temporary store.
@@ -90,8 +93,8 @@ pub fn main() -> ExitCode {
         Command::Plugins(PluginsCommand::Run { plugin, factory, input }) => {
             plugins_cmd::run(options, &plugin, &factory, input.as_deref())
         }
-        Command::RunOnce { data_dir, plugins, queue, factory } => {
-            run_once::run(options, &data_dir, &plugins, queue.as_deref(), factory.as_deref())
+        Command::RunOnce { data_dir, plugins, queue, factory, max_jobs } => {
+            run_once::run(options, &data_dir, &plugins, queue.as_deref(), factory.as_deref(), max_jobs)
         }
         Command::Bench(args) => bench::run(options, &args),
     };

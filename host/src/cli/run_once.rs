@@ -17,6 +17,7 @@ pub fn run(
     plugins: &PluginArgs,
     queue: Option<&str>,
     factory: Option<&str>,
+    max_jobs: Option<u64>,
 ) -> u8 {
     let registry = plugins.load(options);
     let (host, _store) = match open_host(data_dir, registry, ProcessorConfig::default()) {
@@ -36,8 +37,11 @@ pub fn run(
     let outcome = runtime.block_on(async {
         let mut seen: BTreeMap<Status, u64> = BTreeMap::new();
         // A job retried with no delay may come straight back; each pass takes what is ready now.
-        while let Some(job) = host.process_next(ClaimFilter { queue, factory }).await? {
+        let mut processed = 0;
+        while max_jobs.is_none_or(|max| processed < max) {
+            let Some(job) = host.process_next(ClaimFilter { queue, factory }).await? else { break };
             *seen.entry(job.status).or_insert(0) += 1;
+            processed += 1;
         }
         host.store().flush()?;
         Ok::<_, anyhow::Error>(seen)

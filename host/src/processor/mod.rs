@@ -207,8 +207,10 @@ impl Host {
         Ok(job)
     }
 
-    /// Starts the configured queues that autostart. Needs a Tokio runtime.
+    /// Starts the configured queues that autostart, and the lease reaper. Needs a Tokio
+    /// runtime.
     pub fn start_configured(&self) {
+        self.spawn_reaper();
         let names: Vec<String> = self.inner.config.queues.keys().cloned().collect();
         for name in names.iter().chain(std::iter::once(&DEFAULT_QUEUE.to_owned())) {
             if self.queue_config(name).autostart {
@@ -336,6 +338,31 @@ impl Host {
     /// Requeues jobs whose lease expired (a worker that stopped renewing). Run periodically.
     pub fn recover_expired(&self) -> Result<Vec<JobId>, HostError> {
         Ok(self.inner.store.recover_expired(self.inner.clock.now())?)
+    }
+
+    /// Every half lease, requeues jobs whose worker stopped renewing their lease (with the
+    /// embedded store that means a stuck heartbeat; with a shared store, a dead host) and wakes
+    /// their queues. Ends when the host is dropped.
+    fn spawn_reaper(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let period = self.inner.config.lease / 2;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let host = Host { inner };
+                match host.recover_expired() {
+                    Ok(ids) if !ids.is_empty() => {
+                        log::warn!("requeued {} job(s) whose lease expired: {ids:?}", ids.len());
+                        for queue in host.lock_queues().values() {
+                            queue.wake.notify_one();
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => log::error!("lease recovery failed: {e}"),
+                }
+            }
+        });
     }
 
     /// Stops every queue, waits up to `timeout` for running jobs, then flushes the store.
