@@ -8,7 +8,9 @@ use crate::clock::{self, Micros};
 pub type JobId = u64;
 
 /// Where a job is in its life. Spelled in lower case in the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Waiting for a worker (possibly for its retry time).
@@ -71,7 +73,7 @@ impl std::str::FromStr for Status {
 }
 
 /// The last progress a running job reported.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Progress {
     pub fraction: f64,
     pub message: String,
@@ -96,7 +98,7 @@ pub struct Job {
     pub input: String,
     pub status: Status,
     pub result: Option<String>,
-    /// `[<RFC 3339>] <message>`, oldest first.
+    /// `[<RFC 3339 with microseconds>] <message>`, oldest first.
     pub errors: Vec<String>,
     /// Attempts started so far (an attempt counts when it is claimed).
     pub attempts: u32,
@@ -115,9 +117,10 @@ pub struct Job {
 }
 
 impl Job {
-    /// Appends `[time] message` to the error history.
+    /// Appends `[time] message` to the error history (RFC 3339 UTC with microseconds, like
+    /// every time the API shows).
     pub fn push_error(&mut self, at: Micros, message: &str) {
-        self.errors.push(format!("[{}] {message}", clock::rfc3339_seconds(at)));
+        self.errors.push(format!("[{}] {message}", clock::rfc3339(at)));
     }
 }
 

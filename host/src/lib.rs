@@ -5,7 +5,10 @@
 
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod job;
+pub mod metrics;
 pub mod plugins;
 pub mod processor;
+pub mod server;
 pub mod store;

@@ -111,7 +111,7 @@ fn a_job_that_aborts_the_host_every_time_ends_in_error_after_its_attempts() {
 fn run_once_refuses_a_store_held_by_another_process() {
     let h = harness(manual_config(1), Arc::new(SystemClock));
     let out = run_once(h.store_dir.path(), h.plugins.path()).wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is in use by another process"), "{stderr}");
 }

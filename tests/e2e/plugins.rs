@@ -286,16 +286,16 @@ fn cli_run_prints_results_and_failures_with_exit_codes() {
     assert!(started.elapsed().as_secs_f64() >= 0.2, "sleep 0.2 must take at least 0.2 s");
 
     let unknown = plugins_run(dir, "echo", &["nope"]);
-    assert_eq!(unknown.code, 2, "{unknown:?}");
+    assert_eq!(unknown.code, 3, "{unknown:?}");
     assert!(unknown.stderr.contains("has no factory named `nope`; it has: echo"), "{unknown:?}");
 
     let bad_json = plugins_run(dir, "echo", &["echo", "{"]);
-    assert_eq!(bad_json.code, 2, "{bad_json:?}");
+    assert_eq!(bad_json.code, 3, "{bad_json:?}");
     assert!(bad_json.stderr.contains("INPUT_JSON is not valid JSON"), "{bad_json:?}");
 
     fs::write(dir.join("libtext.so"), "text").unwrap();
     let not_a_plugin = plugins_run(dir, "text", &["x"]);
-    assert_eq!(not_a_plugin.code, 2, "{not_a_plugin:?}");
+    assert_eq!(not_a_plugin.code, 3, "{not_a_plugin:?}");
     assert!(not_a_plugin.stderr.contains("libtext.so: not a loadable shared library"), "{not_a_plugin:?}");
 }
 

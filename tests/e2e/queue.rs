@@ -18,12 +18,12 @@ fn status(host: &Host, id: u64) -> Status {
     host.get(id).unwrap().expect("job exists").status
 }
 
-/// `[2026-11-22T16:40:00+00:00] An error occurred.`
+/// `[2026-11-22T16:40:00.123456+00:00] An error occurred.` (the API's format: microseconds)
 fn assert_seed_error(line: &str) {
     let (stamp, message) = line.split_once("] ").expect("[time] message");
     let stamp = stamp.strip_prefix('[').expect("starts with [");
     chrono::DateTime::parse_from_rfc3339(stamp).unwrap_or_else(|e| panic!("{stamp}: {e}"));
-    assert!(stamp.ends_with("+00:00") && stamp.len() == 25, "{stamp}");
+    assert!(stamp.ends_with("+00:00") && stamp.len() == 32, "{stamp}");
     assert_eq!(message, "An error occurred.");
 }
 

@@ -11,12 +11,6 @@ use crate::plugins::{LoadOptions, Registry};
 use crate::processor::{Host, ProcessorConfig};
 use crate::store::{SledStore, StoreOptions};
 
-/// The default data directory, relative to the working directory.
-pub const DEFAULT_DATA_DIR: &str = "jobhost-data";
-/// The default plugin directory, relative to the working directory; the directory holding the
-/// `jobhost` binary is searched too, which is where `cargo build` puts the example plugins.
-pub const DEFAULT_PLUGIN_DIR: &str = "plugins";
-
 #[derive(Debug, Args)]
 pub struct PluginArgs {
     /// A plugin directory (repeatable). Default: ./plugins and the binary's own directory.
@@ -26,20 +20,16 @@ pub struct PluginArgs {
 
 impl PluginArgs {
     pub fn dirs(&self) -> Vec<PathBuf> {
-        if !self.plugin_dirs.is_empty() {
-            return self.plugin_dirs.clone();
+        if self.plugin_dirs.is_empty() {
+            crate::config::default_plugin_dirs()
+        } else {
+            self.plugin_dirs.clone()
         }
-        let mut dirs = vec![PathBuf::from(DEFAULT_PLUGIN_DIR)];
-        if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(PathBuf::from)) {
-            dirs.push(exe_dir);
-        }
-        dirs
     }
 
     /// Loads the plugins, logging each rejection (a missing default directory is not one).
     pub fn load(&self, options: LoadOptions) -> Registry {
-        let dirs: Vec<PathBuf> =
-            self.dirs().into_iter().filter(|d| !self.plugin_dirs.is_empty() || d.exists()).collect();
+        let dirs = self.dirs();
         let registry = Registry::load_dirs(options, &dirs);
         for rejection in registry.rejected() {
             log::warn!("plugin rejected: {rejection}");

@@ -1,13 +1,17 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own module; this file only
 //! declares the grammar and maps outcomes to exit codes.
 //!
-//! Exit codes: 0 success; 1 the job or check failed; 2 bad usage or an error before any work
-//! (unreadable file, plugin that would not load).
+//! Exit codes: 0 success (a job: completed); 1 the job or check failed, or the server refused
+//! the request; 2 the job was cancelled; 3 bad usage, no server, or an error before any work
+//! (unreadable file, plugin that would not load, store held by another process).
 
 mod bench;
+mod client;
+mod jobs_cmd;
 mod local;
 mod plugins_cmd;
 mod run_once;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,8 +22,12 @@ use clap::{Parser, Subcommand};
 pub const EXIT_OK: u8 = 0;
 /// The job failed, or a check found problems.
 pub const EXIT_FAILED: u8 = 1;
-/// Bad usage, or an error that stopped the command before it did its work.
-pub const EXIT_USAGE: u8 = 2;
+/// The job was cancelled.
+pub const EXIT_CANCELLED: u8 = 2;
+/// Bad usage, no server, or an error that stopped the command before it did its work.
+pub const EXIT_USAGE: u8 = 3;
+
+pub use crate::config::DEFAULT_DATA_DIR;
 
 #[derive(Debug, Parser)]
 #[command(name = "jobhost", version, about = "A job-processing host with native plugins")]
@@ -34,6 +42,31 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service: the HTTP API and the queue processors.
+    Serve(serve::ServeArgs),
+    /// Add a job (prints its id; with --wait, its result).
+    Add(jobs_cmd::AddArgs),
+    /// Show a job.
+    Status(jobs_cmd::IdArgs),
+    /// Print a job's result (exit 0 completed, 1 error or not finished, 2 cancelled).
+    Result(jobs_cmd::IdArgs),
+    /// Print a job's error history, oldest first.
+    Errors(jobs_cmd::IdArgs),
+    /// Cancel a job (a running one stops when its factory returns).
+    Cancel(jobs_cmd::IdArgs),
+    /// Run a job that ended in error or cancelled again, with fresh attempts.
+    Retry(jobs_cmd::IdArgs),
+    /// List jobs, oldest first.
+    List(jobs_cmd::ListArgs),
+    /// Remove finished jobs.
+    Remove(jobs_cmd::RemoveArgs),
+    /// List the queues.
+    Queues(jobs_cmd::ClientOnly),
+    /// Start or stop a queue's processor.
+    #[command(subcommand)]
+    Queue(jobs_cmd::QueueCommand),
+    /// List the job factories the server has.
+    Factories(jobs_cmd::ClientOnly),
     /// Inspect and try plugin libraries.
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -41,7 +74,7 @@ pub enum Command {
     /// The store must not be held by a running server.
     RunOnce {
         /// The data directory (the embedded store).
-        #[arg(long, default_value = local::DEFAULT_DATA_DIR)]
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
         #[command(flatten)]
         plugins: local::PluginArgs,
@@ -85,10 +118,30 @@ pub enum PluginsCommand {
 
 /// Parses the command line, runs the command, and returns its exit code.
 pub fn main() -> ExitCode {
-    init_logging();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not errors.
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    // The service logs its life at `info`; other commands only warnings, to keep output clean.
+    init_logging(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
     let options = crate::plugins::LoadOptions { allow_insecure: cli.allow_insecure_plugins };
     let code = match cli.command {
+        Command::Serve(args) => serve::run(&args, cli.allow_insecure_plugins),
+        Command::Add(args) => jobs_cmd::add(&args),
+        Command::Status(args) => jobs_cmd::status(&args),
+        Command::Result(args) => jobs_cmd::result(&args),
+        Command::Errors(args) => jobs_cmd::errors(&args),
+        Command::Cancel(args) => jobs_cmd::cancel(&args),
+        Command::Retry(args) => jobs_cmd::retry(&args),
+        Command::List(args) => jobs_cmd::list(&args),
+        Command::Remove(args) => jobs_cmd::remove(&args),
+        Command::Queues(args) => jobs_cmd::queues(&args),
+        Command::Queue(command) => jobs_cmd::queue(&command),
+        Command::Factories(args) => jobs_cmd::factories(&args),
         Command::Plugins(PluginsCommand::Check { paths, json }) => plugins_cmd::check(options, &paths, json),
         Command::Plugins(PluginsCommand::Run { plugin, factory, input }) => {
             plugins_cmd::run(options, &plugin, &factory, input.as_deref())
@@ -101,9 +154,9 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Logs go to stderr; `JOBHOST_LOG` (env_logger syntax, e.g. `debug` or `jobhost=debug`) sets
-/// the filter, default `warn` for CLI commands so their stdout/stderr stay readable.
-fn init_logging() {
-    let env = env_logger::Env::default().filter_or("JOBHOST_LOG", "warn");
+/// Logs go to stderr (journald picks them up under systemd); `JOBHOST_LOG` (env_logger syntax,
+/// e.g. `debug` or `jobhost=debug`) sets the filter, else `default`.
+fn init_logging(default: &str) {
+    let env = env_logger::Env::default().filter_or("JOBHOST_LOG", default);
     let _ = env_logger::Builder::from_env(env).format_timestamp_micros().try_init();
 }

@@ -145,8 +145,11 @@ pub struct Registry {
     plugins: Vec<PluginInfo>,
     rejected: Vec<Rejection>,
     factories: BTreeMap<String, Factory>,
-    /// Canonical paths already seen, so a file reachable twice loads once.
-    seen: HashSet<PathBuf>,
+    /// Canonical paths of loaded files, so a file reachable twice loads once and a rescan
+    /// skips what it already has.
+    loaded: HashSet<PathBuf>,
+    /// Canonical paths rejected by the current scan, so each is reported once.
+    rejected_paths: HashSet<PathBuf>,
 }
 
 impl Registry {
@@ -189,7 +192,7 @@ impl Registry {
                 return false;
             }
         };
-        if !self.seen.insert(canonical.clone()) {
+        if self.loaded.contains(&canonical) || self.rejected_paths.contains(&canonical) {
             return false;
         }
         match self.load(&canonical) {
@@ -205,13 +208,24 @@ impl Registry {
                     self.factories.insert(factory.name().to_owned(), factory);
                 }
                 self.plugins.push(info);
+                self.loaded.insert(canonical);
                 true
             }
             Err(reason) => {
+                self.rejected_paths.insert(canonical);
                 self.reject(path, reason);
                 false
             }
         }
+    }
+
+    /// Scans `dirs` again (SIGHUP): loads files that are new or were rejected before (their
+    /// permissions may have been fixed); the rejections are those of this scan. Returns how
+    /// many plugins were newly loaded.
+    pub fn rescan<P: AsRef<Path>>(&mut self, dirs: &[P]) -> usize {
+        self.rejected.clear();
+        self.rejected_paths.clear();
+        dirs.iter().map(|dir| self.add_path(dir.as_ref())).sum()
     }
 
     fn load(&self, path: &Path) -> Result<(PluginInfo, Vec<Factory>), LoadError> {

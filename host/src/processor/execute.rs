@@ -31,16 +31,20 @@ impl ProgressSink for StoreProgress {
 
 /// Runs one claimed attempt to its end and returns the job as stored afterwards (`None` if the
 /// outcome was stale: a newer attempt owns the job).
-pub(super) async fn execute(inner: &Arc<Inner>, claimed: Claimed) -> StoreResult<Option<Job>> {
+/// `cancel` is the flag [`Inner::track`] registered when the job was claimed.
+pub(super) async fn execute(
+    inner: &Arc<Inner>,
+    claimed: Claimed,
+    cancel: Arc<AtomicBool>,
+) -> StoreResult<Option<Job>> {
     let Claimed { job, token } = claimed;
     let id = job.id;
     let Some(factory) = inner.factory(&job.factory) else {
+        inner.running_remove(id);
         // The plugin is gone (the host restarted without it): retrying cannot help.
         let error = format!("unknown job factory `{}`: no loaded plugin provides it", job.factory);
         return report(inner, &job, token, Outcome::Failed { error }, Duration::ZERO).await;
     };
-    let cancel = Arc::new(AtomicBool::new(job.cancel_requested));
-    inner.running_insert(id, cancel.clone());
     let timeout = job.timeout_ms.map(Duration::from_millis).or(factory.defaults().timeout);
     let lease = LeaseTerms { duration: inner.config.lease };
     log::info!("job {id} ({}) started, attempt {}/{}", job.factory, job.attempts, job.max_attempts);
@@ -138,6 +142,7 @@ async fn report(
                 }
                 None => log::info!("job {id} ({}) {} in {ms:.1} ms", done.factory, done.status),
             }
+            inner.metrics.record_attempt(&done.factory, done.status, elapsed);
             inner.publish(&done);
             Ok(Some(done))
         }

@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use crate::clock::Clock;
+use crate::clock::{duration_micros, Clock};
+use crate::config::Retention;
 use crate::job::{Job, JobId, NewJob, Status, DEFAULT_QUEUE, MAX_NAME_LEN};
+use crate::metrics::Metrics;
 use crate::plugins::{Factory, Registry};
 use crate::store::{Cancelled, ClaimFilter, LeaseTerms, ListFilter, Store, StoreError};
 
@@ -57,6 +59,8 @@ pub struct ProcessorConfig {
     /// Configured queues; any other queue a job names gets `default_queue`.
     pub queues: BTreeMap<String, QueueConfig>,
     pub default_queue: QueueConfig,
+    /// How long finished jobs are kept (swept by `start_configured`'s sweeper).
+    pub retention: Retention,
 }
 
 impl Default for ProcessorConfig {
@@ -68,6 +72,7 @@ impl Default for ProcessorConfig {
             default_max_attempts: DEFAULT_MAX_ATTEMPTS,
             queues: BTreeMap::new(),
             default_queue: QueueConfig::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -124,9 +129,23 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     config: ProcessorConfig,
     queues: Mutex<BTreeMap<String, Arc<Queue>>>,
-    /// Cancellation flags of the jobs running in this process.
-    running: Mutex<HashMap<JobId, Arc<AtomicBool>>>,
+    /// The jobs running in this process.
+    running: Mutex<HashMap<JobId, Running>>,
     events: broadcast::Sender<JobEvent>,
+    metrics: Metrics,
+}
+
+/// A job running in this process: its attempt's token and cancellation flag.
+struct Running {
+    token: u64,
+    cancel: Arc<AtomicBool>,
+}
+
+/// What a graceful shutdown did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shutdown {
+    /// Running jobs that did not finish in time and went back to `queued`.
+    pub released: usize,
 }
 
 impl Host {
@@ -152,6 +171,7 @@ impl Host {
             queues: Mutex::new(BTreeMap::new()),
             running: Mutex::new(HashMap::new()),
             events: broadcast::channel(4096).0,
+            metrics: Metrics::default(),
         };
         Ok(Host { inner: Arc::new(inner) })
     }
@@ -162,6 +182,33 @@ impl Host {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
+    }
+
+    pub fn config(&self) -> &ProcessorConfig {
+        &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// `GET /metrics`: the exposition with the store's current counts.
+    pub fn render_metrics(&self) -> Result<String, HostError> {
+        let counts = self.inner.store.counts()?;
+        let (plugins, rejected) = self.with_registry(|r| (r.plugins().len(), r.rejected().len()));
+        Ok(self.inner.metrics.render(&counts, plugins, rejected))
+    }
+
+    /// Scans `dirs` again and registers plugins that appeared since (SIGHUP). Libraries
+    /// already loaded stay as they are: a loaded library cannot be unloaded safely.
+    pub fn rescan_plugins(&self, dirs: &[std::path::PathBuf]) -> usize {
+        let added = self.with_registry(|r| r.rescan(dirs));
+        self.with_registry(|r| {
+            for rejection in r.rejected() {
+                log::warn!("plugin rejected: {rejection}");
+            }
+        });
+        added
     }
 
     /// Calls `f` with the factory registry (e.g. to list factories or rescan plugin dirs).
@@ -207,10 +254,22 @@ impl Host {
         Ok(job)
     }
 
-    /// Starts the configured queues that autostart, and the lease reaper. Needs a Tokio
-    /// runtime.
+    /// Starts the configured queues that autostart, the lease reaper and the retention
+    /// sweeper. Needs a Tokio runtime.
     pub fn start_configured(&self) {
+        self.start_maintenance();
+        self.start_autostart_queues();
+    }
+
+    /// The lease reaper and the retention sweeper (started by `start_configured`; alone for
+    /// `serve --paused`).
+    pub fn start_maintenance(&self) {
         self.spawn_reaper();
+        self.spawn_sweeper();
+    }
+
+    /// Starts every configured queue (and the default queue) that autostarts.
+    pub fn start_autostart_queues(&self) {
         let names: Vec<String> = self.inner.config.queues.keys().cloned().collect();
         for name in names.iter().chain(std::iter::once(&DEFAULT_QUEUE.to_owned())) {
             if self.queue_config(name).autostart {
@@ -224,7 +283,8 @@ impl Host {
         let queue = self.queue_entry(name);
         if !queue.processing.swap(true, Ordering::SeqCst) {
             queue.stop.send_replace(false);
-            tokio::spawn(queue::run(self.inner.clone(), queue));
+            let task = tokio::spawn(queue::run(self.inner.clone(), queue.clone()));
+            *queue.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
         }
     }
 
@@ -273,7 +333,8 @@ impl Host {
         match claimed {
             Some(claimed) => {
                 let id = claimed.job.id;
-                let done = execute::execute(&self.inner, claimed).await?;
+                let cancel = self.inner.track(&claimed);
+                let done = execute::execute(&self.inner, claimed, cancel).await?;
                 Ok(Some(match done {
                     Some(job) => job,
                     None => self.get(id)?.ok_or(StoreError::NotFound(id))?,
@@ -300,9 +361,7 @@ impl Host {
                 Ok(job)
             }
             Cancelled::Requested(job) => {
-                if let Some(flag) = self.inner.running_flag(id) {
-                    flag.store(true, Ordering::Relaxed);
-                }
+                self.inner.cancel_running(id);
                 Ok(job)
             }
         }
@@ -318,6 +377,15 @@ impl Host {
 
     /// Deletes finished jobs (all finished statuses when `statuses` is empty).
     pub fn remove(&self, statuses: &[Status]) -> Result<BTreeMap<Status, u64>, HostError> {
+        self.remove_finished_before(statuses, None)
+    }
+
+    /// Deletes finished jobs in `statuses` that finished before `before` (all when `None`).
+    pub fn remove_finished_before(
+        &self,
+        statuses: &[Status],
+        before: Option<crate::clock::Micros>,
+    ) -> Result<BTreeMap<Status, u64>, HostError> {
         if let Some(s) = statuses.iter().find(|s| !s.is_finished()) {
             return Err(HostError::Invalid {
                 field: "status",
@@ -326,7 +394,7 @@ impl Host {
                 ),
             });
         }
-        Ok(self.inner.store.remove(statuses)?)
+        Ok(self.inner.store.remove(statuses, before)?)
     }
 
     /// Job status changes, for waiters (long polls, `bench`). Lagging receivers miss events
@@ -365,19 +433,78 @@ impl Host {
         });
     }
 
-    /// Stops every queue, waits up to `timeout` for running jobs, then flushes the store.
-    /// Returns how many jobs were still running.
-    pub async fn shutdown(&self, timeout: Duration) -> Result<usize, HostError> {
-        let names: Vec<String> = self.lock_queues().keys().cloned().collect();
-        for name in &names {
-            self.stop_queue(name);
+    /// Deletes the finished jobs older than their status's retention. Returns counts.
+    pub fn sweep_expired(&self) -> Result<BTreeMap<Status, u64>, HostError> {
+        let retention = self.inner.config.retention;
+        let now = self.inner.clock.now();
+        let mut removed = BTreeMap::new();
+        for (status, keep) in [
+            (Status::Completed, retention.completed),
+            (Status::Error, retention.error),
+            (Status::Cancelled, retention.cancelled),
+        ] {
+            if let Some(keep) = keep {
+                let before = now.saturating_sub(duration_micros(keep));
+                removed.extend(self.remove_finished_before(&[status], Some(before))?);
+            }
         }
+        Ok(removed)
+    }
+
+    /// Every `retention.sweep_interval`, deletes expired finished jobs. Ends with the host.
+    fn spawn_sweeper(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let period = self.inner.config.retention.sweep_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let host = Host { inner };
+                match tokio::task::spawn_blocking(move || host.sweep_expired()).await {
+                    Ok(Ok(removed)) if !removed.is_empty() => {
+                        log::info!("retention: removed {removed:?} finished job(s)")
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => log::error!("retention sweep failed: {e}"),
+                    Err(e) => log::error!("retention sweep task failed: {e}"),
+                }
+            }
+        });
+    }
+
+    /// Graceful stop: every queue stops claiming; running jobs get up to `timeout` to finish;
+    /// the rest get their cancellation flag set and go back to `queued` without their attempt
+    /// counted (their late outcome is then stale and discarded); then the store is flushed.
+    pub async fn shutdown(&self, timeout: Duration) -> Result<Shutdown, HostError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let queues: Vec<Arc<Queue>> = self.lock_queues().values().cloned().collect();
+        for queue in &queues {
+            self.stop_queue(&queue.name);
+        }
+        // A claim in flight finishes first, so every claimed job is in `running` after this.
+        for queue in &queues {
+            let task = queue.task.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(task) = task {
+                let _ = tokio::time::timeout_at(deadline, task).await;
+            }
+        }
         while self.running_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let left: Vec<(JobId, u64)> = {
+            let running = self.inner.running.lock().unwrap_or_else(PoisonError::into_inner);
+            running.iter().map(|(id, r)| (*id, r.token)).collect()
+        };
+        let mut released = 0;
+        for (id, token) in left {
+            self.inner.cancel_running(id);
+            if self.inner.store.release(id, token, self.inner.clock.now())? {
+                log::warn!("job {id}: still running at shutdown; released back to queued");
+                released += 1;
+            }
+        }
         self.inner.store.flush()?;
-        Ok(self.running_count())
+        Ok(Shutdown { released })
     }
 
     pub fn running_count(&self) -> usize {
@@ -421,16 +548,23 @@ impl Inner {
         let _ = self.events.send(JobEvent { id: job.id, status: job.status });
     }
 
-    fn running_insert(&self, id: JobId, flag: Arc<AtomicBool>) {
-        self.running.lock().unwrap_or_else(PoisonError::into_inner).insert(id, flag);
+    /// Registers a claimed job as running here; returns its cancellation flag. Called as soon
+    /// as the claim returns, so a shutdown never misses a claimed job.
+    fn track(&self, claimed: &crate::store::Claimed) -> Arc<AtomicBool> {
+        let cancel = Arc::new(AtomicBool::new(claimed.job.cancel_requested));
+        let running = Running { token: claimed.token, cancel: cancel.clone() };
+        self.running.lock().unwrap_or_else(PoisonError::into_inner).insert(claimed.job.id, running);
+        cancel
     }
 
     fn running_remove(&self, id: JobId) {
         self.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
     }
 
-    fn running_flag(&self, id: JobId) -> Option<Arc<AtomicBool>> {
-        self.running.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
+    fn cancel_running(&self, id: JobId) {
+        if let Some(running) = self.running.lock().unwrap_or_else(PoisonError::into_inner).get(&id) {
+            running.cancel.store(true, Ordering::Relaxed);
+        }
     }
 }
 

@@ -5,10 +5,11 @@
 //! (a `Notify`), a waiting job becomes due, or the poll interval passes (the fallback).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinHandle;
 
 use super::Inner;
 use crate::clock::Micros;
@@ -26,6 +27,8 @@ pub(super) struct Queue {
     pub processing: AtomicBool,
     /// Tells the running claim loop to stop claiming; running jobs finish on their own.
     pub stop: watch::Sender<bool>,
+    /// The claim loop's task while it runs (a shutdown waits for it).
+    pub task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Queue {
@@ -38,6 +41,7 @@ impl Queue {
             wake: Notify::new(),
             processing: AtomicBool::new(false),
             stop: watch::channel(false).0,
+            task: Mutex::new(None),
         }
     }
 
@@ -80,9 +84,10 @@ pub(super) async fn run(inner: Arc<Inner>, queue: Arc<Queue>) {
         let wait = match claimed {
             Ok(Ok(Some(claimed))) => {
                 let inner = inner.clone();
+                let cancel = inner.track(&claimed);
                 tokio::spawn(async move {
                     let id = claimed.job.id;
-                    if let Err(e) = super::execute::execute(&inner, claimed).await {
+                    if let Err(e) = super::execute::execute(&inner, claimed, cancel).await {
                         log::error!("job {id}: could not record its outcome: {e}");
                     }
                     drop(permit);

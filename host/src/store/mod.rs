@@ -124,8 +124,17 @@ pub trait Store: Send + Sync + 'static {
 
     fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>>;
 
-    /// Deletes finished jobs in `statuses` (all finished statuses when empty); counts per status.
-    fn remove(&self, statuses: &[Status]) -> StoreResult<BTreeMap<Status, u64>>;
+    /// Deletes finished jobs in `statuses` (all finished statuses when empty), only those that
+    /// finished before `finished_before` when given (retention); counts per status. Durable.
+    fn remove(
+        &self,
+        statuses: &[Status],
+        finished_before: Option<Micros>,
+    ) -> StoreResult<BTreeMap<Status, u64>>;
+
+    /// Gives a running job back to its queue without counting the attempt (the host is
+    /// shutting down and will not wait for it). False if `token` is stale. Durable.
+    fn release(&self, id: JobId, token: u64, now: Micros) -> StoreResult<bool>;
 
     /// Requeues (or, with attempts spent, fails) every job whose lease expired before `now`.
     fn recover_expired(&self, now: Micros) -> StoreResult<Vec<JobId>>;

@@ -359,7 +359,9 @@ impl Store for SledStore {
             self.promote_due(now)?;
             loop {
                 let (Some((key, id)), _) = self.next_ready(filter)? else { return Ok(None) };
-                let token = self.db.generate_id()?;
+                // Random, not from sled's id sequence, so job ids stay consecutive. A token only
+                // has to differ from the same job's earlier attempts': 1 in 2^64 that it doesn't.
+                let token = fastrand::u64(1..);
                 let expires_at = now.saturating_add(duration_micros(lease.duration));
                 let result = (&self.jobs, &self.ready, &self.leases).transaction(|(jobs, ready, leases)| {
                     if ready.remove(&key)?.is_none() {
@@ -536,28 +538,78 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn remove(&self, statuses: &[Status]) -> StoreResult<BTreeMap<Status, u64>> {
+    fn remove(
+        &self,
+        statuses: &[Status],
+        finished_before: Option<Micros>,
+    ) -> StoreResult<BTreeMap<Status, u64>> {
         let wanted: Vec<Status> =
             if statuses.is_empty() { Status::FINISHED.to_vec() } else { statuses.to_vec() };
+        let matches = |job: &Job| {
+            job.status.is_finished()
+                && wanted.contains(&job.status)
+                && finished_before.is_none_or(|t| job.finished_at.is_some_and(|f| f < t))
+        };
         let mut removed = BTreeMap::new();
-        let mut batch = sled::Batch::default();
-        let mut gone = Vec::new();
         for entry in self.jobs.iter() {
             let (key, value) = entry?;
-            let job = decode_job(keys::id_from(&key).unwrap_or_default(), &value)?;
-            // Only finished jobs have no index entries, so only they can go in one batch.
-            if job.status.is_finished() && wanted.contains(&job.status) {
-                batch.remove(key);
+            let id = keys::id_from(&key).unwrap_or_default();
+            if !matches(&decode_job(id, &value)?) {
+                continue;
+            }
+            // Re-checked inside a transaction: a retry may have requeued the job since the scan,
+            // and deleting it then would leave its index entry dangling.
+            let result = self.jobs.transaction(|jobs| {
+                let job = load(jobs, id)?;
+                if !matches(&job) {
+                    return Ok(None);
+                }
+                jobs.remove(&key)?;
+                Ok(Some(job))
+            });
+            if let Some(job) = tx_result(result)? {
                 *removed.entry(job.status).or_insert(0) += 1;
-                gone.push((job.queue, job.status));
+                self.count(&job.queue, Some(job.status), None);
             }
         }
-        self.jobs.apply_batch(batch)?;
-        for (queue, status) in gone {
-            self.count(&queue, Some(status), None);
+        if !removed.is_empty() {
+            self.durable()?;
         }
-        self.durable()?;
         Ok(removed)
+    }
+
+    fn release(&self, id: JobId, token: u64, now: Micros) -> StoreResult<bool> {
+        let result = (&self.jobs, &self.ready, &self.waiting, &self.leases).transaction(
+            |(jobs, ready, waiting, leases)| {
+                let mut job = load(jobs, id)?;
+                let Some(lease) = job.lease.filter(|l| l.token == token && job.status == Status::Processing)
+                else {
+                    return Ok(None);
+                };
+                leases.remove(&keys::time_key(lease.expires_at, id))?;
+                job.lease = None;
+                job.progress = None;
+                if job.cancel_requested {
+                    job.status = Status::Cancelled;
+                    job.finished_at = Some(now);
+                } else {
+                    // The host interrupted the attempt, not the job: it does not count.
+                    job.attempts = job.attempts.saturating_sub(1);
+                    job.status = Status::Queued;
+                    enqueue(ready, waiting, &job, now.max(job.run_at))?;
+                }
+                save(jobs, &job)?;
+                Ok(Some(job))
+            },
+        );
+        match tx_result(result)? {
+            Some(job) => {
+                self.count(&job.queue, Some(Status::Processing), Some(job.status));
+                self.durable()?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     fn recover_expired(&self, now: Micros) -> StoreResult<Vec<JobId>> {

@@ -1,0 +1,169 @@
+//! The HTTP client the job and queue commands share: one place that knows the server's
+//! address, the token, and how the API reports errors.
+
+use std::time::Duration;
+
+use clap::Args;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::server::types::JobView;
+
+/// Where the server is, and how to print.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The jobhost server (the token comes from the JOBHOST_TOKEN environment variable).
+    #[arg(long, env = "JOBHOST_URL", default_value = "http://127.0.0.1:7878", value_name = "URL")]
+    pub server: String,
+    /// Print JSON instead of tables and messages.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No server answered: the one line a user needs.
+    #[error("cannot reach the jobhost server at {url}: {reason} (is `jobhost serve` running? set --server or JOBHOST_URL)")]
+    Unreachable { url: String, reason: String },
+    /// The server answered with an API error.
+    #[error("{message} ({code})")]
+    Api { status: u16, code: String, message: String },
+    /// The server answered something that is not the API.
+    #[error("unexpected answer from {url}: {reason}")]
+    Protocol { url: String, reason: String },
+}
+
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+impl Client {
+    pub fn new(args: &ClientArgs) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let token =
+            std::env::var("JOBHOST_TOKEN").ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        Client { base: args.server.trim_end_matches('/').to_owned(), token, agent }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut request = self.agent.get(&url);
+        for (k, v) in query {
+            request = request.query(*k, v);
+        }
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        self.answer(&url, request.call())
+    }
+
+    pub fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut request = self.agent.post(&url);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let sent = match body {
+            Some(body) => request.send_json(body),
+            None => request.send_empty(),
+        };
+        self.answer(&url, sent)
+    }
+
+    pub fn delete<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut request = self.agent.delete(&url);
+        for (k, v) in query {
+            request = request.query(*k, v);
+        }
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        self.answer(&url, request.call())
+    }
+
+    /// A job, after waiting up to `wait` for it to finish.
+    pub fn job(&self, id: &str, wait: Option<Duration>) -> Result<JobView, ClientError> {
+        let query: Vec<(&str, String)> =
+            wait.map(|w| ("wait", w.as_secs_f64().to_string())).into_iter().collect();
+        self.get(&format!("/v1/jobs/{}", segment(id)), &query)
+    }
+
+    fn answer<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ClientError> {
+        let mut response = result.map_err(|e| match e {
+            ureq::Error::Io(io) => {
+                ClientError::Unreachable { url: self.base.clone(), reason: io.to_string() }
+            }
+            ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) => {
+                ClientError::Unreachable { url: self.base.clone(), reason: e.to_string() }
+            }
+            other => ClientError::Protocol { url: url.to_owned(), reason: other.to_string() },
+        })?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| ClientError::Protocol { url: url.to_owned(), reason: e.to_string() })?;
+        if (200..300).contains(&status) {
+            return serde_json::from_str(&text).map_err(|e| ClientError::Protocol {
+                url: url.to_owned(),
+                reason: format!("HTTP {status}: {e}"),
+            });
+        }
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => Err(ClientError::Api { status, code: body.error.code, message: body.error.message }),
+            Err(_) => Err(ClientError::Protocol {
+                url: url.to_owned(),
+                reason: format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()),
+            }),
+        }
+    }
+}
+
+/// A path segment typed by the user, percent-encoded so it stays one segment.
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,218 @@
+//! `jobhost serve`: the service. Loads the plugins, opens the store, starts the configured
+//! queues and serves the HTTP API until SIGTERM/SIGINT; SIGHUP rescans the plugin directories.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::plugins::{LoadOptions, Registry};
+use crate::processor::Host;
+use crate::server::{self, AppState, Token};
+use crate::store::SledStore;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A TOML config file (see host/jobhost.example.toml); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The data directory (the embedded store). Default: ./jobhost-data.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A plugin directory (repeatable). Default: ./plugins and the binary's own directory.
+    #[arg(long = "plugin-dir", value_name = "DIR")]
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Address to listen on. Default: 127.0.0.1:7878. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// File holding the bearer token clients must send.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address without a token (anyone who can connect can run jobs).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Start no queue processors (start them with `jobhost queue start NAME`).
+    #[arg(long)]
+    pub paused: bool,
+    /// How long a shutdown waits for running jobs before releasing them, e.g. `30s`.
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub shutdown_timeout: Option<Duration>,
+    /// Check the configuration, print the effective settings, and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// The config file (or the defaults) with the flags applied.
+fn effective_config(args: &ServeArgs, allow_insecure_plugins: bool) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if !args.plugin_dirs.is_empty() {
+        config.plugin_dirs = args.plugin_dirs.clone();
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(file) = &args.token_file {
+        config.token_file = Some(file.clone());
+    }
+    if let Some(timeout) = args.shutdown_timeout {
+        config.shutdown_timeout = timeout;
+    }
+    config.allow_insecure_plugins |= allow_insecure_plugins;
+    Ok(config)
+}
+
+pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
+    let config = match effective_config(args, allow_insecure_plugins) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let token = match config.token_file.as_deref().map(Token::from_file).transpose() {
+        Ok(token) => token,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if token.is_none() && !config.listen.ip().is_loopback() && !args.insecure_no_auth {
+        eprintln!(
+            "error: refusing to listen on {} without a token: set token_file (or --token-file), or pass --insecure-no-auth",
+            config.listen
+        );
+        return EXIT_USAGE;
+    }
+    if args.check_config {
+        println!("{config:#?}");
+        return EXIT_OK;
+    }
+    let plugin_dirs = config.plugin_dirs();
+    let options = LoadOptions { allow_insecure: config.allow_insecure_plugins };
+    let registry = Registry::load_dirs(options, &plugin_dirs);
+    for rejection in registry.rejected() {
+        log::warn!("plugin rejected: {rejection}");
+    }
+    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
+        eprintln!("error: cannot create data directory {}: {e}", config.data_dir.display());
+        return EXIT_USAGE;
+    }
+    let store = match SledStore::open(&config.data_dir, config.store_options()) {
+        Ok(store) => Arc::new(store),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let host = match Host::new(store, registry, Arc::new(SystemClock), config.processor()) {
+        Ok(host) => host,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    match runtime.block_on(serve(host, config, token, plugin_dirs, args.paused)) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+async fn serve(
+    host: Host,
+    config: Config,
+    token: Option<Token>,
+    plugin_dirs: Vec<PathBuf>,
+    paused: bool,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+
+    host.start_maintenance();
+    if !paused {
+        host.start_autostart_queues();
+    }
+    let (stopping, stopping_rx) = watch::channel(false);
+    let state = AppState::new(host.clone(), config.limits, token, plugin_dirs.clone(), stopping_rx.clone());
+    let mut server_stop = stopping_rx;
+    let server = axum::serve(listener, server::app(state))
+        .with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        })
+        .into_future();
+    let mut server = tokio::spawn(server);
+    let factories = host.with_registry(|r| r.factory_names().join(", "));
+    log::info!("jobhost {} listening on http://{addr}; factories: {factories}", env!("CARGO_PKG_VERSION"));
+    // The line scripts (and the tests) read to learn the address, e.g. with `--listen ...:0`.
+    println!("jobhost listening on http://{addr}");
+
+    let signal_name = loop {
+        tokio::select! {
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            _ = hup.recv() => {
+                let (host, dirs) = (host.clone(), plugin_dirs.clone());
+                match tokio::task::spawn_blocking(move || host.rescan_plugins(&dirs)).await {
+                    Ok(n) => log::info!("SIGHUP: rescanned plugin directories; {n} new plugin(s) loaded"),
+                    Err(e) => log::error!("SIGHUP: plugin rescan failed: {e}"),
+                }
+            }
+            ended = &mut server => {
+                return Err(match ended {
+                    Ok(Ok(())) => "the HTTP server stopped unexpectedly".to_owned(),
+                    Ok(Err(e)) => format!("the HTTP server failed: {e}"),
+                    Err(e) => format!("the HTTP server task failed: {e}"),
+                });
+            }
+        }
+    };
+    log::info!(
+        "{signal_name}: shutting down; waiting up to {:?} for {} running job(s)",
+        config.shutdown_timeout,
+        host.running_count()
+    );
+    stopping.send_replace(true);
+    // An impatient operator's second signal ends the process at once; acknowledged data is
+    // already on disk, and jobs still running are recovered at the next start.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        log::warn!("second stop signal: exiting now");
+        std::process::exit(i32::from(EXIT_FAILED));
+    });
+    let done = host.shutdown(config.shutdown_timeout).await.map_err(|e| format!("shutdown failed: {e}"))?;
+    // In-flight requests were told to finish (long polls answer at once); don't wait forever.
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    log::info!("stopped; {} job(s) released back to queued", done.released);
+    Ok(())
+}

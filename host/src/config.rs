@@ -1,0 +1,358 @@
+//! The service's configuration: the TOML file `jobhost serve --config` reads, its defaults, and
+//! how it becomes the processor's, store's and server's settings.
+//!
+//! **Invariant:** every key has a default documented in `host/jobhost.example.toml` (a test
+//! parses that file and compares it with [`Config::default`]); an unknown key or a bad value is
+//! an error that names the key, never a silent fallback.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::processor::{ProcessorConfig, QueueConfig, RetryPolicy};
+use crate::store::StoreOptions;
+
+/// Where the server listens when nothing says otherwise: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// The default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "jobhost-data";
+/// The default plugin directory, relative to the working directory; the directory holding the
+/// `jobhost` binary is searched too, which is where `cargo build` puts the example plugins.
+pub const DEFAULT_PLUGIN_DIR: &str = "plugins";
+
+/// The plugin directories used when none are configured: those of them that exist.
+pub fn default_plugin_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from(DEFAULT_PLUGIN_DIR)];
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(PathBuf::from)) {
+        dirs.push(exe_dir);
+    }
+    dirs.retain(|d| d.exists());
+    dirs
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The embedded store's directory.
+    pub data_dir: PathBuf,
+    /// Plugin directories; empty means `./plugins` and the directory of the `jobhost` binary.
+    pub plugin_dirs: Vec<PathBuf>,
+    pub listen: SocketAddr,
+    /// A file holding the bearer token clients must send; no auth when absent.
+    pub token_file: Option<PathBuf>,
+    pub allow_insecure_plugins: bool,
+    /// How long a graceful shutdown waits for running jobs before releasing them to `queued`.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// How long a claimed job's lease lasts without a heartbeat.
+    #[serde(deserialize_with = "duration")]
+    pub lease: Duration,
+    /// The idle workers' fallback poll (they normally wake on notifications).
+    #[serde(deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    pub default_max_attempts: NonZeroU32,
+    pub retry: RetryConfig,
+    pub retention: Retention,
+    pub limits: Limits,
+    pub store: StoreConfig,
+    /// Settings for every queue that has no table of its own.
+    pub default_queue: QueueTable,
+    pub queues: BTreeMap<String, QueueTable>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Delay before the second attempt; doubles each attempt, with jitter.
+    #[serde(deserialize_with = "duration")]
+    pub base: Duration,
+    /// No retry delay exceeds this.
+    #[serde(deserialize_with = "duration")]
+    pub cap: Duration,
+}
+
+/// How long finished jobs are kept; `None` keeps them until removed by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    #[serde(deserialize_with = "optional_duration")]
+    pub completed: Option<Duration>,
+    #[serde(deserialize_with = "optional_duration")]
+    pub error: Option<Duration>,
+    #[serde(deserialize_with = "optional_duration")]
+    pub cancelled: Option<Duration>,
+    /// How often expired jobs are swept.
+    #[serde(deserialize_with = "duration")]
+    pub sweep_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: NonZeroUsize,
+    /// Longest long poll (`GET /v1/jobs/{id}?wait=`).
+    #[serde(deserialize_with = "duration")]
+    pub max_wait: Duration,
+    /// Largest page of `GET /v1/jobs`.
+    pub max_page: NonZeroUsize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// sled's page cache, bytes.
+    pub cache_bytes: u64,
+    /// How often changes that are not flushed on the spot (outcomes, progress) reach the disk.
+    #[serde(deserialize_with = "duration")]
+    pub flush_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueTable {
+    /// Jobs run at once; 1 is strict FIFO. Default: the number of CPUs.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: NonZeroUsize,
+    #[serde(default = "default_true")]
+    pub autostart: bool,
+}
+
+fn default_concurrency() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for QueueTable {
+    fn default() -> Self {
+        QueueTable { concurrency: default_concurrency(), autostart: true }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let processor = ProcessorConfig::default();
+        let store = StoreOptions::default();
+        Config {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            plugin_dirs: Vec::new(),
+            // A constant that parses: checked by the `defaults_match_the_example_file` test.
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7878))),
+            token_file: None,
+            allow_insecure_plugins: false,
+            shutdown_timeout: Duration::from_secs(30),
+            lease: processor.lease,
+            poll_interval: processor.poll_interval,
+            default_max_attempts: NonZeroU32::new(processor.default_max_attempts).unwrap_or(NonZeroU32::MIN),
+            retry: RetryConfig { base: processor.retry.base, cap: processor.retry.cap },
+            retention: Retention::default(),
+            limits: Limits::default(),
+            store: StoreConfig {
+                cache_bytes: store.cache_bytes,
+                flush_interval: Duration::from_millis(store.flush_interval_ms),
+            },
+            default_queue: QueueTable::default(),
+            queues: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        let retry = RetryPolicy::default();
+        RetryConfig { base: retry.base, cap: retry.cap }
+    }
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+impl Default for Retention {
+    /// Completed and cancelled jobs a week, failed ones (the dead letters) a month.
+    fn default() -> Self {
+        Retention {
+            completed: Some(7 * DAY),
+            error: Some(30 * DAY),
+            cancelled: Some(7 * DAY),
+            sweep_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: NonZeroUsize::new(1024 * 1024).unwrap_or(NonZeroUsize::MIN),
+            max_wait: Duration::from_secs(300),
+            max_page: NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Config::default().store
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })
+    }
+
+    /// Parses config text; the error names the key (toml's message quotes the line).
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Rules that span keys or that serde's types cannot say.
+    fn check(&self) -> Result<(), String> {
+        for name in self.queues.keys() {
+            if !crate::job::is_valid_name(name) {
+                return Err(format!(
+                    "queues.{name}: invalid queue name; use 1 to {} characters from a-z, A-Z, 0-9, `_`, `-`, `.`",
+                    crate::job::MAX_NAME_LEN
+                ));
+            }
+        }
+        let positive = [
+            ("lease", self.lease),
+            ("poll_interval", self.poll_interval),
+            ("retry.base", self.retry.base),
+            ("retry.cap", self.retry.cap),
+            ("retention.sweep_interval", self.retention.sweep_interval),
+            ("store.flush_interval", self.store.flush_interval),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
+            return Err(format!("{key}: must be longer than zero"));
+        }
+        if self.retry.cap < self.retry.base {
+            return Err("retry.cap: must not be shorter than retry.base".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The configured plugin directories, or the defaults.
+    pub fn plugin_dirs(&self) -> Vec<PathBuf> {
+        if self.plugin_dirs.is_empty() {
+            default_plugin_dirs()
+        } else {
+            self.plugin_dirs.clone()
+        }
+    }
+
+    pub fn processor(&self) -> ProcessorConfig {
+        let queue = |t: &QueueTable| QueueConfig { concurrency: t.concurrency.get(), autostart: t.autostart };
+        ProcessorConfig {
+            lease: self.lease,
+            poll_interval: self.poll_interval,
+            retry: RetryPolicy { base: self.retry.base, cap: self.retry.cap },
+            default_max_attempts: self.default_max_attempts.get(),
+            queues: self.queues.iter().map(|(name, t)| (name.clone(), queue(t))).collect(),
+            default_queue: queue(&self.default_queue),
+            retention: self.retention,
+        }
+    }
+
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            cache_bytes: self.store.cache_bytes,
+            flush_interval_ms: u64::try_from(self.store.flush_interval.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        }
+    }
+}
+
+/// A duration written the human way: `"30s"`, `"5m"`, `"1h 30m"`, `"7d"`.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// Like [`duration`]; `"never"` means no limit.
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "never" {
+        return Ok(None);
+    }
+    parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// The one parser for durations from outside (config values and CLI flags).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| {
+        format!("invalid duration {text:?}: {e} (write e.g. \"500ms\", \"30s\", \"5m\", \"7d\")")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_example_file() {
+        let example = include_str!("../jobhost.example.toml");
+        let parsed = Config::parse(example).expect("the example config parses");
+        let mut expected = Config::default();
+        // The example shows one queue table; everything else is at its default.
+        expected.queues.insert("default".into(), QueueTable::default());
+        assert_eq!(parsed, expected);
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let cases = [
+            ("listn = \"127.0.0.1:1\"", "listn"),
+            ("[queues.fast]\nconcurency = 2", "concurency"),
+            ("[queues.fast]\nconcurrency = 0", "concurrency"),
+            ("[queues.fast]\nconcurrency = \"two\"", "concurrency"),
+            ("lease = \"soon\"", "lease"),
+            ("lease = \"0s\"", "lease"),
+            ("listen = \"localhost\"", "listen"),
+            ("[retry]\nbase = \"10m\"\ncap = \"1m\"", "retry.cap"),
+            ("[queues.\"bad name\"]", "queues.bad name"),
+            ("[limits]\nmax_body_bytes = -1", "max_body_bytes"),
+        ];
+        for (text, key) in cases {
+            let err = Config::parse(text).expect_err(text);
+            assert!(err.contains(key), "error for {text:?} should name {key:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn queue_tables_become_processor_queues() {
+        let config = Config::parse(
+            "default_max_attempts = 5\n[retry]\nbase = \"2s\"\n[queues.fast]\nconcurrency = 8\nautostart = false",
+        )
+        .unwrap();
+        let processor = config.processor();
+        assert_eq!(processor.default_max_attempts, 5);
+        assert_eq!(processor.retry.base, Duration::from_secs(2));
+        assert_eq!(processor.queues["fast"], QueueConfig { concurrency: 8, autostart: false });
+    }
+}

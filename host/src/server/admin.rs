@@ -1,0 +1,101 @@
+//! Operators' routes: factories, plugins, queues, health, metrics and the API description.
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::types::{FactoryView, Health, PluginView, PluginsView, QueueView, RejectionView};
+use super::AppState;
+
+/// The registered job factories, by name.
+#[utoipa::path(get, path = "/v1/factories", tag = "plugins",
+    responses((status = 200, body = Vec<FactoryView>)))]
+pub async fn factories(State(state): State<AppState>) -> Json<Vec<FactoryView>> {
+    Json(state.host.with_registry(|r| r.factories().map(FactoryView::from).collect()))
+}
+
+/// The loaded plugins with their paths, and the files the last scan rejected with the reason.
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
+    responses((status = 200, body = PluginsView)))]
+pub async fn plugins(State(state): State<AppState>) -> Json<PluginsView> {
+    Json(state.host.with_registry(|r| PluginsView {
+        plugins: r.plugins().iter().map(PluginView::from).collect(),
+        rejected: r.rejected().iter().map(RejectionView::from).collect(),
+    }))
+}
+
+/// Every queue that is configured, in use, or holds jobs.
+#[utoipa::path(get, path = "/v1/queues", tag = "queues",
+    responses((status = 200, body = Vec<QueueView>)))]
+pub async fn queues(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueView>>> {
+    Ok(Json(state.host.queues()?.into_iter().map(QueueView::from).collect()))
+}
+
+fn queue_view(state: &AppState, name: &str) -> ApiResult<QueueView> {
+    let info = state.host.queues()?.into_iter().find(|q| q.name == name);
+    info.map(QueueView::from).ok_or_else(|| ApiError::internal(format!("queue `{name}` vanished")))
+}
+
+fn check_queue_name(name: &str) -> ApiResult<()> {
+    if crate::job::is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request(format!(
+            "queue: {name:?} is not a queue name (1 to {} characters from a-z, A-Z, 0-9, `_`, `-`, `.`)",
+            crate::job::MAX_NAME_LEN
+        )))
+    }
+}
+
+/// Start processing a queue (it keeps accepting jobs while stopped).
+#[utoipa::path(post, path = "/v1/queues/{name}/start", tag = "queues",
+    params(("name" = String, Path, description = "The queue name")),
+    responses((status = 200, body = QueueView), (status = 400, description = "`invalid_request`", body = ErrorBody)))]
+pub async fn start_queue(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<QueueView>> {
+    check_queue_name(&name)?;
+    state.host.start_queue(&name);
+    Ok(Json(queue_view(&state, &name)?))
+}
+
+/// Stop claiming jobs from a queue; its running jobs finish.
+#[utoipa::path(post, path = "/v1/queues/{name}/stop", tag = "queues",
+    params(("name" = String, Path, description = "The queue name")),
+    responses((status = 200, body = QueueView), (status = 400, description = "`invalid_request`", body = ErrorBody)))]
+pub async fn stop_queue(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<QueueView>> {
+    check_queue_name(&name)?;
+    state.host.stop_queue(&name);
+    Ok(Json(queue_view(&state, &name)?))
+}
+
+/// Liveness; needs no token.
+#[utoipa::path(get, path = "/v1/health", tag = "service", security(()),
+    responses((status = 200, body = Health)))]
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    let status = if *state.shutting_down.borrow() { "shutting_down" } else { "ok" };
+    Json(Health { status: status.to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() })
+}
+
+/// Metrics in the Prometheus text format: jobs by queue and status, attempt outcomes and
+/// durations per factory, plugin load failures.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let text = state.host.render_metrics()?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
+}
+
+/// This document: OpenAPI 3, generated from the routes themselves.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "service",
+    responses((status = 200, content_type = "application/json", body = Object)))]
+pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    let doc = state.openapi.get().cloned().unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], doc)
+}

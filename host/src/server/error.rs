@@ -1,0 +1,94 @@
+//! The API's one error type: an HTTP status, a stable machine-readable code and a message.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::processor::HostError;
+use crate::store::StoreError;
+
+/// `{"error": {"code": "...", "message": "..."}}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable: `invalid_json`, `invalid_request`, `unknown_job`, `unknown_id`,
+    /// `invalid_transition`, `body_too_large`, `unauthorized`, `not_found`,
+    /// `method_not_allowed`, `internal`.
+    pub code: &'static str,
+    /// For people; may change between versions.
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn unknown_id(id: impl std::fmt::Display) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_id", format!("no job with id {id}"))
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl From<HostError> for ApiError {
+    fn from(e: HostError) -> Self {
+        match e {
+            HostError::UnknownFactory { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "unknown_job", e.to_string())
+            }
+            HostError::Invalid { .. } => ApiError::invalid_request(e.to_string()),
+            HostError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => ApiError::unknown_id(id),
+            StoreError::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
+            }
+            other => {
+                log::error!("request failed in the store: {other}");
+                ApiError::internal(other.to_string())
+            }
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        log::error!("request task failed: {e}");
+        ApiError::internal(format!("the request's task failed: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,252 @@
+//! `/v1/jobs`: add, read (with long poll), list, cancel, retry, remove.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::IntoParams;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{JsonBody, QueryParams};
+use super::types::{AddJobRequest, JobPage, JobView, Removed};
+use super::AppState;
+use crate::job::{Job, JobId, Status};
+use crate::processor::AddJob;
+use crate::store::ListFilter;
+
+/// Page size of `GET /v1/jobs` when `limit` is not given.
+const DEFAULT_PAGE: usize = 100;
+
+fn parse_id(text: &str) -> ApiResult<JobId> {
+    text.parse().map_err(|_| ApiError::unknown_id(format!("`{text}` (ids are decimal numbers)")))
+}
+
+/// `completed,error` → statuses; an unknown name is `invalid_request` listing the known ones.
+fn parse_statuses(text: Option<&str>) -> ApiResult<Vec<Status>> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else { return Ok(Vec::new()) };
+    text.split(',')
+        .map(|s| s.trim().parse::<Status>().map_err(|e| ApiError::invalid_request(format!("status: {e}"))))
+        .collect()
+}
+
+fn to_add_job(req: AddJobRequest) -> ApiResult<AddJob> {
+    let timeout = match req.timeout_seconds {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s.min(1e9))),
+        Some(s) => {
+            return Err(ApiError::invalid_request(format!(
+                "timeout_seconds: must be a positive number, not {s}"
+            )))
+        }
+    };
+    Ok(AddJob {
+        factory: req.job,
+        input: Some(req.input.to_string()),
+        queue: req.queue,
+        priority: req.priority,
+        max_attempts: req.max_attempts,
+        timeout,
+    })
+}
+
+/// Add a job. It is on disk before the answer is sent.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
+    request_body = AddJobRequest,
+    responses(
+        (status = 201, description = "Stored and queued", body = JobView),
+        (status = 400, description = "`invalid_json`, `invalid_request` or `unknown_job` (the message lists the known ones)", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+    ))]
+pub async fn add_job(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<AddJobRequest>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
+    let add = to_add_job(req)?;
+    let host = state.host.clone();
+    let job = tokio::task::spawn_blocking(move || host.add(add)).await??;
+    Ok((StatusCode::CREATED, Json(JobView::from(&job))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct GetParams {
+    /// Long poll: answer as soon as the job is finished (completed, error, cancelled) or after
+    /// this many seconds (at most the server's `limits.max_wait`), whichever comes first.
+    wait: Option<f64>,
+}
+
+/// Read a job; with `wait`, a long poll for its end.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The job id"), GetParams),
+    responses(
+        (status = 200, body = JobView),
+        (status = 400, description = "`invalid_request`: a bad `wait`", body = ErrorBody),
+        (status = 404, description = "`unknown_id`", body = ErrorBody),
+    ))]
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(params): QueryParams<GetParams>,
+) -> ApiResult<Json<JobView>> {
+    let id = parse_id(&id)?;
+    let wait = match params.wait {
+        None => Duration::ZERO,
+        Some(s) if s.is_finite() && s >= 0.0 => {
+            Duration::from_secs_f64(s.min(1e9)).min(state.limits.max_wait)
+        }
+        Some(s) => {
+            return Err(ApiError::invalid_request(format!("wait: must be a number of seconds ≥ 0, not {s}")))
+        }
+    };
+    let job = wait_for_end(&state, id, wait).await?;
+    Ok(Json(JobView::from(&job)))
+}
+
+/// The job once it is finished, or as it is when `wait` runs out or the server stops.
+async fn wait_for_end(state: &AppState, id: JobId, wait: Duration) -> ApiResult<Job> {
+    // Subscribe before reading, so an end between the read and the wait is not missed.
+    let mut events = state.host.subscribe();
+    let read = || state.host.get(id)?.ok_or_else(|| ApiError::unknown_id(id));
+    let job = read()?;
+    if job.status.is_finished() || wait.is_zero() {
+        return Ok(job);
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut stopping = state.shutting_down.clone();
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(e) if e.id == id && e.status.is_finished() => return read(),
+                Ok(_) => {}
+                // Missed events: one of them may have been ours.
+                Err(RecvError::Lagged(_)) => {
+                    let job = read()?;
+                    if job.status.is_finished() {
+                        return Ok(job);
+                    }
+                }
+                Err(RecvError::Closed) => return read(),
+            },
+            _ = tokio::time::sleep_until(deadline) => return read(),
+            _ = stopping.wait_for(|s| *s) => return read(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Comma-separated statuses, e.g. `queued,processing`.
+    status: Option<String>,
+    /// Only jobs of this factory.
+    job: Option<String>,
+    /// Only jobs of this queue.
+    queue: Option<String>,
+    /// Page size (default 100, at most the server's `limits.max_page`).
+    limit: Option<usize>,
+    /// The `next` of the previous page: jobs with a greater id.
+    after: Option<String>,
+}
+
+/// List jobs, oldest first, a page at a time.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    params(ListParams),
+    responses(
+        (status = 200, body = JobPage),
+        (status = 400, description = "`invalid_request`: a bad parameter", body = ErrorBody),
+    ))]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<ListParams>,
+) -> ApiResult<Json<JobPage>> {
+    let statuses = parse_statuses(params.status.as_deref())?;
+    let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => Some(
+            a.parse::<JobId>()
+                .map_err(|_| ApiError::invalid_request(format!("after: `{a}` is not a job id")))?,
+        ),
+    };
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 {
+        return Err(ApiError::invalid_request("limit: must be at least 1"));
+    }
+    let limit = limit.min(state.limits.max_page.get());
+    // One more than asked tells whether another page follows.
+    let filter = ListFilter { statuses, factory: params.job, queue: params.queue, after, limit: limit + 1 };
+    let host = state.host.clone();
+    let mut jobs = tokio::task::spawn_blocking(move || host.list(&filter)).await??;
+    let next = if jobs.len() > limit {
+        jobs.truncate(limit);
+        jobs.last().map(|j| j.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(JobPage { jobs: jobs.iter().map(JobView::from).collect(), next }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveParams {
+    /// Comma-separated finished statuses (`completed`, `error`, `cancelled`); default all three.
+    status: Option<String>,
+}
+
+/// Remove finished jobs.
+#[utoipa::path(delete, path = "/v1/jobs", tag = "jobs",
+    params(RemoveParams),
+    responses(
+        (status = 200, body = Removed),
+        (status = 400, description = "`invalid_request`: an unknown or unfinished status", body = ErrorBody),
+    ))]
+pub async fn remove_jobs(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<RemoveParams>,
+) -> ApiResult<Json<Removed>> {
+    let statuses = parse_statuses(params.status.as_deref())?;
+    let host = state.host.clone();
+    let requested = if statuses.is_empty() { Status::FINISHED.to_vec() } else { statuses.clone() };
+    let counts = tokio::task::spawn_blocking(move || host.remove(&statuses)).await??;
+    let mut removed: BTreeMap<Status, u64> = requested.into_iter().map(|s| (s, 0)).collect();
+    removed.extend(counts);
+    Ok(Json(Removed { removed }))
+}
+
+/// Cancel a job: a waiting one at once; a running one is asked to stop and ends `cancelled`
+/// when its factory returns.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, body = JobView),
+        (status = 404, description = "`unknown_id`", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`: the job already finished", body = ErrorBody),
+    ))]
+pub async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+    let id = parse_id(&id)?;
+    let host = state.host.clone();
+    let job = tokio::task::spawn_blocking(move || host.cancel(id)).await??;
+    Ok(Json(JobView::from(&job)))
+}
+
+/// Run a job that ended in `error` or `cancelled` again, with fresh attempts (its error
+/// history is kept).
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, body = JobView),
+        (status = 404, description = "`unknown_id`", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`: the job is not in `error` or `cancelled`", body = ErrorBody),
+    ))]
+pub async fn retry_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+    let id = parse_id(&id)?;
+    let host = state.host.clone();
+    let job = tokio::task::spawn_blocking(move || host.retry(id)).await??;
+    Ok(Json(JobView::from(&job)))
+}
