@@ -5,6 +5,8 @@
 //!
 //! New tests go in the module of the area they exercise; a new area gets a new module here.
 
+mod api;
 mod crash;
 mod plugins;
 mod queue;
+mod service;

@@ -11,6 +11,9 @@ use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
+pub mod server;
+pub use server::{Answer, Server};
+
 /// The four example plugins.
 pub const EXAMPLE_PLUGINS: [&str; 4] = ["echo", "error", "fatal", "sleep"];
 

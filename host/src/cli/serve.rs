@@ -72,6 +72,11 @@ fn effective_config(args: &ServeArgs, allow_insecure_plugins: bool) -> Result<Co
         config.shutdown_timeout = timeout;
     }
     config.allow_insecure_plugins |= allow_insecure_plugins;
+    if args.paused {
+        // No queue starts by itself, not even one first named by a job after start.
+        config.default_queue.autostart = false;
+        config.queues.values_mut().for_each(|q| q.autostart = false);
+    }
     Ok(config)
 }
 
@@ -132,7 +137,7 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
             return EXIT_USAGE;
         }
     };
-    match runtime.block_on(serve(host, config, token, plugin_dirs, args.paused)) {
+    match runtime.block_on(serve(host, config, token, plugin_dirs)) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("error: {e}");
@@ -146,7 +151,6 @@ async fn serve(
     config: Config,
     token: Option<Token>,
     plugin_dirs: Vec<PathBuf>,
-    paused: bool,
 ) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -156,10 +160,7 @@ async fn serve(
     let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
 
-    host.start_maintenance();
-    if !paused {
-        host.start_autostart_queues();
-    }
+    host.start_configured();
     let (stopping, stopping_rx) = watch::channel(false);
     let state = AppState::new(host.clone(), config.limits, token, plugin_dirs.clone(), stopping_rx.clone());
     let mut server_stop = stopping_rx;

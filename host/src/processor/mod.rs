@@ -257,19 +257,8 @@ impl Host {
     /// Starts the configured queues that autostart, the lease reaper and the retention
     /// sweeper. Needs a Tokio runtime.
     pub fn start_configured(&self) {
-        self.start_maintenance();
-        self.start_autostart_queues();
-    }
-
-    /// The lease reaper and the retention sweeper (started by `start_configured`; alone for
-    /// `serve --paused`).
-    pub fn start_maintenance(&self) {
         self.spawn_reaper();
         self.spawn_sweeper();
-    }
-
-    /// Starts every configured queue (and the default queue) that autostarts.
-    pub fn start_autostart_queues(&self) {
         let names: Vec<String> = self.inner.config.queues.keys().cloned().collect();
         for name in names.iter().chain(std::iter::once(&DEFAULT_QUEUE.to_owned())) {
             if self.queue_config(name).autostart {
@@ -288,12 +277,14 @@ impl Host {
         }
     }
 
-    /// Stops claiming from `name`; its running jobs finish.
+    /// Stops claiming from `name`; its running jobs finish. A queue not yet in use is created
+    /// stopped, so its first job does not autostart it.
+    /// Returns once no claim of this queue is in flight: from then on it claims nothing.
     pub fn stop_queue(&self, name: &str) {
-        if let Some(queue) = self.lock_queues().get(name) {
-            queue.stop.send_replace(true);
-            queue.processing.store(false, Ordering::SeqCst);
-        }
+        let queue = self.queue_entry(name);
+        queue.stop.send_replace(true);
+        queue.processing.store(false, Ordering::SeqCst);
+        drop(queue.claiming.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
     pub fn is_processing(&self, name: &str) -> bool {
@@ -554,6 +545,13 @@ impl Inner {
         let cancel = Arc::new(AtomicBool::new(claimed.job.cancel_requested));
         let running = Running { token: claimed.token, cancel: cancel.clone() };
         self.running.lock().unwrap_or_else(PoisonError::into_inner).insert(claimed.job.id, running);
+        // A cancel that landed between the claim and the insert found no flag to set; it did
+        // mark the record first, so reading the record after the insert catches it.
+        if let Ok(Some(job)) = self.store.get(claimed.job.id) {
+            if job.cancel_requested {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        }
         cancel
     }
 

@@ -5,7 +5,7 @@
 //! (a `Notify`), a waiting job becomes due, or the poll interval passes (the fallback).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify, Semaphore};
@@ -29,6 +29,8 @@ pub(super) struct Queue {
     pub stop: watch::Sender<bool>,
     /// The claim loop's task while it runs (a shutdown waits for it).
     pub task: Mutex<Option<JoinHandle<()>>>,
+    /// Held while a claim is in flight; `stop_queue` takes it to wait one out.
+    pub claiming: Mutex<()>,
 }
 
 impl Queue {
@@ -42,6 +44,7 @@ impl Queue {
             processing: AtomicBool::new(false),
             stop: watch::channel(false).0,
             task: Mutex::new(None),
+            claiming: Mutex::new(()),
         }
     }
 
@@ -74,9 +77,15 @@ pub(super) async fn run(inner: Arc<Inner>, queue: Arc<Queue>) {
         woken.as_mut().enable();
 
         let claimed = {
-            let (inner, name) = (inner.clone(), queue.name.clone());
+            let (inner, queue) = (inner.clone(), queue.clone());
             tokio::task::spawn_blocking(move || {
-                let filter = ClaimFilter { queue: Some(&name), factory: None };
+                // Under the claim lock and after checking `stop`: once `stop_queue` returns,
+                // this queue claims nothing more.
+                let _claiming = queue.claiming.lock().unwrap_or_else(PoisonError::into_inner);
+                if *queue.stop.borrow() {
+                    return Ok(None);
+                }
+                let filter = ClaimFilter { queue: Some(&queue.name), factory: None };
                 inner.store.claim(&filter, inner.clock.now(), lease)
             })
             .await

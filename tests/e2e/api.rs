@@ -1,0 +1,365 @@
+//! The HTTP API of the real `jobhost serve` over loopback: the seeds' scenario, every error code
+//! (with the stored data unchanged after each), auth, and the OpenAPI document.
+
+use std::time::Duration;
+
+use jobhost_tests::{plugin_dir, Server, EXAMPLE_PLUGINS};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn errors(job: &Value) -> Vec<String> {
+    job["errors"]
+        .as_array()
+        .expect("errors is a list")
+        .iter()
+        .map(|e| e.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `[2026-11-22T16:40:00.123456+00:00] An error occurred.`
+fn assert_seed_error(line: &str) {
+    let (stamp, message) = line.split_once("] ").expect("[time] message");
+    let stamp = stamp.strip_prefix('[').expect("starts with [");
+    chrono::DateTime::parse_from_rfc3339(stamp).unwrap_or_else(|e| panic!("{stamp}: {e}"));
+    assert!(stamp.ends_with("+00:00") && stamp.len() == 32, "UTC with microseconds: {stamp}");
+    assert_eq!(message, "An error occurred.");
+}
+
+fn start(extra: &[&str]) -> (Server, TempDir, TempDir) {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let server = Server::start(&dir.path().join("data"), plugins.path(), extra);
+    (server, dir, plugins)
+}
+
+#[test]
+fn m01_remote_readme_scenario_through_the_api() {
+    let (server, _dir, _plugins) = start(&["--paused"]);
+
+    // A queued job has no result and can be cancelled at once.
+    let job1 = server.add("echo", json!({"foo": "bar"}));
+    let job = server.job(&job1);
+    assert_eq!((job["status"].as_str(), &job["result"]), (Some("queued"), &Value::Null));
+    let cancelled = server.post_empty(&format!("/v1/jobs/{job1}/cancel"));
+    assert_eq!((cancelled.status, cancelled.body["status"].as_str()), (200, Some("cancelled")));
+
+    let echo = server.add("echo", json!({"foo": "bar"}));
+    let error = server.add("error", Value::Null);
+    let fatal = server.add("fatal", Value::Null);
+    let started = server.post_empty("/v1/queues/default/start");
+    assert_eq!((started.status, started.body["processing"].as_bool()), (200, Some(true)), "{started:?}");
+
+    // echo: the result is the input.
+    let done = server.wait_finished(&echo, LONG);
+    assert_eq!((done["status"].as_str(), &done["result"]), (Some("completed"), &json!({"foo": "bar"})));
+    for key in ["created_at", "started_at", "finished_at"] {
+        let at = done[key].as_str().unwrap_or_else(|| panic!("{key}: {done}"));
+        assert!(at.ends_with("+00:00") && at.len() == 32, "{key}: RFC 3339 UTC with microseconds: {at}");
+    }
+
+    // error: `error` at once with one timestamped message.
+    let failed = server.wait_finished(&error, LONG);
+    assert_eq!((failed["status"].as_str(), failed["attempts"].as_u64()), (Some("error"), Some(1)));
+    let errs = errors(&failed);
+    assert_eq!(errs.len(), 1);
+    assert_seed_error(&errs[0]);
+
+    // fatal: queued with 1 error, queued with 2, error with 3 (its retry delay is ≥ 0.5 s, so
+    // polling every 20 ms sees every state).
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    server.wait_until(&fatal, LONG, |job| {
+        let state = (job["status"].as_str().unwrap().to_owned(), errors(job).len());
+        if state.0 != "processing" && seen.last() != Some(&state) {
+            seen.push(state);
+        }
+        job["status"] == "error"
+    });
+    let seen: Vec<(&str, usize)> = seen.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    assert_eq!(
+        seen.iter().filter(|(_, n)| *n > 0).copied().collect::<Vec<_>>(),
+        [("queued", 1), ("queued", 2), ("error", 3)]
+    );
+    errors(&server.job(&fatal)).iter().for_each(|e| assert_seed_error(e));
+
+    // A stopped processor leaves jobs queued (and the queue still accepts them).
+    let stopped = server.post_empty("/v1/queues/default/stop");
+    assert_eq!((stopped.status, stopped.body["processing"].as_bool()), (200, Some(false)));
+    let waiting = server.add("echo", json!(1));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.job(&waiting)["status"], "queued");
+    let queues = server.get("/v1/queues").body;
+    assert_eq!((queues[0]["queued"].as_u64(), queues[0]["processing"].as_bool()), (Some(1), Some(false)));
+
+    // Remove finished jobs: counts per status; the queued job stays.
+    let removed = server.delete("/v1/jobs");
+    assert_eq!(removed.status, 200, "{removed:?}");
+    assert_eq!(removed.body, json!({"removed": {"cancelled": 1, "completed": 1, "error": 2}}));
+    let left = server.get("/v1/jobs").body;
+    assert_eq!(left["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(left["jobs"][0]["id"].as_str(), Some(waiting.as_str()));
+    assert_eq!(left["next"], Value::Null);
+}
+
+#[test]
+fn retry_long_poll_paging_and_filters() {
+    let (server, _dir, _plugins) = start(&[]);
+    // Long poll: answers when the job ends, well before the wait runs out.
+    let id = server.add("sleep", json!(0.3));
+    let answer = server.get(&format!("/v1/jobs/{id}?wait=20"));
+    assert_eq!(answer.body["status"], "completed", "{answer:?}");
+    assert_eq!(answer.body["result"], json!({"slept": 0.3}));
+
+    // Dead-letter re-run: `error` → `queued` with fresh attempts, history kept.
+    let failed = server.add("error", Value::Null);
+    server.wait_finished(&failed, LONG);
+    let retried = server.post_empty(&format!("/v1/jobs/{failed}/retry"));
+    assert_eq!((retried.status, retried.body["attempts"].as_u64()), (200, Some(0)), "{retried:?}");
+    let again = server.wait_finished(&failed, LONG);
+    assert_eq!((again["status"].as_str(), errors(&again).len()), (Some("error"), 2));
+
+    // Paging: `next` is the cursor; the last page has none.
+    for n in 0..5 {
+        server.add("echo", json!(n));
+    }
+    let mut ids = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = server.get(&format!("/v1/jobs?job=echo&limit=2&after={after}")).body;
+        ids.extend(page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()));
+        match page["next"].as_str() {
+            Some(next) => after = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    let numeric: Vec<u64> = ids.iter().map(|i| i.parse().unwrap()).collect();
+    assert!(numeric.windows(2).all(|w| w[0] < w[1]), "oldest first: {numeric:?}");
+    let errors_only = server.get("/v1/jobs?status=error").body;
+    assert_eq!(errors_only["jobs"].as_array().unwrap().len(), 1);
+
+    // Factories and plugins.
+    let factories = server.get("/v1/factories").body;
+    let names: Vec<&str> =
+        factories.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, EXAMPLE_PLUGINS);
+    assert_eq!(factories[0]["plugin"], "echo");
+    assert!(factories[0]["plugin_version"].is_string() && factories[0]["description"].is_string());
+    let plugins = server.get("/v1/plugins").body;
+    assert_eq!(plugins["plugins"].as_array().unwrap().len(), 4);
+    assert!(plugins["plugins"][0]["path"].as_str().unwrap().ends_with(".so"));
+    assert_eq!(plugins["rejected"], json!([]));
+
+    // Health and metrics.
+    assert_eq!(server.get("/v1/health").body["status"], "ok");
+    let metrics = server.get("/metrics").text;
+    assert!(metrics.contains("jobhost_jobs{queue=\"default\",status=\"completed\"} 6"), "{metrics}");
+    assert!(
+        metrics.contains("jobhost_job_outcomes_total{factory=\"error\",outcome=\"failed\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("jobhost_job_duration_seconds_count{factory=\"sleep\"} 1"), "{metrics}");
+    assert!(metrics.contains("jobhost_plugin_load_failures 0"), "{metrics}");
+}
+
+#[test]
+fn every_error_code_and_nothing_changes() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let config = dir.path().join("jobhost.toml");
+    std::fs::write(&config, "[limits]\nmax_body_bytes = 4096\n").unwrap();
+    let server =
+        Server::start(&dir.path().join("data"), plugins.path(), &["--config", config.to_str().unwrap()]);
+    let completed = server.add("echo", json!({"keep": true}));
+    server.wait_finished(&completed, LONG);
+    // Stopping a queue before its first job keeps it from autostarting.
+    assert_eq!(server.post_empty("/v1/queues/parked/stop").body["processing"], false);
+    let queued_elsewhere = {
+        let answer = server.post("/v1/jobs", &json!({"job": "echo", "queue": "parked"}));
+        assert_eq!(answer.status, 201);
+        answer.body["id"].as_str().unwrap().to_owned()
+    };
+    let before = server.snapshot();
+
+    let big = format!("{{\"job\": \"echo\", \"input\": \"{}\"}}", "x".repeat(5000));
+    let cases: Vec<(&str, Request, u16, &str)> = vec![
+        ("malformed JSON", Request::Raw("/v1/jobs", b"{\"job\": ".to_vec()), 400, "invalid_json"),
+        ("not JSON at all", Request::Raw("/v1/jobs", b"job=echo".to_vec()), 400, "invalid_json"),
+        ("wrong type", Request::Post("/v1/jobs", json!({"job": 3})), 400, "invalid_request"),
+        ("missing job", Request::Post("/v1/jobs", json!({"input": {}})), 400, "invalid_request"),
+        (
+            "unknown field",
+            Request::Post("/v1/jobs", json!({"job": "echo", "max_atempts": 2})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "zero attempts",
+            Request::Post("/v1/jobs", json!({"job": "echo", "max_attempts": 0})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "negative attempts",
+            Request::Post("/v1/jobs", json!({"job": "echo", "max_attempts": -1})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "bad queue name",
+            Request::Post("/v1/jobs", json!({"job": "echo", "queue": "no spaces"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "bad timeout",
+            Request::Post("/v1/jobs", json!({"job": "echo", "timeout_seconds": -1})),
+            400,
+            "invalid_request",
+        ),
+        ("unknown job", Request::Post("/v1/jobs", json!({"job": "nope"})), 400, "unknown_job"),
+        ("body over the limit", Request::Raw("/v1/jobs", big.into_bytes()), 413, "body_too_large"),
+        ("unknown id", Request::Get("/v1/jobs/999999"), 404, "unknown_id"),
+        ("non-numeric id", Request::Get("/v1/jobs/abc"), 404, "unknown_id"),
+        ("cancel unknown id", Request::PostEmpty("/v1/jobs/999999/cancel"), 404, "unknown_id"),
+        ("retry unknown id", Request::PostEmpty("/v1/jobs/999999/retry"), 404, "unknown_id"),
+        ("bad wait", Request::Get("/v1/jobs/1?wait=-1"), 400, "invalid_request"),
+        ("non-numeric wait", Request::Get("/v1/jobs/1?wait=soon"), 400, "invalid_request"),
+        ("unknown status filter", Request::Get("/v1/jobs?status=done"), 400, "invalid_request"),
+        ("zero limit", Request::Get("/v1/jobs?limit=0"), 400, "invalid_request"),
+        ("bad cursor", Request::Get("/v1/jobs?after=x"), 400, "invalid_request"),
+        ("unknown query parameter", Request::Get("/v1/jobs?stats=error"), 400, "invalid_request"),
+        ("remove unfinished", Request::Delete("/v1/jobs?status=queued"), 400, "invalid_request"),
+        ("remove unknown status", Request::Delete("/v1/jobs?status=gone"), 400, "invalid_request"),
+        ("bad queue in path", Request::PostEmpty("/v1/queues/a%20b/start"), 400, "invalid_request"),
+        ("unknown route", Request::Get("/v1/nope"), 404, "not_found"),
+        ("wrong method", Request::Delete("/v1/factories"), 405, "method_not_allowed"),
+    ];
+    let completed_cancel = format!("/v1/jobs/{completed}/cancel");
+    let completed_retry = format!("/v1/jobs/{completed}/retry");
+    let queued_retry = format!("/v1/jobs/{queued_elsewhere}/retry");
+    let transitions = [
+        ("cancel a completed job", Request::PostEmpty(&completed_cancel), 409, "invalid_transition"),
+        ("retry a completed job", Request::PostEmpty(&completed_retry), 409, "invalid_transition"),
+        ("retry a queued job", Request::PostEmpty(&queued_retry), 409, "invalid_transition"),
+    ];
+    for (what, request, status, code) in cases.into_iter().chain(transitions) {
+        let answer = request.send(&server);
+        assert_eq!((answer.status, answer.code()), (status, code), "{what}: {answer:?}");
+        assert!(!answer.body["error"]["message"].as_str().unwrap_or("").is_empty(), "{what}: {answer:?}");
+        assert_eq!(server.snapshot(), before, "{what} changed stored data");
+    }
+    let unknown = server.post("/v1/jobs", &json!({"job": "nope"}));
+    assert!(
+        unknown.body["error"]["message"].as_str().unwrap().contains("echo, error, fatal, sleep"),
+        "{unknown:?}"
+    );
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+/// One request of the table above.
+pub enum Request<'a> {
+    Get(&'a str),
+    Post(&'a str, Value),
+    PostEmpty(&'a str),
+    Raw(&'a str, Vec<u8>),
+    Delete(&'a str),
+}
+
+impl Request<'_> {
+    fn send(&self, server: &Server) -> jobhost_tests::Answer {
+        match self {
+            Request::Get(path) => server.get(path),
+            Request::Post(path, body) => server.post(path, body),
+            Request::PostEmpty(path) => server.post_empty(path),
+            Request::Raw(path, body) => server.post_raw(path, body),
+            Request::Delete(path) => server.delete(path),
+        }
+    }
+}
+
+#[test]
+fn bearer_token_auth_and_the_loopback_rule() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let data = dir.path().join("data");
+    let extra = ["--token-file", token_file.to_str().unwrap()];
+    let server = Server::start_with_token(&data, plugins.path(), &extra, Some("s3cret"));
+    assert_eq!(server.add("echo", json!(1)), "1");
+
+    let anonymous = Server::start_with_token(&dir.path().join("other"), plugins.path(), &extra, None);
+    let answer = anonymous.get("/v1/jobs");
+    assert_eq!((answer.status, answer.code()), (401, "unauthorized"), "{answer:?}");
+    assert_eq!(anonymous.get("/v1/health").status, 200, "health needs no token");
+    let wrong = Server::start_with_token(&dir.path().join("third"), plugins.path(), &extra, Some("guess"));
+    let answer = wrong.post("/v1/jobs", &json!({"job": "echo"}));
+    assert_eq!((answer.status, answer.code()), (401, "unauthorized"), "{answer:?}");
+    assert_eq!(wrong.get("/v1/jobs").status, 401);
+
+    // No token on a non-loopback address: refused unless --insecure-no-auth.
+    let out = jobhost_tests::jobhost([
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--data-dir",
+        dir.path().join("open").to_str().unwrap(),
+        "--plugin-dir",
+        plugins.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("refusing to listen on 0.0.0.0:0 without a token"), "{out:?}");
+}
+
+#[test]
+fn openapi_document_parses_and_names_every_route() {
+    let (server, _dir, _plugins) = start(&["--paused"]);
+    let answer = server.get("/v1/openapi.json");
+    assert_eq!(answer.status, 200);
+    let spec = oas3::from_json(&answer.text).expect("parses as OpenAPI 3");
+    assert!(spec.openapi.starts_with("3."), "{}", spec.openapi);
+    let paths = spec.paths.as_ref().expect("paths");
+    let routes = [
+        ("post", "/v1/jobs"),
+        ("get", "/v1/jobs"),
+        ("delete", "/v1/jobs"),
+        ("get", "/v1/jobs/{id}"),
+        ("post", "/v1/jobs/{id}/cancel"),
+        ("post", "/v1/jobs/{id}/retry"),
+        ("get", "/v1/factories"),
+        ("get", "/v1/plugins"),
+        ("get", "/v1/queues"),
+        ("post", "/v1/queues/{name}/stop"),
+        ("post", "/v1/queues/{name}/start"),
+        ("get", "/v1/health"),
+        ("get", "/metrics"),
+        ("get", "/v1/openapi.json"),
+    ];
+    for (method, path) in routes {
+        let item = paths.get(path).unwrap_or_else(|| panic!("{path} is not in the document"));
+        let op = match method {
+            "get" => item.get.as_ref(),
+            "post" => item.post.as_ref(),
+            "delete" => item.delete.as_ref(),
+            _ => None,
+        };
+        assert!(op.is_some(), "{method} {path} is not in the document");
+        // Every route the document names is served (not a 404 from the fallback).
+        let concrete = path.replace("{id}", "1").replace("{name}", "default");
+        let answer = match method {
+            "get" => server.get(&concrete),
+            "post" if path == "/v1/jobs" => server.post(&concrete, &json!({"job": "echo"})),
+            "post" => server.post_empty(&concrete),
+            _ => server.delete(&concrete),
+        };
+        assert_ne!(answer.code(), "not_found", "{method} {path}: {answer:?}");
+        assert_ne!(answer.status, 405, "{method} {path}: {answer:?}");
+    }
+    assert_eq!(paths.len(), 12, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
+    let components = spec.components.as_ref().expect("components");
+    for schema in ["JobView", "AddJobRequest", "ErrorBody", "JobPage", "QueueView", "FactoryView"] {
+        assert!(components.schemas.contains_key(schema), "schema {schema} missing");
+    }
+}

@@ -1,0 +1,244 @@
+//! `jobhost serve` as a service, driven the way operators and applications do: the CLI client
+//! against a real server, signals (SIGKILL, SIGTERM, SIGHUP), and the config file.
+
+use std::time::{Duration, Instant};
+
+use jobhost_tests::{
+    copy_plugin, jobhost, jobhost_cmd, library_file, plugin_dir, CliOutput, Server, EXAMPLE_PLUGINS,
+};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// Runs a client command against `server`.
+fn cli(server: &Server, args: &[&str]) -> CliOutput {
+    jobhost_cmd()
+        .args(args)
+        .env("JOBHOST_URL", &server.url)
+        .env_remove("JOBHOST_TOKEN")
+        .output()
+        .unwrap()
+        .into()
+}
+
+#[test]
+fn m01_remote_readme_scenario_through_the_cli() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let config = dir.path().join("jobhost.toml");
+    std::fs::write(&config, "[queues.default]\nconcurrency = 2\n").unwrap();
+    let server =
+        Server::start(&dir.path().join("data"), plugins.path(), &["--config", config.to_str().unwrap()]);
+
+    let echo = cli(&server, &["add", "echo", r#"{"foo":"bar"}"#, "--wait"]);
+    assert_eq!((echo.code, echo.stdout.as_str()), (0, "{\"foo\":\"bar\"}\n"), "{echo:?}");
+
+    let error = cli(&server, &["add", "error", "--wait"]);
+    assert_eq!(error.code, 1, "{error:?}");
+    assert!(
+        error.stderr.contains("failed after 1 attempt(s)") && error.stderr.contains("] An error occurred."),
+        "{error:?}"
+    );
+
+    let fatal = cli(&server, &["add", "fatal", "--wait", "--json"]);
+    assert_eq!(fatal.code, 1, "{fatal:?}");
+    let fatal: Value = serde_json::from_str(&fatal.stdout).unwrap();
+    assert_eq!((fatal["status"].as_str(), fatal["attempts"].as_u64()), (Some("error"), Some(3)));
+    let id = fatal["id"].as_str().unwrap();
+    let errors = cli(&server, &["errors", id]);
+    assert_eq!(errors.stdout.lines().count(), 3, "{errors:?}");
+    assert!(errors.stdout.lines().all(|l| l.ends_with("] An error occurred.")), "{errors:?}");
+
+    // A stopped queue keeps jobs queued; a queued job can be cancelled.
+    let stop = cli(&server, &["queue", "stop", "default"]);
+    assert_eq!(
+        (stop.code, stop.stdout.trim()),
+        (0, "queue default: stopped (0 queued, 0 running)"),
+        "{stop:?}"
+    );
+    let added = cli(&server, &["add", "echo", "1"]);
+    let queued = added.stdout.trim().to_owned();
+    let cancel_me = cli(&server, &["add", "echo", "2"]).stdout.trim().to_owned();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = cli(&server, &["status", &queued]);
+    assert!(status.stdout.contains("status     queued"), "{status:?}");
+    let cancelled = cli(&server, &["cancel", &cancel_me]);
+    assert_eq!(cancelled.stdout.trim(), format!("job {cancel_me} cancelled"));
+    let result = cli(&server, &["result", &cancel_me]);
+    assert_eq!(result.code, 2, "a cancelled job's result exits 2: {result:?}");
+    let queues = cli(&server, &["queues"]);
+    assert!(
+        queues.stdout.lines().nth(1).unwrap().split_whitespace().eq(["default", "stopped", "2", "1", "0"]),
+        "{queues:?}"
+    );
+
+    let list = cli(&server, &["list", "--status", "error"]);
+    assert_eq!(list.stdout.lines().count(), 3, "header and two failed jobs: {list:?}");
+    let removed = cli(&server, &["remove"]);
+    assert_eq!(removed.stdout.trim(), "removed: completed 1, error 2, cancelled 1", "{removed:?}");
+    let left = cli(&server, &["list", "--json"]);
+    let left: Value = serde_json::from_str(&left.stdout).unwrap();
+    assert_eq!(left["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(left["jobs"][0]["id"].as_str(), Some(queued.as_str()));
+
+    // Start the queue again: the queued job runs; retry and result.
+    cli(&server, &["queue", "start", "default"]);
+    server.wait_finished(&queued, LONG);
+    assert_eq!(cli(&server, &["result", &queued]).stdout, "1\n");
+    let retry = cli(&server, &["retry", &queued]);
+    assert_eq!(retry.code, 1, "a completed job cannot be retried: {retry:?}");
+    assert!(retry.stderr.contains("(invalid_transition)"), "{retry:?}");
+    let factories = cli(&server, &["factories"]);
+    assert_eq!(factories.stdout.lines().count(), 5, "{factories:?}");
+    let unknown = cli(&server, &["add", "nope"]);
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("known factories: echo, error, fatal, sleep (unknown_job)"),
+        "{unknown:?}"
+    );
+}
+
+#[test]
+fn no_server_is_one_clear_line_and_exit_3() {
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out: CliOutput = jobhost_cmd()
+        .args(["add", "echo", "{}", "--wait"])
+        .env("JOBHOST_URL", format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(out.stderr.contains("cannot reach the jobhost server at http://127.0.0.1:"), "{out:?}");
+    assert!(out.stderr.contains("is `jobhost serve` running?"), "{out:?}");
+    let usage = jobhost(["add"]);
+    assert_eq!(usage.code, 3, "{usage:?}");
+}
+
+#[test]
+fn sigkill_while_jobs_run_loses_nothing_acknowledged() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let mut server = Server::start(&data, plugins.path(), &[]);
+    let ids: Vec<String> = (0..12).map(|_| server.add("sleep", json!(0.4))).collect();
+    server.wait_until(&ids[0], LONG, |job| job["status"] == "processing");
+    let running: Vec<String> =
+        ids.iter().filter(|id| server.job(id)["status"] == "processing").cloned().collect();
+    assert!(!running.is_empty());
+    server.signal(libc::SIGKILL);
+    assert_eq!(server.wait_exit(LONG), None, "killed by the signal");
+
+    let server = Server::start(&data, plugins.path(), &["--paused"]);
+    let page = server.get("/v1/jobs?limit=100").body;
+    let stored: Vec<&str> =
+        page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(stored, ids, "every acknowledged job is there");
+    for id in &running {
+        let job = server.job(id);
+        // Unless it completed just before the kill, the interrupted attempt is counted.
+        if job["status"] != "completed" {
+            assert_eq!(
+                (job["status"].as_str(), job["attempts"].as_u64()),
+                (Some("queued"), Some(1)),
+                "{job}"
+            );
+            assert!(job["errors"][0]
+                .as_str()
+                .unwrap()
+                .ends_with("worker lost: host stopped while the job was running"));
+        }
+    }
+    server.post_empty("/v1/queues/default/start");
+    for id in &ids {
+        assert_eq!(server.wait_finished(id, LONG)["status"], "completed");
+    }
+}
+
+#[test]
+fn sigterm_lets_a_running_job_finish_or_releases_it_after_the_timeout() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+
+    // Within the shutdown timeout: the job completes before the process exits, exit code 0.
+    let mut server = Server::start(&data, plugins.path(), &[]);
+    let finishes = server.add("sleep", json!(1.0));
+    server.wait_until(&finishes, LONG, |job| job["status"] == "processing");
+    let signalled = Instant::now();
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(LONG), Some(0), "{}", server.log());
+    assert!(signalled.elapsed() < Duration::from_secs(20));
+    assert!(server.log().contains("SIGTERM: shutting down"), "{}", server.log());
+
+    // A shorter timeout than the job: it goes back to `queued` (attempt not counted) and
+    // completes after the restart.
+    let mut server = Server::start(&data, plugins.path(), &["--shutdown-timeout", "200ms"]);
+    assert_eq!(server.job(&finishes)["status"], "completed", "finished before the first exit");
+    let released = server.add("sleep", json!(2.0));
+    server.wait_until(&released, LONG, |job| job["status"] == "processing");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(LONG), Some(0), "{}", server.log());
+    assert!(server.log().contains("1 job(s) released back to queued"), "{}", server.log());
+
+    let server = Server::start(&data, plugins.path(), &["--paused"]);
+    let job = server.job(&released);
+    assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("queued"), Some(0)), "{job}");
+    assert_eq!(job["errors"], json!([]));
+    server.post_empty("/v1/queues/default/start");
+    assert_eq!(server.wait_finished(&released, LONG)["status"], "completed");
+}
+
+#[test]
+fn sighup_registers_a_plugin_copied_in_after_start() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    let before = server.post("/v1/jobs", &json!({"job": "sleep", "input": 0}));
+    assert_eq!((before.status, before.code()), (400, "unknown_job"));
+
+    copy_plugin("sleep", plugins.path(), &library_file("sleep"));
+    server.signal(libc::SIGHUP);
+    let deadline = Instant::now() + LONG;
+    loop {
+        let factories = server.get("/v1/factories").body;
+        if factories.as_array().unwrap().iter().any(|f| f["name"] == "sleep") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sleep never registered: {}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let id = server.add("sleep", json!(0));
+    assert_eq!(server.wait_finished(&id, LONG)["status"], "completed");
+    assert_eq!(
+        server.add("echo", json!(1)),
+        (id.parse::<u64>().unwrap() + 1).to_string(),
+        "echo still there"
+    );
+}
+
+#[test]
+fn config_file_errors_name_the_key_and_the_example_is_valid() {
+    let dir = TempDir::new().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[queues.default]\nconcurrency = 0\n").unwrap();
+    let out = jobhost(["serve", "--config", bad.to_str().unwrap()]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("bad.toml") && out.stderr.contains("concurrency"), "{out:?}");
+
+    std::fs::write(&bad, "listen = \"127.0.0.1:1\"\nworkers = 4\n").unwrap();
+    let out = jobhost(["serve", "--config", bad.to_str().unwrap()]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("unknown field `workers`"), "{out:?}");
+
+    let missing = jobhost(["serve", "--config", dir.path().join("nope.toml").to_str().unwrap()]);
+    assert_eq!(missing.code, 3);
+    assert!(missing.stderr.contains("cannot read config file"), "{missing:?}");
+
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../host/jobhost.example.toml");
+    let ok = jobhost(["serve", "--config", example, "--listen", "127.0.0.1:9", "--check-config"]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(ok.stdout.contains("127.0.0.1:9"), "flags override the file: {ok:?}");
+}
