@@ -320,6 +320,13 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_config_parses() {
+        let config =
+            Config::parse(include_str!("../../packaging/jobhost.toml")).expect("packaging/jobhost.toml");
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/jobhost/data"));
+    }
+
+    #[test]
     fn an_empty_file_is_the_defaults() {
         assert_eq!(Config::parse("").unwrap(), Config::default());
     }
