@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -32,6 +33,9 @@ pub const WORKER_LOST_HOST_STOPPED: &str = "worker lost: host stopped while the 
 pub const WORKER_LOST_LEASE_EXPIRED: &str = "worker lost: its lease expired";
 
 const META_FORMAT: &[u8] = b"format_version";
+/// The highest job id ever deleted, so that deleting the newest jobs never lets their ids be
+/// issued again after a restart (the others are found in the `jobs` tree).
+const META_ID_HIGH_WATER: &[u8] = b"id_high_water";
 
 /// Tuning of the embedded store.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +64,11 @@ pub struct SledStore {
     ready: Tree,
     waiting: Tree,
     leases: Tree,
+    meta: Tree,
+    /// The last job id issued. Ids are consecutive (sled's own `generate_id` jumps by a
+    /// million after a restart, which users would see); at open it is the highest id stored
+    /// or ever deleted.
+    last_id: AtomicU64,
     group: GroupCommit,
     /// One claimer at a time in this process: claimers would otherwise race for the same
     /// first key and retry their transactions. Held only for the claim's transaction, not
@@ -155,9 +164,14 @@ impl SledStore {
                 meta.insert(META_FORMAT, &[FORMAT_VERSION])?;
             }
         }
+        let jobs = db.open_tree("jobs")?;
+        let newest = jobs.last()?.and_then(|(key, _)| keys::id_from(&key)).unwrap_or(0);
+        let deleted = meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or(0);
         let store = SledStore {
             path: path.to_owned(),
-            jobs: db.open_tree("jobs")?,
+            jobs,
+            meta,
+            last_id: AtomicU64::new(newest.max(deleted)),
             ready: db.open_tree("ready")?,
             waiting: db.open_tree("waiting")?,
             leases: db.open_tree("leases")?,
@@ -337,8 +351,7 @@ impl SledStore {
 impl Store for SledStore {
     fn add(&self, new: NewJob, now: Micros) -> StoreResult<Job> {
         let mut job = self.add_record(new, now);
-        // sled's ids are unique and increasing for the life of the database, across restarts.
-        job.id = self.db.generate_id()? + 1;
+        job.id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
         tx_result((&self.jobs, &self.ready, &self.waiting).transaction(|(jobs, ready, waiting)| {
             save(jobs, &job)?;
             enqueue(ready, waiting, &job, now)
@@ -559,12 +572,16 @@ impl Store for SledStore {
             }
             // Re-checked inside a transaction: a retry may have requeued the job since the scan,
             // and deleting it then would leave its index entry dangling.
-            let result = self.jobs.transaction(|jobs| {
+            let result = (&self.jobs, &self.meta).transaction(|(jobs, meta)| {
                 let job = load(jobs, id)?;
                 if !matches(&job) {
                     return Ok(None);
                 }
                 jobs.remove(&key)?;
+                let high = meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or(0);
+                if id > high {
+                    meta.insert(META_ID_HIGH_WATER, &keys::id_key(id))?;
+                }
                 Ok(Some(job))
             });
             if let Some(job) = tx_result(result)? {
@@ -694,17 +711,21 @@ mod tests {
     }
 
     #[test]
-    fn ids_are_never_reused_across_restarts() {
+    fn ids_are_consecutive_and_never_reused_across_restarts_or_removals() {
         let dir = tempfile::tempdir().unwrap();
-        let first = {
+        {
             let store = open(dir.path());
-            let a = store.add(new_job(1), 0).unwrap().id;
-            let b = store.add(new_job(2), 0).unwrap().id;
-            assert!(b > a);
-            b
-        };
+            let ids: Vec<JobId> = (1..=3).map(|n| store.add(new_job(n), 0).unwrap().id).collect();
+            assert_eq!(ids, [1, 2, 3]);
+        }
         let store = open(dir.path());
-        assert!(store.add(new_job(3), 0).unwrap().id > first);
+        assert_eq!(store.add(new_job(4), 0).unwrap().id, 4, "no jump after a restart");
+        // Finish and remove the newest job: its id stays spent.
+        assert!(matches!(store.cancel(4, 0).unwrap(), Cancelled::Now(_)));
+        assert_eq!(store.remove(&[Status::Cancelled], None).unwrap()[&Status::Cancelled], 1);
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(store.add(new_job(5), 0).unwrap().id, 5);
     }
 
     #[test]
