@@ -262,3 +262,27 @@ async fn higher_priority_runs_first_and_ties_run_in_submission_order() {
     }
     assert_eq!(order, [2, 4, 1, 3]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_finished_jobs_once_they_are_old_enough() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let h = harness(manual_config(1), clock.clone());
+    let host = &h.host;
+    let completed = host.add(job("echo", json!(1))).unwrap().id;
+    host.process_next(ANY).await.unwrap().unwrap();
+    let failed = host.add(job("error", json!(1))).unwrap().id;
+    host.process_next(ANY).await.unwrap().unwrap();
+    let waiting = host.add(job("echo", json!(2))).unwrap().id;
+
+    // Defaults: completed and cancelled 7 days, error 30 days.
+    clock.advance(Duration::from_secs(6 * 24 * 3600));
+    assert!(host.sweep_expired().unwrap().is_empty(), "nothing is old enough yet");
+    clock.advance(Duration::from_secs(2 * 24 * 3600));
+    let removed = host.sweep_expired().unwrap();
+    assert_eq!(removed.into_iter().collect::<Vec<_>>(), [(Status::Completed, 1)]);
+    assert!(host.get(completed).unwrap().is_none());
+    assert_eq!(status(host, failed), Status::Error);
+    clock.advance(Duration::from_secs(23 * 24 * 3600));
+    assert_eq!(host.sweep_expired().unwrap().into_iter().collect::<Vec<_>>(), [(Status::Error, 1)]);
+    assert_eq!(status(host, waiting), Status::Queued, "unfinished jobs are never swept");
+}
