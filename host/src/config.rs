@@ -45,6 +45,8 @@ pub struct Config {
     /// A file holding the bearer token clients must send; no auth when absent.
     pub token_file: Option<PathBuf>,
     pub allow_insecure_plugins: bool,
+    /// What this process runs: `all` (workers and the scheduler), `worker` or `scheduler`.
+    pub role: Role,
     /// How long a graceful shutdown waits for running jobs before releasing them to `queued`.
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
@@ -62,6 +64,30 @@ pub struct Config {
     /// Settings for every queue that has no table of its own.
     pub default_queue: QueueTable,
     pub queues: BTreeMap<String, QueueTable>,
+}
+
+/// Which loops a `serve` process runs. With the embedded store one process holds the data, so
+/// splitting pays off fully with a shared store; the loops are independent either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Queue workers and the scheduler.
+    #[default]
+    All,
+    /// Only the queue workers: schedules are not fired here.
+    Worker,
+    /// Only the scheduler: jobs are accepted and scheduled, not run here.
+    Scheduler,
+}
+
+impl Role {
+    pub fn runs_workers(self) -> bool {
+        self != Role::Scheduler
+    }
+
+    pub fn runs_scheduler(self) -> bool {
+        self != Role::Worker
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -147,6 +173,7 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7878))),
             token_file: None,
             allow_insecure_plugins: false,
+            role: Role::All,
             shutdown_timeout: Duration::from_secs(30),
             lease: processor.lease,
             poll_interval: processor.poll_interval,
@@ -340,6 +367,7 @@ mod tests {
             ("[queues.fast]\nconcurrency = \"two\"", "concurrency"),
             ("lease = \"soon\"", "lease"),
             ("lease = \"0s\"", "lease"),
+            ("role = \"boss\"", "role"),
             ("listen = \"localhost\"", "listen"),
             ("[retry]\nbase = \"10m\"\ncap = \"1m\"", "retry.cap"),
             ("[queues.\"bad name\"]", "queues.bad name"),

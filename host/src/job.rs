@@ -114,6 +114,21 @@ pub struct Job {
     pub lease: Option<Lease>,
     /// A cancel arrived while the job was running; it ends `cancelled` when the factory returns.
     pub cancel_requested: bool,
+    /// While this job is pending (scheduled, held, queued, processing), adding another job of
+    /// the same factory with the same key returns this one (Launchpad's `acquire`).
+    pub unique_key: Option<String>,
+    /// The schedule that created this job, if one did.
+    pub schedule_id: Option<ScheduleId>,
+}
+
+/// Unique for the life of a store, like job ids.
+pub type ScheduleId = u64;
+
+impl Job {
+    /// Scheduled, held, queued or processing: not finished.
+    pub fn is_pending(&self) -> bool {
+        !self.status.is_finished()
+    }
 }
 
 impl Job {
@@ -125,7 +140,7 @@ impl Job {
 }
 
 /// What a caller supplies to add a job.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NewJob {
     pub factory: String,
     /// JSON text.
@@ -134,6 +149,12 @@ pub struct NewJob {
     pub priority: i32,
     pub max_attempts: u32,
     pub timeout_ms: Option<u64>,
+    /// Not before this time: the job is `scheduled` until then.
+    pub run_at: Option<Micros>,
+    /// Added `held`: it waits for an explicit start.
+    pub hold: bool,
+    pub unique_key: Option<String>,
+    pub schedule_id: Option<ScheduleId>,
 }
 
 /// Longest queue and factory names (they appear in index keys, URLs and metric labels).

@@ -6,9 +6,12 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cron;
 pub mod job;
 pub mod metrics;
 pub mod plugins;
 pub mod processor;
+pub mod schedule;
+pub mod scheduler;
 pub mod server;
 pub mod store;

@@ -328,6 +328,13 @@ fn openapi_document_parses_and_names_every_route() {
         ("get", "/v1/jobs/{id}"),
         ("post", "/v1/jobs/{id}/cancel"),
         ("post", "/v1/jobs/{id}/retry"),
+        ("post", "/v1/jobs/{id}/start"),
+        ("post", "/v1/schedules"),
+        ("get", "/v1/schedules"),
+        ("get", "/v1/schedules/{id}"),
+        ("patch", "/v1/schedules/{id}"),
+        ("delete", "/v1/schedules/{id}"),
+        ("get", "/v1/cron/next"),
         ("get", "/v1/factories"),
         ("get", "/v1/plugins"),
         ("get", "/v1/queues"),
@@ -343,6 +350,7 @@ fn openapi_document_parses_and_names_every_route() {
             "get" => item.get.as_ref(),
             "post" => item.post.as_ref(),
             "delete" => item.delete.as_ref(),
+            "patch" => item.patch.as_ref(),
             _ => None,
         };
         assert!(op.is_some(), "{method} {path} is not in the document");
@@ -351,15 +359,28 @@ fn openapi_document_parses_and_names_every_route() {
         let answer = match method {
             "get" => server.get(&concrete),
             "post" if path == "/v1/jobs" => server.post(&concrete, &json!({"job": "echo"})),
+            "post" if path == "/v1/schedules" => {
+                server.post(&concrete, &json!({"job": "echo", "cron": "* * * * *"}))
+            }
             "post" => server.post_empty(&concrete),
+            "patch" => server.patch(&concrete, &json!({"active": true})),
             _ => server.delete(&concrete),
         };
         assert_ne!(answer.code(), "not_found", "{method} {path}: {answer:?}");
         assert_ne!(answer.status, 405, "{method} {path}: {answer:?}");
     }
-    assert_eq!(paths.len(), 12, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 16, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
     let components = spec.components.as_ref().expect("components");
-    for schema in ["JobView", "AddJobRequest", "ErrorBody", "JobPage", "QueueView", "FactoryView"] {
+    for schema in [
+        "JobView",
+        "AddJobRequest",
+        "AddedView",
+        "ErrorBody",
+        "JobPage",
+        "QueueView",
+        "FactoryView",
+        "ScheduleView",
+    ] {
         assert!(components.schemas.contains_key(schema), "schema {schema} missing");
     }
 }

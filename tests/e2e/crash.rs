@@ -47,7 +47,7 @@ fn all_jobs(host: &jobhost::processor::Host) -> Vec<jobhost::job::Job> {
 fn sigkill_mid_job_loses_nothing_and_the_interrupted_job_is_recovered() {
     let h = harness(manual_config(1), Arc::new(SystemClock));
     let ids: Vec<u64> =
-        [0.05, 5.0, 0.05].iter().map(|s| h.host.add(job("sleep", json!(s))).unwrap().id).collect();
+        [0.05, 5.0, 0.05].iter().map(|s| h.host.add(job("sleep", json!(s))).unwrap().job.id).collect();
     let (store_dir, plugins) = (h.store_dir, h.plugins);
     drop((h.host, h.store)); // release the store for the child
 
@@ -87,8 +87,8 @@ fn sigkill_mid_job_loses_nothing_and_the_interrupted_job_is_recovered() {
 #[test]
 fn a_job_that_aborts_the_host_every_time_ends_in_error_after_its_attempts() {
     let h = harness(manual_config(1), Arc::new(SystemClock));
-    let poison = h.host.add(job("fatal", json!({"abort": true}))).unwrap().id;
-    let fine = h.host.add(job("echo", json!("after"))).unwrap().id;
+    let poison = h.host.add(job("fatal", json!({"abort": true}))).unwrap().job.id;
+    let fine = h.host.add(job("echo", json!("after"))).unwrap().job.id;
     let (store_dir, plugins) = (h.store_dir, h.plugins);
     drop((h.host, h.store));
 

@@ -34,7 +34,7 @@ async fn m01_remote_readme_scenario() {
     let host = &h.host;
 
     // A queued job has no result and can be cancelled.
-    let job1 = host.add(job("echo", json!({"foo": "bar"}))).unwrap();
+    let job1 = host.add(job("echo", json!({"foo": "bar"}))).unwrap().job;
     assert_eq!((job1.status, job1.result.clone()), (Status::Queued, None));
     assert_eq!(host.cancel(job1.id).unwrap().status, Status::Cancelled);
 
@@ -46,20 +46,20 @@ async fn m01_remote_readme_scenario() {
     assert!(!host.is_processing("default"));
 
     // processNextJob: the echo result equals its input.
-    let job2 = host.add(job("echo", json!({"foo": "bar"}))).unwrap();
+    let job2 = host.add(job("echo", json!({"foo": "bar"}))).unwrap().job;
     let done = host.process_next(ANY).await.unwrap().unwrap();
     assert_eq!((done.id, done.status), (job2.id, Status::Completed));
     let result: Value = serde_json::from_str(done.result.as_deref().unwrap()).unwrap();
     assert_eq!(result, json!({"foo": "bar"}));
 
     // ErrorJob: error at once, one timestamped message.
-    let job3 = host.add(job("error", Value::Null)).unwrap();
+    let job3 = host.add(job("error", Value::Null)).unwrap().job;
     let done = host.process_next(ANY).await.unwrap().unwrap();
     assert_eq!((done.id, done.status, done.errors.len()), (job3.id, Status::Error, 1));
     assert_seed_error(&done.errors[0]);
 
     // FatalErrorJob: queued with 1 error, queued with 2, error with 3.
-    let job4 = host.add(job("fatal", Value::Null)).unwrap();
+    let job4 = host.add(job("fatal", Value::Null)).unwrap().job;
     for attempt in 1..=3u32 {
         let done = host.process_next(ANY).await.unwrap().unwrap();
         assert_eq!(done.id, job4.id);
@@ -74,7 +74,7 @@ async fn m01_remote_readme_scenario() {
     }
 
     // removeJobs: counts per finished status; the queued job stays.
-    let job8 = host.add(job("echo", json!({"blah": "blah"}))).unwrap();
+    let job8 = host.add(job("echo", json!({"blah": "blah"}))).unwrap().job;
     let removed = host.remove(&[]).unwrap();
     let removed: Vec<(String, u64)> = removed.into_iter().map(|(s, n)| (s.to_string(), n)).collect();
     assert_eq!(removed, [("completed".into(), 1), ("error".into(), 2), ("cancelled".into(), 1)]);
@@ -89,7 +89,7 @@ async fn m01_remote_readme_scenario() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_processor_leaves_jobs_queued_and_still_accepts_them() {
     let h = harness(manual_config(2), Arc::new(SystemClock));
-    let id = h.host.add(job("echo", json!(1))).unwrap().id;
+    let id = h.host.add(job("echo", json!(1))).unwrap().job.id;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(status(&h.host, id), Status::Queued);
     h.host.start_queue("default");
@@ -120,7 +120,7 @@ async fn unknown_factories_and_bad_input_are_refused_at_submission() {
 /// submission numbers (1-based) in the order the jobs completed.
 async fn completion_order(concurrency: usize, seconds: &[f64]) -> Vec<usize> {
     let h = harness(manual_config(concurrency), Arc::new(SystemClock));
-    let ids: Vec<u64> = seconds.iter().map(|s| h.host.add(job("sleep", json!(s))).unwrap().id).collect();
+    let ids: Vec<u64> = seconds.iter().map(|s| h.host.add(job("sleep", json!(s))).unwrap().job.id).collect();
     let mut events = h.host.subscribe();
     h.host.start_queue("default");
     let mut order = Vec::new();
@@ -160,7 +160,7 @@ async fn wait_for(host: &Host, id: u64, want: Status) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_running_job_stops_it_promptly() {
     let h = harness(manual_config(1), Arc::new(SystemClock));
-    let id = h.host.add(job("sleep", json!(30))).unwrap().id;
+    let id = h.host.add(job("sleep", json!(30))).unwrap().job.id;
     h.host.start_queue("default");
     wait_for(&h.host, id, Status::Processing).await;
     let asked = Instant::now();
@@ -183,7 +183,7 @@ async fn a_job_past_its_timeout_is_cancelled_and_retried_with_the_reason() {
     let mut sleepy = job("sleep", json!(30));
     sleepy.timeout = Some(Duration::from_millis(200));
     sleepy.max_attempts = Some(1);
-    let id = h.host.add(sleepy).unwrap().id;
+    let id = h.host.add(sleepy).unwrap().job.id;
     let done = h.host.process_next(ANY).await.unwrap().unwrap();
     assert_eq!((done.id, done.status), (id, Status::Error));
     assert!(done.errors[0].ends_with("] timed out after 0.2s"), "{:?}", done.errors);
@@ -193,7 +193,7 @@ async fn a_job_past_its_timeout_is_cancelled_and_retried_with_the_reason() {
 async fn a_job_longer_than_its_lease_runs_once_while_its_worker_lives() {
     let config = ProcessorConfig { lease: Duration::from_millis(300), ..manual_config(2) };
     let h = harness(config, Arc::new(SystemClock));
-    let id = h.host.add(job("sleep", json!(0.9))).unwrap().id;
+    let id = h.host.add(job("sleep", json!(0.9))).unwrap().job.id;
     h.host.start_queue("default");
     // The reaper a server runs, much more eagerly than it would.
     let reaper = {
@@ -215,7 +215,7 @@ async fn a_job_longer_than_its_lease_runs_once_while_its_worker_lives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outcome_with_a_stale_token_changes_nothing() {
     let h = harness(manual_config(1), Arc::new(SystemClock));
-    let id = h.host.add(job("echo", json!(1))).unwrap().id;
+    let id = h.host.add(job("echo", json!(1))).unwrap().job.id;
     let lease = LeaseTerms { duration: Duration::from_secs(30) };
     let now = SystemClock.now();
     let claimed = h.store.claim(&ANY, now, lease).unwrap().unwrap();
@@ -235,10 +235,10 @@ async fn retry_sends_a_dead_job_back_with_fresh_attempts_and_its_history() {
     let h = harness(manual_config(1), clock);
     let mut once = job("error", Value::Null);
     once.max_attempts = Some(1);
-    let id = h.host.add(once).unwrap().id;
+    let id = h.host.add(once).unwrap().job.id;
     h.host.process_next(ANY).await.unwrap();
     assert!(
-        matches!(h.host.retry(h.host.add(job("echo", json!(0))).unwrap().id), Err(e) if e.to_string().contains("is queued; cannot retry"))
+        matches!(h.host.retry(h.host.add(job("echo", json!(0))).unwrap().job.id), Err(e) if e.to_string().contains("is queued; cannot retry"))
     );
     let again = h.host.retry(id).unwrap();
     assert_eq!((again.status, again.attempts, again.errors.len()), (Status::Queued, 0, 1));
@@ -254,7 +254,7 @@ async fn higher_priority_runs_first_and_ties_run_in_submission_order() {
     for (n, priority) in [(1, 0), (2, 5), (3, 0), (4, 5)] {
         let mut j = job("echo", json!(n));
         j.priority = priority;
-        ids.push(h.host.add(j).unwrap().id);
+        ids.push(h.host.add(j).unwrap().job.id);
     }
     let mut order = Vec::new();
     while let Some(done) = h.host.process_next(ANY).await.unwrap() {
@@ -268,11 +268,11 @@ async fn retention_removes_finished_jobs_once_they_are_old_enough() {
     let clock = Arc::new(ManualClock::starting_now());
     let h = harness(manual_config(1), clock.clone());
     let host = &h.host;
-    let completed = host.add(job("echo", json!(1))).unwrap().id;
+    let completed = host.add(job("echo", json!(1))).unwrap().job.id;
     host.process_next(ANY).await.unwrap().unwrap();
-    let failed = host.add(job("error", json!(1))).unwrap().id;
+    let failed = host.add(job("error", json!(1))).unwrap().job.id;
     host.process_next(ANY).await.unwrap().unwrap();
-    let waiting = host.add(job("echo", json!(2))).unwrap().id;
+    let waiting = host.add(job("echo", json!(2))).unwrap().job.id;
 
     // Defaults: completed and cancelled 7 days, error 30 days.
     clock.advance(Duration::from_secs(6 * 24 * 3600));

@@ -165,6 +165,10 @@ impl Server {
         self.answer(request.send(body))
     }
 
+    pub fn patch(&self, path: &str, body: &Value) -> Answer {
+        self.answer(self.auth(self.agent.patch(format!("{}{path}", self.url))).send_json(body))
+    }
+
     pub fn post_empty(&self, path: &str) -> Answer {
         self.answer(self.auth(self.agent.post(format!("{}{path}", self.url))).send_empty())
     }

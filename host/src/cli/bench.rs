@@ -143,8 +143,8 @@ async fn one_job_latency(host: &Host, i: usize) -> anyhow::Result<f64> {
     let mut events = host.subscribe();
     let started = Instant::now();
     let adder = host.clone();
-    let job = tokio::task::spawn_blocking(move || adder.add(echo_job(i))).await??;
-    wait_finished(host, &mut events, job.id).await?;
+    let added = tokio::task::spawn_blocking(move || adder.add(echo_job(i))).await??;
+    wait_finished(host, &mut events, added.job.id).await?;
     Ok(started.elapsed().as_secs_f64() * 1000.0)
 }
 

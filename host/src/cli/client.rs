@@ -95,6 +95,15 @@ impl Client {
         self.answer(&url, sent)
     }
 
+    pub fn patch<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut request = self.agent.patch(&url);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        self.answer(&url, request.send_json(body))
+    }
+
     pub fn delete<T: DeserializeOwned>(
         &self,
         path: &str,

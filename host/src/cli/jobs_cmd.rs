@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::client::{segment, Client, ClientArgs, ClientError};
 use super::{EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::job::Status;
-use crate::server::types::{AddJobRequest, FactoryView, JobPage, JobView, QueueView, Removed};
+use crate::server::types::{AddJobRequest, AddedView, FactoryView, JobPage, JobView, QueueView, Removed};
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
@@ -32,6 +32,19 @@ pub struct AddArgs {
     /// Per-attempt time limit, e.g. `30s`.
     #[arg(long, value_parser = crate::config::parse_duration)]
     pub timeout: Option<Duration>,
+    /// Run no sooner than this long from now, e.g. `10s`, `5m` (the job is `scheduled`).
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration, conflicts_with = "at")]
+    pub delay: Option<Duration>,
+    /// Run no sooner than this time (RFC 3339, e.g. 2026-11-22T16:40:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Add it held: it runs only after `jobhost start ID`.
+    #[arg(long)]
+    pub hold: bool,
+    /// While a job of this factory with this key is pending, print that job's id instead of
+    /// adding another.
+    #[arg(long, value_name = "KEY")]
+    pub unique_key: Option<String>,
     /// Wait for the job to finish (showing its progress), print its result, and exit 0
     /// completed, 1 error, 2 cancelled.
     #[arg(long)]
@@ -132,10 +145,18 @@ pub fn add(args: &AddArgs) -> u8 {
         priority: args.priority,
         max_attempts: args.max_attempts,
         timeout_seconds: args.timeout.map(|t| t.as_secs_f64()),
+        delay_seconds: args.delay.map(|d| d.as_secs_f64()),
+        run_at: args.at.clone(),
+        hold: args.hold,
+        unique_key: args.unique_key.clone(),
     };
     run(|| {
         let client = Client::new(&args.client);
-        let job: JobView = client.post("/v1/jobs", Some(&request))?;
+        let added: AddedView = client.post("/v1/jobs", Some(&request))?;
+        let job = added.job;
+        if added.existing && !args.client.json {
+            eprintln!("job {} ({}) already holds that unique key; not added again", job.id, job.status);
+        }
         if !args.wait {
             if args.client.json {
                 print_json(&job);
@@ -297,6 +318,19 @@ pub fn cancel(args: &IdArgs) -> u8 {
     })
 }
 
+pub fn start(args: &IdArgs) -> u8 {
+    run(|| {
+        let path = format!("/v1/jobs/{}/start", segment(&args.id));
+        let job: JobView = Client::new(&args.client).post(&path, None::<&()>)?;
+        if args.client.json {
+            print_json(&job);
+        } else {
+            println!("job {} {}", job.id, job.status);
+        }
+        Ok(EXIT_OK)
+    })
+}
+
 pub fn retry(args: &IdArgs) -> u8 {
     run(|| {
         let job: JobView =
@@ -410,7 +444,7 @@ pub fn factories(args: &ClientOnly) -> u8 {
 }
 
 /// Left-aligned columns, two spaces apart; the last column is not padded.
-fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+pub(super) fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     lines.extend(rows);
     let mut widths: BTreeMap<usize, usize> = BTreeMap::new();

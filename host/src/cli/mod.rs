@@ -11,6 +11,7 @@ mod jobs_cmd;
 mod local;
 mod plugins_cmd;
 mod run_once;
+mod schedule_cmd;
 mod serve;
 
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ pub enum Command {
     Cancel(jobs_cmd::IdArgs),
     /// Run a job that ended in error or cancelled again, with fresh attempts.
     Retry(jobs_cmd::IdArgs),
+    /// Queue a held job (or a scheduled one, now).
+    Start(jobs_cmd::IdArgs),
     /// List jobs, oldest first.
     List(jobs_cmd::ListArgs),
     /// Remove finished jobs.
@@ -67,6 +70,12 @@ pub enum Command {
     Queue(jobs_cmd::QueueCommand),
     /// List the job factories the server has.
     Factories(jobs_cmd::ClientOnly),
+    /// Manage schedules (cron and delay items).
+    #[command(subcommand)]
+    Schedule(schedule_cmd::ScheduleCommand),
+    /// Preview cron expressions (locally, no server needed).
+    #[command(subcommand)]
+    Cron(schedule_cmd::CronCommand),
     /// Inspect and try plugin libraries.
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -137,11 +146,14 @@ pub fn main() -> ExitCode {
         Command::Errors(args) => jobs_cmd::errors(&args),
         Command::Cancel(args) => jobs_cmd::cancel(&args),
         Command::Retry(args) => jobs_cmd::retry(&args),
+        Command::Start(args) => jobs_cmd::start(&args),
         Command::List(args) => jobs_cmd::list(&args),
         Command::Remove(args) => jobs_cmd::remove(&args),
         Command::Queues(args) => jobs_cmd::queues(&args),
         Command::Queue(command) => jobs_cmd::queue(&command),
         Command::Factories(args) => jobs_cmd::factories(&args),
+        Command::Schedule(command) => schedule_cmd::schedule(&command),
+        Command::Cron(command) => schedule_cmd::cron(&command),
         Command::Plugins(PluginsCommand::Check { paths, json }) => plugins_cmd::check(options, &paths, json),
         Command::Plugins(PluginsCommand::Run { plugin, factory, input }) => {
             plugins_cmd::run(options, &plugin, &factory, input.as_deref())

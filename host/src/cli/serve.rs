@@ -13,9 +13,10 @@ use tokio::sync::watch;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::clock::SystemClock;
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::plugins::{LoadOptions, Registry};
 use crate::processor::Host;
+use crate::scheduler::Scheduler;
 use crate::server::{self, AppState, Token};
 use crate::store::SledStore;
 
@@ -42,6 +43,9 @@ pub struct ServeArgs {
     /// Start no queue processors (start them with `jobhost queue start NAME`).
     #[arg(long)]
     pub paused: bool,
+    /// What this process runs: workers and scheduler (`all`), or one of them.
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
     /// How long a shutdown waits for running jobs before releasing them, e.g. `30s`.
     #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
     pub shutdown_timeout: Option<Duration>,
@@ -72,7 +76,10 @@ fn effective_config(args: &ServeArgs, allow_insecure_plugins: bool) -> Result<Co
         config.shutdown_timeout = timeout;
     }
     config.allow_insecure_plugins |= allow_insecure_plugins;
-    if args.paused {
+    if let Some(role) = args.role {
+        config.role = role;
+    }
+    if args.paused || !config.role.runs_workers() {
         // No queue starts by itself, not even one first named by a job after start.
         config.default_queue.autostart = false;
         config.queues.values_mut().for_each(|q| q.autostart = false);
@@ -162,7 +169,12 @@ async fn serve(
 
     host.start_configured();
     let (stopping, stopping_rx) = watch::channel(false);
-    let state = AppState::new(host.clone(), config.limits, token, plugin_dirs.clone(), stopping_rx.clone());
+    let scheduler = Scheduler::new(host.clone());
+    let scheduler_task = config
+        .role
+        .runs_scheduler()
+        .then(|| tokio::spawn(scheduler.clone().run(config.poll_interval, stopping_rx.clone())));
+    let state = AppState::new(scheduler, config.limits, token, plugin_dirs.clone(), stopping_rx.clone());
     let mut server_stop = stopping_rx;
     let server = axum::serve(listener, server::app(state))
         .with_graceful_shutdown(async move {
@@ -171,7 +183,11 @@ async fn serve(
         .into_future();
     let mut server = tokio::spawn(server);
     let factories = host.with_registry(|r| r.factory_names().join(", "));
-    log::info!("jobhost {} listening on http://{addr}; factories: {factories}", env!("CARGO_PKG_VERSION"));
+    log::info!(
+        "jobhost {} listening on http://{addr} (role {:?}); factories: {factories}",
+        env!("CARGO_PKG_VERSION"),
+        config.role
+    );
     // The line scripts (and the tests) read to learn the address, e.g. with `--listen ...:0`.
     println!("jobhost listening on http://{addr}");
 
@@ -212,6 +228,10 @@ async fn serve(
         std::process::exit(i32::from(EXIT_FAILED));
     });
     let done = host.shutdown(config.shutdown_timeout).await.map_err(|e| format!("shutdown failed: {e}"))?;
+    if let Some(task) = scheduler_task {
+        // It stops at once; a pass in flight finishes first (its firings are transactions).
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     // In-flight requests were told to finish (long polls answer at once); don't wait forever.
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     log::info!("stopped; {} job(s) released back to queued", done.released);

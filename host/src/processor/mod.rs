@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use crate::clock::{duration_micros, Clock};
+use crate::clock::{duration_micros, Clock, Micros};
 use crate::config::Retention;
 use crate::job::{Job, JobId, NewJob, Status, DEFAULT_QUEUE, MAX_NAME_LEN};
 use crate::metrics::Metrics;
 use crate::plugins::{Factory, Registry};
-use crate::store::{Cancelled, ClaimFilter, LeaseTerms, ListFilter, Store, StoreError};
+use crate::store::{Added, Cancelled, ClaimFilter, LeaseTerms, ListFilter, Store, StoreError};
 
 pub use retry::{RetryPolicy, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP};
 
@@ -87,7 +87,18 @@ pub struct AddJob {
     pub priority: i32,
     pub max_attempts: Option<u32>,
     pub timeout: Option<Duration>,
+    /// Not before this time (the job is `scheduled` until then).
+    pub run_at: Option<Micros>,
+    /// Add it `held`: it waits for `start`.
+    pub hold: bool,
+    /// While a job of the same factory with this key is pending, return that job instead.
+    pub unique_key: Option<String>,
+    /// The schedule making this job (set by the scheduler).
+    pub schedule_id: Option<crate::job::ScheduleId>,
 }
+
+/// Longest unique key (it is part of an index key).
+pub const MAX_UNIQUE_KEY_LEN: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -216,9 +227,22 @@ impl Host {
         f(&mut self.inner.registry.write().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Validates and stores a job; returns once it is durable. Blocking: async callers use
-    /// `spawn_blocking`. Wakes the job's queue, starting it if it is new and autostarts.
-    pub fn add(&self, req: AddJob) -> Result<Job, HostError> {
+    /// Validates and stores a job; returns once it is durable (or the pending job holding its
+    /// unique key). Blocking: async callers use `spawn_blocking`. Wakes the job's queue,
+    /// starting it if it is new and autostarts.
+    pub fn add(&self, req: AddJob) -> Result<Added, HostError> {
+        let new = self.validate(req)?;
+        let added = self.inner.store.add(new, self.inner.clock.now())?;
+        if !added.existing {
+            self.inner.publish(&added.job);
+            let queue = self.queue(&added.job.queue);
+            queue.wake.notify_one();
+        }
+        Ok(added)
+    }
+
+    /// Checks a request against the registry and the limits, and fills in the defaults.
+    pub fn validate(&self, req: AddJob) -> Result<NewJob, HostError> {
         let factory = self.inner.factory(&req.factory).ok_or_else(|| HostError::UnknownFactory {
             name: req.factory.clone(),
             known: self.with_registry(|r| r.factory_names().iter().map(|s| s.to_string()).collect()),
@@ -239,19 +263,55 @@ impl Host {
                 message: "must be at least 1".to_owned(),
             });
         }
-        let new = NewJob {
+        if let Some(key) = &req.unique_key {
+            if key.is_empty() || key.len() > MAX_UNIQUE_KEY_LEN {
+                return Err(HostError::Invalid {
+                    field: "unique_key",
+                    message: format!("must be 1 to {MAX_UNIQUE_KEY_LEN} bytes long"),
+                });
+            }
+        }
+        Ok(NewJob {
             factory: req.factory,
             input,
             queue,
             priority: req.priority,
             max_attempts,
             timeout_ms: req.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-        };
-        let job = self.inner.store.add(new, self.inner.clock.now())?;
+            run_at: req.run_at,
+            hold: req.hold,
+            unique_key: req.unique_key,
+            schedule_id: req.schedule_id,
+        })
+    }
+
+    /// Queues a `held` (or `scheduled`) job now.
+    pub fn start(&self, id: JobId) -> Result<Job, HostError> {
+        let job = self.inner.store.start(id, self.inner.clock.now())?;
         self.inner.publish(&job);
-        let queue = self.queue(&job.queue);
-        queue.wake.notify_one();
+        self.queue(&job.queue).wake.notify_one();
         Ok(job)
+    }
+
+    /// Turns due `scheduled` jobs (and due retries) `queued`, and wakes the queues if any were.
+    pub fn promote_due(&self) -> Result<usize, HostError> {
+        let promoted = self.inner.store.promote_due(self.inner.clock.now())?;
+        if promoted > 0 {
+            self.wake_all();
+        }
+        Ok(promoted)
+    }
+
+    /// A job stored by someone else (the scheduler): announce it and wake its queue.
+    pub fn announce(&self, job: &Job) {
+        self.inner.publish(job);
+        self.queue(&job.queue).wake.notify_one();
+    }
+
+    fn wake_all(&self) {
+        for queue in self.lock_queues().values() {
+            queue.wake.notify_one();
+        }
     }
 
     /// Starts the configured queues that autostart, the lease reaper and the retention
@@ -413,9 +473,7 @@ impl Host {
                 match host.recover_expired() {
                     Ok(ids) if !ids.is_empty() => {
                         log::warn!("requeued {} job(s) whose lease expired: {ids:?}", ids.len());
-                        for queue in host.lock_queues().values() {
-                            queue.wake.notify_one();
-                        }
+                        host.wake_all();
                     }
                     Ok(_) => {}
                     Err(e) => log::error!("lease recovery failed: {e}"),

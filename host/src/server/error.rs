@@ -18,7 +18,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable: `invalid_json`, `invalid_request`, `unknown_job`, `unknown_id`,
-    /// `invalid_transition`, `body_too_large`, `unauthorized`, `not_found`,
+    /// `unknown_schedule`, `invalid_transition`, `body_too_large`, `unauthorized`, `not_found`,
     /// `method_not_allowed`, `internal`.
     pub code: &'static str,
     /// For people; may change between versions.
@@ -66,6 +66,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(id) => ApiError::unknown_id(id),
+            StoreError::ScheduleNotFound(id) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_schedule", format!("no schedule with id {id}"))
+            }
             StoreError::Conflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
             }

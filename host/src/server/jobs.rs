@@ -12,8 +12,9 @@ use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{JsonBody, QueryParams};
-use super::types::{AddJobRequest, JobPage, JobView, Removed};
+use super::types::{AddJobRequest, AddedView, JobPage, JobView, Removed};
 use super::AppState;
+use crate::clock::{duration_micros, Micros};
 use crate::job::{Job, JobId, Status};
 use crate::processor::AddJob;
 use crate::store::ListFilter;
@@ -33,15 +34,32 @@ fn parse_statuses(text: Option<&str>) -> ApiResult<Vec<Status>> {
         .collect()
 }
 
-fn to_add_job(req: AddJobRequest) -> ApiResult<AddJob> {
+/// A number of seconds from outside: finite and not negative.
+fn seconds(field: &str, value: f64) -> ApiResult<Duration> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(Duration::from_secs_f64(value.min(1e10)))
+    } else {
+        Err(ApiError::invalid_request(format!("{field}: must be a number of seconds ≥ 0, not {value}")))
+    }
+}
+
+fn to_add_job(req: AddJobRequest, now: Micros) -> ApiResult<AddJob> {
     let timeout = match req.timeout_seconds {
         None => None,
-        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s.min(1e9))),
+        Some(s) if s > 0.0 => Some(seconds("timeout_seconds", s)?),
         Some(s) => {
             return Err(ApiError::invalid_request(format!(
                 "timeout_seconds: must be a positive number, not {s}"
             )))
         }
+    };
+    let run_at = match (req.delay_seconds, req.run_at.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_request("give delay_seconds or run_at, not both"))
+        }
+        (Some(delay), None) => Some(now.saturating_add(duration_micros(seconds("delay_seconds", delay)?))),
+        (None, Some(at)) => Some(parse_time("run_at", at)?),
+        (None, None) => None,
     };
     Ok(AddJob {
         factory: req.job,
@@ -50,6 +68,19 @@ fn to_add_job(req: AddJobRequest) -> ApiResult<AddJob> {
         priority: req.priority,
         max_attempts: req.max_attempts,
         timeout,
+        run_at,
+        hold: req.hold,
+        unique_key: req.unique_key,
+        schedule_id: None,
+    })
+}
+
+/// An RFC 3339 time from outside.
+pub fn parse_time(field: &str, text: &str) -> ApiResult<Micros> {
+    chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp_micros()).map_err(|e| {
+        ApiError::invalid_request(format!(
+            "{field}: `{text}` is not an RFC 3339 time ({e}), e.g. 2026-11-22T16:40:00Z"
+        ))
     })
 }
 
@@ -57,18 +88,35 @@ fn to_add_job(req: AddJobRequest) -> ApiResult<AddJob> {
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
     request_body = AddJobRequest,
     responses(
-        (status = 201, description = "Stored and queued", body = JobView),
+        (status = 201, description = "Stored (queued, scheduled or held)", body = AddedView),
+        (status = 200, description = "A pending job with the same factory and `unique_key` exists: that job, `existing: true`", body = AddedView),
         (status = 400, description = "`invalid_json`, `invalid_request` or `unknown_job` (the message lists the known ones)", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
     ))]
 pub async fn add_job(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<AddJobRequest>,
-) -> ApiResult<(StatusCode, Json<JobView>)> {
-    let add = to_add_job(req)?;
+) -> ApiResult<(StatusCode, Json<AddedView>)> {
+    let add = to_add_job(req, state.host.clock().now())?;
     let host = state.host.clone();
-    let job = tokio::task::spawn_blocking(move || host.add(add)).await??;
-    Ok((StatusCode::CREATED, Json(JobView::from(&job))))
+    let added = tokio::task::spawn_blocking(move || host.add(add)).await??;
+    let status = if added.existing { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(AddedView { job: JobView::from(&added.job), existing: added.existing })))
+}
+
+/// Queue a `held` job (or a `scheduled` one, now).
+#[utoipa::path(post, path = "/v1/jobs/{id}/start", tag = "jobs",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, body = JobView),
+        (status = 404, description = "`unknown_id`", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`: the job is not held or scheduled", body = ErrorBody),
+    ))]
+pub async fn start_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+    let id = parse_id(&id)?;
+    let host = state.host.clone();
+    let job = tokio::task::spawn_blocking(move || host.start(id)).await??;
+    Ok(Json(JobView::from(&job)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

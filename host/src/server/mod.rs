@@ -10,6 +10,7 @@ mod auth;
 pub mod error;
 mod extract;
 mod jobs;
+mod schedules;
 pub mod types;
 
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use utoipa_axum::routes;
 
 use crate::config::Limits;
 use crate::processor::Host;
+use crate::scheduler::Scheduler;
 use error::ApiError;
 
 pub use auth::Token;
@@ -34,6 +36,7 @@ pub use auth::Token;
 #[derive(Clone)]
 pub struct AppState {
     pub host: Host,
+    pub scheduler: Scheduler,
     pub limits: Limits,
     pub token: Option<Token>,
     pub plugin_dirs: Arc<Vec<PathBuf>>,
@@ -45,14 +48,15 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        host: Host,
+        scheduler: Scheduler,
         limits: Limits,
         token: Option<Token>,
         plugin_dirs: Vec<PathBuf>,
         shutting_down: watch::Receiver<bool>,
     ) -> Self {
         AppState {
-            host,
+            host: scheduler.host().clone(),
+            scheduler,
             limits,
             token,
             plugin_dirs: Arc::new(plugin_dirs),
@@ -69,6 +73,7 @@ impl AppState {
     security(("bearer" = [])),
     tags(
         (name = "jobs", description = "Add, read, cancel, retry and remove jobs"),
+        (name = "schedules", description = "Cron and delay schedules, and cron previews"),
         (name = "queues", description = "Queues and their processors"),
         (name = "plugins", description = "Loaded plugins and their job factories"),
         (name = "service", description = "Health, metrics and this document"),
@@ -97,6 +102,10 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::retry_job))
+        .routes(routes!(jobs::start_job))
+        .routes(routes!(schedules::add_schedule, schedules::list_schedules))
+        .routes(routes!(schedules::get_schedule, schedules::update_schedule, schedules::remove_schedule))
+        .routes(routes!(schedules::cron_next))
         .routes(routes!(admin::factories))
         .routes(routes!(admin::plugins))
         .routes(routes!(admin::queues))

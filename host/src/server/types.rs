@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::clock::rfc3339;
 use crate::job::{Job, Progress, Status};
 use crate::plugins::{Factory, PluginInfo, Rejection};
+use crate::schedule::{MissedPolicy, Schedule, Trigger};
 
 /// `POST /v1/jobs`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -35,6 +36,29 @@ pub struct AddJobRequest {
     /// Per-attempt time limit; default: the factory's, else none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<f64>,
+    /// Run no sooner than this many seconds from now (the job is `scheduled` until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_seconds: Option<f64>,
+    /// Run no sooner than this time (RFC 3339); not with `delay_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<String>,
+    /// Add it `held`: it runs only after `POST /v1/jobs/{id}/start`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
+    /// While a job of the same factory with this key is scheduled, held, queued or
+    /// processing, adding returns that job (`200`, `"existing": true`) instead of a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+}
+
+/// `POST /v1/jobs`: the job, and whether it already existed (a unique key's holder).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AddedView {
+    #[serde(flatten)]
+    pub job: JobView,
+    /// True when a pending job with the same factory and unique key was returned instead
+    /// (status 200 rather than 201).
+    pub existing: bool,
 }
 
 /// A job as the API shows it. Times are RFC 3339 UTC with microseconds.
@@ -67,6 +91,9 @@ pub struct JobView {
     pub progress: Option<Progress>,
     /// A cancel arrived while it ran; it ends `cancelled` when its factory returns.
     pub cancel_requested: bool,
+    pub unique_key: Option<String>,
+    /// The schedule that made this job.
+    pub schedule_id: Option<String>,
 }
 
 /// Stored JSON text shown as JSON; text that is not (it never should be) shows as a string.
@@ -94,6 +121,8 @@ impl From<&Job> for JobView {
             run_at: rfc3339(job.run_at),
             progress: job.progress.clone(),
             cancel_requested: job.cancel_requested,
+            unique_key: job.unique_key.clone(),
+            schedule_id: job.schedule_id.map(|id| id.to_string()),
         }
     }
 }
@@ -215,4 +244,163 @@ pub struct Health {
     /// `ok`, or `shutting_down` once a stop signal arrived.
     pub status: String,
     pub version: String,
+}
+
+/// `POST /v1/schedules`: a cron schedule (`cron`, optional `timezone`) or a one-shot delay
+/// (`delay_seconds`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    /// The factory of the jobs it makes.
+    pub job: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+    /// Five fields: minute hour day-of-month month day-of-week, e.g. `*/5 * * * *`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// IANA zone the cron expression is read in (default UTC), e.g. `Europe/Zurich`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// A one-shot delay item: one job this many seconds from now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_seconds: Option<f64>,
+    /// Default true.
+    #[serde(default = "default_true")]
+    pub active: bool,
+    /// Slots missed while no scheduler ran: `run_once` (default: one job for the missed
+    /// period) or `skip`.
+    #[serde(default)]
+    pub missed: MissedView,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `PATCH /v1/schedules/{id}`: only the fields given change. A new `cron` or `timezone`, or
+/// `active: true` on an inactive schedule, reschedules it from now.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulePatchRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub input: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// `UTC` to go back to UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<MissedView>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MissedView {
+    #[default]
+    RunOnce,
+    Skip,
+}
+
+impl From<MissedView> for MissedPolicy {
+    fn from(m: MissedView) -> Self {
+        match m {
+            MissedView::RunOnce => MissedPolicy::RunOnce,
+            MissedView::Skip => MissedPolicy::Skip,
+        }
+    }
+}
+
+impl From<MissedPolicy> for MissedView {
+    fn from(m: MissedPolicy) -> Self {
+        match m {
+            MissedPolicy::RunOnce => MissedView::RunOnce,
+            MissedPolicy::Skip => MissedView::Skip,
+        }
+    }
+}
+
+/// A schedule as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleView {
+    pub id: String,
+    pub job: String,
+    #[schema(value_type = Object)]
+    pub input: Value,
+    pub queue: String,
+    pub priority: i32,
+    pub max_attempts: Option<u32>,
+    pub timeout_seconds: Option<f64>,
+    /// Set for cron schedules.
+    pub cron: Option<String>,
+    /// The cron expression's zone; `null` is UTC.
+    pub timezone: Option<String>,
+    /// Set for one-shot delay items.
+    pub delay_seconds: Option<f64>,
+    pub active: bool,
+    pub missed: MissedView,
+    /// When it fires next; `null` when inactive or a delay item that has fired.
+    pub next_run_at: Option<String>,
+    pub last_run_at: Option<String>,
+    pub last_job_id: Option<String>,
+    /// Why the last slot made no job, if it made none.
+    pub last_error: Option<String>,
+    /// Jobs made so far.
+    pub runs: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Schedule> for ScheduleView {
+    fn from(s: &Schedule) -> Self {
+        let (cron, timezone, delay_seconds) = match &s.trigger {
+            Trigger::Cron { expr, timezone } => (Some(expr.clone()), timezone.clone(), None),
+            Trigger::Delay { delay_ms } => (None, None, Some(*delay_ms as f64 / 1000.0)),
+        };
+        ScheduleView {
+            id: s.id.to_string(),
+            job: s.factory.clone(),
+            input: json_value(&s.input),
+            queue: s.queue.clone(),
+            priority: s.priority,
+            max_attempts: s.max_attempts,
+            timeout_seconds: s.timeout_ms.map(|ms| ms as f64 / 1000.0),
+            cron,
+            timezone,
+            delay_seconds,
+            active: s.active,
+            missed: s.missed.into(),
+            next_run_at: s.next_run_at.filter(|_| s.active).map(rfc3339),
+            last_run_at: s.last_run_at.map(rfc3339),
+            last_job_id: s.last_job_id.map(|id| id.to_string()),
+            last_error: s.last_error.clone(),
+            runs: s.runs,
+            created_at: rfc3339(s.created_at),
+            updated_at: rfc3339(s.updated_at),
+        }
+    }
+}
+
+/// `GET /v1/cron/next`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CronTimes {
+    /// RFC 3339 UTC, strictly after `after`, increasing.
+    pub times: Vec<String>,
 }

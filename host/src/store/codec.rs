@@ -1,10 +1,18 @@
 //! The one record codec: bincode 2 (serde, standard config) behind a leading format-version
 //! byte. Switching encodings later (postcard, wincode) is a change to this file only.
+//!
+//! Records of older formats stay readable: [`decode_job`] upgrades them as it reads (writes are
+//! always the current format), so a store never needs a migration pass.
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-/// The record format this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+use crate::clock::Micros;
+use crate::job::{Job, Lease, Progress, Status};
+
+/// The record format this build writes.
+pub const FORMAT_VERSION: u8 = 2;
+/// The oldest format this build still reads.
+pub const OLDEST_READABLE: u8 = 1;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -29,19 +37,81 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// A record of the current format.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
     match version {
-        FORMAT_VERSION => {}
-        v if v > FORMAT_VERSION => return Err(CodecError::Newer(v)),
-        v => return Err(CodecError::Unknown(v)),
+        FORMAT_VERSION => decode_body(body),
+        v if v > FORMAT_VERSION => Err(CodecError::Newer(v)),
+        v => Err(CodecError::Unknown(v)),
     }
+}
+
+/// A job record of any readable format.
+pub fn decode_job(bytes: &[u8]) -> Result<Job, CodecError> {
+    match bytes.first() {
+        Some(1) => decode_body::<JobV1>(&bytes[1..]).map(Job::from),
+        _ => decode(bytes),
+    }
+}
+
+fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
     let (value, used) =
         bincode::serde::decode_from_slice(body, config()).map_err(|e| CodecError::Corrupt(e.to_string()))?;
     if used != body.len() {
         return Err(CodecError::Corrupt(format!("{} trailing bytes", body.len() - used)));
     }
     Ok(value)
+}
+
+/// A job as format 1 stored it (before unique keys and schedules).
+#[derive(Deserialize)]
+struct JobV1 {
+    id: u64,
+    factory: String,
+    queue: String,
+    priority: i32,
+    input: String,
+    status: Status,
+    result: Option<String>,
+    errors: Vec<String>,
+    attempts: u32,
+    max_attempts: u32,
+    timeout_ms: Option<u64>,
+    created_at: Micros,
+    started_at: Option<Micros>,
+    finished_at: Option<Micros>,
+    run_at: Micros,
+    progress: Option<Progress>,
+    lease: Option<Lease>,
+    cancel_requested: bool,
+}
+
+impl From<JobV1> for Job {
+    fn from(v: JobV1) -> Job {
+        Job {
+            id: v.id,
+            factory: v.factory,
+            queue: v.queue,
+            priority: v.priority,
+            input: v.input,
+            status: v.status,
+            result: v.result,
+            errors: v.errors,
+            attempts: v.attempts,
+            max_attempts: v.max_attempts,
+            timeout_ms: v.timeout_ms,
+            created_at: v.created_at,
+            started_at: v.started_at,
+            finished_at: v.finished_at,
+            run_at: v.run_at,
+            progress: v.progress,
+            lease: v.lease,
+            cancel_requested: v.cancel_requested,
+            unique_key: None,
+            schedule_id: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -58,9 +128,29 @@ mod tests {
         assert_eq!(decode::<u64>(&[]), Err(CodecError::Empty));
         assert_eq!(decode::<u64>(&[FORMAT_VERSION + 1, 0]), Err(CodecError::Newer(FORMAT_VERSION + 1)));
         assert_eq!(decode::<u64>(&[0, 0]), Err(CodecError::Unknown(0)));
+        assert_eq!(decode::<u64>(&[1, 0]), Err(CodecError::Unknown(1)), "only jobs have an older format");
         assert!(matches!(decode::<String>(&[FORMAT_VERSION, 200]), Err(CodecError::Corrupt(_))));
         let mut trailing = encode(&1u8);
         trailing.push(9);
         assert!(matches!(decode::<u8>(&trailing), Err(CodecError::Corrupt(_))));
+    }
+
+    #[test]
+    fn format_1_jobs_are_upgraded_on_read() {
+        // A format-1 record: the fields of `JobV1` in order, as the previous build wrote them.
+        let v1 = (
+            (7u64, "echo".to_owned(), "default".to_owned(), 0i32, "{}".to_owned(), Status::Completed),
+            (Some("{}".to_owned()), Vec::<String>::new(), 1u32, 3u32, None::<u64>, 10i64),
+            (Some(11i64), Some(12i64), 10i64, None::<Progress>, None::<Lease>, false),
+        );
+        let mut bytes = vec![1u8];
+        bincode::serde::encode_into_std_write(&v1, &mut bytes, config()).unwrap();
+        let job = decode_job(&bytes).unwrap();
+        assert_eq!(
+            (job.id, job.status, job.finished_at, job.unique_key.clone()),
+            (7, Status::Completed, Some(12), None)
+        );
+        // Written back, it is format 2 and reads the same.
+        assert_eq!(decode_job(&encode(&job)).unwrap(), job);
     }
 }

@@ -66,6 +66,15 @@ pub fn time_upper_bound(at: Micros) -> [u8; 16] {
     time_key(at, JobId::MAX)
 }
 
+/// `unique` index: factory, a NUL (never in a factory name), the caller's key.
+pub fn unique_key(factory: &str, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(factory.len() + 1 + key.len());
+    out.extend_from_slice(factory.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,9 +15,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::clock::Micros;
-use crate::job::{Job, JobId, NewJob, Outcome, Progress, Status};
+use crate::job::{Job, JobId, NewJob, Outcome, Progress, ScheduleId, Status};
+use crate::schedule::Schedule;
 
-pub use codec::{CodecError, FORMAT_VERSION};
+pub use codec::{CodecError, FORMAT_VERSION, OLDEST_READABLE};
 pub use sled_store::{
     SledStore, StoreOptions, DEFAULT_CACHE_BYTES, DEFAULT_FLUSH_INTERVAL_MS, WORKER_LOST_HOST_STOPPED,
     WORKER_LOST_LEASE_EXPIRED,
@@ -33,6 +34,8 @@ pub enum StoreError {
     Corrupt { what: String, error: CodecError },
     #[error("no job with id {0}")]
     NotFound(JobId),
+    #[error("no schedule with id {0}")]
+    ScheduleNotFound(ScheduleId),
     #[error("job {id} is {status}; cannot {action} it")]
     Conflict { id: JobId, status: Status, action: &'static str },
     #[error("storage error: {0}")]
@@ -40,6 +43,22 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What `add` did: stored a new job, or found a pending one with the same unique key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Added {
+    pub job: Job,
+    /// True: `job` is the pending job that already held the unique key; nothing was stored.
+    pub existing: bool,
+}
+
+/// A schedule slot that fired: the schedule afterwards, and the job it made (none when the
+/// slot was a missed one skipped by policy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fired {
+    pub schedule: Schedule,
+    pub job: Option<Job>,
+}
 
 /// A claimed job: the record (status `processing`, attempt counted) and the lease it holds.
 #[derive(Debug, Clone)]
@@ -94,8 +113,18 @@ pub struct LeaseTerms {
 }
 
 pub trait Store: Send + Sync + 'static {
-    /// Adds a job; returns once it is durable.
-    fn add(&self, job: NewJob, now: Micros) -> StoreResult<Job>;
+    /// Adds a job (`queued`, `scheduled` until its run time, or `held`); returns once it is
+    /// durable. With a unique key held by a pending job of the same factory, returns that job
+    /// instead and stores nothing.
+    fn add(&self, job: NewJob, now: Micros) -> StoreResult<Added>;
+
+    /// Queues a `held` or `scheduled` job now. Durable.
+    fn start(&self, id: JobId, now: Micros) -> StoreResult<Job>;
+
+    /// Moves jobs whose run or retry time has come to their queues' ready lists (`scheduled` →
+    /// `queued`); how many. Claims do this too; the scheduler does it so that statuses are
+    /// right even for queues nobody claims from.
+    fn promote_due(&self, now: Micros) -> StoreResult<usize>;
 
     /// Moves due retry waits to ready, then claims the next ready job matching `filter`:
     /// status `processing`, attempt counted, a fresh lease token. Durable before it returns,
@@ -151,4 +180,39 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes everything to disk (shutdown, and the lazy-flush interval).
     fn flush(&self) -> StoreResult<()>;
+
+    /// Stores a new schedule (its `id` is assigned). Durable.
+    fn add_schedule(&self, schedule: Schedule) -> StoreResult<Schedule>;
+
+    fn get_schedule(&self, id: ScheduleId) -> StoreResult<Option<Schedule>>;
+
+    /// Every schedule, by id.
+    fn list_schedules(&self) -> StoreResult<Vec<Schedule>>;
+
+    /// Applies `update` to a schedule in one transaction (a reschedule sets its new
+    /// `next_run_at` there). Durable.
+    fn update_schedule(&self, id: ScheduleId, update: &dyn Fn(&mut Schedule)) -> StoreResult<Schedule>;
+
+    /// Deletes a schedule (its jobs stay); false if there was none. Durable.
+    fn remove_schedule(&self, id: ScheduleId) -> StoreResult<bool>;
+
+    /// Active schedules whose `next_run_at` is at or before `now`, earliest first.
+    fn due_schedules(&self, now: Micros, limit: usize) -> StoreResult<Vec<Schedule>>;
+
+    /// The earliest `next_run_at` of an active schedule (for the scheduler's sleep).
+    fn next_schedule_due(&self) -> StoreResult<Option<Micros>>;
+
+    /// Fires slot `slot` of a schedule in one transaction: only if the schedule is active and
+    /// its `next_run_at` is still `slot`, stores `job` (if any) and moves `next_run_at` to
+    /// `next`. `None` when another scheduler fired the slot first: each slot makes at most
+    /// one job however many schedulers race (with PostgreSQL: the row lock of
+    /// `SELECT … FOR UPDATE SKIP LOCKED` plus the insert, in one transaction).
+    fn fire_schedule(
+        &self,
+        id: ScheduleId,
+        slot: Micros,
+        job: Option<NewJob>,
+        next: Option<Micros>,
+        now: Micros,
+    ) -> StoreResult<Option<Fired>>;
 }

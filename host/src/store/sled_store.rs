@@ -2,7 +2,9 @@
 //!
 //! Trees: `jobs` (id → record), `ready` ((queue, priority desc, ready time, id) → factory),
 //! `waiting` ((run time, id), jobs waiting for a retry or run time), `leases` ((expiry, id) →
-//! token), `meta` (format version). A job is in exactly one of `ready`, `waiting`, `leases`
+//! token), `unique` ((factory, unique key) → id of the pending job holding it), `schedules`
+//! (id → schedule), `schedules_due` ((next run, id), active schedules with a next run), `meta`
+//! (format version, id high-water marks). A job is in exactly one of `ready`, `waiting`, `leases`
 //! or none (held or finished), and its record says which: the key of its index entry is derived
 //! from the record (`run_at`, `lease.expires_at`), so it can always be found and removed.
 //!
@@ -18,14 +20,16 @@ use std::sync::{Mutex, PoisonError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
-use super::codec::{self, CodecError, FORMAT_VERSION};
+use super::codec::{self, CodecError, FORMAT_VERSION, OLDEST_READABLE};
 use super::durability::GroupCommit;
 use super::keys;
 use super::{
-    Cancelled, ClaimFilter, Claimed, Finished, LeaseTerms, ListFilter, Store, StoreError, StoreResult,
+    Added, Cancelled, ClaimFilter, Claimed, Finished, Fired, LeaseTerms, ListFilter, Store, StoreError,
+    StoreResult,
 };
 use crate::clock::{duration_micros, Micros};
-use crate::job::{Job, JobId, Lease, NewJob, Outcome, Progress, Status};
+use crate::job::{Job, JobId, Lease, NewJob, Outcome, Progress, ScheduleId, Status};
+use crate::schedule::Schedule;
 
 /// The error recorded on a job that was running when its host died.
 pub const WORKER_LOST_HOST_STOPPED: &str = "worker lost: host stopped while the job was running";
@@ -36,6 +40,8 @@ const META_FORMAT: &[u8] = b"format_version";
 /// The highest job id ever deleted, so that deleting the newest jobs never lets their ids be
 /// issued again after a restart (the others are found in the `jobs` tree).
 const META_ID_HIGH_WATER: &[u8] = b"id_high_water";
+/// The last schedule id issued (schedules are few: the counter lives in the store).
+const META_SCHEDULE_ID: &[u8] = b"schedule_last_id";
 
 /// Tuning of the embedded store.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +70,9 @@ pub struct SledStore {
     ready: Tree,
     waiting: Tree,
     leases: Tree,
+    unique: Tree,
+    schedules: Tree,
+    schedules_due: Tree,
     meta: Tree,
     /// The last job id issued. Ids are consecutive (sled's own `generate_id` jumps by a
     /// million after a restart, which users would see); at open it is the highest id stored
@@ -74,6 +83,9 @@ pub struct SledStore {
     /// first key and retry their transactions. Held only for the claim's transaction, not
     /// for its flush, so concurrent claims still share flushes.
     claim_lock: Mutex<()>,
+    /// One add with a unique key at a time: the check for a pending holder and the insert
+    /// must not interleave with another add of the same key.
+    unique_lock: Mutex<()>,
     /// Jobs per (queue, status). Exact: one process owns an embedded store, and every
     /// transition updates it after its transaction commits. Built at open.
     counts: Mutex<BTreeMap<(String, Status), u64>>,
@@ -93,7 +105,7 @@ fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
 }
 
 fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, StoreError> {
-    codec::decode(bytes).map_err(|error| StoreError::Corrupt { what: format!("job {id}"), error })
+    codec::decode_job(bytes).map_err(|error| StoreError::Corrupt { what: format!("job {id}"), error })
 }
 
 fn load(jobs: &TransactionalTree, id: JobId) -> TxResult<Job> {
@@ -119,6 +131,66 @@ fn enqueue(ready: &TransactionalTree, waiting: &TransactionalTree, job: &Job, no
     } else {
         waiting.insert(&keys::time_key(job.run_at, job.id), &[])?;
     }
+    Ok(())
+}
+
+/// Indexes a job that is not running by its status: queued → `ready` or `waiting` (retry time),
+/// scheduled → `waiting`, held → nowhere.
+fn place(ready: &TransactionalTree, waiting: &TransactionalTree, job: &Job, now: Micros) -> TxResult<()> {
+    match job.status {
+        Status::Queued => enqueue(ready, waiting, job, now),
+        Status::Scheduled => {
+            waiting.insert(&keys::time_key(job.run_at, job.id), &[])?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The `unique` index key of a job that has a unique key.
+fn unique_index_key(job: &Job) -> Option<Vec<u8>> {
+    job.unique_key.as_ref().map(|key| keys::unique_key(&job.factory, key))
+}
+
+/// A job that finished gives up its unique key (if it holds it), so the next add makes a new job.
+fn drop_unique(unique: &TransactionalTree, job: &Job) -> TxResult<()> {
+    if let Some(key) = unique_index_key(job) {
+        if unique.get(&key)?.is_some_and(|v| keys::id_from(&v) == Some(job.id)) {
+            unique.remove(key)?;
+        }
+    }
+    Ok(())
+}
+
+fn schedule_due_key(schedule: &Schedule) -> Option<[u8; 16]> {
+    schedule.next_run_at.filter(|_| schedule.active).map(|at| keys::time_key(at, schedule.id))
+}
+
+fn decode_schedule(id: ScheduleId, bytes: &[u8]) -> Result<Schedule, StoreError> {
+    codec::decode(bytes).map_err(|error| StoreError::Corrupt { what: format!("schedule {id}"), error })
+}
+
+fn load_schedule(schedules: &TransactionalTree, id: ScheduleId) -> TxResult<Option<Schedule>> {
+    match schedules.get(keys::id_key(id))? {
+        Some(bytes) => decode_schedule(id, &bytes).map(Some).map_err(ConflictableTransactionError::Abort),
+        None => Ok(None),
+    }
+}
+
+/// Writes a schedule and moves its `schedules_due` entry from `old`'s to its own.
+fn save_schedule(
+    schedules: &TransactionalTree,
+    due: &TransactionalTree,
+    old: Option<&Schedule>,
+    schedule: &Schedule,
+) -> TxResult<()> {
+    if let Some(key) = old.and_then(schedule_due_key) {
+        due.remove(&key)?;
+    }
+    if let Some(key) = schedule_due_key(schedule) {
+        due.insert(&key, &[])?;
+    }
+    schedules.insert(&keys::id_key(schedule.id), codec::encode(schedule))?;
     Ok(())
 }
 
@@ -148,13 +220,18 @@ impl SledStore {
                 other => StoreError::Sled(other),
             })?;
         let meta = db.open_tree("meta")?;
-        match meta.get(META_FORMAT)? {
-            Some(v) if v.first() == Some(&FORMAT_VERSION) => {}
-            Some(v) => {
-                let found = v.first().copied().unwrap_or(0);
-                if found > FORMAT_VERSION {
-                    return Err(StoreError::NewerFormat { path: path.to_owned(), found });
-                }
+        match meta.get(META_FORMAT)?.map(|v| v.first().copied().unwrap_or(0)) {
+            Some(FORMAT_VERSION) => {}
+            Some(found) if found > FORMAT_VERSION => {
+                return Err(StoreError::NewerFormat { path: path.to_owned(), found });
+            }
+            // Older records are upgraded as they are read (see `codec`); new ones are written in
+            // the current format.
+            Some(found) if found >= OLDEST_READABLE => {
+                log::info!("store at {}: format {found} upgraded to {FORMAT_VERSION}", path.display());
+                meta.insert(META_FORMAT, &[FORMAT_VERSION])?;
+            }
+            Some(found) => {
                 return Err(StoreError::Corrupt {
                     what: "meta/format_version".to_owned(),
                     error: CodecError::Unknown(found),
@@ -175,9 +252,13 @@ impl SledStore {
             ready: db.open_tree("ready")?,
             waiting: db.open_tree("waiting")?,
             leases: db.open_tree("leases")?,
+            unique: db.open_tree("unique")?,
+            schedules: db.open_tree("schedules")?,
+            schedules_due: db.open_tree("schedules_due")?,
             db,
             group: GroupCommit::new(),
             claim_lock: Mutex::new(()),
+            unique_lock: Mutex::new(()),
             counts: Mutex::new(BTreeMap::new()),
         };
         store.rebuild_counts()?;
@@ -226,8 +307,9 @@ impl SledStore {
         }
     }
 
-    /// Moves every waiting job due by `now` to `ready`.
-    fn promote_due(&self, now: Micros) -> StoreResult<()> {
+    /// Moves every waiting job due by `now` to `ready`; how many.
+    fn promote_waiting(&self, now: Micros) -> StoreResult<usize> {
+        let mut promoted_count = 0;
         for entry in self.waiting.range(..=keys::time_upper_bound(now)) {
             let (key, _) = entry?;
             let Some((_, id)) = keys::parse_time_key(&key) else { continue };
@@ -247,9 +329,10 @@ impl SledStore {
             });
             if let Some((queue, from)) = tx_result(promoted)? {
                 self.count(&queue, Some(from), Some(Status::Queued));
+                promoted_count += 1;
             }
         }
-        Ok(())
+        Ok(promoted_count)
     }
 
     /// The first ready key matching `filter`, and how many index entries were inspected to
@@ -280,8 +363,8 @@ impl SledStore {
         for entry in self.leases.range(..=keys::time_upper_bound(upto)) {
             let (key, _) = entry?;
             let Some((_, id)) = keys::parse_time_key(&key) else { continue };
-            let result = (&self.jobs, &self.ready, &self.waiting, &self.leases).transaction(
-                |(jobs, ready, waiting, leases)| {
+            let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique).transaction(
+                |(jobs, ready, waiting, leases, unique)| {
                     if leases.remove(&key)?.is_none() {
                         return Ok(None);
                     }
@@ -306,6 +389,9 @@ impl SledStore {
                             enqueue(ready, waiting, &job, now.max(job.run_at))?;
                         }
                     }
+                    if job.status.is_finished() {
+                        drop_unique(unique, &job)?;
+                    }
                     save(jobs, &job)?;
                     Ok(Some((job.queue, job.status)))
                 },
@@ -325,13 +411,21 @@ impl SledStore {
 impl SledStore {
     /// A new queued record (id 0 until assigned).
     fn add_record(&self, new: NewJob, now: Micros) -> Job {
+        let run_at = new.run_at.map_or(now, |at| at.max(now));
+        let status = if new.hold {
+            Status::Held
+        } else if run_at > now {
+            Status::Scheduled
+        } else {
+            Status::Queued
+        };
         Job {
             id: 0,
             factory: new.factory,
             queue: new.queue,
             priority: new.priority,
             input: new.input,
-            status: Status::Queued,
+            status,
             result: None,
             errors: Vec::new(),
             attempts: 0,
@@ -340,25 +434,70 @@ impl SledStore {
             created_at: now,
             started_at: None,
             finished_at: None,
-            run_at: now,
+            run_at,
             progress: None,
             lease: None,
             cancel_requested: false,
+            unique_key: new.unique_key,
+            schedule_id: new.schedule_id,
         }
     }
 }
 
 impl Store for SledStore {
-    fn add(&self, new: NewJob, now: Micros) -> StoreResult<Job> {
+    fn add(&self, new: NewJob, now: Micros) -> StoreResult<Added> {
         let mut job = self.add_record(new, now);
+        let _one_unique_add =
+            job.unique_key.is_some().then(|| self.unique_lock.lock().unwrap_or_else(PoisonError::into_inner));
+        // Looked up before an id is taken, so returning the holder leaves no gap in the ids.
+        if let Some(key) = unique_index_key(&job) {
+            if let Some(holder) = self.unique.get(&key)?.and_then(|v| keys::id_from(&v)) {
+                match self.get(holder)? {
+                    Some(existing) if existing.is_pending() => {
+                        return Ok(Added { job: existing, existing: true })
+                    }
+                    _ => {}
+                }
+            }
+        }
         job.id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
-        tx_result((&self.jobs, &self.ready, &self.waiting).transaction(|(jobs, ready, waiting)| {
-            save(jobs, &job)?;
-            enqueue(ready, waiting, &job, now)
-        }))?;
+        tx_result((&self.jobs, &self.ready, &self.waiting, &self.unique).transaction(
+            |(jobs, ready, waiting, unique)| {
+                if let Some(key) = unique_index_key(&job) {
+                    unique.insert(key, &keys::id_key(job.id))?;
+                }
+                save(jobs, &job)?;
+                place(ready, waiting, &job, now)
+            },
+        ))?;
         self.count(&job.queue, None, Some(job.status));
         self.durable()?;
+        Ok(Added { job, existing: false })
+    }
+
+    fn start(&self, id: JobId, now: Micros) -> StoreResult<Job> {
+        let result = (&self.jobs, &self.ready, &self.waiting).transaction(|(jobs, ready, waiting)| {
+            let mut job = load(jobs, id)?;
+            let from = job.status;
+            if !matches!(from, Status::Held | Status::Scheduled) {
+                return abort(StoreError::Conflict { id, status: from, action: "start" });
+            }
+            dequeue(ready, waiting, &job)?;
+            // A start runs the job now, whatever time it was waiting for.
+            job.run_at = now;
+            job.status = Status::Queued;
+            save(jobs, &job)?;
+            place(ready, waiting, &job, now)?;
+            Ok((from, job))
+        });
+        let (from, job) = tx_result(result)?;
+        self.count(&job.queue, Some(from), Some(job.status));
+        self.durable()?;
         Ok(job)
+    }
+
+    fn promote_due(&self, now: Micros) -> StoreResult<usize> {
+        self.promote_waiting(now)
     }
 
     fn claim(
@@ -369,7 +508,7 @@ impl Store for SledStore {
     ) -> StoreResult<Option<Claimed>> {
         let claimed = {
             let _one_claimer = self.claim_lock.lock().unwrap_or_else(PoisonError::into_inner);
-            self.promote_due(now)?;
+            self.promote_waiting(now)?;
             loop {
                 let (Some((key, id)), _) = self.next_ready(filter)? else { return Ok(None) };
                 // Random, not from sled's id sequence, so job ids stay consecutive. A token only
@@ -427,8 +566,8 @@ impl Store for SledStore {
     }
 
     fn finish(&self, id: JobId, token: u64, outcome: Outcome, now: Micros) -> StoreResult<Finished> {
-        let result = (&self.jobs, &self.ready, &self.waiting, &self.leases).transaction(
-            |(jobs, ready, waiting, leases)| {
+        let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique).transaction(
+            |(jobs, ready, waiting, leases, unique)| {
                 let mut job = load(jobs, id)?;
                 let Some(lease) = job.lease.filter(|l| l.token == token && job.status == Status::Processing)
                 else {
@@ -459,6 +598,9 @@ impl Store for SledStore {
                         }
                     }
                 }
+                if job.status.is_finished() {
+                    drop_unique(unique, &job)?;
+                }
                 save(jobs, &job)?;
                 Ok(Some(job))
             },
@@ -473,25 +615,28 @@ impl Store for SledStore {
     }
 
     fn cancel(&self, id: JobId, now: Micros) -> StoreResult<Cancelled> {
-        let result = (&self.jobs, &self.ready, &self.waiting).transaction(|(jobs, ready, waiting)| {
-            let mut job = load(jobs, id)?;
-            let from = job.status;
-            match from {
-                Status::Queued | Status::Scheduled | Status::Held => {
-                    dequeue(ready, waiting, &job)?;
-                    job.status = Status::Cancelled;
-                    job.finished_at = Some(now);
-                    save(jobs, &job)?;
-                    Ok((from, Cancelled::Now(job)))
+        let result = (&self.jobs, &self.ready, &self.waiting, &self.unique).transaction(
+            |(jobs, ready, waiting, unique)| {
+                let mut job = load(jobs, id)?;
+                let from = job.status;
+                match from {
+                    Status::Queued | Status::Scheduled | Status::Held => {
+                        dequeue(ready, waiting, &job)?;
+                        job.status = Status::Cancelled;
+                        job.finished_at = Some(now);
+                        drop_unique(unique, &job)?;
+                        save(jobs, &job)?;
+                        Ok((from, Cancelled::Now(job)))
+                    }
+                    Status::Processing => {
+                        job.cancel_requested = true;
+                        save(jobs, &job)?;
+                        Ok((from, Cancelled::Requested(job)))
+                    }
+                    _ => abort(StoreError::Conflict { id, status: from, action: "cancel" }),
                 }
-                Status::Processing => {
-                    job.cancel_requested = true;
-                    save(jobs, &job)?;
-                    Ok((from, Cancelled::Requested(job)))
-                }
-                _ => abort(StoreError::Conflict { id, status: from, action: "cancel" }),
-            }
-        });
+            },
+        );
         let (from, cancelled) = tx_result(result)?;
         if let Cancelled::Now(job) = &cancelled {
             self.count(&job.queue, Some(from), Some(Status::Cancelled));
@@ -501,24 +646,32 @@ impl Store for SledStore {
     }
 
     fn retry(&self, id: JobId, max_attempts: Option<u32>, now: Micros) -> StoreResult<Job> {
-        let result = (&self.jobs, &self.ready, &self.waiting).transaction(|(jobs, ready, waiting)| {
-            let mut job = load(jobs, id)?;
-            let from = job.status;
-            if !matches!(from, Status::Error | Status::Cancelled) {
-                return abort(StoreError::Conflict { id, status: from, action: "retry" });
-            }
-            job.status = Status::Queued;
-            job.attempts = 0;
-            job.max_attempts = max_attempts.unwrap_or(job.max_attempts);
-            job.run_at = now;
-            job.finished_at = None;
-            job.result = None;
-            job.progress = None;
-            job.cancel_requested = false;
-            save(jobs, &job)?;
-            enqueue(ready, waiting, &job, now)?;
-            Ok((from, job))
-        });
+        let result = (&self.jobs, &self.ready, &self.waiting, &self.unique).transaction(
+            |(jobs, ready, waiting, unique)| {
+                let mut job = load(jobs, id)?;
+                let from = job.status;
+                if !matches!(from, Status::Error | Status::Cancelled) {
+                    return abort(StoreError::Conflict { id, status: from, action: "retry" });
+                }
+                job.status = Status::Queued;
+                job.attempts = 0;
+                job.max_attempts = max_attempts.unwrap_or(job.max_attempts);
+                job.run_at = now;
+                job.finished_at = None;
+                job.result = None;
+                job.progress = None;
+                job.cancel_requested = false;
+                // Pending again: it takes its unique key back unless another pending job has it.
+                if let Some(key) = unique_index_key(&job) {
+                    if unique.get(&key)?.is_none() {
+                        unique.insert(key, &keys::id_key(id))?;
+                    }
+                }
+                save(jobs, &job)?;
+                enqueue(ready, waiting, &job, now)?;
+                Ok((from, job))
+            },
+        );
         let (from, job) = tx_result(result)?;
         self.count(&job.queue, Some(from), Some(Status::Queued));
         self.durable()?;
@@ -596,8 +749,8 @@ impl Store for SledStore {
     }
 
     fn release(&self, id: JobId, token: u64, now: Micros) -> StoreResult<bool> {
-        let result = (&self.jobs, &self.ready, &self.waiting, &self.leases).transaction(
-            |(jobs, ready, waiting, leases)| {
+        let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique).transaction(
+            |(jobs, ready, waiting, leases, unique)| {
                 let mut job = load(jobs, id)?;
                 let Some(lease) = job.lease.filter(|l| l.token == token && job.status == Status::Processing)
                 else {
@@ -609,6 +762,7 @@ impl Store for SledStore {
                 if job.cancel_requested {
                     job.status = Status::Cancelled;
                     job.finished_at = Some(now);
+                    drop_unique(unique, &job)?;
                 } else {
                     // The host interrupted the attempt, not the job: it does not count.
                     job.attempts = job.attempts.saturating_sub(1);
@@ -657,6 +811,135 @@ impl Store for SledStore {
         self.db.flush()?;
         Ok(())
     }
+
+    fn add_schedule(&self, schedule: Schedule) -> StoreResult<Schedule> {
+        let result =
+            (&self.schedules, &self.schedules_due, &self.meta).transaction(|(schedules, due, meta)| {
+                let last = meta.get(META_SCHEDULE_ID)?.and_then(|v| keys::id_from(&v)).unwrap_or(0);
+                let schedule = Schedule { id: last + 1, ..schedule.clone() };
+                meta.insert(META_SCHEDULE_ID, &keys::id_key(schedule.id))?;
+                save_schedule(schedules, due, None, &schedule)?;
+                Ok(schedule)
+            });
+        let schedule = tx_result(result)?;
+        self.durable()?;
+        Ok(schedule)
+    }
+
+    fn get_schedule(&self, id: ScheduleId) -> StoreResult<Option<Schedule>> {
+        match self.schedules.get(keys::id_key(id))? {
+            Some(bytes) => Ok(Some(decode_schedule(id, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn list_schedules(&self) -> StoreResult<Vec<Schedule>> {
+        self.schedules
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode_schedule(keys::id_from(&key).unwrap_or_default(), &value)
+            })
+            .collect()
+    }
+
+    fn update_schedule(&self, id: ScheduleId, update: &dyn Fn(&mut Schedule)) -> StoreResult<Schedule> {
+        let result = (&self.schedules, &self.schedules_due).transaction(|(schedules, due)| {
+            let Some(old) = load_schedule(schedules, id)? else {
+                return abort(StoreError::ScheduleNotFound(id));
+            };
+            let mut schedule = old.clone();
+            update(&mut schedule);
+            schedule.id = id;
+            save_schedule(schedules, due, Some(&old), &schedule)?;
+            Ok(schedule)
+        });
+        let schedule = tx_result(result)?;
+        self.durable()?;
+        Ok(schedule)
+    }
+
+    fn remove_schedule(&self, id: ScheduleId) -> StoreResult<bool> {
+        let result = (&self.schedules, &self.schedules_due).transaction(|(schedules, due)| {
+            let Some(old) = load_schedule(schedules, id)? else { return Ok(false) };
+            if let Some(key) = schedule_due_key(&old) {
+                due.remove(&key)?;
+            }
+            schedules.remove(&keys::id_key(id))?;
+            Ok(true)
+        });
+        let removed = tx_result(result)?;
+        if removed {
+            self.durable()?;
+        }
+        Ok(removed)
+    }
+
+    fn due_schedules(&self, now: Micros, limit: usize) -> StoreResult<Vec<Schedule>> {
+        let mut due = Vec::new();
+        for entry in self.schedules_due.range(..=keys::time_upper_bound(now)).take(limit) {
+            let (key, _) = entry?;
+            let Some((_, id)) = keys::parse_time_key(&key) else { continue };
+            if let Some(schedule) = self.get_schedule(id)? {
+                due.push(schedule);
+            }
+        }
+        Ok(due)
+    }
+
+    fn next_schedule_due(&self) -> StoreResult<Option<Micros>> {
+        Ok(match self.schedules_due.first()? {
+            Some((key, _)) => keys::parse_time_key(&key).map(|(at, _)| at),
+            None => None,
+        })
+    }
+
+    fn fire_schedule(
+        &self,
+        id: ScheduleId,
+        slot: Micros,
+        job: Option<NewJob>,
+        next: Option<Micros>,
+        now: Micros,
+    ) -> StoreResult<Option<Fired>> {
+        // Checked before an id is taken, so a lost race leaves no gap in the job ids.
+        if self.get_schedule(id)?.is_none_or(|s| !s.active || s.next_run_at != Some(slot)) {
+            return Ok(None);
+        }
+        let job = job.map(|new| {
+            let mut job = self.add_record(new, now);
+            job.id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
+            job
+        });
+        let result = (&self.jobs, &self.ready, &self.waiting, &self.schedules, &self.schedules_due)
+            .transaction(|(jobs, ready, waiting, schedules, due)| {
+                let Some(old) = load_schedule(schedules, id)? else { return Ok(None) };
+                // The slot is the claim: whoever moves `next_run_at` off it first made its job.
+                if !old.active || old.next_run_at != Some(slot) {
+                    return Ok(None);
+                }
+                let mut schedule = old.clone();
+                schedule.next_run_at = next;
+                if let Some(job) = &job {
+                    save(jobs, job)?;
+                    place(ready, waiting, job, now)?;
+                    schedule.last_run_at = Some(now);
+                    schedule.last_job_id = Some(job.id);
+                    schedule.last_error = None;
+                    schedule.runs += 1;
+                }
+                save_schedule(schedules, due, Some(&old), &schedule)?;
+                Ok(Some(Fired { schedule, job: job.clone() }))
+            });
+        let fired = tx_result(result)?;
+        if let Some(Fired { job: Some(job), .. }) = &fired {
+            self.count(&job.queue, None, Some(job.status));
+        }
+        if fired.is_some() {
+            self.durable()?;
+        }
+        Ok(fired)
+    }
 }
 
 #[cfg(test)]
@@ -671,7 +954,7 @@ mod tests {
             queue: DEFAULT_QUEUE.into(),
             priority: 0,
             max_attempts: 3,
-            timeout_ms: None,
+            ..NewJob::default()
         }
     }
 
@@ -715,24 +998,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = open(dir.path());
-            let ids: Vec<JobId> = (1..=3).map(|n| store.add(new_job(n), 0).unwrap().id).collect();
+            let ids: Vec<JobId> = (1..=3).map(|n| store.add(new_job(n), 0).unwrap().job.id).collect();
             assert_eq!(ids, [1, 2, 3]);
         }
         let store = open(dir.path());
-        assert_eq!(store.add(new_job(4), 0).unwrap().id, 4, "no jump after a restart");
+        assert_eq!(store.add(new_job(4), 0).unwrap().job.id, 4, "no jump after a restart");
         // Finish and remove the newest job: its id stays spent.
         assert!(matches!(store.cancel(4, 0).unwrap(), Cancelled::Now(_)));
         assert_eq!(store.remove(&[Status::Cancelled], None).unwrap()[&Status::Cancelled], 1);
         drop(store);
         let store = open(dir.path());
-        assert_eq!(store.add(new_job(5), 0).unwrap().id, 5);
+        assert_eq!(store.add(new_job(5), 0).unwrap().job.id, 5);
     }
 
     #[test]
     fn a_corrupt_record_is_a_clear_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let id = store.add(new_job(1), 0).unwrap().id;
+        let id = store.add(new_job(1), 0).unwrap().job.id;
         store.jobs.insert(keys::id_key(id), &[FORMAT_VERSION, 0xff, 0xff]).unwrap();
         let err = store.get(id).unwrap_err().to_string();
         assert!(

@@ -1,0 +1,169 @@
+//! `/v1/schedules` (cron and delay items) and `/v1/cron/next` (previewing an expression).
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{JsonBody, QueryParams};
+use super::jobs::parse_time;
+use super::types::{CronTimes, SchedulePatchRequest, ScheduleRequest, ScheduleView};
+use super::AppState;
+use crate::clock::rfc3339;
+use crate::cron::CronSpec;
+use crate::job::ScheduleId;
+use crate::scheduler::{NewSchedule, SchedulePatch};
+
+/// Longest list `GET /v1/cron/next` gives.
+const MAX_CRON_COUNT: usize = 1000;
+
+fn parse_id(text: &str) -> ApiResult<ScheduleId> {
+    text.parse().map_err(|_| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_schedule", format!("no schedule with id `{text}`"))
+    })
+}
+
+fn positive_seconds(field: &str, value: f64) -> ApiResult<Duration> {
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value.min(1e10)))
+    } else {
+        Err(ApiError::invalid_request(format!("{field}: must be a positive number of seconds, not {value}")))
+    }
+}
+
+/// Create a schedule: a cron item (`cron`, `timezone`) or a one-shot delay item
+/// (`delay_seconds`).
+#[utoipa::path(post, path = "/v1/schedules", tag = "schedules",
+    request_body = ScheduleRequest,
+    responses(
+        (status = 201, description = "Stored; `next_run_at` is its first slot", body = ScheduleView),
+        (status = 400, description = "`invalid_json`, `invalid_request` (the message names the bad cron field or time zone) or `unknown_job`", body = ErrorBody),
+    ))]
+pub async fn add_schedule(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<ScheduleRequest>,
+) -> ApiResult<(StatusCode, Json<ScheduleView>)> {
+    let new = NewSchedule {
+        factory: req.job,
+        input: Some(req.input.to_string()),
+        queue: req.queue,
+        priority: req.priority,
+        max_attempts: req.max_attempts,
+        timeout: req.timeout_seconds.map(|s| positive_seconds("timeout_seconds", s)).transpose()?,
+        cron: req.cron,
+        timezone: req.timezone,
+        delay: req.delay_seconds.map(|s| positive_seconds("delay_seconds", s)).transpose()?,
+        active: req.active,
+        missed: req.missed.into(),
+    };
+    let scheduler = state.scheduler.clone();
+    let schedule = tokio::task::spawn_blocking(move || scheduler.add(new)).await??;
+    Ok((StatusCode::CREATED, Json(ScheduleView::from(&schedule))))
+}
+
+/// Every schedule, by id.
+#[utoipa::path(get, path = "/v1/schedules", tag = "schedules",
+    responses((status = 200, body = Vec<ScheduleView>)))]
+pub async fn list_schedules(State(state): State<AppState>) -> ApiResult<Json<Vec<ScheduleView>>> {
+    let scheduler = state.scheduler.clone();
+    let schedules = tokio::task::spawn_blocking(move || scheduler.list()).await??;
+    Ok(Json(schedules.iter().map(ScheduleView::from).collect()))
+}
+
+/// One schedule, with `next_run_at`, `last_run_at` and `last_job_id`.
+#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules",
+    params(("id" = String, Path, description = "The schedule id")),
+    responses((status = 200, body = ScheduleView), (status = 404, description = "`unknown_schedule`", body = ErrorBody)))]
+pub async fn get_schedule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ScheduleView>> {
+    let id = parse_id(&id)?;
+    Ok(Json(ScheduleView::from(&state.scheduler.get(id)?)))
+}
+
+/// Change a schedule (reschedule with a new `cron` or `timezone`; pause with `active: false`).
+#[utoipa::path(patch, path = "/v1/schedules/{id}", tag = "schedules",
+    params(("id" = String, Path, description = "The schedule id")),
+    request_body = SchedulePatchRequest,
+    responses(
+        (status = 200, body = ScheduleView),
+        (status = 400, description = "`invalid_json` or `invalid_request`", body = ErrorBody),
+        (status = 404, description = "`unknown_schedule`", body = ErrorBody),
+    ))]
+pub async fn update_schedule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<SchedulePatchRequest>,
+) -> ApiResult<Json<ScheduleView>> {
+    let id = parse_id(&id)?;
+    let patch = SchedulePatch {
+        input: req.input.map(|v| v.to_string()),
+        queue: req.queue,
+        priority: req.priority,
+        max_attempts: req.max_attempts,
+        cron: req.cron,
+        timezone: req.timezone,
+        active: req.active,
+        missed: req.missed.map(Into::into),
+    };
+    let scheduler = state.scheduler.clone();
+    let schedule = tokio::task::spawn_blocking(move || scheduler.update(id, patch)).await??;
+    Ok(Json(ScheduleView::from(&schedule)))
+}
+
+/// Delete a schedule; the jobs it made stay. Answers with the schedule as it was.
+#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules",
+    params(("id" = String, Path, description = "The schedule id")),
+    responses((status = 200, body = ScheduleView), (status = 404, description = "`unknown_schedule`", body = ErrorBody)))]
+pub async fn remove_schedule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ScheduleView>> {
+    let id = parse_id(&id)?;
+    let scheduler = state.scheduler.clone();
+    let schedule = tokio::task::spawn_blocking(move || scheduler.remove(id)).await??;
+    Ok(Json(ScheduleView::from(&schedule)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CronParams {
+    /// A five-field cron expression.
+    expr: String,
+    /// RFC 3339; the times listed are strictly after it (default: now).
+    after: Option<String>,
+    /// How many times (default 5, at most 1000).
+    count: Option<usize>,
+    /// IANA time zone the expression is read in (default UTC).
+    tz: Option<String>,
+}
+
+/// The next fire times of a cron expression.
+#[utoipa::path(get, path = "/v1/cron/next", tag = "schedules",
+    params(CronParams),
+    responses(
+        (status = 200, body = CronTimes),
+        (status = 400, description = "`invalid_request`: the message names the bad field or zone", body = ErrorBody),
+    ))]
+pub async fn cron_next(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<CronParams>,
+) -> ApiResult<Json<CronTimes>> {
+    let spec = CronSpec::parse(&params.expr, params.tz.as_deref())
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let after = match params.after.as_deref() {
+        Some(text) => parse_time("after", text)?,
+        None => state.host.clock().now(),
+    };
+    let count = params.count.unwrap_or(5);
+    if count == 0 || count > MAX_CRON_COUNT {
+        return Err(ApiError::invalid_request(format!("count: must be 1 to {MAX_CRON_COUNT}, not {count}")));
+    }
+    Ok(Json(CronTimes { times: spec.upcoming(after, count).into_iter().map(rfc3339).collect() }))
+}
