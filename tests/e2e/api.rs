@@ -384,3 +384,158 @@ fn openapi_document_parses_and_names_every_route() {
         assert!(components.schemas.contains_key(schema), "schema {schema} missing");
     }
 }
+
+/// Percent-encodes a query value.
+fn q(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn delayed_held_and_unique_jobs_through_the_api() {
+    let (server, _dir, _plugins) = start(&[]);
+
+    let added = server.post("/v1/jobs", &json!({"job": "echo", "input": 1, "delay_seconds": 1}));
+    assert_eq!((added.status, added.body["status"].as_str()), (201, Some("scheduled")), "{added:?}");
+    let id = added.body["id"].as_str().unwrap().to_owned();
+    let done = server.wait_finished(&id, LONG);
+    assert_eq!(done["status"], "completed");
+    let created = chrono::DateTime::parse_from_rfc3339(done["created_at"].as_str().unwrap()).unwrap();
+    let started = chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().unwrap()).unwrap();
+    assert!((started - created).num_milliseconds() >= 1000, "ran no sooner than its delay: {done}");
+
+    let past = server.post("/v1/jobs", &json!({"job": "echo", "run_at": "2020-01-01T00:00:00Z"}));
+    assert_eq!(past.body["status"], "queued", "{past:?}");
+
+    let held = server.post("/v1/jobs", &json!({"job": "echo", "input": 2, "hold": true, "unique_key": "k1"}));
+    assert_eq!(
+        (held.status, held.body["status"].as_str(), held.body["existing"].as_bool()),
+        (201, Some("held"), Some(false))
+    );
+    let held_id = held.body["id"].as_str().unwrap().to_owned();
+    let same = server.post("/v1/jobs", &json!({"job": "echo", "input": 3, "unique_key": "k1"}));
+    assert_eq!(
+        (same.status, same.body["id"].as_str(), same.body["existing"].as_bool()),
+        (200, Some(held_id.as_str()), Some(true))
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.job(&held_id)["status"], "held", "a held job waits for start");
+    let started = server.post_empty(&format!("/v1/jobs/{held_id}/start"));
+    assert_eq!((started.status, started.body["status"].as_str()), (200, Some("queued")), "{started:?}");
+    assert_eq!(server.wait_finished(&held_id, LONG)["result"], json!(2));
+    let again = server.post_empty(&format!("/v1/jobs/{held_id}/start"));
+    assert_eq!((again.status, again.code()), (409, "invalid_transition"));
+    let fresh = server.post("/v1/jobs", &json!({"job": "echo", "unique_key": "k1"}));
+    assert_eq!((fresh.status, fresh.body["existing"].as_bool()), (201, Some(false)), "the key is free again");
+
+    for (body, needle) in [
+        (json!({"job": "echo", "delay_seconds": 1, "run_at": "2030-01-01T00:00:00Z"}), "not both"),
+        (json!({"job": "echo", "run_at": "tomorrow"}), "run_at: `tomorrow` is not an RFC 3339 time"),
+        (json!({"job": "echo", "delay_seconds": -5}), "delay_seconds"),
+        (json!({"job": "echo", "unique_key": ""}), "unique_key"),
+    ] {
+        let answer = server.post("/v1/jobs", &body);
+        assert_eq!((answer.status, answer.code()), (400, "invalid_request"), "{body}: {answer:?}");
+        assert!(answer.text.contains(needle), "{body}: {answer:?}");
+    }
+}
+
+#[test]
+fn schedules_and_cron_previews_through_the_api() {
+    let (server, _dir, _plugins) = start(&[]);
+    let created = server.post(
+        "/v1/schedules",
+        &json!({"job": "echo", "input": {"n": 1}, "cron": "*/5 * * * *", "timezone": "Europe/Zurich"}),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let next = chrono::DateTime::parse_from_rfc3339(created.body["next_run_at"].as_str().unwrap()).unwrap();
+    assert!(next > chrono::Utc::now() && next.timestamp() % 300 == 0, "{created:?}");
+    assert_eq!(server.get("/v1/schedules").body.as_array().unwrap().len(), 1);
+
+    let moved = server.patch(&format!("/v1/schedules/{id}"), &json!({"cron": "0 3 * * *"}));
+    assert_eq!(moved.status, 200, "{moved:?}");
+    let at = chrono::DateTime::parse_from_rfc3339(moved.body["next_run_at"].as_str().unwrap()).unwrap();
+    let zurich: chrono_tz::Tz = "Europe/Zurich".parse().unwrap();
+    assert_eq!(at.with_timezone(&zurich).format("%H:%M").to_string(), "03:00", "{moved:?}");
+    let paused = server.patch(&format!("/v1/schedules/{id}"), &json!({"active": false}));
+    assert_eq!((paused.body["active"].as_bool(), &paused.body["next_run_at"]), (Some(false), &Value::Null));
+
+    let before = server.snapshot();
+    let bad = [
+        (
+            Request::Post("/v1/schedules", json!({"job": "echo", "cron": "61 * * * *"})),
+            "field 1 (minute) `61`",
+        ),
+        (
+            Request::Post(
+                "/v1/schedules",
+                json!({"job": "echo", "cron": "* * * * *", "timezone": "Nowhere/City"}),
+            ),
+            "unknown time zone `Nowhere/City`",
+        ),
+        (Request::Post("/v1/schedules", json!({"job": "echo"})), "needs cron or delay_seconds"),
+        (Request::Post("/v1/schedules", json!({"job": "echo", "cron": "* * *"})), "has 3 field(s)"),
+    ];
+    for (request, needle) in bad {
+        let answer = request.send(&server);
+        assert_eq!((answer.status, answer.code()), (400, "invalid_request"), "{answer:?}");
+        assert!(answer.text.contains(needle), "{needle}: {answer:?}");
+    }
+    let patch_bad = server.patch(&format!("/v1/schedules/{id}"), &json!({"cron": "* 25 * * *"}));
+    assert!(patch_bad.status == 400 && patch_bad.text.contains("field 2 (hour)"), "{patch_bad:?}");
+    assert_eq!(server.snapshot(), before);
+    assert_eq!(
+        server.get(&format!("/v1/schedules/{id}")).body["cron"],
+        "0 3 * * *",
+        "a refused patch changes nothing"
+    );
+
+    // A delay item: one job after its delay; then it has no next run.
+    let delay = server.post("/v1/schedules", &json!({"job": "echo", "input": "later", "delay_seconds": 0.5}));
+    assert_eq!(delay.status, 201, "{delay:?}");
+    let delay_id = delay.body["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + LONG;
+    let fired = loop {
+        let s = server.get(&format!("/v1/schedules/{delay_id}")).body;
+        if s["runs"] == 1 {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the delay item never fired: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(fired["next_run_at"], Value::Null);
+    let job = server.wait_finished(fired["last_job_id"].as_str().unwrap(), LONG);
+    assert_eq!(
+        (job["result"].as_str(), job["schedule_id"].as_str()),
+        (Some("later"), Some(delay_id.as_str()))
+    );
+
+    let removed = server.delete(&format!("/v1/schedules/{id}"));
+    assert_eq!(removed.status, 200);
+    let gone = server.get(&format!("/v1/schedules/{id}"));
+    assert_eq!((gone.status, gone.code()), (404, "unknown_schedule"));
+
+    // Previews: strictly after `after`, in the zone given.
+    let times = server.get(&format!(
+        "/v1/cron/next?expr={}&after={}&count=3",
+        q("*/5 * * * *"),
+        q("2026-11-22T16:45:00Z")
+    ));
+    assert_eq!(
+        times.body,
+        json!({"times": ["2026-11-22T16:50:00.000000+00:00", "2026-11-22T16:55:00.000000+00:00", "2026-11-22T17:00:00.000000+00:00"]})
+    );
+    let zoned = server.get(&format!(
+        "/v1/cron/next?expr={}&after={}&count=1&tz=America%2FNew_York",
+        q("0 9 * * *"),
+        q("2026-11-22T00:00:00Z")
+    ));
+    assert_eq!(zoned.body["times"], json!(["2026-11-22T14:00:00.000000+00:00"]));
+    let bad = server.get(&format!("/v1/cron/next?expr={}", q("* * * * 9")));
+    assert!(bad.status == 400 && bad.text.contains("field 5 (day of week)"), "{bad:?}");
+}

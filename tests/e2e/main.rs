@@ -9,4 +9,5 @@ mod api;
 mod crash;
 mod plugins;
 mod queue;
+mod scheduling;
 mod service;

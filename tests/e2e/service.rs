@@ -242,3 +242,104 @@ fn config_file_errors_name_the_key_and_the_example_is_valid() {
     assert_eq!(ok.code, 0, "{ok:?}");
     assert!(ok.stdout.contains("127.0.0.1:9"), "flags override the file: {ok:?}");
 }
+
+#[test]
+fn scheduling_through_the_cli() {
+    // `cron next` is local: no server needed.
+    let next = jobhost([
+        "cron",
+        "next",
+        "0 9 * * MON-FRI",
+        "--after",
+        "2026-11-20T10:00:00Z",
+        "-n",
+        "3",
+        "--tz",
+        "Europe/Zurich",
+    ]);
+    assert_eq!(next.code, 0, "{next:?}");
+    assert_eq!(
+        next.stdout,
+        "2026-11-23T08:00:00.000000+00:00\n2026-11-24T08:00:00.000000+00:00\n2026-11-25T08:00:00.000000+00:00\n"
+    );
+    let bad = jobhost(["cron", "next", "* * 0 * *"]);
+    assert_eq!(bad.code, 3, "{bad:?}");
+    assert!(bad.stderr.contains("field 3 (day of month) `0`"), "{bad:?}");
+
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+
+    let held = cli(&server, &["add", "echo", "1", "--hold", "--unique-key", "nightly"]);
+    let id = held.stdout.trim().to_owned();
+    assert!(cli(&server, &["status", &id]).stdout.contains("status     held"));
+    let same = cli(&server, &["add", "echo", "2", "--unique-key", "nightly"]);
+    assert_eq!(same.stdout.trim(), id, "{same:?}");
+    assert!(same.stderr.contains("already holds that unique key"), "{same:?}");
+    assert_eq!(cli(&server, &["start", &id]).stdout.trim(), format!("job {id} queued"));
+    server.wait_finished(&id, LONG);
+
+    let started = Instant::now();
+    let delayed = cli(&server, &["add", "echo", "\"later\"", "--delay", "1s", "--wait"]);
+    assert_eq!((delayed.code, delayed.stdout.as_str()), (0, "\"later\"\n"), "{delayed:?}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    let added = cli(
+        &server,
+        &["schedule", "add", "echo", r#"{"a":1}"#, "--cron", "*/5 * * * *", "--tz", "Europe/Zurich"],
+    );
+    assert_eq!(added.code, 0, "{added:?}");
+    let schedule = added.stdout.split_whitespace().next().unwrap().to_owned();
+    let list = cli(&server, &["schedule", "list"]);
+    assert!(list.stdout.lines().nth(1).unwrap().contains("*/5 * * * * (Europe/Zurich)"), "{list:?}");
+    let updated =
+        cli(&server, &["schedule", "update", &schedule, "--cron", "0 4 * * *", "--active", "false"]);
+    assert!(
+        updated.stdout.contains("when      0 4 * * * (Europe/Zurich)")
+            && updated.stdout.contains("active    false"),
+        "{updated:?}"
+    );
+    let shown = cli(&server, &["schedule", "show", &schedule, "--json"]);
+    let shown: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!((shown["cron"].as_str(), shown["active"].as_bool()), (Some("0 4 * * *"), Some(false)));
+    let refused = cli(&server, &["schedule", "add", "echo", "--cron", "* * * * sunday-ish"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("field 5 (day of week)"), "{refused:?}");
+    let removed = cli(&server, &["schedule", "remove", &schedule]);
+    assert_eq!(removed.stdout.trim(), format!("schedule {schedule} removed"));
+    let gone = cli(&server, &["schedule", "show", &schedule]);
+    assert!(gone.code == 1 && gone.stderr.contains("(unknown_schedule)"), "{gone:?}");
+}
+
+#[test]
+fn roles_split_the_scheduler_from_the_workers() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let delay_item = json!({"job": "echo", "input": 1, "delay_seconds": 0.2});
+
+    // Scheduler only: the schedule fires, the job it makes waits for a worker.
+    let mut server = Server::start(&data, plugins.path(), &["--role", "scheduler"]);
+    let id = server.post("/v1/schedules", &delay_item).body["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + LONG;
+    while server.get(&format!("/v1/schedules/{id}")).body["runs"] != 1 {
+        assert!(Instant::now() < deadline, "the scheduler never fired");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let job = server.get(&format!("/v1/schedules/{id}")).body["last_job_id"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.job(&job)["status"], "queued", "no workers in a scheduler-only process");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(LONG), Some(0));
+
+    // Workers only: the job runs, a new schedule never fires.
+    let server = Server::start(&data, plugins.path(), &["--role", "worker"]);
+    assert_eq!(server.wait_finished(&job, LONG)["status"], "completed");
+    let id = server.post("/v1/schedules", &delay_item).body["id"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        server.get(&format!("/v1/schedules/{id}")).body["runs"],
+        0,
+        "no scheduler in a worker-only process"
+    );
+}
