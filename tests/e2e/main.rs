@@ -1,7 +1,13 @@
-//! The end-to-end tests: one test binary, one module per area. Helpers live in `src/lib.rs`.
+//! The end-to-end tests: one test binary, one module per area. Helpers live in `src/lib.rs`
+//! (and the server harness in `src/server.rs`).
 //!
 //! - `plugins`: loading the real plugin files, each rejection case, the log bridge, the
 //!   `plugins` CLI.
+//! - `queue`: the seeds' scenarios in process, workers, cancel, timeout, leases, retention.
+//! - `scheduling`: delayed, held and unique jobs, schedules, racing scheduler loops, restarts.
+//! - `crash`: SIGKILL and aborting plugins against `run-once`.
+//! - `api`: the HTTP API of the real `jobhost serve`, every error code, auth, OpenAPI.
+//! - `service`: the CLI client, signals, config errors, scheduling commands, roles.
 //!
 //! New tests go in the module of the area they exercise; a new area gets a new module here.
 
