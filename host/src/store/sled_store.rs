@@ -206,19 +206,29 @@ impl SledStore {
     /// one process holds an embedded store, so every job still `processing` belongs to a host
     /// that died.
     pub fn open(path: &Path, options: StoreOptions) -> StoreResult<Self> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_bytes)
-            .flush_every_ms(Some(options.flush_interval_ms.max(1)))
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io)
+            .flush_every_ms(Some(options.flush_interval_ms.max(1)));
+        // sled's background I/O keeps the file (and its lock) open for a moment after a `Db`
+        // is dropped, so a reopen in the same process can find it still locked: try for up to a
+        // second before calling it held by another process.
+        let mut tries = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(ref io))
                     if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
                 {
-                    StoreError::Locked(path.to_owned())
+                    tries += 1;
+                    if tries >= 50 {
+                        return Err(StoreError::Locked(path.to_owned()));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                other => StoreError::Sled(other),
-            })?;
+                Err(other) => return Err(StoreError::Sled(other)),
+            }
+        };
         let meta = db.open_tree("meta")?;
         match meta.get(META_FORMAT)?.map(|v| v.first().copied().unwrap_or(0)) {
             Some(FORMAT_VERSION) => {}
