@@ -136,6 +136,9 @@ pub struct StoreConfig {
     /// How often changes that are not flushed on the spot (outcomes, progress) reach the disk.
     #[serde(deserialize_with = "duration")]
     pub flush_interval: Duration,
+    /// Flush every claim before its job runs (poison jobs are always caught); off trades that
+    /// for drain speed (see `StoreOptions::sync_claims`).
+    pub sync_claims: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -184,6 +187,7 @@ impl Default for Config {
             store: StoreConfig {
                 cache_bytes: store.cache_bytes,
                 flush_interval: Duration::from_millis(store.flush_interval_ms),
+                sync_claims: store.sync_claims,
             },
             default_queue: QueueTable::default(),
             queues: BTreeMap::new(),
@@ -306,6 +310,7 @@ impl Config {
             flush_interval_ms: u64::try_from(self.store.flush_interval.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1),
+            sync_claims: self.store.sync_claims,
         }
     }
 }

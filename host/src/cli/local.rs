@@ -43,10 +43,11 @@ pub fn open_host(
     data_dir: &std::path::Path,
     registry: Registry,
     config: ProcessorConfig,
+    options: StoreOptions,
 ) -> anyhow::Result<(Host, Arc<SledStore>)> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display()))?;
-    let store = Arc::new(SledStore::open(data_dir, StoreOptions::default())?);
+    let store = Arc::new(SledStore::open(data_dir, options)?);
     let host = Host::new(store.clone(), registry, Arc::new(SystemClock), config)?;
     Ok((host, store))
 }

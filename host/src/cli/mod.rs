@@ -6,7 +6,7 @@
 //! (unreadable file, plugin that would not load, store held by another process).
 
 mod bench;
-mod client;
+pub(crate) mod client;
 mod jobs_cmd;
 mod local;
 mod plugins_cmd;

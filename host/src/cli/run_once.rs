@@ -20,7 +20,12 @@ pub fn run(
     max_jobs: Option<u64>,
 ) -> u8 {
     let registry = plugins.load(options);
-    let (host, _store) = match open_host(data_dir, registry, ProcessorConfig::default()) {
+    let (host, _store) = match open_host(
+        data_dir,
+        registry,
+        ProcessorConfig::default(),
+        crate::store::StoreOptions::default(),
+    ) {
         Ok(opened) => opened,
         Err(e) => {
             eprintln!("error: {e}");

@@ -60,8 +60,11 @@ pub(super) async fn execute(
             factory.run(&RunContext { job_id: id, attempt, cancel: &cancel, progress: &sink }, &input)
         })
     };
-    let mut heartbeat = tokio::time::interval(inner.config.lease / 3);
-    heartbeat.tick().await; // the first tick is immediate; the claim just set the lease
+    // The claim just set the lease: the first renewal is due a third of a lease from now. (Not
+    // `interval()` with its "immediate" first tick: that tick still waits for the timer
+    // wheel's next millisecond, which alone capped a worker at ~700 jobs/s.)
+    let period = inner.config.lease / 3;
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::MAX));
     tokio::pin!(deadline);
     let mut timed_out = false;

@@ -344,7 +344,7 @@ impl Host {
         let queue = self.queue_entry(name);
         queue.stop.send_replace(true);
         queue.processing.store(false, Ordering::SeqCst);
-        drop(queue.claiming.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(queue.claiming.write().unwrap_or_else(PoisonError::into_inner));
     }
 
     pub fn is_processing(&self, name: &str) -> bool {

@@ -1,14 +1,17 @@
-//! One named queue's processor: a claim loop feeding a pool of `concurrency` workers.
+//! One named queue's processor: `concurrency` workers, each claiming and running one job at a
+//! time.
 //!
 //! Concurrency 1 is the seeds' SimpleJobWorker (strict FIFO: the next job is claimed only after
-//! the previous one finished); N is the MultiJobWorker. The loop sleeps until a job is added
-//! (a `Notify`), a waiting job becomes due, or the poll interval passes (the fallback).
+//! the previous one finished); N is the MultiJobWorker. Workers claim independently, so their
+//! claims' flushes overlap and are shared by group commit. An idle worker sleeps until a job
+//! is added (a `Notify`), a waiting job becomes due, or the poll interval passes (the
+//! fallback); a worker that found a job wakes a peer, so a burst is picked up by all of them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::Inner;
@@ -19,57 +22,62 @@ use crate::store::{ClaimFilter, LeaseTerms};
 pub(super) struct Queue {
     pub name: String,
     pub concurrency: usize,
-    /// One permit per worker slot; a claimed job holds one until its attempt is reported.
-    pub slots: Arc<Semaphore>,
+    /// Jobs of this queue running now.
+    busy: AtomicUsize,
     /// Woken when a job is added to this queue.
     pub wake: Notify,
-    /// Whether the claim loop runs (start/stop at run time).
+    /// Whether the workers run (start/stop at run time).
     pub processing: AtomicBool,
-    /// Tells the running claim loop to stop claiming; running jobs finish on their own.
+    /// Tells the workers to stop claiming; running jobs finish on their own.
     pub stop: watch::Sender<bool>,
-    /// The claim loop's task while it runs (a shutdown waits for it).
+    /// The task running the workers (a shutdown waits for it).
     pub task: Mutex<Option<JoinHandle<()>>>,
-    /// Held while a claim is in flight; `stop_queue` takes it to wait one out.
-    pub claiming: Mutex<()>,
+    /// Read-held by every claim in flight; `stop_queue` write-locks it to wait them out.
+    pub claiming: RwLock<()>,
 }
 
 impl Queue {
     pub fn new(name: &str, concurrency: usize) -> Self {
-        let concurrency = concurrency.max(1);
         Queue {
             name: name.to_owned(),
-            concurrency,
-            slots: Arc::new(Semaphore::new(concurrency)),
+            concurrency: concurrency.max(1),
+            busy: AtomicUsize::new(0),
             wake: Notify::new(),
             processing: AtomicBool::new(false),
             stop: watch::channel(false).0,
             task: Mutex::new(None),
-            claiming: Mutex::new(()),
+            claiming: RwLock::new(()),
         }
     }
 
     /// Jobs of this queue running now.
     pub fn running(&self) -> usize {
-        self.concurrency - self.slots.available_permits()
+        self.busy.load(Ordering::Relaxed)
     }
 }
 
-/// The claim loop; returns when `queue.stop` is set.
+/// Runs the queue's workers; returns when `queue.stop` is set and every worker has finished
+/// its job.
 pub(super) async fn run(inner: Arc<Inner>, queue: Arc<Queue>) {
-    let mut stop = queue.stop.subscribe();
     log::info!("processor '{}' started (concurrency {})", queue.name, queue.concurrency);
+    let workers: Vec<_> =
+        (0..queue.concurrency).map(|_| tokio::spawn(worker(inner.clone(), queue.clone()))).collect();
+    for worker in workers {
+        if let Err(e) = worker.await {
+            log::error!("processor '{}': a worker failed: {e}", queue.name);
+        }
+    }
+    queue.processing.store(false, Ordering::SeqCst);
+    log::info!("processor '{}' stopped", queue.name);
+}
+
+async fn worker(inner: Arc<Inner>, queue: Arc<Queue>) {
+    let mut stop = queue.stop.subscribe();
     let lease = LeaseTerms { duration: inner.config.lease };
     loop {
         if *stop.borrow_and_update() {
-            break;
+            return;
         }
-        let permit = tokio::select! {
-            permit = queue.slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break, // the semaphore is never closed; stop rather than spin
-            },
-            _ = stop.changed() => break,
-        };
         // Register for the wake-up before looking, so an add between the look and the wait
         // is not missed.
         let woken = queue.wake.notified();
@@ -81,7 +89,7 @@ pub(super) async fn run(inner: Arc<Inner>, queue: Arc<Queue>) {
             tokio::task::spawn_blocking(move || {
                 // Under the claim lock and after checking `stop`: once `stop_queue` returns,
                 // this queue claims nothing more.
-                let _claiming = queue.claiming.lock().unwrap_or_else(PoisonError::into_inner);
+                let _claiming = queue.claiming.read().unwrap_or_else(PoisonError::into_inner);
                 if *queue.stop.borrow() {
                     return Ok(None);
                 }
@@ -92,15 +100,15 @@ pub(super) async fn run(inner: Arc<Inner>, queue: Arc<Queue>) {
         };
         let wait = match claimed {
             Ok(Ok(Some(claimed))) => {
-                let inner = inner.clone();
+                // There may be more: let an idle peer look too.
+                queue.wake.notify_one();
+                let id = claimed.job.id;
                 let cancel = inner.track(&claimed);
-                tokio::spawn(async move {
-                    let id = claimed.job.id;
-                    if let Err(e) = super::execute::execute(&inner, claimed, cancel).await {
-                        log::error!("job {id}: could not record its outcome: {e}");
-                    }
-                    drop(permit);
-                });
+                queue.busy.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = super::execute::execute(&inner, claimed, cancel).await {
+                    log::error!("job {id}: could not record its outcome: {e}");
+                }
+                queue.busy.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
             Ok(Ok(None)) => idle_wait(&inner),
@@ -113,18 +121,15 @@ pub(super) async fn run(inner: Arc<Inner>, queue: Arc<Queue>) {
                 inner.config.poll_interval
             }
         };
-        drop(permit);
         tokio::select! {
             _ = &mut woken => {}
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => break,
+            _ = stop.changed() => return,
         }
     }
-    queue.processing.store(false, Ordering::SeqCst);
-    log::info!("processor '{}' stopped", queue.name);
 }
 
-/// How long an idle loop sleeps: until the next waiting job is due, at most the poll interval.
+/// How long an idle worker sleeps: until the next waiting job is due, at most the poll interval.
 fn idle_wait(inner: &Inner) -> Duration {
     let poll = inner.config.poll_interval;
     match inner.store.next_due() {

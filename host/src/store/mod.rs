@@ -118,6 +118,10 @@ pub trait Store: Send + Sync + 'static {
     /// instead and stores nothing.
     fn add(&self, job: NewJob, now: Micros) -> StoreResult<Added>;
 
+    /// Adds many jobs in one transaction and one flush: all or none. The jobs carry no unique
+    /// keys (the processor refuses them in batches). Returns them in order, with their ids.
+    fn add_batch(&self, jobs: Vec<NewJob>, now: Micros) -> StoreResult<Vec<Job>>;
+
     /// Queues a `held` or `scheduled` job now. Durable.
     fn start(&self, id: JobId, now: Micros) -> StoreResult<Job>;
 

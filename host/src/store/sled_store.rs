@@ -50,11 +50,20 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// How often sled flushes changes that were not flushed on the spot (outcomes, progress).
     pub flush_interval_ms: u64,
+    /// Flush each claim before its job runs (the default), so an attempt that kills the host
+    /// is always counted and a poison job ends after its attempts. Off, claims ride the flush
+    /// interval like outcomes: drain is several times faster, but a job that kills the host
+    /// within the interval of being claimed may not have that attempt counted.
+    pub sync_claims: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { cache_bytes: DEFAULT_CACHE_BYTES, flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS }
+        StoreOptions {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
+            sync_claims: true,
+        }
     }
 }
 
@@ -74,6 +83,7 @@ pub struct SledStore {
     schedules: Tree,
     schedules_due: Tree,
     meta: Tree,
+    sync_claims: bool,
     /// The last job id issued. Ids are consecutive (sled's own `generate_id` jumps by a
     /// million after a restart, which users would see); at open it is the highest id stored
     /// or ever deleted.
@@ -258,6 +268,7 @@ impl SledStore {
             path: path.to_owned(),
             jobs,
             meta,
+            sync_claims: options.sync_claims,
             last_id: AtomicU64::new(newest.max(deleted)),
             ready: db.open_tree("ready")?,
             waiting: db.open_tree("waiting")?,
@@ -485,6 +496,33 @@ impl Store for SledStore {
         Ok(Added { job, existing: false })
     }
 
+    fn add_batch(&self, news: Vec<NewJob>, now: Micros) -> StoreResult<Vec<Job>> {
+        if news.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = self.last_id.fetch_add(news.len() as u64, Ordering::Relaxed) + 1;
+        let jobs: Vec<Job> = news
+            .into_iter()
+            .zip(first..)
+            .map(|(new, id)| {
+                debug_assert!(new.unique_key.is_none(), "batches carry no unique keys");
+                Job { id, ..self.add_record(new, now) }
+            })
+            .collect();
+        tx_result((&self.jobs, &self.ready, &self.waiting).transaction(|(tree, ready, waiting)| {
+            for job in &jobs {
+                save(tree, job)?;
+                place(ready, waiting, job, now)?;
+            }
+            Ok(())
+        }))?;
+        for job in &jobs {
+            self.count(&job.queue, None, Some(job.status));
+        }
+        self.durable()?;
+        Ok(jobs)
+    }
+
     fn start(&self, id: JobId, now: Micros) -> StoreResult<Job> {
         let result = (&self.jobs, &self.ready, &self.waiting).transaction(|(jobs, ready, waiting)| {
             let mut job = load(jobs, id)?;
@@ -545,7 +583,9 @@ impl Store for SledStore {
                 }
             }
         };
-        self.durable()?;
+        if self.sync_claims {
+            self.durable()?;
+        }
         Ok(Some(claimed))
     }
 

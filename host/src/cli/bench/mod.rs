@@ -1,5 +1,9 @@
 //! `jobhost bench`: throughput and latency of the whole path (store, processor, real `echo`
-//! plugin) on a temporary embedded store. Speed is measured here, never in CI tests.
+//! plugin) on a temporary embedded store; with `--baseline`, the store's own limit in the same
+//! run; with `--server`, a running server over HTTP. Speed is measured here, never in CI tests.
+
+mod baseline;
+mod http;
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +15,7 @@ use super::{EXIT_OK, EXIT_USAGE};
 use crate::job::{JobId, Status};
 use crate::plugins::LoadOptions;
 use crate::processor::{AddJob, Host, ProcessorConfig, QueueConfig};
+use crate::store::StoreOptions;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -26,6 +31,23 @@ pub struct BenchArgs {
     /// Jobs timed one at a time on an idle queue for the latency figures.
     #[arg(long, default_value_t = 500)]
     pub latency_jobs: usize,
+    /// Also measure the store's own limit in this run: the same store operations (add; claim;
+    /// complete) and flush policy from plain threads, without processor, plugin, JSON or HTTP.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Claims ride the flush interval instead of being flushed one by one (`store.sync_claims
+    /// = false`).
+    #[arg(long)]
+    pub lazy_claims: bool,
+    /// Fill the queue with this many jobs first, then measure submit and drain at that depth.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preload: usize,
+    /// Drive a running server at this URL instead (token from JOBHOST_TOKEN).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Keep-alive HTTP clients submitting at once (with --server).
+    #[arg(long, value_name = "K", default_value_t = 16)]
+    pub clients: usize,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -34,7 +56,11 @@ pub struct BenchArgs {
 }
 
 pub fn run(options: LoadOptions, args: &BenchArgs) -> u8 {
-    match bench(options, args) {
+    let report = match &args.server {
+        Some(url) => http::bench(url, args),
+        None => bench(options, args),
+    };
+    match report {
         Ok(report) => {
             if args.json {
                 println!("{report}");
@@ -64,8 +90,13 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
     let dir = tempfile::tempdir()?;
     let queue = QueueConfig { concurrency: args.concurrency, autostart: false };
     let config = ProcessorConfig { default_queue: queue, ..ProcessorConfig::default() };
-    let (host, store) = open_host(dir.path(), registry, config)?;
+    let store_options = StoreOptions { sync_claims: !args.lazy_claims, ..StoreOptions::default() };
+    let (host, store) = open_host(dir.path(), registry, config, store_options)?;
     let runtime = tokio::runtime::Runtime::new()?;
+
+    let preload_started = Instant::now();
+    baseline::preload(host.store().as_ref(), args.preload)?;
+    let preload_s = preload_started.elapsed().as_secs_f64();
 
     // Submit with the queue stopped, so submission is measured alone.
     let started = Instant::now();
@@ -89,12 +120,14 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
         Ok(())
     })?;
     let submit_s = started.elapsed().as_secs_f64();
+    let queued_bytes = store.size_on_disk()?;
 
     let (drain_s, latencies) = runtime.block_on(async {
         let mut events = host.subscribe();
         let started = Instant::now();
         host.start_queue("default");
         let mut done = 0;
+        // With a preload, the measured jobs are the first `--jobs` to finish at that depth.
         while done < args.jobs {
             match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
                 Ok(Ok(e)) if e.status == Status::Completed => done += 1,
@@ -105,6 +138,12 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
             }
         }
         let drain_s = started.elapsed().as_secs_f64();
+        if args.preload > 0 {
+            // The rest of the preload is not part of the measurement: stop and empty the queue.
+            host.stop_queue("default");
+            host.shutdown(Duration::from_secs(5)).await?;
+            return anyhow::Ok((drain_s, Vec::new()));
+        }
         let mut latencies = Vec::with_capacity(args.latency_jobs);
         for i in 0..args.latency_jobs {
             latencies.push(one_job_latency(&host, i).await?);
@@ -114,7 +153,7 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
     runtime.block_on(host.shutdown(Duration::from_secs(5)))?;
     let mut sorted = latencies;
     sorted.sort_by(f64::total_cmp);
-    Ok(json!({
+    let mut report = json!({
         "jobs": args.jobs,
         "submitters": args.submitters,
         "concurrency": args.concurrency,
@@ -126,10 +165,28 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
         "peak_rss_bytes": peak_rss_bytes(),
         "store_bytes": store.size_on_disk()?,
         "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
-    }))
+        "sync_claims": !args.lazy_claims,
+        "preload": args.preload,
+    });
+    if args.preload > 0 {
+        report["preload_jobs_per_s"] = json!((args.preload as f64 / preload_s).round());
+        report["bytes_per_queued_job"] =
+            json!((queued_bytes as f64 / (args.preload + args.jobs) as f64).round());
+    }
+    drop((host, store));
+    if args.baseline {
+        let base = baseline::measure(args, store_options)?;
+        report["baseline_submit_jobs_per_s"] = json!(base.submit_per_s.round());
+        report["baseline_drain_jobs_per_s"] = json!(base.drain_per_s.round());
+        let ratio = |ours: f64, base: f64| ((ours / base) * 100.0).round() / 100.0;
+        let (drain, submit) = (args.jobs as f64 / drain_s, args.jobs as f64 / submit_s);
+        report["drain_ratio"] = json!(ratio(drain, base.drain_per_s));
+        report["submit_ratio"] = json!(ratio(submit, base.submit_per_s));
+    }
+    Ok(report)
 }
 
-fn echo_job(i: usize) -> AddJob {
+pub(super) fn echo_job(i: usize) -> AddJob {
     AddJob { factory: "echo".to_owned(), input: Some(format!("{{\"n\":{i}}}")), ..AddJob::default() }
 }
 
@@ -166,7 +223,7 @@ async fn wait_finished(
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -175,7 +232,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// The process's peak resident set (VmHWM), or 0 where /proc is unavailable.
-fn peak_rss_bytes() -> u64 {
+pub(super) fn peak_rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -186,8 +243,12 @@ fn peak_rss_bytes() -> u64 {
 
 fn print_human(r: &serde_json::Value) {
     println!(
-        "{} echo jobs, {} submitters, concurrency {} ({} CPUs)",
-        r["jobs"], r["submitters"], r["concurrency"], r["cpus"]
+        "{} echo jobs, {} submitters, concurrency {} ({} CPUs), claims {}",
+        r["jobs"],
+        r["submitters"],
+        r["concurrency"],
+        r["cpus"],
+        if r["sync_claims"] == json!(false) { "lazy" } else { "flushed" }
     );
     println!("submit (durable):   {} jobs/s", r["submit_jobs_per_s"]);
     println!("drain:              {} jobs/s", r["drain_jobs_per_s"]);
@@ -195,6 +256,25 @@ fn print_human(r: &serde_json::Value) {
         "latency idle queue: p50 {} ms, p99 {} ms (submit to completion)",
         r["latency_p50_ms"], r["latency_p99_ms"]
     );
-    println!("peak RSS:           {:.1} MiB", r["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1048576.0);
-    println!("store on disk:      {:.1} MiB", r["store_bytes"].as_f64().unwrap_or(0.0) / 1048576.0);
+    if r["peak_rss_bytes"].is_number() {
+        println!("peak RSS:           {:.1} MiB", r["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1048576.0);
+    }
+    if r["store_bytes"].is_number() {
+        println!("store on disk:      {:.1} MiB", r["store_bytes"].as_f64().unwrap_or(0.0) / 1048576.0);
+    }
+    if r["preload"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "preloaded:          {} jobs ({} jobs/s), {} bytes on disk per queued job",
+            r["preload"], r["preload_jobs_per_s"], r["bytes_per_queued_job"]
+        );
+    }
+    if r["baseline_drain_jobs_per_s"].is_number() {
+        println!(
+            "store baseline:     submit {} jobs/s, drain {} jobs/s; ours/baseline: submit {}, drain {}",
+            r["baseline_submit_jobs_per_s"],
+            r["baseline_drain_jobs_per_s"],
+            r["submit_ratio"],
+            r["drain_ratio"]
+        );
+    }
 }

@@ -1,0 +1,99 @@
+//! The store's own limit, measured in the same run as the real benchmark: per job exactly the
+//! store operations the host performs (`add`; `claim`; `finish`), with the same flush policy,
+//! called from plain threads, without the processor, the plugin, JSON or HTTP. Calling the
+//! store itself (not a copy of its sled calls) keeps the baseline from drifting from it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::BenchArgs;
+use crate::clock::{Clock, SystemClock};
+use crate::job::{NewJob, Outcome, DEFAULT_QUEUE};
+use crate::store::{ClaimFilter, LeaseTerms, SledStore, Store, StoreOptions};
+
+pub struct Baseline {
+    pub submit_per_s: f64,
+    pub drain_per_s: f64,
+}
+
+fn new_job(i: usize) -> NewJob {
+    NewJob {
+        factory: "echo".to_owned(),
+        input: format!("{{\"n\":{i}}}"),
+        queue: DEFAULT_QUEUE.to_owned(),
+        max_attempts: 3,
+        ..NewJob::default()
+    }
+}
+
+pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseline> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(SledStore::open(dir.path(), options)?);
+    preload(store.as_ref(), args.preload)?;
+    let clock = SystemClock;
+
+    let started = Instant::now();
+    let per = args.jobs.div_ceil(args.submitters);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..args.submitters)
+            .map(|s| {
+                let store = store.clone();
+                let count = per.min(args.jobs.saturating_sub(s * per));
+                scope.spawn(move || -> anyhow::Result<()> {
+                    for i in 0..count {
+                        store.add(new_job(i), clock.now())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("a baseline submitter panicked"))??;
+        }
+        Ok(())
+    })?;
+    let submit_per_s = args.jobs as f64 / started.elapsed().as_secs_f64();
+
+    let lease = LeaseTerms { duration: Duration::from_secs(30) };
+    let drained = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..args.concurrency)
+            .map(|_| {
+                let (store, drained) = (store.clone(), &drained);
+                scope.spawn(move || -> anyhow::Result<()> {
+                    let filter = ClaimFilter { queue: Some(DEFAULT_QUEUE), factory: None };
+                    while drained.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < args.jobs {
+                        let Some(claimed) = store.claim(&filter, clock.now(), lease)? else { break };
+                        let result = claimed.job.input.clone();
+                        store.finish(
+                            claimed.job.id,
+                            claimed.token,
+                            Outcome::Completed { result },
+                            clock.now(),
+                        )?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("a baseline worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    let drain_per_s = args.jobs as f64 / started.elapsed().as_secs_f64();
+    Ok(Baseline { submit_per_s, drain_per_s })
+}
+
+/// Fills the default queue with `n` echo jobs, 10,000 per transaction and flush.
+pub fn preload(store: &dyn Store, n: usize) -> anyhow::Result<()> {
+    const CHUNK: usize = 10_000;
+    let mut added = 0;
+    while added < n {
+        let count = CHUNK.min(n - added);
+        store.add_batch((added..added + count).map(new_job).collect(), SystemClock.now())?;
+        added += count;
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! `jobhost bench --server URL --clients K`: the same figures through a running server over
+//! HTTP, with K keep-alive clients. Uses its own queue (`bench-<pid>`), stopped while jobs are
+//! submitted and started to measure the drain; the jobs stay on the server (retention removes
+//! them).
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{percentile, BenchArgs};
+use crate::cli::client::{Client, ClientArgs};
+use crate::server::types::{AddJobRequest, AddedView, JobView, QueueView};
+
+pub fn bench(url: &str, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(args.jobs > 0 && args.clients > 0, "--jobs and --clients must be at least 1");
+    let client_args = ClientArgs { server: url.to_owned(), json: false };
+    let client = Client::new(&client_args);
+    let queue = format!("bench-{}", std::process::id());
+    let _: QueueView = client.post(&format!("/v1/queues/{queue}/stop"), None::<&()>)?;
+    let request = |i: usize| AddJobRequest {
+        job: "echo".to_owned(),
+        input: json!({"n": i}),
+        queue: Some(queue.clone()),
+        priority: 0,
+        max_attempts: None,
+        timeout_seconds: None,
+        delay_seconds: None,
+        run_at: None,
+        hold: false,
+        unique_key: None,
+    };
+
+    let started = Instant::now();
+    let per = args.jobs.div_ceil(args.clients);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..args.clients)
+            .map(|c| {
+                let count = per.min(args.jobs.saturating_sub(c * per));
+                let (client_args, request) = (&client_args, &request);
+                scope.spawn(move || -> anyhow::Result<()> {
+                    // One client, one keep-alive connection.
+                    let client = Client::new(client_args);
+                    for i in 0..count {
+                        let _: AddedView = client.post("/v1/jobs", Some(&request(c * per + i)))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("a client panicked"))??;
+        }
+        Ok(())
+    })?;
+    let submit_s = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let _: QueueView = client.post(&format!("/v1/queues/{queue}/start"), None::<&()>)?;
+    loop {
+        let queues: Vec<QueueView> = client.get("/v1/queues", &[])?;
+        let q = queues.iter().find(|q| q.name == queue);
+        if q.is_none_or(|q| q.queued == 0 && q.running == 0) {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the server did not drain in 10 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let drain_s = started.elapsed().as_secs_f64();
+
+    let mut latencies = Vec::with_capacity(args.latency_jobs);
+    for i in 0..args.latency_jobs {
+        let started = Instant::now();
+        let added: AddedView = client.post("/v1/jobs", Some(&request(i)))?;
+        let mut job: JobView = added.job;
+        while !job.status.is_finished() {
+            job = client.job(&job.id, Some(Duration::from_secs(10)))?;
+        }
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(json!({
+        "server": url,
+        "clients": args.clients,
+        "jobs": args.jobs,
+        "submitters": args.clients,
+        "concurrency": "server's",
+        "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "submit_jobs_per_s": (args.jobs as f64 / submit_s).round(),
+        "drain_jobs_per_s": (args.jobs as f64 / drain_s).round(),
+        "latency_jobs": latencies.len(),
+        "latency_p50_ms": percentile(&latencies, 0.50),
+        "latency_p99_ms": percentile(&latencies, 0.99),
+    }))
+}
