@@ -126,6 +126,10 @@ pub struct Limits {
     pub max_wait: Duration,
     /// Largest page of `GET /v1/jobs`.
     pub max_page: NonZeroUsize,
+    /// Most jobs in one `POST /v1/jobs/batch`.
+    pub max_batch_jobs: NonZeroUsize,
+    /// Largest `POST /v1/jobs/batch` body, bytes.
+    pub max_batch_body_bytes: NonZeroUsize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -222,6 +226,8 @@ impl Default for Limits {
             max_body_bytes: NonZeroUsize::new(1024 * 1024).unwrap_or(NonZeroUsize::MIN),
             max_wait: Duration::from_secs(300),
             max_page: NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN),
+            max_batch_jobs: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
+            max_batch_body_bytes: NonZeroUsize::new(16 * 1024 * 1024).unwrap_or(NonZeroUsize::MIN),
         }
     }
 }

@@ -329,6 +329,7 @@ fn openapi_document_parses_and_names_every_route() {
         ("post", "/v1/jobs/{id}/cancel"),
         ("post", "/v1/jobs/{id}/retry"),
         ("post", "/v1/jobs/{id}/start"),
+        ("post", "/v1/jobs/batch"),
         ("post", "/v1/schedules"),
         ("get", "/v1/schedules"),
         ("get", "/v1/schedules/{id}"),
@@ -359,6 +360,7 @@ fn openapi_document_parses_and_names_every_route() {
         let answer = match method {
             "get" => server.get(&concrete),
             "post" if path == "/v1/jobs" => server.post(&concrete, &json!({"job": "echo"})),
+            "post" if path == "/v1/jobs/batch" => server.post(&concrete, &json!({"jobs": [{"job": "echo"}]})),
             "post" if path == "/v1/schedules" => {
                 server.post(&concrete, &json!({"job": "echo", "cron": "* * * * *"}))
             }
@@ -369,7 +371,7 @@ fn openapi_document_parses_and_names_every_route() {
         assert_ne!(answer.code(), "not_found", "{method} {path}: {answer:?}");
         assert_ne!(answer.status, 405, "{method} {path}: {answer:?}");
     }
-    assert_eq!(paths.len(), 16, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 17, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
     let components = spec.components.as_ref().expect("components");
     for schema in [
         "JobView",
@@ -538,4 +540,45 @@ fn schedules_and_cron_previews_through_the_api() {
     assert_eq!(zoned.body["times"], json!(["2026-11-22T14:00:00.000000+00:00"]));
     let bad = server.get(&format!("/v1/cron/next?expr={}", q("* * * * 9")));
     assert!(bad.status == 400 && bad.text.contains("field 5 (day of week)"), "{bad:?}");
+}
+
+#[test]
+fn batch_submission_is_all_or_nothing_with_per_job_errors() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let config = dir.path().join("jobhost.toml");
+    std::fs::write(&config, "[limits]\nmax_batch_jobs = 5\n").unwrap();
+    let server =
+        Server::start(&dir.path().join("data"), plugins.path(), &["--config", config.to_str().unwrap()]);
+
+    let jobs = json!({"jobs": [{"job": "echo", "input": 1}, {"job": "echo", "input": 2, "queue": "q2"}, {"job": "sleep", "input": 0}]});
+    let added = server.post("/v1/jobs/batch", &jobs);
+    assert_eq!(added.status, 201, "{added:?}");
+    let ids: Vec<&str> =
+        added.body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["1", "2", "3"]);
+    for id in ids {
+        assert_eq!(server.wait_finished(id, LONG)["status"], "completed");
+    }
+
+    let before = server.snapshot();
+    let bad = json!({"jobs": [{"job": "echo"}, {"job": "nope"}, {"job": "echo", "max_attempts": 0}, {"job": 7}, {"job": "echo", "unique_key": "k"}]});
+    let refused = server.post("/v1/jobs/batch", &bad);
+    assert_eq!((refused.status, refused.code()), (400, "invalid_batch"), "{refused:?}");
+    let items: Vec<(u64, &str)> = refused.body["error"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["index"].as_u64().unwrap(), i["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        items,
+        [(1, "unknown_job"), (2, "invalid_request"), (3, "invalid_request"), (4, "invalid_request")]
+    );
+    let too_many = server.post("/v1/jobs/batch", &json!({"jobs": vec![json!({"job": "echo"}); 6]}));
+    assert_eq!((too_many.status, too_many.code()), (400, "invalid_request"), "{too_many:?}");
+    assert!(too_many.text.contains("give 1 to 5 jobs"), "{too_many:?}");
+    let empty = server.post("/v1/jobs/batch", &json!({"jobs": []}));
+    assert_eq!(empty.status, 400);
+    assert_eq!(server.snapshot(), before, "a refused batch adds nothing");
 }

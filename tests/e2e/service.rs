@@ -343,3 +343,46 @@ fn roles_split_the_scheduler_from_the_workers() {
         "no scheduler in a worker-only process"
     );
 }
+
+#[test]
+fn add_batch_from_a_file_or_stdin() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &["--paused"]);
+    let file = dir.path().join("jobs.jsonl");
+    std::fs::write(&file, "{\"job\": \"echo\", \"input\": 1}\n\n{\"job\": \"echo\", \"input\": 2}\n")
+        .unwrap();
+    let added = cli(&server, &["add", "--batch", file.to_str().unwrap()]);
+    assert_eq!((added.code, added.stdout.trim()), (0, "added 2 job(s): 1..2"), "{added:?}");
+
+    let mut child = jobhost_cmd()
+        .args(["add", "--batch", "-", "--json"])
+        .env("JOBHOST_URL", &server.url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"{\"job\": \"sleep\", \"input\": 0}\n")
+        .unwrap();
+    let out: CliOutput = child.wait_with_output().unwrap().into();
+    assert_eq!(serde_json::from_str::<Value>(&out.stdout).unwrap(), json!(["3"]), "{out:?}");
+
+    std::fs::write(
+        &file,
+        "{\"job\": \"echo\"}\n{\"job\": \"nope\"}\n{\"job\": \"echo\", \"max_attempts\": 0}\n",
+    )
+    .unwrap();
+    let refused = cli(&server, &["add", "--batch", file.to_str().unwrap()]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("line 2: unknown job factory `nope`"), "{refused:?}");
+    assert!(refused.stderr.contains("line 3: invalid max_attempts"), "{refused:?}");
+    std::fs::write(&file, "{\"job\": \"echo\"}\nnot json\n").unwrap();
+    let malformed = cli(&server, &["add", "--batch", file.to_str().unwrap()]);
+    assert_eq!(malformed.code, 3, "{malformed:?}");
+    assert!(malformed.stderr.contains("jobs.jsonl line 2:"), "{malformed:?}");
+    assert_eq!(
+        server.get("/v1/jobs").body["jobs"].as_array().unwrap().len(),
+        3,
+        "nothing from the refused files"
+    );
+}

@@ -27,7 +27,7 @@ pub enum ClientError {
     Unreachable { url: String, reason: String },
     /// The server answered with an API error.
     #[error("{message} ({code})")]
-    Api { status: u16, code: String, message: String },
+    Api { status: u16, code: String, message: String, items: Option<Vec<ItemErrorBody>> },
     /// The server answered something that is not the API.
     #[error("unexpected answer from {url}: {reason}")]
     Protocol { url: String, reason: String },
@@ -48,6 +48,16 @@ struct ErrorBody {
 struct ErrorDetail {
     code: String,
     message: String,
+    #[serde(default)]
+    items: Option<Vec<ItemErrorBody>>,
+}
+
+/// One refused job of a batch, as the server reports it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ItemErrorBody {
+    pub index: usize,
+    pub code: String,
+    pub message: String,
 }
 
 impl Client {
@@ -155,7 +165,12 @@ impl Client {
             });
         }
         match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => Err(ClientError::Api { status, code: body.error.code, message: body.error.message }),
+            Ok(body) => Err(ClientError::Api {
+                status,
+                code: body.error.code,
+                message: body.error.message,
+                items: body.error.items,
+            }),
             Err(_) => Err(ClientError::Protocol {
                 url: url.to_owned(),
                 reason: format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()),

@@ -14,12 +14,15 @@ use serde_json::Value;
 use super::client::{segment, Client, ClientArgs, ClientError};
 use super::{EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::job::Status;
-use crate::server::types::{AddJobRequest, AddedView, FactoryView, JobPage, JobView, QueueView, Removed};
+use crate::server::types::{
+    AddJobRequest, AddedView, BatchAdded, FactoryView, JobPage, JobView, QueueView, Removed,
+};
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
     /// The job factory, e.g. `echo`.
-    pub job: String,
+    #[arg(required_unless_present = "batch")]
+    pub job: Option<String>,
     /// The job's input as JSON (default: null).
     pub input: Option<String>,
     #[arg(long)]
@@ -47,8 +50,12 @@ pub struct AddArgs {
     pub unique_key: Option<String>,
     /// Wait for the job to finish (showing its progress), print its result, and exit 0
     /// completed, 1 error, 2 cancelled.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "batch")]
     pub wait: bool,
+    /// Add the jobs of a JSON Lines file instead (`-`: standard input), one
+    /// `{"job": ..., "input": ...}` object a line, 10,000 a request; all of a request or none.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["job", "input", "hold", "unique_key", "delay", "at"])]
+    pub batch: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -125,12 +132,15 @@ fn run(f: impl FnOnce() -> Result<u8, ClientError>) -> u8 {
     }
 }
 
-fn print_json(value: &impl serde::Serialize) {
+pub(super) fn print_json(value: &impl serde::Serialize) {
     // Serializing our own types to a string cannot fail.
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 pub fn add(args: &AddArgs) -> u8 {
+    if let Some(path) = &args.batch {
+        return add_batch(path, &args.client);
+    }
     let input: Value = match args.input.as_deref().map(serde_json::from_str).transpose() {
         Ok(v) => v.unwrap_or(Value::Null),
         Err(e) => {
@@ -139,7 +149,7 @@ pub fn add(args: &AddArgs) -> u8 {
         }
     };
     let request = AddJobRequest {
-        job: args.job.clone(),
+        job: args.job.clone().unwrap_or_default(),
         input,
         queue: args.queue.clone(),
         priority: args.priority,
@@ -167,6 +177,75 @@ pub fn add(args: &AddArgs) -> u8 {
         }
         let job = wait_with_progress(&client, &job.id)?;
         Ok(print_ending(&job, args.client.json))
+    })
+}
+
+/// Jobs sent per request by `add --batch` (the server's default limit).
+const BATCH_CHUNK: usize = 10_000;
+
+/// `add --batch FILE`: parses every line first (a bad line stops everything before anything is
+/// sent), then sends the jobs in requests of 10,000.
+fn add_batch(path: &std::path::Path, client_args: &ClientArgs) -> u8 {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(path)
+    };
+    let text = match text {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return EXIT_USAGE;
+        }
+    };
+    // (line number, job) for every non-empty line.
+    let mut jobs: Vec<(usize, Value)> = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str::<AddJobRequest>(line) {
+            Ok(job) => jobs.push((n + 1, serde_json::to_value(job).unwrap_or_default())),
+            Err(e) => {
+                eprintln!("error: {} line {}: {e}", path.display(), n + 1);
+                return EXIT_USAGE;
+            }
+        }
+    }
+    if jobs.is_empty() {
+        eprintln!("error: {} holds no jobs", path.display());
+        return EXIT_USAGE;
+    }
+    run(|| {
+        let client = Client::new(client_args);
+        let mut ids = Vec::with_capacity(jobs.len());
+        for chunk in jobs.chunks(BATCH_CHUNK) {
+            let body = serde_json::json!({"jobs": chunk.iter().map(|(_, j)| j).collect::<Vec<_>>()});
+            match client.post::<BatchAdded>("/v1/jobs/batch", Some(&body)) {
+                Ok(added) => ids.extend(added.jobs.into_iter().map(|j| j.id)),
+                Err(ClientError::Api { code, message, items: Some(items), .. }) => {
+                    eprintln!(
+                        "error: {message} ({code}); {} job(s) of earlier requests were added",
+                        ids.len()
+                    );
+                    for item in items {
+                        let line = chunk.get(item.index).map_or(0, |(n, _)| *n);
+                        eprintln!("  line {line}: {} ({})", item.message, item.code);
+                    }
+                    return Ok(EXIT_FAILED);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if client_args.json {
+            print_json(&ids);
+        } else {
+            println!(
+                "added {} job(s): {}..{}",
+                ids.len(),
+                ids.first().map_or("", String::as_str),
+                ids.last().map_or("", String::as_str)
+            );
+        }
+        Ok(EXIT_OK)
     })
 }
 

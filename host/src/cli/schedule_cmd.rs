@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::client::{segment, Client, ClientArgs, ClientError};
+use super::jobs_cmd::print_json;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::cron::CronSpec;
@@ -286,11 +287,6 @@ fn print_schedule(s: &ScheduleView, json: bool) {
     if let Some(error) = &s.last_error {
         println!("{:<9} {error}", "error");
     }
-}
-
-fn print_json(value: &impl serde::Serialize) {
-    // Serializing our own types to a string cannot fail.
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 pub fn cron(command: &CronCommand) -> u8 {

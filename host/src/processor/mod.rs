@@ -108,6 +108,9 @@ pub enum HostError {
     Invalid { field: &'static str, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Some jobs of a batch are invalid (by index); nothing was added.
+    #[error("{} of {total} jobs are invalid; nothing was added", items.len())]
+    InvalidBatch { total: usize, items: Vec<(usize, HostError)> },
 }
 
 /// A job reached a new status (published after the store recorded it).
@@ -239,6 +242,51 @@ impl Host {
             queue.wake.notify_one();
         }
         Ok(added)
+    }
+
+    /// Validates every job, then stores them all in one transaction and one flush, or none.
+    /// Unique keys are refused in batches (the answer would differ job by job).
+    pub fn add_batch(&self, reqs: Vec<AddJob>) -> Result<Vec<Job>, HostError> {
+        let news = self.add_batch_check(reqs)?;
+        let jobs = self.inner.store.add_batch(news, self.inner.clock.now())?;
+        let mut queues: Vec<&str> = Vec::new();
+        for job in &jobs {
+            self.inner.publish(job);
+            if !queues.contains(&job.queue.as_str()) {
+                queues.push(&job.queue);
+            }
+        }
+        for name in queues {
+            // Every worker may find work: wake them all.
+            let queue = self.queue(name);
+            for _ in 0..queue.concurrency {
+                queue.wake.notify_one();
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Checks every job of a batch; `InvalidBatch` lists each refused one by index.
+    pub fn add_batch_check(&self, reqs: Vec<AddJob>) -> Result<Vec<NewJob>, HostError> {
+        let total = reqs.len();
+        let mut news = Vec::with_capacity(total);
+        let mut items = Vec::new();
+        for (index, req) in reqs.into_iter().enumerate() {
+            if req.unique_key.is_some() {
+                let message = "not accepted in a batch; add jobs with unique keys one at a time".to_owned();
+                items.push((index, HostError::Invalid { field: "unique_key", message }));
+                continue;
+            }
+            match self.validate(req) {
+                Ok(new) => news.push(new),
+                Err(e) => items.push((index, e)),
+            }
+        }
+        if items.is_empty() {
+            Ok(news)
+        } else {
+            Err(HostError::InvalidBatch { total, items })
+        }
     }
 
     /// Checks a request against the registry and the limits, and fills in the defaults.

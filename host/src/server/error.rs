@@ -17,11 +17,23 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable: `invalid_json`, `invalid_request`, `unknown_job`, `unknown_id`,
+    /// Stable: `invalid_json`, `invalid_request`, `invalid_batch`, `unknown_job`, `unknown_id`,
     /// `unknown_schedule`, `invalid_transition`, `body_too_large`, `unauthorized`, `not_found`,
     /// `method_not_allowed`, `internal`.
     pub code: &'static str,
     /// For people; may change between versions.
+    pub message: String,
+    /// `invalid_batch` only: what is wrong with each refused job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<ItemError>>,
+}
+
+/// One refused job of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemError {
+    /// Its position in `jobs`, from 0.
+    pub index: usize,
+    pub code: &'static str,
     pub message: String,
 }
 
@@ -30,11 +42,12 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    pub items: Option<Vec<ItemError>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), items: None }
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
@@ -58,6 +71,23 @@ impl From<HostError> for ApiError {
             }
             HostError::Invalid { .. } => ApiError::invalid_request(e.to_string()),
             HostError::Store(e) => e.into(),
+            HostError::InvalidBatch { ref items, .. } => {
+                let items = items
+                    .iter()
+                    .map(|(index, e)| {
+                        let code = match e {
+                            HostError::UnknownFactory { .. } => "unknown_job",
+                            HostError::Invalid { .. } => "invalid_request",
+                            _ => "internal",
+                        };
+                        ItemError { index: *index, code, message: e.to_string() }
+                    })
+                    .collect();
+                ApiError {
+                    items: Some(items),
+                    ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_batch", e.to_string())
+                }
+            }
         }
     }
 }
@@ -89,7 +119,8 @@ impl From<tokio::task::JoinError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code, message: self.message, items: self.items } };
         (self.status, Json(body)).into_response()
     }
 }

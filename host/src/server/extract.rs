@@ -7,28 +7,53 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::AppState;
 
-/// A JSON body. Malformed JSON is `invalid_json`; valid JSON of the wrong shape (missing or
-/// unknown fields, wrong types) is `invalid_request`; a body over the limit is `body_too_large`.
-/// The content type is not checked: `curl -d` sends a form type for JSON.
+/// A JSON body of at most `limits.max_body_bytes`. Malformed JSON is `invalid_json`; valid
+/// JSON of the wrong shape (missing or unknown fields, wrong types) is `invalid_request`; a body
+/// over the limit is `body_too_large`. The content type is not checked: `curl -d` sends a form
+/// type for JSON.
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+/// Like [`JsonBody`], with the batch limit `limits.max_batch_body_bytes`.
+pub struct BatchBody<T>(pub T);
+
+async fn read_body(req: Request, state: &AppState, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is over the server's limit of {limit} bytes"),
+        )
+    };
+    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::invalid_request(format!("cannot read the request body: {}", rejection.body_text()))
+        }
+    })?;
+    if bytes.len() > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the request body is over the server's limit",
-                )
-            } else {
-                ApiError::invalid_request(format!("cannot read the request body: {}", rejection.body_text()))
-            }
-        })?;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state, state.limits.max_body_bytes.get()).await?;
         parse_json(&bytes).map(JsonBody)
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for BatchBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state, state.limits.max_batch_body_bytes.get()).await?;
+        parse_json(&bytes).map(BatchBody)
     }
 }
 

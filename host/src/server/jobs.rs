@@ -10,9 +10,11 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 
-use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{JsonBody, QueryParams};
-use super::types::{AddJobRequest, AddedView, JobPage, JobView, Removed};
+use super::error::{ApiError, ApiResult, ErrorBody, ItemError};
+use super::extract::{BatchBody, JsonBody, QueryParams};
+use super::types::{
+    AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, JobPage, JobView, Removed,
+};
 use super::AppState;
 use crate::clock::{duration_micros, Micros};
 use crate::job::{Job, JobId, Status};
@@ -102,6 +104,58 @@ pub async fn add_job(
     let added = tokio::task::spawn_blocking(move || host.add(add)).await??;
     let status = if added.existing { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(AddedView { job: JobView::from(&added.job), existing: added.existing })))
+}
+
+/// Add up to 10,000 jobs in one request: all are checked first (per-job errors, nothing added
+/// if any is refused), then stored in one transaction and one flush.
+#[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs",
+    request_body = BatchRequest,
+    responses(
+        (status = 201, description = "All stored, in order", body = BatchAdded),
+        (status = 400, description = "`invalid_batch` with `items`: each refused job's index, code and message; or `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 413, description = "`body_too_large` (over `limits.max_batch_body_bytes`)", body = ErrorBody),
+    ))]
+pub async fn add_batch(
+    State(state): State<AppState>,
+    BatchBody(req): BatchBody<BatchRequest>,
+) -> ApiResult<(StatusCode, Json<BatchAdded>)> {
+    let max = state.limits.max_batch_jobs.get();
+    if req.jobs.is_empty() || req.jobs.len() > max {
+        return Err(ApiError::invalid_request(format!("jobs: give 1 to {max} jobs, not {}", req.jobs.len())));
+    }
+    let now = state.host.clock().now();
+    let mut adds = Vec::with_capacity(req.jobs.len());
+    let mut items = Vec::new();
+    for (index, value) in req.jobs.into_iter().enumerate() {
+        let parsed = serde_json::from_value::<AddJobRequest>(value)
+            .map_err(|e| ApiError::invalid_request(format!("invalid job: {e}")))
+            .and_then(|r| to_add_job(r, now));
+        match parsed {
+            Ok(add) => adds.push((index, add)),
+            Err(e) => items.push(ItemError { index, code: e.code, message: e.message }),
+        }
+    }
+    let total = items.len() + adds.len();
+    if !items.is_empty() {
+        // Report every refused job at once: the ones that parsed are checked too.
+        let parsed: Vec<AddJob> = adds.iter().map(|(_, add)| add.clone()).collect();
+        if let Err(e) = state.host.add_batch_check(parsed) {
+            if let ApiError { items: Some(more), .. } = ApiError::from(e) {
+                items.extend(more.into_iter().map(|i| ItemError { index: adds[i.index].0, ..i }));
+            }
+        }
+        items.sort_by_key(|i| i.index);
+        let message = format!("{} of {total} jobs are invalid; nothing was added", items.len());
+        return Err(ApiError {
+            items: Some(items),
+            ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_batch", message)
+        });
+    }
+    let host = state.host.clone();
+    let adds = adds.into_iter().map(|(_, add)| add).collect();
+    let jobs = tokio::task::spawn_blocking(move || host.add_batch(adds)).await??;
+    let jobs = jobs.iter().map(|j| BatchItem { id: j.id.to_string(), status: j.status }).collect();
+    Ok((StatusCode::CREATED, Json(BatchAdded { jobs })))
 }
 
 /// Queue a `held` job (or a `scheduled` one, now).

@@ -99,6 +99,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     OpenApiRouter::with_openapi(doc)
         .routes(routes!(jobs::add_job, jobs::list_jobs, jobs::remove_jobs))
+        .routes(routes!(jobs::add_batch))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::retry_job))
@@ -136,6 +137,9 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
-        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes.get()))
+        // The largest body any route takes; each extractor then applies its route's own limit.
+        .layer(DefaultBodyLimit::max(
+            state.limits.max_body_bytes.max(state.limits.max_batch_body_bytes).get(),
+        ))
         .with_state(state)
 }

@@ -61,6 +61,28 @@ pub struct AddedView {
     pub existing: bool,
 }
 
+/// `POST /v1/jobs/batch`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Up to `limits.max_batch_jobs` (10,000) jobs, each as for `POST /v1/jobs` (without
+    /// `unique_key`).
+    #[schema(value_type = Vec<AddJobRequest>)]
+    pub jobs: Vec<Value>,
+}
+
+/// The jobs of a batch, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchAdded {
+    pub jobs: Vec<BatchItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchItem {
+    pub id: String,
+    pub status: Status,
+}
+
 /// A job as the API shows it. Times are RFC 3339 UTC with microseconds.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JobView {
