@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// Fill the queue with this many jobs first, then measure submit and drain at that depth.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preload: usize,
+    /// sled's page cache, MiB (`store.cache_bytes`); default: the store's default.
+    #[arg(long, value_name = "MIB")]
+    pub cache_mb: Option<u64>,
     /// Drive a running server at this URL instead (token from JOBHOST_TOKEN).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
@@ -90,7 +93,12 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
     let dir = tempfile::tempdir()?;
     let queue = QueueConfig { concurrency: args.concurrency, autostart: false };
     let config = ProcessorConfig { default_queue: queue, ..ProcessorConfig::default() };
-    let store_options = StoreOptions { sync_claims: !args.lazy_claims, ..StoreOptions::default() };
+    let defaults = StoreOptions::default();
+    let store_options = StoreOptions {
+        sync_claims: !args.lazy_claims,
+        cache_bytes: args.cache_mb.map_or(defaults.cache_bytes, |mb| mb * 1024 * 1024),
+        ..defaults
+    };
     let (host, store) = open_host(dir.path(), registry, config, store_options)?;
     let runtime = tokio::runtime::Runtime::new()?;
 
@@ -177,6 +185,7 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
         "store_bytes": store.size_on_disk()?,
         "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "sync_claims": !args.lazy_claims,
+        "cache_bytes": store_options.cache_bytes,
         "preload": args.preload,
     });
     if args.preload > 0 {
