@@ -25,7 +25,11 @@ fn main() {
     };
     let registry = Registry::load_dirs(LoadOptions::default(), &[path.parent().unwrap_or(&path)]);
     let Some(echo) = registry.get("echo") else {
-        eprintln!("{} did not load: {:?}", path.display(), registry.rejected().iter().map(|r| r.to_string()).collect::<Vec<_>>());
+        eprintln!(
+            "{} did not load: {:?}",
+            path.display(),
+            registry.rejected().iter().map(|r| r.to_string()).collect::<Vec<_>>()
+        );
         std::process::exit(2);
     };
     let input = r#"{"user": 42, "action": "resize", "sizes": [64, 128, 256]}"#;

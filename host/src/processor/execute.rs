@@ -31,15 +31,52 @@ impl ProgressSink for StoreProgress {
 
 /// Runs one claimed attempt to its end and returns the job as stored afterwards (`None` if the
 /// outcome was stale: a newer attempt owns the job).
-/// `cancel` is the flag [`Inner::track`] registered when the job was claimed.
+/// `cancel` is the flag [`Inner::track`] registered when the job was claimed. The plugin runs on
+/// a blocking thread started here.
 pub(super) async fn execute(
     inner: &Arc<Inner>,
     claimed: Claimed,
     cancel: Arc<AtomicBool>,
 ) -> StoreResult<Option<Job>> {
+    let call = match inner.factory(&claimed.job.factory) {
+        Some(factory) => {
+            let (inner, cancel, job) = (inner.clone(), cancel.clone(), claimed.job.clone());
+            let token = claimed.token;
+            // Plugin code is synchronous and may block for as long as it likes: never on the
+            // runtime's core threads.
+            let call =
+                tokio::task::spawn_blocking(move || run_plugin(&inner, &factory, &job, token, &cancel));
+            Some(async move { call.await.unwrap_or_else(|e| Err(thread_failed(e))) })
+        }
+        None => None,
+    };
+    supervise(inner, claimed, cancel, call).await
+}
+
+/// Runs the job's factory on the calling (blocking) thread.
+pub(super) fn run_plugin(
+    inner: &Arc<Inner>,
+    factory: &crate::plugins::Factory,
+    job: &Job,
+    token: u64,
+    cancel: &AtomicBool,
+) -> Result<String, Failure> {
+    let sink = StoreProgress { store: inner.store.clone(), id: job.id, token };
+    factory.run(&RunContext { job_id: job.id, attempt: job.attempts, cancel, progress: &sink }, &job.input)
+}
+
+/// Watches an attempt whose plugin call is `call` (already running on a blocking thread):
+/// renews its lease, enforces its timeout, then reports its outcome. `call` is `None` when no
+/// loaded plugin provides the factory.
+pub(super) async fn supervise(
+    inner: &Arc<Inner>,
+    claimed: Claimed,
+    cancel: Arc<AtomicBool>,
+    call: Option<impl std::future::Future<Output = Result<String, Failure>>>,
+) -> StoreResult<Option<Job>> {
     let Claimed { job, token } = claimed;
     let id = job.id;
-    let Some(factory) = inner.factory(&job.factory) else {
+    let (Some(factory), Some(call)) = (inner.factory(&job.factory), call) else {
         inner.running_remove(id);
         // The plugin is gone (the host restarted without it): retrying cannot help.
         let error = format!("unknown job factory `{}`: no loaded plugin provides it", job.factory);
@@ -50,16 +87,7 @@ pub(super) async fn execute(
     log::info!("job {id} ({}) started, attempt {}/{}", job.factory, job.attempts, job.max_attempts);
 
     let started = Instant::now();
-    let mut call = {
-        let (factory, cancel, input) = (factory.clone(), cancel.clone(), job.input.clone());
-        let sink = StoreProgress { store: inner.store.clone(), id, token };
-        let attempt = job.attempts;
-        // Plugin code is synchronous and may block for as long as it likes: never on the
-        // runtime's core threads.
-        tokio::task::spawn_blocking(move || {
-            factory.run(&RunContext { job_id: id, attempt, cancel: &cancel, progress: &sink }, &input)
-        })
-    };
+    tokio::pin!(call);
     // The claim just set the lease: the first renewal is due a third of a lease from now. (Not
     // `interval()` with its "immediate" first tick: that tick still waits for the timer
     // wheel's next millisecond, which alone capped a worker at ~700 jobs/s.)
@@ -88,18 +116,20 @@ pub(super) async fn execute(
     let elapsed = started.elapsed();
 
     let outcome = match returned {
-        // The SDK catches panics inside the plugin; this is a host-side defect.
-        Err(join_error) => {
-            inner.retry_or_fail(&job, &factory, format!("the job's thread failed: {join_error}"), None)
-        }
-        Ok(_) if timed_out => {
+        _ if timed_out => {
             let secs = timeout.unwrap_or_default().as_secs_f64();
             inner.retry_or_fail(&job, &factory, format!("timed out after {secs}s"), None)
         }
-        Ok(Ok(result)) => Outcome::Completed { result },
-        Ok(Err(failure)) => failure_outcome(inner, &job, &factory, failure),
+        Ok(result) => Outcome::Completed { result },
+        Err(failure) => failure_outcome(inner, &job, &factory, failure),
     };
     report(inner, &job, token, outcome, elapsed).await
+}
+
+/// The plugin's blocking thread died without a result. The SDK catches panics inside the
+/// plugin, so this is a host-side defect; the attempt is retried.
+pub(super) fn thread_failed(e: tokio::task::JoinError) -> Failure {
+    Failure::retryable(format!("the job's thread failed: {e}"))
 }
 
 fn failure_outcome(inner: &Inner, job: &Job, factory: &crate::plugins::Factory, failure: Failure) -> Outcome {

@@ -648,7 +648,17 @@ impl Inner {
     /// Registers a claimed job as running here; returns its cancellation flag. Called as soon
     /// as the claim returns, so a shutdown never misses a claimed job.
     fn track(&self, claimed: &crate::store::Claimed) -> Arc<AtomicBool> {
-        let cancel = Arc::new(AtomicBool::new(claimed.job.cancel_requested));
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.track_with(claimed, &cancel);
+        cancel
+    }
+
+    /// [`track`](Self::track) with a flag the caller made (a worker creates it before the
+    /// claim, for the blocking thread that claims and then runs the job).
+    fn track_with(&self, claimed: &crate::store::Claimed, cancel: &Arc<AtomicBool>) {
+        if claimed.job.cancel_requested {
+            cancel.store(true, Ordering::Relaxed);
+        }
         let running = Running { token: claimed.token, cancel: cancel.clone() };
         self.running.lock().unwrap_or_else(PoisonError::into_inner).insert(claimed.job.id, running);
         // A cancel that landed between the claim and the insert found no flag to set; it did
@@ -658,7 +668,6 @@ impl Inner {
                 cancel.store(true, Ordering::Relaxed);
             }
         }
-        cancel
     }
 
     fn running_remove(&self, id: JobId) {

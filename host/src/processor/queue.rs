@@ -11,12 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use jobhost_plugin_api::Failure;
+use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::Inner;
 use crate::clock::Micros;
-use crate::store::{ClaimFilter, LeaseTerms};
+use crate::store::{ClaimFilter, LeaseTerms, StoreResult};
 
 /// Runtime state of one queue.
 pub(super) struct Queue {
@@ -84,42 +85,69 @@ async fn worker(inner: Arc<Inner>, queue: Arc<Queue>) {
         tokio::pin!(woken);
         woken.as_mut().enable();
 
-        let claimed = {
-            let (inner, queue) = (inner.clone(), queue.clone());
-            tokio::task::spawn_blocking(move || {
-                // Under the claim lock and after checking `stop`: once `stop_queue` returns,
-                // this queue claims nothing more.
-                let _claiming = queue.claiming.read().unwrap_or_else(PoisonError::into_inner);
-                if *queue.stop.borrow() {
-                    return Ok(None);
+        // One blocking thread both claims and runs the job's plugin, so a job costs one hand-off
+        // to the blocking pool, not two; the claim comes back over `claimed` as soon as it is
+        // made, so this task can renew the lease and enforce the timeout meanwhile.
+        let (claimed_tx, claimed_rx) = oneshot::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let call = {
+            let (inner, queue, cancel) = (inner.clone(), queue.clone(), cancel.clone());
+            tokio::task::spawn_blocking(move || -> StoreResult<Option<Result<String, Failure>>> {
+                let claimed = {
+                    // Under the claim lock and after checking `stop`: once `stop_queue`
+                    // returns, this queue claims nothing more.
+                    let _claiming = queue.claiming.read().unwrap_or_else(PoisonError::into_inner);
+                    if *queue.stop.borrow() {
+                        return Ok(None);
+                    }
+                    let filter = ClaimFilter { queue: Some(&queue.name), factory: None };
+                    inner.store.claim(&filter, inner.clock.now(), lease)?
+                };
+                let Some(claimed) = claimed else { return Ok(None) };
+                let factory = inner.factory(&claimed.job.factory);
+                let (job, token) = (claimed.job.clone(), claimed.token);
+                // Registered (`track`) before the plugin starts: a cancel or a shutdown finds it.
+                inner.track_with(&claimed, &cancel);
+                if claimed_tx.send(claimed).is_err() {
+                    return Ok(None); // the worker is gone (runtime shutting down)
                 }
-                let filter = ClaimFilter { queue: Some(&queue.name), factory: None };
-                inner.store.claim(&filter, inner.clock.now(), lease)
+                Ok(factory.map(|f| super::execute::run_plugin(&inner, &f, &job, token, &cancel)))
             })
-            .await
         };
-        let wait = match claimed {
-            Ok(Ok(Some(claimed))) => {
+        let wait = match claimed_rx.await {
+            Ok(claimed) => {
                 // There may be more: let an idle peer look too.
                 queue.wake.notify_one();
                 let id = claimed.job.id;
-                let cancel = inner.track(&claimed);
                 queue.busy.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = super::execute::execute(&inner, claimed, cancel).await {
+                let has_factory = inner.factory(&claimed.job.factory).is_some();
+                let result = has_factory.then_some(async move {
+                    match call.await {
+                        Ok(Ok(Some(result))) => result,
+                        Ok(Ok(None) | Err(_)) => {
+                            Err(Failure::retryable("the job's thread ended without a result"))
+                        }
+                        Err(e) => Err(super::execute::thread_failed(e)),
+                    }
+                });
+                if let Err(e) = super::execute::supervise(&inner, claimed, cancel, result).await {
                     log::error!("job {id}: could not record its outcome: {e}");
                 }
                 queue.busy.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
-            Ok(Ok(None)) => idle_wait(&inner),
-            Ok(Err(e)) => {
-                log::error!("processor '{}': claim failed: {e}", queue.name);
-                inner.config.poll_interval
-            }
-            Err(e) => {
-                log::error!("processor '{}': claim task failed: {e}", queue.name);
-                inner.config.poll_interval
-            }
+            // No job (or the claim failed): the blocking call has ended.
+            Err(_) => match call.await {
+                Ok(Ok(_)) => idle_wait(&inner),
+                Ok(Err(e)) => {
+                    log::error!("processor '{}': claim failed: {e}", queue.name);
+                    inner.config.poll_interval
+                }
+                Err(e) => {
+                    log::error!("processor '{}': claim task failed: {e}", queue.name);
+                    inner.config.poll_interval
+                }
+            },
         };
         tokio::select! {
             _ = &mut woken => {}
