@@ -119,7 +119,7 @@ pub struct QueueArgs {
 }
 
 /// Runs a client command and maps its failure to an exit code.
-fn run(f: impl FnOnce() -> Result<u8, ClientError>) -> u8 {
+pub(super) fn run(f: impl FnOnce() -> Result<u8, ClientError>) -> u8 {
     match f() {
         Ok(code) => code,
         Err(e) => {

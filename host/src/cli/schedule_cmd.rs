@@ -6,9 +6,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::client::{segment, Client, ClientArgs, ClientError};
-use super::jobs_cmd::print_json;
-use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use super::client::{segment, Client, ClientArgs};
+use super::jobs_cmd::{print_json, run};
+use super::{EXIT_OK, EXIT_USAGE};
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::cron::CronSpec;
 use crate::server::types::{MissedView, SchedulePatchRequest, ScheduleRequest, ScheduleView};
@@ -137,19 +137,6 @@ fn parse_input(text: Option<&str>) -> Result<Value, u8> {
         Err(e) => {
             eprintln!("error: INPUT_JSON is not valid JSON: {e}");
             Err(EXIT_USAGE)
-        }
-    }
-}
-
-fn run(f: impl FnOnce() -> Result<u8, ClientError>) -> u8 {
-    match f() {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            match e {
-                ClientError::Api { status: 401, .. } | ClientError::Unreachable { .. } => EXIT_USAGE,
-                ClientError::Api { .. } | ClientError::Protocol { .. } => EXIT_FAILED,
-            }
         }
     }
 }

@@ -4,7 +4,6 @@
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -12,13 +11,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use crate::clock::SystemClock;
 use crate::config::{Config, Role};
 use crate::plugins::{LoadOptions, Registry};
 use crate::processor::Host;
 use crate::scheduler::Scheduler;
 use crate::server::{self, AppState, Token};
-use crate::store::SledStore;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -119,24 +116,15 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
     for rejection in registry.rejected() {
         log::warn!("plugin rejected: {rejection}");
     }
-    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
-        eprintln!("error: cannot create data directory {}: {e}", config.data_dir.display());
-        return EXIT_USAGE;
-    }
-    let store = match SledStore::open(&config.data_dir, config.store_options()) {
-        Ok(store) => Arc::new(store),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let host = match Host::new(store, registry, Arc::new(SystemClock), config.processor()) {
-        Ok(host) => host,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    let host =
+        match super::local::open_host(&config.data_dir, registry, config.processor(), config.store_options())
+        {
+            Ok((host, _store)) => host,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
