@@ -2,7 +2,8 @@
 //!
 //! Trees: `jobs` (id → record), `ready` ((queue, priority desc, ready time, id) → factory),
 //! `waiting` ((run time, id), jobs waiting for a retry or run time), `leases` ((expiry, id) →
-//! token), `unique` ((factory, unique key) → id of the pending job holding it), `schedules`
+//! token), `unique` ((factory, unique key) → id of the pending job holding it), `finished`
+//! ((finished time, id) of finished jobs, for removal and retention), `schedules`
 //! (id → schedule), `schedules_due` ((next run, id), active schedules with a next run), `meta`
 //! (format version, id high-water marks). A job is in exactly one of `ready`, `waiting`, `leases`
 //! or none (held or finished), and its record says which: the key of its index entry is derived
@@ -42,6 +43,9 @@ const META_FORMAT: &[u8] = b"format_version";
 const META_ID_HIGH_WATER: &[u8] = b"id_high_water";
 /// The last schedule id issued (schedules are few: the counter lives in the store).
 const META_SCHEDULE_ID: &[u8] = b"schedule_last_id";
+/// Present once the `finished` index covers every finished job (stores older than it get it
+/// built at open).
+const META_FINISHED_INDEX: &[u8] = b"finished_index";
 
 /// Tuning of the embedded store.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +85,9 @@ pub struct SledStore {
     waiting: Tree,
     leases: Tree,
     unique: Tree,
+    /// (finished time, id) of every finished job: retention and removal scan this, not every
+    /// job.
+    finished: Tree,
     schedules: Tree,
     schedules_due: Tree,
     meta: Tree,
@@ -169,6 +176,15 @@ fn drop_unique(unique: &TransactionalTree, job: &Job) -> TxResult<()> {
         if unique.get(&key)?.is_some_and(|v| keys::id_from(&v) == Some(job.id)) {
             unique.remove(key)?;
         }
+    }
+    Ok(())
+}
+
+/// A job just finished: it gives up its unique key and enters the `finished` index.
+fn settle(unique: &TransactionalTree, finished: &TransactionalTree, job: &Job) -> TxResult<()> {
+    drop_unique(unique, job)?;
+    if let Some(at) = job.finished_at {
+        finished.insert(&keys::time_key(at, job.id), &[])?;
     }
     Ok(())
 }
@@ -275,6 +291,7 @@ impl SledStore {
             waiting: db.open_tree("waiting")?,
             leases: db.open_tree("leases")?,
             unique: db.open_tree("unique")?,
+            finished: db.open_tree("finished")?,
             schedules: db.open_tree("schedules")?,
             schedules_due: db.open_tree("schedules_due")?,
             db,
@@ -300,17 +317,27 @@ impl SledStore {
         self.group.wait_durable(|| self.db.flush().map(|_| ())).map_err(StoreError::from)
     }
 
+    /// Counts jobs per (queue, status); builds the `finished` index if this store predates it.
     fn rebuild_counts(&self) -> StoreResult<()> {
+        let build_index = self.meta.get(META_FINISHED_INDEX)?.is_none();
         let mut counts = BTreeMap::new();
         for entry in self.jobs.iter() {
             let (key, value) = entry?;
             let id = keys::id_from(&key).unwrap_or_default();
             match decode_job(id, &value) {
-                Ok(job) => *counts.entry((job.queue, job.status)).or_insert(0) += 1,
+                Ok(job) => {
+                    if build_index && job.status.is_finished() {
+                        self.finished.insert(keys::time_key(job.finished_at.unwrap_or(0), id), &[])?;
+                    }
+                    *counts.entry((job.queue, job.status)).or_insert(0) += 1
+                }
                 // One unreadable record must not make the whole store unusable; it is
                 // reported whenever it is read.
                 Err(e) => log::error!("{e}"),
             }
+        }
+        if build_index {
+            self.meta.insert(META_FINISHED_INDEX, &[1])?;
         }
         *self.counts.lock().unwrap_or_else(PoisonError::into_inner) = counts;
         Ok(())
@@ -385,8 +412,8 @@ impl SledStore {
         for entry in self.leases.range(..=keys::time_upper_bound(upto)) {
             let (key, _) = entry?;
             let Some((_, id)) = keys::parse_time_key(&key) else { continue };
-            let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique).transaction(
-                |(jobs, ready, waiting, leases, unique)| {
+            let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique, &self.finished)
+                .transaction(|(jobs, ready, waiting, leases, unique, finished)| {
                     if leases.remove(&key)?.is_none() {
                         return Ok(None);
                     }
@@ -412,12 +439,11 @@ impl SledStore {
                         }
                     }
                     if job.status.is_finished() {
-                        drop_unique(unique, &job)?;
+                        settle(unique, finished, &job)?;
                     }
                     save(jobs, &job)?;
                     Ok(Some((job.queue, job.status)))
-                },
-            );
+                });
             if let Some((queue, status)) = tx_result(result)? {
                 self.count(&queue, Some(Status::Processing), Some(status));
                 recovered.push(id);
@@ -617,8 +643,8 @@ impl Store for SledStore {
     }
 
     fn finish(&self, id: JobId, token: u64, outcome: Outcome, now: Micros) -> StoreResult<Finished> {
-        let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique).transaction(
-            |(jobs, ready, waiting, leases, unique)| {
+        let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique, &self.finished)
+            .transaction(|(jobs, ready, waiting, leases, unique, finished)| {
                 let mut job = load(jobs, id)?;
                 let Some(lease) = job.lease.filter(|l| l.token == token && job.status == Status::Processing)
                 else {
@@ -650,12 +676,11 @@ impl Store for SledStore {
                     }
                 }
                 if job.status.is_finished() {
-                    drop_unique(unique, &job)?;
+                    settle(unique, finished, &job)?;
                 }
                 save(jobs, &job)?;
                 Ok(Some(job))
-            },
-        );
+            });
         match tx_result(result)? {
             Some(job) => {
                 self.count(&job.queue, Some(Status::Processing), Some(job.status));
@@ -666,8 +691,8 @@ impl Store for SledStore {
     }
 
     fn cancel(&self, id: JobId, now: Micros) -> StoreResult<Cancelled> {
-        let result = (&self.jobs, &self.ready, &self.waiting, &self.unique).transaction(
-            |(jobs, ready, waiting, unique)| {
+        let result = (&self.jobs, &self.ready, &self.waiting, &self.unique, &self.finished).transaction(
+            |(jobs, ready, waiting, unique, finished)| {
                 let mut job = load(jobs, id)?;
                 let from = job.status;
                 match from {
@@ -675,7 +700,7 @@ impl Store for SledStore {
                         dequeue(ready, waiting, &job)?;
                         job.status = Status::Cancelled;
                         job.finished_at = Some(now);
-                        drop_unique(unique, &job)?;
+                        settle(unique, finished, &job)?;
                         save(jobs, &job)?;
                         Ok((from, Cancelled::Now(job)))
                     }
@@ -697,12 +722,15 @@ impl Store for SledStore {
     }
 
     fn retry(&self, id: JobId, max_attempts: Option<u32>, now: Micros) -> StoreResult<Job> {
-        let result = (&self.jobs, &self.ready, &self.waiting, &self.unique).transaction(
-            |(jobs, ready, waiting, unique)| {
+        let result = (&self.jobs, &self.ready, &self.waiting, &self.unique, &self.finished).transaction(
+            |(jobs, ready, waiting, unique, finished)| {
                 let mut job = load(jobs, id)?;
                 let from = job.status;
                 if !matches!(from, Status::Error | Status::Cancelled) {
                     return abort(StoreError::Conflict { id, status: from, action: "retry" });
+                }
+                if let Some(at) = job.finished_at {
+                    finished.remove(&keys::time_key(at, id))?;
                 }
                 job.status = Status::Queued;
                 job.attempts = 0;
@@ -762,26 +790,28 @@ impl Store for SledStore {
     ) -> StoreResult<BTreeMap<Status, u64>> {
         let wanted: Vec<Status> =
             if statuses.is_empty() { Status::FINISHED.to_vec() } else { statuses.to_vec() };
-        let matches = |job: &Job| {
-            job.status.is_finished()
-                && wanted.contains(&job.status)
-                && finished_before.is_none_or(|t| job.finished_at.is_some_and(|f| f < t))
-        };
+        // The `finished` index in time order: only finished jobs, and with retention only those
+        // old enough, are read.
+        let upper = keys::time_key(finished_before.unwrap_or(Micros::MAX), 0);
         let mut removed = BTreeMap::new();
-        for entry in self.jobs.iter() {
-            let (key, value) = entry?;
-            let id = keys::id_from(&key).unwrap_or_default();
-            if !matches(&decode_job(id, &value)?) {
-                continue;
-            }
-            // Re-checked inside a transaction: a retry may have requeued the job since the scan,
-            // and deleting it then would leave its index entry dangling.
-            let result = (&self.jobs, &self.meta).transaction(|(jobs, meta)| {
-                let job = load(jobs, id)?;
-                if !matches(&job) {
+        for entry in self.finished.range(..upper) {
+            let (index_key, _) = entry?;
+            let Some((_, id)) = keys::parse_time_key(&index_key) else { continue };
+            // In a transaction that re-checks the job: a retry may have requeued it since the
+            // scan, and deleting it then would leave its other index entries dangling.
+            let result = (&self.jobs, &self.finished, &self.meta).transaction(|(jobs, finished, meta)| {
+                let job = match jobs.get(keys::id_key(id))? {
+                    Some(bytes) => decode_job(id, &bytes).map_err(ConflictableTransactionError::Abort)?,
+                    None => {
+                        finished.remove(&index_key)?; // a stale entry
+                        return Ok(None);
+                    }
+                };
+                if !job.status.is_finished() || !wanted.contains(&job.status) {
                     return Ok(None);
                 }
-                jobs.remove(&key)?;
+                jobs.remove(&keys::id_key(id))?;
+                finished.remove(&index_key)?;
                 let high = meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or(0);
                 if id > high {
                     meta.insert(META_ID_HIGH_WATER, &keys::id_key(id))?;
@@ -800,8 +830,8 @@ impl Store for SledStore {
     }
 
     fn release(&self, id: JobId, token: u64, now: Micros) -> StoreResult<bool> {
-        let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique).transaction(
-            |(jobs, ready, waiting, leases, unique)| {
+        let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique, &self.finished)
+            .transaction(|(jobs, ready, waiting, leases, unique, finished)| {
                 let mut job = load(jobs, id)?;
                 let Some(lease) = job.lease.filter(|l| l.token == token && job.status == Status::Processing)
                 else {
@@ -813,7 +843,7 @@ impl Store for SledStore {
                 if job.cancel_requested {
                     job.status = Status::Cancelled;
                     job.finished_at = Some(now);
-                    drop_unique(unique, &job)?;
+                    settle(unique, finished, &job)?;
                 } else {
                     // The host interrupted the attempt, not the job: it does not count.
                     job.attempts = job.attempts.saturating_sub(1);
@@ -822,8 +852,7 @@ impl Store for SledStore {
                 }
                 save(jobs, &job)?;
                 Ok(Some(job))
-            },
-        );
+            });
         match tx_result(result)? {
             Some(job) => {
                 self.count(&job.queue, Some(Status::Processing), Some(job.status));
@@ -1042,6 +1071,37 @@ mod tests {
             let (next, inspected) = store.next_ready(&ClaimFilter::default()).unwrap();
             assert_eq!((next.map(|(_, id)| id), inspected), (Some(2), 1), "depth {depth}");
         }
+    }
+
+    #[test]
+    fn removal_reads_the_finished_index_which_older_stores_get_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            for n in 1..=4 {
+                store.add(new_job(n), 0).unwrap();
+            }
+            store.cancel(1, 10).unwrap();
+            store.cancel(2, 20).unwrap();
+            // Retention: only what finished before the cut-off.
+            assert_eq!(store.remove(&[], Some(15)).unwrap(), BTreeMap::from([(Status::Cancelled, 1)]));
+            // A store written before the index existed: no entries, no marker.
+            store.finished.clear().unwrap();
+            store.meta.remove(META_FINISHED_INDEX).unwrap();
+            store.flush().unwrap();
+        }
+        let store = open(dir.path());
+        assert_eq!(
+            store.remove(&[Status::Cancelled], None).unwrap(),
+            BTreeMap::from([(Status::Cancelled, 1)])
+        );
+        assert_eq!(store.finished.len(), 0);
+        // Retried jobs leave the index; queued ones never enter it.
+        store.cancel(3, 30).unwrap();
+        store.retry(3, None, 31).unwrap();
+        assert_eq!(store.finished.len(), 0);
+        assert!(store.remove(&[], None).unwrap().is_empty());
+        assert_eq!(store.get(3).unwrap().unwrap().status, Status::Queued);
     }
 
     #[test]
