@@ -1,17 +1,22 @@
-//! One attempt of one claimed job: run the factory on a blocking thread, renew the lease while
-//! it runs, enforce the timeout, decide the outcome, and report it with the attempt's token.
+//! One attempt of one claimed job: run the factory (on a blocking thread), decide the outcome,
+//! and report it with the attempt's token. While attempts run, one supervisor task per host
+//! renews their leases and enforces their timeouts (`supervise`), so the thread running a job
+//! never waits on the async runtime.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use jobhost_plugin_api::{Failure, FailureKind};
 
-use super::Inner;
+use super::{Inner, Running};
 use crate::clock::duration_micros;
 use crate::job::{Job, Outcome, Progress};
-use crate::plugins::{ProgressSink, RunContext};
+use crate::plugins::{Factory, ProgressSink, RunContext};
 use crate::store::{Claimed, Finished, LeaseTerms, Store, StoreResult};
+
+/// How often the supervisor looks at the running attempts: the resolution of timeouts.
+const SUPERVISOR_TICK: Duration = Duration::from_millis(25);
 
 /// Stores progress reports against the attempt's token.
 struct StoreProgress {
@@ -29,110 +34,139 @@ impl ProgressSink for StoreProgress {
     }
 }
 
-/// Runs one claimed attempt to its end and returns the job as stored afterwards (`None` if the
-/// outcome was stale: a newer attempt owns the job).
-/// `cancel` is the flag [`Inner::track`] registered when the job was claimed. The plugin runs on
-/// a blocking thread started here.
-pub(super) async fn execute(
-    inner: &Arc<Inner>,
-    claimed: Claimed,
-    cancel: Arc<AtomicBool>,
-) -> StoreResult<Option<Job>> {
-    let call = match inner.factory(&claimed.job.factory) {
-        Some(factory) => {
-            let (inner, cancel, job) = (inner.clone(), cancel.clone(), claimed.job.clone());
-            let token = claimed.token;
-            // Plugin code is synchronous and may block for as long as it likes: never on the
-            // runtime's core threads.
-            let call =
-                tokio::task::spawn_blocking(move || run_plugin(&inner, &factory, &job, token, &cancel));
-            Some(async move { call.await.unwrap_or_else(|e| Err(thread_failed(e))) })
-        }
-        None => None,
-    };
-    supervise(inner, claimed, cancel, call).await
+/// A claimed attempt, registered with the supervisor.
+pub(super) struct Attempt {
+    pub claimed: Claimed,
+    pub factory: Option<Factory>,
+    pub timeout: Option<Duration>,
+    pub cancel: Arc<AtomicBool>,
+    pub timed_out: Arc<AtomicBool>,
 }
 
-/// Runs the job's factory on the calling (blocking) thread.
-pub(super) fn run_plugin(
-    inner: &Arc<Inner>,
-    factory: &crate::plugins::Factory,
-    job: &Job,
-    token: u64,
-    cancel: &AtomicBool,
-) -> Result<String, Failure> {
-    let sink = StoreProgress { store: inner.store.clone(), id: job.id, token };
-    factory.run(&RunContext { job_id: job.id, attempt: job.attempts, cancel, progress: &sink }, &job.input)
-}
-
-/// Watches an attempt whose plugin call is `call` (already running on a blocking thread):
-/// renews its lease, enforces its timeout, then reports its outcome. `call` is `None` when no
-/// loaded plugin provides the factory.
-pub(super) async fn supervise(
-    inner: &Arc<Inner>,
-    claimed: Claimed,
-    cancel: Arc<AtomicBool>,
-    call: Option<impl std::future::Future<Output = Result<String, Failure>>>,
-) -> StoreResult<Option<Job>> {
-    let Claimed { job, token } = claimed;
-    let id = job.id;
-    let (Some(factory), Some(call)) = (inner.factory(&job.factory), call) else {
-        inner.running_remove(id);
-        // The plugin is gone (the host restarted without it): retrying cannot help.
-        let error = format!("unknown job factory `{}`: no loaded plugin provides it", job.factory);
-        return report(inner, &job, token, Outcome::Failed { error }, Duration::ZERO).await;
-    };
-    let timeout = job.timeout_ms.map(Duration::from_millis).or(factory.defaults().timeout);
-    let lease = LeaseTerms { duration: inner.config.lease };
-    log::info!("job {id} ({}) started, attempt {}/{}", job.factory, job.attempts, job.max_attempts);
-
-    let started = Instant::now();
-    tokio::pin!(call);
-    // The claim just set the lease: the first renewal is due a third of a lease from now. (Not
-    // `interval()` with its "immediate" first tick: that tick still waits for the timer
-    // wheel's next millisecond, which alone capped a worker at ~700 jobs/s.)
-    let period = inner.config.lease / 3;
-    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::MAX));
-    tokio::pin!(deadline);
-    let mut timed_out = false;
-    let returned = loop {
-        tokio::select! {
-            returned = &mut call => break returned,
-            _ = heartbeat.tick() => {
-                match inner.store.heartbeat(id, token, inner.clock.now(), lease) {
-                    Ok(true) => {}
-                    Ok(false) => log::warn!("job {id}: lease lost; its outcome will be discarded"),
-                    Err(e) => log::error!("job {id}: could not renew its lease: {e}"),
-                }
-            }
-            _ = &mut deadline, if timeout.is_some() && !timed_out => {
-                timed_out = true;
+impl Inner {
+    /// Registers a claimed job as running here (for cancels, the supervisor and a shutdown).
+    /// Called as soon as the claim returns, so nothing misses a claimed job.
+    pub(super) fn begin(self: &Arc<Self>, claimed: Claimed) -> Attempt {
+        self.ensure_supervisor();
+        let factory = self.factory(&claimed.job.factory);
+        let timeout = claimed
+            .job
+            .timeout_ms
+            .map(Duration::from_millis)
+            .or(factory.as_ref().and_then(|f| f.defaults().timeout));
+        let cancel = Arc::new(AtomicBool::new(claimed.job.cancel_requested));
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let now = Instant::now();
+        let running = Running {
+            token: claimed.token,
+            cancel: cancel.clone(),
+            timed_out: timed_out.clone(),
+            deadline: timeout.map(|t| now + t),
+            renew_at: now + self.config.lease / 3,
+        };
+        self.running.lock().unwrap_or_else(PoisonError::into_inner).insert(claimed.job.id, running);
+        // A cancel that landed between the claim and the insert found no flag to set; it did
+        // mark the record first, so reading the record after the insert catches it.
+        if let Ok(Some(job)) = self.store.get(claimed.job.id) {
+            if job.cancel_requested {
                 cancel.store(true, Ordering::Relaxed);
             }
         }
+        Attempt { claimed, factory, timeout, cancel, timed_out }
+    }
+
+    /// Starts the supervisor once per host (needs a Tokio runtime). It ends with the host.
+    fn ensure_supervisor(self: &Arc<Self>) {
+        if self.supervisor_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::runtime::Handle::current().spawn(async move {
+            let mut tick = tokio::time::interval(SUPERVISOR_TICK);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                supervise(&inner);
+            }
+        });
+    }
+}
+
+/// One look at every running attempt: past its deadline → timed out (its cancellation flag
+/// set); lease a third gone → renewed.
+fn supervise(inner: &Inner) {
+    let now = Instant::now();
+    let mut renew = Vec::new();
+    {
+        let mut running = inner.running.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, r) in running.iter_mut() {
+            if r.deadline.is_some_and(|d| d <= now) && !r.timed_out.swap(true, Ordering::Relaxed) {
+                r.cancel.store(true, Ordering::Relaxed);
+            }
+            if r.renew_at <= now {
+                r.renew_at = now + inner.config.lease / 3;
+                renew.push((*id, r.token));
+            }
+        }
+    }
+    let lease = LeaseTerms { duration: inner.config.lease };
+    for (id, token) in renew {
+        match inner.store.heartbeat(id, token, inner.clock.now(), lease) {
+            Ok(true) => {}
+            Ok(false) => log::warn!("job {id}: lease lost; its outcome will be discarded"),
+            Err(e) => log::error!("job {id}: could not renew its lease: {e}"),
+        }
+    }
+}
+
+/// Runs a registered attempt to its end on the calling (blocking) thread and reports it;
+/// returns the job as stored afterwards (`None` if the outcome was stale: a newer attempt owns
+/// the job).
+pub(super) fn run(inner: &Arc<Inner>, attempt: Attempt) -> StoreResult<Option<Job>> {
+    let Attempt { claimed: Claimed { job, token }, factory, timeout, cancel, timed_out } = attempt;
+    let id = job.id;
+    let Some(factory) = factory else {
+        inner.running_remove(id);
+        // The plugin is gone (the host restarted without it): retrying cannot help.
+        let error = format!("unknown job factory `{}`: no loaded plugin provides it", job.factory);
+        return report(inner, &job, token, Outcome::Failed { error }, Duration::ZERO);
     };
+    log::info!("job {id} ({}) started, attempt {}/{}", job.factory, job.attempts, job.max_attempts);
+    let started = Instant::now();
+    let sink = StoreProgress { store: inner.store.clone(), id, token };
+    let returned = factory
+        .run(&RunContext { job_id: id, attempt: job.attempts, cancel: &cancel, progress: &sink }, &job.input);
     inner.running_remove(id);
     let elapsed = started.elapsed();
-
-    let outcome = match returned {
-        _ if timed_out => {
-            let secs = timeout.unwrap_or_default().as_secs_f64();
-            inner.retry_or_fail(&job, &factory, format!("timed out after {secs}s"), None)
+    let outcome = if timed_out.load(Ordering::Relaxed) {
+        let secs = timeout.unwrap_or_default().as_secs_f64();
+        inner.retry_or_fail(&job, &factory, format!("timed out after {secs}s"), None)
+    } else {
+        match returned {
+            Ok(result) => Outcome::Completed { result },
+            Err(failure) => failure_outcome(inner, &job, &factory, failure),
         }
-        Ok(result) => Outcome::Completed { result },
-        Err(failure) => failure_outcome(inner, &job, &factory, failure),
     };
-    report(inner, &job, token, outcome, elapsed).await
+    report(inner, &job, token, outcome, elapsed)
 }
 
-/// The plugin's blocking thread died without a result. The SDK catches panics inside the
-/// plugin, so this is a host-side defect; the attempt is retried.
-pub(super) fn thread_failed(e: tokio::task::JoinError) -> Failure {
-    Failure::retryable(format!("the job's thread failed: {e}"))
+/// Runs a registered attempt on a blocking thread (plugin code never runs on the runtime's
+/// core threads) and waits for it.
+pub(super) async fn run_async(inner: &Arc<Inner>, attempt: Attempt) -> StoreResult<Option<Job>> {
+    let id = attempt.claimed.job.id;
+    let inner2 = inner.clone();
+    match tokio::task::spawn_blocking(move || run(&inner2, attempt)).await {
+        Ok(result) => result,
+        Err(e) => {
+            // The SDK catches panics inside the plugin; this is a host-side defect.
+            inner.running_remove(id);
+            log::error!("job {id}: its thread failed: {e}");
+            Ok(None)
+        }
+    }
 }
 
-fn failure_outcome(inner: &Inner, job: &Job, factory: &crate::plugins::Factory, failure: Failure) -> Outcome {
+fn failure_outcome(inner: &Inner, job: &Job, factory: &Factory, failure: Failure) -> Outcome {
     match failure.kind() {
         FailureKind::Permanent => Outcome::Failed { error: failure.message().to_owned() },
         FailureKind::Retryable => {
@@ -146,7 +180,7 @@ impl Inner {
     fn retry_or_fail(
         &self,
         job: &Job,
-        factory: &crate::plugins::Factory,
+        factory: &Factory,
         error: String,
         at_least: Option<Duration>,
     ) -> Outcome {
@@ -158,7 +192,7 @@ impl Inner {
     }
 }
 
-async fn report(
+fn report(
     inner: &Arc<Inner>,
     job: &Job,
     token: u64,

@@ -147,12 +147,19 @@ pub(crate) struct Inner {
     running: Mutex<HashMap<JobId, Running>>,
     events: broadcast::Sender<JobEvent>,
     metrics: Metrics,
+    /// The attempt supervisor (leases, timeouts) runs once started (`execute::ensure_supervisor`).
+    supervisor_started: AtomicBool,
 }
 
 /// A job running in this process: its attempt's token and cancellation flag.
 struct Running {
     token: u64,
     cancel: Arc<AtomicBool>,
+    /// Set by the supervisor when the deadline passed (the outcome is then a timeout).
+    timed_out: Arc<AtomicBool>,
+    deadline: Option<std::time::Instant>,
+    /// When the supervisor next renews the lease.
+    renew_at: std::time::Instant,
 }
 
 /// What a graceful shutdown did.
@@ -186,6 +193,7 @@ impl Host {
             running: Mutex::new(HashMap::new()),
             events: broadcast::channel(4096).0,
             metrics: Metrics::default(),
+            supervisor_started: AtomicBool::new(false),
         };
         Ok(Host { inner: Arc::new(inner) })
     }
@@ -432,8 +440,8 @@ impl Host {
         match claimed {
             Some(claimed) => {
                 let id = claimed.job.id;
-                let cancel = self.inner.track(&claimed);
-                let done = execute::execute(&self.inner, claimed, cancel).await?;
+                let attempt = self.inner.begin(claimed);
+                let done = execute::run_async(&self.inner, attempt).await?;
                 Ok(Some(match done {
                     Some(job) => job,
                     None => self.get(id)?.ok_or(StoreError::NotFound(id))?,
@@ -643,31 +651,6 @@ impl Inner {
     fn publish(&self, job: &Job) {
         // No receivers is normal.
         let _ = self.events.send(JobEvent { id: job.id, status: job.status });
-    }
-
-    /// Registers a claimed job as running here; returns its cancellation flag. Called as soon
-    /// as the claim returns, so a shutdown never misses a claimed job.
-    fn track(&self, claimed: &crate::store::Claimed) -> Arc<AtomicBool> {
-        let cancel = Arc::new(AtomicBool::new(false));
-        self.track_with(claimed, &cancel);
-        cancel
-    }
-
-    /// [`track`](Self::track) with a flag the caller made (a worker creates it before the
-    /// claim, for the blocking thread that claims and then runs the job).
-    fn track_with(&self, claimed: &crate::store::Claimed, cancel: &Arc<AtomicBool>) {
-        if claimed.job.cancel_requested {
-            cancel.store(true, Ordering::Relaxed);
-        }
-        let running = Running { token: claimed.token, cancel: cancel.clone() };
-        self.running.lock().unwrap_or_else(PoisonError::into_inner).insert(claimed.job.id, running);
-        // A cancel that landed between the claim and the insert found no flag to set; it did
-        // mark the record first, so reading the record after the insert catches it.
-        if let Ok(Some(job)) = self.store.get(claimed.job.id) {
-            if job.cancel_requested {
-                cancel.store(true, Ordering::Relaxed);
-            }
-        }
     }
 
     fn running_remove(&self, id: JobId) {

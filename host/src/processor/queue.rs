@@ -1,9 +1,10 @@
-//! One named queue's processor: `concurrency` workers, each claiming and running one job at a
-//! time.
+//! One named queue's processor: `concurrency` workers, each a blocking thread claiming and
+//! running one job at a time.
 //!
 //! Concurrency 1 is the seeds' SimpleJobWorker (strict FIFO: the next job is claimed only after
 //! the previous one finished); N is the MultiJobWorker. Workers claim independently, so their
-//! claims' flushes overlap and are shared by group commit. An idle worker sleeps until a job
+//! claims' flushes overlap and are shared by group commit; claim, plugin call and report run
+//! on the worker's own thread, with no hand-off to the runtime per job. An idle worker sleeps until a job
 //! is added (a `Notify`), a waiting job becomes due, or the poll interval passes (the
 //! fallback); a worker that found a job wakes a peer, so a burst is picked up by all of them.
 
@@ -11,13 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use jobhost_plugin_api::Failure;
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::Inner;
 use crate::clock::Micros;
-use crate::store::{ClaimFilter, LeaseTerms, StoreResult};
+use crate::store::{ClaimFilter, LeaseTerms};
 
 /// Runtime state of one queue.
 pub(super) struct Queue {
@@ -73,6 +73,16 @@ pub(super) async fn run(inner: Arc<Inner>, queue: Arc<Queue>) {
 }
 
 async fn worker(inner: Arc<Inner>, queue: Arc<Queue>) {
+    let runtime = tokio::runtime::Handle::current();
+    let name = queue.name.clone();
+    // The whole loop runs on one blocking thread: claim, plugin call and report without a
+    // hand-off per job (the runtime only supervises leases and timeouts, and wakes it).
+    if let Err(e) = tokio::task::spawn_blocking(move || work(&inner, &queue, &runtime)).await {
+        log::error!("processor '{name}': a worker thread failed: {e}");
+    }
+}
+
+fn work(inner: &Arc<Inner>, queue: &Arc<Queue>, runtime: &tokio::runtime::Handle) {
     let mut stop = queue.stop.subscribe();
     let lease = LeaseTerms { duration: inner.config.lease };
     loop {
@@ -81,78 +91,56 @@ async fn worker(inner: Arc<Inner>, queue: Arc<Queue>) {
         }
         // Register for the wake-up before looking, so an add between the look and the wait
         // is not missed.
-        let woken = queue.wake.notified();
-        tokio::pin!(woken);
+        let mut woken = Box::pin(queue.wake.notified());
         woken.as_mut().enable();
-
-        // One blocking thread both claims and runs the job's plugin, so a job costs one hand-off
-        // to the blocking pool, not two; the claim comes back over `claimed` as soon as it is
-        // made, so this task can renew the lease and enforce the timeout meanwhile.
-        let (claimed_tx, claimed_rx) = oneshot::channel();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let call = {
-            let (inner, queue, cancel) = (inner.clone(), queue.clone(), cancel.clone());
-            tokio::task::spawn_blocking(move || -> StoreResult<Option<Result<String, Failure>>> {
-                let claimed = {
-                    // Under the claim lock and after checking `stop`: once `stop_queue`
-                    // returns, this queue claims nothing more.
-                    let _claiming = queue.claiming.read().unwrap_or_else(PoisonError::into_inner);
-                    if *queue.stop.borrow() {
-                        return Ok(None);
-                    }
-                    let filter = ClaimFilter { queue: Some(&queue.name), factory: None };
-                    inner.store.claim(&filter, inner.clock.now(), lease)?
-                };
-                let Some(claimed) = claimed else { return Ok(None) };
-                let factory = inner.factory(&claimed.job.factory);
-                let (job, token) = (claimed.job.clone(), claimed.token);
-                // Registered (`track`) before the plugin starts: a cancel or a shutdown finds it.
-                inner.track_with(&claimed, &cancel);
-                if claimed_tx.send(claimed).is_err() {
-                    return Ok(None); // the worker is gone (runtime shutting down)
-                }
-                Ok(factory.map(|f| super::execute::run_plugin(&inner, &f, &job, token, &cancel)))
-            })
+        let claimed = {
+            // Under the claim lock and after checking `stop`: once `stop_queue` returns, this
+            // queue claims nothing more.
+            let _claiming = queue.claiming.read().unwrap_or_else(PoisonError::into_inner);
+            if *queue.stop.borrow() {
+                return;
+            }
+            let filter = ClaimFilter { queue: Some(&queue.name), factory: None };
+            inner.store.claim(&filter, inner.clock.now(), lease)
         };
-        let wait = match claimed_rx.await {
-            Ok(claimed) => {
+        let wait = match claimed {
+            Ok(Some(claimed)) => {
                 // There may be more: let an idle peer look too.
                 queue.wake.notify_one();
                 let id = claimed.job.id;
+                let attempt = inner.begin(claimed);
                 queue.busy.fetch_add(1, Ordering::Relaxed);
-                let has_factory = inner.factory(&claimed.job.factory).is_some();
-                let result = has_factory.then_some(async move {
-                    match call.await {
-                        Ok(Ok(Some(result))) => result,
-                        Ok(Ok(None) | Err(_)) => {
-                            Err(Failure::retryable("the job's thread ended without a result"))
-                        }
-                        Err(e) => Err(super::execute::thread_failed(e)),
+                // The SDK catches panics inside the plugin; one escaping here is a host defect
+                // and must not take the worker down with it.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    super::execute::run(inner, attempt)
+                }));
+                match ran {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => log::error!("job {id}: could not record its outcome: {e}"),
+                    Err(_) => {
+                        inner.running_remove(id);
+                        log::error!("job {id}: its attempt panicked in the host; the lease will requeue it");
                     }
-                });
-                if let Err(e) = super::execute::supervise(&inner, claimed, cancel, result).await {
-                    log::error!("job {id}: could not record its outcome: {e}");
                 }
                 queue.busy.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
-            // No job (or the claim failed): the blocking call has ended.
-            Err(_) => match call.await {
-                Ok(Ok(_)) => idle_wait(&inner),
-                Ok(Err(e)) => {
-                    log::error!("processor '{}': claim failed: {e}", queue.name);
-                    inner.config.poll_interval
-                }
-                Err(e) => {
-                    log::error!("processor '{}': claim task failed: {e}", queue.name);
-                    inner.config.poll_interval
-                }
-            },
+            Ok(None) => idle_wait(inner),
+            Err(e) => {
+                log::error!("processor '{}': claim failed: {e}", queue.name);
+                inner.config.poll_interval
+            }
         };
-        tokio::select! {
-            _ = &mut woken => {}
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
+        let stopped = runtime.block_on(async {
+            tokio::select! {
+                _ = &mut woken => false,
+                _ = tokio::time::sleep(wait) => false,
+                _ = stop.changed() => true,
+            }
+        });
+        if stopped {
+            return;
         }
     }
 }
