@@ -62,7 +62,7 @@ pub struct AddArgs {
 
 #[derive(Debug, Args)]
 pub struct IdArgs {
-    /// The job id.
+    /// The id (of a job or a schedule).
     pub id: String,
     #[command(flatten)]
     pub client: ClientArgs,

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::client::{segment, Client, ClientArgs};
-use super::jobs_cmd::{print_json, run};
+use super::jobs_cmd::{print_json, run, IdArgs};
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::cron::CronSpec;
@@ -93,13 +93,6 @@ pub struct UpdateScheduleArgs {
     pub active: Option<bool>,
     #[arg(long, value_enum)]
     pub missed: Option<MissedArg>,
-    #[command(flatten)]
-    pub client: ClientArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct IdArgs {
-    pub id: String,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -152,6 +152,23 @@ fn enqueue(ready: &TransactionalTree, waiting: &TransactionalTree, job: &Job, no
     Ok(())
 }
 
+/// The running job `id` if `token` still holds its lease, with the lease removed (record and
+/// index); `None` when the token is stale.
+fn take_lease(
+    jobs: &TransactionalTree,
+    leases: &TransactionalTree,
+    id: JobId,
+    token: u64,
+) -> TxResult<Option<Job>> {
+    let mut job = load(jobs, id)?;
+    let Some(lease) = job.lease.filter(|l| l.token == token && job.status == Status::Processing) else {
+        return Ok(None);
+    };
+    leases.remove(&keys::time_key(lease.expires_at, id))?;
+    job.lease = None;
+    Ok(Some(job))
+}
+
 /// Indexes a job that is not running by its status: queued → `ready` or `waiting` (retry time),
 /// scheduled → `waiting`, held → nowhere.
 fn place(ready: &TransactionalTree, waiting: &TransactionalTree, job: &Job, now: Micros) -> TxResult<()> {
@@ -645,13 +662,7 @@ impl Store for SledStore {
     fn finish(&self, id: JobId, token: u64, outcome: Outcome, now: Micros) -> StoreResult<Finished> {
         let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique, &self.finished)
             .transaction(|(jobs, ready, waiting, leases, unique, finished)| {
-                let mut job = load(jobs, id)?;
-                let Some(lease) = job.lease.filter(|l| l.token == token && job.status == Status::Processing)
-                else {
-                    return Ok(None);
-                };
-                leases.remove(&keys::time_key(lease.expires_at, id))?;
-                job.lease = None;
+                let Some(mut job) = take_lease(jobs, leases, id, token)? else { return Ok(None) };
                 if job.cancel_requested {
                     job.status = Status::Cancelled;
                     job.finished_at = Some(now);
@@ -832,13 +843,7 @@ impl Store for SledStore {
     fn release(&self, id: JobId, token: u64, now: Micros) -> StoreResult<bool> {
         let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique, &self.finished)
             .transaction(|(jobs, ready, waiting, leases, unique, finished)| {
-                let mut job = load(jobs, id)?;
-                let Some(lease) = job.lease.filter(|l| l.token == token && job.status == Status::Processing)
-                else {
-                    return Ok(None);
-                };
-                leases.remove(&keys::time_key(lease.expires_at, id))?;
-                job.lease = None;
+                let Some(mut job) = take_lease(jobs, leases, id, token)? else { return Ok(None) };
                 job.progress = None;
                 if job.cancel_requested {
                     job.status = Status::Cancelled;
