@@ -299,6 +299,19 @@ fn bearer_token_auth_and_the_loopback_rule() {
     assert_eq!((answer.status, answer.code()), (401, "unauthorized"), "{answer:?}");
     assert_eq!(wrong.get("/v1/jobs").status, 401);
 
+    // An empty token file is refused at start, naming the file.
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "  \n").unwrap();
+    let out = jobhost_tests::jobhost([
+        "serve",
+        "--token-file",
+        empty.to_str().unwrap(),
+        "--data-dir",
+        dir.path().join("unused").to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("empty-token is empty"), "{out:?}");
+
     // No token on a non-loopback address: refused unless --insecure-no-auth.
     let out = jobhost_tests::jobhost([
         "serve",
@@ -547,7 +560,7 @@ fn batch_submission_is_all_or_nothing_with_per_job_errors() {
     let dir = TempDir::new().unwrap();
     let plugins = plugin_dir(&EXAMPLE_PLUGINS);
     let config = dir.path().join("jobhost.toml");
-    std::fs::write(&config, "[limits]\nmax_batch_jobs = 5\n").unwrap();
+    std::fs::write(&config, "[limits]\nmax_batch_jobs = 5\nmax_batch_body_bytes = 4096\n").unwrap();
     let server =
         Server::start(&dir.path().join("data"), plugins.path(), &["--config", config.to_str().unwrap()]);
 
@@ -580,5 +593,7 @@ fn batch_submission_is_all_or_nothing_with_per_job_errors() {
     assert!(too_many.text.contains("give 1 to 5 jobs"), "{too_many:?}");
     let empty = server.post("/v1/jobs/batch", &json!({"jobs": []}));
     assert_eq!(empty.status, 400);
+    let big = server.post("/v1/jobs/batch", &json!({"jobs": [{"job": "echo", "input": "x".repeat(5000)}]}));
+    assert_eq!((big.status, big.code()), (413, "body_too_large"), "{big:?}");
     assert_eq!(server.snapshot(), before, "a refused batch adds nothing");
 }

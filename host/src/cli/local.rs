@@ -51,3 +51,8 @@ pub fn open_host(
     let host = Host::new(store.clone(), registry, Arc::new(SystemClock), config)?;
     Ok((host, store))
 }
+
+/// The multi-threaded runtime the local commands and the service run on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().map_err(|e| anyhow::anyhow!("cannot start the runtime: {e}"))
+}

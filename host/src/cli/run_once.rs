@@ -20,22 +20,13 @@ pub fn run(
     max_jobs: Option<u64>,
 ) -> u8 {
     let registry = plugins.load(options);
-    let (host, _store) = match open_host(
-        data_dir,
-        registry,
-        ProcessorConfig::default(),
-        crate::store::StoreOptions::default(),
-    ) {
+    let opened =
+        open_host(data_dir, registry, ProcessorConfig::default(), crate::store::StoreOptions::default())
+            .and_then(|(host, _store)| Ok((host, super::local::runtime()?)));
+    let (host, runtime) = match opened {
         Ok(opened) => opened,
         Err(e) => {
             eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
             return EXIT_USAGE;
         }
     };

@@ -116,19 +116,13 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
     for rejection in registry.rejected() {
         log::warn!("plugin rejected: {rejection}");
     }
-    let host =
-        match super::local::open_host(&config.data_dir, registry, config.processor(), config.store_options())
-        {
-            Ok((host, _store)) => host,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_USAGE;
-            }
-        };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
+    let opened =
+        super::local::open_host(&config.data_dir, registry, config.processor(), config.store_options())
+            .and_then(|(host, _store)| Ok((host, super::local::runtime()?)));
+    let (host, runtime) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            eprintln!("error: {e}");
             return EXIT_USAGE;
         }
     };
@@ -162,7 +156,7 @@ async fn serve(
         .role
         .runs_scheduler()
         .then(|| tokio::spawn(scheduler.clone().run(config.poll_interval, stopping_rx.clone())));
-    let state = AppState::new(scheduler, config.limits, token, plugin_dirs.clone(), stopping_rx.clone());
+    let state = AppState::new(scheduler, config.limits, token, stopping_rx.clone());
     let mut server_stop = stopping_rx;
     let server = axum::serve(listener, server::app(state))
         .with_graceful_shutdown(async move {

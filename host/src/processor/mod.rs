@@ -206,14 +206,6 @@ impl Host {
         &self.inner.clock
     }
 
-    pub fn config(&self) -> &ProcessorConfig {
-        &self.inner.config
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
-    }
-
     /// `GET /metrics`: the exposition with the store's current counts.
     pub fn render_metrics(&self) -> Result<String, HostError> {
         let counts = self.inner.store.counts()?;

@@ -13,7 +13,6 @@ mod jobs;
 mod schedules;
 pub mod types;
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::DefaultBodyLimit;
@@ -39,7 +38,6 @@ pub struct AppState {
     pub scheduler: Scheduler,
     pub limits: Limits,
     pub token: Option<Token>,
-    pub plugin_dirs: Arc<Vec<PathBuf>>,
     /// Set once a stop signal arrived: long polls answer at once.
     pub shutting_down: watch::Receiver<bool>,
     /// The OpenAPI document, serialized once the router is built.
@@ -51,7 +49,6 @@ impl AppState {
         scheduler: Scheduler,
         limits: Limits,
         token: Option<Token>,
-        plugin_dirs: Vec<PathBuf>,
         shutting_down: watch::Receiver<bool>,
     ) -> Self {
         AppState {
@@ -59,7 +56,6 @@ impl AppState {
             scheduler,
             limits,
             token,
-            plugin_dirs: Arc::new(plugin_dirs),
             shutting_down,
             openapi: Arc::new(OnceLock::new()),
         }
@@ -116,11 +112,6 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::metrics))
         .routes(routes!(admin::openapi))
         .split_for_parts()
-}
-
-/// The OpenAPI document as JSON (also served at `/v1/openapi.json`).
-pub fn openapi_json() -> String {
-    routes().1.to_pretty_json().unwrap_or_default()
 }
 
 /// The complete application: routes, auth, body limit, JSON fallbacks.

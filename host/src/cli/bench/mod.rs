@@ -100,7 +100,7 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
         ..defaults
     };
     let (host, store) = open_host(dir.path(), registry, config, store_options)?;
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = super::local::runtime()?;
 
     let preload_started = Instant::now();
     baseline::preload(host.store().as_ref(), args.preload)?;
