@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::processor::{ProcessorConfig, QueueConfig, RetryPolicy};
-use crate::store::StoreOptions;
+use crate::store::{ClaimDurability, StoreOptions};
 
 /// Where the server listens when nothing says otherwise: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -140,9 +140,8 @@ pub struct StoreConfig {
     /// How often changes that are not flushed on the spot (outcomes, progress) reach the disk.
     #[serde(deserialize_with = "duration")]
     pub flush_interval: Duration,
-    /// Flush every claim before its job runs (poison jobs are always caught); off trades that
-    /// for drain speed (see `StoreOptions::sync_claims`).
-    pub sync_claims: bool,
+    /// How a claim is kept before its job runs (see `ClaimDurability`).
+    pub claims: ClaimDurability,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -191,7 +190,7 @@ impl Default for Config {
             store: StoreConfig {
                 cache_bytes: store.cache_bytes,
                 flush_interval: Duration::from_millis(store.flush_interval_ms),
-                sync_claims: store.sync_claims,
+                claims: store.claims,
             },
             default_queue: QueueTable::default(),
             queues: BTreeMap::new(),
@@ -316,7 +315,7 @@ impl Config {
             flush_interval_ms: u64::try_from(self.store.flush_interval.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1),
-            sync_claims: self.store.sync_claims,
+            claims: self.store.claims,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! that a PostgreSQL store can implement it (claim = `SELECT … FOR UPDATE SKIP LOCKED`, the
 //! wake-up = `LISTEN/NOTIFY`); its methods block, so async callers run them on blocking threads.
 
+mod claim_journal;
 mod codec;
 mod durability;
 mod keys;
@@ -20,8 +21,8 @@ use crate::schedule::Schedule;
 
 pub use codec::{CodecError, FORMAT_VERSION, OLDEST_READABLE};
 pub use sled_store::{
-    SledStore, StoreOptions, DEFAULT_CACHE_BYTES, DEFAULT_FLUSH_INTERVAL_MS, WORKER_LOST_HOST_STOPPED,
-    WORKER_LOST_LEASE_EXPIRED,
+    ClaimDurability, SledStore, StoreOptions, DEFAULT_CACHE_BYTES, DEFAULT_FLUSH_INTERVAL_MS,
+    WORKER_LOST_HOST_STOPPED, WORKER_LOST_LEASE_EXPIRED,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,8 @@ pub enum StoreError {
     ScheduleNotFound(ScheduleId),
     #[error("job {id} is {status}; cannot {action} it")]
     Conflict { id: JobId, status: Status, action: &'static str },
+    #[error("claims journal {path}: {error}")]
+    Journal { path: PathBuf, error: std::io::Error },
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
 }
@@ -182,7 +185,7 @@ pub trait Store: Send + Sync + 'static {
     /// Jobs per queue and status.
     fn counts(&self) -> StoreResult<BTreeMap<String, BTreeMap<Status, u64>>>;
 
-    /// Writes everything to disk (shutdown, and the lazy-flush interval).
+    /// Writes everything to disk (shutdown, the end of `run-once`).
     fn flush(&self) -> StoreResult<()>;
 
     /// Stores a new schedule (its `id` is assigned). Durable.

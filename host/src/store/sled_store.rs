@@ -9,9 +9,10 @@
 //! or none (held or finished), and its record says which: the key of its index entry is derived
 //! from the record (`run_at`, `lease.expires_at`), so it can always be found and removed.
 //!
-//! Durability: additions, claims, cancels and retries return only once flushed (group commit);
-//! outcomes and progress ride on sled's periodic flush (`flush_every_ms`): losing one in a crash
-//! means the job runs again, which at-least-once delivery allows.
+//! Durability: additions, cancels and retries return only once flushed (group commit); outcomes
+//! and progress ride on sled's periodic flush (`flush_every_ms`): losing one in a crash means the
+//! job runs again, which at-least-once delivery allows. Claims are written to the claims journal
+//! (see `claim_journal`) before their job runs, or flushed with `ClaimDurability::Flush`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use std::sync::{Mutex, PoisonError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
+use super::claim_journal::{self, ClaimJournal};
 use super::codec::{self, CodecError, FORMAT_VERSION, OLDEST_READABLE};
 use super::durability::GroupCommit;
 use super::keys;
@@ -54,11 +56,37 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// How often sled flushes changes that were not flushed on the spot (outcomes, progress).
     pub flush_interval_ms: u64,
-    /// Flush each claim before its job runs (the default), so an attempt that kills the host
-    /// is always counted and a poison job ends after its attempts. Off, claims ride the flush
-    /// interval like outcomes: drain is several times faster, but a job that kills the host
-    /// within the interval of being claimed may not have that attempt counted.
-    pub sync_claims: bool,
+    /// How a claim is kept before its job runs.
+    pub claims: ClaimDurability,
+}
+
+/// How a claim (a counted attempt) is kept before its job runs. Either way, an attempt that
+/// kills the host is counted, so a poison job ends in `error` after its attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimDurability {
+    /// Appended to the claims journal (one `write`, no sync): survives the death of the
+    /// process; reaches the disk with the flush interval, so a machine crash inside that
+    /// interval can lose the count (the job then runs again).
+    Journal,
+    /// Flushed to disk before the job runs (shared flushes): survives a machine crash too,
+    /// at the cost of a disk sync per claim.
+    Flush,
+}
+
+impl ClaimDurability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimDurability::Journal => "journal",
+            ClaimDurability::Flush => "flush",
+        }
+    }
+}
+
+impl std::fmt::Display for ClaimDurability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Default for StoreOptions {
@@ -66,7 +94,7 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_bytes: DEFAULT_CACHE_BYTES,
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
-            sync_claims: true,
+            claims: ClaimDurability::Journal,
         }
     }
 }
@@ -91,7 +119,10 @@ pub struct SledStore {
     schedules: Tree,
     schedules_due: Tree,
     meta: Tree,
-    sync_claims: bool,
+    claims: ClaimDurability,
+    journal: ClaimJournal,
+    /// What the previous process journaled, until `recover_all` applies it.
+    journaled: Mutex<BTreeMap<JobId, u32>>,
     /// The last job id issued. Ids are consecutive (sled's own `generate_id` jumps by a
     /// million after a restart, which users would see); at open it is the highest id stored
     /// or ever deleted.
@@ -295,6 +326,15 @@ impl SledStore {
                 meta.insert(META_FORMAT, &[FORMAT_VERSION])?;
             }
         }
+        let journal = ClaimJournal::open(path)?;
+        let replay = journal.replay()?;
+        if replay.unreadable_bytes > 0 {
+            log::warn!(
+                "{}: {} unreadable bytes skipped (a torn write from a machine crash)",
+                journal.path().display(),
+                replay.unreadable_bytes
+            );
+        }
         let jobs = db.open_tree("jobs")?;
         let newest = jobs.last()?.and_then(|(key, _)| keys::id_from(&key)).unwrap_or(0);
         let deleted = meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or(0);
@@ -302,7 +342,9 @@ impl SledStore {
             path: path.to_owned(),
             jobs,
             meta,
-            sync_claims: options.sync_claims,
+            claims: options.claims,
+            journal,
+            journaled: Mutex::new(replay.attempts),
             last_id: AtomicU64::new(newest.max(deleted)),
             ready: db.open_tree("ready")?,
             waiting: db.open_tree("waiting")?,
@@ -332,6 +374,60 @@ impl SledStore {
 
     fn durable(&self) -> StoreResult<()> {
         self.group.wait_durable(|| self.db.flush().map(|_| ())).map_err(StoreError::from)
+    }
+
+    /// Records a job's new attempt count in the claims journal (journal mode), checkpointing
+    /// the journal when it has grown large.
+    fn journal_attempts(&self, id: JobId, attempts: u32) -> StoreResult<()> {
+        if self.claims != ClaimDurability::Journal {
+            return Ok(());
+        }
+        if self.journal.append(id, attempts)? >= claim_journal::CHECKPOINT_BYTES {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the store and empties the claims journal, whose records that flush made
+    /// redundant.
+    fn checkpoint(&self) -> StoreResult<()> {
+        self.journal
+            .checkpoint(|| self.group.wait_durable(|| self.db.flush().map(|_| ())).map_err(StoreError::from))
+    }
+
+    /// Counts the attempts the previous process journaled but never flushed: their jobs are
+    /// back in `queued` with one attempt fewer (the claim was lost with the process) and
+    /// were running when it died. They get the error of a job whose host stopped, and end
+    /// in `error` if that was their last attempt.
+    fn recover_journaled(&self, now: Micros) -> StoreResult<Vec<JobId>> {
+        let journaled = std::mem::take(&mut *self.journaled.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut recovered = Vec::new();
+        for (id, attempts) in journaled {
+            let result = (&self.jobs, &self.ready, &self.waiting, &self.unique, &self.finished).transaction(
+                |(jobs, ready, waiting, unique, finished)| {
+                    let Some(bytes) = jobs.get(keys::id_key(id))? else { return Ok(None) };
+                    let mut job = decode_job(id, &bytes).map_err(ConflictableTransactionError::Abort)?;
+                    if job.status != Status::Queued || job.attempts.checked_add(1) != Some(attempts) {
+                        return Ok(None); // the store has this attempt already, or moved on
+                    }
+                    job.attempts = attempts;
+                    job.push_error(now, WORKER_LOST_HOST_STOPPED);
+                    if job.attempts >= job.max_attempts {
+                        dequeue(ready, waiting, &job)?;
+                        job.status = Status::Error;
+                        job.finished_at = Some(now);
+                        settle(unique, finished, &job)?;
+                    }
+                    save(jobs, &job)?;
+                    Ok(Some(job))
+                },
+            );
+            if let Some(job) = tx_result(result)? {
+                self.count(&job.queue, Some(Status::Queued), Some(job.status));
+                recovered.push(id);
+            }
+        }
+        Ok(recovered)
     }
 
     /// Counts jobs per (queue, status); builds the `finished` index if this store predates it.
@@ -627,8 +723,9 @@ impl Store for SledStore {
                 }
             }
         };
-        if self.sync_claims {
-            self.durable()?;
+        match self.claims {
+            ClaimDurability::Flush => self.durable()?,
+            ClaimDurability::Journal => self.journal_attempts(claimed.job.id, claimed.job.attempts)?,
         }
         Ok(Some(claimed))
     }
@@ -764,6 +861,8 @@ impl Store for SledStore {
         );
         let (from, job) = tx_result(result)?;
         self.count(&job.queue, Some(from), Some(Status::Queued));
+        // Attempts restart at 0: an older journal record must not read as a lost claim.
+        self.journal_attempts(id, job.attempts)?;
         self.durable()?;
         Ok(job)
     }
@@ -861,6 +960,8 @@ impl Store for SledStore {
         match tx_result(result)? {
             Some(job) => {
                 self.count(&job.queue, Some(Status::Processing), Some(job.status));
+                // The attempt was given back: the claim's journal record no longer stands.
+                self.journal_attempts(id, job.attempts)?;
                 self.durable()?;
                 Ok(true)
             }
@@ -873,7 +974,11 @@ impl Store for SledStore {
     }
 
     fn recover_all(&self, now: Micros) -> StoreResult<Vec<JobId>> {
-        self.requeue_leases(Micros::MAX, now, WORKER_LOST_HOST_STOPPED)
+        let mut recovered = self.recover_journaled(now)?;
+        recovered.extend(self.requeue_leases(Micros::MAX, now, WORKER_LOST_HOST_STOPPED)?);
+        // Everything the journal said is now in the store, flushed.
+        self.checkpoint()?;
+        Ok(recovered)
     }
 
     fn next_due(&self) -> StoreResult<Option<Micros>> {
@@ -893,8 +998,7 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> StoreResult<()> {
-        self.db.flush()?;
-        Ok(())
+        self.checkpoint()
     }
 
     fn add_schedule(&self, schedule: Schedule) -> StoreResult<Schedule> {
@@ -1162,5 +1266,81 @@ mod tests {
                 .contains(&format!("was written by a newer jobhost (format {};", FORMAT_VERSION + 1)),
             "{err}"
         );
+    }
+    const LEASE: LeaseTerms = LeaseTerms { duration: std::time::Duration::from_secs(30) };
+
+    /// A claim the process died with: in the journal, never flushed to the store (written
+    /// here by hand, because an in-process drop of the store flushes it).
+    fn lose_claim(dir: &Path, id: JobId, attempts: u32) {
+        ClaimJournal::open(dir).unwrap().append(id, attempts).unwrap();
+    }
+
+    #[test]
+    fn a_journaled_claim_that_never_reached_the_store_counts_at_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            store.add(NewJob { max_attempts: 2, ..new_job(1) }, 0).unwrap();
+            store.add(NewJob { max_attempts: 1, unique_key: Some("k".into()), ..new_job(2) }, 0).unwrap();
+            store.add(new_job(3), 0).unwrap();
+        }
+        lose_claim(dir.path(), 1, 1);
+        lose_claim(dir.path(), 2, 1);
+        lose_claim(dir.path(), 3, 5); // not the next attempt: the store's record stands
+        lose_claim(dir.path(), 99, 1); // a job since removed
+        let store = open(dir.path());
+        assert_eq!(store.recover_all(100).unwrap(), [1, 2]);
+        // Recovery checkpointed: what the journal said is in the store now.
+        assert_eq!(std::fs::metadata(store.journal.path()).unwrap().len(), 0);
+        let one = store.get(1).unwrap().unwrap();
+        assert_eq!((one.status, one.attempts), (Status::Queued, 1));
+        assert!(one.errors[0].ends_with(WORKER_LOST_HOST_STOPPED), "{:?}", one.errors);
+        let two = store.get(2).unwrap().unwrap();
+        assert_eq!((two.status, two.attempts, two.finished_at), (Status::Error, 1, Some(100)));
+        assert_eq!(store.get(3).unwrap().unwrap().attempts, 0);
+        // Job 2 left the ready index and gave up its unique key; job 1 kept its place in line.
+        assert_eq!(store.claim(&ClaimFilter::default(), 200, LEASE).unwrap().unwrap().job.id, 1);
+        assert_eq!(store.claim(&ClaimFilter::default(), 200, LEASE).unwrap().unwrap().job.id, 3);
+        assert!(store.claim(&ClaimFilter::default(), 200, LEASE).unwrap().is_none());
+        assert!(!store.add(NewJob { unique_key: Some("k".into()), ..new_job(4) }, 300).unwrap().existing);
+        let counts = store.counts().unwrap();
+        assert_eq!(counts[DEFAULT_QUEUE][&Status::Error], 1);
+    }
+
+    #[test]
+    fn a_release_or_retry_supersedes_the_claim_in_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            store.add(new_job(1), 0).unwrap();
+            store.add(new_job(2), 0).unwrap();
+            let first = store.claim(&ClaimFilter::default(), 1, LEASE).unwrap().unwrap();
+            let failed = Outcome::Failed { error: "no".into() };
+            store.finish(first.job.id, first.token, failed, 2).unwrap();
+            store.retry(first.job.id, None, 3).unwrap(); // attempts back to 0
+            let second = store.claim(&ClaimFilter::default(), 4, LEASE).unwrap().unwrap();
+            assert_eq!(second.job.id, 2);
+            assert!(store.release(second.job.id, second.token, 5).unwrap()); // attempts back to 0
+            assert!(std::fs::metadata(store.journal.path()).unwrap().len() > 0);
+        }
+        let store = open(dir.path());
+        assert!(store.recover_all(10).unwrap().is_empty());
+        for id in [1, 2] {
+            let job = store.get(id).unwrap().unwrap();
+            assert_eq!((job.status, job.attempts), (Status::Queued, 0), "{job:?}");
+        }
+    }
+
+    #[test]
+    fn with_flushed_claims_the_journal_stays_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(
+            dir.path(),
+            StoreOptions { claims: ClaimDurability::Flush, ..Default::default() },
+        )
+        .unwrap();
+        store.add(new_job(1), 0).unwrap();
+        store.claim(&ClaimFilter::default(), 1, LEASE).unwrap().unwrap();
+        assert_eq!(std::fs::metadata(store.journal.path()).unwrap().len(), 0);
     }
 }

@@ -15,7 +15,7 @@ use super::{EXIT_OK, EXIT_USAGE};
 use crate::job::{JobId, Status};
 use crate::plugins::LoadOptions;
 use crate::processor::{AddJob, Host, ProcessorConfig, QueueConfig};
-use crate::store::StoreOptions;
+use crate::store::{ClaimDurability, StoreOptions};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -35,10 +35,9 @@ pub struct BenchArgs {
     /// complete) and flush policy from plain threads, without processor, plugin, JSON or HTTP.
     #[arg(long)]
     pub baseline: bool,
-    /// Claims ride the flush interval instead of being flushed one by one (`store.sync_claims
-    /// = false`).
-    #[arg(long)]
-    pub lazy_claims: bool,
+    /// How claims are kept before their job runs (`store.claims`).
+    #[arg(long, value_enum, default_value_t = ClaimDurability::Journal)]
+    pub claims: ClaimDurability,
     /// Fill the queue with this many jobs first, then measure submit and drain at that depth.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preload: usize,
@@ -95,7 +94,7 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
     let config = ProcessorConfig { default_queue: queue, ..ProcessorConfig::default() };
     let defaults = StoreOptions::default();
     let store_options = StoreOptions {
-        sync_claims: !args.lazy_claims,
+        claims: args.claims,
         cache_bytes: args.cache_mb.map_or(defaults.cache_bytes, |mb| mb * 1024 * 1024),
         ..defaults
     };
@@ -184,7 +183,7 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
         "peak_rss_bytes": peak_rss_bytes(),
         "store_bytes": store.size_on_disk()?,
         "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
-        "sync_claims": !args.lazy_claims,
+        "claims": store_options.claims.as_str(),
         "cache_bytes": store_options.cache_bytes,
         "preload": args.preload,
     });
@@ -268,7 +267,7 @@ fn print_human(r: &serde_json::Value) {
         r["submitters"],
         r["concurrency"],
         r["cpus"],
-        if r["sync_claims"] == json!(false) { "lazy" } else { "flushed" }
+        r["claims"].as_str().unwrap_or("?")
     );
     println!(
         "submit (durable):   {} jobs/s; in batches of 10,000: {} jobs/s",
