@@ -2,7 +2,12 @@
 //! their write; whoever arrives while no flush runs leads the next one, covering every write
 //! made so far. Batches grow by themselves under load (everyone who arrives during a flush
 //! shares the next one) and shrink to one when idle, with no timer and no extra thread.
+//!
+//! [`Combiner`] does the same one step earlier, for transactions: each sled transaction
+//! writes and syncs its log buffer twice whatever its size, so concurrent additions are
+//! committed together, in one transaction led by whoever arrives while none is committing.
 
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, PoisonError};
 
 #[derive(Default)]
@@ -53,6 +58,78 @@ impl GroupCommit {
     }
 }
 
+/// Concurrent items committed together: each caller queues its item and waits until a
+/// commit covering it has ended; whoever arrives while no commit runs leads the next one,
+/// taking every item queued so far.
+pub struct Combiner<T> {
+    state: Mutex<Pending<T>>,
+    done: Condvar,
+}
+
+struct Pending<T> {
+    items: Vec<T>,
+    /// Tickets issued so far; the queued items hold tickets `settled..issued` in order.
+    issued: u64,
+    /// Every ticket below this has been committed or has failed.
+    settled: u64,
+    committing: bool,
+    /// The error of each ticket whose commit failed, until its caller takes it.
+    failed: HashMap<u64, sled::Error>,
+}
+
+impl<T: Clone> Combiner<T> {
+    pub fn new() -> Self {
+        let pending =
+            Pending { items: Vec::new(), issued: 0, settled: 0, committing: false, failed: HashMap::new() };
+        Combiner { state: Mutex::new(pending), done: Condvar::new() }
+    }
+
+    /// Queues the item `make` builds (under the queue's lock, so what it numbers is numbered in
+    /// commit order) and returns it once `commit` has committed it.
+    pub fn submit(
+        &self,
+        make: impl FnOnce() -> T,
+        commit: impl Fn(&[T]) -> Result<(), sled::Error>,
+    ) -> Result<T, sled::Error> {
+        // Counters and a queue, consistent at every await point: poisoning is ignored, as in
+        // `GroupCommit`.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let ticket = state.issued;
+        state.issued += 1;
+        let item = make();
+        state.items.push(item.clone());
+        while state.settled <= ticket {
+            if state.committing {
+                state = self.done.wait(state).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            state.committing = true;
+            let batch = std::mem::take(&mut state.items);
+            let first = state.settled;
+            drop(state);
+            let result = commit(&batch);
+            state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.committing = false;
+            let end = first + batch.len() as u64;
+            if let Err(e) = result {
+                state.failed.extend((first..end).map(|t| (t, e.clone())));
+            }
+            state.settled = end;
+            self.done.notify_all();
+        }
+        match state.failed.remove(&ticket) {
+            Some(e) => Err(e),
+            None => Ok(item),
+        }
+    }
+}
+
+impl<T: Clone> Default for Combiner<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Default for GroupCommit {
     fn default() -> Self {
         Self::new()
@@ -91,6 +168,50 @@ mod tests {
         let state = group.state.lock().unwrap();
         assert_eq!((state.written, state.flushed), (800, 800));
         assert!(flushes.load(Ordering::SeqCst) <= 800);
+    }
+
+    #[test]
+    fn concurrent_items_are_committed_together_in_order_and_failures_reach_their_callers() {
+        let combiner = Arc::new(Combiner::<u64>::new());
+        let next = Arc::new(AtomicU64::new(0));
+        let committed = Arc::new(Mutex::new(Vec::<Vec<u64>>::new()));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (combiner, next, committed) = (combiner.clone(), next.clone(), committed.clone());
+                std::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    for _ in 0..50 {
+                        let item = combiner.submit(
+                            || next.fetch_add(1, Ordering::SeqCst),
+                            |batch| {
+                                std::thread::sleep(std::time::Duration::from_micros(300));
+                                committed.lock().unwrap().push(batch.to_vec());
+                                // Item 77's whole batch fails.
+                                if batch.contains(&77) {
+                                    Err(sled::Error::Unsupported("no".into()))
+                                } else {
+                                    Ok(())
+                                }
+                            },
+                        );
+                        mine.push(item);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let results: Vec<Result<u64, sled::Error>> =
+            threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let batches = committed.lock().unwrap().clone();
+        let flat: Vec<u64> = batches.iter().flatten().copied().collect();
+        assert_eq!(flat, (0..400).collect::<Vec<_>>(), "every item once, in order");
+        assert!(batches.len() < 400, "some batches held more than one item");
+        let failed_batch = batches.iter().find(|b| b.contains(&77)).unwrap();
+        for item in results.iter().flatten() {
+            assert!(!failed_batch.contains(item));
+        }
+        assert_eq!(results.iter().filter(|r| r.is_err()).count(), failed_batch.len());
+        assert!(combiner.state.lock().unwrap().failed.is_empty());
     }
 
     #[test]

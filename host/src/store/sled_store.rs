@@ -25,7 +25,7 @@ use sled::{Transactional, Tree};
 
 use super::claim_journal::{self, ClaimJournal};
 use super::codec::{self, CodecError, FORMAT_VERSION, OLDEST_READABLE};
-use super::durability::GroupCommit;
+use super::durability::{Combiner, GroupCommit};
 use super::keys;
 use super::{
     Added, Cancelled, ClaimFilter, Claimed, Finished, Fired, LeaseTerms, ListFilter, Store, StoreError,
@@ -130,6 +130,8 @@ pub struct SledStore {
     /// or ever deleted.
     last_id: AtomicU64,
     group: GroupCommit,
+    /// Concurrent additions (without unique keys), committed in shared transactions.
+    adds: Combiner<Job>,
     /// When the last flush began, and how often lazy changes must reach the disk: see `pace`.
     last_flush: Mutex<Instant>,
     flush_interval: Duration,
@@ -360,6 +362,7 @@ impl SledStore {
             schedules_due: db.open_tree("schedules_due")?,
             db,
             group: GroupCommit::new(),
+            adds: Combiner::new(),
             last_flush: Mutex::new(Instant::now()),
             flush_interval: Duration::from_millis(options.flush_interval_ms.max(1)),
             claim_lock: Mutex::new(()),
@@ -635,6 +638,35 @@ impl SledStore {
 impl Store for SledStore {
     fn add(&self, new: NewJob, now: Micros) -> StoreResult<Added> {
         let mut job = self.add_record(new, now);
+        if job.unique_key.is_none() {
+            // Shares a transaction with the additions made meanwhile (see `Combiner`); the id
+            // is taken in commit order, so ids stay consecutive.
+            let job = self.adds.submit(
+                || Job { id: self.last_id.fetch_add(1, Ordering::Relaxed) + 1, ..job },
+                |jobs| {
+                    let committed =
+                        (&self.jobs, &self.ready, &self.waiting).transaction(|(tree, ready, waiting)| {
+                            for job in jobs {
+                                save(tree, job)?;
+                                // Each job as of its own caller's clock, not the leader's.
+                                place(ready, waiting, job, job.created_at)?;
+                            }
+                            Ok(())
+                        });
+                    committed.map_err(|e| match e {
+                        TransactionError::Storage(e) => e,
+                        // The closure aborts on nothing of its own.
+                        TransactionError::Abort(e) => sled::Error::ReportableBug(e.to_string()),
+                    })?;
+                    for job in jobs {
+                        self.count(&job.queue, None, Some(job.status));
+                    }
+                    Ok(())
+                },
+            )?;
+            self.durable()?;
+            return Ok(Added { job, existing: false });
+        }
         let _one_unique_add =
             job.unique_key.is_some().then(|| self.unique_lock.lock().unwrap_or_else(PoisonError::into_inner));
         // Looked up before an id is taken, so returning the holder leaves no gap in the ids.
