@@ -84,12 +84,6 @@ impl ClaimDurability {
     }
 }
 
-impl std::fmt::Display for ClaimDurability {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
@@ -421,8 +415,7 @@ impl SledStore {
     /// Flushes the store and empties the claims journal, whose records that flush made
     /// redundant.
     fn checkpoint(&self) -> StoreResult<()> {
-        self.journal
-            .checkpoint(|| self.group.wait_durable(|| self.db.flush().map(|_| ())).map_err(StoreError::from))
+        self.journal.checkpoint(|| self.durable())
     }
 
     /// Counts the attempts the previous process journaled but never flushed: their jobs are
@@ -433,12 +426,19 @@ impl SledStore {
         let journaled = std::mem::take(&mut *self.journaled.lock().unwrap_or_else(PoisonError::into_inner));
         let mut recovered = Vec::new();
         for (id, attempts) in journaled {
+            // Most records describe attempts the store already has: read before writing, so
+            // a journal of thousands of records costs reads, not transactions, at start-up.
+            let lost =
+                |job: &Job| job.status == Status::Queued && job.attempts.checked_add(1) == Some(attempts);
+            if !self.get(id)?.is_some_and(|job| lost(&job)) {
+                continue;
+            }
             let result = (&self.jobs, &self.ready, &self.waiting, &self.unique, &self.finished).transaction(
                 |(jobs, ready, waiting, unique, finished)| {
                     let Some(bytes) = jobs.get(keys::id_key(id))? else { return Ok(None) };
                     let mut job = decode_job(id, &bytes).map_err(ConflictableTransactionError::Abort)?;
-                    if job.status != Status::Queued || job.attempts.checked_add(1) != Some(attempts) {
-                        return Ok(None); // the store has this attempt already, or moved on
+                    if !lost(&job) {
+                        return Ok(None); // moved on since the read
                     }
                     job.attempts = attempts;
                     job.push_error(now, WORKER_LOST_HOST_STOPPED);
@@ -600,6 +600,23 @@ impl SledStore {
 }
 
 impl SledStore {
+    /// Stores new jobs (records and index entries) in one transaction and counts them. Each
+    /// is placed as of its own `created_at`: combined adds come from callers with their own
+    /// clocks.
+    fn insert_new(&self, jobs: &[Job]) -> StoreResult<()> {
+        tx_result((&self.jobs, &self.ready, &self.waiting).transaction(|(tree, ready, waiting)| {
+            for job in jobs {
+                save(tree, job)?;
+                place(ready, waiting, job, job.created_at)?;
+            }
+            Ok(())
+        }))?;
+        for job in jobs {
+            self.count(&job.queue, None, Some(job.status));
+        }
+        Ok(())
+    }
+
     /// A new queued record (id 0 until assigned).
     fn add_record(&self, new: NewJob, now: Micros) -> Job {
         let run_at = new.run_at.map_or(now, |at| at.max(now));
@@ -644,24 +661,11 @@ impl Store for SledStore {
             let job = self.adds.submit(
                 || Job { id: self.last_id.fetch_add(1, Ordering::Relaxed) + 1, ..job },
                 |jobs| {
-                    let committed =
-                        (&self.jobs, &self.ready, &self.waiting).transaction(|(tree, ready, waiting)| {
-                            for job in jobs {
-                                save(tree, job)?;
-                                // Each job as of its own caller's clock, not the leader's.
-                                place(ready, waiting, job, job.created_at)?;
-                            }
-                            Ok(())
-                        });
-                    committed.map_err(|e| match e {
-                        TransactionError::Storage(e) => e,
-                        // The closure aborts on nothing of its own.
-                        TransactionError::Abort(e) => sled::Error::ReportableBug(e.to_string()),
-                    })?;
-                    for job in jobs {
-                        self.count(&job.queue, None, Some(job.status));
-                    }
-                    Ok(())
+                    self.insert_new(jobs).map_err(|e| match e {
+                        StoreError::Sled(e) => e,
+                        // Storing new records aborts on nothing of its own.
+                        other => sled::Error::ReportableBug(other.to_string()),
+                    })
                 },
             )?;
             self.durable()?;
@@ -708,16 +712,7 @@ impl Store for SledStore {
                 Job { id, ..self.add_record(new, now) }
             })
             .collect();
-        tx_result((&self.jobs, &self.ready, &self.waiting).transaction(|(tree, ready, waiting)| {
-            for job in &jobs {
-                save(tree, job)?;
-                place(ready, waiting, job, now)?;
-            }
-            Ok(())
-        }))?;
-        for job in &jobs {
-            self.count(&job.queue, None, Some(job.status));
-        }
+        self.insert_new(&jobs)?;
         self.durable()?;
         Ok(jobs)
     }
@@ -1418,5 +1413,13 @@ mod tests {
             store.claim(&ClaimFilter::default(), 1, LEASE).unwrap().unwrap();
             assert_eq!(last_flush(&store) > before, flushes, "interval {interval_ms} ms");
         }
+    }
+    #[test]
+    fn an_unopenable_claims_journal_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(claim_journal::FILE_NAME)).unwrap();
+        let err = SledStore::open(dir.path(), StoreOptions::default()).err().expect("refused").to_string();
+        let path = dir.path().join(claim_journal::FILE_NAME);
+        assert!(err.starts_with(&format!("claims journal {}: ", path.display())), "{err}");
     }
 }
