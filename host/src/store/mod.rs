@@ -8,6 +8,7 @@
 mod claim_journal;
 mod codec;
 mod durability;
+mod flusher;
 mod keys;
 mod sled_store;
 
@@ -43,6 +44,8 @@ pub enum StoreError {
     Journal { path: PathBuf, error: std::io::Error },
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
+    #[error("cannot start the store's flush thread: {0}")]
+    Flusher(std::io::Error),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -10,22 +10,23 @@
 //! from the record (`run_at`, `lease.expires_at`), so it can always be found and removed.
 //!
 //! Durability: additions, cancels and retries return only once flushed (group commit); outcomes
-//! and progress ride on sled's periodic flush (`flush_every_ms`): losing one in a crash means the
-//! job runs again, which at-least-once delivery allows. Claims are written to the claims journal
+//! and progress reach the disk within the flush interval (see `flusher`): losing one in a crash
+//! means the job runs again, which at-least-once delivery allows. Claims are written to the claims journal
 //! (see `claim_journal`) before their job runs, or flushed with `ClaimDurability::Flush`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
 use super::claim_journal::{self, ClaimJournal};
 use super::codec::{self, CodecError, FORMAT_VERSION, OLDEST_READABLE};
-use super::durability::{Combiner, GroupCommit};
+use super::durability::Combiner;
+use super::flusher::{Flusher, Flushes};
 use super::keys;
 use super::{
     Added, Cancelled, ClaimFilter, Claimed, Finished, Fired, LeaseTerms, ListFilter, Store, StoreError,
@@ -55,7 +56,8 @@ const META_FINISHED_INDEX: &[u8] = b"finished_index";
 pub struct StoreOptions {
     /// sled's page cache, bytes.
     pub cache_bytes: u64,
-    /// How often sled flushes changes that were not flushed on the spot (outcomes, progress).
+    /// How often the store flushes changes that were not flushed on the spot (outcomes,
+    /// progress, journaled claims).
     pub flush_interval_ms: u64,
     /// How a claim is kept before its job runs.
     pub claims: ClaimDurability,
@@ -123,12 +125,12 @@ pub struct SledStore {
     /// million after a restart, which users would see); at open it is the highest id stored
     /// or ever deleted.
     last_id: AtomicU64,
-    group: GroupCommit,
+    flushes: Arc<Flushes>,
+    /// Flushes lazy changes within the interval; stopped (after a last flush) when the store
+    /// is dropped.
+    _flusher: Flusher,
     /// Concurrent additions (without unique keys), committed in shared transactions.
     adds: Combiner<Job>,
-    /// When the last flush began, and how often lazy changes must reach the disk: see `pace`.
-    last_flush: Mutex<Instant>,
-    flush_interval: Duration,
     /// One claimer at a time in this process: claimers would otherwise race for the same
     /// first key and retry their transactions. Held only for the claim's transaction, not
     /// for its flush, so concurrent claims still share flushes.
@@ -285,7 +287,9 @@ impl SledStore {
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_bytes)
-            .flush_every_ms(Some(options.flush_interval_ms.max(1)));
+            // sled's flusher would also run its segment cleaner, which can write forever on an
+            // idle host (see `flusher`): the store flushes itself.
+            .flush_every_ms(None);
         // sled's background I/O keeps the file (and its lock) open for a moment after a `Db`
         // is dropped, so a reopen in the same process can find it still locked: try for up to a
         // second before calling it held by another process.
@@ -339,6 +343,8 @@ impl SledStore {
         let jobs = db.open_tree("jobs")?;
         let newest = jobs.last()?.and_then(|(key, _)| keys::id_from(&key)).unwrap_or(0);
         let deleted = meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or(0);
+        let flushes =
+            Arc::new(Flushes::new(db.clone(), Duration::from_millis(options.flush_interval_ms.max(1))));
         let store = SledStore {
             path: path.to_owned(),
             jobs,
@@ -354,11 +360,10 @@ impl SledStore {
             finished: db.open_tree("finished")?,
             schedules: db.open_tree("schedules")?,
             schedules_due: db.open_tree("schedules_due")?,
+            _flusher: Flusher::start(flushes.clone()).map_err(StoreError::Flusher)?,
+            flushes,
             db,
-            group: GroupCommit::new(),
             adds: Combiner::new(),
-            last_flush: Mutex::new(Instant::now()),
-            flush_interval: Duration::from_millis(options.flush_interval_ms.max(1)),
             claim_lock: Mutex::new(()),
             unique_lock: Mutex::new(()),
             counts: Mutex::new(BTreeMap::new()),
@@ -377,27 +382,12 @@ impl SledStore {
     }
 
     fn durable(&self) -> StoreResult<()> {
-        self.group
-            .wait_durable(|| {
-                *self.last_flush.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
-                self.db.flush().map(|_| ())
-            })
-            .map_err(StoreError::from)
+        Ok(self.flushes.durable()?)
     }
 
-    /// Keeps the promise that lazy changes (outcomes, journaled claims) reach the disk within
-    /// the flush interval. sled writes behind: a drain faster than the disk piles up seconds
-    /// of unwritten buffers (measured: 5 s behind after 20,000 jobs), which its background
-    /// flush never catches up with. So a claim made an interval or more after the last flush
-    /// began waits for a flush (shared with any other claimer), which paces the drain to
-    /// what the disk sustains.
+    /// See [`Flushes::pace`]: a claim waits for a flush once an interval.
     fn pace(&self) -> StoreResult<()> {
-        let due =
-            self.last_flush.lock().unwrap_or_else(PoisonError::into_inner).elapsed() >= self.flush_interval;
-        if due {
-            self.durable()?;
-        }
-        Ok(())
+        Ok(self.flushes.pace()?)
     }
 
     /// Records a job's new attempt count in the claims journal (journal mode), checkpointing
@@ -1402,7 +1392,7 @@ mod tests {
     }
     #[test]
     fn a_journaled_claim_flushes_only_once_the_interval_has_passed() {
-        let last_flush = |store: &SledStore| *store.last_flush.lock().unwrap();
+        let last_flush = |store: &SledStore| store.flushes.last();
         for (interval_ms, flushes) in [(3_600_000, false), (1, true)] {
             let dir = tempfile::tempdir().unwrap();
             let options = StoreOptions { flush_interval_ms: interval_ms, ..Default::default() };
