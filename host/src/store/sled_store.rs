@@ -139,8 +139,12 @@ pub struct SledStore {
     /// must not interleave with another add of the same key.
     unique_lock: Mutex<()>,
     /// Jobs per (queue, status). Exact: one process owns an embedded store, and every
-    /// transition updates it after its transaction commits. Built at open.
-    counts: Mutex<BTreeMap<(String, Status), u64>>,
+    /// transition updates it after its transaction commits. Built at open. Signed, because
+    /// transitions are counted in the order their callers get here, not the order they
+    /// committed: a worker can claim a new job, and count it leaving `queued`, before its
+    /// adder counts it arriving. Increments commute; a floor at zero lost that decrement and
+    /// left the queue showing a job forever.
+    counts: Mutex<BTreeMap<(String, Status), i64>>,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -480,9 +484,7 @@ impl SledStore {
     fn count(&self, queue: &str, from: Option<Status>, to: Option<Status>) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(from) = from {
-            if let Some(n) = counts.get_mut(&(queue.to_owned(), from)) {
-                *n = n.saturating_sub(1);
-            }
+            *counts.entry((queue.to_owned(), from)).or_insert(0) -= 1;
         }
         if let Some(to) = to {
             *counts.entry((queue.to_owned(), to)).or_insert(0) += 1;
@@ -1038,8 +1040,9 @@ impl Store for SledStore {
     fn counts(&self) -> StoreResult<BTreeMap<String, BTreeMap<Status, u64>>> {
         let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out: BTreeMap<String, BTreeMap<Status, u64>> = BTreeMap::new();
+        // Below zero only between a transition's two halves (see `counts`): none yet.
         for ((queue, status), n) in counts.iter().filter(|(_, n)| **n > 0) {
-            out.entry(queue.clone()).or_default().insert(*status, *n);
+            out.entry(queue.clone()).or_default().insert(*status, n.unsigned_abs());
         }
         Ok(out)
     }
@@ -1352,6 +1355,53 @@ mod tests {
         assert!(!store.add(NewJob { unique_key: Some("k".into()), ..new_job(4) }, 300).unwrap().existing);
         let counts = store.counts().unwrap();
         assert_eq!(counts[DEFAULT_QUEUE][&Status::Error], 1);
+    }
+
+    #[test]
+    fn transitions_counted_out_of_order_still_add_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        // A worker claims and finishes a job before its adder counts it in.
+        store.count("q", Some(Status::Queued), Some(Status::Processing));
+        store.count("q", Some(Status::Processing), Some(Status::Completed));
+        assert_eq!(store.counts().unwrap()["q"], BTreeMap::from([(Status::Completed, 1)]));
+        store.count("q", None, Some(Status::Queued));
+        assert_eq!(store.counts().unwrap()["q"], BTreeMap::from([(Status::Completed, 1)]));
+    }
+
+    #[test]
+    fn counts_stay_exact_while_jobs_are_added_and_run_concurrently() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        const JOBS: u32 = 300;
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for n in 0..JOBS {
+                    store.add(new_job(n), 0).unwrap();
+                }
+            });
+            for _ in 0..2 {
+                scope.spawn(|| loop {
+                    match store.claim(&ClaimFilter::default(), 1, LEASE).unwrap() {
+                        Some(c) => {
+                            let done = Outcome::Completed { result: String::new() };
+                            store.finish(c.job.id, c.token, done, 2).unwrap();
+                        }
+                        None if store
+                            .get(JobId::from(JOBS))
+                            .unwrap()
+                            .is_some_and(|j| j.status.is_finished()) =>
+                        {
+                            break
+                        }
+                        None => std::thread::yield_now(),
+                    }
+                });
+            }
+        });
+        let done = store.jobs.iter().filter(|e| e.is_ok()).count() as u64;
+        assert_eq!(done, u64::from(JOBS));
+        assert_eq!(store.counts().unwrap()[DEFAULT_QUEUE], BTreeMap::from([(Status::Completed, done)]));
     }
 
     #[test]
