@@ -14,6 +14,9 @@ use crate::store::{ClaimFilter, LeaseTerms, SledStore, Store, StoreOptions};
 pub struct Baseline {
     pub submit_per_s: f64,
     pub drain_per_s: f64,
+    /// One job at a time on the idle store (add, durable; claim; finish), milliseconds,
+    /// sorted: the disk's own flush latency is most of it, and its tail is the disk's.
+    pub latencies: Vec<f64>,
 }
 
 fn new_job(i: usize) -> NewJob {
@@ -85,7 +88,23 @@ pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseli
     })?;
     store.flush()?; // drained means on disk, as in the real benchmark
     let drain_per_s = args.jobs as f64 / started.elapsed().as_secs_f64();
-    Ok(Baseline { submit_per_s, drain_per_s })
+
+    // As in the real benchmark, no latency at depth: the preload is still queued.
+    let latency_jobs = if args.preload > 0 { 0 } else { args.latency_jobs };
+    let mut latencies = Vec::with_capacity(latency_jobs);
+    let filter = ClaimFilter { queue: Some(DEFAULT_QUEUE), factory: None };
+    for i in 0..latency_jobs {
+        let started = Instant::now();
+        let added = store.add(new_job(i), clock.now())?;
+        let claimed = store
+            .claim(&filter, clock.now(), lease)?
+            .ok_or_else(|| anyhow::anyhow!("the baseline's job {} was not claimable", added.job.id))?;
+        let result = claimed.job.input.clone();
+        store.finish(claimed.job.id, claimed.token, Outcome::Completed { result }, clock.now())?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(Baseline { submit_per_s, drain_per_s, latencies })
 }
 
 /// Fills the default queue with `n` echo jobs, 1,000 per transaction and flush (larger

@@ -205,6 +205,8 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
         let base = baseline::measure(args, store_options)?;
         report["baseline_submit_jobs_per_s"] = json!(base.submit_per_s.round());
         report["baseline_drain_jobs_per_s"] = json!(base.drain_per_s.round());
+        report["baseline_latency_p50_ms"] = json!(percentile(&base.latencies, 0.50));
+        report["baseline_latency_p99_ms"] = json!(percentile(&base.latencies, 0.99));
         let ratio = |ours: f64, base: f64| ((ours / base) * 100.0).round() / 100.0;
         let (drain, submit) = (args.jobs as f64 / drain_s, args.jobs as f64 / submit_s);
         report["drain_ratio"] = json!(ratio(drain, base.drain_per_s));
@@ -315,6 +317,10 @@ fn print_human(r: &serde_json::Value) {
             r["baseline_drain_jobs_per_s"],
             r["submit_ratio"],
             r["drain_ratio"]
+        );
+        println!(
+            "store baseline:     latency p50 {} ms, p99 {} ms (add, durable; claim; finish)",
+            r["baseline_latency_p50_ms"], r["baseline_latency_p99_ms"]
         );
     }
 }
