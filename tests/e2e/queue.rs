@@ -96,6 +96,29 @@ async fn a_stopped_processor_leaves_jobs_queued_and_still_accepts_them() {
     wait_for(&h.host, id, Status::Completed).await;
 }
 
+/// A worker claims its next job together with its last outcome; a stop between the two
+/// must still leave the rest of the queue alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_stopped_while_a_job_runs_claims_nothing_after_it() {
+    let h = harness(manual_config(1), Arc::new(SystemClock));
+    let running = h.host.add(job("sleep", json!(0.5))).unwrap().job.id;
+    let behind: Vec<u64> = (0..3).map(|i| h.host.add(job("echo", json!(i))).unwrap().job.id).collect();
+    h.host.start_queue("default");
+    wait_for(&h.host, running, Status::Processing).await;
+    h.host.stop_queue("default");
+    wait_for(&h.host, running, Status::Completed).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for id in behind {
+        let job = h.host.get(id).unwrap().unwrap();
+        assert_eq!((job.status, job.attempts), (Status::Queued, 0), "job {id}");
+    }
+    // Started again, it drains them.
+    h.host.start_queue("default");
+    for id in [running + 1, running + 2, running + 3] {
+        wait_for(&h.host, id, Status::Completed).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_factories_and_bad_input_are_refused_at_submission() {
     let h = harness(manual_config(1), Arc::new(SystemClock));

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use jobhost_plugin_api::{Failure, FailureKind};
 
+use super::queue::Queue;
 use super::{Inner, Running};
 use crate::clock::duration_micros;
 use crate::job::{Job, Outcome, Progress};
@@ -119,17 +120,25 @@ fn supervise(inner: &Inner) {
     }
 }
 
-/// Runs a registered attempt to its end on the calling (blocking) thread and reports it;
-/// returns the job as stored afterwards (`None` if the outcome was stale: a newer attempt owns
-/// the job).
-pub(super) fn run(inner: &Arc<Inner>, attempt: Attempt) -> StoreResult<Option<Job>> {
+/// What reporting an attempt's outcome did.
+pub(super) struct Reported {
+    /// The job as stored afterwards; `None` if the outcome was stale (a newer attempt owns
+    /// the job).
+    pub job: Option<Job>,
+    /// The queue's next job, claimed in the same transaction as the outcome.
+    pub next: Option<Claimed>,
+}
+
+/// Runs a registered attempt to its end on the calling (blocking) thread and reports it; with
+/// `next`, claims that queue's next job along with the outcome (unless the queue is stopping).
+pub(super) fn run(inner: &Arc<Inner>, attempt: Attempt, next: Option<&Queue>) -> StoreResult<Reported> {
     let Attempt { claimed: Claimed { job, token }, factory, timeout, cancel, timed_out } = attempt;
     let id = job.id;
     let Some(factory) = factory else {
         inner.running_remove(id);
         // The plugin is gone (the host restarted without it): retrying cannot help.
         let error = format!("unknown job factory `{}`: no loaded plugin provides it", job.factory);
-        return report(inner, &job, token, Outcome::Failed { error }, Duration::ZERO);
+        return report(inner, &job, token, Outcome::Failed { error }, Duration::ZERO, next);
     };
     log::info!("job {id} ({}) started, attempt {}/{}", job.factory, job.attempts, job.max_attempts);
     let started = Instant::now();
@@ -147,7 +156,7 @@ pub(super) fn run(inner: &Arc<Inner>, attempt: Attempt) -> StoreResult<Option<Jo
             Err(failure) => failure_outcome(inner, &job, &factory, failure),
         }
     };
-    report(inner, &job, token, outcome, elapsed)
+    report(inner, &job, token, outcome, elapsed, next)
 }
 
 /// Runs a registered attempt on a blocking thread (plugin code never runs on the runtime's
@@ -155,8 +164,8 @@ pub(super) fn run(inner: &Arc<Inner>, attempt: Attempt) -> StoreResult<Option<Jo
 pub(super) async fn run_async(inner: &Arc<Inner>, attempt: Attempt) -> StoreResult<Option<Job>> {
     let id = attempt.claimed.job.id;
     let inner2 = inner.clone();
-    match tokio::task::spawn_blocking(move || run(&inner2, attempt)).await {
-        Ok(result) => result,
+    match tokio::task::spawn_blocking(move || run(&inner2, attempt, None)).await {
+        Ok(result) => result.map(|reported| reported.job),
         Err(e) => {
             // The SDK catches panics inside the plugin; this is a host-side defect.
             inner.running_remove(id);
@@ -198,10 +207,19 @@ fn report(
     token: u64,
     outcome: Outcome,
     elapsed: Duration,
-) -> StoreResult<Option<Job>> {
+    next: Option<&Queue>,
+) -> StoreResult<Reported> {
     let id = job.id;
     let ms = elapsed.as_secs_f64() * 1000.0;
-    match inner.store.finish(id, token, outcome, inner.clock.now())? {
+    let now = inner.clock.now();
+    let (finished, next) = match next.and_then(|queue| Some((queue, queue.open_for_claims()?))) {
+        Some((queue, _claiming)) => {
+            let lease = LeaseTerms { duration: inner.config.lease };
+            inner.store.finish_and_claim(id, token, outcome, now, &queue.claim_filter(), lease)?
+        }
+        None => (inner.store.finish(id, token, outcome, now)?, None),
+    };
+    let job = match finished {
         Finished::Applied(done) => {
             match done.errors.last().filter(|_| done.status != crate::job::Status::Completed) {
                 Some(error) => {
@@ -211,11 +229,12 @@ fn report(
             }
             inner.metrics.record_attempt(&done.factory, done.status, elapsed);
             inner.publish(&done);
-            Ok(Some(done))
+            Some(done)
         }
         Finished::Stale => {
             log::warn!("job {id}: outcome of a superseded attempt discarded");
-            Ok(None)
+            None
         }
-    }
+    };
+    Ok(Reported { job, next })
 }

@@ -9,7 +9,7 @@
 //! fallback); a worker that found a job wakes a peer, so a burst is picked up by all of them.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::Inner;
 use crate::clock::Micros;
-use crate::store::{ClaimFilter, LeaseTerms};
+use crate::store::{ClaimFilter, Claimed, LeaseTerms};
 
 /// Runtime state of one queue.
 pub(super) struct Queue {
@@ -49,6 +49,17 @@ impl Queue {
             task: Mutex::new(None),
             claiming: RwLock::new(()),
         }
+    }
+
+    /// Held while a claim is in flight, so that `stop_queue` waits it out; `None` once the
+    /// queue is stopping: it claims nothing more.
+    pub fn open_for_claims(&self) -> Option<RwLockReadGuard<'_, ()>> {
+        let claiming = self.claiming.read().unwrap_or_else(PoisonError::into_inner);
+        (!*self.stop.borrow()).then_some(claiming)
+    }
+
+    pub fn claim_filter(&self) -> ClaimFilter<'_> {
+        ClaimFilter { queue: Some(&self.name), factory: None }
     }
 
     /// Jobs of this queue running now.
@@ -85,23 +96,23 @@ async fn worker(inner: Arc<Inner>, queue: Arc<Queue>) {
 fn work(inner: &Arc<Inner>, queue: &Arc<Queue>, runtime: &tokio::runtime::Handle) {
     let mut stop = queue.stop.subscribe();
     let lease = LeaseTerms { duration: inner.config.lease };
+    // The job claimed together with the last outcome (`finish_and_claim`). It was claimed
+    // before any stop, under the claim lock, so it runs even if a stop came since.
+    let mut carried: Option<Claimed> = None;
     loop {
-        if *stop.borrow_and_update() {
+        if carried.is_none() && *stop.borrow_and_update() {
             return;
         }
         // Register for the wake-up before looking, so an add between the look and the wait
         // is not missed.
         let mut woken = Box::pin(queue.wake.notified());
         woken.as_mut().enable();
-        let claimed = {
-            // Under the claim lock and after checking `stop`: once `stop_queue` returns, this
-            // queue claims nothing more.
-            let _claiming = queue.claiming.read().unwrap_or_else(PoisonError::into_inner);
-            if *queue.stop.borrow() {
-                return;
-            }
-            let filter = ClaimFilter { queue: Some(&queue.name), factory: None };
-            inner.store.claim(&filter, inner.clock.now(), lease)
+        let claimed = match carried.take() {
+            Some(claimed) => Ok(Some(claimed)),
+            None => match queue.open_for_claims() {
+                None => return,
+                Some(_claiming) => inner.store.claim(&queue.claim_filter(), inner.clock.now(), lease),
+            },
         };
         let wait = match claimed {
             Ok(Some(claimed)) => {
@@ -113,13 +124,15 @@ fn work(inner: &Arc<Inner>, queue: &Arc<Queue>, runtime: &tokio::runtime::Handle
                 // The SDK catches panics inside the plugin; one escaping here is a host defect
                 // and must not take the worker down with it.
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    super::execute::run(inner, attempt)
+                    super::execute::run(inner, attempt, Some(queue))
                 }));
                 match ran {
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(reported)) => carried = reported.next,
                     Ok(Err(e)) => log::error!("job {id}: could not record its outcome: {e}"),
                     Err(_) => {
                         inner.running_remove(id);
+                        // A job claimed with the outcome, if any, is lost with the panic until
+                        // its lease expires and requeues it, like this one.
                         log::error!("job {id}: its attempt panicked in the host; the lease will requeue it");
                     }
                 }

@@ -244,6 +244,94 @@ fn settle(unique: &TransactionalTree, finished: &TransactionalTree, job: &Job) -
     Ok(())
 }
 
+/// Applies an attempt's outcome to its job if `token` still holds the lease; the job
+/// afterwards, `None` when the token is stale. The body of `finish`, shared with
+/// `finish_and_claim`.
+#[allow(clippy::too_many_arguments)] // one per tree of the transaction, then the outcome's
+fn apply_outcome(
+    jobs: &TransactionalTree,
+    ready: &TransactionalTree,
+    waiting: &TransactionalTree,
+    leases: &TransactionalTree,
+    unique: &TransactionalTree,
+    finished: &TransactionalTree,
+    id: JobId,
+    token: u64,
+    outcome: &Outcome,
+    now: Micros,
+) -> TxResult<Option<Job>> {
+    let Some(mut job) = take_lease(jobs, leases, id, token)? else { return Ok(None) };
+    if job.cancel_requested {
+        job.status = Status::Cancelled;
+        job.finished_at = Some(now);
+    } else {
+        match outcome.clone() {
+            Outcome::Completed { result } => {
+                job.status = Status::Completed;
+                job.result = Some(result);
+                job.finished_at = Some(now);
+            }
+            Outcome::Retry { error, retry_at } => {
+                job.push_error(now, &error);
+                job.status = Status::Queued;
+                job.run_at = retry_at;
+                enqueue(ready, waiting, &job, now)?;
+            }
+            Outcome::Failed { error } => {
+                job.push_error(now, &error);
+                job.status = Status::Error;
+                job.finished_at = Some(now);
+            }
+        }
+    }
+    if job.status.is_finished() {
+        settle(unique, finished, &job)?;
+    }
+    save(jobs, &job)?;
+    Ok(Some(job))
+}
+
+/// The ready job a claim picked (under the claim lock), and the lease it will hold.
+struct NextClaim {
+    key: sled::IVec,
+    id: JobId,
+    now: Micros,
+    token: u64,
+    expires_at: Micros,
+}
+
+impl NextClaim {
+    fn new(key: sled::IVec, id: JobId, now: Micros, lease: LeaseTerms) -> Self {
+        // Random, not from sled's id sequence, so job ids stay consecutive. A token only has to
+        // differ from the same job's earlier attempts': 1 in 2^64 that it doesn't.
+        let token = fastrand::u64(1..);
+        let expires_at = now.saturating_add(duration_micros(lease.duration));
+        NextClaim { key, id, now, token, expires_at }
+    }
+
+    /// Takes the job out of `ready` and starts its attempt: `processing`, attempt counted,
+    /// leased. `None` if it left `ready` meanwhile (a cancel).
+    fn take(
+        &self,
+        jobs: &TransactionalTree,
+        ready: &TransactionalTree,
+        leases: &TransactionalTree,
+    ) -> TxResult<Option<Job>> {
+        if ready.remove(&self.key)?.is_none() {
+            return Ok(None);
+        }
+        let mut job = load(jobs, self.id)?;
+        job.status = Status::Processing;
+        job.attempts += 1;
+        job.started_at = Some(self.now);
+        job.progress = None;
+        job.lease = Some(Lease { token: self.token, expires_at: self.expires_at });
+        save(jobs, &job)?;
+        leases.insert(&keys::time_key(self.expires_at, self.id), &self.token.to_be_bytes())?;
+        Ok(Some(job))
+    }
+}
+
 fn schedule_due_key(schedule: &Schedule) -> Option<[u8; 16]> {
     schedule.next_run_at.filter(|_| schedule.active).map(|at| keys::time_key(at, schedule.id))
 }
@@ -481,6 +569,28 @@ impl SledStore {
     }
 
     /// Records a transition in the in-memory counts.
+    /// Keeps a committed claim by the configured `store.claims` policy.
+    fn keep_claim(&self, claimed: &Claimed) -> StoreResult<()> {
+        match self.claims {
+            ClaimDurability::Flush => self.durable(),
+            ClaimDurability::Journal => {
+                self.journal_attempts(claimed.job.id, claimed.job.attempts)?;
+                self.pace()
+            }
+        }
+    }
+
+    /// Counts a committed outcome (`None`: stale, nothing changed).
+    fn count_finished(&self, done: Option<Job>) -> Finished {
+        match done {
+            Some(job) => {
+                self.count(&job.queue, Some(Status::Processing), Some(job.status));
+                Finished::Applied(job)
+            }
+            None => Finished::Stale,
+        }
+    }
+
     fn count(&self, queue: &str, from: Option<Status>, to: Option<Status>) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(from) = from {
@@ -745,37 +855,16 @@ impl Store for SledStore {
             self.promote_waiting(now)?;
             loop {
                 let (Some((key, id)), _) = self.next_ready(filter)? else { return Ok(None) };
-                // Random, not from sled's id sequence, so job ids stay consecutive. A token only
-                // has to differ from the same job's earlier attempts': 1 in 2^64 that it doesn't.
-                let token = fastrand::u64(1..);
-                let expires_at = now.saturating_add(duration_micros(lease.duration));
-                let result = (&self.jobs, &self.ready, &self.leases).transaction(|(jobs, ready, leases)| {
-                    if ready.remove(&key)?.is_none() {
-                        return Ok(None); // taken by a cancel meanwhile: look again
-                    }
-                    let mut job = load(jobs, id)?;
-                    job.status = Status::Processing;
-                    job.attempts += 1;
-                    job.started_at = Some(now);
-                    job.progress = None;
-                    job.lease = Some(Lease { token, expires_at });
-                    save(jobs, &job)?;
-                    leases.insert(&keys::time_key(expires_at, id), &token.to_be_bytes())?;
-                    Ok(Some(job))
-                });
+                let next = NextClaim::new(key, id, now, lease);
+                let result = (&self.jobs, &self.ready, &self.leases)
+                    .transaction(|(jobs, ready, leases)| next.take(jobs, ready, leases));
                 if let Some(job) = tx_result(result)? {
                     self.count(&job.queue, Some(Status::Queued), Some(Status::Processing));
-                    break Claimed { job, token };
+                    break Claimed { job, token: next.token };
                 }
             }
         };
-        match self.claims {
-            ClaimDurability::Flush => self.durable()?,
-            ClaimDurability::Journal => {
-                self.journal_attempts(claimed.job.id, claimed.job.attempts)?;
-                self.pace()?;
-            }
-        }
+        self.keep_claim(&claimed)?;
         Ok(Some(claimed))
     }
 
@@ -808,42 +897,55 @@ impl Store for SledStore {
     fn finish(&self, id: JobId, token: u64, outcome: Outcome, now: Micros) -> StoreResult<Finished> {
         let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique, &self.finished)
             .transaction(|(jobs, ready, waiting, leases, unique, finished)| {
-                let Some(mut job) = take_lease(jobs, leases, id, token)? else { return Ok(None) };
-                if job.cancel_requested {
-                    job.status = Status::Cancelled;
-                    job.finished_at = Some(now);
-                } else {
-                    match outcome.clone() {
-                        Outcome::Completed { result } => {
-                            job.status = Status::Completed;
-                            job.result = Some(result);
-                            job.finished_at = Some(now);
-                        }
-                        Outcome::Retry { error, retry_at } => {
-                            job.push_error(now, &error);
-                            job.status = Status::Queued;
-                            job.run_at = retry_at;
-                            enqueue(ready, waiting, &job, now)?;
-                        }
-                        Outcome::Failed { error } => {
-                            job.push_error(now, &error);
-                            job.status = Status::Error;
-                            job.finished_at = Some(now);
-                        }
-                    }
-                }
-                if job.status.is_finished() {
-                    settle(unique, finished, &job)?;
-                }
-                save(jobs, &job)?;
-                Ok(Some(job))
+                apply_outcome(jobs, ready, waiting, leases, unique, finished, id, token, &outcome, now)
             });
-        match tx_result(result)? {
-            Some(job) => {
-                self.count(&job.queue, Some(Status::Processing), Some(job.status));
-                Ok(Finished::Applied(job))
+        Ok(self.count_finished(tx_result(result)?))
+    }
+
+    fn finish_and_claim(
+        &self,
+        id: JobId,
+        token: u64,
+        outcome: Outcome,
+        now: Micros,
+        filter: &ClaimFilter<'_>,
+        lease: LeaseTerms,
+    ) -> StoreResult<(Finished, Option<Claimed>)> {
+        if matches!(outcome, Outcome::Retry { .. }) {
+            // A retry due now may belong ahead of the job picked below (a strict-FIFO queue
+            // takes it again first): only a claim after the outcome sees it.
+            let finished = self.finish(id, token, outcome, now)?;
+            return Ok((finished, self.claim(filter, now, lease)?));
+        }
+        let (finished, claimed) = {
+            let _one_claimer = self.claim_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.promote_waiting(now)?;
+            let (next, _) = self.next_ready(filter)?;
+            let Some((key, next_id)) = next else {
+                return Ok((self.finish(id, token, outcome, now)?, None));
+            };
+            let next = NextClaim::new(key, next_id, now, lease);
+            let result = (&self.jobs, &self.ready, &self.waiting, &self.leases, &self.unique, &self.finished)
+                .transaction(|(jobs, ready, waiting, leases, unique, finished)| {
+                    let done = apply_outcome(
+                        jobs, ready, waiting, leases, unique, finished, id, token, &outcome, now,
+                    )?;
+                    Ok((done, next.take(jobs, ready, leases)?))
+                });
+            let (done, claimed) = tx_result(result)?;
+            let claimed = claimed.map(|job| {
+                self.count(&job.queue, Some(Status::Queued), Some(Status::Processing));
+                Claimed { job, token: next.token }
+            });
+            (self.count_finished(done), claimed)
+        };
+        match claimed {
+            Some(claimed) => {
+                self.keep_claim(&claimed)?;
+                Ok((finished, Some(claimed)))
             }
-            None => Ok(Finished::Stale),
+            // The job picked was cancelled meanwhile: look again, as `claim` does.
+            None => Ok((finished, self.claim(filter, now, lease)?)),
         }
     }
 
@@ -1380,13 +1482,26 @@ mod tests {
                     store.add(new_job(n), 0).unwrap();
                 }
             });
-            for _ in 0..2 {
-                scope.spawn(|| loop {
+            // One worker claims and finishes in two calls, the other carries each next claim
+            // in its outcome's transaction, as the processor's workers do.
+            for combined in [false, true] {
+                let store = &store;
+                scope.spawn(move || loop {
                     match store.claim(&ClaimFilter::default(), 1, LEASE).unwrap() {
-                        Some(c) => {
+                        Some(mut c) => loop {
                             let done = Outcome::Completed { result: String::new() };
-                            store.finish(c.job.id, c.token, done, 2).unwrap();
-                        }
+                            if !combined {
+                                store.finish(c.job.id, c.token, done, 2).unwrap();
+                                break;
+                            }
+                            let filter = ClaimFilter::default();
+                            match store.finish_and_claim(c.job.id, c.token, done, 2, &filter, LEASE).unwrap()
+                            {
+                                (Finished::Applied(_), Some(next)) => c = next,
+                                (Finished::Applied(_), None) => break,
+                                (Finished::Stale, _) => panic!("job {} lost its lease", c.job.id),
+                            }
+                        },
                         None if store
                             .get(JobId::from(JOBS))
                             .unwrap()
@@ -1461,5 +1576,79 @@ mod tests {
         let err = SledStore::open(dir.path(), StoreOptions::default()).err().expect("refused").to_string();
         let path = dir.path().join(claim_journal::FILE_NAME);
         assert!(err.starts_with(&format!("claims journal {}: ", path.display())), "{err}");
+    }
+
+    fn claim(store: &SledStore, now: Micros) -> Claimed {
+        store.claim(&ClaimFilter::default(), now, LEASE).unwrap().expect("a job is ready")
+    }
+
+    fn finish_and_claim(
+        store: &SledStore,
+        c: &Claimed,
+        outcome: Outcome,
+        now: Micros,
+    ) -> (Job, Option<Claimed>) {
+        match store.finish_and_claim(c.job.id, c.token, outcome, now, &ClaimFilter::default(), LEASE).unwrap()
+        {
+            (Finished::Applied(job), next) => (job, next),
+            (Finished::Stale, _) => panic!("job {} lost its lease", c.job.id),
+        }
+    }
+
+    #[test]
+    fn finish_and_claim_records_the_outcome_and_claims_the_next_job() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            store.add(new_job(1), 0).unwrap();
+            store.add(new_job(2), 0).unwrap();
+            let first = claim(&store, 1);
+            let (done, next) = finish_and_claim(&store, &first, Outcome::Completed { result: "1".into() }, 2);
+            assert_eq!((done.id, done.status, done.result.as_deref()), (1, Status::Completed, Some("1")));
+            let next = next.expect("job 2 claimed with the outcome");
+            assert_eq!((next.job.id, next.job.status, next.job.attempts), (2, Status::Processing, 1));
+            let stored = store.get(2).unwrap().unwrap();
+            assert_eq!(stored.lease.map(|l| l.token), Some(next.token));
+            let counts = &store.counts().unwrap()[DEFAULT_QUEUE];
+            assert_eq!(counts, &BTreeMap::from([(Status::Completed, 1), (Status::Processing, 1)]));
+            // Nothing left to claim: the outcome alone.
+            let (done, none) = finish_and_claim(&store, &next, Outcome::Failed { error: "no".into() }, 3);
+            assert_eq!((done.id, done.status, none.is_none()), (2, Status::Error, true));
+            assert!(store.flush().is_ok());
+        }
+        // The attempt counted by the combined claim survives a restart.
+        let store = open(dir.path());
+        assert_eq!(store.get(2).unwrap().unwrap().attempts, 1);
+    }
+
+    #[test]
+    fn finish_and_claim_after_a_retry_takes_the_retried_job_when_it_leads_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.add(NewJob { priority: 5, ..new_job(1) }, 0).unwrap();
+        store.add(new_job(2), 0).unwrap();
+        let first = claim(&store, 1);
+        assert_eq!(first.job.id, 1);
+        let retry = Outcome::Retry { error: "again".into(), retry_at: 2 };
+        let (done, next) = finish_and_claim(&store, &first, retry, 2);
+        assert_eq!(done.status, Status::Queued);
+        let next = next.expect("a job claimed with the retry");
+        assert_eq!((next.job.id, next.job.attempts), (1, 2), "the higher-priority retry goes first");
+    }
+
+    #[test]
+    fn finish_and_claim_with_a_stale_token_changes_nothing_but_still_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.add(new_job(1), 0).unwrap();
+        store.add(new_job(2), 0).unwrap();
+        let first = claim(&store, 1);
+        let stale = first.token.wrapping_add(1).max(1);
+        let done = Outcome::Completed { result: String::new() };
+        let (finished, next) =
+            store.finish_and_claim(1, stale, done, 2, &ClaimFilter::default(), LEASE).unwrap();
+        assert!(matches!(finished, Finished::Stale));
+        assert_eq!(store.get(1).unwrap().unwrap().status, Status::Processing);
+        assert_eq!(next.map(|c| c.job.id), Some(2));
     }
 }

@@ -1,5 +1,5 @@
 //! The store's own limit, measured in the same run as the real benchmark: per job exactly the
-//! store operations the host performs (`add`; `claim`; `finish`), with the same flush policy,
+//! store operations the host performs (`add`; `claim`; `finish_and_claim`), with the same flush policy,
 //! called from plain threads, without the processor, the plugin, JSON or HTTP. Calling the
 //! store itself (not a copy of its sled calls) keeps the baseline from drifting from it.
 
@@ -67,15 +67,18 @@ pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseli
                 let (store, drained) = (store.clone(), &drained);
                 scope.spawn(move || -> anyhow::Result<()> {
                     let filter = ClaimFilter { queue: Some(DEFAULT_QUEUE), factory: None };
-                    while drained.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < args.jobs {
-                        let Some(claimed) = store.claim(&filter, clock.now(), lease)? else { break };
-                        let result = claimed.job.input.clone();
-                        store.finish(
-                            claimed.job.id,
-                            claimed.token,
-                            Outcome::Completed { result },
-                            clock.now(),
-                        )?;
+                    let more = || drained.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < args.jobs;
+                    // As a worker does: the first claim alone, then each outcome with the next claim.
+                    let mut next = if more() { store.claim(&filter, clock.now(), lease)? } else { None };
+                    while let Some(claimed) = next {
+                        let (id, token) = (claimed.job.id, claimed.token);
+                        let outcome = Outcome::Completed { result: claimed.job.input };
+                        next = if more() {
+                            store.finish_and_claim(id, token, outcome, clock.now(), &filter, lease)?.1
+                        } else {
+                            store.finish(id, token, outcome, clock.now())?;
+                            None
+                        };
                     }
                     Ok(())
                 })
