@@ -125,8 +125,9 @@ pub(super) struct Reported {
     /// The job as stored afterwards; `None` if the outcome was stale (a newer attempt owns
     /// the job).
     pub job: Option<Job>,
-    /// The queue's next job, claimed in the same transaction as the outcome.
-    pub next: Option<Claimed>,
+    /// The queue's next job, claimed in the same transaction as the outcome and already
+    /// registered (`begin`).
+    pub next: Option<Attempt>,
 }
 
 /// Runs a registered attempt to its end on the calling (blocking) thread and reports it; with
@@ -215,7 +216,11 @@ fn report(
     let (finished, next) = match next.and_then(|queue| Some((queue, queue.open_for_claims()?))) {
         Some((queue, _claiming)) => {
             let lease = LeaseTerms { duration: inner.config.lease };
-            inner.store.finish_and_claim(id, token, outcome, now, &queue.claim_filter(), lease)?
+            let filter = queue.claim_filter();
+            let (finished, next) = inner.store.finish_and_claim(id, token, outcome, now, &filter, lease)?;
+            // Registered under the claim lock, as a fresh claim is: once `stop_queue` returns,
+            // a shutdown finds every claimed job in `running`.
+            (finished, next.map(|claimed| inner.begin(claimed)))
         }
         None => (inner.store.finish(id, token, outcome, now)?, None),
     };

@@ -15,9 +15,10 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use super::execute::Attempt;
 use super::Inner;
 use crate::clock::Micros;
-use crate::store::{ClaimFilter, Claimed, LeaseTerms};
+use crate::store::{ClaimFilter, LeaseTerms};
 
 /// Runtime state of one queue.
 pub(super) struct Queue {
@@ -98,7 +99,7 @@ fn work(inner: &Arc<Inner>, queue: &Arc<Queue>, runtime: &tokio::runtime::Handle
     let lease = LeaseTerms { duration: inner.config.lease };
     // The job claimed together with the last outcome (`finish_and_claim`). It was claimed
     // before any stop, under the claim lock, so it runs even if a stop came since.
-    let mut carried: Option<Claimed> = None;
+    let mut carried: Option<Attempt> = None;
     loop {
         if carried.is_none() && *stop.borrow_and_update() {
             return;
@@ -107,19 +108,21 @@ fn work(inner: &Arc<Inner>, queue: &Arc<Queue>, runtime: &tokio::runtime::Handle
         // is not missed.
         let mut woken = Box::pin(queue.wake.notified());
         woken.as_mut().enable();
-        let claimed = match carried.take() {
-            Some(claimed) => Ok(Some(claimed)),
+        let attempt = match carried.take() {
+            Some(attempt) => Ok(Some(attempt)),
             None => match queue.open_for_claims() {
                 None => return,
-                Some(_claiming) => inner.store.claim(&queue.claim_filter(), inner.clock.now(), lease),
+                Some(_claiming) => inner
+                    .store
+                    .claim(&queue.claim_filter(), inner.clock.now(), lease)
+                    .map(|claimed| claimed.map(|claimed| inner.begin(claimed))),
             },
         };
-        let wait = match claimed {
-            Ok(Some(claimed)) => {
+        let wait = match attempt {
+            Ok(Some(attempt)) => {
                 // There may be more: let an idle peer look too.
                 queue.wake.notify_one();
-                let id = claimed.job.id;
-                let attempt = inner.begin(claimed);
+                let id = attempt.claimed.job.id;
                 queue.busy.fetch_add(1, Ordering::Relaxed);
                 // The SDK catches panics inside the plugin; one escaping here is a host defect
                 // and must not take the worker down with it.
@@ -131,8 +134,6 @@ fn work(inner: &Arc<Inner>, queue: &Arc<Queue>, runtime: &tokio::runtime::Handle
                     Ok(Err(e)) => log::error!("job {id}: could not record its outcome: {e}"),
                     Err(_) => {
                         inner.running_remove(id);
-                        // A job claimed with the outcome, if any, is lost with the panic until
-                        // its lease expires and requeues it, like this one.
                         log::error!("job {id}: its attempt panicked in the host; the lease will requeue it");
                     }
                 }
