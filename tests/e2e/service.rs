@@ -421,3 +421,81 @@ fn an_idle_server_stops_writing_after_a_burst() {
     let written = bytes_written(server.pid()) - before;
     assert!(written < 1024 * 1024, "an idle server wrote {written} bytes in 3 s");
 }
+
+/// The figures a `jobhost bench` report must hold, each a number.
+fn bench_figure(report: &Value, key: &str) -> f64 {
+    report[key].as_f64().unwrap_or_else(|| panic!("`{key}` is not a number in {report}"))
+}
+
+#[test]
+fn bench_in_process_reports_its_figures_and_the_store_baseline() {
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let out = jobhost([
+        "bench",
+        "--plugin-dir",
+        plugins.path().to_str().unwrap(),
+        "--jobs",
+        "300",
+        "--submitters",
+        "4",
+        "--latency-jobs",
+        "20",
+        "--baseline",
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    for key in [
+        "submit_jobs_per_s",
+        "batch_submit_jobs_per_s",
+        "drain_jobs_per_s",
+        "baseline_submit_jobs_per_s",
+        "baseline_drain_jobs_per_s",
+        "drain_ratio",
+        "submit_ratio",
+        "store_bytes",
+        "peak_rss_bytes",
+    ] {
+        assert!(bench_figure(&report, key) > 0.0, "{key} in {report}");
+    }
+    assert_eq!(report["latency_jobs"], 20, "{report}");
+    // Each job is acknowledged before it completes, so every order statistic of the first is
+    // at most the same one of the second.
+    let (ack50, ack99) =
+        (bench_figure(&report, "submit_latency_p50_ms"), bench_figure(&report, "submit_latency_p99_ms"));
+    let (p50, p99, max) = (
+        bench_figure(&report, "latency_p50_ms"),
+        bench_figure(&report, "latency_p99_ms"),
+        bench_figure(&report, "latency_max_ms"),
+    );
+    assert!(0.0 < ack50 && ack50 <= p50 && ack99 <= p99 && p50 <= p99 && p99 <= max, "{report}");
+
+    let bad = jobhost(["bench", "--plugin-dir", plugins.path().to_str().unwrap(), "--jobs", "0"]);
+    assert_eq!(bad.code, 3, "{bad:?}");
+    assert!(bad.stderr.contains("--jobs"), "{bad:?}");
+}
+
+#[test]
+fn bench_against_a_server_runs_every_job_it_submits() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    let out = cli(
+        &server,
+        &["bench", "--server", &server.url, "--clients", "4", "--jobs", "100", "--latency-jobs", "10"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    // Over HTTP the bench knows no RSS or store size: it says nothing rather than zero.
+    assert!(out.stdout.contains("against http://127.0.0.1:"), "{out:?}");
+    assert!(out.stdout.contains("of which submit:"), "{out:?}");
+    assert!(!out.stdout.contains("RSS") && !out.stdout.contains('?'), "{out:?}");
+    // The bench's queue ran every job: 100 submitted one by one, 100 in a batch, 10 timed.
+    let metrics = server.get("/metrics").text;
+    assert!(
+        metrics.contains("jobhost_job_outcomes_total{factory=\"echo\",outcome=\"completed\"} 210"),
+        "{metrics}"
+    );
+    let queues = server.get("/v1/queues").body;
+    let bench = queues.as_array().unwrap().iter().find(|q| q["name"].as_str().unwrap().starts_with("bench-"));
+    assert_eq!(bench.map(|q| (&q["queued"], &q["running"])), Some((&json!(0), &json!(0))), "{queues}");
+}

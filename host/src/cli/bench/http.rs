@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{percentile, BenchArgs};
+use super::{BenchArgs, Latencies};
 use crate::cli::client::{Client, ClientArgs};
 use crate::server::types::{AddJobRequest, AddedView, BatchAdded, JobView, QueueView};
 
@@ -33,15 +33,16 @@ pub fn bench(url: &str, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     // that burst out (sled writes behind), and the first jobs then wait for it (measured:
     // the first job after a 40,000-job drain took 77 ms).
     let _: QueueView = client.post(&format!("/v1/queues/{queue}/start"), None::<&()>)?;
-    let mut latencies = Vec::with_capacity(args.latency_jobs);
+    let mut latencies = Latencies::with_capacity(args.latency_jobs);
     for i in 0..args.latency_jobs {
         let started = Instant::now();
         let added: AddedView = client.post("/v1/jobs", Some(&request(i)))?;
+        let acked = started.elapsed();
         let mut job: JobView = added.job;
         while !job.status.is_finished() {
             job = client.job(&job.id, Some(Duration::from_secs(10)))?;
         }
-        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        latencies.push(acked, started.elapsed());
     }
     // Then the queue is stopped while jobs are submitted, so submission is measured alone.
     let _: QueueView = client.post(&format!("/v1/queues/{queue}/stop"), None::<&()>)?;
@@ -94,8 +95,7 @@ pub fn bench(url: &str, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     }
     let drain_s = started.elapsed().as_secs_f64() / 2.0;
 
-    latencies.sort_by(f64::total_cmp);
-    Ok(json!({
+    let mut report = json!({
         "server": url,
         "clients": args.clients,
         "jobs": args.jobs,
@@ -105,9 +105,7 @@ pub fn bench(url: &str, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         "submit_jobs_per_s": (args.jobs as f64 / submit_s).round(),
         "batch_submit_jobs_per_s": (args.jobs as f64 / batch_s).round(),
         "drain_jobs_per_s": (args.jobs as f64 / drain_s).round(),
-        "latency_jobs": latencies.len(),
-        "latency_p50_ms": percentile(&latencies, 0.50),
-        "latency_p99_ms": percentile(&latencies, 0.99),
-        "latency_max_ms": percentile(&latencies, 1.0),
-    }))
+    });
+    latencies.report(&mut report);
+    Ok(report)
 }
