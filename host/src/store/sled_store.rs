@@ -568,7 +568,6 @@ impl SledStore {
         Ok(())
     }
 
-    /// Records a transition in the in-memory counts.
     /// Keeps a committed claim by the configured `store.claims` policy.
     fn keep_claim(&self, claimed: &Claimed) -> StoreResult<()> {
         match self.claims {
@@ -591,6 +590,13 @@ impl SledStore {
         }
     }
 
+    /// Counts a committed claim.
+    fn count_claimed(&self, job: Job, token: u64) -> Claimed {
+        self.count(&job.queue, Some(Status::Queued), Some(Status::Processing));
+        Claimed { job, token }
+    }
+
+    /// Records a transition in the in-memory counts.
     fn count(&self, queue: &str, from: Option<Status>, to: Option<Status>) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(from) = from {
@@ -859,8 +865,7 @@ impl Store for SledStore {
                 let result = (&self.jobs, &self.ready, &self.leases)
                     .transaction(|(jobs, ready, leases)| next.take(jobs, ready, leases));
                 if let Some(job) = tx_result(result)? {
-                    self.count(&job.queue, Some(Status::Queued), Some(Status::Processing));
-                    break Claimed { job, token: next.token };
+                    break self.count_claimed(job, next.token);
                 }
             }
         };
@@ -933,11 +938,7 @@ impl Store for SledStore {
                     Ok((done, next.take(jobs, ready, leases)?))
                 });
             let (done, claimed) = tx_result(result)?;
-            let claimed = claimed.map(|job| {
-                self.count(&job.queue, Some(Status::Queued), Some(Status::Processing));
-                Claimed { job, token: next.token }
-            });
-            (self.count_finished(done), claimed)
+            (self.count_finished(done), claimed.map(|job| self.count_claimed(job, next.token)))
         };
         match claimed {
             Some(claimed) => {

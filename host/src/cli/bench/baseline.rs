@@ -102,8 +102,8 @@ pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseli
         let claimed = store
             .claim(&filter, clock.now(), lease)?
             .ok_or_else(|| anyhow::anyhow!("the baseline's job {} was not claimable", added.job.id))?;
-        let result = claimed.job.input.clone();
-        store.finish(claimed.job.id, claimed.token, Outcome::Completed { result }, clock.now())?;
+        let (id, token) = (claimed.job.id, claimed.token);
+        store.finish(id, token, Outcome::Completed { result: claimed.job.input }, clock.now())?;
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     latencies.sort_by(f64::total_cmp);
