@@ -11,9 +11,10 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use crate::processor::{ProcessorConfig, QueueConfig, RetryPolicy};
+use crate::durations;
+use crate::processor::{ProcessorConfig, QueueConfig, Retention, RetryPolicy};
 use crate::store::{ClaimDurability, StoreOptions};
 
 /// Where the server listens when nothing says otherwise: loopback only.
@@ -48,13 +49,13 @@ pub struct Config {
     /// What this process runs: `all` (workers and the scheduler), `worker` or `scheduler`.
     pub role: Role,
     /// How long a graceful shutdown waits for running jobs before releasing them to `queued`.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "durations::required")]
     pub shutdown_timeout: Duration,
     /// How long a claimed job's lease lasts without a heartbeat.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "durations::required")]
     pub lease: Duration,
     /// The idle workers' fallback poll (they normally wake on notifications).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "durations::required")]
     pub poll_interval: Duration,
     pub default_max_attempts: NonZeroU32,
     pub retry: RetryConfig,
@@ -94,26 +95,11 @@ impl Role {
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     /// Delay before the second attempt; doubles each attempt, with jitter.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "durations::required")]
     pub base: Duration,
     /// No retry delay exceeds this.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "durations::required")]
     pub cap: Duration,
-}
-
-/// How long finished jobs are kept; `None` keeps them until removed by hand.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Retention {
-    #[serde(deserialize_with = "optional_duration")]
-    pub completed: Option<Duration>,
-    #[serde(deserialize_with = "optional_duration")]
-    pub error: Option<Duration>,
-    #[serde(deserialize_with = "optional_duration")]
-    pub cancelled: Option<Duration>,
-    /// How often expired jobs are swept.
-    #[serde(deserialize_with = "duration")]
-    pub sweep_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -122,7 +108,7 @@ pub struct Limits {
     /// Largest accepted request body, bytes.
     pub max_body_bytes: NonZeroUsize,
     /// Longest long poll (`GET /v1/jobs/{id}?wait=`).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "durations::required")]
     pub max_wait: Duration,
     /// Largest page of `GET /v1/jobs`.
     pub max_page: NonZeroUsize,
@@ -138,7 +124,7 @@ pub struct StoreConfig {
     /// sled's page cache, bytes.
     pub cache_bytes: u64,
     /// How often changes that are not flushed on the spot (outcomes, progress) reach the disk.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "durations::required")]
     pub flush_interval: Duration,
     /// How a claim is kept before its job runs (see `ClaimDurability`).
     pub claims: ClaimDurability,
@@ -202,20 +188,6 @@ impl Default for RetryConfig {
     fn default() -> Self {
         let retry = RetryPolicy::default();
         RetryConfig { base: retry.base, cap: retry.cap }
-    }
-}
-
-const DAY: Duration = Duration::from_secs(24 * 3600);
-
-impl Default for Retention {
-    /// Completed and cancelled jobs a week, failed ones (the dead letters) a month.
-    fn default() -> Self {
-        Retention {
-            completed: Some(7 * DAY),
-            error: Some(30 * DAY),
-            cancelled: Some(7 * DAY),
-            sweep_interval: Duration::from_secs(60),
-        }
     }
 }
 
@@ -318,28 +290,6 @@ impl Config {
             claims: self.store.claims,
         }
     }
-}
-
-/// A duration written the human way: `"30s"`, `"5m"`, `"1h 30m"`, `"7d"`.
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    parse_duration(&text).map_err(serde::de::Error::custom)
-}
-
-/// Like [`duration`]; `"never"` means no limit.
-fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let text = String::deserialize(d)?;
-    if text == "never" {
-        return Ok(None);
-    }
-    parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
-}
-
-/// The one parser for durations from outside (config values and CLI flags).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| {
-        format!("invalid duration {text:?}: {e} (write e.g. \"500ms\", \"30s\", \"5m\", \"7d\")")
-    })
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
-//! A job record and its life cycle: what is stored, and the closed set of statuses.
+//! A job record and its life cycle: what is stored, the closed set of statuses, and the state
+//! machine: which status may follow which, and what each transition sets on the record.
+//!
+//! **Invariant:** a job's record changes status only through the transitions below (stores
+//! apply them, inside their transactions, and keep their indexes in step); every transition
+//! is one of [`TRANSITIONS`], which a test checks the methods against.
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{self, Micros};
-
-/// Unique for the life of a store, never reused, increasing with submission order.
-pub type JobId = u64;
+pub use crate::ids::{AttemptToken, JobId, ScheduleId};
 
 /// Where a job is in its life. Spelled in lower case in the API.
 #[derive(
@@ -83,7 +86,7 @@ pub struct Progress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     /// Differs per attempt: an outcome carrying another token is stale and discarded.
-    pub token: u64,
+    pub token: AttemptToken,
     pub expires_at: Micros,
 }
 
@@ -121,21 +124,22 @@ pub struct Job {
     pub schedule_id: Option<ScheduleId>,
 }
 
-/// Unique for the life of a store, like job ids.
-pub type ScheduleId = u64;
-
 impl Job {
     /// Scheduled, held, queued or processing: not finished.
     pub fn is_pending(&self) -> bool {
         !self.status.is_finished()
     }
-}
 
-impl Job {
     /// Appends `[time] message` to the error history (RFC 3339 UTC with microseconds, like
     /// every time the API shows).
     pub fn push_error(&mut self, at: Micros, message: &str) {
         self.errors.push(format!("[{}] {message}", clock::rfc3339(at)));
+    }
+
+    /// The lease of the running attempt holding `token`; `None` when the job is not running
+    /// or another attempt holds it (the report is stale).
+    pub fn lease_held_by(&self, token: AttemptToken) -> Option<Lease> {
+        self.lease.filter(|l| l.token == token && self.status == Status::Processing)
     }
 }
 
@@ -169,6 +173,11 @@ pub fn is_valid_name(name: &str) -> bool {
 /// The queue a job goes to when none is named.
 pub const DEFAULT_QUEUE: &str = "default";
 
+/// The error recorded on a job that was running when its host died.
+pub const WORKER_LOST_HOST_STOPPED: &str = "worker lost: host stopped while the job was running";
+/// The error recorded on a job whose worker stopped renewing its lease.
+pub const WORKER_LOST_LEASE_EXPIRED: &str = "worker lost: its lease expired";
+
 /// How an attempt ended, as the processor reports it to the store.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -185,3 +194,242 @@ pub enum Outcome {
         error: String,
     },
 }
+
+/// Every change of status a job may make, `(from, to)`:
+///
+/// - `scheduled`, `held` → `queued` (due, or started), `cancelled`;
+/// - `queued` → `queued` (a retry wait that came due; a claim lost with its host counted),
+///   `processing` (claimed), `cancelled`, `error` (a claim lost with its host was its last
+///   attempt);
+/// - `processing` → `completed`, `queued` (retry, released by a stopping host, worker lost),
+///   `error`, `cancelled`;
+/// - `error`, `cancelled` → `queued` (retried by hand). `completed` is final.
+pub const TRANSITIONS: &[(Status, Status)] = &[
+    (Status::Scheduled, Status::Queued),
+    (Status::Scheduled, Status::Cancelled),
+    (Status::Held, Status::Queued),
+    (Status::Held, Status::Cancelled),
+    (Status::Queued, Status::Queued),
+    (Status::Queued, Status::Processing),
+    (Status::Queued, Status::Cancelled),
+    (Status::Queued, Status::Error),
+    (Status::Processing, Status::Completed),
+    (Status::Processing, Status::Queued),
+    (Status::Processing, Status::Error),
+    (Status::Processing, Status::Cancelled),
+    (Status::Error, Status::Queued),
+    (Status::Cancelled, Status::Queued),
+];
+
+impl Status {
+    /// Whether a job in this status may move to `to` (see [`TRANSITIONS`]).
+    pub fn may_become(self, to: Status) -> bool {
+        TRANSITIONS.contains(&(self, to))
+    }
+}
+
+/// A request the job's status does not allow (cancelling a finished job, retrying a queued one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("job {id} is {status}; cannot {action} it")]
+pub struct Refused {
+    pub id: JobId,
+    pub status: Status,
+    pub action: &'static str,
+}
+
+/// What a cancel did to the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelEffect {
+    /// It was waiting and is `cancelled` now.
+    Now,
+    /// It is running: cancellation is requested; it ends `cancelled` when its attempt ends.
+    Requested,
+}
+
+/// The transitions. Each sets everything its new status implies, so no caller spells out
+/// `finished_at` or an attempt count; stores call them inside their transactions and move
+/// the index entries the change implies.
+impl Job {
+    /// A new record for `new`: `held` if asked, `scheduled` until a future run time, else
+    /// `queued`.
+    pub fn new(id: JobId, new: NewJob, now: Micros) -> Job {
+        let run_at = new.run_at.map_or(now, |at| at.max(now));
+        let status = if new.hold {
+            Status::Held
+        } else if run_at > now {
+            Status::Scheduled
+        } else {
+            Status::Queued
+        };
+        Job {
+            id,
+            factory: new.factory,
+            queue: new.queue,
+            priority: new.priority,
+            input: new.input,
+            status,
+            result: None,
+            errors: Vec::new(),
+            attempts: 0,
+            max_attempts: new.max_attempts,
+            timeout_ms: new.timeout_ms,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            run_at,
+            progress: None,
+            lease: None,
+            cancel_requested: false,
+            unique_key: new.unique_key,
+            schedule_id: new.schedule_id,
+        }
+    }
+
+    fn become_(&mut self, to: Status) {
+        debug_assert!(
+            self.status.may_become(to),
+            "job {}: {} → {to} is not a transition",
+            self.id,
+            self.status
+        );
+        self.status = to;
+    }
+
+    fn finish(&mut self, to: Status, now: Micros) {
+        self.become_(to);
+        self.finished_at = Some(now);
+    }
+
+    fn refuse(&self, action: &'static str) -> Refused {
+        Refused { id: self.id, status: self.status, action }
+    }
+
+    /// `held` or `scheduled` → `queued`, to run now whatever time it waited for.
+    pub fn start(&mut self, now: Micros) -> Result<(), Refused> {
+        if !matches!(self.status, Status::Held | Status::Scheduled) {
+            return Err(self.refuse("start"));
+        }
+        self.run_at = now;
+        self.become_(Status::Queued);
+        Ok(())
+    }
+
+    /// A waiting job (`scheduled`, or `queued` for a retry time) whose time came: `queued`,
+    /// ready to claim. False for any other status.
+    pub fn promote(&mut self) -> bool {
+        if !matches!(self.status, Status::Queued | Status::Scheduled) {
+            return false;
+        }
+        self.become_(Status::Queued);
+        true
+    }
+
+    /// `queued` → `processing`: the attempt is counted now, before it runs, and `lease` is
+    /// the only one entitled to report its outcome.
+    pub fn claim(&mut self, lease: Lease, now: Micros) {
+        self.become_(Status::Processing);
+        self.attempts += 1;
+        self.started_at = Some(now);
+        self.progress = None;
+        self.lease = Some(lease);
+    }
+
+    /// The running attempt ended with `outcome` (its lease already checked by the store). A
+    /// cancel requested meanwhile wins over any outcome.
+    pub fn end_attempt(&mut self, outcome: &Outcome, now: Micros) {
+        self.lease = None;
+        if self.cancel_requested {
+            return self.finish(Status::Cancelled, now);
+        }
+        match outcome {
+            Outcome::Completed { result } => {
+                self.result = Some(result.clone());
+                self.finish(Status::Completed, now);
+            }
+            Outcome::Retry { error, retry_at } => {
+                self.push_error(now, error);
+                self.run_at = *retry_at;
+                self.become_(Status::Queued);
+            }
+            Outcome::Failed { error } => {
+                self.push_error(now, error);
+                self.finish(Status::Error, now);
+            }
+        }
+    }
+
+    /// A stopping host gives the running attempt back: `queued` with the attempt not counted
+    /// (the host interrupted it, not the job), keeping its place in line; `cancelled` if a
+    /// cancel was requested.
+    pub fn release(&mut self, now: Micros) {
+        self.lease = None;
+        self.progress = None;
+        if self.cancel_requested {
+            return self.finish(Status::Cancelled, now);
+        }
+        self.attempts = self.attempts.saturating_sub(1);
+        self.become_(Status::Queued);
+    }
+
+    /// The running attempt's worker is gone (its lease expired, or its host died): the attempt
+    /// counts, with `reason` in the history; `queued` again keeping its place in line (so a
+    /// strict-FIFO queue stays in order across a crash), or `error` with its attempts spent.
+    pub fn lose_worker(&mut self, reason: &str, now: Micros) {
+        self.lease = None;
+        self.progress = None;
+        if self.cancel_requested {
+            return self.finish(Status::Cancelled, now);
+        }
+        self.push_error(now, reason);
+        if self.attempts >= self.max_attempts {
+            self.finish(Status::Error, now);
+        } else {
+            self.become_(Status::Queued);
+        }
+    }
+
+    /// A claim of this `queued` job was lost with its host before the store recorded it (the
+    /// claims journal knows it): it counts as `attempts`, like [`lose_worker`](Self::lose_worker).
+    pub fn count_lost_claim(&mut self, attempts: u32, reason: &str, now: Micros) {
+        self.attempts = attempts;
+        self.push_error(now, reason);
+        if self.attempts >= self.max_attempts {
+            self.finish(Status::Error, now);
+        }
+    }
+
+    /// A waiting job is `cancelled` at once; a running one gets its cancellation requested.
+    pub fn cancel(&mut self, now: Micros) -> Result<CancelEffect, Refused> {
+        match self.status {
+            Status::Queued | Status::Scheduled | Status::Held => {
+                self.finish(Status::Cancelled, now);
+                Ok(CancelEffect::Now)
+            }
+            Status::Processing => {
+                self.cancel_requested = true;
+                Ok(CancelEffect::Requested)
+            }
+            _ => Err(self.refuse("cancel")),
+        }
+    }
+
+    /// `error` or `cancelled` → `queued` now, with fresh attempts (`max_attempts` when given)
+    /// and its error history kept (the dead-letter re-run).
+    pub fn retry(&mut self, max_attempts: Option<u32>, now: Micros) -> Result<(), Refused> {
+        if !matches!(self.status, Status::Error | Status::Cancelled) {
+            return Err(self.refuse("retry"));
+        }
+        self.become_(Status::Queued);
+        self.attempts = 0;
+        self.max_attempts = max_attempts.unwrap_or(self.max_attempts);
+        self.run_at = now;
+        self.finished_at = None;
+        self.result = None;
+        self.progress = None;
+        self.cancel_requested = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 //! gauges of stored jobs are read from the store at scrape time, never kept twice.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,6 +15,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::job::Status;
+use crate::sync;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabels {
@@ -107,7 +108,7 @@ impl Metrics {
         plugins: usize,
         rejected: usize,
     ) -> String {
-        let _one_at_a_time = self.render_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one_at_a_time = sync::lock(&self.render_lock);
         self.jobs.clear();
         for (queue, by_status) in counts {
             for status in Status::ALL {

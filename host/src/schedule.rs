@@ -104,7 +104,7 @@ mod tests {
 
     fn every_5_minutes(missed: MissedPolicy) -> Schedule {
         Schedule {
-            id: 1,
+            id: ScheduleId(1),
             factory: "echo".into(),
             input: "null".into(),
             queue: "default".into(),

@@ -1,342 +1,44 @@
-//! The scheduler: schedules (cron and one-shot delay items) and the loop that turns their due
-//! slots into jobs, separate from the workers (m01.remote's separation of scheduling from
-//! working): `serve --role scheduler` runs only this loop, `--role worker` only the queues.
+//! The scheduler loop, separate from the workers (m01.remote's separation of scheduling from
+//! working): `serve --role scheduler` runs only this loop, `--role worker` only the queues. The
+//! pass it runs (firing due slots, promoting due jobs) is the service's `Host::run_due`.
 //!
-//! **Invariant:** each slot of a schedule makes at most one job however many loops race and
-//! however often the process restarts (the store fires a slot only while the schedule's
-//! `next_run_at` is still that slot); time comes only from the host's clock, so tests drive
-//! month-long schedules with a `ManualClock` in milliseconds.
+//! **Invariant:** time comes only from the host's clock, so tests drive month-long schedules
+//! with a `ManualClock` in milliseconds; `poll` bounds every sleep.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
-use crate::clock::Micros;
-use crate::cron::CronSpec;
-use crate::job::{JobId, ScheduleId};
-use crate::processor::{AddJob, Host, HostError};
-use crate::schedule::{MissedPolicy, Schedule, Trigger};
-use crate::store::{Fired, StoreError};
+use crate::service::Host;
 
-/// How many due schedules one pass takes from the store before looking again.
-const BATCH: usize = 256;
-
-/// A new schedule, as a caller asks for it (validated by [`Scheduler::add`]).
-#[derive(Debug, Clone, Default)]
-pub struct NewSchedule {
-    pub factory: String,
-    /// JSON text; `None` is `null`.
-    pub input: Option<String>,
-    pub queue: Option<String>,
-    pub priority: i32,
-    pub max_attempts: Option<u32>,
-    pub timeout: Option<Duration>,
-    /// A cron expression, or …
-    pub cron: Option<String>,
-    pub timezone: Option<String>,
-    /// … a one-shot delay from now.
-    pub delay: Option<Duration>,
-    pub active: bool,
-    pub missed: MissedPolicy,
-}
-
-/// A change to a schedule; `None` fields stay as they are.
-#[derive(Debug, Clone, Default)]
-pub struct SchedulePatch {
-    pub input: Option<String>,
-    pub queue: Option<String>,
-    pub priority: Option<i32>,
-    pub max_attempts: Option<u32>,
-    pub cron: Option<String>,
-    /// `Some("UTC")` resets a zone.
-    pub timezone: Option<String>,
-    pub active: Option<bool>,
-    pub missed: Option<MissedPolicy>,
-}
-
-/// The scheduler over a host. Cheap to clone.
-#[derive(Clone)]
-pub struct Scheduler {
-    host: Host,
-    /// Woken when a schedule changes, so the loop recomputes its sleep.
-    wake: Arc<Notify>,
-}
-
-impl Scheduler {
-    pub fn new(host: Host) -> Self {
-        Scheduler { host, wake: Arc::new(Notify::new()) }
-    }
-
-    pub fn host(&self) -> &Host {
-        &self.host
-    }
-
-    fn now(&self) -> Micros {
-        self.host.clock().now()
-    }
-
-    /// Validates and stores a schedule; its first slot is the first cron time after now, or
-    /// now + delay.
-    pub fn add(&self, req: NewSchedule) -> Result<Schedule, HostError> {
-        let now = self.now();
-        let trigger = match (req.cron, req.delay) {
-            (Some(expr), None) => {
-                CronSpec::parse(&expr, req.timezone.as_deref()).map_err(cron_error)?;
-                Trigger::Cron { expr, timezone: req.timezone }
-            }
-            (None, Some(delay)) => {
-                if req.timezone.is_some() {
-                    return Err(invalid("timezone", "only a cron schedule has a time zone"));
-                }
-                Trigger::Delay { delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX) }
-            }
-            (Some(_), Some(_)) => return Err(invalid("cron", "give cron or delay_seconds, not both")),
-            (None, None) => return Err(invalid("cron", "a schedule needs cron or delay_seconds")),
-        };
-        // The same checks a job gets, so a schedule never makes jobs that are refused.
-        let checked = self.host.validate(AddJob {
-            factory: req.factory,
-            input: req.input,
-            queue: req.queue,
-            priority: req.priority,
-            max_attempts: req.max_attempts,
-            timeout: req.timeout,
-            ..AddJob::default()
-        })?;
-        let next_run_at = trigger.next_after(now, now).map_err(cron_error)?;
-        if next_run_at.is_none() {
-            return Err(invalid("cron", "the expression never matches a date (e.g. 30 February)"));
+/// Runs scheduler passes until `stop` turns true: one pass, then sleep until the next schedule
+/// or scheduled job is due, a schedule changes, or `poll` passes (which also bounds how late a
+/// slot fires when the clock is moved by hand).
+pub async fn run(host: Host, poll: Duration, mut stop: watch::Receiver<bool>) {
+    log::info!("scheduler started");
+    loop {
+        let changed = host.schedule_changed();
+        tokio::pin!(changed);
+        // Register for the wake-up before the pass, so a change during it is not missed.
+        changed.as_mut().enable();
+        let pass = host.clone();
+        match tokio::task::spawn_blocking(move || pass.run_due()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => log::error!("scheduler pass failed: {e}"),
+            Err(e) => log::error!("scheduler pass task failed: {e}"),
         }
-        let schedule = Schedule {
-            id: 0,
-            factory: checked.factory,
-            input: checked.input,
-            queue: checked.queue,
-            priority: checked.priority,
-            max_attempts: req.max_attempts,
-            timeout_ms: checked.timeout_ms,
-            trigger,
-            active: req.active,
-            missed: req.missed,
-            next_run_at,
-            last_run_at: None,
-            last_job_id: None,
-            last_error: None,
-            runs: 0,
-            created_at: now,
-            updated_at: now,
-        };
-        let stored = self.host.store().add_schedule(schedule)?;
-        self.wake.notify_one();
-        Ok(stored)
-    }
-
-    pub fn get(&self, id: ScheduleId) -> Result<Schedule, HostError> {
-        Ok(self.host.store().get_schedule(id)?.ok_or(StoreError::ScheduleNotFound(id))?)
-    }
-
-    pub fn list(&self) -> Result<Vec<Schedule>, HostError> {
-        Ok(self.host.store().list_schedules()?)
-    }
-
-    /// Changes a schedule. A new cron expression or zone, or reactivation, reschedules it:
-    /// its next slot is the first after now under the new rule.
-    pub fn update(&self, id: ScheduleId, patch: SchedulePatch) -> Result<Schedule, HostError> {
-        let current = self.get(id)?;
-        let timezone = match patch.timezone.as_deref() {
-            Some("UTC") => None,
-            Some(zone) => Some(zone.to_owned()),
-            None => match &current.trigger {
-                Trigger::Cron { timezone, .. } => timezone.clone(),
-                Trigger::Delay { .. } => None,
-            },
-        };
-        let trigger = match (&current.trigger, patch.cron) {
-            (Trigger::Cron { expr, .. }, cron) => {
-                let expr = cron.unwrap_or_else(|| expr.clone());
-                CronSpec::parse(&expr, timezone.as_deref()).map_err(cron_error)?;
-                Trigger::Cron { expr, timezone }
-            }
-            (Trigger::Delay { .. }, Some(_)) => {
-                return Err(invalid("cron", "a delay schedule has no cron expression"))
-            }
-            (Trigger::Delay { .. }, None) if patch.timezone.is_some() => {
-                return Err(invalid("timezone", "only a cron schedule has a time zone"))
-            }
-            (delay @ Trigger::Delay { .. }, None) => delay.clone(),
-        };
-        // Checked like a job's fields: same factory, the patched input/queue/attempts.
-        let checked = self.host.validate(AddJob {
-            factory: current.factory.clone(),
-            input: Some(patch.input.clone().unwrap_or_else(|| current.input.clone())),
-            queue: Some(patch.queue.clone().unwrap_or_else(|| current.queue.clone())),
-            priority: patch.priority.unwrap_or(current.priority),
-            max_attempts: patch.max_attempts.or(current.max_attempts),
-            ..AddJob::default()
-        })?;
-        let now = self.now();
-        let active = patch.active.unwrap_or(current.active);
-        let reschedule = trigger != current.trigger || (active && !current.active);
-        let next_run_at = if reschedule {
-            match &trigger {
-                Trigger::Cron { .. } => match trigger
-                    .next_after(now, current.created_at)
-                    .map_err(cron_error)?
-                {
-                    Some(next) => Some(next),
-                    None => {
-                        return Err(invalid("cron", "the expression never matches a date (e.g. 30 February)"))
-                    }
-                },
-                // Reactivating a delay item that has not fired yet keeps its slot.
-                Trigger::Delay { .. } => current.next_run_at,
-            }
-        } else {
-            current.next_run_at
-        };
-        let max_attempts = patch.max_attempts.or(current.max_attempts);
-        let missed = patch.missed.unwrap_or(current.missed);
-        let updated = self.host.store().update_schedule(id, &|s: &mut Schedule| {
-            s.input = checked.input.clone();
-            s.queue = checked.queue.clone();
-            s.priority = checked.priority;
-            s.max_attempts = max_attempts;
-            s.trigger = trigger.clone();
-            s.active = active;
-            s.missed = missed;
-            if reschedule {
-                s.next_run_at = next_run_at;
-            }
-            s.updated_at = now;
-        })?;
-        self.wake.notify_one();
-        Ok(updated)
-    }
-
-    /// Deletes a schedule (the jobs it made stay). Returns it as it was.
-    pub fn remove(&self, id: ScheduleId) -> Result<Schedule, HostError> {
-        let schedule = self.get(id)?;
-        if !self.host.store().remove_schedule(id)? {
-            return Err(StoreError::ScheduleNotFound(id).into());
-        }
-        self.wake.notify_one();
-        Ok(schedule)
-    }
-
-    /// One pass at the clock's now: due `scheduled` jobs become `queued`, and every due
-    /// schedule slot fires. Returns the jobs made. Blocking.
-    pub fn run_due(&self) -> Result<Vec<JobId>, HostError> {
-        self.host.promote_due()?;
-        let mut made = Vec::new();
-        loop {
-            let now = self.now();
-            let due = self.host.store().due_schedules(now, BATCH)?;
-            let batch = due.len();
-            for schedule in due {
-                if let Some(id) = self.fire(&schedule, now)? {
-                    made.push(id);
-                }
-            }
-            if batch < BATCH {
-                return Ok(made);
-            }
-        }
-    }
-
-    /// Fires one due schedule: its job (unless a missed slot is skipped by policy) and its next
-    /// slot, in one store transaction. `None` if another loop fired the slot first.
-    fn fire(&self, schedule: &Schedule, now: Micros) -> Result<Option<JobId>, HostError> {
-        let Some(firing) = schedule.firing(now) else { return Ok(None) };
-        let job = if firing.make_job {
-            let add = AddJob {
-                factory: schedule.factory.clone(),
-                input: Some(schedule.input.clone()),
-                queue: Some(schedule.queue.clone()),
-                priority: schedule.priority,
-                max_attempts: schedule.max_attempts,
-                timeout: schedule.timeout_ms.map(Duration::from_millis),
-                schedule_id: Some(schedule.id),
-                ..AddJob::default()
-            };
-            match self.host.validate(add) {
-                Ok(new) => Some(new),
-                Err(e) => {
-                    // E.g. its plugin was removed: the slot passes, the reason is kept on the
-                    // schedule for operators, and later slots try again.
-                    log::error!(
-                        "schedule {}: slot at {} made no job: {e}",
-                        schedule.id,
-                        crate::clock::rfc3339(firing.slot)
-                    );
-                    let error = format!("[{}] {e}", crate::clock::rfc3339(now));
-                    self.host.store().update_schedule(schedule.id, &|s: &mut Schedule| {
-                        s.last_error = Some(error.clone())
-                    })?;
-                    None
-                }
-            }
-        } else {
-            log::info!("schedule {}: missed slots skipped (policy skip)", schedule.id);
-            None
-        };
-        let fired = self.host.store().fire_schedule(schedule.id, firing.slot, job, firing.next, now)?;
-        match fired {
-            Some(Fired { job: Some(job), .. }) => {
-                log::info!("schedule {} fired: job {} ({})", schedule.id, job.id, job.factory);
-                self.host.announce(&job);
-                Ok(Some(job.id))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// How long the loop may sleep: until the next schedule or scheduled job is due, at most
-    /// `poll`.
-    fn idle_wait(&self, poll: Duration) -> Duration {
-        let store = self.host.store();
-        let next =
-            [store.next_schedule_due(), store.next_due()].into_iter().filter_map(|r| r.ok().flatten()).min();
-        match next {
+        let wait = match host.next_due_at() {
             Some(at) => {
-                Duration::from_micros(u64::try_from(at.saturating_sub(self.now())).unwrap_or(0)).min(poll)
+                let until = at.saturating_sub(host.clock().now());
+                Duration::from_micros(u64::try_from(until).unwrap_or(0)).min(poll)
             }
             None => poll,
+        };
+        tokio::select! {
+            _ = &mut changed => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => break,
         }
     }
-
-    /// The scheduler loop; returns when `stop` turns true. `poll` bounds every sleep, which
-    /// also bounds how late a slot fires when the clock is moved by hand.
-    pub async fn run(self, poll: Duration, mut stop: watch::Receiver<bool>) {
-        log::info!("scheduler started");
-        loop {
-            let woken = self.wake.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            let pass = self.clone();
-            match tokio::task::spawn_blocking(move || pass.run_due()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => log::error!("scheduler pass failed: {e}"),
-                Err(e) => log::error!("scheduler pass task failed: {e}"),
-            }
-            let wait = self.idle_wait(poll);
-            tokio::select! {
-                _ = &mut woken => {}
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
-        }
-        log::info!("scheduler stopped");
-    }
-}
-
-fn invalid(field: &'static str, message: &str) -> HostError {
-    HostError::Invalid { field, message: message.to_owned() }
-}
-
-fn cron_error(e: crate::cron::CronError) -> HostError {
-    match e {
-        crate::cron::CronError::TimeZone(message) => HostError::Invalid { field: "timezone", message },
-        crate::cron::CronError::Expression(message) => HostError::Invalid { field: "cron", message },
-    }
+    log::info!("scheduler stopped");
 }

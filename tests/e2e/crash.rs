@@ -7,8 +7,8 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 
 use jobhost::clock::SystemClock;
-use jobhost::job::Status;
-use jobhost::store::{ListFilter, WORKER_LOST_HOST_STOPPED as WORKER_LOST};
+use jobhost::job::{JobId, Status, WORKER_LOST_HOST_STOPPED as WORKER_LOST};
+use jobhost::service::ListFilter;
 use jobhost_tests::{harness, job, jobhost_cmd, manual_config, open};
 use serde_json::json;
 
@@ -39,14 +39,14 @@ fn wait_for_line(child: &mut Child, needle: &str) {
     panic!("the child exited without logging {needle:?}");
 }
 
-fn all_jobs(host: &jobhost::processor::Host) -> Vec<jobhost::job::Job> {
+fn all_jobs(host: &jobhost::service::Host) -> Vec<jobhost::job::Job> {
     host.list(&ListFilter { limit: 1000, ..Default::default() }).unwrap()
 }
 
 #[test]
 fn sigkill_mid_job_loses_nothing_and_the_interrupted_job_is_recovered() {
     let h = harness(manual_config(1), Arc::new(SystemClock));
-    let ids: Vec<u64> =
+    let ids: Vec<JobId> =
         [0.05, 5.0, 0.05].iter().map(|s| h.host.add(job("sleep", json!(s))).unwrap().job.id).collect();
     let (store_dir, plugins) = (h.store_dir, h.plugins);
     drop((h.host, h.store)); // release the store for the child

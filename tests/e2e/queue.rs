@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobhost::clock::{Clock, ManualClock, SystemClock};
-use jobhost::job::Status;
-use jobhost::processor::{Host, JobEvent, ProcessorConfig};
-use jobhost::store::{ClaimFilter, Finished, LeaseTerms, ListFilter, Store};
+use jobhost::job::{AttemptToken, JobId, Status};
+use jobhost::service::{ClaimFilter, Host, JobEvent, ListFilter, ProcessorConfig};
+use jobhost::store::{Finished, JobStore, LeaseTerms, Report, WorkStore};
 use jobhost_tests::{harness, job, manual_config};
 use serde_json::{json, Value};
 
 const ANY: ClaimFilter<'static> = ClaimFilter { queue: None, factory: None };
 
-fn status(host: &Host, id: u64) -> Status {
+fn status(host: &Host, id: JobId) -> Status {
     host.get(id).unwrap().expect("job exists").status
 }
 
@@ -102,7 +102,7 @@ async fn a_stopped_processor_leaves_jobs_queued_and_still_accepts_them() {
 async fn a_queue_stopped_while_a_job_runs_claims_nothing_after_it() {
     let h = harness(manual_config(1), Arc::new(SystemClock));
     let running = h.host.add(job("sleep", json!(0.5))).unwrap().job.id;
-    let behind: Vec<u64> = (0..3).map(|i| h.host.add(job("echo", json!(i))).unwrap().job.id).collect();
+    let behind: Vec<JobId> = (0..3).map(|i| h.host.add(job("echo", json!(i))).unwrap().job.id).collect();
     h.host.start_queue("default");
     wait_for(&h.host, running, Status::Processing).await;
     h.host.stop_queue("default");
@@ -114,7 +114,7 @@ async fn a_queue_stopped_while_a_job_runs_claims_nothing_after_it() {
     }
     // Started again, it drains them.
     h.host.start_queue("default");
-    for id in [running + 1, running + 2, running + 3] {
+    for id in [1, 2, 3].map(|n| JobId(running.0 + n)) {
         wait_for(&h.host, id, Status::Completed).await;
     }
 }
@@ -143,7 +143,8 @@ async fn unknown_factories_and_bad_input_are_refused_at_submission() {
 /// submission numbers (1-based) in the order the jobs completed.
 async fn completion_order(concurrency: usize, seconds: &[f64]) -> Vec<usize> {
     let h = harness(manual_config(concurrency), Arc::new(SystemClock));
-    let ids: Vec<u64> = seconds.iter().map(|s| h.host.add(job("sleep", json!(s))).unwrap().job.id).collect();
+    let ids: Vec<JobId> =
+        seconds.iter().map(|s| h.host.add(job("sleep", json!(s))).unwrap().job.id).collect();
     let mut events = h.host.subscribe();
     h.host.start_queue("default");
     let mut order = Vec::new();
@@ -172,7 +173,7 @@ async fn multi_worker_concurrency_2_runs_two_at_a_time() {
     assert_eq!(completion_order(2, &[0.3, 0.4, 0.2, 0.5]).await, [1, 2, 3, 4]);
 }
 
-async fn wait_for(host: &Host, id: u64, want: Status) {
+async fn wait_for(host: &Host, id: JobId, want: Status) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while status(host, id) != want {
         assert!(Instant::now() < deadline, "job {id} never became {want}: {:?}", host.get(id));
@@ -244,11 +245,13 @@ async fn an_outcome_with_a_stale_token_changes_nothing() {
     let claimed = h.store.claim(&ANY, now, lease).unwrap().unwrap();
     let before = h.store.get(id).unwrap().unwrap();
     let done = jobhost::job::Outcome::Completed { result: "2".into() };
-    assert_eq!(h.store.finish(id, claimed.token + 1, done.clone(), now).unwrap(), Finished::Stale);
-    assert!(!h.store.heartbeat(id, claimed.token + 1, now, lease).unwrap());
+    let stale = AttemptToken(claimed.token.0 + 1);
+    let report = |token| Report { id, token, outcome: done.clone() };
+    assert_eq!(h.store.finish(report(stale), now).unwrap(), Finished::Stale);
+    assert!(!h.store.heartbeat(id, stale, now, lease).unwrap());
     assert_eq!(h.store.get(id).unwrap().unwrap(), before, "a stale report must not change the record");
     assert!(
-        matches!(h.store.finish(id, claimed.token, done, now).unwrap(), Finished::Applied(j) if j.status == Status::Completed)
+        matches!(h.store.finish(report(claimed.token), now).unwrap(), Finished::Applied(j) if j.status == Status::Completed)
     );
 }
 

@@ -5,10 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobhost::clock::{Clock, ManualClock, Micros};
-use jobhost::job::Status;
-use jobhost::processor::{AddJob, Host};
-use jobhost::scheduler::{NewSchedule, SchedulePatch, Scheduler};
-use jobhost::store::{ClaimFilter, ListFilter};
+use jobhost::job::{JobId, ScheduleId, Status};
+use jobhost::service::{AddJob, ClaimFilter, Host, ListFilter, NewSchedule, SchedulePatch};
 use jobhost_tests::{harness, job, manual_config, open, Harness};
 use serde_json::json;
 
@@ -20,7 +18,7 @@ fn midnight() -> Micros {
     chrono::DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z").unwrap().timestamp_micros()
 }
 
-fn status(host: &Host, id: u64) -> Status {
+fn status(host: &Host, id: JobId) -> Status {
     host.get(id).unwrap().expect("job exists").status
 }
 
@@ -52,12 +50,12 @@ async fn a_delayed_job_is_scheduled_until_its_time() {
 
     clock.advance(Duration::from_secs(9));
     assert!(h.host.process_next(ANY).await.unwrap().is_none(), "not due at t+9 s");
-    Scheduler::new(h.host.clone()).run_due().unwrap();
+    h.host.run_due().unwrap();
     assert_eq!(status(&h.host, id), Status::Scheduled);
 
     clock.advance(Duration::from_secs(1));
     // The scheduler makes it `queued` even when no worker claims from its queue.
-    Scheduler::new(h.host.clone()).run_due().unwrap();
+    h.host.run_due().unwrap();
     assert_eq!(status(&h.host, id), Status::Queued);
     let done = h.host.process_next(ANY).await.unwrap().unwrap();
     assert_eq!((done.id, done.status), (id, Status::Completed));
@@ -100,15 +98,15 @@ async fn a_unique_key_returns_the_pending_job_until_it_finishes() {
     assert_eq!((done.id, done.status), (first.job.id, Status::Completed));
     let after = h.host.add(keyed("echo")).unwrap();
     assert!(!after.existing, "a finished job no longer holds its key");
-    assert_eq!(after.job.id, held.job.id + 1, "ids stay consecutive");
+    assert_eq!(after.job.id, JobId(held.job.id.0 + 1), "ids stay consecutive");
 }
 
 /// lovely.remotetask's "Creating Cron Jobs": minutes 10 and 13, then rescheduled to 11 and 13.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lovely_remotetask_cron_scenario_and_reschedule() {
     let (h, clock) = setup();
-    let scheduler = Scheduler::new(h.host.clone());
-    let schedule = scheduler.add(cron("10,13 * * * *")).unwrap();
+    let scheduler = h.host.clone();
+    let schedule = scheduler.add_schedule(cron("10,13 * * * *")).unwrap();
     assert_eq!(schedule.next_run_at, Some(midnight() + 10 * 60_000_000));
 
     let at = |minutes: u64| {
@@ -121,13 +119,16 @@ async fn the_lovely_remotetask_cron_scenario_and_reschedule() {
     assert_eq!(at(13), 1);
 
     let rescheduled = scheduler
-        .update(schedule.id, SchedulePatch { cron: Some("11,13 * * * *".into()), ..Default::default() })
+        .update_schedule(
+            schedule.id,
+            SchedulePatch { cron: Some("11,13 * * * *".into()), ..Default::default() },
+        )
         .unwrap();
     assert_eq!(rescheduled.next_run_at, Some(midnight() + 71 * 60_000_000), "next fire time moved to 01:11");
     assert_eq!(at(70), 0, "not at the old minute 10");
     assert_eq!(at(71), 1, "at the new minute 11");
 
-    let shown = scheduler.get(schedule.id).unwrap();
+    let shown = scheduler.get_schedule(schedule.id).unwrap();
     assert_eq!(shown.runs, 3);
     assert_eq!(shown.last_run_at, Some(midnight() + 71 * 60_000_000));
     let jobs = all_jobs(&h.host);
@@ -139,21 +140,22 @@ async fn the_lovely_remotetask_cron_scenario_and_reschedule() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inactive_schedule_makes_nothing_and_a_reactivated_one_resumes_from_now() {
     let (h, clock) = setup();
-    let scheduler = Scheduler::new(h.host.clone());
-    let id = scheduler.add(cron("0 * * * *")).unwrap().id;
-    scheduler.update(id, SchedulePatch { active: Some(false), ..Default::default() }).unwrap();
+    let scheduler = h.host.clone();
+    let id = scheduler.add_schedule(cron("0 * * * *")).unwrap().id;
+    scheduler.update_schedule(id, SchedulePatch { active: Some(false), ..Default::default() }).unwrap();
     for hour in 1..=5 {
         clock.set(midnight() + hour * 3_600_000_000);
         assert!(scheduler.run_due().unwrap().is_empty());
     }
     clock.advance(MINUTE * 30); // 05:30
-    let resumed = scheduler.update(id, SchedulePatch { active: Some(true), ..Default::default() }).unwrap();
+    let resumed =
+        scheduler.update_schedule(id, SchedulePatch { active: Some(true), ..Default::default() }).unwrap();
     assert_eq!(resumed.next_run_at, Some(midnight() + 6 * 3_600_000_000), "from now, not the missed hours");
     assert!(all_jobs(&h.host).is_empty());
     // An inactive schedule added as such makes nothing either.
     let mut off = cron("* * * * *");
     off.active = false;
-    scheduler.add(off).unwrap();
+    scheduler.add_schedule(off).unwrap();
     clock.advance(MINUTE * 10);
     assert!(scheduler.run_due().unwrap().is_empty());
 }
@@ -161,16 +163,16 @@ async fn an_inactive_schedule_makes_nothing_and_a_reactivated_one_resumes_from_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delay_item_fires_once() {
     let (h, clock) = setup();
-    let scheduler = Scheduler::new(h.host.clone());
+    let scheduler = h.host.clone();
     let item = NewSchedule { cron: None, delay: Some(Duration::from_secs(10)), ..cron("") };
-    let id = scheduler.add(item).unwrap().id;
+    let id = scheduler.add_schedule(item).unwrap().id;
     clock.advance(Duration::from_secs(9));
     assert!(scheduler.run_due().unwrap().is_empty());
     clock.advance(Duration::from_secs(1));
     assert_eq!(scheduler.run_due().unwrap().len(), 1);
     clock.advance(Duration::from_secs(3600));
     assert!(scheduler.run_due().unwrap().is_empty());
-    let done = scheduler.get(id).unwrap();
+    let done = scheduler.get_schedule(id).unwrap();
     assert_eq!((done.runs, done.next_run_at), (1, None));
     assert_eq!(all_jobs(&h.host).len(), 1);
 }
@@ -179,9 +181,9 @@ async fn a_delay_item_fires_once() {
 #[test]
 fn two_racing_scheduler_loops_make_exactly_one_job_per_slot() {
     let (h, clock) = setup();
-    let a = Scheduler::new(h.host.clone());
-    let b = Scheduler::new(h.host.clone());
-    let race = |a: &Scheduler, b: &Scheduler| {
+    let a = h.host.clone();
+    let b = h.host.clone();
+    let race = |a: &Host, b: &Host| {
         std::thread::scope(|s| {
             let left = s.spawn(|| a.run_due().unwrap().len());
             let right = s.spawn(|| b.run_due().unwrap().len());
@@ -190,7 +192,7 @@ fn two_racing_scheduler_loops_make_exactly_one_job_per_slot() {
     };
 
     // 100 slots of one schedule, one a minute.
-    let every_minute = a.add(cron("* * * * *")).unwrap().id;
+    let every_minute = a.add_schedule(cron("* * * * *")).unwrap().id;
     let mut made = 0;
     for _ in 0..100 {
         clock.advance(MINUTE);
@@ -198,18 +200,18 @@ fn two_racing_scheduler_loops_make_exactly_one_job_per_slot() {
     }
     assert_eq!(made, 100);
     assert_eq!(all_jobs(&h.host).len(), 100);
-    assert_eq!(a.get(every_minute).unwrap().runs, 100);
-    b.update(every_minute, SchedulePatch { active: Some(false), ..Default::default() }).unwrap();
+    assert_eq!(a.get_schedule(every_minute).unwrap().runs, 100);
+    b.update_schedule(every_minute, SchedulePatch { active: Some(false), ..Default::default() }).unwrap();
 
     // 100 schedules due at the same moment.
     for _ in 0..100 {
-        b.add(NewSchedule { cron: None, delay: Some(Duration::from_secs(1)), ..cron("") }).unwrap();
+        b.add_schedule(NewSchedule { cron: None, delay: Some(Duration::from_secs(1)), ..cron("") }).unwrap();
     }
     clock.advance(Duration::from_secs(1));
     assert_eq!(race(&a, &b), 100);
     let jobs = all_jobs(&h.host);
     assert_eq!(jobs.len(), 200);
-    let mut by_schedule: Vec<u64> = jobs[100..].iter().map(|j| j.schedule_id.unwrap()).collect();
+    let mut by_schedule: Vec<ScheduleId> = jobs[100..].iter().map(|j| j.schedule_id.unwrap()).collect();
     by_schedule.dedup();
     assert_eq!(by_schedule.len(), 100, "one job per delay item");
 }
@@ -219,14 +221,14 @@ fn a_restart_mid_period_loses_no_slot_and_doubles_none() {
     let clock = Arc::new(ManualClock::new(midnight()));
     let h = harness(manual_config(1), clock.clone());
     let (store_dir, plugins) = (h.store_dir, h.plugins);
-    let id = Scheduler::new(h.host.clone()).add(cron("*/5 * * * *")).unwrap().id;
+    let id = h.host.add_schedule(cron("*/5 * * * *")).unwrap().id;
     drop((h.host, h.store));
 
     let reopen = || open(store_dir.path(), plugins.path(), manual_config(1), clock.clone());
     let fires = |minute: u64| {
         clock.set(midnight() + (minute * 60_000_000) as i64);
         let (host, store) = reopen();
-        let made = Scheduler::new(host.clone()).run_due().unwrap().len();
+        let made = host.run_due().unwrap().len();
         drop((host, store));
         made
     };
@@ -238,7 +240,7 @@ fn a_restart_mid_period_loses_no_slot_and_doubles_none() {
     // they make one job, and the next slot is in the future.
     assert_eq!(fires(33), 1);
     let (host, store) = reopen();
-    let schedule = Scheduler::new(host.clone()).get(id).unwrap();
+    let schedule = host.get_schedule(id).unwrap();
     assert_eq!(schedule.next_run_at, Some(midnight() + 35 * 60_000_000));
     assert_eq!(all_jobs(&host).len(), 3);
     drop((host, store));
@@ -247,8 +249,8 @@ fn a_restart_mid_period_loses_no_slot_and_doubles_none() {
 #[test]
 fn schedule_input_is_checked_like_a_job_and_cron_errors_name_the_field() {
     let (h, _clock) = setup();
-    let scheduler = Scheduler::new(h.host.clone());
-    let err = |s: NewSchedule| scheduler.add(s).unwrap_err().to_string();
+    let scheduler = h.host.clone();
+    let err = |s: NewSchedule| scheduler.add_schedule(s).unwrap_err().to_string();
     assert!(
         err(cron("* * 32 * *")).contains("invalid cron: field 3 (day of month) `32`"),
         "{}",
@@ -261,5 +263,5 @@ fn schedule_input_is_checked_like_a_job_and_cron_errors_name_the_field() {
     );
     assert!(err(cron("0 0 30 2 *")).contains("never matches"));
     assert!(err(NewSchedule { cron: None, ..cron("") }).contains("needs cron or delay_seconds"));
-    assert!(scheduler.list().unwrap().is_empty(), "nothing stored");
+    assert!(scheduler.list_schedules().unwrap().is_empty(), "nothing stored");
 }

@@ -128,7 +128,7 @@ pub fn jobhost_cmd() -> Command {
 
 /// A host over a real sled store in a temp dir, with the real example plugins.
 pub struct Harness {
-    pub host: jobhost::processor::Host,
+    pub host: jobhost::service::Host,
     pub store: std::sync::Arc<jobhost::store::SledStore>,
     pub store_dir: TempDir,
     pub plugins: TempDir,
@@ -157,7 +157,7 @@ pub fn open(
     plugin_dir: &Path,
     config: jobhost::processor::ProcessorConfig,
     clock: std::sync::Arc<dyn jobhost::clock::Clock>,
-) -> (jobhost::processor::Host, std::sync::Arc<jobhost::store::SledStore>) {
+) -> (jobhost::service::Host, std::sync::Arc<jobhost::store::SledStore>) {
     use jobhost::plugins::{LoadOptions, Registry};
     let registry = Registry::load_dirs(LoadOptions::default(), &[plugin_dir]);
     assert!(registry.rejected().is_empty(), "{:?}", registry.rejected());
@@ -165,13 +165,13 @@ pub fn open(
         jobhost::store::SledStore::open(store_dir, jobhost::store::StoreOptions::default())
             .expect("store opens"),
     );
-    let host = jobhost::processor::Host::new(store.clone(), registry, clock, config).expect("host starts");
+    let host = jobhost::service::Host::new(store.clone(), registry, clock, config).expect("host starts");
     (host, store)
 }
 
 /// `AddJob` for `factory` with `input` JSON.
-pub fn job(factory: &str, input: serde_json::Value) -> jobhost::processor::AddJob {
-    jobhost::processor::AddJob {
+pub fn job(factory: &str, input: serde_json::Value) -> jobhost::service::AddJob {
+    jobhost::service::AddJob {
         factory: factory.to_owned(),
         input: Some(input.to_string()),
         ..Default::default()

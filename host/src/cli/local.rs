@@ -1,15 +1,11 @@
-//! What the local commands (`run-once`, `bench`) share: opening the embedded store and the
-//! plugin directories directly, without a server.
+//! What the local commands (`serve`, `run-once`, `bench`) share: the plugin directories and
+//! the runtime.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
 
-use crate::clock::SystemClock;
 use crate::plugins::{LoadOptions, Registry};
-use crate::processor::{Host, ProcessorConfig};
-use crate::store::{SledStore, StoreOptions};
 
 #[derive(Debug, Args)]
 pub struct PluginArgs {
@@ -36,20 +32,6 @@ impl PluginArgs {
         }
         registry
     }
-}
-
-/// Opens the store at `data_dir` and builds a host over it (recovering orphaned jobs).
-pub fn open_host(
-    data_dir: &std::path::Path,
-    registry: Registry,
-    config: ProcessorConfig,
-    options: StoreOptions,
-) -> anyhow::Result<(Host, Arc<SledStore>)> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display()))?;
-    let store = Arc::new(SledStore::open(data_dir, options)?);
-    let host = Host::new(store.clone(), registry, Arc::new(SystemClock), config)?;
-    Ok((host, store))
 }
 
 /// The multi-threaded runtime the local commands and the service run on.

@@ -5,6 +5,7 @@
 //! the request; 2 the job was cancelled; 3 bad usage, no server, or an error before any work
 //! (unreadable file, plugin that would not load, store held by another process).
 
+mod add_cmd;
 mod bench;
 pub(crate) mod client;
 mod jobs_cmd;
@@ -46,7 +47,7 @@ pub enum Command {
     /// Run the service: the HTTP API and the queue processors.
     Serve(serve::ServeArgs),
     /// Add a job (prints its id; with --wait, its result).
-    Add(jobs_cmd::AddArgs),
+    Add(add_cmd::AddArgs),
     /// Show a job.
     Status(jobs_cmd::IdArgs),
     /// Print a job's result (exit 0 completed, 1 error or not finished, 2 cancelled).
@@ -156,7 +157,7 @@ pub fn main() -> ExitCode {
     let options = crate::plugins::LoadOptions { allow_insecure: cli.allow_insecure_plugins };
     let code = match cli.command {
         Command::Serve(args) => serve::run(&args, cli.allow_insecure_plugins),
-        Command::Add(args) => jobs_cmd::add(&args),
+        Command::Add(args) => add_cmd::add(&args),
         Command::Status(args) => jobs_cmd::status(&args),
         Command::Result(args) => jobs_cmd::result(&args),
         Command::Errors(args) => jobs_cmd::errors(&args),

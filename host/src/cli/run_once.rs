@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::local::{open_host, PluginArgs};
+use super::local::PluginArgs;
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::job::Status;
 use crate::plugins::LoadOptions;
-use crate::processor::ProcessorConfig;
-use crate::store::ClaimFilter;
+use crate::service::{self, ClaimFilter, ProcessorConfig, StoreOptions};
 
 pub fn run(
     options: LoadOptions,
@@ -20,9 +19,9 @@ pub fn run(
     max_jobs: Option<u64>,
 ) -> u8 {
     let registry = plugins.load(options);
-    let opened =
-        open_host(data_dir, registry, ProcessorConfig::default(), crate::store::StoreOptions::default())
-            .and_then(|(host, _store)| Ok((host, super::local::runtime()?)));
+    let opened = service::open(data_dir, StoreOptions::default(), registry, ProcessorConfig::default())
+        .map_err(anyhow::Error::from)
+        .and_then(|host| Ok((host, super::local::runtime()?)));
     let (host, runtime) = match opened {
         Ok(opened) => opened,
         Err(e) => {
@@ -39,7 +38,7 @@ pub fn run(
             *seen.entry(job.status).or_insert(0) += 1;
             processed += 1;
         }
-        host.store().flush()?;
+        host.flush()?;
         Ok::<_, anyhow::Error>(seen)
     });
     match outcome {

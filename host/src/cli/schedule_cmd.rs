@@ -40,7 +40,7 @@ pub struct AddScheduleArgs {
     #[arg(long = "tz", value_name = "ZONE")]
     pub timezone: Option<String>,
     /// A one-shot delay item: one job this long from now, e.g. `10s`.
-    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::durations::parse_duration)]
     pub delay: Option<Duration>,
     #[arg(long)]
     pub queue: Option<String>,

@@ -1,21 +1,18 @@
 //! `jobhost serve`: the service. Loads the plugins, opens the store, starts the configured
 //! queues and serves the HTTP API until SIGTERM/SIGINT; SIGHUP rescans the plugin directories.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::config::{Config, Role};
 use crate::plugins::{LoadOptions, Registry};
-use crate::processor::Host;
-use crate::scheduler::Scheduler;
-use crate::server::{self, AppState, Token};
+use crate::server::{self, Token};
+use crate::service::{self, Host};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -44,7 +41,7 @@ pub struct ServeArgs {
     #[arg(long, value_enum)]
     pub role: Option<Role>,
     /// How long a shutdown waits for running jobs before releasing them, e.g. `30s`.
-    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::durations::parse_duration)]
     pub shutdown_timeout: Option<Duration>,
     /// Check the configuration, print the effective settings, and exit.
     #[arg(long)]
@@ -116,9 +113,9 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
     for rejection in registry.rejected() {
         log::warn!("plugin rejected: {rejection}");
     }
-    let opened =
-        super::local::open_host(&config.data_dir, registry, config.processor(), config.store_options())
-            .and_then(|(host, _store)| Ok((host, super::local::runtime()?)));
+    let opened = service::open(&config.data_dir, config.store_options(), registry, config.processor())
+        .map_err(anyhow::Error::from)
+        .and_then(|host| Ok((host, super::local::runtime()?)));
     let (host, runtime) = match opened {
         Ok(opened) => opened,
         Err(e) => {
@@ -135,6 +132,8 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
     }
 }
 
+/// Listens, then runs the service until SIGTERM or SIGINT, rescanning the plugin directories
+/// on SIGHUP; a second stop signal exits at once.
 async fn serve(
     host: Host,
     config: Config,
@@ -149,21 +148,6 @@ async fn serve(
     let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
 
-    host.start_configured();
-    let (stopping, stopping_rx) = watch::channel(false);
-    let scheduler = Scheduler::new(host.clone());
-    let scheduler_task = config
-        .role
-        .runs_scheduler()
-        .then(|| tokio::spawn(scheduler.clone().run(config.poll_interval, stopping_rx.clone())));
-    let state = AppState::new(scheduler, config.limits, token, stopping_rx.clone());
-    let mut server_stop = stopping_rx;
-    let server = axum::serve(listener, server::app(state))
-        .with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        })
-        .into_future();
-    let mut server = tokio::spawn(server);
     let factories = host.with_registry(|r| r.factory_names().join(", "));
     log::info!(
         "jobhost {} listening on http://{addr} (role {:?}); factories: {factories}",
@@ -173,49 +157,39 @@ async fn serve(
     // The line scripts (and the tests) read to learn the address, e.g. with `--listen ...:0`.
     println!("jobhost listening on http://{addr}");
 
-    let signal_name = loop {
-        tokio::select! {
-            _ = term.recv() => break "SIGTERM",
-            _ = int.recv() => break "SIGINT",
-            _ = hup.recv() => {
-                let (host, dirs) = (host.clone(), plugin_dirs.clone());
-                match tokio::task::spawn_blocking(move || host.rescan_plugins(&dirs)).await {
-                    Ok(n) => log::info!("SIGHUP: rescanned plugin directories; {n} new plugin(s) loaded"),
-                    Err(e) => log::error!("SIGHUP: plugin rescan failed: {e}"),
+    let rescan_host = host.clone();
+    let shutdown = async move {
+        let signal_name = loop {
+            tokio::select! {
+                _ = term.recv() => break "SIGTERM",
+                _ = int.recv() => break "SIGINT",
+                _ = hup.recv() => {
+                    let (host, dirs) = (rescan_host.clone(), plugin_dirs.clone());
+                    match tokio::task::spawn_blocking(move || host.rescan_plugins(&dirs)).await {
+                        Ok(n) => log::info!("SIGHUP: rescanned plugin directories; {n} new plugin(s) loaded"),
+                        Err(e) => log::error!("SIGHUP: plugin rescan failed: {e}"),
+                    }
                 }
             }
-            ended = &mut server => {
-                return Err(match ended {
-                    Ok(Ok(())) => "the HTTP server stopped unexpectedly".to_owned(),
-                    Ok(Err(e)) => format!("the HTTP server failed: {e}"),
-                    Err(e) => format!("the HTTP server task failed: {e}"),
-                });
+        };
+        log::info!("{signal_name}: shutting down");
+        // An impatient operator's second signal ends the process at once; acknowledged data
+        // is already on disk, and jobs still running are recovered at the next start.
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-        }
+            log::warn!("second stop signal: exiting now");
+            std::process::exit(i32::from(EXIT_FAILED));
+        });
     };
-    log::info!(
-        "{signal_name}: shutting down; waiting up to {:?} for {} running job(s)",
-        config.shutdown_timeout,
-        host.running_count()
-    );
-    stopping.send_replace(true);
-    // An impatient operator's second signal ends the process at once; acknowledged data is
-    // already on disk, and jobs still running are recovered at the next start.
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        log::warn!("second stop signal: exiting now");
-        std::process::exit(i32::from(EXIT_FAILED));
-    });
-    let done = host.shutdown(config.shutdown_timeout).await.map_err(|e| format!("shutdown failed: {e}"))?;
-    if let Some(task) = scheduler_task {
-        // It stops at once; a pass in flight finishes first (its firings are transactions).
-        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-    }
-    // In-flight requests were told to finish (long polls answer at once); don't wait forever.
-    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
-    log::info!("stopped; {} job(s) released back to queued", done.released);
-    Ok(())
+    let settings = server::Settings {
+        role: config.role,
+        limits: config.limits,
+        token,
+        shutdown_timeout: config.shutdown_timeout,
+        poll_interval: config.poll_interval,
+    };
+    server::run(listener, host, settings, shutdown).await.map(|_| ())
 }

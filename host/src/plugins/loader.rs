@@ -13,7 +13,7 @@ use abi_stable::library::{AbiHeaderRef, ROOT_MODULE_LOADER_NAME_WITH_NUL};
 use jobhost_plugin_api::ffi::PluginModule_Ref;
 
 use super::error::one_line;
-use super::LoadError;
+use super::error::LoadError;
 
 /// The file suffix of a shared library on this platform (`so` on Linux).
 pub const LIBRARY_SUFFIX: &str = std::env::consts::DLL_EXTENSION;

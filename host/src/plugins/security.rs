@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::LoadError;
+use super::error::LoadError;
 
 /// Group- or world-writable.
 const WRITABLE_BY_OTHERS: u32 = 0o022;

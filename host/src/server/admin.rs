@@ -6,8 +6,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
+use super::state::AppState;
 use super::types::{FactoryView, Health, PluginView, PluginsView, QueueView, RejectionView};
-use super::AppState;
 
 /// The registered job factories, by name.
 #[utoipa::path(get, path = "/v1/factories", tag = "plugins",

@@ -9,7 +9,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::AppState;
 
 /// The shared secret, read from `token_file`.
 #[derive(Clone)]
@@ -34,8 +33,8 @@ impl Token {
     }
 }
 
-pub async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(token) = &state.token else { return next.run(request).await };
+pub async fn require_token(State(token): State<Option<Token>>, request: Request, next: Next) -> Response {
+    let Some(token) = &token else { return next.run(request).await };
     if request.uri().path() == "/v1/health" {
         return next.run(request).await;
     }

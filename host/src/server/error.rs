@@ -6,8 +6,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::processor::HostError;
-use crate::store::StoreError;
+use crate::service::HostError;
 
 /// `{"error": {"code": "...", "message": "..."}}`
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,7 +69,11 @@ impl From<HostError> for ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, "unknown_job", e.to_string())
             }
             HostError::Invalid { .. } => ApiError::invalid_request(e.to_string()),
-            HostError::Store(e) => e.into(),
+            HostError::NotFound(id) => ApiError::unknown_id(id),
+            HostError::ScheduleNotFound(id) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_schedule", format!("no schedule with id {id}"))
+            }
+            HostError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string()),
             HostError::InvalidBatch { ref items, .. } => {
                 let items = items
                     .iter()
@@ -88,23 +91,9 @@ impl From<HostError> for ApiError {
                     ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_batch", e.to_string())
                 }
             }
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(id) => ApiError::unknown_id(id),
-            StoreError::ScheduleNotFound(id) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_schedule", format!("no schedule with id {id}"))
-            }
-            StoreError::Conflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
-            }
-            other => {
-                log::error!("request failed in the store: {other}");
-                ApiError::internal(other.to_string())
+            HostError::Store(e) => {
+                log::error!("request failed in the store: {e}");
+                ApiError::internal(e.to_string())
             }
         }
     }

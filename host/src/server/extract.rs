@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 
 /// A JSON body of at most `limits.max_body_bytes`. Malformed JSON is `invalid_json`; valid
 /// JSON of the wrong shape (missing or unknown fields, wrong types) is `invalid_request`; a body

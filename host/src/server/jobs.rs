@@ -12,14 +12,13 @@ use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody, ItemError};
 use super::extract::{BatchBody, JsonBody, QueryParams};
+use super::state::AppState;
 use super::types::{
     AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, JobPage, JobView, Removed,
 };
-use super::AppState;
 use crate::clock::{duration_micros, Micros};
 use crate::job::{Job, JobId, Status};
-use crate::processor::AddJob;
-use crate::store::ListFilter;
+use crate::service::{AddJob, ListFilter};
 
 /// Page size of `GET /v1/jobs` when `limit` is not given.
 const DEFAULT_PAGE: usize = 100;

@@ -11,12 +11,12 @@ use utoipa::IntoParams;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{JsonBody, QueryParams};
 use super::jobs::parse_time;
+use super::state::AppState;
 use super::types::{CronTimes, SchedulePatchRequest, ScheduleRequest, ScheduleView};
-use super::AppState;
 use crate::clock::rfc3339;
 use crate::cron::CronSpec;
 use crate::job::ScheduleId;
-use crate::scheduler::{NewSchedule, SchedulePatch};
+use crate::service::{NewSchedule, SchedulePatch};
 
 /// Longest list `GET /v1/cron/next` gives.
 const MAX_CRON_COUNT: usize = 1000;
@@ -60,8 +60,8 @@ pub async fn add_schedule(
         active: req.active,
         missed: req.missed.into(),
     };
-    let scheduler = state.scheduler.clone();
-    let schedule = tokio::task::spawn_blocking(move || scheduler.add(new)).await??;
+    let host = state.host.clone();
+    let schedule = tokio::task::spawn_blocking(move || host.add_schedule(new)).await??;
     Ok((StatusCode::CREATED, Json(ScheduleView::from(&schedule))))
 }
 
@@ -69,8 +69,8 @@ pub async fn add_schedule(
 #[utoipa::path(get, path = "/v1/schedules", tag = "schedules",
     responses((status = 200, body = Vec<ScheduleView>)))]
 pub async fn list_schedules(State(state): State<AppState>) -> ApiResult<Json<Vec<ScheduleView>>> {
-    let scheduler = state.scheduler.clone();
-    let schedules = tokio::task::spawn_blocking(move || scheduler.list()).await??;
+    let host = state.host.clone();
+    let schedules = tokio::task::spawn_blocking(move || host.list_schedules()).await??;
     Ok(Json(schedules.iter().map(ScheduleView::from).collect()))
 }
 
@@ -83,7 +83,7 @@ pub async fn get_schedule(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ScheduleView>> {
     let id = parse_id(&id)?;
-    Ok(Json(ScheduleView::from(&state.scheduler.get(id)?)))
+    Ok(Json(ScheduleView::from(&state.host.get_schedule(id)?)))
 }
 
 /// Change a schedule (reschedule with a new `cron` or `timezone`; pause with `active: false`).
@@ -111,8 +111,8 @@ pub async fn update_schedule(
         active: req.active,
         missed: req.missed.map(Into::into),
     };
-    let scheduler = state.scheduler.clone();
-    let schedule = tokio::task::spawn_blocking(move || scheduler.update(id, patch)).await??;
+    let host = state.host.clone();
+    let schedule = tokio::task::spawn_blocking(move || host.update_schedule(id, patch)).await??;
     Ok(Json(ScheduleView::from(&schedule)))
 }
 
@@ -125,8 +125,8 @@ pub async fn remove_schedule(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ScheduleView>> {
     let id = parse_id(&id)?;
-    let scheduler = state.scheduler.clone();
-    let schedule = tokio::task::spawn_blocking(move || scheduler.remove(id)).await??;
+    let host = state.host.clone();
+    let schedule = tokio::task::spawn_blocking(move || host.remove_schedule(id)).await??;
     Ok(Json(ScheduleView::from(&schedule)))
 }
 

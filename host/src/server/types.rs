@@ -248,8 +248,8 @@ pub struct QueueView {
     pub running: usize,
 }
 
-impl From<crate::processor::QueueInfo> for QueueView {
-    fn from(q: crate::processor::QueueInfo) -> Self {
+impl From<crate::service::QueueInfo> for QueueView {
+    fn from(q: crate::service::QueueInfo) -> Self {
         QueueView {
             name: q.name,
             processing: q.processing,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::BenchArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::job::{NewJob, Outcome, DEFAULT_QUEUE};
-use crate::store::{ClaimFilter, LeaseTerms, SledStore, Store, StoreOptions};
+use crate::store::{ClaimFilter, JobStore, LeaseTerms, Report, SledStore, StoreOptions, WorkStore};
 
 pub struct Baseline {
     pub submit_per_s: f64,
@@ -71,12 +71,12 @@ pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseli
                     // As a worker does: the first claim alone, then each outcome with the next claim.
                     let mut next = if more() { store.claim(&filter, clock.now(), lease)? } else { None };
                     while let Some(claimed) = next {
-                        let (id, token) = (claimed.job.id, claimed.token);
                         let outcome = Outcome::Completed { result: claimed.job.input };
+                        let report = Report { id: claimed.job.id, token: claimed.token, outcome };
                         next = if more() {
-                            store.finish_and_claim(id, token, outcome, clock.now(), &filter, lease)?.1
+                            store.finish_and_claim(report, clock.now(), &filter, lease)?.1
                         } else {
-                            store.finish(id, token, outcome, clock.now())?;
+                            store.finish(report, clock.now())?;
                             None
                         };
                     }
@@ -102,8 +102,8 @@ pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseli
         let claimed = store
             .claim(&filter, clock.now(), lease)?
             .ok_or_else(|| anyhow::anyhow!("the baseline's job {} was not claimable", added.job.id))?;
-        let (id, token) = (claimed.job.id, claimed.token);
-        store.finish(id, token, Outcome::Completed { result: claimed.job.input }, clock.now())?;
+        let outcome = Outcome::Completed { result: claimed.job.input };
+        store.finish(Report { id: claimed.job.id, token: claimed.token, outcome }, clock.now())?;
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     latencies.sort_by(f64::total_cmp);
@@ -112,7 +112,7 @@ pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseli
 
 /// Fills the default queue with `n` echo jobs, 1,000 per transaction and flush (larger
 /// transactions only add memory: sled holds a transaction's writes until it commits).
-pub fn preload(store: &dyn Store, n: usize) -> anyhow::Result<()> {
+pub fn preload(store: &dyn JobStore, n: usize) -> anyhow::Result<()> {
     const CHUNK: usize = 1_000;
     let mut added = 0;
     while added < n {

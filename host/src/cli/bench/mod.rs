@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::json;
 
-use super::local::{open_host, PluginArgs};
+use super::local::PluginArgs;
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::job::{JobId, Status};
 use crate::plugins::LoadOptions;
-use crate::processor::{AddJob, Host, ProcessorConfig, QueueConfig};
-use crate::store::{ClaimDurability, StoreOptions};
+use crate::service::{self, AddJob, Host, JobEvent, ProcessorConfig, QueueConfig};
+// The benchmark measures the store beside the host (the baseline): it alone here names it.
+use crate::store::{ClaimDurability, JobStore, StoreOptions, WorkStore};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -99,11 +100,11 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
         cache_bytes: args.cache_mb.map_or(defaults.cache_bytes, |mb| mb * 1024 * 1024),
         ..defaults
     };
-    let (host, store) = open_host(dir.path(), registry, config, store_options)?;
+    let (host, store) = service::open_with_store(dir.path(), store_options, registry, config)?;
     let runtime = super::local::runtime()?;
 
     let preload_started = Instant::now();
-    baseline::preload(host.store().as_ref(), args.preload)?;
+    baseline::preload(store.as_ref(), args.preload)?;
     let preload_s = preload_started.elapsed().as_secs_f64();
 
     // Submit with the queue stopped, so submission is measured alone.
@@ -154,13 +155,13 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
                 Ok(Ok(e)) if e.status == Status::Completed => done += 1,
                 Ok(Ok(_)) => {}
                 // Missed events: count from the store instead.
-                Ok(Err(_)) => done = completed(&host)?,
+                Ok(Err(_)) => done = completed(store.as_ref())?,
                 Err(_) => anyhow::bail!("no progress for 60 s ({done} of {} jobs drained)", args.jobs),
             }
         }
         // Drained means on disk: sled writes behind, and a rate that stops the clock before
         // its writes land measures its buffers, not the disk (seconds of backlog, measured).
-        host.store().flush()?;
+        store.flush()?;
         let drain_s = started.elapsed().as_secs_f64();
         if args.preload > 0 {
             // The rest of the preload is not part of the measurement: stop and empty the queue.
@@ -216,8 +217,8 @@ pub(super) fn echo_job(i: usize) -> AddJob {
     AddJob { factory: "echo".to_owned(), input: Some(format!("{{\"n\":{i}}}")), ..AddJob::default() }
 }
 
-fn completed(host: &Host) -> anyhow::Result<usize> {
-    let counts = host.store().counts()?;
+fn completed(store: &dyn JobStore) -> anyhow::Result<usize> {
+    let counts = store.counts()?;
     Ok(counts.values().filter_map(|c| c.get(&Status::Completed)).sum::<u64>() as usize)
 }
 
@@ -267,7 +268,7 @@ async fn one_job_latency(host: &Host, i: usize) -> anyhow::Result<(Duration, Dur
 
 async fn wait_finished(
     host: &Host,
-    events: &mut tokio::sync::broadcast::Receiver<crate::processor::JobEvent>,
+    events: &mut tokio::sync::broadcast::Receiver<JobEvent>,
     id: JobId,
 ) -> anyhow::Result<()> {
     loop {

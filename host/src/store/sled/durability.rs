@@ -7,8 +7,9 @@
 //! writes and syncs its log buffer twice whatever its size, so concurrent additions are
 //! committed together, in one transaction led by whoever arrives while none is committing.
 
+use crate::sync;
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex};
 
 #[derive(Default)]
 struct State {
@@ -34,19 +35,19 @@ impl GroupCommit {
     pub fn wait_durable<E>(&self, flush: impl Fn() -> Result<(), E>) -> Result<(), E> {
         // The state is a few counters, consistent at every await point: a panic elsewhere
         // while holding the lock cannot leave it torn, so poisoning is ignored.
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = sync::lock(&self.state);
         state.written += 1;
         let mine = state.written;
         while state.flushed < mine {
             if state.flushing {
-                state = self.done.wait(state).unwrap_or_else(PoisonError::into_inner);
+                state = sync::wait(&self.done, state);
                 continue;
             }
             state.flushing = true;
             let covers = state.written;
             drop(state);
             let result = flush();
-            state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state = sync::lock(&self.state);
             state.flushing = false;
             if result.is_ok() {
                 state.flushed = state.flushed.max(covers);
@@ -93,14 +94,14 @@ impl<T: Clone> Combiner<T> {
     ) -> Result<T, sled::Error> {
         // Counters and a queue, consistent at every await point: poisoning is ignored, as in
         // `GroupCommit`.
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = sync::lock(&self.state);
         let ticket = state.issued;
         state.issued += 1;
         let item = make();
         state.items.push(item.clone());
         while state.settled <= ticket {
             if state.committing {
-                state = self.done.wait(state).unwrap_or_else(PoisonError::into_inner);
+                state = sync::wait(&self.done, state);
                 continue;
             }
             state.committing = true;
@@ -108,7 +109,7 @@ impl<T: Clone> Combiner<T> {
             let first = state.settled;
             drop(state);
             let result = commit(&batch);
-            state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state = sync::lock(&self.state);
             state.committing = false;
             let end = first + batch.len() as u64;
             if let Err(e) = result {

@@ -23,10 +23,11 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
-use super::{StoreError, StoreResult};
 use crate::job::JobId;
+use crate::store::error::{StoreError, StoreResult};
+use crate::sync;
 
 const RECORD: usize = 16;
 /// The journal is checkpointed once it holds this many bytes (65,536 claims): a store flush
@@ -53,7 +54,7 @@ pub struct Replay {
 
 fn encode(id: JobId, attempts: u32) -> [u8; RECORD] {
     let mut record = [0u8; RECORD];
-    record[..8].copy_from_slice(&id.to_le_bytes());
+    record[..8].copy_from_slice(&id.0.to_le_bytes());
     record[8..12].copy_from_slice(&attempts.to_le_bytes());
     let crc = crc32fast::hash(&record[..12]);
     record[12..].copy_from_slice(&crc.to_le_bytes());
@@ -67,7 +68,10 @@ fn decode(record: &[u8]) -> Option<(JobId, u32)> {
     if crc32fast::hash(body) != crc {
         return None;
     }
-    Some((u64::from_le_bytes(body[..8].try_into().ok()?), u32::from_le_bytes(body[8..].try_into().ok()?)))
+    Some((
+        JobId(u64::from_le_bytes(body[..8].try_into().ok()?)),
+        u32::from_le_bytes(body[8..].try_into().ok()?),
+    ))
 }
 
 impl ClaimJournal {
@@ -93,7 +97,7 @@ impl ClaimJournal {
 
     /// Reads every record in the file.
     pub fn replay(&self) -> StoreResult<Replay> {
-        let mut guard = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = sync::lock(&self.file);
         let (file, _) = &mut *guard;
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0))
@@ -115,7 +119,7 @@ impl ClaimJournal {
 
     /// Appends "job `id` now has `attempts` attempts"; returns the journal's length after it.
     pub fn append(&self, id: JobId, attempts: u32) -> StoreResult<u64> {
-        let mut guard = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = sync::lock(&self.file);
         let (file, len) = &mut *guard;
         // One `write` of the whole record: a process death cannot tear it.
         file.write_all(&encode(id, attempts)).map_err(|e| self.error(e))?;
@@ -126,7 +130,7 @@ impl ClaimJournal {
     /// Runs `flush` (which must make every change the journal records durable in the store),
     /// then empties the journal, with appends held off in between.
     pub fn checkpoint(&self, flush: impl FnOnce() -> StoreResult<()>) -> StoreResult<()> {
-        let mut guard = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = sync::lock(&self.file);
         flush()?;
         let (file, len) = &mut *guard;
         file.set_len(0).map_err(|e| self.error(e))?;
@@ -143,14 +147,17 @@ mod tests {
     fn the_last_record_per_job_wins_and_a_checkpoint_empties_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let journal = ClaimJournal::open(dir.path()).unwrap();
-        journal.append(7, 1).unwrap();
-        journal.append(9, 1).unwrap();
-        assert_eq!(journal.append(7, 0).unwrap(), 48);
+        journal.append(JobId(7), 1).unwrap();
+        journal.append(JobId(9), 1).unwrap();
+        assert_eq!(journal.append(JobId(7), 0).unwrap(), 48);
         drop(journal);
 
         let journal = ClaimJournal::open(dir.path()).unwrap();
         let replay = journal.replay().unwrap();
-        assert_eq!(replay, Replay { attempts: BTreeMap::from([(7, 0), (9, 1)]), unreadable_bytes: 0 });
+        assert_eq!(
+            replay,
+            Replay { attempts: BTreeMap::from([(JobId(7), 0), (JobId(9), 1)]), unreadable_bytes: 0 }
+        );
         journal.checkpoint(|| Ok(())).unwrap();
         assert_eq!(journal.replay().unwrap(), Replay::default());
         assert_eq!(std::fs::metadata(journal.path()).unwrap().len(), 0);
@@ -160,18 +167,18 @@ mod tests {
     fn a_failed_flush_keeps_the_records() {
         let dir = tempfile::tempdir().unwrap();
         let journal = ClaimJournal::open(dir.path()).unwrap();
-        journal.append(3, 2).unwrap();
-        let failed = journal.checkpoint(|| Err(StoreError::NotFound(3)));
+        journal.append(JobId(3), 2).unwrap();
+        let failed = journal.checkpoint(|| Err(StoreError::NotFound(JobId(3))));
         assert!(failed.is_err());
-        assert_eq!(journal.replay().unwrap().attempts, BTreeMap::from([(3, 2)]));
+        assert_eq!(journal.replay().unwrap().attempts, BTreeMap::from([(JobId(3), 2)]));
     }
 
     #[test]
     fn torn_and_corrupt_records_are_skipped_and_counted() {
         let dir = tempfile::tempdir().unwrap();
         let journal = ClaimJournal::open(dir.path()).unwrap();
-        journal.append(1, 1).unwrap();
-        journal.append(2, 1).unwrap();
+        journal.append(JobId(1), 1).unwrap();
+        journal.append(JobId(2), 1).unwrap();
         drop(journal);
         let path = dir.path().join(FILE_NAME);
         let mut bytes = std::fs::read(&path).unwrap();
@@ -181,7 +188,7 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
 
         let replay = ClaimJournal::open(dir.path()).unwrap().replay().unwrap();
-        assert_eq!(replay.attempts, BTreeMap::from([(1, 1)]));
+        assert_eq!(replay.attempts, BTreeMap::from([(JobId(1), 1)]));
         assert_eq!(replay.unreadable_bytes, 16 + 16 + 5);
     }
 }

@@ -2,15 +2,32 @@
 //! big-endian integers, the sign bit flipped for signed ones, the queue name length-prefixed.
 
 use crate::clock::Micros;
-use crate::job::JobId;
+use crate::job::{JobId, ScheduleId};
 
-pub fn id_key(id: JobId) -> [u8; 8] {
-    id.to_be_bytes()
+/// The key of a record by id (jobs and schedules alike), and the value of id-valued entries.
+pub fn id_key(id: impl Into<u64>) -> [u8; 8] {
+    id.into().to_be_bytes()
 }
 
 pub fn id_from(bytes: &[u8]) -> Option<JobId> {
-    Some(JobId::from_be_bytes(bytes.try_into().ok()?))
+    Some(JobId(u64::from_be_bytes(bytes.try_into().ok()?)))
 }
+
+pub fn schedule_id_from(bytes: &[u8]) -> Option<ScheduleId> {
+    id_from(bytes).map(|id| ScheduleId(id.0))
+}
+
+// Keys of the `meta` tree.
+
+pub const META_FORMAT: &[u8] = b"format_version";
+/// The highest job id ever deleted, so that deleting the newest jobs never lets their ids be
+/// issued again after a restart (the others are found in the `jobs` tree).
+pub const META_ID_HIGH_WATER: &[u8] = b"id_high_water";
+/// The last schedule id issued (schedules are few: the counter lives in the store).
+pub const META_SCHEDULE_ID: &[u8] = b"schedule_last_id";
+/// Present once the `finished` index covers every finished job (stores older than it get it
+/// built at open).
+pub const META_FINISHED_INDEX: &[u8] = b"finished_index";
 
 /// Signed → unsigned preserving order.
 fn ordered_i64(v: i64) -> [u8; 8] {
@@ -37,7 +54,7 @@ pub fn ready_key(queue: &str, priority: i32, ready_at: Micros, id: JobId) -> Vec
     // Descending priority: the highest sorts first.
     key.extend_from_slice(&(!((priority as u32) ^ (1 << 31))).to_be_bytes());
     key.extend_from_slice(&ordered_i64(ready_at));
-    key.extend_from_slice(&id.to_be_bytes());
+    key.extend_from_slice(&id_key(id));
     key
 }
 
@@ -49,21 +66,23 @@ pub fn parse_ready_key(key: &[u8]) -> Option<(&str, JobId)> {
     Some((queue, id))
 }
 
-/// Time index (scheduled jobs and retry waits; leases by expiry): (time, id).
-pub fn time_key(at: Micros, id: JobId) -> [u8; 16] {
+/// Time index (scheduled jobs and retry waits; leases by expiry; finished jobs; schedules by
+/// next run): (time, id).
+pub fn time_key(at: Micros, id: impl Into<u64>) -> [u8; 16] {
     let mut key = [0u8; 16];
     key[..8].copy_from_slice(&ordered_i64(at));
-    key[8..].copy_from_slice(&id.to_be_bytes());
+    key[8..].copy_from_slice(&id_key(id));
     key
 }
 
+/// The time and job id of a time key.
 pub fn parse_time_key(key: &[u8]) -> Option<(Micros, JobId)> {
     Some((from_ordered_i64(key.get(..8)?)?, id_from(key.get(8..16)?)?))
 }
 
 /// All time keys at or before `at` sort below this bound.
 pub fn time_upper_bound(at: Micros) -> [u8; 16] {
-    time_key(at, JobId::MAX)
+    time_key(at, u64::MAX)
 }
 
 /// `unique` index: factory, a NUL (never in a factory name), the caller's key.
@@ -82,26 +101,26 @@ mod tests {
     #[test]
     fn ready_keys_sort_by_queue_then_priority_desc_then_time_then_id() {
         let mut keys = [
-            ready_key("b", 0, 0, 1),
-            ready_key("a", -5, 0, 2),
-            ready_key("a", 10, 50, 3),
-            ready_key("a", 10, -7, 9),
-            ready_key("a", 0, 5, 4),
-            ready_key("a", 0, 5, 3),
-            ready_key("a", i32::MAX, 0, 8),
-            ready_key("a", i32::MIN, 0, 7),
+            ready_key("b", 0, 0, JobId(1)),
+            ready_key("a", -5, 0, JobId(2)),
+            ready_key("a", 10, 50, JobId(3)),
+            ready_key("a", 10, -7, JobId(9)),
+            ready_key("a", 0, 5, JobId(4)),
+            ready_key("a", 0, 5, JobId(3)),
+            ready_key("a", i32::MAX, 0, JobId(8)),
+            ready_key("a", i32::MIN, 0, JobId(7)),
         ];
         keys.sort();
-        let ids: Vec<_> = keys.iter().map(|k| parse_ready_key(k).unwrap().1).collect();
+        let ids: Vec<_> = keys.iter().map(|k| parse_ready_key(k).unwrap().1 .0).collect();
         assert_eq!(ids, [8, 9, 3, 3, 4, 2, 7, 1]);
-        assert_eq!(parse_ready_key(&ready_key("queue", 3, 4, 77)), Some(("queue", 77)));
+        assert_eq!(parse_ready_key(&ready_key("queue", 3, 4, JobId(77))), Some(("queue", JobId(77))));
     }
 
     #[test]
     fn time_keys_sort_by_time_including_negative() {
-        assert!(time_key(-1, 5) < time_key(0, 1));
-        assert!(time_key(10, 1) < time_key(10, 2));
-        assert!(time_key(10, u64::MAX) < time_key(11, 0));
-        assert_eq!(parse_time_key(&time_key(-42, 7)), Some((-42, 7)));
+        assert!(time_key(-1, 5u64) < time_key(0, 1u64));
+        assert!(time_key(10, 1u64) < time_key(10, 2u64));
+        assert!(time_key(10, u64::MAX) < time_key(11, 0u64));
+        assert_eq!(parse_time_key(&time_key(-42, JobId(7))), Some((-42, JobId(7))));
     }
 }

@@ -7,7 +7,7 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::clock::Micros;
-use crate::job::{Job, Lease, Progress, Status};
+use crate::job::{Job, JobId, Lease, Progress, Status};
 
 /// The record format this build writes.
 pub const FORMAT_VERSION: u8 = 2;
@@ -90,7 +90,7 @@ struct JobV1 {
 impl From<JobV1> for Job {
     fn from(v: JobV1) -> Job {
         Job {
-            id: v.id,
+            id: JobId(v.id),
             factory: v.factory,
             queue: v.queue,
             priority: v.priority,
@@ -148,7 +148,7 @@ mod tests {
         let job = decode_job(&bytes).unwrap();
         assert_eq!(
             (job.id, job.status, job.finished_at, job.unique_key.clone()),
-            (7, Status::Completed, Some(12), None)
+            (JobId(7), Status::Completed, Some(12), None)
         );
         // Written back, it is format 2 and reads the same.
         assert_eq!(decode_job(&encode(&job)).unwrap(), job);

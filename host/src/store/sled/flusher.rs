@@ -13,11 +13,12 @@
 //! which keeps the promise that lazy changes (outcomes, progress, journaled claims) reach the
 //! disk within the interval, and does nothing while writers flush more often than that.
 
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::durability::GroupCommit;
+use crate::sync;
 
 pub struct Flushes {
     db: sled::Db,
@@ -37,14 +38,14 @@ impl Flushes {
     pub fn durable(&self) -> sled::Result<()> {
         self.group.wait_durable(|| {
             // An instant: poisoning cannot tear it.
-            *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+            *sync::lock(&self.last) = Instant::now();
             self.db.flush().map(|_| ())
         })
     }
 
     /// How long until a flush is due (zero when it is).
     fn due_in(&self) -> Duration {
-        let since = self.last.lock().unwrap_or_else(PoisonError::into_inner).elapsed();
+        let since = sync::lock(&self.last).elapsed();
         self.interval.saturating_sub(since)
     }
 
@@ -61,7 +62,7 @@ impl Flushes {
 
     #[cfg(test)]
     pub fn last(&self) -> Instant {
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner)
+        *sync::lock(&self.last)
     }
 }
 
@@ -78,7 +79,7 @@ impl Flusher {
         let signal = stop.clone();
         let thread = std::thread::Builder::new().name("jobhost-flush".to_owned()).spawn(move || {
             let (stopped, wake) = &*signal;
-            let mut stopped_now = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut stopped_now = sync::lock(stopped);
             while !*stopped_now {
                 let wait = flushes.due_in();
                 if wait.is_zero() {
@@ -88,10 +89,9 @@ impl Flusher {
                     if let Err(e) = flushes.pace() {
                         log::error!("periodic store flush failed: {e}");
                     }
-                    stopped_now = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+                    stopped_now = sync::lock(stopped);
                 } else {
-                    stopped_now =
-                        wake.wait_timeout(stopped_now, wait).unwrap_or_else(PoisonError::into_inner).0;
+                    stopped_now = sync::wait_timeout(wake, stopped_now, wait);
                 }
             }
             drop(stopped_now);
@@ -106,7 +106,7 @@ impl Flusher {
 impl Drop for Flusher {
     fn drop(&mut self) {
         let (stopped, wake) = &*self.stop;
-        *stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        *sync::lock(stopped) = true;
         wake.notify_all();
         if let Some(thread) = self.thread.take() {
             // A panic in the thread has already been reported by the panic hook.

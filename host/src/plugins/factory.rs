@@ -1,0 +1,108 @@
+//! A loaded plugin's description, and a registered job factory: its description and defaults,
+//! and running one attempt of it on the calling thread through the ABI.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use abi_stable::std_types::RBox;
+use jobhost_plugin_api::ffi::{FfiFactory, JobRunner_TO};
+use jobhost_plugin_api::Failure;
+
+use super::host_side::{NoProgress, RunContext};
+use std::path::PathBuf;
+
+/// A loaded plugin, as reported to operators.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub sdk_version: String,
+    pub path: PathBuf,
+    pub factories: Vec<String>,
+}
+
+/// A factory's declared defaults; `None` means "use the host's".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FactoryDefaults {
+    pub max_attempts: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub retry_delay: Option<Duration>,
+}
+
+/// A registered job factory: cheap to clone, callable from any thread.
+#[derive(Clone)]
+pub struct Factory(Arc<FactoryInner>);
+
+struct FactoryInner {
+    name: String,
+    description: String,
+    example: Option<String>,
+    plugin: String,
+    plugin_version: String,
+    defaults: FactoryDefaults,
+    runner: JobRunner_TO<'static, RBox<()>>,
+}
+
+impl Factory {
+    pub(super) fn new(plugin: &PluginInfo, ffi: FfiFactory) -> Self {
+        let info = ffi.info;
+        let ms = |v: Option<u64>| v.map(Duration::from_millis);
+        Factory(Arc::new(FactoryInner {
+            name: info.name().to_string(),
+            description: info.description().to_string(),
+            example: info.example().into_option().map(|e| e.to_string()),
+            plugin: plugin.name.clone(),
+            plugin_version: plugin.version.clone(),
+            defaults: FactoryDefaults {
+                max_attempts: info.max_attempts().into_option(),
+                timeout: ms(info.timeout_ms().into_option()),
+                retry_delay: ms(info.retry_delay_ms().into_option()),
+            },
+            runner: ffi.runner,
+        }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+    pub fn description(&self) -> &str {
+        &self.0.description
+    }
+    pub fn example(&self) -> Option<&str> {
+        self.0.example.as_deref()
+    }
+    pub fn plugin(&self) -> &str {
+        &self.0.plugin
+    }
+    pub fn plugin_version(&self) -> &str {
+        &self.0.plugin_version
+    }
+    pub fn defaults(&self) -> FactoryDefaults {
+        self.0.defaults
+    }
+
+    /// Runs one attempt on the calling thread (blocking: call it from a blocking thread).
+    /// `input` and the `Ok` value are JSON text.
+    pub fn run(&self, ctx: &RunContext<'_>, input: &str) -> Result<String, Failure> {
+        use abi_stable::sabi_trait::TD_Opaque;
+        use jobhost_plugin_api::ffi::HostJob_TO;
+        let host = HostJob_TO::from_ptr(ctx, TD_Opaque);
+        match self.0.runner.run(host, input.into()).into_result() {
+            Ok(json) => Ok(json.into_string()),
+            Err(failure) => Err(Failure::from_ffi(failure)),
+        }
+    }
+
+    /// Runs one attempt with no cancellation or progress (for `plugins run` and tests).
+    pub fn run_once(&self, input: &str) -> Result<String, Failure> {
+        let cancel = AtomicBool::new(false);
+        self.run(&RunContext { job_id: 0, attempt: 1, cancel: &cancel, progress: &NoProgress }, input)
+    }
+}
+
+impl std::fmt::Debug for Factory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Factory").field("name", &self.0.name).field("plugin", &self.0.plugin).finish()
+    }
+}

@@ -1,0 +1,98 @@
+//! How the worker pools run: leases, polling, retries, attempts, the queues, and how long
+//! finished jobs are kept.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::retry::RetryPolicy;
+use crate::durations;
+
+/// Attempts per job when neither the job nor its factory says.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// How long a claimed job's lease lasts without a heartbeat (renewed every third of it).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// The idle workers' fallback poll; they normally wake on notifications.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How one queue is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Jobs run at once; 1 is strict FIFO.
+    pub concurrency: usize,
+    /// Start processing when the host starts (or when the queue is first used).
+    pub autostart: bool,
+}
+
+impl Default for QueueConfig {
+    /// As many workers as CPUs, started automatically.
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        QueueConfig { concurrency: cpus, autostart: true }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub retry: RetryPolicy,
+    pub default_max_attempts: u32,
+    /// Configured queues; any other queue a job names gets `default_queue`.
+    pub queues: BTreeMap<String, QueueConfig>,
+    pub default_queue: QueueConfig,
+    /// How long finished jobs are kept (swept by the service's retention sweeper).
+    pub retention: Retention,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            lease: DEFAULT_LEASE,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            retry: RetryPolicy::default(),
+            default_max_attempts: DEFAULT_MAX_ATTEMPTS,
+            queues: BTreeMap::new(),
+            default_queue: QueueConfig::default(),
+            retention: Retention::default(),
+        }
+    }
+}
+
+impl ProcessorConfig {
+    /// The settings of queue `name`: its own, or the default queue's.
+    pub fn queue(&self, name: &str) -> QueueConfig {
+        self.queues.get(name).copied().unwrap_or(self.default_queue)
+    }
+}
+
+/// How long finished jobs are kept; `None` keeps them until removed by hand. Read from the
+/// config file's `[retention]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    #[serde(deserialize_with = "durations::optional")]
+    pub completed: Option<Duration>,
+    #[serde(deserialize_with = "durations::optional")]
+    pub error: Option<Duration>,
+    #[serde(deserialize_with = "durations::optional")]
+    pub cancelled: Option<Duration>,
+    /// How often expired jobs are swept.
+    #[serde(deserialize_with = "durations::required")]
+    pub sweep_interval: Duration,
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+impl Default for Retention {
+    /// Completed and cancelled jobs a week, failed ones (the dead letters) a month.
+    fn default() -> Self {
+        Retention {
+            completed: Some(7 * DAY),
+            error: Some(30 * DAY),
+            cancelled: Some(7 * DAY),
+            sweep_interval: Duration::from_secs(60),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The worker pool: queues started, stopped and woken at run time, and the graceful shutdown.
+//!
+//! **Invariant:** stopping a queue stops claiming, never a running job (`stop_queue` returns
+//! only once no claim of the queue is in flight, a claim made with an outcome included), and
+//! every claimed job is in the running set before the claim lock is released, so a shutdown or
+//! a cancel never misses it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::queue::Queue;
+use super::state::{PoolState, Shared};
+use super::worker;
+use crate::job::{Job, JobId, DEFAULT_QUEUE};
+use crate::store::{ClaimFilter, Counts, StoreResult};
+use crate::sync;
+
+/// A queue as reported to operators.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueueInfo {
+    pub name: String,
+    pub processing: bool,
+    pub concurrency: usize,
+    pub queued: u64,
+    pub running: usize,
+}
+
+/// What a graceful shutdown did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shutdown {
+    /// Running jobs that did not finish in time and went back to `queued`.
+    pub released: usize,
+}
+
+/// The per-queue worker pools of one host. Cheap to clone.
+#[derive(Clone)]
+pub struct Pool {
+    state: Arc<PoolState>,
+}
+
+impl Pool {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let state = PoolState {
+            shared,
+            queues: Mutex::new(BTreeMap::new()),
+            running: Default::default(),
+            supervisor_started: AtomicBool::new(false),
+        };
+        Pool { state: Arc::new(state) }
+    }
+
+    /// Starts the configured queues that autostart (the default queue among them). Needs a
+    /// Tokio runtime.
+    pub fn start_configured(&self) {
+        let config = &self.state.shared.config;
+        let names: Vec<String> = config.queues.keys().cloned().collect();
+        for name in names.iter().chain(std::iter::once(&DEFAULT_QUEUE.to_owned())) {
+            if config.queue(name).autostart {
+                self.start_queue(name);
+            }
+        }
+    }
+
+    /// Starts processing `name` (no-op if it runs). Stopped queues still accept jobs.
+    pub fn start_queue(&self, name: &str) {
+        let queue = self.queue_entry(name);
+        if !queue.processing.swap(true, Ordering::SeqCst) {
+            queue.stop.send_replace(false);
+            let task = tokio::spawn(worker::run_queue(self.state.clone(), queue.clone()));
+            *sync::lock(&queue.task) = Some(task);
+        }
+    }
+
+    /// Stops claiming from `name`; its running jobs finish. A queue not yet in use is created
+    /// stopped, so its first job does not autostart it. Returns once no claim of this queue is
+    /// in flight: from then on it claims nothing.
+    pub fn stop_queue(&self, name: &str) {
+        let queue = self.queue_entry(name);
+        queue.stop.send_replace(true);
+        queue.processing.store(false, Ordering::SeqCst);
+        drop(sync::write(&queue.claiming));
+    }
+
+    pub fn is_processing(&self, name: &str) -> bool {
+        self.lock_queues().get(name).is_some_and(|q| q.processing.load(Ordering::SeqCst))
+    }
+
+    /// Wakes one idle worker of `name` (a job was added or became ready there), creating the
+    /// queue on first use.
+    pub fn wake(&self, name: &str) {
+        self.queue(name).wake.notify_one();
+    }
+
+    /// Wakes every worker of `name`: a batch may give all of them work.
+    pub fn wake_every_worker(&self, name: &str) {
+        let queue = self.queue(name);
+        for _ in 0..queue.concurrency {
+            queue.wake.notify_one();
+        }
+    }
+
+    /// Wakes one worker of every queue in use (due jobs may be anywhere).
+    pub fn wake_all(&self) {
+        for queue in self.lock_queues().values() {
+            queue.wake.notify_one();
+        }
+    }
+
+    /// Every queue that is configured, in use, or holds jobs (`counts`: the store's).
+    pub fn queues(&self, counts: &Counts) -> Vec<QueueInfo> {
+        let config = &self.state.shared.config;
+        let mut names: Vec<String> = config.queues.keys().cloned().collect();
+        names.extend(self.lock_queues().keys().cloned());
+        names.extend(counts.keys().cloned());
+        names.sort();
+        names.dedup();
+        let queues = self.lock_queues();
+        names
+            .into_iter()
+            .map(|name| {
+                let live = queues.get(&name);
+                let queued =
+                    counts.get(&name).and_then(|c| c.get(&crate::job::Status::Queued)).copied().unwrap_or(0);
+                QueueInfo {
+                    processing: live.is_some_and(|q| q.processing.load(Ordering::SeqCst)),
+                    concurrency: live.map_or(config.queue(&name).concurrency, |q| q.concurrency),
+                    running: live.map_or(0, |q| q.running()),
+                    queued,
+                    name,
+                }
+            })
+            .collect()
+    }
+
+    /// Sets the cancellation flag of a job running here.
+    pub fn cancel_running(&self, id: JobId) {
+        self.state.running.cancel(id);
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.state.running.len()
+    }
+
+    /// Claims the next ready job matching `filter` and runs it to its end; `None` when
+    /// nothing is ready.
+    pub async fn process_next(&self, filter: ClaimFilter<'_>) -> StoreResult<Option<Job>> {
+        worker::run_one(&self.state, filter).await
+    }
+
+    /// Graceful stop: every queue stops claiming; running jobs get up to `timeout` to finish;
+    /// the rest get their cancellation flag set and go back to `queued` without their attempt
+    /// counted (their late outcome is then stale and discarded); then the store is flushed.
+    pub async fn shutdown(&self, timeout: Duration) -> StoreResult<Shutdown> {
+        let shared = &self.state.shared;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let queues: Vec<Arc<Queue>> = self.lock_queues().values().cloned().collect();
+        for queue in &queues {
+            self.stop_queue(&queue.name);
+        }
+        // A claim in flight finishes first, so every claimed job is in `running` after this.
+        for queue in &queues {
+            let task = sync::lock(&queue.task).take();
+            if let Some(task) = task {
+                let _ = tokio::time::timeout_at(deadline, task).await;
+            }
+        }
+        while self.running_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut released = 0;
+        for (id, token) in self.state.running.tokens() {
+            self.state.running.cancel(id);
+            if shared.store.release(id, token, shared.now())? {
+                log::warn!("job {id}: still running at shutdown; released back to queued");
+                released += 1;
+            }
+        }
+        shared.store.flush()?;
+        Ok(Shutdown { released })
+    }
+
+    fn lock_queues(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Queue>>> {
+        sync::lock(&self.state.queues)
+    }
+
+    fn queue_entry(&self, name: &str) -> Arc<Queue> {
+        let config = self.state.shared.config.queue(name);
+        self.lock_queues()
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Queue::new(name, config.concurrency)))
+            .clone()
+    }
+
+    /// The queue, created on first use; a new autostart queue starts (inside a runtime).
+    fn queue(&self, name: &str) -> Arc<Queue> {
+        let is_new = !self.lock_queues().contains_key(name);
+        let queue = self.queue_entry(name);
+        if is_new
+            && self.state.shared.config.queue(name).autostart
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            self.start_queue(name);
+        }
+        queue
+    }
+}

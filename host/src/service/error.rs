@@ -1,0 +1,43 @@
+//! What a service call can fail with, in the terms its callers (the API, the CLI) answer in:
+//! bad input, an unknown job or schedule, a refused transition, or a storage failure.
+
+use crate::job::{JobId, Refused, ScheduleId};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("unknown job factory `{name}`; known factories: {}", known.join(", "))]
+    UnknownFactory { name: String, known: Vec<String> },
+    #[error("invalid {field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// Some jobs of a batch are invalid (by index); nothing was added.
+    #[error("{} of {total} jobs are invalid; nothing was added", items.len())]
+    InvalidBatch { total: usize, items: Vec<(usize, HostError)> },
+    #[error("no job with id {0}")]
+    NotFound(JobId),
+    #[error("no schedule with id {0}")]
+    ScheduleNotFound(ScheduleId),
+    /// The job's status does not allow what was asked.
+    #[error(transparent)]
+    Refused(Refused),
+    /// The store failed: not the caller's fault.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for HostError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => HostError::NotFound(id),
+            StoreError::ScheduleNotFound(id) => HostError::ScheduleNotFound(id),
+            StoreError::Refused(refused) => HostError::Refused(refused),
+            other => HostError::Store(other),
+        }
+    }
+}
+
+impl HostError {
+    pub(super) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        HostError::Invalid { field, message: message.into() }
+    }
+}

@@ -1,0 +1,216 @@
+//! The `Host`: the one door to a running job host for the API, the CLI and the scheduler.
+//! Reads, cancel, retry, start, removal, queues, metrics, plugins and shutdown are here;
+//! adding jobs is `admission`'s, schedules `schedules`', background upkeep `maintenance`'s.
+//!
+//! **Invariant:** callers reach the store, the worker pool and the plugin registry only
+//! through these methods; every change is published as an event after the store recorded it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, Notify};
+
+use super::error::HostError;
+use crate::clock::{Clock, Micros};
+use crate::events::JobEvent;
+use crate::job::{Job, JobId, Status};
+use crate::plugins::Registry;
+use crate::processor::{Pool, ProcessorConfig, QueueInfo, Shared, Shutdown};
+use crate::store::{Cancelled, ClaimFilter, ListFilter, Store};
+use crate::sync;
+
+/// The job host: store, factories, clock, worker pool and scheduler state. Cheap to clone.
+#[derive(Clone)]
+pub struct Host {
+    pub(super) inner: Arc<HostInner>,
+}
+
+/// What a `Host` shares; background tasks hold it weakly, so they end with the last `Host`.
+pub(super) struct HostInner {
+    pub shared: Arc<Shared>,
+    pub pool: Pool,
+    /// Woken when a schedule changes, so the scheduler loop recomputes its sleep.
+    pub schedules_changed: Notify,
+}
+
+impl Host {
+    /// Builds the host and recovers the jobs a dead host left `processing`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Registry,
+        clock: Arc<dyn Clock>,
+        config: ProcessorConfig,
+    ) -> Result<Self, HostError> {
+        let recovered = store.recover_all(clock.now())?;
+        if !recovered.is_empty() {
+            log::warn!(
+                "recovered {} job(s) that were running when the host stopped: {recovered:?}",
+                recovered.len()
+            );
+        }
+        let shared = Arc::new(Shared::new(store, registry, clock, config));
+        let inner = HostInner { pool: Pool::new(shared.clone()), shared, schedules_changed: Notify::new() };
+        Ok(Host { inner: Arc::new(inner) })
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.shared.clock
+    }
+
+    pub(super) fn now(&self) -> Micros {
+        self.inner.shared.now()
+    }
+
+    /// `GET /metrics`: the exposition with the store's current counts.
+    pub fn render_metrics(&self) -> Result<String, HostError> {
+        let counts = self.inner.shared.store.counts()?;
+        let (plugins, rejected) = self.with_registry(|r| (r.plugins().len(), r.rejected().len()));
+        Ok(self.inner.shared.metrics.render(&counts, plugins, rejected))
+    }
+
+    /// Scans `dirs` again and registers plugins that appeared since (SIGHUP). Libraries
+    /// already loaded stay as they are: a loaded library cannot be unloaded safely.
+    pub fn rescan_plugins(&self, dirs: &[PathBuf]) -> usize {
+        self.with_registry(|r| {
+            let added = r.rescan(dirs);
+            for rejection in r.rejected() {
+                log::warn!("plugin rejected: {rejection}");
+            }
+            added
+        })
+    }
+
+    /// Calls `f` with the factory registry (e.g. to list factories or rescan plugin dirs).
+    pub fn with_registry<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
+        f(&mut sync::write(&self.inner.shared.registry))
+    }
+
+    /// Queues a `held` (or `scheduled`) job now.
+    pub fn start(&self, id: JobId) -> Result<Job, HostError> {
+        let job = self.inner.shared.store.start(id, self.now())?;
+        self.announce(&job);
+        Ok(job)
+    }
+
+    /// Turns due `scheduled` jobs (and due retries) `queued`, and wakes the queues if any were.
+    pub fn promote_due(&self) -> Result<usize, HostError> {
+        let promoted = self.inner.shared.store.promote_due(self.now())?;
+        if promoted > 0 {
+            self.inner.pool.wake_all();
+        }
+        Ok(promoted)
+    }
+
+    /// A job stored or changed here: publish it and wake its queue.
+    pub(super) fn announce(&self, job: &Job) {
+        self.inner.shared.events.publish(job);
+        self.inner.pool.wake(&job.queue);
+    }
+
+    /// Starts the configured queues that autostart, the lease reaper and the retention
+    /// sweeper. Needs a Tokio runtime.
+    pub fn start_configured(&self) {
+        self.spawn_reaper();
+        self.spawn_sweeper();
+        self.inner.pool.start_configured();
+    }
+
+    /// Starts processing `name` (no-op if it runs). Stopped queues still accept jobs.
+    pub fn start_queue(&self, name: &str) {
+        self.inner.pool.start_queue(name);
+    }
+
+    /// Stops claiming from `name`; its running jobs finish. Returns once no claim of this
+    /// queue is in flight.
+    pub fn stop_queue(&self, name: &str) {
+        self.inner.pool.stop_queue(name);
+    }
+
+    pub fn is_processing(&self, name: &str) -> bool {
+        self.inner.pool.is_processing(name)
+    }
+
+    /// Every queue that is configured, in use, or holds jobs.
+    pub fn queues(&self) -> Result<Vec<QueueInfo>, HostError> {
+        Ok(self.inner.pool.queues(&self.inner.shared.store.counts()?))
+    }
+
+    /// Claims the next ready job matching `filter` and runs it to its end on this task
+    /// (m01.remote's `processNextJob`). `None` when nothing is ready.
+    pub async fn process_next(&self, filter: ClaimFilter<'_>) -> Result<Option<Job>, HostError> {
+        Ok(self.inner.pool.process_next(filter).await?)
+    }
+
+    pub fn get(&self, id: JobId) -> Result<Option<Job>, HostError> {
+        Ok(self.inner.shared.store.get(id)?)
+    }
+
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, HostError> {
+        Ok(self.inner.shared.store.list(filter)?)
+    }
+
+    /// Cancels a waiting job now; a running one gets its cancellation flag set and ends
+    /// `cancelled` when its factory returns.
+    pub fn cancel(&self, id: JobId) -> Result<Job, HostError> {
+        match self.inner.shared.store.cancel(id, self.now())? {
+            Cancelled::Now(job) => {
+                self.inner.shared.events.publish(&job);
+                Ok(job)
+            }
+            Cancelled::Requested(job) => {
+                self.inner.pool.cancel_running(id);
+                Ok(job)
+            }
+        }
+    }
+
+    /// Sends a job in `error` or `cancelled` back to `queued` with fresh attempts.
+    pub fn retry(&self, id: JobId) -> Result<Job, HostError> {
+        let job = self.inner.shared.store.retry(id, None, self.now())?;
+        self.announce(&job);
+        Ok(job)
+    }
+
+    /// Deletes finished jobs (all finished statuses when `statuses` is empty).
+    pub fn remove(&self, statuses: &[Status]) -> Result<BTreeMap<Status, u64>, HostError> {
+        self.remove_finished_before(statuses, None)
+    }
+
+    /// Deletes finished jobs in `statuses` that finished before `before` (all when `None`).
+    pub fn remove_finished_before(
+        &self,
+        statuses: &[Status],
+        before: Option<Micros>,
+    ) -> Result<BTreeMap<Status, u64>, HostError> {
+        if let Some(s) = statuses.iter().find(|s| !s.is_finished()) {
+            return Err(HostError::invalid(
+                "status",
+                format!("only finished jobs can be removed (completed, error, cancelled), not `{s}`"),
+            ));
+        }
+        Ok(self.inner.shared.store.remove(statuses, before)?)
+    }
+
+    /// Job status changes, for waiters (long polls, `bench`). Lagging receivers miss events
+    /// and should re-read the store.
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.inner.shared.events.subscribe()
+    }
+
+    /// Graceful stop: queues stop claiming, running jobs get up to `timeout`, the rest are
+    /// released uncounted, the store is flushed.
+    pub async fn shutdown(&self, timeout: Duration) -> Result<Shutdown, HostError> {
+        Ok(self.inner.pool.shutdown(timeout).await?)
+    }
+
+    /// Writes everything to disk (the end of `run-once`).
+    pub fn flush(&self) -> Result<(), HostError> {
+        Ok(self.inner.shared.store.flush()?)
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.inner.pool.running_count()
+    }
+}

@@ -1,0 +1,80 @@
+//! Background upkeep of a running host: the lease reaper (jobs whose worker stopped renewing
+//! their lease go back to their queue) and the retention sweeper (finished jobs past their
+//! status's retention are deleted). Both hold the host weakly and end when it is dropped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::error::HostError;
+use super::host::Host;
+use crate::clock::duration_micros;
+use crate::job::{JobId, Status};
+
+impl Host {
+    /// Requeues jobs whose lease expired (a worker that stopped renewing). Run periodically.
+    pub fn recover_expired(&self) -> Result<Vec<JobId>, HostError> {
+        Ok(self.inner.shared.store.recover_expired(self.now())?)
+    }
+
+    /// Deletes the finished jobs older than their status's retention. Returns counts.
+    pub fn sweep_expired(&self) -> Result<BTreeMap<Status, u64>, HostError> {
+        let retention = self.inner.shared.config.retention;
+        let now = self.now();
+        let mut removed = BTreeMap::new();
+        for (status, keep) in [
+            (Status::Completed, retention.completed),
+            (Status::Error, retention.error),
+            (Status::Cancelled, retention.cancelled),
+        ] {
+            if let Some(keep) = keep {
+                let before = now.saturating_sub(duration_micros(keep));
+                removed.extend(self.remove_finished_before(&[status], Some(before))?);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every half lease, requeues jobs whose worker stopped renewing their lease (with the
+    /// embedded store that means a stuck heartbeat; with a shared store, a dead host) and wakes
+    /// their queues.
+    pub(super) fn spawn_reaper(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let period = self.inner.shared.config.lease / 2;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let host = Host { inner };
+                match host.recover_expired() {
+                    Ok(ids) if !ids.is_empty() => {
+                        log::warn!("requeued {} job(s) whose lease expired: {ids:?}", ids.len());
+                        host.inner.pool.wake_all();
+                    }
+                    Ok(_) => {}
+                    Err(e) => log::error!("lease recovery failed: {e}"),
+                }
+            }
+        });
+    }
+
+    /// Every `retention.sweep_interval`, deletes expired finished jobs.
+    pub(super) fn spawn_sweeper(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let period = self.inner.shared.config.retention.sweep_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let host = Host { inner };
+                match tokio::task::spawn_blocking(move || host.sweep_expired()).await {
+                    Ok(Ok(removed)) if !removed.is_empty() => {
+                        log::info!("retention: removed {removed:?} finished job(s)")
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => log::error!("retention sweep failed: {e}"),
+                    Err(e) => log::error!("retention sweep task failed: {e}"),
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,27 @@
+//! The service: the [`Host`] facade the API, the CLI and the scheduler loop use, over the
+//! store and the worker pool.
+//!
+//! The files: `host` (the struct, reads, cancel, retry, start, remove, queues, shutdown),
+//! `admission` (adding jobs and their checks), `schedules` (schedule CRUD and the scheduler's
+//! pass), `maintenance` (the lease reaper and the retention sweeper), `open` (opening the
+//! embedded store under a host), `error` (`HostError`).
+//!
+//! **Invariant:** nothing above this module (server, CLI, scheduler loop) names the store or
+//! the processor's internals; the value types of the service's own API are re-exported here.
+
+mod admission;
+mod error;
+mod host;
+mod maintenance;
+mod open;
+mod schedules;
+
+pub use admission::{AddJob, MAX_UNIQUE_KEY_LEN};
+pub use error::HostError;
+pub use host::Host;
+pub use open::{open, open_with_store};
+pub use schedules::{NewSchedule, SchedulePatch};
+
+pub use crate::events::JobEvent;
+pub use crate::processor::{ProcessorConfig, QueueConfig, QueueInfo, Shutdown};
+pub use crate::store::{Added, ClaimDurability, ClaimFilter, ListFilter, StoreOptions};

@@ -1,0 +1,42 @@
+//! Opening a host over the embedded store in a data directory: what `serve`, `run-once` and
+//! the benchmark share.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::error::HostError;
+use super::host::Host;
+use crate::clock::SystemClock;
+use crate::plugins::Registry;
+use crate::processor::ProcessorConfig;
+use crate::store::{SledStore, StoreError, StoreOptions};
+
+/// Opens (creating it if needed) the store at `data_dir` and builds a host over it,
+/// recovering the jobs a dead host left running.
+pub fn open(
+    data_dir: &Path,
+    options: StoreOptions,
+    registry: Registry,
+    config: ProcessorConfig,
+) -> Result<Host, HostError> {
+    open_with_store(data_dir, options, registry, config).map(|(host, _)| host)
+}
+
+/// [`open`], also handing back the store itself: for the benchmark, which measures the store
+/// alone beside the host.
+pub fn open_with_store(
+    data_dir: &Path,
+    options: StoreOptions,
+    registry: Registry,
+    config: ProcessorConfig,
+) -> Result<(Host, Arc<SledStore>), HostError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        HostError::Store(StoreError::Io {
+            what: format!("cannot create data directory {}", data_dir.display()),
+            error: e,
+        })
+    })?;
+    let store = Arc::new(SledStore::open(data_dir, options)?);
+    let host = Host::new(store.clone(), registry, Arc::new(SystemClock), config)?;
+    Ok((host, store))
+}

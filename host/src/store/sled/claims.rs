@@ -1,0 +1,272 @@
+//! The work capability on sled: promoting due jobs, claims (alone or with the previous
+//! outcome), heartbeats, progress, outcomes and releases.
+//!
+//! Claims take the claim lock: one claimer at a time reads the first ready key and takes it in
+//! a transaction, so claimers never race for the same key and retry. A claim is kept (see
+//! `ClaimDurability`) after the lock is released, so concurrent claims share flushes.
+
+use super::keys;
+use super::options::ClaimDurability;
+use super::store::SledStore;
+use super::tx::{ready_key, Tx, TxResult};
+use crate::clock::{duration_micros, Micros};
+use crate::job::{
+    AttemptToken, Job, JobId, Lease, Outcome, Progress, Status, WORKER_LOST_HOST_STOPPED,
+    WORKER_LOST_LEASE_EXPIRED,
+};
+use crate::store::error::StoreResult;
+use crate::store::traits::{Report, WorkStore};
+use crate::store::types::{ClaimFilter, Claimed, Finished, LeaseTerms};
+use crate::sync;
+
+/// The ready job a claim picked (under the claim lock), and the lease it will hold.
+struct NextClaim {
+    key: sled::IVec,
+    id: JobId,
+    now: Micros,
+    lease: Lease,
+}
+
+impl NextClaim {
+    fn new(key: sled::IVec, id: JobId, now: Micros, terms: LeaseTerms) -> Self {
+        let lease = Lease {
+            token: AttemptToken::random(),
+            expires_at: now.saturating_add(duration_micros(terms.duration)),
+        };
+        NextClaim { key, id, now, lease }
+    }
+
+    /// Takes the job out of `ready` and starts its attempt (see `Job::claim`). `None` if it
+    /// left `ready` meanwhile (a cancel).
+    fn take(&self, tx: &Tx<'_>) -> TxResult<Option<Job>> {
+        if tx.ready.remove(&self.key)?.is_none() {
+            return Ok(None);
+        }
+        let mut job = tx.load(self.id)?;
+        job.claim(self.lease, self.now);
+        tx.save(&job)?;
+        tx.leases
+            .insert(&keys::time_key(self.lease.expires_at, self.id), &self.lease.token.0.to_be_bytes())?;
+        Ok(Some(job))
+    }
+}
+
+impl SledStore {
+    /// Moves every waiting job due by `now` to `ready`; how many.
+    fn promote_waiting(&self, now: Micros) -> StoreResult<usize> {
+        let mut promoted_count = 0;
+        for entry in self.trees.waiting.range(..=keys::time_upper_bound(now)) {
+            let (key, _) = entry?;
+            let Some((_, id)) = keys::parse_time_key(&key) else { continue };
+            let promoted = self.trees.transact(|tx| {
+                if tx.waiting.remove(&key)?.is_none() {
+                    return Ok(None);
+                }
+                let mut job = tx.load(id)?;
+                let from = job.status;
+                if !job.promote() {
+                    return Ok(None);
+                }
+                tx.save(&job)?;
+                tx.ready.insert(ready_key(&job), job.factory.as_bytes())?;
+                Ok(Some((job.queue, from)))
+            })?;
+            if let Some((queue, from)) = promoted {
+                self.counts.count(&queue, Some(from), Some(Status::Queued));
+                promoted_count += 1;
+            }
+        }
+        Ok(promoted_count)
+    }
+
+    /// The first ready key matching `filter`, and how many index entries were inspected to
+    /// find it: one without a factory filter at any queue depth (the claim's cost is one
+    /// ordered-tree seek), more only when skipping other factories' jobs (`run-once --factory`).
+    pub(super) fn next_ready(
+        &self,
+        filter: &ClaimFilter<'_>,
+    ) -> StoreResult<(Option<(sled::IVec, JobId)>, usize)> {
+        let iter = match filter.queue {
+            Some(queue) => self.trees.ready.scan_prefix(keys::queue_prefix(queue)),
+            None => self.trees.ready.iter(),
+        };
+        let mut inspected = 0;
+        for entry in iter {
+            let (key, factory) = entry?;
+            inspected += 1;
+            if filter.factory.is_some_and(|f| f.as_bytes() != &*factory) {
+                continue;
+            }
+            if let Some((_, id)) = keys::parse_ready_key(&key) {
+                return Ok((Some((key, id)), inspected));
+            }
+        }
+        Ok((None, inspected))
+    }
+
+    /// Keeps a committed claim by the configured `store.claims` policy.
+    fn keep_claim(&self, claimed: &Claimed) -> StoreResult<()> {
+        match self.claims {
+            ClaimDurability::Flush => self.durable(),
+            ClaimDurability::Journal => {
+                self.journal_attempts(claimed.job.id, claimed.job.attempts)?;
+                self.pace()
+            }
+        }
+    }
+
+    /// Counts a committed outcome (`None`: stale, nothing changed).
+    fn count_finished(&self, done: Option<Job>) -> Finished {
+        match done {
+            Some(job) => {
+                self.counts.count(&job.queue, Some(Status::Processing), Some(job.status));
+                Finished::Applied(job)
+            }
+            None => Finished::Stale,
+        }
+    }
+
+    /// Counts a committed claim.
+    fn count_claimed(&self, job: Job, token: AttemptToken) -> Claimed {
+        self.counts.count(&job.queue, Some(Status::Queued), Some(Status::Processing));
+        Claimed { job, token }
+    }
+}
+
+impl WorkStore for SledStore {
+    fn promote_due(&self, now: Micros) -> StoreResult<usize> {
+        self.promote_waiting(now)
+    }
+
+    fn next_due(&self) -> StoreResult<Option<Micros>> {
+        Ok(match self.trees.waiting.first()? {
+            Some((key, _)) => keys::parse_time_key(&key).map(|(at, _)| at),
+            None => None,
+        })
+    }
+
+    fn claim(
+        &self,
+        filter: &ClaimFilter<'_>,
+        now: Micros,
+        lease: LeaseTerms,
+    ) -> StoreResult<Option<Claimed>> {
+        let claimed = {
+            let _one_claimer = sync::lock(&self.claim_lock);
+            self.promote_waiting(now)?;
+            loop {
+                let (Some((key, id)), _) = self.next_ready(filter)? else { return Ok(None) };
+                let next = NextClaim::new(key, id, now, lease);
+                if let Some(job) = self.trees.transact(|tx| next.take(tx))? {
+                    break self.count_claimed(job, next.lease.token);
+                }
+            }
+        };
+        self.keep_claim(&claimed)?;
+        Ok(Some(claimed))
+    }
+
+    fn heartbeat(&self, id: JobId, token: AttemptToken, now: Micros, lease: LeaseTerms) -> StoreResult<bool> {
+        let expires_at = now.saturating_add(duration_micros(lease.duration));
+        self.trees.transact(|tx| {
+            let mut job = tx.load(id)?;
+            let Some(old) = job.lease_held_by(token) else { return Ok(false) };
+            tx.leases.remove(&keys::time_key(old.expires_at, id))?;
+            tx.leases.insert(&keys::time_key(expires_at, id), &token.0.to_be_bytes())?;
+            job.lease = Some(Lease { token, expires_at });
+            tx.save(&job)?;
+            Ok(true)
+        })
+    }
+
+    fn set_progress(&self, id: JobId, token: AttemptToken, progress: Progress) -> StoreResult<()> {
+        self.trees.transact(|tx| {
+            let mut job = tx.load(id)?;
+            if job.lease_held_by(token).is_some() {
+                job.progress = Some(progress.clone());
+                tx.save(&job)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn finish(&self, report: Report, now: Micros) -> StoreResult<Finished> {
+        let Report { id, token, outcome } = report;
+        let done = self.trees.transact(|tx| tx.apply_outcome(id, token, &outcome, now))?;
+        Ok(self.count_finished(done))
+    }
+
+    fn finish_and_claim(
+        &self,
+        report: Report,
+        now: Micros,
+        filter: &ClaimFilter<'_>,
+        lease: LeaseTerms,
+    ) -> StoreResult<(Finished, Option<Claimed>)> {
+        if matches!(report.outcome, Outcome::Retry { .. }) {
+            // A retry due now may belong ahead of the job picked below (a strict-FIFO queue
+            // takes it again first): only a claim after the outcome sees it.
+            let finished = self.finish(report, now)?;
+            return Ok((finished, self.claim(filter, now, lease)?));
+        }
+        let (finished, claimed) = {
+            let _one_claimer = sync::lock(&self.claim_lock);
+            self.promote_waiting(now)?;
+            let (next, _) = self.next_ready(filter)?;
+            let Some((key, next_id)) = next else {
+                return Ok((self.finish(report, now)?, None));
+            };
+            let next = NextClaim::new(key, next_id, now, lease);
+            let Report { id, token, outcome } = &report;
+            let (done, claimed) = self.trees.transact(|tx| {
+                let done = tx.apply_outcome(*id, *token, outcome, now)?;
+                Ok((done, next.take(tx)?))
+            })?;
+            (self.count_finished(done), claimed.map(|job| self.count_claimed(job, next.lease.token)))
+        };
+        match claimed {
+            Some(claimed) => {
+                self.keep_claim(&claimed)?;
+                Ok((finished, Some(claimed)))
+            }
+            // The job picked was cancelled meanwhile: look again, as `claim` does.
+            None => Ok((finished, self.claim(filter, now, lease)?)),
+        }
+    }
+
+    fn release(&self, id: JobId, token: AttemptToken, now: Micros) -> StoreResult<bool> {
+        let released = self.trees.transact(|tx| {
+            let Some(mut job) = tx.take_lease(id, token)? else { return Ok(None) };
+            job.release(now);
+            tx.settle(&job, now)?;
+            tx.save(&job)?;
+            Ok(Some(job))
+        })?;
+        match released {
+            Some(job) => {
+                self.counts.count(&job.queue, Some(Status::Processing), Some(job.status));
+                // The attempt was given back: the claim's journal record no longer stands.
+                self.journal_attempts(id, job.attempts)?;
+                self.durable()?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn recover_expired(&self, now: Micros) -> StoreResult<Vec<JobId>> {
+        self.requeue_leases(now, now, WORKER_LOST_LEASE_EXPIRED)
+    }
+
+    fn recover_all(&self, now: Micros) -> StoreResult<Vec<JobId>> {
+        let mut recovered = self.recover_journaled(now)?;
+        recovered.extend(self.requeue_leases(Micros::MAX, now, WORKER_LOST_HOST_STOPPED)?);
+        // Everything the journal said is now in the store, flushed.
+        self.checkpoint()?;
+        Ok(recovered)
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.checkpoint()
+    }
+}

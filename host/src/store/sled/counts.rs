@@ -1,0 +1,72 @@
+//! Jobs per (queue, status), kept in memory: `GET /v1/queues` and `/metrics` read them on
+//! every call, and counting the records each time would scan the store.
+//!
+//! Exact, because one process owns an embedded store and every transition is counted after
+//! its transaction commits. Signed, because transitions are counted in the order their callers
+//! get here, not the order they committed: a worker can claim a new job, and count it leaving
+//! `queued`, before its adder counts it arriving. Increments commute; a floor at zero lost
+//! that decrement and left the queue showing a job forever.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::keys::{self, META_FINISHED_INDEX};
+use super::tx::{decode_job, Trees};
+use crate::job::Status;
+use crate::store::error::StoreResult;
+use crate::store::types::Counts as CountsView;
+use crate::sync;
+
+#[derive(Default)]
+pub(super) struct Counts(Mutex<BTreeMap<(String, Status), i64>>);
+
+impl Counts {
+    /// Records a transition: one job of `queue` left `from` (`None`: it is new) for `to`
+    /// (`None`: it was deleted).
+    pub fn count(&self, queue: &str, from: Option<Status>, to: Option<Status>) {
+        let mut counts = sync::lock(&self.0);
+        if let Some(from) = from {
+            *counts.entry((queue.to_owned(), from)).or_insert(0) -= 1;
+        }
+        if let Some(to) = to {
+            *counts.entry((queue.to_owned(), to)).or_insert(0) += 1;
+        }
+    }
+
+    /// Jobs per queue and status.
+    pub fn snapshot(&self) -> CountsView {
+        let counts = sync::lock(&self.0);
+        let mut out = CountsView::new();
+        // Below zero only between a transition's two halves (see the module header): none yet.
+        for ((queue, status), n) in counts.iter().filter(|(_, n)| **n > 0) {
+            out.entry(queue.clone()).or_default().insert(*status, n.unsigned_abs());
+        }
+        out
+    }
+
+    /// Counts every record at open; builds the `finished` index if the store predates it.
+    pub fn rebuild(&self, trees: &Trees) -> StoreResult<()> {
+        let build_index = trees.meta.get(META_FINISHED_INDEX)?.is_none();
+        let mut counts = BTreeMap::new();
+        for entry in trees.jobs.iter() {
+            let (key, value) = entry?;
+            let id = keys::id_from(&key).unwrap_or_default();
+            match decode_job(id, &value) {
+                Ok(job) => {
+                    if build_index && job.status.is_finished() {
+                        trees.finished.insert(keys::time_key(job.finished_at.unwrap_or(0), id), &[])?;
+                    }
+                    *counts.entry((job.queue, job.status)).or_insert(0) += 1
+                }
+                // One unreadable record must not make the whole store unusable; it is
+                // reported whenever it is read.
+                Err(e) => log::error!("{e}"),
+            }
+        }
+        if build_index {
+            trees.meta.insert(META_FINISHED_INDEX, &[1])?;
+        }
+        *sync::lock(&self.0) = counts;
+        Ok(())
+    }
+}

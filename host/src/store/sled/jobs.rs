@@ -1,0 +1,241 @@
+//! The jobs capability on sled: adding (combined transactions, unique keys, batches), start,
+//! cancel, retry, reading, listing and removal.
+
+use std::collections::BTreeMap;
+
+use super::keys::{self, META_ID_HIGH_WATER};
+use super::store::SledStore;
+use super::tx::{abort, decode_job, unique_index_key};
+use crate::clock::Micros;
+use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
+use crate::store::error::{StoreError, StoreResult};
+use crate::store::traits::JobStore;
+use crate::store::types::{Added, Cancelled, Counts, ListFilter};
+use crate::sync;
+
+impl SledStore {
+    /// Stores new jobs (records and index entries) in one transaction and counts them. Each
+    /// is placed as of its own `created_at`: combined adds come from callers with their own
+    /// clocks.
+    pub(super) fn insert_new(&self, jobs: &[Job]) -> StoreResult<()> {
+        self.trees.transact(|tx| {
+            for job in jobs {
+                tx.save(job)?;
+                tx.place(job, job.created_at)?;
+            }
+            Ok(())
+        })?;
+        for job in jobs {
+            self.counts.count(&job.queue, None, Some(job.status));
+        }
+        Ok(())
+    }
+}
+
+impl JobStore for SledStore {
+    fn add(&self, new: NewJob, now: Micros) -> StoreResult<Added> {
+        if new.unique_key.is_none() {
+            // Shares a transaction with the additions made meanwhile (see `Combiner`); the id
+            // is taken in commit order, so ids stay consecutive.
+            let job = self.adds.submit(
+                move || Job::new(self.next_id(), new, now),
+                |jobs| {
+                    self.insert_new(jobs).map_err(|e| match e {
+                        StoreError::Sled(e) => e,
+                        // Storing new records aborts on nothing of its own.
+                        other => sled::Error::ReportableBug(other.to_string()),
+                    })
+                },
+            )?;
+            self.durable()?;
+            return Ok(Added { job, existing: false });
+        }
+        let _one_unique_add = sync::lock(&self.unique_lock);
+        let mut job = Job::new(JobId(0), new, now);
+        // Looked up before an id is taken, so returning the holder leaves no gap in the ids.
+        if let Some(key) = unique_index_key(&job) {
+            if let Some(holder) = self.trees.unique.get(&key)?.and_then(|v| keys::id_from(&v)) {
+                match self.get(holder)? {
+                    Some(existing) if existing.is_pending() => {
+                        return Ok(Added { job: existing, existing: true })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        job.id = self.next_id();
+        self.trees.transact(|tx| {
+            if let Some(key) = unique_index_key(&job) {
+                tx.unique.insert(key, &keys::id_key(job.id))?;
+            }
+            tx.save(&job)?;
+            tx.place(&job, now)
+        })?;
+        self.counts.count(&job.queue, None, Some(job.status));
+        self.durable()?;
+        Ok(Added { job, existing: false })
+    }
+
+    fn add_batch(&self, news: Vec<NewJob>, now: Micros) -> StoreResult<Vec<Job>> {
+        if news.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = self.next_ids(news.len() as u64).0;
+        let jobs: Vec<Job> = news
+            .into_iter()
+            .zip(first..)
+            .map(|(new, id)| {
+                debug_assert!(new.unique_key.is_none(), "batches carry no unique keys");
+                Job::new(JobId(id), new, now)
+            })
+            .collect();
+        self.insert_new(&jobs)?;
+        self.durable()?;
+        Ok(jobs)
+    }
+
+    fn start(&self, id: JobId, now: Micros) -> StoreResult<Job> {
+        let (from, job) = self.trees.transact(|tx| {
+            let mut job = tx.load(id)?;
+            let from = job.status;
+            let waiting = job.clone();
+            if let Err(refused) = job.start(now) {
+                return abort(refused);
+            }
+            tx.dequeue(&waiting)?;
+            tx.save(&job)?;
+            tx.place(&job, now)?;
+            Ok((from, job))
+        })?;
+        self.counts.count(&job.queue, Some(from), Some(job.status));
+        self.durable()?;
+        Ok(job)
+    }
+
+    fn cancel(&self, id: JobId, now: Micros) -> StoreResult<Cancelled> {
+        let (from, cancelled) = self.trees.transact(|tx| {
+            let mut job = tx.load(id)?;
+            let from = job.status;
+            match job.cancel(now) {
+                Ok(CancelEffect::Now) => {
+                    tx.dequeue(&job)?;
+                    tx.settle(&job, now)?;
+                    tx.save(&job)?;
+                    Ok((from, Cancelled::Now(job)))
+                }
+                Ok(CancelEffect::Requested) => {
+                    tx.save(&job)?;
+                    Ok((from, Cancelled::Requested(job)))
+                }
+                Err(refused) => abort(refused),
+            }
+        })?;
+        if let Cancelled::Now(job) = &cancelled {
+            self.counts.count(&job.queue, Some(from), Some(Status::Cancelled));
+        }
+        self.durable()?;
+        Ok(cancelled)
+    }
+
+    fn retry(&self, id: JobId, max_attempts: Option<u32>, now: Micros) -> StoreResult<Job> {
+        let (from, job) = self.trees.transact(|tx| {
+            let mut job = tx.load(id)?;
+            let from = job.status;
+            let finished_at = job.finished_at;
+            if let Err(refused) = job.retry(max_attempts, now) {
+                return abort(refused);
+            }
+            if let Some(at) = finished_at {
+                tx.finished.remove(&keys::time_key(at, id))?;
+            }
+            // Pending again: it takes its unique key back unless another pending job has it.
+            if let Some(key) = unique_index_key(&job) {
+                if tx.unique.get(&key)?.is_none() {
+                    tx.unique.insert(key, &keys::id_key(id))?;
+                }
+            }
+            tx.save(&job)?;
+            tx.enqueue(&job, now)?;
+            Ok((from, job))
+        })?;
+        self.counts.count(&job.queue, Some(from), Some(Status::Queued));
+        // Attempts restart at 0: an older journal record must not read as a lost claim.
+        self.journal_attempts(id, job.attempts)?;
+        self.durable()?;
+        Ok(job)
+    }
+
+    fn get(&self, id: JobId) -> StoreResult<Option<Job>> {
+        match self.trees.jobs.get(keys::id_key(id))? {
+            Some(bytes) => Ok(Some(decode_job(id, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>> {
+        let start = filter.after.map_or(0, |a| a.0.saturating_add(1));
+        let mut out = Vec::new();
+        for entry in self.trees.jobs.range(keys::id_key(start)..) {
+            if out.len() >= filter.limit {
+                break;
+            }
+            let (key, value) = entry?;
+            let job = decode_job(keys::id_from(&key).unwrap_or_default(), &value)?;
+            let keep = (filter.statuses.is_empty() || filter.statuses.contains(&job.status))
+                && filter.factory.as_ref().is_none_or(|f| *f == job.factory)
+                && filter.queue.as_ref().is_none_or(|q| *q == job.queue);
+            if keep {
+                out.push(job);
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove(
+        &self,
+        statuses: &[Status],
+        finished_before: Option<Micros>,
+    ) -> StoreResult<BTreeMap<Status, u64>> {
+        let wanted: Vec<Status> =
+            if statuses.is_empty() { Status::FINISHED.to_vec() } else { statuses.to_vec() };
+        // The `finished` index in time order: only finished jobs, and with retention only those
+        // old enough, are read.
+        let upper = keys::time_key(finished_before.unwrap_or(Micros::MAX), 0u64);
+        let mut removed = BTreeMap::new();
+        for entry in self.trees.finished.range(..upper) {
+            let (index_key, _) = entry?;
+            let Some((_, id)) = keys::parse_time_key(&index_key) else { continue };
+            // In a transaction that re-checks the job: a retry may have requeued it since the
+            // scan, and deleting it then would leave its other index entries dangling.
+            let deleted = self.trees.transact(|tx| {
+                let Some(job) = tx.find(id)? else {
+                    tx.finished.remove(&index_key)?; // a stale entry
+                    return Ok(None);
+                };
+                if !job.status.is_finished() || !wanted.contains(&job.status) {
+                    return Ok(None);
+                }
+                tx.jobs.remove(&keys::id_key(id))?;
+                tx.finished.remove(&index_key)?;
+                let high =
+                    tx.meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or_default();
+                if id > high {
+                    tx.meta.insert(META_ID_HIGH_WATER, &keys::id_key(id))?;
+                }
+                Ok(Some(job))
+            })?;
+            if let Some(job) = deleted {
+                *removed.entry(job.status).or_insert(0) += 1;
+                self.counts.count(&job.queue, Some(job.status), None);
+            }
+        }
+        if !removed.is_empty() {
+            self.durable()?;
+        }
+        Ok(removed)
+    }
+
+    fn counts(&self) -> StoreResult<Counts> {
+        Ok(self.counts.snapshot())
+    }
+}

@@ -1,0 +1,187 @@
+//! The embedded store's struct: what it holds, opening it (format check, claims journal,
+//! id counter, counts), and the flush and journal calls the capability files share.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::claim_journal::{self, ClaimJournal};
+use super::codec::{CodecError, FORMAT_VERSION, OLDEST_READABLE};
+use super::counts::Counts;
+use super::durability::Combiner;
+use super::flusher::{Flusher, Flushes};
+use super::keys::{self, META_FORMAT, META_ID_HIGH_WATER};
+use super::options::{ClaimDurability, StoreOptions};
+use super::tx::Trees;
+use crate::job::{Job, JobId};
+use crate::store::error::{StoreError, StoreResult};
+
+/// The embedded store. Its fields are the module's own: the capability files (`jobs`,
+/// `claims`, `schedules`, `recovery`) implement its methods.
+pub struct SledStore {
+    pub(super) path: PathBuf,
+    pub(super) db: sled::Db,
+    pub(super) trees: Trees,
+    pub(super) claims: ClaimDurability,
+    pub(super) journal: ClaimJournal,
+    /// What the previous process journaled, until `recover_all` applies it.
+    pub(super) journaled: Mutex<BTreeMap<JobId, u32>>,
+    /// The last job id issued. Ids are consecutive (sled's own `generate_id` jumps by a
+    /// million after a restart, which users would see); at open it is the highest id stored
+    /// or ever deleted.
+    last_id: AtomicU64,
+    pub(super) flushes: Arc<Flushes>,
+    /// Flushes lazy changes within the interval; stopped (after a last flush) when the store
+    /// is dropped.
+    _flusher: Flusher,
+    /// Concurrent additions (without unique keys), committed in shared transactions.
+    pub(super) adds: Combiner<Job>,
+    /// One claimer at a time in this process: claimers would otherwise race for the same
+    /// first key and retry their transactions. Held only for the claim's transaction, not
+    /// for its flush, so concurrent claims still share flushes.
+    pub(super) claim_lock: Mutex<()>,
+    /// One add with a unique key at a time: the check for a pending holder and the insert
+    /// must not interleave with another add of the same key.
+    pub(super) unique_lock: Mutex<()>,
+    /// Jobs per (queue, status); see `counts`.
+    pub(super) counts: Counts,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store at `path`. The caller then runs `recover_all`: one
+    /// process holds an embedded store, so every job still `processing` belongs to a host
+    /// that died.
+    pub fn open(path: &Path, options: StoreOptions) -> StoreResult<Self> {
+        let db = open_db(path, options)?;
+        let trees = Trees::open(&db)?;
+        let meta = &trees.meta;
+        match meta.get(META_FORMAT)?.map(|v| v.first().copied().unwrap_or(0)) {
+            Some(FORMAT_VERSION) => {}
+            Some(found) if found > FORMAT_VERSION => {
+                return Err(StoreError::NewerFormat { path: path.to_owned(), found });
+            }
+            // Older records are upgraded as they are read (see `codec`); new ones are written in
+            // the current format.
+            Some(found) if found >= OLDEST_READABLE => {
+                log::info!("store at {}: format {found} upgraded to {FORMAT_VERSION}", path.display());
+                meta.insert(META_FORMAT, &[FORMAT_VERSION])?;
+            }
+            Some(found) => {
+                return Err(StoreError::Corrupt {
+                    what: "meta/format_version".to_owned(),
+                    error: CodecError::Unknown(found),
+                });
+            }
+            None => {
+                meta.insert(META_FORMAT, &[FORMAT_VERSION])?;
+            }
+        }
+        let journal = ClaimJournal::open(path)?;
+        let replay = journal.replay()?;
+        if replay.unreadable_bytes > 0 {
+            log::warn!(
+                "{}: {} unreadable bytes skipped (a torn write from a machine crash)",
+                journal.path().display(),
+                replay.unreadable_bytes
+            );
+        }
+        let newest = trees.jobs.last()?.and_then(|(key, _)| keys::id_from(&key)).unwrap_or_default();
+        let deleted = meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or_default();
+        let flushes =
+            Arc::new(Flushes::new(db.clone(), Duration::from_millis(options.flush_interval_ms.max(1))));
+        let store = SledStore {
+            path: path.to_owned(),
+            trees,
+            claims: options.claims,
+            journal,
+            journaled: Mutex::new(replay.attempts),
+            last_id: AtomicU64::new(newest.max(deleted).get()),
+            _flusher: Flusher::start(flushes.clone()).map_err(StoreError::Flusher)?,
+            flushes,
+            db,
+            adds: Combiner::new(),
+            claim_lock: Mutex::new(()),
+            unique_lock: Mutex::new(()),
+            counts: Counts::default(),
+        };
+        store.counts.rebuild(&store.trees)?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes on disk.
+    pub fn size_on_disk(&self) -> StoreResult<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// The next job id (ids are taken in commit order: see `add`).
+    pub(super) fn next_id(&self) -> JobId {
+        JobId(self.last_id.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// The first of `n` consecutive new ids.
+    pub(super) fn next_ids(&self, n: u64) -> JobId {
+        JobId(self.last_id.fetch_add(n, Ordering::Relaxed) + 1)
+    }
+
+    pub(super) fn durable(&self) -> StoreResult<()> {
+        Ok(self.flushes.durable()?)
+    }
+
+    /// See `Flushes::pace`: a claim waits for a flush once an interval.
+    pub(super) fn pace(&self) -> StoreResult<()> {
+        Ok(self.flushes.pace()?)
+    }
+
+    /// Records a job's new attempt count in the claims journal (journal mode), checkpointing
+    /// the journal when it has grown large.
+    pub(super) fn journal_attempts(&self, id: JobId, attempts: u32) -> StoreResult<()> {
+        if self.claims != ClaimDurability::Journal {
+            return Ok(());
+        }
+        if self.journal.append(id, attempts)? >= claim_journal::CHECKPOINT_BYTES {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the store and empties the claims journal, whose records that flush made
+    /// redundant.
+    pub(super) fn checkpoint(&self) -> StoreResult<()> {
+        self.journal.checkpoint(|| self.durable())
+    }
+}
+
+/// Opens sled's database at `path`, waiting out a lock that sled's own background I/O still
+/// holds for a moment after a `Db` of the same process was dropped.
+#[allow(clippy::disallowed_methods)] // the one place sled is opened
+fn open_db(path: &Path, options: StoreOptions) -> StoreResult<sled::Db> {
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(options.cache_bytes)
+        // sled's flusher would also run its segment cleaner, which can write forever on an
+        // idle host (see `flusher`): the store flushes itself.
+        .flush_every_ms(None);
+    // Try for up to a second before calling it held by another process.
+    let mut tries = 0;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(ref io))
+                if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+            {
+                tries += 1;
+                if tries >= 50 {
+                    return Err(StoreError::Locked(path.to_owned()));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(other) => return Err(StoreError::Sled(other)),
+        }
+    }
+}

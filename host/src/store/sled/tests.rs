@@ -1,0 +1,389 @@
+//! Unit tests of the sled store's internals: index costs, the finished index, ids, corrupt
+//! records, the claims journal at recovery, counts, flush pacing and combined claims. The
+//! behaviour every backend shares is tested end to end in `tests/`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::claim_journal::{self, ClaimJournal};
+use super::codec::{self, FORMAT_VERSION};
+use super::keys::{self, META_FINISHED_INDEX, META_FORMAT};
+use super::options::{ClaimDurability, StoreOptions};
+use super::store::SledStore;
+use super::tx::ready_key;
+use crate::clock::Micros;
+use crate::job::{
+    AttemptToken, Job, JobId, NewJob, Outcome, Status, DEFAULT_QUEUE, WORKER_LOST_HOST_STOPPED,
+};
+use crate::store::error::StoreError;
+use crate::store::traits::{JobStore, Report, WorkStore};
+use crate::store::types::{Cancelled, ClaimFilter, Claimed, Finished, LeaseTerms, ListFilter};
+
+fn new_job(n: u32) -> NewJob {
+    NewJob {
+        factory: "echo".into(),
+        input: n.to_string(),
+        queue: DEFAULT_QUEUE.into(),
+        priority: 0,
+        max_attempts: 3,
+        ..NewJob::default()
+    }
+}
+
+fn open(dir: &Path) -> SledStore {
+    SledStore::open(dir, StoreOptions::default()).unwrap()
+}
+
+/// Writes `n` queued jobs straight into the trees (no per-job flush: a fixture, not a test
+/// of `add`).
+fn fill(store: &SledStore, n: u64) {
+    let mut jobs = sled::Batch::default();
+    let mut ready = sled::Batch::default();
+    for id in 1..=n {
+        let job = Job::new(JobId(id), new_job(id as u32), id as i64);
+        jobs.insert(&keys::id_key(id), codec::encode(&job));
+        ready.insert(ready_key(&job), job.factory.as_bytes());
+    }
+    store.trees.jobs.apply_batch(jobs).unwrap();
+    store.trees.ready.apply_batch(ready).unwrap();
+}
+
+#[test]
+fn claiming_inspects_one_index_entry_whether_10_or_100_000_jobs_wait() {
+    for depth in [10, 100_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        fill(&store, depth);
+        let (found, inspected) = store.next_ready(&ClaimFilter::default()).unwrap();
+        assert_eq!((found.map(|(_, id)| id), inspected), (Some(JobId(1)), 1), "depth {depth}");
+        let lease = LeaseTerms { duration: std::time::Duration::from_secs(30) };
+        let claimed = store.claim(&ClaimFilter::default(), 1_000_000, lease).unwrap().unwrap();
+        assert_eq!((claimed.job.id, claimed.job.attempts), (JobId(1), 1));
+        let (next, inspected) = store.next_ready(&ClaimFilter::default()).unwrap();
+        assert_eq!((next.map(|(_, id)| id), inspected), (Some(JobId(2)), 1), "depth {depth}");
+    }
+}
+
+#[test]
+fn removal_reads_the_finished_index_which_older_stores_get_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        for n in 1..=4 {
+            store.add(new_job(n), 0).unwrap();
+        }
+        store.cancel(JobId(1), 10).unwrap();
+        store.cancel(JobId(2), 20).unwrap();
+        // Retention: only what finished before the cut-off.
+        assert_eq!(store.remove(&[], Some(15)).unwrap(), BTreeMap::from([(Status::Cancelled, 1)]));
+        // A store written before the index existed: no entries, no marker.
+        store.trees.finished.clear().unwrap();
+        store.trees.meta.remove(META_FINISHED_INDEX).unwrap();
+        store.flush().unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(store.remove(&[Status::Cancelled], None).unwrap(), BTreeMap::from([(Status::Cancelled, 1)]));
+    assert_eq!(store.trees.finished.len(), 0);
+    // Retried jobs leave the index; queued ones never enter it.
+    store.cancel(JobId(3), 30).unwrap();
+    store.retry(JobId(3), None, 31).unwrap();
+    assert_eq!(store.trees.finished.len(), 0);
+    assert!(store.remove(&[], None).unwrap().is_empty());
+    assert_eq!(store.get(JobId(3)).unwrap().unwrap().status, Status::Queued);
+}
+
+#[test]
+fn ids_are_consecutive_and_never_reused_across_restarts_or_removals() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        let ids: Vec<JobId> = (1..=3).map(|n| store.add(new_job(n), 0).unwrap().job.id).collect();
+        assert_eq!(ids, [JobId(1), JobId(2), JobId(3)]);
+    }
+    let store = open(dir.path());
+    assert_eq!(store.add(new_job(4), 0).unwrap().job.id, JobId(4), "no jump after a restart");
+    // Finish and remove the newest job: its id stays spent.
+    assert!(matches!(store.cancel(JobId(4), 0).unwrap(), Cancelled::Now(_)));
+    assert_eq!(store.remove(&[Status::Cancelled], None).unwrap()[&Status::Cancelled], 1);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.add(new_job(5), 0).unwrap().job.id, JobId(5));
+}
+
+#[test]
+fn a_corrupt_record_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = store.add(new_job(1), 0).unwrap().job.id;
+    store.trees.jobs.insert(keys::id_key(id), &[FORMAT_VERSION, 0xff, 0xff]).unwrap();
+    let err = store.get(id).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("stored record job {id} is unreadable: the record does not decode")),
+        "{err}"
+    );
+    let err = store.list(&ListFilter { limit: 10, ..Default::default() }).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }));
+    let claim =
+        store.claim(&ClaimFilter::default(), 0, LeaseTerms { duration: std::time::Duration::from_secs(1) });
+    assert!(matches!(claim, Err(StoreError::Corrupt { .. })));
+}
+
+#[test]
+fn a_store_written_by_a_newer_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.db.open_tree("meta").unwrap().insert(META_FORMAT, &[FORMAT_VERSION + 1]).unwrap();
+        store.db.flush().unwrap();
+    }
+    let err = SledStore::open(dir.path(), StoreOptions::default()).err().expect("refused");
+    assert!(
+        err.to_string().contains(&format!("was written by a newer jobhost (format {};", FORMAT_VERSION + 1)),
+        "{err}"
+    );
+}
+const LEASE: LeaseTerms = LeaseTerms { duration: std::time::Duration::from_secs(30) };
+
+/// A claim the process died with: in the journal, never flushed to the store (written
+/// here by hand, because an in-process drop of the store flushes it).
+fn lose_claim(dir: &Path, id: JobId, attempts: u32) {
+    ClaimJournal::open(dir).unwrap().append(id, attempts).unwrap();
+}
+
+#[test]
+fn a_journaled_claim_that_never_reached_the_store_counts_at_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.add(NewJob { max_attempts: 2, ..new_job(1) }, 0).unwrap();
+        store.add(NewJob { max_attempts: 1, unique_key: Some("k".into()), ..new_job(2) }, 0).unwrap();
+        store.add(new_job(3), 0).unwrap();
+    }
+    lose_claim(dir.path(), JobId(1), 1);
+    lose_claim(dir.path(), JobId(2), 1);
+    lose_claim(dir.path(), JobId(3), 5); // not the next attempt: the store's record stands
+    lose_claim(dir.path(), JobId(99), 1); // a job since removed
+    let store = open(dir.path());
+    assert_eq!(store.recover_all(100).unwrap(), [JobId(1), JobId(2)]);
+    // Recovery checkpointed: what the journal said is in the store now.
+    assert_eq!(std::fs::metadata(store.journal.path()).unwrap().len(), 0);
+    let one = store.get(JobId(1)).unwrap().unwrap();
+    assert_eq!((one.status, one.attempts), (Status::Queued, 1));
+    assert!(one.errors[0].ends_with(WORKER_LOST_HOST_STOPPED), "{:?}", one.errors);
+    let two = store.get(JobId(2)).unwrap().unwrap();
+    assert_eq!((two.status, two.attempts, two.finished_at), (Status::Error, 1, Some(100)));
+    assert_eq!(store.get(JobId(3)).unwrap().unwrap().attempts, 0);
+    // Job 2 left the ready index and gave up its unique key; job 1 kept its place in line.
+    assert_eq!(store.claim(&ClaimFilter::default(), 200, LEASE).unwrap().unwrap().job.id, JobId(1));
+    assert_eq!(store.claim(&ClaimFilter::default(), 200, LEASE).unwrap().unwrap().job.id, JobId(3));
+    assert!(store.claim(&ClaimFilter::default(), 200, LEASE).unwrap().is_none());
+    assert!(!store.add(NewJob { unique_key: Some("k".into()), ..new_job(4) }, 300).unwrap().existing);
+    let counts = store.counts().unwrap();
+    assert_eq!(counts[DEFAULT_QUEUE][&Status::Error], 1);
+}
+
+#[test]
+fn transitions_counted_out_of_order_still_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // A worker claims and finishes a job before its adder counts it in.
+    store.counts.count("q", Some(Status::Queued), Some(Status::Processing));
+    store.counts.count("q", Some(Status::Processing), Some(Status::Completed));
+    assert_eq!(store.counts().unwrap()["q"], BTreeMap::from([(Status::Completed, 1)]));
+    store.counts.count("q", None, Some(Status::Queued));
+    assert_eq!(store.counts().unwrap()["q"], BTreeMap::from([(Status::Completed, 1)]));
+}
+
+#[test]
+fn counts_stay_exact_while_jobs_are_added_and_run_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    const JOBS: u32 = 300;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for n in 0..JOBS {
+                store.add(new_job(n), 0).unwrap();
+            }
+        });
+        // One worker claims and finishes in two calls, the other carries each next claim
+        // in its outcome's transaction, as the processor's workers do.
+        for combined in [false, true] {
+            let store = &store;
+            scope.spawn(move || loop {
+                match store.claim(&ClaimFilter::default(), 1, LEASE).unwrap() {
+                    Some(mut c) => loop {
+                        let done = Outcome::Completed { result: String::new() };
+                        if !combined {
+                            store.finish(Report { id: c.job.id, token: c.token, outcome: done }, 2).unwrap();
+                            break;
+                        }
+                        let filter = ClaimFilter::default();
+                        match store
+                            .finish_and_claim(
+                                Report { id: c.job.id, token: c.token, outcome: done },
+                                2,
+                                &filter,
+                                LEASE,
+                            )
+                            .unwrap()
+                        {
+                            (Finished::Applied(_), Some(next)) => c = next,
+                            (Finished::Applied(_), None) => break,
+                            (Finished::Stale, _) => panic!("job {} lost its lease", c.job.id),
+                        }
+                    },
+                    None if store
+                        .get(JobId(u64::from(JOBS)))
+                        .unwrap()
+                        .is_some_and(|j| j.status.is_finished()) =>
+                    {
+                        break
+                    }
+                    None => std::thread::yield_now(),
+                }
+            });
+        }
+    });
+    let done = store.trees.jobs.iter().filter(|e| e.is_ok()).count() as u64;
+    assert_eq!(done, u64::from(JOBS));
+    assert_eq!(store.counts().unwrap()[DEFAULT_QUEUE], BTreeMap::from([(Status::Completed, done)]));
+}
+
+#[test]
+fn a_release_or_retry_supersedes_the_claim_in_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.add(new_job(1), 0).unwrap();
+        store.add(new_job(2), 0).unwrap();
+        let first = store.claim(&ClaimFilter::default(), 1, LEASE).unwrap().unwrap();
+        let failed = Outcome::Failed { error: "no".into() };
+        store.finish(Report { id: first.job.id, token: first.token, outcome: failed }, 2).unwrap();
+        store.retry(first.job.id, None, 3).unwrap(); // attempts back to 0
+        let second = store.claim(&ClaimFilter::default(), 4, LEASE).unwrap().unwrap();
+        assert_eq!(second.job.id, JobId(2));
+        assert!(store.release(second.job.id, second.token, 5).unwrap()); // attempts back to 0
+        assert!(std::fs::metadata(store.journal.path()).unwrap().len() > 0);
+    }
+    let store = open(dir.path());
+    assert!(store.recover_all(10).unwrap().is_empty());
+    for id in [JobId(1), JobId(2)] {
+        let job = store.get(id).unwrap().unwrap();
+        assert_eq!((job.status, job.attempts), (Status::Queued, 0), "{job:?}");
+    }
+}
+
+#[test]
+fn with_flushed_claims_the_journal_stays_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        SledStore::open(dir.path(), StoreOptions { claims: ClaimDurability::Flush, ..Default::default() })
+            .unwrap();
+    store.add(new_job(1), 0).unwrap();
+    store.claim(&ClaimFilter::default(), 1, LEASE).unwrap().unwrap();
+    assert_eq!(std::fs::metadata(store.journal.path()).unwrap().len(), 0);
+}
+#[test]
+fn a_journaled_claim_flushes_only_once_the_interval_has_passed() {
+    let last_flush = |store: &SledStore| store.flushes.last();
+    for (interval_ms, flushes) in [(3_600_000, false), (1, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions { flush_interval_ms: interval_ms, ..Default::default() };
+        let store = SledStore::open(dir.path(), options).unwrap();
+        store.add(new_job(1), 0).unwrap();
+        let before = last_flush(&store);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        store.claim(&ClaimFilter::default(), 1, LEASE).unwrap().unwrap();
+        assert_eq!(last_flush(&store) > before, flushes, "interval {interval_ms} ms");
+    }
+}
+#[test]
+fn an_unopenable_claims_journal_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(claim_journal::FILE_NAME)).unwrap();
+    let err = SledStore::open(dir.path(), StoreOptions::default()).err().expect("refused").to_string();
+    let path = dir.path().join(claim_journal::FILE_NAME);
+    assert!(err.starts_with(&format!("claims journal {}: ", path.display())), "{err}");
+}
+
+fn claim(store: &SledStore, now: Micros) -> Claimed {
+    store.claim(&ClaimFilter::default(), now, LEASE).unwrap().expect("a job is ready")
+}
+
+fn finish_and_claim(store: &SledStore, c: &Claimed, outcome: Outcome, now: Micros) -> (Job, Option<Claimed>) {
+    match store
+        .finish_and_claim(
+            Report { id: c.job.id, token: c.token, outcome },
+            now,
+            &ClaimFilter::default(),
+            LEASE,
+        )
+        .unwrap()
+    {
+        (Finished::Applied(job), next) => (job, next),
+        (Finished::Stale, _) => panic!("job {} lost its lease", c.job.id),
+    }
+}
+
+#[test]
+fn finish_and_claim_records_the_outcome_and_claims_the_next_job() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.add(new_job(1), 0).unwrap();
+        store.add(new_job(2), 0).unwrap();
+        let first = claim(&store, 1);
+        let (done, next) = finish_and_claim(&store, &first, Outcome::Completed { result: "1".into() }, 2);
+        assert_eq!((done.id, done.status, done.result.as_deref()), (JobId(1), Status::Completed, Some("1")));
+        let next = next.expect("job 2 claimed with the outcome");
+        assert_eq!((next.job.id, next.job.status, next.job.attempts), (JobId(2), Status::Processing, 1));
+        let stored = store.get(JobId(2)).unwrap().unwrap();
+        assert_eq!(stored.lease.map(|l| l.token), Some(next.token));
+        let counts = &store.counts().unwrap()[DEFAULT_QUEUE];
+        assert_eq!(counts, &BTreeMap::from([(Status::Completed, 1), (Status::Processing, 1)]));
+        // Nothing left to claim: the outcome alone.
+        let (done, none) = finish_and_claim(&store, &next, Outcome::Failed { error: "no".into() }, 3);
+        assert_eq!((done.id, done.status, none.is_none()), (JobId(2), Status::Error, true));
+        assert!(store.flush().is_ok());
+    }
+    // The attempt counted by the combined claim survives a restart.
+    let store = open(dir.path());
+    assert_eq!(store.get(JobId(2)).unwrap().unwrap().attempts, 1);
+}
+
+#[test]
+fn finish_and_claim_after_a_retry_takes_the_retried_job_when_it_leads_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.add(NewJob { priority: 5, ..new_job(1) }, 0).unwrap();
+    store.add(new_job(2), 0).unwrap();
+    let first = claim(&store, 1);
+    assert_eq!(first.job.id, JobId(1));
+    let retry = Outcome::Retry { error: "again".into(), retry_at: 2 };
+    let (done, next) = finish_and_claim(&store, &first, retry, 2);
+    assert_eq!(done.status, Status::Queued);
+    let next = next.expect("a job claimed with the retry");
+    assert_eq!((next.job.id, next.job.attempts), (JobId(1), 2), "the higher-priority retry goes first");
+}
+
+#[test]
+fn finish_and_claim_with_a_stale_token_changes_nothing_but_still_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.add(new_job(1), 0).unwrap();
+    store.add(new_job(2), 0).unwrap();
+    let first = claim(&store, 1);
+    let stale = AttemptToken(first.token.0.wrapping_add(1).max(1));
+    let done = Outcome::Completed { result: String::new() };
+    let (finished, next) = store
+        .finish_and_claim(
+            Report { id: JobId(1), token: stale, outcome: done },
+            2,
+            &ClaimFilter::default(),
+            LEASE,
+        )
+        .unwrap();
+    assert!(matches!(finished, Finished::Stale));
+    assert_eq!(store.get(JobId(1)).unwrap().unwrap().status, Status::Processing);
+    assert_eq!(next.map(|c| c.job.id), Some(JobId(2)));
+}

@@ -1,0 +1,245 @@
+//! One transaction over every tree, and the helpers that keep a record and its index entries
+//! in step inside it. Every multi-tree change of the store goes through [`Trees::transact`]
+//! with a [`Tx`]: the bundle of trees is spelled out once, here. Records are decoded here too.
+//!
+//! The record's fields decide its index entries (`ready`/`waiting` by status and `run_at`,
+//! `leases` by `lease.expires_at`, `finished` by `finished_at`), so the helpers take the record
+//! as it was or is and derive the keys; what a status change sets on the record is
+//! `crate::job`'s.
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+
+use super::{codec, keys};
+use crate::clock::Micros;
+use crate::job::{AttemptToken, Job, JobId, Outcome, ScheduleId, Status};
+use crate::schedule::Schedule;
+use crate::store::error::{StoreError, StoreResult};
+
+/// The store's trees (see the module header of `sled` for what each holds).
+pub(super) struct Trees {
+    pub jobs: Tree,
+    pub ready: Tree,
+    pub waiting: Tree,
+    pub leases: Tree,
+    pub unique: Tree,
+    /// (finished time, id) of every finished job: retention and removal scan this, not every
+    /// job.
+    pub finished: Tree,
+    pub schedules: Tree,
+    pub schedules_due: Tree,
+    pub meta: Tree,
+}
+
+impl Trees {
+    pub fn open(db: &sled::Db) -> sled::Result<Trees> {
+        Ok(Trees {
+            jobs: db.open_tree("jobs")?,
+            ready: db.open_tree("ready")?,
+            waiting: db.open_tree("waiting")?,
+            leases: db.open_tree("leases")?,
+            unique: db.open_tree("unique")?,
+            finished: db.open_tree("finished")?,
+            schedules: db.open_tree("schedules")?,
+            schedules_due: db.open_tree("schedules_due")?,
+            meta: db.open_tree("meta")?,
+        })
+    }
+}
+
+/// The trees inside one transaction. sled takes one global lock per transaction, so naming
+/// every tree costs nothing over naming the few a change touches.
+pub(super) struct Tx<'a> {
+    pub jobs: &'a TransactionalTree,
+    pub ready: &'a TransactionalTree,
+    pub waiting: &'a TransactionalTree,
+    pub leases: &'a TransactionalTree,
+    pub unique: &'a TransactionalTree,
+    pub finished: &'a TransactionalTree,
+    pub schedules: &'a TransactionalTree,
+    pub schedules_due: &'a TransactionalTree,
+    pub meta: &'a TransactionalTree,
+}
+
+pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Ends a transaction with `e` (nothing it wrote is kept).
+pub(super) fn abort<T>(e: impl Into<StoreError>) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e.into()))
+}
+
+impl Trees {
+    /// Runs `f` as one transaction over every tree (sled re-runs it on a conflict).
+    pub fn transact<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> StoreResult<T> {
+        let t = self;
+        let trees = (
+            &t.jobs,
+            &t.ready,
+            &t.waiting,
+            &t.leases,
+            &t.unique,
+            &t.finished,
+            &t.schedules,
+            &t.schedules_due,
+            &t.meta,
+        );
+        let result = trees.transaction(
+            |(jobs, ready, waiting, leases, unique, finished, schedules, schedules_due, meta)| {
+                f(&Tx { jobs, ready, waiting, leases, unique, finished, schedules, schedules_due, meta })
+            },
+        );
+        result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        })
+    }
+}
+
+impl Tx<'_> {
+    /// The job's record; aborts with `NotFound` if there is none.
+    pub fn load(&self, id: JobId) -> TxResult<Job> {
+        match self.find(id)? {
+            Some(job) => Ok(job),
+            None => abort(StoreError::NotFound(id)),
+        }
+    }
+
+    pub fn find(&self, id: JobId) -> TxResult<Option<Job>> {
+        match self.jobs.get(keys::id_key(id))? {
+            Some(bytes) => decode_job(id, &bytes).map(Some).map_err(ConflictableTransactionError::Abort),
+            None => Ok(None),
+        }
+    }
+
+    pub fn save(&self, job: &Job) -> TxResult<()> {
+        self.jobs.insert(&keys::id_key(job.id), codec::encode(job))?;
+        Ok(())
+    }
+
+    /// Puts a queued job where a claimer finds it: `ready` if due at `now`, else `waiting`.
+    pub fn enqueue(&self, job: &Job, now: Micros) -> TxResult<()> {
+        if job.run_at <= now {
+            self.ready.insert(ready_key(job), job.factory.as_bytes())?;
+        } else {
+            self.waiting.insert(&keys::time_key(job.run_at, job.id), &[])?;
+        }
+        Ok(())
+    }
+
+    /// Indexes a job that is not running by its status: queued → `ready` or `waiting` (retry
+    /// time), scheduled → `waiting`, held → nowhere.
+    pub fn place(&self, job: &Job, now: Micros) -> TxResult<()> {
+        match job.status {
+            Status::Queued => self.enqueue(job, now),
+            Status::Scheduled => {
+                self.waiting.insert(&keys::time_key(job.run_at, job.id), &[])?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes whichever waiting-index entry a queued or scheduled job has.
+    pub fn dequeue(&self, job: &Job) -> TxResult<()> {
+        self.ready.remove(ready_key(job))?;
+        self.waiting.remove(&keys::time_key(job.run_at, job.id))?;
+        Ok(())
+    }
+
+    /// The running job `id` if `token` still holds its lease, with its lease index entry
+    /// removed (the transition clears the record's); `None` when the token is stale.
+    pub fn take_lease(&self, id: JobId, token: AttemptToken) -> TxResult<Option<Job>> {
+        let job = self.load(id)?;
+        let Some(lease) = job.lease_held_by(token) else { return Ok(None) };
+        self.leases.remove(&keys::time_key(lease.expires_at, id))?;
+        Ok(Some(job))
+    }
+
+    /// Indexes a job whose attempt just ended (a running job's lease is already taken): its
+    /// new place in line, or, once finished, the `finished` index and its unique key given up.
+    pub fn settle(&self, job: &Job, now: Micros) -> TxResult<()> {
+        if job.status.is_finished() {
+            self.drop_unique(job)?;
+            if let Some(at) = job.finished_at {
+                self.finished.insert(&keys::time_key(at, job.id), &[])?;
+            }
+            Ok(())
+        } else {
+            // Requeued: it keeps its `run_at`, so an interrupted job resumes its place in line.
+            self.place(job, now.max(job.run_at))
+        }
+    }
+
+    /// A finishing job gives up its unique key (if it holds it), so the next add makes a new
+    /// job.
+    fn drop_unique(&self, job: &Job) -> TxResult<()> {
+        if let Some(key) = unique_index_key(job) {
+            if self.unique.get(&key)?.is_some_and(|v| keys::id_from(&v) == Some(job.id)) {
+                self.unique.remove(key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies an attempt's outcome to its job if `token` still holds the lease; the job
+    /// afterwards, `None` when the token is stale.
+    pub fn apply_outcome(
+        &self,
+        id: JobId,
+        token: AttemptToken,
+        outcome: &Outcome,
+        now: Micros,
+    ) -> TxResult<Option<Job>> {
+        let Some(mut job) = self.take_lease(id, token)? else { return Ok(None) };
+        job.end_attempt(outcome, now);
+        // A retry waits for its own time: placed as of now, not of its old `run_at`.
+        if job.status == Status::Queued {
+            self.enqueue(&job, now)?;
+        } else {
+            self.settle(&job, now)?;
+        }
+        self.save(&job)?;
+        Ok(Some(job))
+    }
+
+    pub fn load_schedule(&self, id: ScheduleId) -> TxResult<Option<Schedule>> {
+        match self.schedules.get(keys::id_key(id))? {
+            Some(bytes) => decode_schedule(id, &bytes).map(Some).map_err(ConflictableTransactionError::Abort),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a schedule and moves its `schedules_due` entry from `old`'s to its own.
+    pub fn save_schedule(&self, old: Option<&Schedule>, schedule: &Schedule) -> TxResult<()> {
+        if let Some(key) = old.and_then(schedule_due_key) {
+            self.schedules_due.remove(&key)?;
+        }
+        if let Some(key) = schedule_due_key(schedule) {
+            self.schedules_due.insert(&key, &[])?;
+        }
+        self.schedules.insert(&keys::id_key(schedule.id), codec::encode(schedule))?;
+        Ok(())
+    }
+}
+
+pub(super) fn ready_key(job: &Job) -> Vec<u8> {
+    keys::ready_key(&job.queue, job.priority, job.run_at, job.id)
+}
+
+/// The `unique` index key of a job that has a unique key.
+pub(super) fn unique_index_key(job: &Job) -> Option<Vec<u8>> {
+    job.unique_key.as_ref().map(|key| keys::unique_key(&job.factory, key))
+}
+
+pub(super) fn schedule_due_key(schedule: &Schedule) -> Option<[u8; 16]> {
+    schedule.next_run_at.filter(|_| schedule.active).map(|at| keys::time_key(at, schedule.id))
+}
+
+/// A job record as stored; an unreadable one is an error naming it.
+pub(super) fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, StoreError> {
+    codec::decode_job(bytes).map_err(|error| StoreError::Corrupt { what: format!("job {id}"), error })
+}
+
+pub(super) fn decode_schedule(id: ScheduleId, bytes: &[u8]) -> Result<Schedule, StoreError> {
+    codec::decode(bytes).map_err(|error| StoreError::Corrupt { what: format!("schedule {id}"), error })
+}

@@ -1,0 +1,155 @@
+//! What a store can do, as three capabilities a backend implements one by one: jobs (what
+//! the API and the CLI change), work (what the workers and the reaper change) and schedules.
+//! [`Store`] is all three; the host holds an `Arc<dyn Store>`.
+//!
+//! Methods block (async callers run them on blocking threads). The shape fits a shared
+//! database as well as the embedded store: a claim is `SELECT … FOR UPDATE SKIP LOCKED`, a
+//! slot fires in one conditional transaction.
+
+use std::collections::BTreeMap;
+
+use super::error::StoreResult;
+use super::types::{Added, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, LeaseTerms, ListFilter};
+use crate::clock::Micros;
+use crate::job::{AttemptToken, Job, JobId, NewJob, Outcome, Progress, ScheduleId, Status};
+use crate::schedule::Schedule;
+
+/// Jobs as their submitters and operators see them.
+pub trait JobStore: Send + Sync + 'static {
+    /// Adds a job (`queued`, `scheduled` until its run time, or `held`); returns once it is
+    /// durable. With a unique key held by a pending job of the same factory, returns that job
+    /// instead and stores nothing.
+    fn add(&self, job: NewJob, now: Micros) -> StoreResult<Added>;
+
+    /// Adds many jobs in one transaction and one flush: all or none. The jobs carry no unique
+    /// keys (the service refuses them in batches). Returns them in order, with their ids.
+    fn add_batch(&self, jobs: Vec<NewJob>, now: Micros) -> StoreResult<Vec<Job>>;
+
+    /// Queues a `held` or `scheduled` job now. Durable.
+    fn start(&self, id: JobId, now: Micros) -> StoreResult<Job>;
+
+    /// Cancels a waiting job at once, or requests cancellation of a running one. Durable.
+    fn cancel(&self, id: JobId, now: Micros) -> StoreResult<Cancelled>;
+
+    /// Sends a job in `error` or `cancelled` back to `queued` with fresh attempts, keeping its
+    /// error history. Durable.
+    fn retry(&self, id: JobId, max_attempts: Option<u32>, now: Micros) -> StoreResult<Job>;
+
+    fn get(&self, id: JobId) -> StoreResult<Option<Job>>;
+
+    fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>>;
+
+    /// Deletes finished jobs in `statuses` (all finished statuses when empty), only those that
+    /// finished before `finished_before` when given (retention); counts per status. Durable.
+    fn remove(
+        &self,
+        statuses: &[Status],
+        finished_before: Option<Micros>,
+    ) -> StoreResult<BTreeMap<Status, u64>>;
+
+    /// Jobs per queue and status.
+    fn counts(&self) -> StoreResult<Counts>;
+}
+
+/// Running jobs: claims, outcomes, leases and recovery.
+pub trait WorkStore: Send + Sync + 'static {
+    /// Moves jobs whose run or retry time has come to their queues' ready lists (`scheduled` →
+    /// `queued`); how many. Claims do this too; the scheduler does it so that statuses are
+    /// right even for queues nobody claims from.
+    fn promote_due(&self, now: Micros) -> StoreResult<usize>;
+
+    /// The earliest time a waiting job becomes due, if any (for the workers' sleep).
+    fn next_due(&self) -> StoreResult<Option<Micros>>;
+
+    /// Moves due retry waits to ready, then claims the next ready job matching `filter`:
+    /// status `processing`, attempt counted, a fresh lease token. Kept before it returns (see
+    /// the store's claim durability), so an attempt that kills the host is counted (poison
+    /// jobs end after max attempts).
+    fn claim(&self, filter: &ClaimFilter<'_>, now: Micros, lease: LeaseTerms)
+        -> StoreResult<Option<Claimed>>;
+
+    /// Extends a running job's lease. False if the token is stale.
+    fn heartbeat(&self, id: JobId, token: AttemptToken, now: Micros, lease: LeaseTerms) -> StoreResult<bool>;
+
+    /// Records a running job's progress (not flushed: progress is advisory).
+    fn set_progress(&self, id: JobId, token: AttemptToken, progress: Progress) -> StoreResult<()>;
+
+    /// Applies an attempt's outcome if `token` still holds the lease. A job whose cancel was
+    /// requested ends `cancelled` whatever the outcome.
+    fn finish(&self, report: Report, now: Micros) -> StoreResult<Finished>;
+
+    /// `finish`, then `claim` for the worker's next job, in one transaction when it can (an
+    /// outcome other than a retry, and a job ready): a drain then costs one transaction per job
+    /// instead of two. What either reports is exactly what the two calls would.
+    fn finish_and_claim(
+        &self,
+        report: Report,
+        now: Micros,
+        filter: &ClaimFilter<'_>,
+        lease: LeaseTerms,
+    ) -> StoreResult<(Finished, Option<Claimed>)>;
+
+    /// Gives a running job back to its queue without counting the attempt (the host is
+    /// shutting down and will not wait for it). False if `token` is stale. Durable.
+    fn release(&self, id: JobId, token: AttemptToken, now: Micros) -> StoreResult<bool>;
+
+    /// Requeues (or, with attempts spent, fails) every job whose lease expired before `now`.
+    fn recover_expired(&self, now: Micros) -> StoreResult<Vec<JobId>>;
+
+    /// Requeues (or fails) every running job whatever its lease: for a store that only this
+    /// process can hold, called once at start, when every such job belongs to a dead host.
+    fn recover_all(&self, now: Micros) -> StoreResult<Vec<JobId>>;
+
+    /// Writes everything to disk (shutdown, the end of `run-once`).
+    fn flush(&self) -> StoreResult<()>;
+}
+
+/// An attempt's outcome as its worker reports it: which job, which attempt, how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub id: JobId,
+    pub token: AttemptToken,
+    pub outcome: Outcome,
+}
+
+/// Cron and delay schedules.
+pub trait ScheduleStore: Send + Sync + 'static {
+    /// Stores a new schedule (its `id` is assigned). Durable.
+    fn add_schedule(&self, schedule: Schedule) -> StoreResult<Schedule>;
+
+    fn get_schedule(&self, id: ScheduleId) -> StoreResult<Option<Schedule>>;
+
+    /// Every schedule, by id.
+    fn list_schedules(&self) -> StoreResult<Vec<Schedule>>;
+
+    /// Applies `update` to a schedule in one transaction (a reschedule sets its new
+    /// `next_run_at` there). Durable.
+    fn update_schedule(&self, id: ScheduleId, update: &dyn Fn(&mut Schedule)) -> StoreResult<Schedule>;
+
+    /// Deletes a schedule (its jobs stay); false if there was none. Durable.
+    fn remove_schedule(&self, id: ScheduleId) -> StoreResult<bool>;
+
+    /// Active schedules whose `next_run_at` is at or before `now`, earliest first.
+    fn due_schedules(&self, now: Micros, limit: usize) -> StoreResult<Vec<Schedule>>;
+
+    /// The earliest `next_run_at` of an active schedule (for the scheduler's sleep).
+    fn next_schedule_due(&self) -> StoreResult<Option<Micros>>;
+
+    /// Fires slot `slot` of a schedule in one transaction: only if the schedule is active and
+    /// its `next_run_at` is still `slot`, stores `job` (if any) and moves `next_run_at` to
+    /// `next`. `None` when another scheduler fired the slot first: each slot makes at most
+    /// one job however many schedulers race.
+    fn fire_schedule(
+        &self,
+        id: ScheduleId,
+        slot: Micros,
+        job: Option<NewJob>,
+        next: Option<Micros>,
+        now: Micros,
+    ) -> StoreResult<Option<Fired>>;
+}
+
+/// Every capability: what the host needs of a backend.
+pub trait Store: JobStore + WorkStore + ScheduleStore {}
+
+impl<T: JobStore + WorkStore + ScheduleStore> Store for T {}

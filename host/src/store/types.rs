@@ -1,0 +1,77 @@
+//! The values store calls take and return.
+
+use std::time::Duration;
+
+use crate::job::{AttemptToken, Job, JobId, Status};
+use crate::schedule::Schedule;
+
+/// What `add` did: stored a new job, or found a pending one with the same unique key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Added {
+    pub job: Job,
+    /// True: `job` is the pending job that already held the unique key; nothing was stored.
+    pub existing: bool,
+}
+
+/// A schedule slot that fired: the schedule afterwards, and the job it made (none when the
+/// slot was a missed one skipped by policy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fired {
+    pub schedule: Schedule,
+    pub job: Option<Job>,
+}
+
+/// A claimed job: the record (status `processing`, attempt counted) and the lease it holds.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub job: Job,
+    pub token: AttemptToken,
+}
+
+/// What `finish` did with a reported outcome.
+// Returned once per attempt and never held in bulk: boxing the job would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finished {
+    /// Applied; the job is now in this status.
+    Applied(Job),
+    /// The report's token no longer matches (the attempt was superseded): nothing changed.
+    Stale,
+}
+
+/// What `cancel` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancelled {
+    /// The job was waiting and is now `cancelled`.
+    Now(Job),
+    /// The job is running: its cancellation was requested; it ends `cancelled` when it returns.
+    Requested(Job),
+}
+
+/// Which jobs `claim` may take.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClaimFilter<'a> {
+    /// One queue, or any.
+    pub queue: Option<&'a str>,
+    /// One factory, or any.
+    pub factory: Option<&'a str>,
+}
+
+/// Which jobs `list` returns, in id order after `after`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub statuses: Vec<Status>,
+    pub factory: Option<String>,
+    pub queue: Option<String>,
+    pub after: Option<JobId>,
+    pub limit: usize,
+}
+
+/// A running job's liveness: the processor renews leases while the worker lives.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseTerms {
+    pub duration: Duration,
+}
+
+/// Jobs per queue and status.
+pub type Counts = std::collections::BTreeMap<String, std::collections::BTreeMap<Status, u64>>;
