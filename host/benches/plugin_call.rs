@@ -18,10 +18,10 @@ fn echo_plugin() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let Some(path) = echo_plugin() else {
         eprintln!("the echo plugin is not built for this profile: run `cargo build --release` first");
-        std::process::exit(2);
+        return std::process::ExitCode::from(2);
     };
     let registry = Registry::load_dirs(LoadOptions::default(), &[path.parent().unwrap_or(&path)]);
     let Some(echo) = registry.get("echo") else {
@@ -30,7 +30,7 @@ fn main() {
             path.display(),
             registry.rejected().iter().map(|r| r.to_string()).collect::<Vec<_>>()
         );
-        std::process::exit(2);
+        return std::process::ExitCode::from(2);
     };
     let input = r#"{"user": 42, "action": "resize", "sizes": [64, 128, 256]}"#;
     const CALLS: u32 = 200_000;
@@ -52,4 +52,5 @@ fn main() {
         runs[runs.len() - 1],
         runs.len()
     );
+    std::process::ExitCode::SUCCESS
 }

@@ -21,6 +21,7 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // the one place that reads the wall clock
     fn now(&self) -> Micros {
         Utc::now().timestamp_micros()
     }
@@ -65,7 +66,7 @@ pub fn rfc3339(at: Micros) -> String {
     to_datetime(at).to_rfc3339_opts(SecondsFormat::Micros, false)
 }
 
-/// RFC 3339 in UTC to the second, as the seeds print error times: `2026-11-22T16:40:00+00:00`.
+/// RFC 3339 in UTC to the second, as m01.remote prints error times: `2026-11-22T16:40:00+00:00`.
 pub fn rfc3339_seconds(at: Micros) -> String {
     to_datetime(at).to_rfc3339_opts(SecondsFormat::Secs, false)
 }
@@ -80,7 +81,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formats_like_the_api_and_the_seeds() {
+    fn formats_like_the_api_and_m01_remote() {
         let at = 1_795_365_600_123_456; // 2026-11-22T16:40:00.123456Z
         assert_eq!(rfc3339(at), "2026-11-22T16:40:00.123456+00:00");
         assert_eq!(rfc3339_seconds(at), "2026-11-22T16:40:00+00:00");

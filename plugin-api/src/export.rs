@@ -19,9 +19,16 @@ pub const ROOT_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 
 /// Exports a plugin: its name and its factories.
 ///
-/// ```ignore
+/// ```
+/// use jobhost_plugin_api::prelude::*;
+///
+/// fn greet(name: String, _ctx: &Context) -> JobResult<String> {
+///     Ok(format!("Hello, {name}!"))
+/// }
+///
 /// jobhost_plugin_api::export_plugin! {
 ///     name: "hello",
+///     version: "1.2.0",
 ///     factories: [Factory::new("greet", greet).description("Says hello.")],
 /// }
 /// ```
@@ -86,7 +93,7 @@ pub fn build_factories(build: impl FnOnce() -> Vec<Factory>) -> RResult<RVec<Ffi
     match catch_unwind(AssertUnwindSafe(build)) {
         Ok(factories) => RResult::ROk(factories.into_iter().map(Factory::into_ffi).collect()),
         Err(payload) => {
-            let message = crate::factory::panic_message(payload.as_ref());
+            let message = crate::failure::panic_message(payload.as_ref());
             RResult::RErr(format!("building the factory list panicked: {message}").into())
         }
     }

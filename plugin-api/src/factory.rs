@@ -1,7 +1,6 @@
 //! The author-facing factory builder, and the typed runner that turns an ordinary Rust
 //! function over serde types into the ABI's [`JobRunner`].
 
-use std::any::Any;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
@@ -14,7 +13,7 @@ use abi_stable::{
 };
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::failure::duration_ms;
+use crate::failure::{self, duration_ms};
 use crate::ffi::{FactoryInfo, FfiFactory, FfiFailure, HostJob_TO, JobRunner, JobRunner_TO};
 use crate::logging;
 use crate::{Context, Failure, JobResult};
@@ -136,7 +135,8 @@ where
     fn run<'a>(&self, host: HostJob_TO<'a, RRef<'a, ()>>, input: RStr<'_>) -> RResult<RString, FfiFailure> {
         let ctx = Context::new(host);
         let _job = logging::JobScope::enter(ctx.job_id());
-        // Nothing may unwind across the ABI: it would abort the host (DESIGN.md).
+        // Nothing may unwind across the ABI: an unwinding panic there ends the host process
+        // (abi_stable's shims do not catch it), so it is caught here, inside the plugin.
         let outcome = catch_unwind(AssertUnwindSafe(|| -> JobResult<String> {
             let input: I = serde_json::from_str(input.as_str())
                 .map_err(|e| Failure::permanent(format!("invalid input: {e}")))?;
@@ -147,7 +147,7 @@ where
             Ok(Ok(json)) => RResult::ROk(json.into()),
             Ok(Err(failure)) => RResult::RErr(failure.into_ffi()),
             Err(payload) => {
-                let message = panic_message(payload.as_ref());
+                let message = failure::panic_message(payload.as_ref());
                 // A payload whose destructor panics must not escape either.
                 let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
                 RResult::RErr(Failure::retryable(message).into_ffi())
@@ -158,15 +158,4 @@ where
 
 fn leak(s: String) -> RStr<'static> {
     RStr::from_str(Box::leak(s.into_boxed_str()))
-}
-
-/// The text of a panic: `panic!("...")` payloads are `&str` or `String`.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "the job panicked with a non-string payload".to_owned()
-    }
 }

@@ -1,5 +1,6 @@
 //! The author-facing failure type: a message plus whether retrying can help.
 
+use std::any::Any;
 use std::fmt;
 use std::time::Duration;
 
@@ -89,4 +90,15 @@ impl std::error::Error for Failure {}
 /// Milliseconds, saturating: a duration too long for `u64` ms is "forever" in practice.
 pub(crate) fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The text of a panic: `panic!("...")` payloads are `&str` or `String`.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "the job panicked with a non-string payload".to_owned()
+    }
 }

@@ -1,43 +1,4 @@
-//! The jobhost plugin SDK: the only crate a plugin author depends on.
-//!
-//! A plugin is a `cdylib` that exports one root module through [`export_plugin!`]. Each
-//! [`Factory`] in it is an ordinary Rust function over serde types; the SDK decodes the job's
-//! JSON input, encodes the result, catches panics inside the plugin (they become retryable
-//! failures: nothing unwinds across the ABI) and bridges the plugin's `log` calls to the host.
-//!
-//! A complete plugin:
-//!
-//! ```
-//! use jobhost_plugin_api::prelude::*;
-//!
-//! #[derive(Deserialize)]
-//! struct Greeting {
-//!     name: String,
-//! }
-//!
-//! #[derive(Serialize)]
-//! struct Greeted {
-//!     message: String,
-//! }
-//!
-//! fn greet(input: Greeting, ctx: &Context) -> JobResult<Greeted> {
-//!     log::info!("greeting {} (attempt {})", input.name, ctx.attempt());
-//!     if input.name.is_empty() {
-//!         return Err(Failure::permanent("name is empty"));
-//!     }
-//!     Ok(Greeted { message: format!("Hello, {}!", input.name) })
-//! }
-//!
-//! export_plugin! {
-//!     name: "hello",
-//!     factories: [Factory::new("greet", greet).description("Says hello.")],
-//! }
-//! # let host = jobhost_plugin_api::testing::TestHost::new();
-//! # let out = host.run(&Factory::new("greet", greet), r#"{"name":"Ada"}"#).unwrap();
-//! # assert_eq!(out["message"], "Hello, Ada!");
-//! ```
-//!
-//! Everything that crosses the ABI lives in [`ffi`] and nowhere else.
+#![doc = include_str!("../README.md")]
 #![allow(non_camel_case_types)] // abi_stable names generated types `Foo_Ref`, `Foo_TO`.
 
 mod context;
@@ -54,6 +15,8 @@ pub use failure::{Failure, JobResult};
 pub use ffi::FailureKind;
 /// Re-exported so plugins log through the same `log` the bridge is installed in.
 pub use log;
+/// Re-exported so plugins can take and return free-form JSON without a dependency of their own.
+pub use serde_json;
 
 /// The SDK version a plugin is built against; the host accepts plugins of the same minor
 /// version while the SDK is 0.x, and of the same major version from 1.0 on.
@@ -61,8 +24,9 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What a plugin usually needs: `use jobhost_plugin_api::prelude::*;`.
 pub mod prelude {
-    pub use crate::{export_plugin, log, Context, Factory, Failure, JobResult};
+    pub use crate::{export_plugin, log, Context, Factory, Failure, FailureKind, JobResult};
     pub use serde::{Deserialize, Serialize};
+    pub use serde_json::{json, Value};
 }
 
 /// Items the [`export_plugin!`] expansion names. Not part of the public API.

@@ -42,7 +42,7 @@ pub fn init(plugin: &'static str, logger: HostLogger, max_level: LevelFilter) {
 /// The SDK still catches the panic itself and turns it into a retryable failure.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let message = crate::factory::panic_message(info.payload());
+        let message = crate::failure::panic_message(info.payload());
         match info.location() {
             Some(at) => log::error!("job panicked at {}:{}: {message}", at.file(), at.line()),
             None => log::error!("job panicked: {message}"),

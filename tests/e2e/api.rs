@@ -1,4 +1,4 @@
-//! The HTTP API of the real `jobhost serve` over loopback: the seeds' scenario, every error code
+//! The HTTP API of the real `jobhost serve` over loopback: m01.remote's documented scenario, every error code
 //! (with the stored data unchanged after each), auth, and the OpenAPI document.
 
 use std::time::Duration;
@@ -19,7 +19,7 @@ fn errors(job: &Value) -> Vec<String> {
 }
 
 /// `[2026-11-22T16:40:00.123456+00:00] An error occurred.`
-fn assert_seed_error(line: &str) {
+fn assert_m01_error(line: &str) {
     let (stamp, message) = line.split_once("] ").expect("[time] message");
     let stamp = stamp.strip_prefix('[').expect("starts with [");
     chrono::DateTime::parse_from_rfc3339(stamp).unwrap_or_else(|e| panic!("{stamp}: {e}"));
@@ -64,7 +64,7 @@ fn m01_remote_readme_scenario_through_the_api() {
     assert_eq!((failed["status"].as_str(), failed["attempts"].as_u64()), (Some("error"), Some(1)));
     let errs = errors(&failed);
     assert_eq!(errs.len(), 1);
-    assert_seed_error(&errs[0]);
+    assert_m01_error(&errs[0]);
 
     // fatal: queued with 1 error, queued with 2, error with 3 (its retry delay is ≥ 0.5 s, so
     // polling every 20 ms sees every state).
@@ -81,7 +81,7 @@ fn m01_remote_readme_scenario_through_the_api() {
         seen.iter().filter(|(_, n)| *n > 0).copied().collect::<Vec<_>>(),
         [("queued", 1), ("queued", 2), ("error", 3)]
     );
-    errors(&server.job(&fatal)).iter().for_each(|e| assert_seed_error(e));
+    errors(&server.job(&fatal)).iter().for_each(|e| assert_m01_error(e));
 
     // A stopped processor leaves jobs queued (and the queue still accepts them).
     let stopped = server.post_empty("/v1/queues/default/stop");

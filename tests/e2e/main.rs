@@ -3,7 +3,7 @@
 //!
 //! - `plugins`: loading the real plugin files, each rejection case, the log bridge, the
 //!   `plugins` CLI.
-//! - `queue`: the seeds' scenarios in process, workers, cancel, timeout, leases, retention.
+//! - `queue`: m01.remote's documented scenarios in process, workers, cancel, timeout, leases, retention.
 //! - `scheduling`: delayed, held and unique jobs, schedules, racing scheduler loops, restarts.
 //! - `crash`: SIGKILL and aborting plugins against `run-once`.
 //! - `api`: the HTTP API of the real `jobhost serve`, every error code, auth, OpenAPI.

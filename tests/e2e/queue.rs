@@ -1,5 +1,5 @@
-//! The durable queue through the library: the seeds' scenarios (m01.remote-readme.txt,
-//! m01.remote-workers.txt), cancel of a running job, leases and stale outcomes. Real sled
+//! The durable queue through the library: m01.remote's documented
+//! scenarios (its README and its workers' doctests), cancel of a running job, leases and stale outcomes. Real sled
 //! stores in temp dirs, the real plugin files.
 
 use std::sync::Arc;
@@ -19,7 +19,7 @@ fn status(host: &Host, id: JobId) -> Status {
 }
 
 /// `[2026-11-22T16:40:00.123456+00:00] An error occurred.` (the API's format: microseconds)
-fn assert_seed_error(line: &str) {
+fn assert_m01_error(line: &str) {
     let (stamp, message) = line.split_once("] ").expect("[time] message");
     let stamp = stamp.strip_prefix('[').expect("starts with [");
     chrono::DateTime::parse_from_rfc3339(stamp).unwrap_or_else(|e| panic!("{stamp}: {e}"));
@@ -56,7 +56,7 @@ async fn m01_remote_readme_scenario() {
     let job3 = host.add(job("error", Value::Null)).unwrap().job;
     let done = host.process_next(ANY).await.unwrap().unwrap();
     assert_eq!((done.id, done.status, done.errors.len()), (job3.id, Status::Error, 1));
-    assert_seed_error(&done.errors[0]);
+    assert_m01_error(&done.errors[0]);
 
     // FatalErrorJob: queued with 1 error, queued with 2, error with 3.
     let job4 = host.add(job("fatal", Value::Null)).unwrap().job;
@@ -65,9 +65,9 @@ async fn m01_remote_readme_scenario() {
         assert_eq!(done.id, job4.id);
         let expected = if attempt < 3 { Status::Queued } else { Status::Error };
         assert_eq!((done.status, done.attempts, done.errors.len()), (expected, attempt, attempt as usize));
-        done.errors.iter().for_each(|e| assert_seed_error(e));
+        done.errors.iter().for_each(|e| assert_m01_error(e));
         if attempt < 3 {
-            // Like the seed setting retryTime into the past: not due yet, due after the wait.
+            // Like m01.remote's test setting retryTime into the past: not due yet, due after the wait.
             assert!(host.process_next(ANY).await.unwrap().is_none(), "the retry waits for its time");
             clock.advance(Duration::from_secs(3600));
         }

@@ -181,6 +181,7 @@ async fn serve(
                 _ = int.recv() => {}
             }
             log::warn!("second stop signal: exiting now");
+            #[allow(clippy::disallowed_methods)] // skipping the graceful stop is the point
             std::process::exit(i32::from(EXIT_FAILED));
         });
     };

@@ -20,7 +20,7 @@ use crate::store::Fired;
 /// How many due schedules one pass takes from the store before looking again.
 const BATCH: usize = 256;
 
-/// A new schedule, as a caller asks for it (validated by [`Scheduler::add`]).
+/// A new schedule, as a caller asks for it (validated by [`Host::add_schedule`]).
 #[derive(Debug, Clone, Default)]
 pub struct NewSchedule {
     pub factory: String,

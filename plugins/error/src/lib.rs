@@ -1,4 +1,4 @@
-//! The `error` example plugin: always fails permanently (the seeds' ErrorJob).
+//! The `error` example plugin: always fails permanently (m01.remote's ErrorJob).
 
 use jobhost_plugin_api::prelude::*;
 use serde_json::Value;

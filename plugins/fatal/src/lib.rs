@@ -1,4 +1,4 @@
-//! The `fatal` example plugin: panics, so the job is retried (the seeds' FatalErrorJob).
+//! The `fatal` example plugin: panics, so the job is retried (m01.remote's FatalErrorJob).
 //! With `{"abort": true}` it aborts the whole process, which tests use to prove crash recovery.
 
 use std::time::Duration;

@@ -166,7 +166,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let state = group.state.lock().unwrap();
+        let state = sync::lock(&group.state);
         assert_eq!((state.written, state.flushed), (800, 800));
         assert!(flushes.load(Ordering::SeqCst) <= 800);
     }
@@ -186,7 +186,7 @@ mod tests {
                             || next.fetch_add(1, Ordering::SeqCst),
                             |batch| {
                                 std::thread::sleep(std::time::Duration::from_micros(300));
-                                committed.lock().unwrap().push(batch.to_vec());
+                                sync::lock(&committed).push(batch.to_vec());
                                 // Item 77's whole batch fails.
                                 if batch.contains(&77) {
                                     Err(sled::Error::Unsupported("no".into()))
@@ -203,7 +203,7 @@ mod tests {
             .collect();
         let results: Vec<Result<u64, sled::Error>> =
             threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
-        let batches = committed.lock().unwrap().clone();
+        let batches = sync::lock(&committed).clone();
         let flat: Vec<u64> = batches.iter().flatten().copied().collect();
         assert_eq!(flat, (0..400).collect::<Vec<_>>(), "every item once, in order");
         assert!(batches.len() < 400, "some batches held more than one item");
@@ -212,14 +212,14 @@ mod tests {
             assert!(!failed_batch.contains(item));
         }
         assert_eq!(results.iter().filter(|r| r.is_err()).count(), failed_batch.len());
-        assert!(combiner.state.lock().unwrap().failed.is_empty());
+        assert!(sync::lock(&combiner.state).failed.is_empty());
     }
 
     #[test]
     fn a_failed_flush_is_reported_and_not_counted() {
         let group = GroupCommit::new();
         assert_eq!(group.wait_durable(|| Err("disk full")), Err("disk full"));
-        assert_eq!(group.state.lock().unwrap().flushed, 0);
+        assert_eq!(sync::lock(&group.state).flushed, 0);
         assert_eq!(group.wait_durable(|| Ok::<(), &str>(())), Ok(()));
     }
 }

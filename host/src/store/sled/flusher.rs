@@ -119,6 +119,7 @@ impl Drop for Flusher {
 mod tests {
     use super::*;
 
+    #[allow(clippy::disallowed_methods)] // a bare database under the flusher, without a store
     fn db(dir: &tempfile::TempDir) -> sled::Db {
         sled::Config::new().path(dir.path()).flush_every_ms(None).open().unwrap()
     }
