@@ -1,11 +1,13 @@
-//! The HTTP API of the real `jobhost serve` over loopback: m01.remote's documented scenario, every error code
-//! (with the stored data unchanged after each), auth, and the OpenAPI document.
+//! The HTTP API over loopback, served in this process by `jobhost::server::run` over a real
+//! store and the real plugins: m01.remote's documented scenario, every error code (with the
+//! stored data unchanged after each), auth, and the OpenAPI document. A new case of a table is
+//! one `check(request, expected)` line.
 
 use std::time::Duration;
 
-use jobhost_tests::{plugin_dir, Server, EXAMPLE_PLUGINS};
+use jobhost::config::{Config, Limits, QueueTable};
+use jobhost_tests::{App, Expect, Request, EXAMPLE_PLUGINS};
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -27,16 +29,18 @@ fn assert_m01_error(line: &str) {
     assert_eq!(message, "An error occurred.");
 }
 
-fn start(extra: &[&str]) -> (Server, TempDir, TempDir) {
-    let dir = TempDir::new().unwrap();
-    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
-    let server = Server::start(&dir.path().join("data"), plugins.path(), extra);
-    (server, dir, plugins)
+/// Settings whose queues do not start by themselves (`serve --paused`).
+fn paused() -> Config {
+    Config { default_queue: QueueTable { autostart: false, ..QueueTable::default() }, ..Config::default() }
+}
+
+fn with_limits(limits: Limits) -> Config {
+    Config { limits, ..Config::default() }
 }
 
 #[test]
 fn m01_remote_readme_scenario_through_the_api() {
-    let (server, _dir, _plugins) = start(&["--paused"]);
+    let server = App::with_config(paused());
 
     // A queued job has no result and can be cancelled at once.
     let job1 = server.add("echo", json!({"foo": "bar"}));
@@ -104,7 +108,7 @@ fn m01_remote_readme_scenario_through_the_api() {
 
 #[test]
 fn retry_long_poll_paging_and_filters() {
-    let (server, _dir, _plugins) = start(&[]);
+    let server = App::start();
     // Long poll: answers when the job ends, well before the wait runs out.
     let id = server.add("sleep", json!(0.3));
     let answer = server.get(&format!("/v1/jobs/{id}?wait=20"));
@@ -165,12 +169,12 @@ fn retry_long_poll_paging_and_filters() {
 
 #[test]
 fn every_error_code_and_nothing_changes() {
-    let dir = TempDir::new().unwrap();
-    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
-    let config = dir.path().join("jobhost.toml");
-    std::fs::write(&config, "[limits]\nmax_body_bytes = 4096\n").unwrap();
-    let server =
-        Server::start(&dir.path().join("data"), plugins.path(), &["--config", config.to_str().unwrap()]);
+    use Expect::Error;
+    use Request::{Delete, Get, Post, PostEmpty, Raw};
+    let server = App::with_config(with_limits(Limits {
+        max_body_bytes: 4096.try_into().unwrap(),
+        ..Limits::default()
+    }));
     let completed = server.add("echo", json!({"keep": true}));
     server.wait_finished(&completed, LONG);
     // Stopping a queue before its first job keeps it from autostarting.
@@ -181,154 +185,65 @@ fn every_error_code_and_nothing_changes() {
         answer.body["id"].as_str().unwrap().to_owned()
     };
     let before = server.snapshot();
+    // Each case: the answer, then nothing stored changed.
+    let check = |request: Request<'_>, expected: Expect<'_>| {
+        server.check(request, expected);
+        assert_eq!(server.snapshot(), before, "a refused request changed stored data");
+    };
 
     let big = format!("{{\"job\": \"echo\", \"input\": \"{}\"}}", "x".repeat(5000));
-    let cases: Vec<(&str, Request, u16, &str)> = vec![
-        ("malformed JSON", Request::Raw("/v1/jobs", b"{\"job\": ".to_vec()), 400, "invalid_json"),
-        ("not JSON at all", Request::Raw("/v1/jobs", b"job=echo".to_vec()), 400, "invalid_json"),
-        ("wrong type", Request::Post("/v1/jobs", json!({"job": 3})), 400, "invalid_request"),
-        ("missing job", Request::Post("/v1/jobs", json!({"input": {}})), 400, "invalid_request"),
-        (
-            "unknown field",
-            Request::Post("/v1/jobs", json!({"job": "echo", "max_atempts": 2})),
-            400,
-            "invalid_request",
-        ),
-        (
-            "zero attempts",
-            Request::Post("/v1/jobs", json!({"job": "echo", "max_attempts": 0})),
-            400,
-            "invalid_request",
-        ),
-        (
-            "negative attempts",
-            Request::Post("/v1/jobs", json!({"job": "echo", "max_attempts": -1})),
-            400,
-            "invalid_request",
-        ),
-        (
-            "bad queue name",
-            Request::Post("/v1/jobs", json!({"job": "echo", "queue": "no spaces"})),
-            400,
-            "invalid_request",
-        ),
-        (
-            "bad timeout",
-            Request::Post("/v1/jobs", json!({"job": "echo", "timeout_seconds": -1})),
-            400,
-            "invalid_request",
-        ),
-        ("unknown job", Request::Post("/v1/jobs", json!({"job": "nope"})), 400, "unknown_job"),
-        ("body over the limit", Request::Raw("/v1/jobs", big.into_bytes()), 413, "body_too_large"),
-        ("unknown id", Request::Get("/v1/jobs/999999"), 404, "unknown_id"),
-        ("non-numeric id", Request::Get("/v1/jobs/abc"), 404, "unknown_id"),
-        ("cancel unknown id", Request::PostEmpty("/v1/jobs/999999/cancel"), 404, "unknown_id"),
-        ("retry unknown id", Request::PostEmpty("/v1/jobs/999999/retry"), 404, "unknown_id"),
-        ("bad wait", Request::Get("/v1/jobs/1?wait=-1"), 400, "invalid_request"),
-        ("non-numeric wait", Request::Get("/v1/jobs/1?wait=soon"), 400, "invalid_request"),
-        ("unknown status filter", Request::Get("/v1/jobs?status=done"), 400, "invalid_request"),
-        ("zero limit", Request::Get("/v1/jobs?limit=0"), 400, "invalid_request"),
-        ("bad cursor", Request::Get("/v1/jobs?after=x"), 400, "invalid_request"),
-        ("unknown query parameter", Request::Get("/v1/jobs?stats=error"), 400, "invalid_request"),
-        ("remove unfinished", Request::Delete("/v1/jobs?status=queued"), 400, "invalid_request"),
-        ("remove unknown status", Request::Delete("/v1/jobs?status=gone"), 400, "invalid_request"),
-        ("bad queue in path", Request::PostEmpty("/v1/queues/a%20b/start"), 400, "invalid_request"),
-        ("unknown route", Request::Get("/v1/nope"), 404, "not_found"),
-        ("wrong method", Request::Delete("/v1/factories"), 405, "method_not_allowed"),
-    ];
-    let completed_cancel = format!("/v1/jobs/{completed}/cancel");
-    let completed_retry = format!("/v1/jobs/{completed}/retry");
-    let queued_retry = format!("/v1/jobs/{queued_elsewhere}/retry");
-    let transitions = [
-        ("cancel a completed job", Request::PostEmpty(&completed_cancel), 409, "invalid_transition"),
-        ("retry a completed job", Request::PostEmpty(&completed_retry), 409, "invalid_transition"),
-        ("retry a queued job", Request::PostEmpty(&queued_retry), 409, "invalid_transition"),
-    ];
-    for (what, request, status, code) in cases.into_iter().chain(transitions) {
-        let answer = request.send(&server);
-        assert_eq!((answer.status, answer.code()), (status, code), "{what}: {answer:?}");
-        assert!(!answer.body["error"]["message"].as_str().unwrap_or("").is_empty(), "{what}: {answer:?}");
-        assert_eq!(server.snapshot(), before, "{what} changed stored data");
-    }
-    let unknown = server.post("/v1/jobs", &json!({"job": "nope"}));
-    assert!(
-        unknown.body["error"]["message"].as_str().unwrap().contains("echo, error, fatal, sleep"),
-        "{unknown:?}"
+    check(Raw("/v1/jobs", b"{\"job\": ".to_vec()), Error(400, "invalid_json"));
+    check(Raw("/v1/jobs", b"job=echo".to_vec()), Error(400, "invalid_json"));
+    check(Post("/v1/jobs", json!({"job": 3})), Error(400, "invalid_request"));
+    check(Post("/v1/jobs", json!({"input": {}})), Error(400, "invalid_request"));
+    check(Post("/v1/jobs", json!({"job": "echo", "max_atempts": 2})), Error(400, "invalid_request"));
+    check(Post("/v1/jobs", json!({"job": "echo", "max_attempts": 0})), Error(400, "invalid_request"));
+    check(Post("/v1/jobs", json!({"job": "echo", "max_attempts": -1})), Error(400, "invalid_request"));
+    check(Post("/v1/jobs", json!({"job": "echo", "queue": "no spaces"})), Error(400, "invalid_request"));
+    check(Post("/v1/jobs", json!({"job": "echo", "timeout_seconds": -1})), Error(400, "invalid_request"));
+    check(
+        Post("/v1/jobs", json!({"job": "nope"})),
+        Expect::ErrorSaying(400, "unknown_job", "echo, error, fatal, sleep"),
     );
-    assert!(!server.log().contains("panicked"), "{}", server.log());
-}
-
-/// One request of the table above.
-pub enum Request<'a> {
-    Get(&'a str),
-    Post(&'a str, Value),
-    PostEmpty(&'a str),
-    Raw(&'a str, Vec<u8>),
-    Delete(&'a str),
-}
-
-impl Request<'_> {
-    fn send(&self, server: &Server) -> jobhost_tests::Answer {
-        match self {
-            Request::Get(path) => server.get(path),
-            Request::Post(path, body) => server.post(path, body),
-            Request::PostEmpty(path) => server.post_empty(path),
-            Request::Raw(path, body) => server.post_raw(path, body),
-            Request::Delete(path) => server.delete(path),
-        }
-    }
+    check(Raw("/v1/jobs", big.into_bytes()), Error(413, "body_too_large"));
+    check(Get("/v1/jobs/999999"), Error(404, "unknown_id"));
+    check(Get("/v1/jobs/abc"), Error(404, "unknown_id"));
+    check(PostEmpty("/v1/jobs/999999/cancel"), Error(404, "unknown_id"));
+    check(PostEmpty("/v1/jobs/999999/retry"), Error(404, "unknown_id"));
+    check(Get("/v1/jobs/1?wait=-1"), Error(400, "invalid_request"));
+    check(Get("/v1/jobs/1?wait=soon"), Error(400, "invalid_request"));
+    check(Get("/v1/jobs?status=done"), Error(400, "invalid_request"));
+    check(Get("/v1/jobs?limit=0"), Error(400, "invalid_request"));
+    check(Get("/v1/jobs?after=x"), Error(400, "invalid_request"));
+    check(Get("/v1/jobs?stats=error"), Error(400, "invalid_request"));
+    check(Delete("/v1/jobs?status=queued"), Error(400, "invalid_request"));
+    check(Delete("/v1/jobs?status=gone"), Error(400, "invalid_request"));
+    check(PostEmpty("/v1/queues/a%20b/start"), Error(400, "invalid_request"));
+    check(Get("/v1/nope"), Error(404, "not_found"));
+    check(Delete("/v1/factories"), Error(405, "method_not_allowed"));
+    check(PostEmpty(&format!("/v1/jobs/{completed}/cancel")), Error(409, "invalid_transition"));
+    check(PostEmpty(&format!("/v1/jobs/{completed}/retry")), Error(409, "invalid_transition"));
+    check(PostEmpty(&format!("/v1/jobs/{queued_elsewhere}/retry")), Error(409, "invalid_transition"));
+    // No handler panicked: the service stops cleanly.
+    server.stop();
 }
 
 #[test]
-fn bearer_token_auth_and_the_loopback_rule() {
-    let dir = TempDir::new().unwrap();
-    let plugins = plugin_dir(&["echo"]);
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "s3cret\n").unwrap();
-    let data = dir.path().join("data");
-    let extra = ["--token-file", token_file.to_str().unwrap()];
-    let server = Server::start_with_token(&data, plugins.path(), &extra, Some("s3cret"));
+fn bearer_token_auth() {
+    let server = App::with_token("s3cret");
     assert_eq!(server.add("echo", json!(1)), "1");
-
-    let anonymous = Server::start_with_token(&dir.path().join("other"), plugins.path(), &extra, None);
-    let answer = anonymous.get("/v1/jobs");
-    assert_eq!((answer.status, answer.code()), (401, "unauthorized"), "{answer:?}");
-    assert_eq!(anonymous.get("/v1/health").status, 200, "health needs no token");
-    let wrong = Server::start_with_token(&dir.path().join("third"), plugins.path(), &extra, Some("guess"));
-    let answer = wrong.post("/v1/jobs", &json!({"job": "echo"}));
-    assert_eq!((answer.status, answer.code()), (401, "unauthorized"), "{answer:?}");
-    assert_eq!(wrong.get("/v1/jobs").status, 401);
-
-    // An empty token file is refused at start, naming the file.
-    let empty = dir.path().join("empty-token");
-    std::fs::write(&empty, "  \n").unwrap();
-    let out = jobhost_tests::jobhost([
-        "serve",
-        "--token-file",
-        empty.to_str().unwrap(),
-        "--data-dir",
-        dir.path().join("unused").to_str().unwrap(),
-    ]);
-    assert_eq!(out.code, 3, "{out:?}");
-    assert!(out.stderr.contains("empty-token is empty"), "{out:?}");
-
-    // No token on a non-loopback address: refused unless --insecure-no-auth.
-    let out = jobhost_tests::jobhost([
-        "serve",
-        "--listen",
-        "0.0.0.0:0",
-        "--data-dir",
-        dir.path().join("open").to_str().unwrap(),
-        "--plugin-dir",
-        plugins.path().to_str().unwrap(),
-    ]);
-    assert_eq!(out.code, 3, "{out:?}");
-    assert!(out.stderr.contains("refusing to listen on 0.0.0.0:0 without a token"), "{out:?}");
+    let anonymous = server.with_token(None);
+    anonymous.check(Request::Get("/v1/jobs"), Expect::Error(401, "unauthorized"));
+    anonymous.check(Request::Get("/v1/health"), Expect::Status(200));
+    let wrong = server.with_token(Some("guess"));
+    wrong.check(Request::Post("/v1/jobs", json!({"job": "echo"})), Expect::Error(401, "unauthorized"));
+    wrong.check(Request::Get("/v1/jobs"), Expect::Error(401, "unauthorized"));
+    assert_eq!(server.get("/v1/jobs").body["jobs"].as_array().unwrap().len(), 1, "nothing was added");
 }
 
 #[test]
 fn openapi_document_parses_and_names_every_route() {
-    let (server, _dir, _plugins) = start(&["--paused"]);
+    let server = App::with_config(paused());
     let answer = server.get("/v1/openapi.json");
     assert_eq!(answer.status, 200);
     let spec = oas3::from_json(&answer.text).expect("parses as OpenAPI 3");
@@ -412,7 +327,7 @@ fn q(text: &str) -> String {
 
 #[test]
 fn delayed_held_and_unique_jobs_through_the_api() {
-    let (server, _dir, _plugins) = start(&[]);
+    let server = App::start();
 
     let added = server.post("/v1/jobs", &json!({"job": "echo", "input": 1, "delay_seconds": 1}));
     assert_eq!((added.status, added.body["status"].as_str()), (201, Some("scheduled")), "{added:?}");
@@ -461,7 +376,7 @@ fn delayed_held_and_unique_jobs_through_the_api() {
 
 #[test]
 fn schedules_and_cron_previews_through_the_api() {
-    let (server, _dir, _plugins) = start(&[]);
+    let server = App::start();
     let created = server.post(
         "/v1/schedules",
         &json!({"job": "echo", "input": {"n": 1}, "cron": "*/5 * * * *", "timezone": "Europe/Zurich"}),
@@ -497,7 +412,7 @@ fn schedules_and_cron_previews_through_the_api() {
         (Request::Post("/v1/schedules", json!({"job": "echo", "cron": "* * *"})), "has 3 field(s)"),
     ];
     for (request, needle) in bad {
-        let answer = request.send(&server);
+        let answer = server.send(&request);
         assert_eq!((answer.status, answer.code()), (400, "invalid_request"), "{answer:?}");
         assert!(answer.text.contains(needle), "{needle}: {answer:?}");
     }
@@ -557,12 +472,12 @@ fn schedules_and_cron_previews_through_the_api() {
 
 #[test]
 fn batch_submission_is_all_or_nothing_with_per_job_errors() {
-    let dir = TempDir::new().unwrap();
-    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
-    let config = dir.path().join("jobhost.toml");
-    std::fs::write(&config, "[limits]\nmax_batch_jobs = 5\nmax_batch_body_bytes = 4096\n").unwrap();
-    let server =
-        Server::start(&dir.path().join("data"), plugins.path(), &["--config", config.to_str().unwrap()]);
+    let limits = Limits {
+        max_batch_jobs: 5.try_into().unwrap(),
+        max_batch_body_bytes: 4096.try_into().unwrap(),
+        ..Limits::default()
+    };
+    let server = App::with_config(with_limits(limits));
 
     let jobs = json!({"jobs": [{"job": "echo", "input": 1}, {"job": "echo", "input": 2, "queue": "q2"}, {"job": "sleep", "input": 0}]});
     let added = server.post("/v1/jobs/batch", &jobs);

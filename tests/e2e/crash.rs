@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use jobhost::clock::SystemClock;
 use jobhost::job::{JobId, Status, WORKER_LOST_HOST_STOPPED as WORKER_LOST};
@@ -53,6 +54,9 @@ fn sigkill_mid_job_loses_nothing_and_the_interrupted_job_is_recovered() {
 
     let mut child = run_once(store_dir.path(), plugins.path());
     wait_for_line(&mut child, &format!("job {} (sleep) started", ids[1]));
+    // Completions reach the disk within the flush interval (100 ms): past it, the first job's
+    // is there to survive, while the second job still sleeps for seconds.
+    std::thread::sleep(Duration::from_millis(500));
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
 

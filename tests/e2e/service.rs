@@ -499,3 +499,48 @@ fn bench_against_a_server_runs_every_job_it_submits() {
     let bench = queues.as_array().unwrap().iter().find(|q| q["name"].as_str().unwrap().starts_with("bench-"));
     assert_eq!(bench.map(|q| (&q["queued"], &q["running"])), Some((&json!(0), &json!(0))), "{queues}");
 }
+
+#[test]
+fn serve_refuses_an_empty_token_file_and_an_open_address_without_a_token() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    // An empty token file is refused at start, naming the file.
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "  \n").unwrap();
+    let out = jobhost([
+        "serve",
+        "--token-file",
+        empty.to_str().unwrap(),
+        "--data-dir",
+        dir.path().join("unused").to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("empty-token is empty"), "{out:?}");
+
+    // No token on a non-loopback address: refused unless --insecure-no-auth.
+    let out = jobhost([
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--data-dir",
+        dir.path().join("open").to_str().unwrap(),
+        "--plugin-dir",
+        plugins.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("refusing to listen on 0.0.0.0:0 without a token"), "{out:?}");
+}
+
+#[test]
+fn the_served_token_is_required_by_the_real_binary() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let extra = ["--token-file", token_file.to_str().unwrap()];
+    let server = Server::start_with_token(&dir.path().join("data"), plugins.path(), &extra, Some("s3cret"));
+    assert_eq!(server.add("echo", json!(1)), "1");
+    let anonymous = server.with_token(None);
+    assert_eq!(anonymous.get("/v1/jobs").status, 401);
+    assert_eq!(anonymous.get("/v1/health").status, 200);
+}

@@ -11,8 +11,12 @@ use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
+pub mod app;
+pub mod client;
 pub mod server;
-pub use server::{Answer, Server};
+pub use app::App;
+pub use client::{Answer, Client, Expect, Request};
+pub use server::Server;
 
 /// The four example plugins.
 pub const EXAMPLE_PLUGINS: [&str; 4] = ["echo", "error", "fatal", "sleep"];

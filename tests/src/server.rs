@@ -1,6 +1,6 @@
-//! The real `jobhost serve` in a child process, and a small HTTP client for talking to it over
-//! loopback. The server listens on a free port (`--listen 127.0.0.1:0`) and the address is read
-//! from the line it prints on stdout.
+//! The real `jobhost serve` in a child process, for the tests that need the binary (signals,
+//! crashes, the CLI, config files). It listens on a free port (`--listen 127.0.0.1:0`), the
+//! address read from the line it prints on stdout; requests go through [`Client`].
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
+use crate::client::Client;
 use crate::jobhost_cmd;
 
 pub struct Server {
@@ -17,22 +16,14 @@ pub struct Server {
     pub url: String,
     pub data_dir: PathBuf,
     log: PathBuf,
-    token: Option<String>,
-    agent: ureq::Agent,
+    client: Client,
 }
 
-/// An HTTP answer: status and JSON body (`Value::Null` when the body is not JSON).
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-    pub text: String,
-}
+impl std::ops::Deref for Server {
+    type Target = Client;
 
-impl Answer {
-    /// The `error.code` of an API error.
-    pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }
 
@@ -84,18 +75,12 @@ impl Server {
                 );
             }
         };
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
         Server {
             child: Some(child),
+            client: Client::new(&url, token),
             url,
             data_dir: data_dir.to_owned(),
             log,
-            token: token.map(str::to_owned),
-            agent,
         }
     }
 
@@ -133,96 +118,6 @@ impl Server {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-
-    fn answer(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
-        let mut response = result.unwrap_or_else(|e| panic!("request to {} failed: {e}", self.url));
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status, body, text }
-    }
-
-    fn auth<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
-        match &self.token {
-            Some(token) => request.header("Authorization", format!("Bearer {token}")),
-            None => request,
-        }
-    }
-
-    pub fn get(&self, path: &str) -> Answer {
-        self.answer(self.auth(self.agent.get(format!("{}{path}", self.url))).call())
-    }
-
-    pub fn post(&self, path: &str, body: &Value) -> Answer {
-        self.answer(self.auth(self.agent.post(format!("{}{path}", self.url))).send_json(body))
-    }
-
-    /// A POST with a raw body (malformed JSON, oversized bodies).
-    pub fn post_raw(&self, path: &str, body: &[u8]) -> Answer {
-        let request =
-            self.auth(self.agent.post(format!("{}{path}", self.url))).content_type("application/json");
-        self.answer(request.send(body))
-    }
-
-    pub fn patch(&self, path: &str, body: &Value) -> Answer {
-        self.answer(self.auth(self.agent.patch(format!("{}{path}", self.url))).send_json(body))
-    }
-
-    pub fn post_empty(&self, path: &str) -> Answer {
-        self.answer(self.auth(self.agent.post(format!("{}{path}", self.url))).send_empty())
-    }
-
-    pub fn delete(&self, path: &str) -> Answer {
-        self.answer(self.auth(self.agent.delete(format!("{}{path}", self.url))).call())
-    }
-
-    /// Adds a job; panics unless the server answers 201. Returns the id.
-    pub fn add(&self, job: &str, input: Value) -> String {
-        let answer = self.post("/v1/jobs", &serde_json::json!({"job": job, "input": input}));
-        assert_eq!(answer.status, 201, "{answer:?}");
-        answer.body["id"].as_str().expect("id").to_owned()
-    }
-
-    pub fn job(&self, id: &str) -> Value {
-        let answer = self.get(&format!("/v1/jobs/{id}"));
-        assert_eq!(answer.status, 200, "{answer:?}");
-        answer.body
-    }
-
-    /// Long-polls until the job is finished (panics after `within`).
-    pub fn wait_finished(&self, id: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let answer = self.get(&format!("/v1/jobs/{id}?wait=5"));
-            assert_eq!(answer.status, 200, "{answer:?}");
-            if matches!(answer.body["status"].as_str(), Some("completed" | "error" | "cancelled")) {
-                return answer.body;
-            }
-            assert!(Instant::now() < deadline, "job {id} not finished within {within:?}: {}", answer.text);
-        }
-    }
-
-    /// Polls until `f(job)` holds (panics after `within`).
-    pub fn wait_until(&self, id: &str, within: Duration, mut f: impl FnMut(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let job = self.job(id);
-            if f(&job) {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "job {id}: condition not met within {within:?}: {job}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The whole stored state as the API shows it (jobs and queue counts), to compare before
-    /// and after requests that must change nothing.
-    pub fn snapshot(&self) -> Value {
-        let jobs = self.get("/v1/jobs?limit=1000");
-        let queues = self.get("/v1/queues");
-        assert_eq!((jobs.status, queues.status), (200, 200));
-        serde_json::json!({"jobs": jobs.body, "queues": queues.body})
     }
 }
 

@@ -19,9 +19,14 @@ impl Token {
     pub fn from_file(path: &std::path::Path) -> Result<Token, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
+        Token::new(&text).map_err(|_| format!("token file {} is empty", path.display()))
+    }
+
+    /// `text` with surrounding whitespace trimmed; empty is an error.
+    pub fn new(text: &str) -> Result<Token, &'static str> {
         let token = text.trim();
         if token.is_empty() {
-            return Err(format!("token file {} is empty", path.display()));
+            return Err("the token is empty");
         }
         Ok(Token(token.into()))
     }
