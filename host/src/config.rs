@@ -25,6 +25,9 @@ pub const DEFAULT_DATA_DIR: &str = "jobhost-data";
 /// `jobhost` binary is searched too, which is where `cargo build` puts the example plugins.
 pub const DEFAULT_PLUGIN_DIR: &str = "plugins";
 
+/// The smallest `worker_limits.address_space`: below it a worker process cannot start.
+const MIN_ADDRESS_SPACE: u64 = 64 << 20;
+
 /// The plugin directories used when none are configured: those of them that exist.
 pub fn default_plugin_dirs() -> Vec<PathBuf> {
     let mut dirs = vec![PathBuf::from(DEFAULT_PLUGIN_DIR)];
@@ -65,6 +68,49 @@ pub struct Config {
     /// Settings for every queue that has no table of its own.
     pub default_queue: QueueTable,
     pub queues: BTreeMap<String, QueueTable>,
+    /// Where plugin code runs.
+    pub isolation: Isolation,
+    /// How long a job that was asked to stop (timeout, cancel, shutdown) may take to return
+    /// before its worker process is killed.
+    #[serde(deserialize_with = "durations::required")]
+    pub kill_grace: Duration,
+    pub worker_limits: WorkerLimits,
+    /// Factory name → the plugin file (its name, or a path) that provides it when several do.
+    pub factories: BTreeMap<String, String>,
+}
+
+/// Where plugin code runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// In worker processes: a plugin that hangs, crashes or exits costs only its own job.
+    #[default]
+    Process,
+    /// In the host process, for trusted plugins: the last microsecond, and no protection.
+    None,
+}
+
+/// Resource limits of each worker process; unset keys leave the inherited limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerLimits {
+    /// Address space, e.g. "2GiB" (RLIMIT_AS).
+    #[serde(deserialize_with = "optional_bytes")]
+    pub address_space: Option<u64>,
+    /// CPU time of one job, e.g. "10m" (RLIMIT_CPU, reset before each job).
+    #[serde(deserialize_with = "optional_duration")]
+    pub cpu_time: Option<Duration>,
+    /// Open file descriptors (RLIMIT_NOFILE).
+    pub open_files: Option<u64>,
+}
+
+fn optional_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::workers::parse_bytes(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
+fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    durations::required(d).map(Some)
 }
 
 /// Which loops a `serve` process runs. With the embedded store one process holds the data, so
@@ -180,6 +226,10 @@ impl Default for Config {
             },
             default_queue: QueueTable::default(),
             queues: BTreeMap::new(),
+            isolation: Isolation::Process,
+            kill_grace: processor.kill_grace,
+            worker_limits: WorkerLimits::default(),
+            factories: BTreeMap::new(),
         }
     }
 }
@@ -249,12 +299,38 @@ impl Config {
             ("retry.cap", self.retry.cap),
             ("retention.sweep_interval", self.retention.sweep_interval),
             ("store.flush_interval", self.store.flush_interval),
+            ("kill_grace", self.kill_grace),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
             return Err(format!("{key}: must be longer than zero"));
         }
         if self.retry.cap < self.retry.base {
             return Err("retry.cap: must not be shorter than retry.base".to_owned());
+        }
+        let limits = &self.worker_limits;
+        if limits.address_space.is_some_and(|b| b < MIN_ADDRESS_SPACE) {
+            return Err(format!(
+                "worker_limits.address_space: at least {} (a worker process needs room to start)",
+                crate::workers::format_bytes(MIN_ADDRESS_SPACE)
+            ));
+        }
+        if limits.cpu_time.is_some_and(|t| t < Duration::from_secs(1)) {
+            return Err(
+                "worker_limits.cpu_time: at least 1s (the kernel counts CPU time in seconds)".to_owned()
+            );
+        }
+        if limits.open_files.is_some_and(|n| n < 16) {
+            return Err(
+                "worker_limits.open_files: at least 16 (a worker process needs a few itself)".to_owned()
+            );
+        }
+        for (name, file) in &self.factories {
+            if !crate::job::is_valid_name(name) {
+                return Err(format!("factories.{name}: not a factory name"));
+            }
+            if file.trim().is_empty() {
+                return Err(format!("factories.{name}: name the plugin file that provides it"));
+            }
         }
         Ok(())
     }
@@ -278,6 +354,15 @@ impl Config {
             queues: self.queues.iter().map(|(name, t)| (name.clone(), queue(t))).collect(),
             default_queue: queue(&self.default_queue),
             retention: self.retention,
+            kill_grace: self.kill_grace,
+        }
+    }
+
+    pub fn worker_limits(&self) -> crate::workers::Limits {
+        crate::workers::Limits {
+            address_space: self.worker_limits.address_space,
+            cpu_time: self.worker_limits.cpu_time,
+            open_files: self.worker_limits.open_files,
         }
     }
 
@@ -332,6 +417,13 @@ mod tests {
             ("[retry]\nbase = \"10m\"\ncap = \"1m\"", "retry.cap"),
             ("[queues.\"bad name\"]", "queues.bad name"),
             ("[limits]\nmax_body_bytes = -1", "max_body_bytes"),
+            ("isolation = \"thread\"", "isolation"),
+            ("kill_grace = \"0s\"", "kill_grace"),
+            ("[worker_limits]\naddress_space = \"1MiB\"", "worker_limits.address_space"),
+            ("[worker_limits]\naddress_space = \"lots\"", "address_space"),
+            ("[worker_limits]\ncpu_time = \"100ms\"", "worker_limits.cpu_time"),
+            ("[worker_limits]\nopen_files = 3", "worker_limits.open_files"),
+            ("[factories]\n\"no name\" = \"libx.so\"", "factories.no name"),
         ];
         for (text, key) in cases {
             let err = Config::parse(text).expect_err(text);

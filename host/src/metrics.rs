@@ -42,6 +42,29 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 25))
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+/// What `render` shows of one queue's workers.
+#[derive(Debug, Clone, Default)]
+pub struct QueueGauges {
+    pub queue: String,
+    /// Jobs past their timeout or cancel plus the grace that nothing can stop.
+    pub stuck: usize,
+    /// A worker slot waits before starting a process again.
+    pub backing_off: bool,
+}
+
+/// What `render` shows of the plugins.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PluginGauges {
+    pub loaded: usize,
+    pub rejected: usize,
+    pub conflicts: usize,
+}
+
 pub struct Metrics {
     registry: Registry,
     jobs: Family<JobLabels, Gauge>,
@@ -49,6 +72,10 @@ pub struct Metrics {
     durations: Histograms,
     plugin_load_failures: Gauge,
     plugins_loaded: Gauge,
+    plugin_conflicts: Gauge,
+    worker_restarts: Family<QueueLabels, Counter>,
+    stuck: Family<QueueLabels, Gauge>,
+    backing_off: Family<QueueLabels, Gauge>,
     /// Scrapes rebuild the job gauges; one at a time so two cannot interleave.
     render_lock: Mutex<()>,
 }
@@ -70,6 +97,30 @@ impl Default for Metrics {
         );
         let plugins_loaded = Gauge::default();
         registry.register("plugins_loaded", "Plugin libraries loaded", plugins_loaded.clone());
+        let plugin_conflicts = Gauge::default();
+        registry.register(
+            "plugin_conflicts",
+            "Factory names two plugin files provide",
+            plugin_conflicts.clone(),
+        );
+        let worker_restarts = Family::<QueueLabels, Counter>::default();
+        registry.register(
+            "worker_restarts",
+            "Worker processes started again after one ended (crash, kill, reload)",
+            worker_restarts.clone(),
+        );
+        let stuck = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "jobs_stuck",
+            "Jobs past their timeout or cancel plus the grace that nothing can stop (isolation none)",
+            stuck.clone(),
+        );
+        let backing_off = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "worker_backing_off",
+            "1 while a worker slot waits to start a process after deaths in a row",
+            backing_off.clone(),
+        );
         Metrics {
             registry,
             jobs,
@@ -77,6 +128,10 @@ impl Default for Metrics {
             durations,
             plugin_load_failures,
             plugins_loaded,
+            plugin_conflicts,
+            worker_restarts,
+            stuck,
+            backing_off,
             render_lock: Mutex::new(()),
         }
     }
@@ -100,13 +155,18 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The text exposition, with the job gauges set from `counts` (queue → status → jobs) and
-    /// the plugin gauges from the registry's last scan.
+    /// Counts a worker process started again after one of `queue`'s ended.
+    pub fn record_worker_restart(&self, queue: &str) {
+        self.worker_restarts.get_or_create(&QueueLabels { queue: queue.to_owned() }).inc();
+    }
+
+    /// The text exposition, with the job gauges set from `counts` (queue → status → jobs), the
+    /// queues' worker gauges and the plugin gauges.
     pub fn render(
         &self,
         counts: &BTreeMap<String, BTreeMap<Status, u64>>,
-        plugins: usize,
-        rejected: usize,
+        queues: &[QueueGauges],
+        plugins: PluginGauges,
     ) -> String {
         let _one_at_a_time = sync::lock(&self.render_lock);
         self.jobs.clear();
@@ -117,8 +177,17 @@ impl Metrics {
                 self.jobs.get_or_create(&labels).set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
-        self.plugins_loaded.set(i64::try_from(plugins).unwrap_or(i64::MAX));
-        self.plugin_load_failures.set(i64::try_from(rejected).unwrap_or(i64::MAX));
+        self.stuck.clear();
+        self.backing_off.clear();
+        for q in queues {
+            let labels = QueueLabels { queue: q.queue.clone() };
+            self.stuck.get_or_create(&labels).set(i64::try_from(q.stuck).unwrap_or(i64::MAX));
+            self.backing_off.get_or_create(&labels).set(i64::from(q.backing_off));
+        }
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.plugins_loaded.set(gauge(plugins.loaded));
+        self.plugin_load_failures.set(gauge(plugins.rejected));
+        self.plugin_conflicts.set(gauge(plugins.conflicts));
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -136,7 +205,9 @@ mod tests {
         metrics.record_attempt("echo", Status::Completed, Duration::from_millis(3));
         metrics.record_attempt("fatal", Status::Queued, Duration::from_millis(1));
         let counts = BTreeMap::from([("default".to_owned(), BTreeMap::from([(Status::Queued, 4)]))]);
-        let text = metrics.render(&counts, 4, 1);
+        metrics.record_worker_restart("default");
+        let queues = [QueueGauges { queue: "default".into(), stuck: 1, backing_off: true }];
+        let text = metrics.render(&counts, &queues, PluginGauges { loaded: 4, rejected: 1, conflicts: 0 });
         assert!(text.contains("jobhost_jobs{queue=\"default\",status=\"queued\"} 4"), "{text}");
         assert!(text.contains("jobhost_jobs{queue=\"default\",status=\"error\"} 0"), "{text}");
         assert!(
@@ -149,5 +220,8 @@ mod tests {
         );
         assert!(text.contains("jobhost_job_duration_seconds_count{factory=\"echo\"} 1"), "{text}");
         assert!(text.contains("jobhost_plugin_load_failures 1"), "{text}");
+        assert!(text.contains("jobhost_worker_restarts_total{queue=\"default\"} 1"), "{text}");
+        assert!(text.contains("jobhost_jobs_stuck{queue=\"default\"} 1"), "{text}");
+        assert!(text.contains("jobhost_worker_backing_off{queue=\"default\"} 1"), "{text}");
     }
 }

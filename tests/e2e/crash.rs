@@ -1,5 +1,7 @@
 //! Crash safety with the real binary: `jobhost run-once` killed with SIGKILL mid-job, and a
-//! plugin that aborts the whole process every time (a poison job).
+//! plugin that aborts the whole process every time (a poison job) when plugins run in the
+//! host's own process (`--isolation none`), where the claims journal counts the attempt that
+//! killed it.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -15,9 +17,13 @@ use serde_json::json;
 
 /// `jobhost run-once` on `store`, with info logs on stderr.
 fn run_once(store: &Path, plugins: &Path) -> Child {
+    run_once_isolated(store, plugins, "process")
+}
+
+fn run_once_isolated(store: &Path, plugins: &Path, isolation: &str) -> Child {
     jobhost_cmd()
         .env("JOBHOST_LOG", "info")
-        .args(["run-once", "--data-dir"])
+        .args(["run-once", "--isolation", isolation, "--data-dir"])
         .arg(store)
         .arg("--plugin-dir")
         .arg(plugins)
@@ -97,10 +103,10 @@ fn a_job_that_aborts_the_host_every_time_ends_in_error_after_its_attempts() {
     drop((h.host, h.store));
 
     for run in 1..=3 {
-        let out = run_once(store_dir.path(), plugins.path()).wait_with_output().unwrap();
+        let out = run_once_isolated(store_dir.path(), plugins.path(), "none").wait_with_output().unwrap();
         assert!(!out.status.success(), "run {run}: the plugin aborts the process");
     }
-    let out = run_once(store_dir.path(), plugins.path()).wait_with_output().unwrap();
+    let out = run_once_isolated(store_dir.path(), plugins.path(), "none").wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "processed 1 job(s): completed 1");
 

@@ -8,11 +8,14 @@
 //! - `crash`: SIGKILL and aborting plugins against `run-once`.
 //! - `api`: the HTTP API of the real `jobhost serve`, every error code, auth, OpenAPI.
 //! - `service`: the CLI client, signals, config errors, scheduling commands, roles.
+//! - `isolation`: plugins in worker processes: hangs, crashes, exits, limits, shutdown, reloads
+//!   and duplicate factory names, with a plugin that misbehaves on purpose.
 //!
 //! New tests go in the module of the area they exercise; a new area gets a new module here.
 
 mod api;
 mod crash;
+mod isolation;
 mod plugins;
 mod queue;
 mod scheduling;

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
-use jobhost::plugins::{LoadOptions, NoProgress, Registry, RunContext};
+use jobhost::plugins::{LoadOptions, NoProgress, Registry, Resolution, RunContext};
 use jobhost_plugin_api::FailureKind;
-use jobhost_tests::{artefacts, copy_plugin, jobhost, library_file, plugin_dir, CliOutput, EXAMPLE_PLUGINS};
+use jobhost_tests::{artefacts, jobhost, library_file, plugin_dir, CliOutput, EXAMPLE_PLUGINS};
 use serde_json::{json, Value};
 
 fn load(dir: &Path) -> Registry {
@@ -59,7 +59,7 @@ fn all_four_plugins_load_in_one_process_and_run_through_the_abi() {
 
     let fatal = registry.get("fatal").unwrap();
     assert_eq!(fatal.defaults().retry_delay, Some(std::time::Duration::from_secs(1)));
-    assert_eq!(fatal.plugin(), "fatal");
+    assert_eq!(fatal.info().plugin, "fatal");
 }
 
 #[test]
@@ -127,19 +127,39 @@ fn a_library_built_against_an_incompatible_sdk_version_is_rejected() {
 }
 
 #[test]
-fn a_duplicate_factory_name_keeps_the_first_file_in_sort_order_and_names_both() {
+fn a_factory_name_two_files_provide_is_a_conflict_naming_both_unless_pinned() {
     let dir = plugin_dir(&[]);
-    let first = copy_plugin("echo", dir.path(), "liba_echo.so");
-    let second = copy_plugin("echo", dir.path(), "libb_echo.so");
+    fs::copy(artefacts().fixture("version_one"), dir.path().join("liba_version.so")).unwrap();
+    fs::copy(artefacts().fixture("version_two"), dir.path().join("libb_version.so")).unwrap();
+    let (a, b) = (dir.path().join("liba_version.so"), dir.path().join("libb_version.so"));
+    let (a, b) = (a.canonicalize().unwrap(), b.canonicalize().unwrap());
+
+    // Undecided: both files load (their other factories are not lost), the first keeps the
+    // name, and the conflict names both files and how to decide.
     let registry = load(dir.path());
-    assert_eq!(registry.plugins().len(), 1);
-    assert_eq!(registry.plugins()[0].path, first.canonicalize().unwrap());
-    check_rejected(
-        dir.path(),
-        &second,
-        &format!("factory name `echo` is already registered by {}", first.canonicalize().unwrap().display()),
-        &["echo"],
+    assert!(registry.rejected().is_empty(), "{:?}", registry.rejected());
+    assert_eq!(registry.factory_names(), ["one_only", "two_only", "version"]);
+    assert_eq!(registry.get("version").unwrap().info().path, a);
+    let conflicts = registry.conflicts();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].resolution, Resolution::Unresolved);
+    let message = conflicts[0].to_string();
+    assert!(
+        message.contains(&a.display().to_string()) && message.contains(&b.display().to_string()),
+        "{message}"
     );
+    assert!(
+        message.contains("[factories]") && message.contains("version = \"liba_version.so\""),
+        "{message}"
+    );
+
+    // Pinned to the later file: it has the name; the earlier file keeps its other factory.
+    let pins = [("version".to_owned(), "libb_version.so".to_owned())].into();
+    let pinned = Registry::load_dirs(LoadOptions { pins, ..LoadOptions::default() }, &[dir.path()]);
+    assert_eq!(pinned.get("version").unwrap().info().path, b);
+    assert_eq!(pinned.conflicts()[0].resolution, Resolution::Pinned);
+    assert_eq!(pinned.plugins()[0].factories, ["one_only"], "the earlier file gives the name up");
+    assert_eq!(run_json(&pinned, "version", Value::Null).unwrap(), json!("two"));
 }
 
 #[test]
@@ -150,7 +170,7 @@ fn a_world_writable_plugin_file_is_refused_unless_allowed() {
     check_rejected(dir.path(), &echo, "is world-writable (mode 0666)", &["sleep"]);
     check_rejected(dir.path(), &echo, "--allow-insecure-plugins", &["sleep"]);
 
-    let allowed = Registry::load_dirs(LoadOptions { allow_insecure: true }, &[dir.path()]);
+    let allowed = Registry::load_dirs(LoadOptions::trusting(true), &[dir.path()]);
     assert!(allowed.rejected().is_empty());
     assert_eq!(allowed.factory_names(), ["echo", "sleep"]);
 }

@@ -6,9 +6,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use jobhost::config::Config;
+use jobhost::config::{Config, Isolation};
 use jobhost::plugins::{LoadOptions, Registry};
 use jobhost::server::{Settings, Token};
+use jobhost::service::Plugins;
+use jobhost::workers::Spec;
 use tempfile::TempDir;
 
 use crate::client::Client;
@@ -95,9 +97,20 @@ fn serve(
     ready: std::sync::mpsc::Sender<String>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let registry = Registry::load_dirs(LoadOptions::default(), &[plugins]);
-    assert!(registry.rejected().is_empty(), "{:?}", registry.rejected());
-    let host = jobhost::service::open(data_dir, config.store_options(), registry, config.processor())
+    // The configured isolation: worker processes run the real `jobhost` binary.
+    let plugin_set = match config.isolation {
+        Isolation::Process => Plugins::isolated(Spec {
+            exe: crate::artefacts().binary(),
+            plugin_dirs: vec![plugins.to_owned()],
+            pins: config.factories.clone(),
+            limits: config.worker_limits(),
+            ..Spec::default()
+        })
+        .expect("a worker process starts"),
+        Isolation::None => Plugins::in_process(Registry::load_dirs(LoadOptions::default(), &[plugins])),
+    };
+    assert!(plugin_set.catalog().rejected.is_empty(), "{:?}", plugin_set.catalog().rejected);
+    let host = jobhost::service::open(data_dir, config.store_options(), plugin_set, config.processor())
         .expect("the store opens");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async move {

@@ -1,11 +1,15 @@
 //! What the local commands (`serve`, `run-once`, `bench`) share: the plugin directories and
 //! the runtime.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::config::Isolation;
 use crate::plugins::{LoadOptions, Registry};
+use crate::processor::Plugins;
+use crate::workers::{Limits, Spec};
 
 #[derive(Debug, Args)]
 pub struct PluginArgs {
@@ -23,14 +27,77 @@ impl PluginArgs {
         }
     }
 
-    /// Loads the plugins, logging each rejection (a missing default directory is not one).
-    pub fn load(&self, options: LoadOptions) -> Registry {
-        let dirs = self.dirs();
-        let registry = Registry::load_dirs(options, &dirs);
-        for rejection in registry.rejected() {
+    /// How to load these directories' plugins.
+    pub fn setup(&self, isolation: Isolation, allow_insecure: bool) -> PluginSetup {
+        PluginSetup {
+            dirs: self.dirs(),
+            isolation,
+            allow_insecure,
+            pins: BTreeMap::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// How the plugins of the service or a local command are loaded.
+pub struct PluginSetup {
+    pub dirs: Vec<PathBuf>,
+    pub isolation: Isolation,
+    pub allow_insecure: bool,
+    /// `[factories]`.
+    pub pins: BTreeMap<String, String>,
+    pub limits: Limits,
+}
+
+impl PluginSetup {
+    /// Loads the plugins: a worker process's scan, or this process's registry. Rejected files
+    /// are logged; a factory name two files provide, undecided, is an error naming both.
+    pub fn open(self) -> anyhow::Result<Plugins> {
+        let plugins = match self.isolation {
+            Isolation::Process => Plugins::isolated(Spec {
+                exe: worker_exe(),
+                plugin_dirs: self.dirs,
+                allow_insecure: self.allow_insecure,
+                pins: self.pins,
+                keep: BTreeMap::new(),
+                limits: self.limits,
+            })?,
+            Isolation::None => {
+                let options = LoadOptions {
+                    allow_insecure: self.allow_insecure,
+                    private_copies: true,
+                    pins: self.pins,
+                    keep: BTreeMap::new(),
+                };
+                Plugins::in_process(Registry::load_dirs(options, &self.dirs))
+            }
+        };
+        let catalog = plugins.catalog();
+        for plugin in &catalog.plugins {
+            log::info!(
+                "plugin {} {} from {} ({})",
+                plugin.name,
+                plugin.version,
+                plugin.path.display(),
+                plugin.factories.join(", ")
+            );
+        }
+        for rejection in &catalog.rejected {
             log::warn!("plugin rejected: {rejection}");
         }
-        registry
+        let unresolved: Vec<String> = catalog.unresolved().map(ToString::to_string).collect();
+        anyhow::ensure!(unresolved.is_empty(), "{}", unresolved.join("; "));
+        Ok(plugins)
+    }
+}
+
+/// The binary worker processes run: this one, even if its file was replaced since it started
+/// (`/proc/self/exe` names the running image, not the path).
+pub fn worker_exe() -> PathBuf {
+    if cfg!(target_os = "linux") {
+        PathBuf::from("/proc/self/exe")
+    } else {
+        std::env::current_exe().unwrap_or_else(|_| PathBuf::from("jobhost"))
     }
 }
 

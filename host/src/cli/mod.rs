@@ -97,10 +97,17 @@ pub enum Command {
         /// Stop after this many jobs (`--max-jobs 1`: process exactly the next one).
         #[arg(long, value_name = "N")]
         max_jobs: Option<u64>,
+        /// Where plugin code runs: `process` (a worker process) or `none` (this process).
+        #[arg(long, value_enum, default_value_t = crate::config::Isolation::Process)]
+        isolation: crate::config::Isolation,
     },
     /// Measure submit and drain throughput and idle latency with the real `echo` plugin on a
     /// temporary store.
     Bench(bench::BenchArgs),
+    /// A worker process (started by the host, not by hand): loads the plugins and runs the
+    /// jobs its host sends over the socket on file descriptor 3.
+    #[command(hide = true)]
+    Worker(crate::workers::child::WorkerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,9 +159,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
-    // The service logs its life at `info`; other commands only warnings, to keep output clean.
-    init_logging(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
-    let options = crate::plugins::LoadOptions { allow_insecure: cli.allow_insecure_plugins };
+    // The service (and its worker processes) log their life at `info`; other commands only
+    // warnings, to keep output clean.
+    let service = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
+    init_logging(if service { "info" } else { "warn" });
+    let options = crate::plugins::LoadOptions::trusting(cli.allow_insecure_plugins);
     let code = match cli.command {
         Command::Serve(args) => serve::run(&args, cli.allow_insecure_plugins),
         Command::Add(args) => add_cmd::add(&args),
@@ -175,10 +184,12 @@ pub fn main() -> ExitCode {
         Command::Plugins(PluginsCommand::Run { plugin, factory, input }) => {
             plugins_cmd::run(options, &plugin, &factory, input.as_deref())
         }
-        Command::RunOnce { data_dir, plugins, queue, factory, max_jobs } => {
-            run_once::run(options, &data_dir, &plugins, queue.as_deref(), factory.as_deref(), max_jobs)
+        Command::RunOnce { data_dir, plugins, queue, factory, max_jobs, isolation } => {
+            let setup = plugins.setup(isolation, cli.allow_insecure_plugins);
+            run_once::run(setup, &data_dir, queue.as_deref(), factory.as_deref(), max_jobs)
         }
-        Command::Bench(args) => bench::run(options, &args),
+        Command::Bench(args) => bench::run(cli.allow_insecure_plugins, &args),
+        Command::Worker(args) => crate::workers::child::run(&args, cli.allow_insecure_plugins),
     };
     ExitCode::from(code)
 }

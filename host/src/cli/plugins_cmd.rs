@@ -9,7 +9,8 @@ use crate::plugins::{LoadOptions, Registry};
 
 pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
     let registry = Registry::load_dirs(options, paths);
-    let ok = registry.rejected().is_empty() && !registry.plugins().is_empty();
+    let conflicts = registry.conflicts();
+    let ok = registry.rejected().is_empty() && conflicts.is_empty() && !registry.plugins().is_empty();
     if json {
         let plugins: Vec<_> = registry
             .plugins()
@@ -19,9 +20,10 @@ pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
                     .factories
                     .iter()
                     .filter_map(|name| registry.get(name))
-                    .map(
-                        |f| json!({"name": f.name(), "description": f.description(), "example": f.example()}),
-                    )
+                    .map(|f| {
+                        let info = f.info();
+                        json!({"name": info.name, "description": info.description, "example": info.example})
+                    })
                     .collect();
                 json!({"name": p.name, "version": p.version, "sdk_version": p.sdk_version,
                        "path": p.path, "factories": factories})
@@ -32,7 +34,11 @@ pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
             .iter()
             .map(|r| json!({"path": r.path, "reason": r.reason.to_string()}))
             .collect();
-        println!("{}", json!({"ok": ok, "plugins": plugins, "rejected": rejected}));
+        let conflicts: Vec<_> = conflicts
+            .iter()
+            .map(|c| json!({"factory": c.factory, "owner": c.owner, "other": c.other, "message": c.to_string()}))
+            .collect();
+        println!("{}", json!({"ok": ok, "plugins": plugins, "rejected": rejected, "conflicts": conflicts}));
     } else {
         for plugin in registry.plugins() {
             println!(
@@ -43,11 +49,14 @@ pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
                 plugin.sdk_version
             );
             for factory in plugin.factories.iter().filter_map(|name| registry.get(name)) {
-                println!("    {:<16} {}", factory.name(), factory.description());
+                println!("    {:<16} {}", factory.name(), factory.info().description);
             }
         }
         for rejection in registry.rejected() {
             println!("{}: rejected: {}", rejection.path.display(), rejection.reason);
+        }
+        for conflict in conflicts {
+            println!("conflict: {conflict}");
         }
         if registry.plugins().is_empty() && registry.rejected().is_empty() {
             println!("no plugin files (*.{}) found", crate::plugins::LIBRARY_SUFFIX);

@@ -4,24 +4,22 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::local::PluginArgs;
+use super::local::PluginSetup;
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::job::Status;
-use crate::plugins::LoadOptions;
 use crate::service::{self, ClaimFilter, ProcessorConfig, StoreOptions};
 
 pub fn run(
-    options: LoadOptions,
+    plugins: PluginSetup,
     data_dir: &Path,
-    plugins: &PluginArgs,
     queue: Option<&str>,
     factory: Option<&str>,
     max_jobs: Option<u64>,
 ) -> u8 {
-    let registry = plugins.load(options);
-    let opened = service::open(data_dir, StoreOptions::default(), registry, ProcessorConfig::default())
-        .map_err(anyhow::Error::from)
-        .and_then(|host| Ok((host, super::local::runtime()?)));
+    let opened = plugins.open().and_then(|plugins| {
+        let host = service::open(data_dir, StoreOptions::default(), plugins, ProcessorConfig::default())?;
+        Ok((host, super::local::runtime()?))
+    });
     let (host, runtime) = match opened {
         Ok(opened) => opened,
         Err(e) => {

@@ -1,5 +1,6 @@
-//! `jobhost serve`: the service. Loads the plugins, opens the store, starts the configured
-//! queues and serves the HTTP API until SIGTERM/SIGINT; SIGHUP rescans the plugin directories.
+//! `jobhost serve`: the service. Loads the plugins (a worker process's scan, or in this
+//! process), opens the store, starts the configured queues and serves the HTTP API until
+//! SIGTERM/SIGINT; SIGHUP reloads the plugin directories (rolling the worker processes).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,9 +9,9 @@ use std::time::Duration;
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 
+use super::local::PluginSetup;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use crate::config::{Config, Role};
-use crate::plugins::{LoadOptions, Registry};
+use crate::config::{Config, Isolation, Role};
 use crate::server::{self, Token};
 use crate::service::{self, Host};
 
@@ -43,6 +44,12 @@ pub struct ServeArgs {
     /// How long a shutdown waits for running jobs before releasing them, e.g. `30s`.
     #[arg(long, value_name = "DURATION", value_parser = crate::durations::parse_duration)]
     pub shutdown_timeout: Option<Duration>,
+    /// Where plugin code runs: `process` (worker processes) or `none` (this process).
+    #[arg(long, value_enum)]
+    pub isolation: Option<Isolation>,
+    /// How long a job asked to stop may take before its worker process is killed, e.g. `5s`.
+    #[arg(long, value_name = "DURATION", value_parser = crate::durations::parse_duration)]
+    pub kill_grace: Option<Duration>,
     /// Check the configuration, print the effective settings, and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -68,6 +75,12 @@ fn effective_config(args: &ServeArgs, allow_insecure_plugins: bool) -> Result<Co
     }
     if let Some(timeout) = args.shutdown_timeout {
         config.shutdown_timeout = timeout;
+    }
+    if let Some(isolation) = args.isolation {
+        config.isolation = isolation;
+    }
+    if let Some(grace) = args.kill_grace.filter(|g| !g.is_zero()) {
+        config.kill_grace = grace;
     }
     config.allow_insecure_plugins |= allow_insecure_plugins;
     if let Some(role) = args.role {
@@ -108,14 +121,17 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
         return EXIT_OK;
     }
     let plugin_dirs = config.plugin_dirs();
-    let options = LoadOptions { allow_insecure: config.allow_insecure_plugins };
-    let registry = Registry::load_dirs(options, &plugin_dirs);
-    for rejection in registry.rejected() {
-        log::warn!("plugin rejected: {rejection}");
-    }
-    let opened = service::open(&config.data_dir, config.store_options(), registry, config.processor())
-        .map_err(anyhow::Error::from)
-        .and_then(|host| Ok((host, super::local::runtime()?)));
+    let setup = PluginSetup {
+        dirs: plugin_dirs.clone(),
+        isolation: config.isolation,
+        allow_insecure: config.allow_insecure_plugins,
+        pins: config.factories.clone(),
+        limits: config.worker_limits(),
+    };
+    let opened = setup.open().and_then(|plugins| {
+        let host = service::open(&config.data_dir, config.store_options(), plugins, config.processor())?;
+        Ok((host, super::local::runtime()?))
+    });
     let (host, runtime) = match opened {
         Ok(opened) => opened,
         Err(e) => {
@@ -123,7 +139,11 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
             return EXIT_USAGE;
         }
     };
-    match runtime.block_on(serve(host, config, token, plugin_dirs)) {
+    let served = runtime.block_on(serve(host, config, token, plugin_dirs));
+    // Not `drop(runtime)`: that waits for every blocking thread, and a plugin running in this
+    // process (isolation "none") may never return. What the shutdown released is on disk.
+    runtime.shutdown_background();
+    match served {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("error: {e}");
@@ -148,11 +168,12 @@ async fn serve(
     let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
 
-    let factories = host.with_registry(|r| r.factory_names().join(", "));
+    let factories = host.catalog().factory_names().join(", ");
     log::info!(
-        "jobhost {} listening on http://{addr} (role {:?}); factories: {factories}",
+        "jobhost {} listening on http://{addr} (role {:?}, isolation {:?}); factories: {factories}",
         env!("CARGO_PKG_VERSION"),
-        config.role
+        config.role,
+        config.isolation
     );
     // The line scripts (and the tests) read to learn the address, e.g. with `--listen ...:0`.
     println!("jobhost listening on http://{addr}");
@@ -165,9 +186,14 @@ async fn serve(
                 _ = int.recv() => break "SIGINT",
                 _ = hup.recv() => {
                     let (host, dirs) = (rescan_host.clone(), plugin_dirs.clone());
-                    match tokio::task::spawn_blocking(move || host.rescan_plugins(&dirs)).await {
-                        Ok(n) => log::info!("SIGHUP: rescanned plugin directories; {n} new plugin(s) loaded"),
-                        Err(e) => log::error!("SIGHUP: plugin rescan failed: {e}"),
+                    match tokio::task::spawn_blocking(move || host.reload_plugins(&dirs)).await {
+                        Ok(Ok((added, removed))) => log::info!(
+                            "SIGHUP: plugins reloaded; factories added: [{}], removed: [{}]",
+                            added.join(", "),
+                            removed.join(", ")
+                        ),
+                        Ok(Err(e)) => log::error!("SIGHUP: plugin reload failed, the loaded plugins stay: {e}"),
+                        Err(e) => log::error!("SIGHUP: plugin reload failed: {e}"),
                     }
                 }
             }

@@ -27,7 +27,7 @@ pub enum LoadError {
     FactoriesFailed(String),
     #[error("it declares no factories")]
     NoFactories,
-    #[error("factory name `{name}` is already registered by {}", first.display())]
+    #[error("it declares factory `{name}` twice")]
     DuplicateFactory { name: String, first: PathBuf },
     #[error("factory name {0:?} is invalid: use 1 to 64 characters from a-z, A-Z, 0-9, `_`, `-`, `.`")]
     InvalidFactoryName(String),

@@ -1,5 +1,5 @@
-//! A loaded plugin's description, and a registered job factory: its description and defaults,
-//! and running one attempt of it on the calling thread through the ABI.
+//! A registered job factory of a plugin loaded into this process: its description, and running
+//! one attempt of it on the calling thread through the ABI.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -9,38 +9,15 @@ use abi_stable::std_types::RBox;
 use jobhost_plugin_api::ffi::{FfiFactory, JobRunner_TO};
 use jobhost_plugin_api::Failure;
 
+use super::catalog::{FactoryDefaults, FactoryInfo, PluginInfo};
 use super::host_side::{NoProgress, RunContext};
-use std::path::PathBuf;
 
-/// A loaded plugin, as reported to operators.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PluginInfo {
-    pub name: String,
-    pub version: String,
-    pub sdk_version: String,
-    pub path: PathBuf,
-    pub factories: Vec<String>,
-}
-
-/// A factory's declared defaults; `None` means "use the host's".
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct FactoryDefaults {
-    pub max_attempts: Option<u32>,
-    pub timeout: Option<Duration>,
-    pub retry_delay: Option<Duration>,
-}
-
-/// A registered job factory: cheap to clone, callable from any thread.
+/// Cheap to clone, callable from any thread.
 #[derive(Clone)]
 pub struct Factory(Arc<FactoryInner>);
 
 struct FactoryInner {
-    name: String,
-    description: String,
-    example: Option<String>,
-    plugin: String,
-    plugin_version: String,
-    defaults: FactoryDefaults,
+    info: FactoryInfo,
     runner: JobRunner_TO<'static, RBox<()>>,
 }
 
@@ -48,38 +25,32 @@ impl Factory {
     pub(super) fn new(plugin: &PluginInfo, ffi: FfiFactory) -> Self {
         let info = ffi.info;
         let ms = |v: Option<u64>| v.map(Duration::from_millis);
-        Factory(Arc::new(FactoryInner {
+        let info = FactoryInfo {
             name: info.name().to_string(),
             description: info.description().to_string(),
             example: info.example().into_option().map(|e| e.to_string()),
             plugin: plugin.name.clone(),
             plugin_version: plugin.version.clone(),
+            path: plugin.path.clone(),
             defaults: FactoryDefaults {
                 max_attempts: info.max_attempts().into_option(),
                 timeout: ms(info.timeout_ms().into_option()),
                 retry_delay: ms(info.retry_delay_ms().into_option()),
             },
-            runner: ffi.runner,
-        }))
+        };
+        Factory(Arc::new(FactoryInner { info, runner: ffi.runner }))
     }
 
     pub fn name(&self) -> &str {
-        &self.0.name
+        &self.0.info.name
     }
-    pub fn description(&self) -> &str {
-        &self.0.description
+
+    pub fn info(&self) -> &FactoryInfo {
+        &self.0.info
     }
-    pub fn example(&self) -> Option<&str> {
-        self.0.example.as_deref()
-    }
-    pub fn plugin(&self) -> &str {
-        &self.0.plugin
-    }
-    pub fn plugin_version(&self) -> &str {
-        &self.0.plugin_version
-    }
+
     pub fn defaults(&self) -> FactoryDefaults {
-        self.0.defaults
+        self.0.info.defaults
     }
 
     /// Runs one attempt on the calling thread (blocking: call it from a blocking thread).
@@ -103,6 +74,6 @@ impl Factory {
 
 impl std::fmt::Debug for Factory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Factory").field("name", &self.0.name).field("plugin", &self.0.plugin).finish()
+        f.debug_struct("Factory").field("name", &self.0.info.name).field("path", &self.0.info.path).finish()
     }
 }

@@ -33,8 +33,11 @@ pub fn scan_dir(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 
 /// Opens `path` and returns its checked root module. The library is never closed: plugins
 /// cannot be unloaded (their code and `'static` data stay referenced for the process's life).
-pub fn open_module(path: &Path) -> Result<PluginModule_Ref, LoadError> {
-    let library = open_library(path)?;
+/// With `private_copy`, what is opened is a copy of the file in anonymous memory: replacing or
+/// rewriting the file later (even in place, as `cp` does) then never touches code this
+/// process has mapped, and a reloading process opens the new file even at the same path.
+pub fn open_module(path: &Path, private_copy: bool) -> Result<PluginModule_Ref, LoadError> {
+    let library = if private_copy { open_copy(path)? } else { open_library(path, path)? };
     // SAFETY: the symbol is the `LibHeader` static every jobhost plugin (and every abi_stable
     // root module) exports under this name; `AbiHeaderRef` is the type abi_stable itself reads
     // it as. A library exporting the name with another type fails `upgrade`'s magic-string check.
@@ -50,7 +53,35 @@ pub fn open_module(path: &Path) -> Result<PluginModule_Ref, LoadError> {
     Ok(header.init_root_module::<PluginModule_Ref>()?)
 }
 
-fn open_library(path: &Path) -> Result<libloading::Library, LoadError> {
+/// Copies `path` into a memory file (`memfd_create`) and opens that through its
+/// `/proc/self/fd` name. The descriptor stays open for the process's life, so the name is
+/// never reused for another library (the dynamic loader matches libraries by name).
+#[cfg(target_os = "linux")]
+fn open_copy(path: &Path) -> Result<libloading::Library, LoadError> {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    let bytes = fs::read(path)?;
+    // SAFETY: a NUL-terminated name and a valid flag; the result is checked.
+    let fd = unsafe { libc::memfd_create(c"jobhost-plugin".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        // No memfd (a kernel before 3.17): the file itself, as without the copy.
+        return open_library(path, path);
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    let mut copy = unsafe { fs::File::from_raw_fd(fd) };
+    copy.write_all(&bytes)?;
+    let library = open_library(Path::new(&format!("/proc/self/fd/{fd}")), path)?;
+    std::mem::forget(copy);
+    Ok(library)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_copy(path: &Path) -> Result<libloading::Library, LoadError> {
+    open_library(path, path)
+}
+
+/// Opens the library at `open`; errors name `path`, the plugin file it stands for.
+fn open_library(open: &Path, path: &Path) -> Result<libloading::Library, LoadError> {
     #[cfg(unix)]
     {
         use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
@@ -58,15 +89,18 @@ fn open_library(path: &Path) -> Result<libloading::Library, LoadError> {
         // first job. RTLD_LOCAL: every plugin exports the same root-module symbol.
         // SAFETY: opening a library runs its initializers; the caller has checked that only
         // root or the service user can have written the file (see `security`).
-        match unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) } {
+        match unsafe { Library::open(Some(open), RTLD_NOW | RTLD_LOCAL) } {
             Ok(lib) => Ok(lib.into()),
-            Err(e) => Err(LoadError::NotALibrary(one_line(&dlerror_text(&e, path)))),
+            Err(e) => Err(LoadError::NotALibrary(one_line(
+                &dlerror_text(&e, open).replace(&open.display().to_string(), &path.display().to_string()),
+            ))),
         }
     }
     #[cfg(not(unix))]
     {
         // SAFETY: as above.
-        unsafe { libloading::Library::new(path) }
+        let _ = path;
+        unsafe { libloading::Library::new(open) }
             .map_err(|e| LoadError::NotALibrary(one_line(&e.to_string())))
     }
 }

@@ -1,9 +1,12 @@
-//! Plugins: loading shared libraries through the stable ABI and registering their factories.
+//! Plugins: loading shared libraries through the stable ABI, registering their factories, and
+//! the catalog that describes them without their code.
 //!
 //! **Invariant:** a factory name maps to exactly one loaded factory; a file that cannot be
-//! loaded, or would register a name twice, is rejected whole with a one-line reason and never
-//! stops the others from loading. Nothing here unwinds into or out of plugin code.
+//! loaded is rejected whole with a one-line reason and never stops the others from loading;
+//! a name two files provide is a recorded conflict, decided by a pin, by the loaded owner on a
+//! reload, or by the operator. Nothing here unwinds into or out of plugin code.
 
+mod catalog;
 mod error;
 mod factory;
 mod host_side;
@@ -11,8 +14,9 @@ mod loader;
 mod registry;
 mod security;
 
+pub use catalog::{Catalog, Conflict, FactoryDefaults, FactoryInfo, PluginInfo, Rejected, Resolution};
 pub use error::LoadError;
-pub use factory::{Factory, FactoryDefaults, PluginInfo};
+pub use factory::Factory;
 pub use host_side::{NoProgress, ProgressSink, RunContext};
 pub use loader::LIBRARY_SUFFIX;
 pub use registry::{LoadOptions, Registry, Rejection};

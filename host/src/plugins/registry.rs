@@ -1,18 +1,36 @@
-//! The registry: every plugin file loaded from the plugin directories, the factories they
-//! register by name, and the files rejected with the reason.
+//! The registry: every plugin file loaded into this process from the plugin directories, the
+//! factories they register by name, the files rejected with the reason, and factory names that
+//! two files provide (decided by the config's pins, by who was loaded first on a reload, or
+//! left for the operator: a service refuses to start with an undecided one).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use super::catalog::{pin_matches, Catalog, Conflict, PluginInfo, Rejected, Resolution};
 use super::error::LoadError;
-use super::factory::{Factory, PluginInfo};
+use super::factory::Factory;
 use super::{host_side, loader, security};
 
-/// How plugin files are vetted before loading.
-#[derive(Debug, Clone, Copy, Default)]
+/// How plugin files are vetted and loaded.
+#[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// Skip the ownership/permission check (`--allow-insecure-plugins`).
     pub allow_insecure: bool,
+    /// Open a private copy of each file (see `loader::open_module`): what a service does, so
+    /// that plugin files can be replaced under it.
+    pub private_copies: bool,
+    /// Factory name → the plugin file (name or path) that provides it when several do: the
+    /// config's `[factories]` table.
+    pub pins: BTreeMap<String, String>,
+    /// Factory name → the file that provided it before a reload: it keeps the name against a
+    /// file that appeared since (unless `pins` says otherwise).
+    pub keep: BTreeMap<String, PathBuf>,
+}
+
+impl LoadOptions {
+    pub fn trusting(allow_insecure: bool) -> Self {
+        LoadOptions { allow_insecure, ..LoadOptions::default() }
+    }
 }
 
 /// A plugin file (or directory) that was not loaded, and why.
@@ -28,12 +46,13 @@ impl std::fmt::Display for Rejection {
     }
 }
 
-/// Every loaded plugin and registered factory, plus what was rejected.
+/// Every loaded plugin and registered factory, plus what was rejected or conflicts.
 #[derive(Default)]
 pub struct Registry {
     options: LoadOptions,
     plugins: Vec<PluginInfo>,
     rejected: Vec<Rejection>,
+    conflicts: Vec<Conflict>,
     factories: BTreeMap<String, Factory>,
     /// Canonical paths of loaded files, so a file reachable twice loads once and a rescan
     /// skips what it already has.
@@ -86,17 +105,16 @@ impl Registry {
             return false;
         }
         match self.load(&canonical) {
-            Ok((info, factories)) => {
-                log::info!(
+            Ok((mut info, factories)) => {
+                info.factories = factories.into_iter().filter_map(|f| self.register(f)).collect();
+                // Every worker process loads every plugin: the host reports the catalog once.
+                log::debug!(
                     "loaded plugin {} {} from {} ({})",
                     info.name,
                     info.version,
                     path.display(),
                     info.factories.join(", ")
                 );
-                for factory in factories {
-                    self.factories.insert(factory.name().to_owned(), factory);
-                }
                 self.plugins.push(info);
                 self.loaded.insert(canonical);
                 true
@@ -109,12 +127,50 @@ impl Registry {
         }
     }
 
-    /// Scans `dirs` again (SIGHUP): loads files that are new or were rejected before (their
-    /// permissions may have been fixed); the rejections are those of this scan. Returns how
-    /// many plugins were newly loaded.
+    /// Registers `factory` unless another file has its name and keeps it; its name if it was
+    /// registered. A name two files provide is recorded as a conflict either way.
+    fn register(&mut self, factory: Factory) -> Option<String> {
+        let name = factory.name().to_owned();
+        let path = factory.info().path.clone();
+        let Some(owner) = self.factories.get(&name).map(|f| f.info().path.clone()) else {
+            self.factories.insert(name.clone(), factory);
+            return Some(name);
+        };
+        let pin = self.options.pins.get(&name);
+        let pinned_new = pin.is_some_and(|p| pin_matches(p, &path));
+        let pinned_old = pin.is_some_and(|p| pin_matches(p, &owner));
+        let kept = self.options.keep.get(&name);
+        let (kept_new, kept_old) = (kept == Some(&path), kept == Some(&owner));
+        let resolution = if pinned_new || pinned_old {
+            Resolution::Pinned
+        } else if kept_new || kept_old {
+            Resolution::KeptLoaded
+        } else {
+            Resolution::Unresolved
+        };
+        let new_wins = if pinned_new || pinned_old { pinned_new && !pinned_old } else { kept_new };
+        if new_wins {
+            // A pin, or the owner before a reload, names this later file: the earlier one
+            // gives the name up.
+            if let Some(earlier) = self.plugins.iter_mut().find(|p| p.path == owner) {
+                earlier.factories.retain(|f| *f != name);
+            }
+            self.factories.insert(name.clone(), factory);
+            self.conflicts.push(Conflict { factory: name.clone(), owner: path, other: owner, resolution });
+            return Some(name);
+        }
+        self.conflicts.push(Conflict { factory: name, owner, other: path, resolution });
+        None
+    }
+
+    /// Scans `dirs` again (SIGHUP with `isolation = "none"`): loads files that are new or were
+    /// rejected before (their permissions may have been fixed); the rejections are those of
+    /// this scan; loaded factories keep their names against new files. Returns how many
+    /// plugins were newly loaded.
     pub fn rescan<P: AsRef<Path>>(&mut self, dirs: &[P]) -> usize {
         self.rejected.clear();
         self.rejected_paths.clear();
+        self.options.keep = self.factories.iter().map(|(n, f)| (n.clone(), f.info().path.clone())).collect();
         dirs.iter().map(|dir| self.add_path(dir.as_ref())).sum()
     }
 
@@ -122,11 +178,11 @@ impl Registry {
         if !self.options.allow_insecure {
             security::check_trusted(path)?;
         }
-        let module = loader::open_module(path)?;
+        let module = loader::open_module(path, self.options.private_copies)?;
         (module.init())(host_side::HOST_LOGGER, log::max_level().into());
         let ffi_factories =
             (module.factories())().into_result().map_err(|e| LoadError::FactoriesFailed(e.into()))?;
-        let mut info = PluginInfo {
+        let info = PluginInfo {
             name: module.name().to_string(),
             version: module.version().to_string(),
             sdk_version: module.sdk_version().to_string(),
@@ -136,25 +192,20 @@ impl Registry {
         if ffi_factories.is_empty() {
             return Err(LoadError::NoFactories);
         }
-        let mut factories = Vec::new();
+        let mut factories: Vec<Factory> = Vec::new();
         for ffi in ffi_factories {
             let factory = Factory::new(&info, ffi);
             let name = factory.name().to_owned();
             if !crate::job::is_valid_name(&name) {
                 return Err(LoadError::InvalidFactoryName(name));
             }
-            if let Some(first) = self.factory_owner(&name).or(info.factories.contains(&name).then_some(path))
-            {
-                return Err(LoadError::DuplicateFactory { name, first: first.to_owned() });
+            // Twice in one file is the plugin's own mistake: the file is refused.
+            if factories.iter().any(|f| f.name() == name) {
+                return Err(LoadError::DuplicateFactory { name, first: path.to_owned() });
             }
-            info.factories.push(name);
             factories.push(factory);
         }
         Ok((info, factories))
-    }
-
-    fn factory_owner(&self, name: &str) -> Option<&Path> {
-        self.plugins.iter().find(|p| p.factories.iter().any(|f| f == name)).map(|p| p.path.as_path())
     }
 
     /// Callers report rejections (a service logs them, `plugins check` prints them).
@@ -181,5 +232,23 @@ impl Registry {
 
     pub fn rejected(&self) -> &[Rejection] {
         &self.rejected
+    }
+
+    pub fn conflicts(&self) -> &[Conflict] {
+        &self.conflicts
+    }
+
+    /// What this registry holds, as data (no plugin code): what a worker process reports.
+    pub fn catalog(&self) -> Catalog {
+        Catalog {
+            plugins: self.plugins.clone(),
+            factories: self.factories.iter().map(|(n, f)| (n.clone(), f.info().clone())).collect(),
+            rejected: self
+                .rejected
+                .iter()
+                .map(|r| Rejected { path: r.path.clone(), reason: r.reason.to_string() })
+                .collect(),
+            conflicts: self.conflicts.clone(),
+        }
     }
 }

@@ -15,6 +15,9 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// The idle workers' fallback poll; they normally wake on notifications.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a job that was asked to stop (timeout, cancel, shutdown) may take to return
+/// before its worker process is killed.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// How one queue is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +47,8 @@ pub struct ProcessorConfig {
     pub default_queue: QueueConfig,
     /// How long finished jobs are kept (swept by the service's retention sweeper).
     pub retention: Retention,
+    /// How long a job asked to stop may take before its worker process is killed.
+    pub kill_grace: Duration,
 }
 
 impl Default for ProcessorConfig {
@@ -56,6 +61,7 @@ impl Default for ProcessorConfig {
             queues: BTreeMap::new(),
             default_queue: QueueConfig::default(),
             retention: Retention::default(),
+            kill_grace: DEFAULT_KILL_GRACE,
         }
     }
 }

@@ -1,6 +1,10 @@
-//! One attempt of one claimed job: run the factory on the calling (blocking) thread and decide
-//! the outcome. Nothing here touches the store but progress reports: `worker` reports the
-//! outcome.
+//! One attempt of one claimed job, run by a worker slot's executor: in this process, or in
+//! the slot's worker process (spawned, rolled after a reload, restarted with backoff after a
+//! crash). Decides how the attempt ends; `worker` reports it.
+//!
+//! **Invariant:** a worker process's death costs only the job it was running: that attempt is
+//! counted with the cause (`worker process killed by signal 6 (SIGABRT)`), and the slot starts
+//! a new process, waiting longer after each death in a row.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,25 +12,284 @@ use std::time::{Duration, Instant};
 
 use jobhost_plugin_api::{Failure, FailureKind};
 
-use super::state::Shared;
+use super::plugins::Plugins;
+use super::queue::Queue;
+use super::running::RunningJobs;
+use super::shared::Shared;
 use crate::clock::duration_micros;
 use crate::job::{AttemptToken, Job, JobId, Outcome, Progress};
-use crate::plugins::{Factory, ProgressSink, RunContext};
+use crate::plugins::{FactoryInfo, ProgressSink, RunContext};
 use crate::store::{Claimed, Store};
+use crate::sync;
+use crate::workers::{Death, RunJob, WorkerProcess};
+
+/// The first wait before restarting a worker process that died on its own; doubled per death
+/// in a row, up to [`BACKOFF_MAX`].
+pub const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// A claimed attempt, registered as running (see `worker::begin`).
 pub(super) struct Attempt {
     pub claimed: Claimed,
-    pub factory: Option<Factory>,
+    pub factory: Option<FactoryInfo>,
     pub timeout: Option<Duration>,
     pub cancel: Arc<AtomicBool>,
     pub timed_out: Arc<AtomicBool>,
 }
 
 /// How an attempt ended.
+pub(super) enum Ending {
+    Outcome(Outcome),
+    /// The host could not run it (no worker process would start): back to its queue, the
+    /// attempt not counted.
+    GiveBack(String),
+}
+
 pub(super) struct Ran {
-    pub outcome: Outcome,
+    pub ending: Ending,
     pub elapsed: Duration,
+}
+
+/// Why a slot cannot run a job now, and when to try again.
+#[derive(Debug, Clone)]
+pub struct Unready {
+    pub wait: Duration,
+    pub reason: String,
+}
+
+/// How a worker slot runs its attempts.
+pub(super) enum Executor {
+    InProcess,
+    Isolated(Isolated),
+}
+
+/// A slot's worker process and its restart state.
+#[derive(Default)]
+pub(super) struct Isolated {
+    process: Option<WorkerProcess>,
+    /// Deaths in a row that the host did not cause.
+    crashes: u32,
+    /// No new worker process before this (backoff after crashes).
+    not_before: Option<Instant>,
+    /// Whether this slot has started a process before (later starts are restarts).
+    started: bool,
+}
+
+impl Executor {
+    pub fn for_plugins(plugins: &Plugins) -> Executor {
+        if plugins.is_isolated() {
+            Executor::Isolated(Isolated::default())
+        } else {
+            Executor::InProcess
+        }
+    }
+
+    /// Gets ready to run a job: with worker processes, one that loaded the current plugins (a
+    /// reload rolls it here, between jobs). `Err`: backing off after crashes, or no worker
+    /// would start; try again after its `wait`.
+    pub fn prepare(&mut self, shared: &Shared, queue: &Queue) -> Result<(), Unready> {
+        let Executor::Isolated(slot) = self else { return Ok(()) };
+        slot.prepare(shared, queue)
+    }
+
+    /// Runs the attempt to its end (the calling thread blocks meanwhile).
+    pub fn run(&mut self, shared: &Shared, running: &RunningJobs, attempt: &Attempt, queue: &Queue) -> Ran {
+        let started = Instant::now();
+        let job = &attempt.claimed.job;
+        log::info!("job {} ({}) started, attempt {}/{}", job.id, job.factory, job.attempts, job.max_attempts);
+        let ending = match self {
+            Executor::InProcess => run_in_process(shared, attempt),
+            Executor::Isolated(slot) => slot.run(shared, running, attempt, queue),
+        };
+        Ran { ending, elapsed: started.elapsed() }
+    }
+
+    /// Stops the slot's worker process, if any (the slot is ending).
+    pub fn stop(&mut self) {
+        if let Executor::Isolated(slot) = self {
+            if let Some(process) = slot.process.take() {
+                process.stop(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+impl Isolated {
+    fn prepare(&mut self, shared: &Shared, queue: &Queue) -> Result<(), Unready> {
+        let (spec, generation) = match &*sync::read(&shared.plugins) {
+            Plugins::Isolated { spec, generation, .. } => (spec.clone(), *generation),
+            Plugins::InProcess { .. } => return Ok(()),
+        };
+        if self.process.as_ref().is_some_and(|p| p.generation == generation) {
+            return Ok(());
+        }
+        if let Some(old) = self.process.take() {
+            log::info!("worker process {} of '{}': plugins reloaded, replacing it", old.pid(), queue.name);
+            old.stop(shared.config.kill_grace);
+        }
+        if let Some(at) = self.not_before {
+            let now = Instant::now();
+            if at > now {
+                let reason = format!("backing off after {} worker process death(s) in a row", self.crashes);
+                return Err(Unready { wait: at - now, reason });
+            }
+        }
+        match WorkerProcess::spawn(&spec, generation) {
+            Ok(process) => {
+                if self.started {
+                    queue.restarts.fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.record_worker_restart(&queue.name);
+                }
+                self.started = true;
+                self.not_before = None;
+                queue.backing_off.store(false, Ordering::Relaxed);
+                log::debug!("worker process {} started for '{}'", process.pid(), queue.name);
+                self.process = Some(process);
+                Ok(())
+            }
+            Err(e) => {
+                log::error!("queue '{}': {e}", queue.name);
+                Err(Unready { wait: self.back_off(queue), reason: e.to_string() })
+            }
+        }
+    }
+
+    /// One more death in a row: how long to wait before the next start.
+    fn back_off(&mut self, queue: &Queue) -> Duration {
+        self.crashes += 1;
+        let wait = BACKOFF_FIRST.saturating_mul(1 << (self.crashes - 1).min(16)).min(BACKOFF_MAX);
+        self.not_before = Some(Instant::now() + wait);
+        queue.backing_off.store(true, Ordering::Relaxed);
+        wait
+    }
+
+    fn run(&mut self, shared: &Shared, running: &RunningJobs, attempt: &Attempt, queue: &Queue) -> Ending {
+        let job = &attempt.claimed.job;
+        if attempt.factory.is_none() {
+            return Ending::Outcome(unknown_factory(job));
+        }
+        if let Err(unready) = self.prepare(shared, queue) {
+            return Ending::GiveBack(unready.reason);
+        }
+        let Some(process) = self.process.as_mut() else {
+            return Ending::GiveBack("no worker process".to_owned());
+        };
+        running.attach(job.id, process.control());
+        let sink = StoreProgress { store: shared.store.clone(), id: job.id, token: attempt.claimed.token };
+        let run = RunJob {
+            id: job.id.0,
+            attempt: job.attempts,
+            factory: job.factory.clone(),
+            input: job.input.clone(),
+        };
+        match process.run(run, &mut |fraction, message| sink.report(fraction, message)) {
+            Ok(result) => {
+                self.crashes = 0;
+                Ending::Outcome(match result {
+                    Ok(result) if !attempt.timed_out.load(Ordering::Relaxed) => Outcome::Completed { result },
+                    Ok(_) => timed_out(shared, attempt, None),
+                    Err(failure) => {
+                        if attempt.timed_out.load(Ordering::Relaxed) {
+                            timed_out(shared, attempt, None)
+                        } else {
+                            failure_outcome(shared, attempt, failure.into())
+                        }
+                    }
+                })
+            }
+            Err(death) => {
+                self.process = None;
+                Ending::Outcome(self.died(shared, attempt, queue, &death))
+            }
+        }
+    }
+
+    /// The outcome of an attempt whose worker process died.
+    fn died(&mut self, shared: &Shared, attempt: &Attempt, queue: &Queue, death: &Death) -> Outcome {
+        let grace = shared.config.kill_grace;
+        if death.killed_by_host {
+            if attempt.timed_out.load(Ordering::Relaxed) {
+                return timed_out(shared, attempt, Some(grace));
+            }
+            // Cancelled, or the host is stopping: the store ends it `cancelled`, or the
+            // attempt was released and this outcome is stale.
+            let error = format!("stopped by the host (worker killed after {}s grace)", grace.as_secs_f64());
+            return Outcome::Failed { error };
+        }
+        let wait = self.back_off(queue);
+        let limits = match &*sync::read(&shared.plugins) {
+            Plugins::Isolated { spec, .. } => spec.limits,
+            Plugins::InProcess { .. } => Default::default(),
+        };
+        let cause = match limits.explain(death.signal(), &death.tail) {
+            Some(why) => format!("{death} while running: {why}"),
+            None => format!("{death} while running"),
+        };
+        log::warn!(
+            "job {} ({}): {cause}; a new worker process in {wait:?}",
+            attempt.claimed.job.id,
+            attempt.claimed.job.factory
+        );
+        retry_or_fail(shared, attempt, cause, None)
+    }
+}
+
+/// Runs the attempt on this thread, through the plugin loaded in this process.
+fn run_in_process(shared: &Shared, attempt: &Attempt) -> Ending {
+    let job = &attempt.claimed.job;
+    let factory = sync::read(&shared.plugins).runnable(&job.factory);
+    let Some(factory) = factory.filter(|_| attempt.factory.is_some()) else {
+        return Ending::Outcome(unknown_factory(job));
+    };
+    let sink = StoreProgress { store: shared.store.clone(), id: job.id, token: attempt.claimed.token };
+    let ctx =
+        RunContext { job_id: job.id.0, attempt: job.attempts, cancel: &attempt.cancel, progress: &sink };
+    let returned = factory.run(&ctx, &job.input);
+    Ending::Outcome(if attempt.timed_out.load(Ordering::Relaxed) {
+        timed_out(shared, attempt, None)
+    } else {
+        match returned {
+            Ok(result) => Outcome::Completed { result },
+            Err(failure) => failure_outcome(shared, attempt, failure),
+        }
+    })
+}
+
+fn unknown_factory(job: &Job) -> Outcome {
+    // The plugin is gone (the host restarted or reloaded without it): retrying cannot help.
+    Outcome::Failed { error: format!("unknown job factory `{}`: no loaded plugin provides it", job.factory) }
+}
+
+/// A timed-out attempt: counted, retried or failed like a retryable failure.
+fn timed_out(shared: &Shared, attempt: &Attempt, killed_after: Option<Duration>) -> Outcome {
+    let secs = attempt.timeout.unwrap_or_default().as_secs_f64();
+    let error = match killed_after {
+        Some(grace) => {
+            format!("timed out after {secs}s (worker killed after {}s grace)", grace.as_secs_f64())
+        }
+        None => format!("timed out after {secs}s"),
+    };
+    retry_or_fail(shared, attempt, error, None)
+}
+
+fn failure_outcome(shared: &Shared, attempt: &Attempt, failure: Failure) -> Outcome {
+    match failure.kind() {
+        FailureKind::Permanent => Outcome::Failed { error: failure.message().to_owned() },
+        FailureKind::Retryable => {
+            retry_or_fail(shared, attempt, failure.message().to_owned(), failure.retry_delay())
+        }
+    }
+}
+
+/// A retryable failure: another attempt after backoff, or `error` once attempts are spent.
+fn retry_or_fail(shared: &Shared, attempt: &Attempt, error: String, at_least: Option<Duration>) -> Outcome {
+    let job = &attempt.claimed.job;
+    if job.attempts >= job.max_attempts {
+        return Outcome::Failed { error };
+    }
+    let factory_delay = attempt.factory.as_ref().and_then(|f| f.defaults.retry_delay);
+    let delay = shared.config.retry.delay(job.attempts, factory_delay, at_least);
+    Outcome::Retry { error, retry_at: shared.now().saturating_add(duration_micros(delay)) }
 }
 
 /// Stores progress reports against the attempt's token.
@@ -43,56 +306,4 @@ impl ProgressSink for StoreProgress {
             log::warn!("job {}: could not store progress: {e}", self.id);
         }
     }
-}
-
-/// Runs the attempt to its end and decides its outcome: the factory's result or failure, or
-/// a timeout if the supervisor flagged one meanwhile.
-pub(super) fn run(shared: &Shared, attempt: &Attempt) -> Ran {
-    let job = &attempt.claimed.job;
-    let Some(factory) = &attempt.factory else {
-        // The plugin is gone (the host restarted without it): retrying cannot help.
-        let error = format!("unknown job factory `{}`: no loaded plugin provides it", job.factory);
-        return Ran { outcome: Outcome::Failed { error }, elapsed: Duration::ZERO };
-    };
-    log::info!("job {} ({}) started, attempt {}/{}", job.id, job.factory, job.attempts, job.max_attempts);
-    let started = Instant::now();
-    let sink = StoreProgress { store: shared.store.clone(), id: job.id, token: attempt.claimed.token };
-    let ctx =
-        RunContext { job_id: job.id.0, attempt: job.attempts, cancel: &attempt.cancel, progress: &sink };
-    let returned = factory.run(&ctx, &job.input);
-    let elapsed = started.elapsed();
-    let outcome = if attempt.timed_out.load(Ordering::Relaxed) {
-        let secs = attempt.timeout.unwrap_or_default().as_secs_f64();
-        retry_or_fail(shared, job, factory, format!("timed out after {secs}s"), None)
-    } else {
-        match returned {
-            Ok(result) => Outcome::Completed { result },
-            Err(failure) => failure_outcome(shared, job, factory, failure),
-        }
-    };
-    Ran { outcome, elapsed }
-}
-
-fn failure_outcome(shared: &Shared, job: &Job, factory: &Factory, failure: Failure) -> Outcome {
-    match failure.kind() {
-        FailureKind::Permanent => Outcome::Failed { error: failure.message().to_owned() },
-        FailureKind::Retryable => {
-            retry_or_fail(shared, job, factory, failure.message().to_owned(), failure.retry_delay())
-        }
-    }
-}
-
-/// A retryable failure: another attempt after backoff, or `error` once attempts are spent.
-fn retry_or_fail(
-    shared: &Shared,
-    job: &Job,
-    factory: &Factory,
-    error: String,
-    at_least: Option<Duration>,
-) -> Outcome {
-    if job.attempts >= job.max_attempts {
-        return Outcome::Failed { error };
-    }
-    let delay = shared.config.retry.delay(job.attempts, factory.defaults().retry_delay, at_least);
-    Outcome::Retry { error, retry_at: shared.now().saturating_add(duration_micros(delay)) }
 }

@@ -4,24 +4,32 @@
 //! current lease token can report its outcome. Plugin code runs on blocking threads, never on
 //! the runtime's core threads. Stopping a queue stops claiming, never a running job.
 //!
-//! The files: `config` (settings), `state` (what workers share with the service), `pool`
-//! (start, stop, shutdown), `queue` (one queue's runtime state), `worker` (the loop, the one
-//! place that claims and reports), `execute` (one attempt → an outcome), `supervisor` (leases,
-//! timeouts), `running` (the attempts running here), `retry` (backoff).
+//! The files: `config` (settings), `state` (what workers share with the service), `plugins`
+//! (where plugin code runs: here or in worker processes), `pool` (start, stop, shutdown),
+//! `queue` (one queue's runtime state), `worker` (the loop, the one place that claims and
+//! reports), `execute` (one attempt → how it ended, in process or in the slot's worker
+//! process), `supervisor` (leases, timeouts, cancels, kills), `running` (the attempts running
+//! here), `retry` (backoff).
 
 mod config;
 mod execute;
+mod plugins;
 mod pool;
 mod queue;
 mod retry;
 mod running;
+mod shared;
 mod state;
 mod supervisor;
 mod worker;
 
 pub use config::{
-    ProcessorConfig, QueueConfig, Retention, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, DEFAULT_POLL_INTERVAL,
+    ProcessorConfig, QueueConfig, Retention, DEFAULT_KILL_GRACE, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_POLL_INTERVAL,
 };
+pub use execute::{BACKOFF_FIRST, BACKOFF_MAX};
+pub use plugins::Plugins;
 pub use pool::{Pool, QueueInfo, Shutdown};
 pub use retry::{RetryPolicy, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP};
-pub use state::Shared;
+pub use shared::Shared;
+pub use worker::RunError;

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::queue::Queue;
-use super::state::{PoolState, Shared};
-use super::worker;
+use super::shared::Shared;
+use super::state::PoolState;
+use super::worker::{self, RunError};
 use crate::job::{Job, JobId, DEFAULT_QUEUE};
 use crate::store::{ClaimFilter, Counts, StoreResult};
 use crate::sync;
@@ -25,6 +26,13 @@ pub struct QueueInfo {
     pub concurrency: usize,
     pub queued: u64,
     pub running: usize,
+    /// Worker processes started again after one ended (crash, kill, reload).
+    pub worker_restarts: u64,
+    /// A worker slot waits before starting a process, after deaths in a row.
+    pub backing_off: bool,
+    /// Jobs still running past their timeout or cancel plus the grace, which nothing can stop
+    /// (`isolation = "none"`).
+    pub stuck: usize,
 }
 
 /// What a graceful shutdown did.
@@ -47,6 +55,7 @@ impl Pool {
             queues: Mutex::new(BTreeMap::new()),
             running: Default::default(),
             supervisor_started: AtomicBool::new(false),
+            one_shot: Mutex::new(None),
         };
         Pool { state: Arc::new(state) }
     }
@@ -116,6 +125,7 @@ impl Pool {
         names.extend(counts.keys().cloned());
         names.sort();
         names.dedup();
+        let stuck = self.state.running.stuck_by_queue();
         let queues = self.lock_queues();
         names
             .into_iter()
@@ -127,6 +137,9 @@ impl Pool {
                     processing: live.is_some_and(|q| q.processing.load(Ordering::SeqCst)),
                     concurrency: live.map_or(config.queue(&name).concurrency, |q| q.concurrency),
                     running: live.map_or(0, |q| q.running()),
+                    worker_restarts: live.map_or(0, |q| q.restarts.load(Ordering::Relaxed)),
+                    backing_off: live.is_some_and(|q| q.backing_off.load(Ordering::Relaxed)),
+                    stuck: stuck.get(&name).copied().unwrap_or(0),
                     queued,
                     name,
                 }
@@ -145,13 +158,15 @@ impl Pool {
 
     /// Claims the next ready job matching `filter` and runs it to its end; `None` when
     /// nothing is ready.
-    pub async fn process_next(&self, filter: ClaimFilter<'_>) -> StoreResult<Option<Job>> {
+    pub async fn process_next(&self, filter: ClaimFilter<'_>) -> Result<Option<Job>, RunError> {
         worker::run_one(&self.state, filter).await
     }
 
     /// Graceful stop: every queue stops claiming; running jobs get up to `timeout` to finish;
-    /// the rest get their cancellation flag set and go back to `queued` without their attempt
-    /// counted (their late outcome is then stale and discarded); then the store is flushed.
+    /// the rest get their cancellation flag set and `kill_grace` more, then their worker
+    /// processes are killed, and they go back to `queued` without their attempt counted (a late
+    /// outcome is then stale and discarded); then the store is flushed. It never waits on a
+    /// plugin longer than `timeout` + `kill_grace`.
     pub async fn shutdown(&self, timeout: Duration) -> StoreResult<Shutdown> {
         let shared = &self.state.shared;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -169,13 +184,24 @@ impl Pool {
         while self.running_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // The rest go back to their queues first, so whatever they report now is stale; then
+        // they are asked to stop (the supervisor forwards the flag to worker processes) and get
+        // the grace; then their processes are killed.
         let mut released = 0;
         for (id, token) in self.state.running.tokens() {
-            self.state.running.cancel(id);
             if shared.store.release(id, token, shared.now())? {
                 log::warn!("job {id}: still running at shutdown; released back to queued");
                 released += 1;
             }
+            self.state.running.cancel(id);
+        }
+        let grace_ends = tokio::time::Instant::now() + shared.config.kill_grace;
+        while self.running_count() > 0 && tokio::time::Instant::now() < grace_ends {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let killed = self.state.running.kill_all();
+        if killed > 0 {
+            log::warn!("{killed} job(s) still running after the grace: their worker processes were killed");
         }
         shared.store.flush()?;
         Ok(Shutdown { released })

@@ -1,7 +1,7 @@
 //! One named queue's runtime state: its workers' count, wake-ups, start/stop and the claims
 //! in flight. The workers themselves are `worker`'s.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use tokio::sync::{watch, Notify};
@@ -26,6 +26,10 @@ pub(crate) struct Queue {
     pub task: Mutex<Option<JoinHandle<()>>>,
     /// Read-held by every claim in flight; `stop_queue` write-locks it to wait them out.
     pub claiming: RwLock<()>,
+    /// Worker processes started again after one ended (a crash, a kill, a reload).
+    pub restarts: AtomicU64,
+    /// A worker slot waits before starting a process (after crashes in a row).
+    pub backing_off: AtomicBool,
 }
 
 impl Queue {
@@ -39,6 +43,8 @@ impl Queue {
             stop: watch::channel(false).0,
             task: Mutex::new(None),
             claiming: RwLock::new(()),
+            restarts: AtomicU64::new(0),
+            backing_off: AtomicBool::new(false),
         }
     }
 

@@ -8,10 +8,12 @@ use std::time::Instant;
 
 use crate::job::{AttemptToken, JobId};
 use crate::sync;
+use crate::workers::Control;
 
 /// One running attempt.
 pub(super) struct RunningJob {
     pub token: AttemptToken,
+    pub queue: String,
     /// The cooperative flag the plugin polls (cancel, timeout, shutdown).
     pub cancel: Arc<AtomicBool>,
     /// Set by the supervisor when the deadline passed (the outcome is then a timeout).
@@ -19,6 +21,13 @@ pub(super) struct RunningJob {
     pub deadline: Option<Instant>,
     /// When the supervisor next renews the lease.
     pub renew_at: Instant,
+    /// The worker process running it (`isolation = "process"`): how the supervisor forwards
+    /// the cancellation flag and, past the grace, kills it.
+    pub worker: Option<Arc<Control>>,
+    /// When the supervisor first saw the flag set: the grace runs from here.
+    pub asked_to_stop_at: Option<Instant>,
+    /// Still running past its grace with no process to kill (`isolation = "none"`).
+    pub stuck: bool,
 }
 
 /// Every attempt running here, by job.
@@ -34,7 +43,15 @@ impl RunningJobs {
         sync::lock(&self.0).remove(&id);
     }
 
-    /// Sets the job's cancellation flag, if it runs here.
+    /// Records the worker process that runs the job.
+    pub fn attach(&self, id: JobId, worker: Arc<Control>) {
+        if let Some(running) = sync::lock(&self.0).get_mut(&id) {
+            running.worker = Some(worker);
+        }
+    }
+
+    /// Sets the job's cancellation flag, if it runs here (the supervisor forwards it to a
+    /// worker process within a tick).
     pub fn cancel(&self, id: JobId) {
         if let Some(running) = sync::lock(&self.0).get(&id) {
             running.cancel.store(true, Ordering::Relaxed);
@@ -48,6 +65,24 @@ impl RunningJobs {
     /// Each running job and its attempt's token.
     pub fn tokens(&self) -> Vec<(JobId, AttemptToken)> {
         sync::lock(&self.0).iter().map(|(id, r)| (*id, r.token)).collect()
+    }
+
+    /// Kills the worker processes of every job still running here; how many there were.
+    pub fn kill_all(&self) -> usize {
+        let running = sync::lock(&self.0);
+        for worker in running.values().filter_map(|r| r.worker.as_ref()) {
+            worker.kill();
+        }
+        running.len()
+    }
+
+    /// Jobs per queue still running past their grace with no process to kill.
+    pub fn stuck_by_queue(&self) -> HashMap<String, usize> {
+        let mut stuck = HashMap::new();
+        for running in sync::lock(&self.0).values().filter(|r| r.stuck) {
+            *stuck.entry(running.queue.clone()).or_insert(0) += 1;
+        }
+        stuck
     }
 
     /// Calls `f` on every running attempt, under the lock (keep it short).

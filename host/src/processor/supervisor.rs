@@ -27,20 +27,60 @@ pub(super) fn ensure(state: &Arc<PoolState>) {
 }
 
 /// One look at every running attempt: past its deadline → timed out (its cancellation flag
-/// set); lease a third gone → renewed.
+/// set); flag set → forwarded to its worker process; still running `kill_grace` after that →
+/// its worker process killed (or, in process, reported stuck); lease a third gone → renewed.
 fn supervise(state: &PoolState) {
     let now = Instant::now();
     let lease = state.shared.lease_terms();
+    let grace = state.shared.config.kill_grace;
     let mut renew = Vec::new();
+    let mut cancel = Vec::new();
+    let mut kill = Vec::new();
+    let mut stuck = Vec::new();
     state.running.for_each(|id, r| {
         if r.deadline.is_some_and(|d| d <= now) && !r.timed_out.swap(true, Ordering::Relaxed) {
             r.cancel.store(true, Ordering::Relaxed);
+        }
+        if r.cancel.load(Ordering::Relaxed) {
+            match r.asked_to_stop_at {
+                None => {
+                    r.asked_to_stop_at = Some(now);
+                    if let Some(worker) = &r.worker {
+                        cancel.push((id, worker.clone()));
+                    }
+                }
+                Some(asked) if now.duration_since(asked) >= grace => match &r.worker {
+                    Some(worker) if !worker.killed_by_host() => kill.push((id, worker.clone())),
+                    Some(_) => {}
+                    None if !r.stuck => {
+                        r.stuck = true;
+                        stuck.push((id, r.queue.clone()));
+                    }
+                    None => {}
+                },
+                Some(_) => {}
+            }
         }
         if r.renew_at <= now {
             r.renew_at = now + lease.duration / 3;
             renew.push((id, r.token));
         }
     });
+    for (id, worker) in cancel {
+        worker.cancel(id.0);
+    }
+    for (id, worker) in kill {
+        log::warn!(
+            "job {id}: still running {grace:?} after it was asked to stop; killing worker process {}",
+            worker.pid()
+        );
+        worker.kill();
+    }
+    for (id, queue) in stuck {
+        log::warn!(
+            "job {id} (queue '{queue}'): still running {grace:?} after it was asked to stop; with isolation = \"none\" its thread cannot be stopped, so it holds its worker slot until the plugin returns"
+        );
+    }
     for (id, token) in renew {
         match state.shared.store.heartbeat(id, token, state.shared.now(), lease) {
             Ok(true) => {}

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::execute::{self, Attempt, Ran};
+use super::execute::{Attempt, Ending, Executor, Ran};
 use super::queue::Queue;
 use super::running::RunningJob;
 use super::state::PoolState;
@@ -21,6 +21,8 @@ use super::supervisor;
 use crate::clock::Micros;
 use crate::job::{Job, Status};
 use crate::store::{ClaimFilter, Claimed, Finished, Report, StoreError, StoreResult};
+use crate::sync;
+use tokio::sync::watch;
 
 /// Runs the queue's workers; returns when `queue.stop` is set and every worker has finished
 /// its job.
@@ -49,13 +51,24 @@ async fn worker(state: Arc<PoolState>, queue: Arc<Queue>) {
 
 fn work(state: &Arc<PoolState>, queue: &Arc<Queue>, runtime: &tokio::runtime::Handle) {
     let shared = &state.shared;
+    let mut executor = Executor::for_plugins(&sync::read(&shared.plugins));
     let mut stop = queue.stop.subscribe();
     // The job claimed together with the last outcome (`finish_and_claim`). It was claimed
     // before any stop, under the claim lock, so it runs even if a stop came since.
     let mut carried: Option<Attempt> = None;
     loop {
         if carried.is_none() && *stop.borrow_and_update() {
-            return;
+            break;
+        }
+        // A job is claimed only once something can run it: a worker process that loaded the
+        // current plugins, or none while backing off after crashes.
+        if carried.is_none() {
+            if let Err(unready) = executor.prepare(shared, queue) {
+                if sleep_unless_stopped(runtime, &mut stop, unready.wait) {
+                    break;
+                }
+                continue;
+            }
         }
         // Register for the wake-up before looking, so an add between the look and the wait
         // is not missed.
@@ -64,11 +77,11 @@ fn work(state: &Arc<PoolState>, queue: &Arc<Queue>, runtime: &tokio::runtime::Ha
         let attempt = match carried.take() {
             Some(attempt) => Ok(Some(attempt)),
             None => match queue.open_for_claims() {
-                None => return,
+                None => break,
                 Some(_claiming) => shared
                     .store
                     .claim(&queue.claim_filter(), shared.now(), shared.lease_terms())
-                    .map(|claimed| claimed.map(|claimed| begin(state, claimed))),
+                    .map(|claimed| claimed.map(|claimed| begin(state, claimed, &queue.name))),
             },
         };
         let wait = match attempt {
@@ -80,7 +93,7 @@ fn work(state: &Arc<PoolState>, queue: &Arc<Queue>, runtime: &tokio::runtime::Ha
                 // The SDK catches panics inside the plugin; one escaping here is a host defect
                 // and must not take the worker down with it.
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_and_report(state, attempt, Some(queue))
+                    run_and_report(state, &mut executor, attempt, queue)
                 }));
                 match ran {
                     Ok(Ok(next)) => carried = next,
@@ -107,9 +120,24 @@ fn work(state: &Arc<PoolState>, queue: &Arc<Queue>, runtime: &tokio::runtime::Ha
             }
         });
         if stopped {
-            return;
+            break;
         }
     }
+    executor.stop();
+}
+
+/// Sleeps `wait`; true if the queue was stopped meanwhile.
+fn sleep_unless_stopped(
+    runtime: &tokio::runtime::Handle,
+    stop: &mut watch::Receiver<bool>,
+    wait: Duration,
+) -> bool {
+    runtime.block_on(async {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => false,
+            _ = stop.changed() => true,
+        }
+    })
 }
 
 /// How long an idle worker sleeps: until the next waiting job is due, at most the poll interval.
@@ -126,14 +154,14 @@ fn idle_wait(state: &PoolState) -> Duration {
 
 /// Registers a claimed job as running here (for cancels, the supervisor and a shutdown).
 /// Called as soon as the claim returns, so nothing misses a claimed job.
-pub(super) fn begin(state: &Arc<PoolState>, claimed: Claimed) -> Attempt {
+pub(super) fn begin(state: &Arc<PoolState>, claimed: Claimed, queue: &str) -> Attempt {
     supervisor::ensure(state);
     let factory = state.shared.factory(&claimed.job.factory);
     let timeout = claimed
         .job
         .timeout_ms
         .map(Duration::from_millis)
-        .or(factory.as_ref().and_then(|f| f.defaults().timeout));
+        .or(factory.as_ref().and_then(|f| f.defaults.timeout));
     let cancel = Arc::new(AtomicBool::new(claimed.job.cancel_requested));
     let timed_out = Arc::new(AtomicBool::new(false));
     let now = Instant::now();
@@ -141,10 +169,14 @@ pub(super) fn begin(state: &Arc<PoolState>, claimed: Claimed) -> Attempt {
         claimed.job.id,
         RunningJob {
             token: claimed.token,
+            queue: queue.to_owned(),
             cancel: cancel.clone(),
             timed_out: timed_out.clone(),
             deadline: timeout.map(|t| now + t),
             renew_at: now + state.shared.config.lease / 3,
+            worker: None,
+            asked_to_stop_at: None,
+            stuck: false,
         },
     );
     // A cancel that landed between the claim and the insert found no flag to set; it did
@@ -157,22 +189,23 @@ pub(super) fn begin(state: &Arc<PoolState>, claimed: Claimed) -> Attempt {
     Attempt { claimed, factory, timeout, cancel, timed_out }
 }
 
-/// Runs a registered attempt to its end on the calling (blocking) thread and reports it; with
-/// `next`, claims that queue's next job along with the outcome (unless the queue is stopping)
-/// and returns it, registered.
+/// Runs a registered attempt to its end on the calling (blocking) thread and reports it;
+/// claims the queue's next job along with the outcome (unless the queue is stopping) and
+/// returns it, registered.
 fn run_and_report(
     state: &Arc<PoolState>,
+    executor: &mut Executor,
     attempt: Attempt,
-    next: Option<&Queue>,
+    queue: &Queue,
 ) -> StoreResult<Option<Attempt>> {
-    let ran = execute::run(&state.shared, &attempt);
+    let ran = executor.run(&state.shared, &state.running, &attempt, queue);
     state.running.remove(attempt.claimed.job.id);
-    report(state, attempt.claimed, ran, next).map(|(_, next)| next)
+    report(state, attempt.claimed, ran, Some(queue)).map(|(_, next)| next)
 }
 
-/// Records an attempt's outcome (and, with `next`, claims the queue's next job in the same
+/// Records how an attempt ended (and, with `next`, claims the queue's next job in the same
 /// transaction); logs, counts and announces it. The job as stored afterwards is `None` when
-/// the outcome was stale (a newer attempt owns the job).
+/// the outcome was stale (a newer attempt owns the job) or the job was given back.
 fn report(
     state: &Arc<PoolState>,
     claimed: Claimed,
@@ -182,8 +215,17 @@ fn report(
     let shared = &state.shared;
     let Claimed { job, token } = claimed;
     let id = job.id;
-    let report = Report { id, token, outcome: ran.outcome };
     let now = shared.now();
+    let outcome = match ran.ending {
+        Ending::Outcome(outcome) => outcome,
+        Ending::GiveBack(why) => {
+            if shared.store.release(id, token, now)? {
+                log::warn!("job {id} ({}): given back to its queue uncounted: {why}", job.factory);
+            }
+            return Ok((None, None));
+        }
+    };
+    let report = Report { id, token, outcome };
     let (finished, next) = match next.and_then(|queue| Some((queue, queue.open_for_claims()?))) {
         Some((queue, _claiming)) => {
             let filter = queue.claim_filter();
@@ -191,7 +233,7 @@ fn report(
                 shared.store.finish_and_claim(report, now, &filter, shared.lease_terms())?;
             // Registered under the claim lock, as a fresh claim is: once `stop_queue` returns,
             // a shutdown finds every claimed job in `running`.
-            (finished, next.map(|claimed| begin(state, claimed)))
+            (finished, next.map(|claimed| begin(state, claimed, &queue.name)))
         }
         None => (shared.store.finish(report, now)?, None),
     };
@@ -217,17 +259,32 @@ fn report(
 }
 
 /// Claims the next ready job matching `filter` and runs it to its end on a blocking thread (the
-/// m01.remote `processNextJob`). `None` when nothing is ready.
-pub(super) async fn run_one(state: &Arc<PoolState>, filter: ClaimFilter<'_>) -> StoreResult<Option<Job>> {
+/// m01.remote `processNextJob`), with the pool's one-shot executor. `None` when nothing is
+/// ready; an error if no worker process can be started to run it.
+pub(super) async fn run_one(
+    state: &Arc<PoolState>,
+    filter: ClaimFilter<'_>,
+) -> Result<Option<Job>, RunError> {
     let shared = &state.shared;
+    let mut executor = sync::lock(&state.one_shot)
+        .take()
+        .unwrap_or_else(|| Executor::for_plugins(&sync::read(&shared.plugins)));
+    let one_shot = Arc::new(Queue::new("process-next", 1));
+    // Something must be able to run the job before it is claimed.
+    if let Err(unready) = executor.prepare(shared, &one_shot) {
+        return Err(RunError::NoWorker(unready.reason));
+    }
     let Some(claimed) = shared.store.claim(&filter, shared.now(), shared.lease_terms())? else {
+        *sync::lock(&state.one_shot) = Some(executor);
         return Ok(None);
     };
     let id = claimed.job.id;
-    let attempt = begin(state, claimed);
+    let queue = claimed.job.queue.clone();
+    let attempt = begin(state, claimed, &queue);
     let state2 = state.clone();
     let reported = tokio::task::spawn_blocking(move || {
-        let ran = execute::run(&state2.shared, &attempt);
+        let ran = executor.run(&state2.shared, &state2.running, &attempt, &one_shot);
+        *sync::lock(&state2.one_shot) = Some(executor);
         state2.running.remove(id);
         report(&state2, attempt.claimed, ran, None)
     })
@@ -245,4 +302,13 @@ pub(super) async fn run_one(state: &Arc<PoolState>, filter: ClaimFilter<'_>) -> 
         Some(job) => Ok(Some(job)),
         None => Ok(Some(shared.store.get(id)?.ok_or(StoreError::NotFound(id))?)),
     }
+}
+
+/// Why `process_next` could not run a job.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no worker process to run jobs: {0}")]
+    NoWorker(String),
 }

@@ -7,23 +7,27 @@ use axum::Json;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::state::AppState;
-use super::types::{FactoryView, Health, PluginView, PluginsView, QueueView, RejectionView};
+use super::types::{ConflictView, FactoryView, Health, PluginView, PluginsView, QueueView, RejectionView};
 
 /// The registered job factories, by name.
 #[utoipa::path(get, path = "/v1/factories", tag = "plugins",
     responses((status = 200, body = Vec<FactoryView>)))]
 pub async fn factories(State(state): State<AppState>) -> Json<Vec<FactoryView>> {
-    Json(state.host.with_registry(|r| r.factories().map(FactoryView::from).collect()))
+    Json(state.host.catalog().factories.values().map(FactoryView::from).collect())
 }
 
-/// The loaded plugins with their paths, and the files the last scan rejected with the reason.
+/// The loaded plugins with their paths, the files the last scan rejected with the reason, and
+/// factory names two files provide.
 #[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
     responses((status = 200, body = PluginsView)))]
 pub async fn plugins(State(state): State<AppState>) -> Json<PluginsView> {
-    Json(state.host.with_registry(|r| PluginsView {
-        plugins: r.plugins().iter().map(PluginView::from).collect(),
-        rejected: r.rejected().iter().map(RejectionView::from).collect(),
-    }))
+    let catalog = state.host.catalog();
+    Json(PluginsView {
+        plugins: catalog.plugins.iter().map(PluginView::from).collect(),
+        rejected: catalog.rejected.iter().map(RejectionView::from).collect(),
+        conflicts: catalog.conflicts.iter().map(ConflictView::from).collect(),
+        isolation: if state.host.isolated() { "process" } else { "none" }.to_owned(),
+    })
 }
 
 /// Every queue that is configured, in use, or holds jobs.

@@ -91,6 +91,10 @@ impl From<HostError> for ApiError {
                     ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_batch", e.to_string())
                 }
             }
+            HostError::NoWorker(_) => {
+                log::error!("request failed: {e}");
+                ApiError::internal(e.to_string())
+            }
             HostError::Store(e) => {
                 log::error!("request failed in the store: {e}");
                 ApiError::internal(e.to_string())

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
 use crate::job::{Job, Progress, Status};
-use crate::plugins::{Factory, PluginInfo, Rejection};
+use crate::plugins::{Conflict, FactoryInfo, PluginInfo, Rejected, Resolution};
 use crate::schedule::{MissedPolicy, Schedule, Trigger};
 
 /// `POST /v1/jobs`
@@ -178,15 +178,15 @@ pub struct FactoryView {
     pub retry_delay_seconds: Option<f64>,
 }
 
-impl From<&Factory> for FactoryView {
-    fn from(f: &Factory) -> Self {
-        let defaults = f.defaults();
+impl From<&FactoryInfo> for FactoryView {
+    fn from(f: &FactoryInfo) -> Self {
+        let defaults = f.defaults;
         FactoryView {
-            name: f.name().to_owned(),
-            plugin: f.plugin().to_owned(),
-            plugin_version: f.plugin_version().to_owned(),
-            description: f.description().to_owned(),
-            example: f.example().map(str::to_owned),
+            name: f.name.clone(),
+            plugin: f.plugin.clone(),
+            plugin_version: f.plugin_version.clone(),
+            description: f.description.clone(),
+            example: f.example.clone(),
             max_attempts: defaults.max_attempts,
             timeout_seconds: defaults.timeout.map(|d| d.as_secs_f64()),
             retry_delay_seconds: defaults.retry_delay.map(|d| d.as_secs_f64()),
@@ -200,6 +200,41 @@ pub struct PluginsView {
     pub plugins: Vec<PluginView>,
     /// Files the last scan refused, with the reason.
     pub rejected: Vec<RejectionView>,
+    /// Factory names two files provide, and which one has each.
+    pub conflicts: Vec<ConflictView>,
+    /// Where plugin code runs: `process` (worker processes) or `none` (in the host).
+    pub isolation: String,
+}
+
+/// A factory name two plugin files provide.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConflictView {
+    pub factory: String,
+    /// The file that has it.
+    pub owner: String,
+    /// The file that provides it too, unused.
+    pub other: String,
+    /// `pinned` (the config's `[factories]` table), `kept_loaded` (a reload kept the loaded
+    /// owner) or `unresolved` (a starting service refuses).
+    pub resolution: String,
+    pub message: String,
+}
+
+impl From<&Conflict> for ConflictView {
+    fn from(c: &Conflict) -> Self {
+        let resolution = match c.resolution {
+            Resolution::Pinned => "pinned",
+            Resolution::KeptLoaded => "kept_loaded",
+            Resolution::Unresolved => "unresolved",
+        };
+        ConflictView {
+            factory: c.factory.clone(),
+            owner: c.owner.display().to_string(),
+            other: c.other.display().to_string(),
+            resolution: resolution.to_owned(),
+            message: c.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -229,9 +264,9 @@ pub struct RejectionView {
     pub reason: String,
 }
 
-impl From<&Rejection> for RejectionView {
-    fn from(r: &Rejection) -> Self {
-        RejectionView { path: r.path.display().to_string(), reason: r.reason.to_string() }
+impl From<&Rejected> for RejectionView {
+    fn from(r: &Rejected) -> Self {
+        RejectionView { path: r.path.display().to_string(), reason: r.reason.clone() }
     }
 }
 
@@ -246,6 +281,16 @@ pub struct QueueView {
     pub queued: u64,
     /// Jobs running now.
     pub running: usize,
+    /// Worker processes started again after one ended (a crash, a kill, a reload).
+    #[serde(default)]
+    pub worker_restarts: u64,
+    /// A worker slot is waiting before it starts a process again, after deaths in a row.
+    #[serde(default)]
+    pub backing_off: bool,
+    /// Jobs running past their timeout or cancel plus the grace that nothing can stop
+    /// (`isolation = "none"`).
+    #[serde(default)]
+    pub stuck: usize,
 }
 
 impl From<crate::service::QueueInfo> for QueueView {
@@ -256,6 +301,9 @@ impl From<crate::service::QueueInfo> for QueueView {
             concurrency: q.concurrency,
             queued: q.queued,
             running: q.running,
+            worker_restarts: q.worker_restarts,
+            backing_off: q.backing_off,
+            stuck: q.stuck,
         }
     }
 }

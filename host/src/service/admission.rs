@@ -91,9 +91,10 @@ impl Host {
 
     /// Checks a request against the registry and the limits, and fills in the defaults.
     pub fn validate(&self, req: AddJob) -> Result<NewJob, HostError> {
-        let factory = self.inner.shared.factory(&req.factory).ok_or_else(|| HostError::UnknownFactory {
+        let catalog = self.inner.shared.catalog();
+        let factory = catalog.factory(&req.factory).ok_or_else(|| HostError::UnknownFactory {
             name: req.factory.clone(),
-            known: self.with_registry(|r| r.factory_names().iter().map(|s| s.to_string()).collect()),
+            known: catalog.factory_names().iter().map(|s| s.to_string()).collect(),
         })?;
         let queue = req.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned());
         validate_name("queue", &queue)?;
@@ -103,7 +104,7 @@ impl Host {
         }
         let max_attempts = req
             .max_attempts
-            .or(factory.defaults().max_attempts)
+            .or(factory.defaults.max_attempts)
             .unwrap_or(self.inner.shared.config.default_max_attempts);
         if max_attempts == 0 {
             return Err(HostError::invalid("max_attempts", "must be at least 1"));

@@ -23,6 +23,9 @@ pub enum HostError {
     /// The store failed: not the caller's fault.
     #[error(transparent)]
     Store(StoreError),
+    /// No worker process could be started to run jobs.
+    #[error("no worker process: {0}")]
+    NoWorker(String),
 }
 
 impl From<StoreError> for HostError {

@@ -16,8 +16,9 @@ use super::error::HostError;
 use crate::clock::{Clock, Micros};
 use crate::events::JobEvent;
 use crate::job::{Job, JobId, Status};
-use crate::plugins::Registry;
-use crate::processor::{Pool, ProcessorConfig, QueueInfo, Shared, Shutdown};
+use crate::metrics::{PluginGauges, QueueGauges};
+use crate::plugins::{Catalog, Registry};
+use crate::processor::{Plugins, Pool, ProcessorConfig, QueueInfo, RunError, Shared, Shutdown};
 use crate::store::{Cancelled, ClaimFilter, ListFilter, Store};
 use crate::sync;
 
@@ -36,10 +37,20 @@ pub(super) struct HostInner {
 }
 
 impl Host {
-    /// Builds the host and recovers the jobs a dead host left `processing`.
+    /// A host running its plugins in this process (`isolation = "none"`); see [`Host::with_plugins`].
     pub fn new(
         store: Arc<dyn Store>,
         registry: Registry,
+        clock: Arc<dyn Clock>,
+        config: ProcessorConfig,
+    ) -> Result<Self, HostError> {
+        Host::with_plugins(store, Plugins::in_process(registry), clock, config)
+    }
+
+    /// Builds the host and recovers the jobs a dead host left `processing`.
+    pub fn with_plugins(
+        store: Arc<dyn Store>,
+        plugins: Plugins,
         clock: Arc<dyn Clock>,
         config: ProcessorConfig,
     ) -> Result<Self, HostError> {
@@ -50,7 +61,7 @@ impl Host {
                 recovered.len()
             );
         }
-        let shared = Arc::new(Shared::new(store, registry, clock, config));
+        let shared = Arc::new(Shared::new(store, plugins, clock, config));
         let inner = HostInner { pool: Pool::new(shared.clone()), shared, schedules_changed: Notify::new() };
         Ok(Host { inner: Arc::new(inner) })
     }
@@ -63,28 +74,52 @@ impl Host {
         self.inner.shared.now()
     }
 
-    /// `GET /metrics`: the exposition with the store's current counts.
+    /// `GET /metrics`: the exposition with the store's current counts and the queues' workers.
     pub fn render_metrics(&self) -> Result<String, HostError> {
         let counts = self.inner.shared.store.counts()?;
-        let (plugins, rejected) = self.with_registry(|r| (r.plugins().len(), r.rejected().len()));
-        Ok(self.inner.shared.metrics.render(&counts, plugins, rejected))
+        let queues: Vec<QueueGauges> = self
+            .inner
+            .pool
+            .queues(&counts)
+            .into_iter()
+            .map(|q| QueueGauges { queue: q.name, stuck: q.stuck, backing_off: q.backing_off })
+            .collect();
+        let catalog = self.catalog();
+        let plugins = PluginGauges {
+            loaded: catalog.plugins.len(),
+            rejected: catalog.rejected.len(),
+            conflicts: catalog.conflicts.len(),
+        };
+        Ok(self.inner.shared.metrics.render(&counts, &queues, plugins))
     }
 
-    /// Scans `dirs` again and registers plugins that appeared since (SIGHUP). Libraries
-    /// already loaded stay as they are: a loaded library cannot be unloaded safely.
-    pub fn rescan_plugins(&self, dirs: &[PathBuf]) -> usize {
-        self.with_registry(|r| {
-            let added = r.rescan(dirs);
-            for rejection in r.rejected() {
-                log::warn!("plugin rejected: {rejection}");
-            }
-            added
-        })
+    /// What is known of the plugins: plugins, factories, rejected files, conflicts.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.shared.catalog()
     }
 
-    /// Calls `f` with the factory registry (e.g. to list factories or rescan plugin dirs).
-    pub fn with_registry<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
-        f(&mut sync::write(&self.inner.shared.registry))
+    /// Whether plugin code runs in worker processes.
+    pub fn isolated(&self) -> bool {
+        sync::read(&self.inner.shared.plugins).is_isolated()
+    }
+
+    /// Loads the plugin directories afresh (SIGHUP): with worker processes, every worker is
+    /// replaced between jobs by one that loaded them anew, so a replaced plugin file runs its
+    /// new code from the next job on; in this process, files that appeared are loaded. Factories
+    /// already loaded keep their files against new ones. Returns the factories added and removed.
+    pub fn reload_plugins(&self, dirs: &[PathBuf]) -> Result<(Vec<String>, Vec<String>), HostError> {
+        let (before, after) = sync::write(&self.inner.shared.plugins)
+            .reload(dirs)
+            .map_err(|e| HostError::NoWorker(e.to_string()))?;
+        for rejection in &after.rejected {
+            log::warn!("plugin rejected: {rejection}");
+        }
+        for conflict in &after.conflicts {
+            log::warn!("plugin conflict: {conflict}");
+        }
+        // Idle workers roll as soon as they look for work.
+        self.inner.pool.wake_all();
+        Ok(before.changes_to(&after))
     }
 
     /// Queues a `held` (or `scheduled`) job now.
@@ -140,7 +175,11 @@ impl Host {
     /// Claims the next ready job matching `filter` and runs it to its end on this task
     /// (m01.remote's `processNextJob`). `None` when nothing is ready.
     pub async fn process_next(&self, filter: ClaimFilter<'_>) -> Result<Option<Job>, HostError> {
-        Ok(self.inner.pool.process_next(filter).await?)
+        match self.inner.pool.process_next(filter).await {
+            Ok(job) => Ok(job),
+            Err(RunError::Store(e)) => Err(e.into()),
+            Err(RunError::NoWorker(why)) => Err(HostError::NoWorker(why)),
+        }
     }
 
     pub fn get(&self, id: JobId) -> Result<Option<Job>, HostError> {

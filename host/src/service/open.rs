@@ -7,8 +7,7 @@ use std::sync::Arc;
 use super::error::HostError;
 use super::host::Host;
 use crate::clock::SystemClock;
-use crate::plugins::Registry;
-use crate::processor::ProcessorConfig;
+use crate::processor::{Plugins, ProcessorConfig};
 use crate::store::{SledStore, StoreError, StoreOptions};
 
 /// Opens (creating it if needed) the store at `data_dir` and builds a host over it,
@@ -16,10 +15,10 @@ use crate::store::{SledStore, StoreError, StoreOptions};
 pub fn open(
     data_dir: &Path,
     options: StoreOptions,
-    registry: Registry,
+    plugins: Plugins,
     config: ProcessorConfig,
 ) -> Result<Host, HostError> {
-    open_with_store(data_dir, options, registry, config).map(|(host, _)| host)
+    open_with_store(data_dir, options, plugins, config).map(|(host, _)| host)
 }
 
 /// [`open`], also handing back the store itself: for the benchmark, which measures the store
@@ -27,7 +26,7 @@ pub fn open(
 pub fn open_with_store(
     data_dir: &Path,
     options: StoreOptions,
-    registry: Registry,
+    plugins: Plugins,
     config: ProcessorConfig,
 ) -> Result<(Host, Arc<SledStore>), HostError> {
     std::fs::create_dir_all(data_dir).map_err(|e| {
@@ -37,6 +36,6 @@ pub fn open_with_store(
         })
     })?;
     let store = Arc::new(SledStore::open(data_dir, options)?);
-    let host = Host::new(store.clone(), registry, Arc::new(SystemClock), config)?;
+    let host = Host::with_plugins(store.clone(), plugins, Arc::new(SystemClock), config)?;
     Ok((host, store))
 }

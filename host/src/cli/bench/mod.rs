@@ -13,7 +13,6 @@ use serde_json::json;
 use super::local::PluginArgs;
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::job::{JobId, Status};
-use crate::plugins::LoadOptions;
 use crate::service::{self, AddJob, Host, JobEvent, ProcessorConfig, QueueConfig};
 // The benchmark measures the store beside the host (the baseline): it alone here names it.
 use crate::store::{ClaimDurability, JobStore, StoreOptions, WorkStore};
@@ -23,6 +22,10 @@ pub struct BenchArgs {
     /// Jobs to submit and drain.
     #[arg(long, default_value_t = 20_000)]
     pub jobs: usize,
+    /// Where the `echo` plugin runs: `process` (worker processes, the service's default) or
+    /// `none` (in the benchmark's process).
+    #[arg(long, value_enum, default_value_t = crate::config::Isolation::Process)]
+    pub isolation: crate::config::Isolation,
     /// Concurrent submitters (each waits for its job to be durable).
     #[arg(long, default_value_t = 16)]
     pub submitters: usize,
@@ -59,10 +62,10 @@ pub struct BenchArgs {
     pub plugins: PluginArgs,
 }
 
-pub fn run(options: LoadOptions, args: &BenchArgs) -> u8 {
+pub fn run(allow_insecure: bool, args: &BenchArgs) -> u8 {
     let report = match &args.server {
         Some(url) => http::bench(url, args),
-        None => bench(options, args),
+        None => bench(allow_insecure, args),
     };
     match report {
         Ok(report) => {
@@ -80,14 +83,14 @@ pub fn run(options: LoadOptions, args: &BenchArgs) -> u8 {
     }
 }
 
-fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
+fn bench(allow_insecure: bool, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(
         args.jobs > 0 && args.submitters > 0 && args.concurrency > 0,
         "--jobs, --submitters and --concurrency must be at least 1"
     );
-    let registry = args.plugins.load(options);
+    let plugins = args.plugins.setup(args.isolation, allow_insecure).open()?;
     anyhow::ensure!(
-        registry.get("echo").is_some(),
+        plugins.catalog().factory("echo").is_some(),
         "the `echo` plugin was not found in {:?} (use --plugin-dir)",
         args.plugins.dirs()
     );
@@ -100,7 +103,7 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
         cache_bytes: args.cache_mb.map_or(defaults.cache_bytes, |mb| mb * 1024 * 1024),
         ..defaults
     };
-    let (host, store) = service::open_with_store(dir.path(), store_options, registry, config)?;
+    let (host, store) = service::open_with_store(dir.path(), store_options, plugins, config)?;
     let runtime = super::local::runtime()?;
 
     let preload_started = Instant::now();
@@ -189,6 +192,7 @@ fn bench(options: LoadOptions, args: &BenchArgs) -> anyhow::Result<serde_json::V
         "store_bytes": store.size_on_disk()?,
         "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "claims": store_options.claims.as_str(),
+        "isolation": format!("{:?}", args.isolation).to_lowercase(),
         "cache_bytes": store_options.cache_bytes,
         "preload": args.preload,
     });

@@ -1,0 +1,87 @@
+//! The plugins a host's workers run: loaded in this process (`isolation = "none"`), or in
+//! worker processes (`"process"`, the default), where the host keeps only their catalog.
+//!
+//! **Invariant:** with worker processes, this process never loads plugin code: it learns the
+//! catalog from a worker's hello (a scan worker at start and on every reload), and every
+//! attempt runs in a worker process.
+
+use std::sync::Arc;
+
+use crate::plugins::{Catalog, Factory, Registry};
+use crate::workers::{SpawnError, Spec, WorkerProcess};
+
+/// Where plugin code runs.
+pub enum Plugins {
+    /// In this process: the registry holds the loaded libraries.
+    InProcess { registry: Registry, catalog: Arc<Catalog> },
+    /// In worker processes started from `spec`; `generation` counts reloads, so each worker
+    /// knows whether what it loaded is current.
+    Isolated { spec: Spec, catalog: Arc<Catalog>, generation: u64 },
+}
+
+impl Plugins {
+    pub fn in_process(registry: Registry) -> Self {
+        let catalog = Arc::new(registry.catalog());
+        Plugins::InProcess { registry, catalog }
+    }
+
+    /// Starts a worker process to learn what the plugin directories hold (its hello's
+    /// catalog), then stops it.
+    pub fn isolated(spec: Spec) -> Result<Self, SpawnError> {
+        let catalog = scan(&spec)?;
+        Ok(Plugins::Isolated { spec, catalog: Arc::new(catalog), generation: 1 })
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        match self {
+            Plugins::InProcess { catalog, .. } | Plugins::Isolated { catalog, .. } => catalog,
+        }
+    }
+
+    /// The loaded factory, with plugins in this process.
+    pub fn runnable(&self, name: &str) -> Option<Factory> {
+        match self {
+            Plugins::InProcess { registry, .. } => registry.get(name).cloned(),
+            Plugins::Isolated { .. } => None,
+        }
+    }
+
+    pub fn is_isolated(&self) -> bool {
+        matches!(self, Plugins::Isolated { .. })
+    }
+
+    /// Loads the plugin directories afresh (SIGHUP). In this process: files that appeared
+    /// since (a loaded library cannot be unloaded). With worker processes: a scan of
+    /// everything, kept by a new generation that workers roll to between jobs; factories
+    /// already loaded keep their files against new ones. Returns the catalog before and after.
+    pub fn reload(
+        &mut self,
+        dirs: &[std::path::PathBuf],
+    ) -> Result<(Arc<Catalog>, Arc<Catalog>), SpawnError> {
+        match self {
+            Plugins::InProcess { registry, catalog } => {
+                let before = catalog.clone();
+                registry.rescan(dirs);
+                *catalog = Arc::new(registry.catalog());
+                Ok((before, catalog.clone()))
+            }
+            Plugins::Isolated { spec, catalog, generation } => {
+                let before = catalog.clone();
+                let mut next = spec.clone();
+                next.keep = catalog.owners();
+                let scanned = scan(&next)?;
+                *spec = next;
+                *catalog = Arc::new(scanned);
+                *generation += 1;
+                Ok((before, catalog.clone()))
+            }
+        }
+    }
+}
+
+fn scan(spec: &Spec) -> Result<Catalog, SpawnError> {
+    let worker = WorkerProcess::spawn(spec, 0)?;
+    let catalog = worker.catalog.clone();
+    worker.stop(std::time::Duration::from_secs(2));
+    Ok(catalog)
+}

@@ -1,0 +1,196 @@
+//! The worker process itself: the hidden `jobhost worker` command a host starts. It applies its
+//! resource limits, loads the plugin directories (private copies, so the files can be replaced
+//! under it), says hello with the catalog of what it loaded, then runs the jobs the host sends,
+//! one at a time, on a job thread, while its main thread keeps reading the socket for cancels.
+//!
+//! **Invariant:** the worker exits as soon as its socket closes (the host is gone), whatever
+//! its job is doing; plugin output never reaches the socket (stdout goes to stderr, which the
+//! host forwards to its log).
+
+use std::collections::BTreeMap;
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+
+use super::limits::Limits;
+use super::process::SOCKET_FD;
+use super::protocol::{self, FromWorker, RunJob, ToWorker, WireFailure, PROTOCOL_VERSION};
+use crate::plugins::{LoadOptions, ProgressSink, Registry, RunContext};
+use crate::sync;
+
+/// The command line a host gives its workers (see `process::Spec`).
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[arg(long = "plugin-dir")]
+    pub plugin_dirs: Vec<PathBuf>,
+    #[arg(long = "pin", value_parser = pair)]
+    pub pins: Vec<(String, String)>,
+    #[arg(long = "keep", value_parser = pair)]
+    pub keep: Vec<(String, String)>,
+    #[arg(long)]
+    pub address_space: Option<u64>,
+    #[arg(long)]
+    pub cpu_time_ms: Option<u64>,
+    #[arg(long)]
+    pub open_files: Option<u64>,
+}
+
+fn pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .ok_or_else(|| format!("{text:?}: expected NAME=VALUE"))
+}
+
+/// Runs the worker; the process's exit code.
+pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
+    // Plugins that print must not corrupt anything: their stdout joins stderr, which the host
+    // reads line by line into its log.
+    // SAFETY: dup2 on the standard descriptors.
+    unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) };
+    // SAFETY: the host passed our end of the socket as this descriptor; nothing else owns it.
+    let socket = unsafe { UnixStream::from_raw_fd(SOCKET_FD) };
+    let limits = Limits {
+        address_space: args.address_space,
+        cpu_time: args.cpu_time_ms.map(Duration::from_millis),
+        open_files: args.open_files,
+    };
+    if let Err(e) = limits.apply() {
+        log::error!("worker: cannot apply its resource limits: {e}");
+        return 1;
+    }
+    let options = LoadOptions {
+        allow_insecure,
+        private_copies: true,
+        pins: args.pins.iter().cloned().collect(),
+        keep: args.keep.iter().map(|(n, p)| (n.clone(), PathBuf::from(p))).collect::<BTreeMap<_, _>>(),
+    };
+    let registry = Registry::load_dirs(options, &args.plugin_dirs);
+    let writer = match socket.try_clone() {
+        Ok(writer) => Arc::new(Mutex::new(writer)),
+        Err(e) => {
+            log::error!("worker: its socket is unusable: {e}");
+            return 1;
+        }
+    };
+    let hello = FromWorker::Hello {
+        protocol: PROTOCOL_VERSION,
+        pid: std::process::id(),
+        catalog: registry.catalog(),
+    };
+    if protocol::write_frame(&mut *sync::lock(&writer), &hello).is_err() {
+        return 0; // the host is gone
+    }
+    serve(socket, writer, registry, limits)
+}
+
+/// The job running now: its id and cooperative flag.
+type Current = Arc<Mutex<Option<(u64, Arc<AtomicBool>)>>>;
+
+fn serve(mut socket: UnixStream, writer: Arc<Mutex<UnixStream>>, registry: Registry, limits: Limits) -> u8 {
+    let current: Current = Arc::new(Mutex::new(None));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let (jobs, queue) = mpsc::channel::<RunJob>();
+    {
+        let (writer, current, stopping) = (writer.clone(), current.clone(), stopping.clone());
+        let spawned = std::thread::Builder::new()
+            .name("worker-job".to_owned())
+            .spawn(move || run_jobs(queue, writer, current, stopping, registry, limits));
+        if let Err(e) = spawned {
+            log::error!("worker: cannot start its job thread: {e}");
+            return 1;
+        }
+    }
+    loop {
+        match protocol::read_frame::<ToWorker>(&mut socket) {
+            Ok(Some(ToWorker::Run(job))) => {
+                let cancel = Arc::new(AtomicBool::new(false));
+                *sync::lock(&current) = Some((job.id, cancel));
+                if jobs.send(job).is_err() {
+                    return 1;
+                }
+            }
+            Ok(Some(ToWorker::Cancel { id })) => {
+                if let Some((running, cancel)) = &*sync::lock(&current) {
+                    if *running == id {
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            Ok(Some(ToWorker::Stop)) => {
+                stopping.store(true, Ordering::SeqCst);
+                if sync::lock(&current).is_none() {
+                    return 0;
+                }
+            }
+            // The host is gone (or speaks nonsense): end now, whatever the job is doing.
+            Ok(None) => exit_now(0),
+            Err(e) => {
+                log::error!("worker: unreadable message from the host: {e}");
+                exit_now(1)
+            }
+        }
+    }
+}
+
+/// Ends the process without waiting for the job thread (which may be stuck in a plugin).
+fn exit_now(code: i32) -> ! {
+    #[allow(clippy::disallowed_methods)] // a worker may end with its job thread still running
+    std::process::exit(code)
+}
+
+/// The job thread: runs each job to its end and reports it.
+fn run_jobs(
+    queue: mpsc::Receiver<RunJob>,
+    writer: Arc<Mutex<UnixStream>>,
+    current: Current,
+    stopping: Arc<AtomicBool>,
+    registry: Registry,
+    limits: Limits,
+) {
+    for job in queue {
+        let cancel = sync::lock(&current).as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+        if let Err(e) = limits.limit_cpu_for_next_job() {
+            log::warn!("worker: cannot set the CPU limit for job {}: {e}", job.id);
+        }
+        let result = match registry.get(&job.factory) {
+            Some(factory) => {
+                let sink = SocketProgress { id: job.id, writer: writer.clone() };
+                let ctx =
+                    RunContext { job_id: job.id, attempt: job.attempt, cancel: &cancel, progress: &sink };
+                factory.run(&ctx, &job.input).map_err(WireFailure::from)
+            }
+            None => Err(WireFailure {
+                permanent: true,
+                message: format!("unknown job factory `{}`: no loaded plugin provides it", job.factory),
+                retry_after_ms: None,
+            }),
+        };
+        *sync::lock(&current) = None;
+        let done = FromWorker::Done { id: job.id, result };
+        if protocol::write_frame(&mut *sync::lock(&writer), &done).is_err() {
+            exit_now(0);
+        }
+        if stopping.load(Ordering::SeqCst) {
+            exit_now(0);
+        }
+    }
+}
+
+/// Progress goes to the host as it is reported.
+struct SocketProgress {
+    id: u64,
+    writer: Arc<Mutex<UnixStream>>,
+}
+
+impl ProgressSink for SocketProgress {
+    fn report(&self, fraction: f64, message: &str) {
+        let progress = FromWorker::Progress { id: self.id, fraction, message: message.to_owned() };
+        let _ = protocol::write_frame(&mut *sync::lock(&self.writer), &progress);
+    }
+}

@@ -1,0 +1,437 @@
+//! One worker process, from the host's side: spawning it (the same binary's hidden `worker`
+//! command, the socket as its fd 3, dying with the thread that spawned it), the handshake,
+//! running one job at a time, and telling how it died.
+//!
+//! **Invariant:** a worker process never outlives the host: `PR_SET_PDEATHSIG` kills it when
+//! the thread that spawned it ends (the worker slot that owns it), and it exits at once when
+//! its socket closes. Its pid is signalled only while it has not been reaped, so a reused pid
+//! is never hit.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::limits::Limits;
+use super::protocol::{self, FromWorker, RunJob, ToWorker, WireFailure, PROTOCOL_VERSION};
+use crate::plugins::Catalog;
+use crate::sync;
+
+/// The file descriptor a worker finds its socket on.
+pub const SOCKET_FD: i32 = 3;
+
+/// How long a new worker may take to load its plugins and say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Lines of a worker's output kept to explain its death.
+const TAIL_LINES: usize = 16;
+
+/// What a worker process is started with.
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    /// The binary to run (this one).
+    pub exe: PathBuf,
+    pub plugin_dirs: Vec<PathBuf>,
+    pub allow_insecure: bool,
+    /// `[factories]` pins.
+    pub pins: BTreeMap<String, String>,
+    /// Owners of factories before a reload (see `LoadOptions::keep`).
+    pub keep: BTreeMap<String, PathBuf>,
+    pub limits: Limits,
+}
+
+impl Spec {
+    /// The command line of the hidden `worker` command.
+    fn args(&self) -> Vec<String> {
+        let mut args = vec!["worker".to_owned()];
+        for dir in &self.plugin_dirs {
+            args.push("--plugin-dir".to_owned());
+            args.push(dir.display().to_string());
+        }
+        if self.allow_insecure {
+            args.push("--allow-insecure-plugins".to_owned());
+        }
+        for (name, file) in &self.pins {
+            args.push(format!("--pin={name}={file}"));
+        }
+        for (name, path) in &self.keep {
+            args.push(format!("--keep={name}={}", path.display()));
+        }
+        if let Some(bytes) = self.limits.address_space {
+            args.push(format!("--address-space={bytes}"));
+        }
+        if let Some(cpu) = self.limits.cpu_time {
+            args.push(format!("--cpu-time-ms={}", cpu.as_millis()));
+        }
+        if let Some(files) = self.limits.open_files {
+            args.push(format!("--open-files={files}"));
+        }
+        args
+    }
+}
+
+/// Why a worker could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot start a worker process ({exe}): {error}")]
+    Start { exe: String, error: std::io::Error },
+    #[error("the worker process {death} before it was ready")]
+    Died { death: Death },
+    #[error("the worker process did not say hello: {0}")]
+    Handshake(String),
+}
+
+/// The part of a worker that other threads reach: the supervisor cancels the running job
+/// through it, or kills the process.
+pub struct Control {
+    pid: i32,
+    writer: Mutex<UnixStream>,
+    /// Reaped (the pid may be reused: never signal it again), and whether the host killed it.
+    state: Mutex<(bool, bool)>,
+}
+
+impl Control {
+    /// Asks the running job to stop (its cooperative flag); best effort.
+    pub fn cancel(&self, id: u64) {
+        let mut writer = sync::lock(&self.writer);
+        let _ = protocol::write_frame(&mut *writer, &ToWorker::Cancel { id });
+    }
+
+    /// SIGKILL, unless already reaped; remembered, so its death reads as the host's doing.
+    pub fn kill(&self) {
+        let mut state = sync::lock(&self.state);
+        if !state.0 {
+            state.1 = true;
+            // SAFETY: kill(2) on our own child, which cannot have been reaped (checked under
+            // the lock the reaper takes), so the pid is still ours.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+
+    pub fn killed_by_host(&self) -> bool {
+        sync::lock(&self.state).1
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+}
+
+/// How a worker process ended.
+#[derive(Debug, Clone)]
+pub struct Death {
+    pub status: Option<ExitStatus>,
+    /// The host killed it (a timeout past its grace, a cancel, a stop).
+    pub killed_by_host: bool,
+    /// Its last lines of output.
+    pub tail: Vec<String>,
+}
+
+impl Death {
+    pub fn signal(&self) -> Option<i32> {
+        self.status.and_then(|s| s.signal())
+    }
+}
+
+impl std::fmt::Display for Death {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(status) => match (status.code(), status.signal()) {
+                (_, Some(signal)) => {
+                    write!(f, "worker process killed by signal {signal} ({})", signal_name(signal))
+                }
+                (Some(code), _) => write!(f, "worker process exited with status {code}"),
+                _ => write!(f, "worker process ended ({status})"),
+            },
+            None => write!(f, "worker process lost"),
+        }
+    }
+}
+
+/// `SIGABRT` for 6, and so on: the names operators know from `kill -l`.
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => "unknown signal",
+    }
+}
+
+/// A running worker process, owned by one worker slot.
+pub struct WorkerProcess {
+    child: Child,
+    reader: UnixStream,
+    control: Arc<Control>,
+    tail: Arc<Tail>,
+    /// What it loaded.
+    pub catalog: Catalog,
+    /// The plugin generation it loaded (a reload starts a new one).
+    pub generation: u64,
+}
+
+impl WorkerProcess {
+    /// Starts a worker and waits for its hello.
+    pub fn spawn(spec: &Spec, generation: u64) -> Result<WorkerProcess, SpawnError> {
+        let start = |error| SpawnError::Start { exe: spec.exe.display().to_string(), error };
+        let (host_end, worker_end) = UnixStream::pair().map_err(start)?;
+        let fd = worker_end.as_raw_fd();
+        // SAFETY: getpid has no preconditions.
+        let host_pid = unsafe { libc::getpid() };
+        let mut command = Command::new(&spec.exe);
+        command.args(spec.args()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        // SAFETY: between fork and exec only async-signal-safe calls: dup2, fcntl, prctl,
+        // getppid, _exit.
+        unsafe {
+            command.pre_exec(move || {
+                if fd == SOCKET_FD {
+                    // Already in place: only clear close-on-exec.
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, SOCKET_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Die with the thread that spawned us; and if the host is already gone, now.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != host_pid {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(start)?;
+        drop(worker_end);
+        let tail = Arc::new(Tail::default());
+        match child.stderr.take() {
+            Some(stderr) => forward_output(stderr, child.id(), tail.clone()),
+            None => tail.close(),
+        }
+        let writer = host_end.try_clone().map_err(start)?;
+        let control = Arc::new(Control {
+            pid: child.id() as i32,
+            writer: Mutex::new(writer),
+            state: Mutex::new((false, false)),
+        });
+        let mut process =
+            WorkerProcess { child, reader: host_end, control, tail, catalog: Catalog::default(), generation };
+        match process.hello() {
+            Ok(catalog) => {
+                process.catalog = catalog;
+                Ok(process)
+            }
+            Err(e) => {
+                let death = process.reap_after_kill();
+                match e {
+                    None => Err(SpawnError::Died { death }),
+                    Some(message) => Err(SpawnError::Handshake(message)),
+                }
+            }
+        }
+    }
+
+    /// The worker's hello: its catalog. `Err(None)` if it died first.
+    fn hello(&mut self) -> Result<Catalog, Option<String>> {
+        let _ = self.reader.set_read_timeout(Some(HELLO_TIMEOUT));
+        let hello = protocol::read_frame::<FromWorker>(&mut self.reader);
+        let _ = self.reader.set_read_timeout(None);
+        match hello {
+            Ok(Some(FromWorker::Hello { protocol, catalog, .. })) if protocol == PROTOCOL_VERSION => {
+                Ok(catalog)
+            }
+            Ok(Some(FromWorker::Hello { protocol, .. })) => {
+                Err(Some(format!("it speaks protocol {protocol}, this host {PROTOCOL_VERSION}")))
+            }
+            Ok(Some(other)) => Err(Some(format!("it sent {other:?} first"))),
+            Ok(None) => Err(None),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(Some(format!("no hello within {HELLO_TIMEOUT:?}")))
+            }
+            Err(_) => Err(None),
+        }
+    }
+
+    pub fn control(&self) -> Arc<Control> {
+        self.control.clone()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.control.pid
+    }
+
+    /// Runs one job: sends it, relays its progress, and returns its result; or, if the process
+    /// died meanwhile, how (the process is then reaped and this handle spent).
+    pub fn run(
+        &mut self,
+        job: RunJob,
+        progress: &mut dyn FnMut(f64, &str),
+    ) -> Result<Result<String, WireFailure>, Death> {
+        let id = job.id;
+        let sent = {
+            let mut writer = sync::lock(&self.control.writer);
+            protocol::write_frame(&mut *writer, &ToWorker::Run(job))
+        };
+        if sent.is_err() {
+            return Err(self.reap_after_kill());
+        }
+        loop {
+            match protocol::read_frame::<FromWorker>(&mut self.reader) {
+                Ok(Some(FromWorker::Progress { id: of, fraction, message })) if of == id => {
+                    progress(fraction, &message)
+                }
+                Ok(Some(FromWorker::Done { id: of, result })) if of == id => return Ok(result),
+                Ok(Some(other)) => {
+                    log::error!("worker process {}: unexpected message {other:?}; stopping it", self.pid());
+                    return Err(self.reap_after_kill());
+                }
+                // Closed or broken: it died (or is dying).
+                Ok(None) | Err(_) => return Err(self.reap()),
+            }
+        }
+    }
+
+    /// Asks the worker to exit and waits for it (killing it after `grace`); for rolls and
+    /// stopping queues, between jobs.
+    pub fn stop(mut self, grace: Duration) {
+        {
+            let mut writer = sync::lock(&self.control.writer);
+            let _ = protocol::write_frame(&mut *writer, &ToWorker::Stop);
+        }
+        let deadline = Instant::now() + grace;
+        loop {
+            if let Some(status) = self.try_reap() {
+                log::debug!("worker process {} stopped ({status})", self.pid());
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.reap_after_kill();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for the process, which has closed its socket and is ending.
+    fn reap(&mut self) -> Death {
+        // Its socket closed: it is exiting. Give it a moment, then make sure.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_reap() {
+                return self.death(Some(status));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.reap_after_kill()
+    }
+
+    fn reap_after_kill(&mut self) -> Death {
+        self.control.kill();
+        let status = self.child.wait().ok();
+        sync::lock(&self.control.state).0 = true;
+        self.death(status)
+    }
+
+    fn try_reap(&mut self) -> Option<ExitStatus> {
+        let mut state = sync::lock(&self.control.state);
+        let status = self.child.try_wait().ok().flatten();
+        if status.is_some() {
+            state.0 = true;
+        }
+        status
+    }
+
+    fn death(&self, status: Option<ExitStatus>) -> Death {
+        // What it wrote just before dying (an allocation failure's message) may still be in the
+        // pipe: wait for the forwarder to read to its end.
+        let tail = self.tail.lines_once_closed(Duration::from_millis(500));
+        Death { status, killed_by_host: self.control.killed_by_host(), tail }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if !sync::lock(&self.control.state).0 {
+            self.reap_after_kill();
+        }
+    }
+}
+
+/// A worker's last lines of output, and whether its output has ended.
+#[derive(Default)]
+struct Tail {
+    lines: Mutex<(VecDeque<String>, bool)>,
+    ended: std::sync::Condvar,
+}
+
+/// What the Rust runtime prints when it ends a process: kept past a backtrace that follows.
+const FATAL_LINES: [&str; 3] = ["memory allocation of", "fatal runtime error", "has overflowed its stack"];
+
+impl Tail {
+    fn push(&self, line: String) {
+        let mut state = sync::lock(&self.lines);
+        if state.0.len() == TAIL_LINES {
+            // Drop the oldest line that is not a fatal message.
+            let drop = state.0.iter().position(|l| !FATAL_LINES.iter().any(|f| l.contains(f))).unwrap_or(0);
+            state.0.remove(drop);
+        }
+        state.0.push_back(line);
+    }
+
+    fn close(&self) {
+        sync::lock(&self.lines).1 = true;
+        self.ended.notify_all();
+    }
+
+    /// The last lines, once the output ended (or `wait` passed).
+    fn lines_once_closed(&self, wait: Duration) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        let mut state = sync::lock(&self.lines);
+        while !state.1 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state = sync::wait_timeout(&self.ended, state, deadline - now);
+        }
+        state.0.iter().cloned().collect()
+    }
+}
+
+/// Copies a worker's output (its log lines, and whatever its plugins print) to the host's
+/// stderr as it comes, keeping the last lines to explain a death.
+fn forward_output(output: std::process::ChildStderr, pid: u32, tail: Arc<Tail>) {
+    let forwarded = tail.clone();
+    let spawned = std::thread::Builder::new().name(format!("worker-{pid}-output")).spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            forwarded.push(line);
+        }
+        forwarded.close();
+    });
+    if let Err(e) = spawned {
+        log::warn!("worker process {pid}: cannot forward its output: {e}");
+        tail.close();
+    }
+}

@@ -1,0 +1,151 @@
+//! The host ↔ worker-process protocol over one Unix socket: frames of a `u32` little-endian
+//! length and a bincode-encoded message. The worker speaks first (`Hello`: the protocol it
+//! speaks, its pid and the catalog of what it loaded); a host refuses a worker of another
+//! version. Then the host sends one `Run` at a time and the worker answers with `Progress`
+//! frames and one `Done`; `Cancel` sets the running job's cooperative flag; `Stop` asks the
+//! worker to exit once idle. A closed socket ends the worker at once.
+
+use std::io::{self, Read, Write};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::plugins::Catalog;
+
+/// Raised whenever a message changes shape.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame either side reads: more than any job input or result the API accepts.
+pub const MAX_FRAME: usize = 256 << 20;
+
+/// Host → worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    Run(RunJob),
+    /// Set the running job's cancellation flag (a cancel, a timeout, a stopping host).
+    Cancel {
+        id: u64,
+    },
+    /// Exit once the running job (if any) is done.
+    Stop,
+}
+
+/// One attempt of one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunJob {
+    pub id: u64,
+    pub attempt: u32,
+    pub factory: String,
+    /// JSON text.
+    pub input: String,
+}
+
+/// Worker → host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromWorker {
+    Hello { protocol: u32, pid: u32, catalog: Catalog },
+    Progress { id: u64, fraction: f64, message: String },
+    Done { id: u64, result: Result<String, WireFailure> },
+}
+
+/// A plugin's failure as it crosses the socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireFailure {
+    pub permanent: bool,
+    pub message: String,
+    pub retry_after_ms: Option<u64>,
+}
+
+impl From<jobhost_plugin_api::Failure> for WireFailure {
+    fn from(f: jobhost_plugin_api::Failure) -> Self {
+        WireFailure {
+            permanent: f.kind() == jobhost_plugin_api::FailureKind::Permanent,
+            message: f.message().to_owned(),
+            retry_after_ms: f.retry_delay().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+impl From<WireFailure> for jobhost_plugin_api::Failure {
+    fn from(w: WireFailure) -> Self {
+        use jobhost_plugin_api::Failure;
+        let failure = if w.permanent { Failure::permanent(w.message) } else { Failure::retryable(w.message) };
+        match w.retry_after_ms {
+            Some(ms) => failure.retry_after(std::time::Duration::from_millis(ms)),
+            None => failure,
+        }
+    }
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Writes one frame with one `write_all` (a small frame is one system call).
+pub fn write_frame(to: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
+    let mut frame = vec![0u8; 4];
+    bincode::serde::encode_into_std_write(message, &mut frame, config())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("cannot encode a message: {e}")))?;
+    let len = u32::try_from(frame.len() - 4)
+        .ok()
+        .filter(|&n| n as usize <= MAX_FRAME)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "message over the frame limit"))?;
+    frame[..4].copy_from_slice(&len.to_le_bytes());
+    to.write_all(&frame)
+}
+
+/// Reads one frame; `None` at a clean end of stream (the peer closed between frames).
+pub fn read_frame<T: DeserializeOwned>(from: &mut impl Read) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match from.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a frame of {len} bytes")));
+    }
+    let mut body = vec![0u8; len];
+    from.read_exact(&mut body)?;
+    let (message, used) = bincode::serde::decode_from_slice(&body, config())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("an unreadable message: {e}")))?;
+    if used != len {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "trailing bytes in a frame"));
+    }
+    Ok(Some(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_a_closed_stream_between_frames_is_the_end() {
+        let mut wire = Vec::new();
+        let run = ToWorker::Run(RunJob { id: 7, attempt: 2, factory: "echo".into(), input: "{}".into() });
+        write_frame(&mut wire, &run).unwrap();
+        write_frame(&mut wire, &ToWorker::Cancel { id: 7 }).unwrap();
+        let mut reader = &wire[..];
+        assert_eq!(read_frame::<ToWorker>(&mut reader).unwrap(), Some(run));
+        assert_eq!(read_frame::<ToWorker>(&mut reader).unwrap(), Some(ToWorker::Cancel { id: 7 }));
+        assert_eq!(read_frame::<ToWorker>(&mut reader).unwrap(), None);
+        // A torn frame is an error, not an end.
+        let mut torn = &wire[..wire.len() - 1];
+        read_frame::<ToWorker>(&mut torn).unwrap();
+        assert!(read_frame::<ToWorker>(&mut torn).is_err());
+        // So is a length over the limit.
+        let huge = u32::MAX.to_le_bytes();
+        assert!(read_frame::<ToWorker>(&mut &huge[..]).is_err());
+    }
+
+    #[test]
+    fn failures_keep_their_kind_message_and_delay_across_the_socket() {
+        use jobhost_plugin_api::Failure;
+        let failure = Failure::retryable("later").retry_after(std::time::Duration::from_millis(1500));
+        let back: Failure = WireFailure::from(failure.clone()).into();
+        assert_eq!(back, failure);
+        let permanent: Failure = WireFailure::from(Failure::permanent("no")).into();
+        assert_eq!(permanent, Failure::permanent("no"));
+    }
+}

@@ -1,0 +1,376 @@
+//! Plugins in worker processes, against the real `jobhost serve` and a plugin that misbehaves
+//! on purpose (`fixtures/misbehave.rs`): hangs that ignore their timeout or cancel, aborts,
+//! segfaults, `exit(0)`, resource limits, shutdown with a stuck job, replacing a plugin file in
+//! place and reloading, and duplicate factory names. The same stuck job with
+//! `isolation = "none"` is reported rather than silently holding its slot.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use jobhost_tests::{artefacts, jobhost, library_file, Server};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A plugin directory with the example plugins named and the misbehaving fixture.
+fn plugins_with_misbehave(examples: &[&str]) -> TempDir {
+    let dir = jobhost_tests::plugin_dir(examples);
+    fs::copy(artefacts().fixture("misbehave"), dir.path().join(library_file("misbehave"))).unwrap();
+    dir
+}
+
+/// A server with `config` (TOML) on a fresh data directory.
+fn serve(dir: &TempDir, plugins: &Path, config: &str) -> Server {
+    let file = dir.path().join("jobhost.toml");
+    fs::write(&file, config).unwrap();
+    Server::start(&dir.path().join("data"), plugins, &["--config", file.to_str().unwrap()])
+}
+
+fn add(server: &Server, body: Value) -> String {
+    let answer = server.post("/v1/jobs", &body);
+    assert_eq!(answer.status, 201, "{answer:?}");
+    answer.body["id"].as_str().unwrap().to_owned()
+}
+
+fn errors(job: &Value) -> Vec<String> {
+    job["errors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_owned()).collect()
+}
+
+/// The pids of `parent`'s child processes.
+fn children(parent: i32) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1));
+        if ppid.and_then(|p| p.parse::<i32>().ok()) == Some(parent) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie has been killed already; only a running (or sleeping) process counts.
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_job_that_ignores_its_timeout_is_killed_after_the_grace_and_ends_in_error_after_its_attempts() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&["echo"]);
+    let server = serve(
+        &dir,
+        plugins.path(),
+        "kill_grace = \"1s\"\n[retry]\nbase = \"100ms\"\n[default_queue]\nconcurrency = 2\n",
+    );
+    let started = Instant::now();
+    let stubborn =
+        add(&server, json!({"job": "stubborn", "input": 600, "timeout_seconds": 1, "max_attempts": 2}));
+    // Meanwhile the other worker runs jobs as usual.
+    let echo = server.add("echo", json!("beside"));
+    assert_eq!(server.wait_finished(&echo, LONG)["status"], "completed");
+
+    let done = server.wait_finished(&stubborn, LONG);
+    let took = started.elapsed();
+    assert_eq!((done["status"].as_str(), done["attempts"].as_u64()), (Some("error"), Some(2)), "{done}");
+    for error in errors(&done) {
+        assert!(error.ends_with("timed out after 1s (worker killed after 1s grace)"), "{error}");
+    }
+    // Two attempts of timeout + grace, a short retry delay, process starts: far below 600 s.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+
+    // A cancel reaches a job that ignores its flag too: it ends `cancelled` after the grace.
+    let again = add(&server, json!({"job": "stubborn", "input": 600}));
+    server.wait_until(&again, LONG, |j| j["status"] == "processing");
+    let asked = Instant::now();
+    assert_eq!(server.post_empty(&format!("/v1/jobs/{again}/cancel")).status, 200);
+    assert_eq!(server.wait_finished(&again, LONG)["status"], "cancelled");
+    assert!(asked.elapsed() < Duration::from_secs(15), "cancel took {:?}", asked.elapsed());
+}
+
+#[test]
+fn an_abort_costs_only_its_own_job_and_the_host_never_restarts() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&["sleep"]);
+    let server = serve(&dir, plugins.path(), "[retry]\nbase = \"100ms\"\n[default_queue]\nconcurrency = 2\n");
+    let pid = server.pid();
+    let sleeper = server.add("sleep", json!(1.5));
+    server.wait_until(&sleeper, LONG, |j| j["status"] == "processing");
+    let poison = server.add("abort", Value::Null);
+
+    let failed = server.wait_finished(&poison, LONG);
+    assert_eq!(
+        (failed["status"].as_str(), failed["attempts"].as_u64()),
+        (Some("error"), Some(2)),
+        "{failed}"
+    );
+    for error in errors(&failed) {
+        assert!(error.ends_with("worker process killed by signal 6 (SIGABRT) while running"), "{error}");
+    }
+    let slept = server.wait_finished(&sleeper, LONG);
+    assert_eq!(
+        (slept["status"].as_str(), slept["attempts"].as_u64()),
+        (Some("completed"), Some(1)),
+        "{slept}"
+    );
+    assert!(errors(&slept).is_empty(), "{slept}");
+
+    // Same host all along; the dead worker was replaced (visible to operators).
+    assert_eq!(server.pid(), pid);
+    assert_eq!(server.get("/v1/health").body["status"], "ok");
+    let queues = server.get("/v1/queues").body;
+    assert!(queues[0]["worker_restarts"].as_u64().unwrap() >= 2, "{queues}");
+    let metrics = server.get("/metrics").text;
+    assert!(metrics.contains("jobhost_worker_restarts_total{queue=\"default\"}"), "{metrics}");
+}
+
+#[test]
+fn exit_0_and_a_segfault_are_counted_against_their_job_with_the_cause() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&["echo"]);
+    let server = serve(&dir, plugins.path(), "[default_queue]\nconcurrency = 1\n");
+    let exits = add(&server, json!({"job": "exit", "input": 0, "max_attempts": 1}));
+    let done = server.wait_finished(&exits, LONG);
+    assert_eq!(done["status"], "error", "{done}");
+    assert!(errors(&done)[0].ends_with("worker process exited with status 0 while running"), "{done}");
+
+    let segv = add(&server, json!({"job": "segfault", "max_attempts": 1}));
+    let done = server.wait_finished(&segv, LONG);
+    assert!(
+        errors(&done)[0].ends_with("worker process killed by signal 11 (SIGSEGV) while running"),
+        "{done}"
+    );
+
+    // The host is up and its next worker runs jobs.
+    let echo = server.add("echo", json!(1));
+    assert_eq!(server.wait_finished(&echo, LONG)["status"], "completed");
+}
+
+#[test]
+fn the_host_runs_no_plugin_code_and_worker_output_reaches_its_log() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let server = serve(&dir, plugins.path(), "");
+    let id = add(&server, json!({"job": "log_thread", "input": "hello from the worker"}));
+    let done = server.wait_finished(&id, LONG);
+    let worker_pid = done["result"].as_i64().unwrap();
+    assert_ne!(worker_pid, i64::from(server.pid()), "the job ran in the host");
+    assert!(children(server.pid()).contains(&(worker_pid as i32)), "the worker is the host's child");
+    let deadline = Instant::now() + LONG;
+    while !server.log().contains("from a plugin thread: hello from the worker") {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn resource_limits_end_a_job_with_the_limit_named() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let config = "[worker_limits]\naddress_space = \"512MiB\"\ncpu_time = \"1s\"\nopen_files = 64\n";
+    let server = serve(&dir, plugins.path(), config);
+
+    let big = add(&server, json!({"job": "allocate", "input": 2u64 << 30, "max_attempts": 1}));
+    let done = server.wait_finished(&big, LONG);
+    let error = errors(&done).pop().unwrap();
+    assert!(error.contains("(worker_limits.address_space is 512 MiB)"), "{error}");
+
+    let burn = add(&server, json!({"job": "burn", "input": 30, "max_attempts": 1}));
+    let done = server.wait_finished(&burn, LONG);
+    let error = errors(&done).pop().unwrap();
+    assert!(error.contains("SIGXCPU") && error.contains("worker_limits.cpu_time (1s)"), "{error}");
+
+    let files = add(&server, json!({"job": "open_files", "input": 200, "max_attempts": 1}));
+    let done = server.wait_finished(&files, LONG);
+    assert!(errors(&done).pop().unwrap().contains("Too many open files"), "{done}");
+
+    // Within the limits, jobs run as usual (the CPU limit is per job, not per process).
+    for _ in 0..2 {
+        let small = add(&server, json!({"job": "burn", "input": 0.6}));
+        assert_eq!(server.wait_finished(&small, LONG)["status"], "completed");
+    }
+}
+
+#[test]
+fn sigterm_never_waits_longer_than_the_timeout_and_the_grace_and_a_second_signal_exits_at_once() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let config = "shutdown_timeout = \"1s\"\nkill_grace = \"1s\"\n";
+    let mut server = serve(&dir, plugins.path(), config);
+    let stuck = add(&server, json!({"job": "stubborn", "input": 600}));
+    server.wait_until(&stuck, LONG, |j| j["status"] == "processing");
+    let workers = children(server.pid());
+    assert!(!workers.is_empty());
+    let signalled = Instant::now();
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(LONG), Some(0), "a clean stop: {}", server.log());
+    assert!(signalled.elapsed() < Duration::from_secs(6), "took {:?}", signalled.elapsed());
+    for pid in workers {
+        assert!(!alive(pid), "worker {pid} outlived its host");
+    }
+    // The job went back to its queue, its attempt not counted.
+    let mut server = serve(&dir, plugins.path(), &format!("{config}[default_queue]\nautostart = false\n"));
+    let job = server.job(&stuck);
+    assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("queued"), Some(0)), "{job}");
+
+    // A second signal ends the process at once, its workers with it.
+    server.post_empty("/v1/queues/default/start");
+    server.wait_until(&stuck, LONG, |j| j["status"] == "processing");
+    let workers = children(server.pid());
+    server.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(200));
+    let second = Instant::now();
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(LONG), Some(1), "{}", server.log());
+    assert!(second.elapsed() < Duration::from_secs(2), "took {:?}", second.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while workers.iter().any(|pid| alive(*pid)) {
+        assert!(Instant::now() < deadline, "a worker outlived its host");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_plugin_replaced_in_place_runs_its_new_code_after_a_reload_and_running_jobs_complete() {
+    let dir = TempDir::new().unwrap();
+    let plugins = jobhost_tests::plugin_dir(&["sleep"]);
+    let versioned = plugins.path().join(library_file("versioned"));
+    fs::copy(artefacts().fixture("version_one"), &versioned).unwrap();
+    let server = serve(&dir, plugins.path(), "[default_queue]\nconcurrency = 2\n");
+    let one = server.add("version", Value::Null);
+    assert_eq!(server.wait_finished(&one, LONG)["result"], "one");
+
+    let sleeper = server.add("sleep", json!(2));
+    server.wait_until(&sleeper, LONG, |j| j["status"] == "processing");
+    // In place: the same file (inode) rewritten, as `cp` does.
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+    let before = inode(&versioned);
+    fs::write(&versioned, fs::read(artefacts().fixture("version_two")).unwrap()).unwrap();
+    assert_eq!(inode(&versioned), before);
+    server.signal(libc::SIGHUP);
+    let deadline = Instant::now() + LONG;
+    loop {
+        let names: Vec<String> = server
+            .get("/v1/factories")
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect();
+        if names.contains(&"two_only".to_owned()) {
+            assert!(!names.contains(&"one_only".to_owned()), "{names:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reload never showed: {names:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let two = server.add("version", Value::Null);
+    assert_eq!(server.wait_finished(&two, LONG)["result"], "two");
+    let slept = server.wait_finished(&sleeper, LONG);
+    assert_eq!(
+        (slept["status"].as_str(), slept["attempts"].as_u64()),
+        (Some("completed"), Some(1)),
+        "{slept}"
+    );
+    assert!(server.log().contains("factories added: [two_only], removed: [one_only]"), "{}", server.log());
+}
+
+#[test]
+fn two_files_with_one_factory_name_refuse_to_start_naming_both_unless_pinned() {
+    let dir = TempDir::new().unwrap();
+    let plugins = jobhost_tests::plugin_dir(&[]);
+    fs::copy(artefacts().fixture("version_one"), plugins.path().join("libone.so")).unwrap();
+    fs::copy(artefacts().fixture("version_two"), plugins.path().join("libtwo.so")).unwrap();
+    let out = jobhost([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+        "--plugin-dir",
+        plugins.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let one = plugins.path().join("libone.so").canonicalize().unwrap();
+    let two = plugins.path().join("libtwo.so").canonicalize().unwrap();
+    assert!(out.stderr.contains("factory `version` is provided by both"), "{out:?}");
+    assert!(
+        out.stderr.contains(&one.display().to_string()) && out.stderr.contains(&two.display().to_string())
+    );
+    assert!(out.stderr.contains("[factories]"), "{out:?}");
+
+    // Pinned in the config, it starts; the pinned file has the name, both others load.
+    let server = serve(&dir, plugins.path(), "[factories]\nversion = \"libtwo.so\"\n");
+    let id = server.add("version", Value::Null);
+    assert_eq!(server.wait_finished(&id, LONG)["result"], "two");
+    let listed = server.get("/v1/plugins").body;
+    assert_eq!(listed["conflicts"][0]["resolution"], "pinned", "{listed}");
+    assert_eq!(listed["isolation"], "process");
+    for name in ["one_only", "two_only"] {
+        let id = server.add(name, Value::Null);
+        assert_eq!(server.wait_finished(&id, LONG)["status"], "completed");
+    }
+}
+
+#[test]
+fn a_reload_that_brings_a_conflicting_file_keeps_the_loaded_owner_and_reports_it() {
+    let dir = TempDir::new().unwrap();
+    let plugins = jobhost_tests::plugin_dir(&[]);
+    // `libz` sorts after `liba`: a fresh scan would give `version` to the newcomer.
+    fs::copy(artefacts().fixture("version_one"), plugins.path().join("libz.so")).unwrap();
+    let server = serve(&dir, plugins.path(), "");
+    fs::copy(artefacts().fixture("version_two"), plugins.path().join("liba.so")).unwrap();
+    server.signal(libc::SIGHUP);
+    let deadline = Instant::now() + LONG;
+    let conflicts = loop {
+        let listed = server.get("/v1/plugins").body;
+        if !listed["conflicts"].as_array().unwrap().is_empty() {
+            break listed["conflicts"].clone();
+        }
+        assert!(Instant::now() < deadline, "no conflict reported: {listed}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(conflicts[0]["resolution"], "kept_loaded", "{conflicts}");
+    assert!(conflicts[0]["owner"].as_str().unwrap().ends_with("libz.so"), "{conflicts}");
+    let id = server.add("version", Value::Null);
+    assert_eq!(server.wait_finished(&id, LONG)["result"], "one");
+}
+
+#[test]
+fn in_process_a_job_past_its_timeout_and_grace_is_reported_stuck_and_shutdown_still_ends() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let config = "isolation = \"none\"\nkill_grace = \"1s\"\nshutdown_timeout = \"1s\"\n";
+    let mut server = serve(&dir, plugins.path(), config);
+    let stuck = add(&server, json!({"job": "stubborn", "input": 600, "timeout_seconds": 1}));
+    let deadline = Instant::now() + LONG;
+    loop {
+        let queues = server.get("/v1/queues").body;
+        if queues[0]["stuck"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reported stuck: {queues}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.get("/metrics").text.contains("jobhost_jobs_stuck{queue=\"default\"} 1"));
+    assert!(
+        server.log().contains(&format!("job {stuck} (queue 'default'): still running")),
+        "{}",
+        server.log()
+    );
+    let signalled = Instant::now();
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(LONG), Some(0), "{}", server.log());
+    assert!(signalled.elapsed() < Duration::from_secs(6), "waited for the plugin: {:?}", signalled.elapsed());
+    // Released uncounted, as a stopping host does.
+    let server = serve(&dir, plugins.path(), &format!("{config}[default_queue]\nautostart = false\n"));
+    assert_eq!(server.job(&stuck)["status"], "queued");
+}
