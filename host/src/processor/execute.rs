@@ -28,6 +28,11 @@ use crate::workers::{Death, RunJob, WorkerProcess};
 pub const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
+/// The wait before starting a worker process after `deaths` in a row.
+fn backoff(deaths: u32) -> Duration {
+    BACKOFF_FIRST.saturating_mul(1 << deaths.saturating_sub(1).min(16)).min(BACKOFF_MAX)
+}
+
 /// A claimed attempt, registered as running (see `worker::begin`).
 pub(super) struct Attempt {
     pub claimed: Claimed,
@@ -57,7 +62,9 @@ pub struct Unready {
     pub reason: String,
 }
 
-/// How a worker slot runs its attempts.
+/// How a worker slot runs its attempts. One per slot, held for the slot's life: the size of
+/// the isolated variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Executor {
     InProcess,
     Isolated(Isolated),
@@ -157,7 +164,7 @@ impl Isolated {
     /// One more death in a row: how long to wait before the next start.
     fn back_off(&mut self, queue: &Queue) -> Duration {
         self.crashes += 1;
-        let wait = BACKOFF_FIRST.saturating_mul(1 << (self.crashes - 1).min(16)).min(BACKOFF_MAX);
+        let wait = backoff(self.crashes);
         self.not_before = Some(Instant::now() + wait);
         queue.backing_off.store(true, Ordering::Relaxed);
         wait
@@ -305,5 +312,17 @@ impl ProgressSink for StoreProgress {
         if let Err(e) = self.store.set_progress(self.id, self.token, progress) {
             log::warn!("job {}: could not store progress: {e}", self.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_wait_100_ms_doubling_per_death_in_a_row_up_to_30_s() {
+        let waits: Vec<u64> = (1..=10).map(|n| backoff(n).as_millis() as u64).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000]);
+        assert_eq!(backoff(1000), BACKOFF_MAX);
     }
 }

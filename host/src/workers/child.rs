@@ -1,26 +1,27 @@
 //! The worker process itself: the hidden `jobhost worker` command a host starts. It applies its
 //! resource limits, loads the plugin directories (private copies, so the files can be replaced
-//! under it), says hello with the catalog of what it loaded, then runs the jobs the host sends,
-//! one at a time, on a job thread, while its main thread keeps reading the socket for cancels.
+//! under it), says hello with the catalog of what it loaded, then runs the jobs the host sends
+//! on its data socket, one at a time, while a thread of its own reads the control socket for
+//! cancels and stops.
 //!
-//! **Invariant:** the worker exits as soon as its socket closes (the host is gone), whatever
-//! its job is doing; plugin output never reaches the socket (stdout goes to stderr, which the
-//! host forwards to its log).
+//! **Invariant:** the worker exits as soon as its control socket closes (the host is gone),
+//! whatever its job is doing; plugin output never reaches a socket (stdout goes to stderr,
+//! which the host forwards to its log).
 
 use std::collections::BTreeMap;
+use std::io::BufReader;
 use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
 
 use super::limits::Limits;
-use super::process::SOCKET_FD;
-use super::protocol::{self, FromWorker, RunJob, ToWorker, WireFailure, PROTOCOL_VERSION};
+use super::process::{CONTROL_FD, DATA_FD};
+use super::protocol::{self, FromWorker, ToWorker, WireFailure, PROTOCOL_VERSION};
 use crate::plugins::{LoadOptions, ProgressSink, Registry, RunContext};
 use crate::sync;
 
@@ -53,8 +54,9 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
     // reads line by line into its log.
     // SAFETY: dup2 on the standard descriptors.
     unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) };
-    // SAFETY: the host passed our end of the socket as this descriptor; nothing else owns it.
-    let socket = unsafe { UnixStream::from_raw_fd(SOCKET_FD) };
+    // SAFETY: the host passed our ends of its two sockets as these descriptors; nothing else
+    // owns them.
+    let (data, control) = unsafe { (UnixStream::from_raw_fd(DATA_FD), UnixStream::from_raw_fd(CONTROL_FD)) };
     let limits = Limits {
         address_space: args.address_space,
         cpu_time: args.cpu_time_ms.map(Duration::from_millis),
@@ -71,8 +73,8 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
         keep: args.keep.iter().map(|(n, p)| (n.clone(), PathBuf::from(p))).collect::<BTreeMap<_, _>>(),
     };
     let registry = Registry::load_dirs(options, &args.plugin_dirs);
-    let writer = match socket.try_clone() {
-        Ok(writer) => Arc::new(Mutex::new(writer)),
+    let (reader, writer) = match data.try_clone() {
+        Ok(reader) => (BufReader::new(reader), Arc::new(Mutex::new(data))),
         Err(e) => {
             log::error!("worker: its socket is unusable: {e}");
             return 1;
@@ -86,35 +88,29 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
     if protocol::write_frame(&mut *sync::lock(&writer), &hello).is_err() {
         return 0; // the host is gone
     }
-    serve(socket, writer, registry, limits)
+    let current: Current = Arc::new(Mutex::new(None));
+    let stopping = Arc::new(AtomicBool::new(false));
+    {
+        let (current, stopping) = (current.clone(), stopping.clone());
+        let spawned = std::thread::Builder::new()
+            .name("worker-control".to_owned())
+            .spawn(move || obey(control, current, stopping));
+        if let Err(e) = spawned {
+            log::error!("worker: cannot start its control thread: {e}");
+            return 1;
+        }
+    }
+    run_jobs(reader, writer, current, stopping, registry, limits)
 }
 
 /// The job running now: its id and cooperative flag.
 type Current = Arc<Mutex<Option<(u64, Arc<AtomicBool>)>>>;
 
-fn serve(mut socket: UnixStream, writer: Arc<Mutex<UnixStream>>, registry: Registry, limits: Limits) -> u8 {
-    let current: Current = Arc::new(Mutex::new(None));
-    let stopping = Arc::new(AtomicBool::new(false));
-    let (jobs, queue) = mpsc::channel::<RunJob>();
-    {
-        let (writer, current, stopping) = (writer.clone(), current.clone(), stopping.clone());
-        let spawned = std::thread::Builder::new()
-            .name("worker-job".to_owned())
-            .spawn(move || run_jobs(queue, writer, current, stopping, registry, limits));
-        if let Err(e) = spawned {
-            log::error!("worker: cannot start its job thread: {e}");
-            return 1;
-        }
-    }
+/// The control thread: cancels reach the running job at once; a stop ends the worker once
+/// idle; a closed socket (the host is gone) ends it now, whatever its job is doing.
+fn obey(mut control: UnixStream, current: Current, stopping: Arc<AtomicBool>) {
     loop {
-        match protocol::read_frame::<ToWorker>(&mut socket) {
-            Ok(Some(ToWorker::Run(job))) => {
-                let cancel = Arc::new(AtomicBool::new(false));
-                *sync::lock(&current) = Some((job.id, cancel));
-                if jobs.send(job).is_err() {
-                    return 1;
-                }
-            }
+        match protocol::read_frame::<ToWorker>(&mut control) {
             Ok(Some(ToWorker::Cancel { id })) => {
                 if let Some((running, cancel)) = &*sync::lock(&current) {
                     if *running == id {
@@ -123,38 +119,56 @@ fn serve(mut socket: UnixStream, writer: Arc<Mutex<UnixStream>>, registry: Regis
                 }
             }
             Ok(Some(ToWorker::Stop)) => {
+                // Under the lock the job thread sets the job it starts: idle now means no job.
+                let current = sync::lock(&current);
                 stopping.store(true, Ordering::SeqCst);
-                if sync::lock(&current).is_none() {
-                    return 0;
+                if current.is_none() {
+                    exit_now(0);
                 }
             }
-            // The host is gone (or speaks nonsense): end now, whatever the job is doing.
+            Ok(Some(ToWorker::Run(job))) => {
+                log::error!("worker: job {} sent on the control socket; ignored", job.id);
+            }
             Ok(None) => exit_now(0),
             Err(e) => {
-                log::error!("worker: unreadable message from the host: {e}");
+                log::error!("worker: unreadable control message from the host: {e}");
                 exit_now(1)
             }
         }
     }
 }
 
-/// Ends the process without waiting for the job thread (which may be stuck in a plugin).
+/// Ends the process without waiting for its other threads (a job may be stuck in a plugin).
 fn exit_now(code: i32) -> ! {
-    #[allow(clippy::disallowed_methods)] // a worker may end with its job thread still running
+    #[allow(clippy::disallowed_methods)] // a worker may end with its job still running
     std::process::exit(code)
 }
 
-/// The job thread: runs each job to its end and reports it.
+/// The job loop, on the thread that reads the data socket: each job runs right here, with no
+/// hand-off, and is reported before the next is read.
 fn run_jobs(
-    queue: mpsc::Receiver<RunJob>,
+    mut reader: BufReader<UnixStream>,
     writer: Arc<Mutex<UnixStream>>,
     current: Current,
     stopping: Arc<AtomicBool>,
     registry: Registry,
     limits: Limits,
-) {
-    for job in queue {
-        let cancel = sync::lock(&current).as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+) -> u8 {
+    loop {
+        let job = match protocol::read_frame::<ToWorker>(&mut reader) {
+            Ok(Some(ToWorker::Run(job))) => job,
+            Ok(Some(other)) => {
+                log::error!("worker: {other:?} sent on the data socket; ignored");
+                continue;
+            }
+            Ok(None) => return 0,
+            Err(e) => {
+                log::error!("worker: unreadable message from the host: {e}");
+                return 1;
+            }
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        *sync::lock(&current) = Some((job.id, cancel.clone()));
         if let Err(e) = limits.limit_cpu_for_next_job() {
             log::warn!("worker: cannot set the CPU limit for job {}: {e}", job.id);
         }
@@ -174,15 +188,15 @@ fn run_jobs(
         *sync::lock(&current) = None;
         let done = FromWorker::Done { id: job.id, result };
         if protocol::write_frame(&mut *sync::lock(&writer), &done).is_err() {
-            exit_now(0);
+            return 0;
         }
         if stopping.load(Ordering::SeqCst) {
-            exit_now(0);
+            return 0;
         }
     }
 }
 
-/// Progress goes to the host as it is reported.
+/// Progress goes to the host as it is reported (possibly from a thread of the plugin's).
 struct SocketProgress {
     id: u64,
     writer: Arc<Mutex<UnixStream>>,

@@ -26,7 +26,7 @@ pub struct Limits {
 
 impl Limits {
     /// Applies the address-space and open-files limits to this process (a worker, before it
-    /// loads plugins). The CPU limit is per job: see [`limit_cpu_for_next_job`].
+    /// loads plugins). The CPU limit is per job: see [`Limits::limit_cpu_for_next_job`].
     pub fn apply(&self) -> std::io::Result<()> {
         if let Some(bytes) = self.address_space {
             set(libc::RLIMIT_AS, bytes)?;

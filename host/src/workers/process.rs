@@ -22,8 +22,13 @@ use super::protocol::{self, FromWorker, RunJob, ToWorker, WireFailure, PROTOCOL_
 use crate::plugins::Catalog;
 use crate::sync;
 
-/// The file descriptor a worker finds its socket on.
-pub const SOCKET_FD: i32 = 3;
+/// The file descriptor a worker finds its data socket on: `Run` in, `Progress` and `Done` out,
+/// one job at a time.
+pub const DATA_FD: i32 = 3;
+/// The file descriptor of its control socket: `Cancel` and `Stop` in, read by a thread of its
+/// own so they land while a job runs (the job itself runs on the thread reading the data
+/// socket, with no hand-off per job).
+pub const CONTROL_FD: i32 = 4;
 
 /// How long a new worker may take to load its plugins and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -90,6 +95,7 @@ pub enum SpawnError {
 /// through it, or kills the process.
 pub struct Control {
     pid: i32,
+    /// The control socket.
     writer: Mutex<UnixStream>,
     /// Reaped (the pid may be reused: never signal it again), and whether the host killed it.
     state: Mutex<(bool, bool)>,
@@ -181,7 +187,9 @@ pub fn signal_name(signal: i32) -> &'static str {
 /// A running worker process, owned by one worker slot.
 pub struct WorkerProcess {
     child: Child,
-    reader: UnixStream,
+    /// The data socket, read buffered (a frame's length and body in one read).
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
     control: Arc<Control>,
     tail: Arc<Tail>,
     /// What it loaded.
@@ -194,23 +202,31 @@ impl WorkerProcess {
     /// Starts a worker and waits for its hello.
     pub fn spawn(spec: &Spec, generation: u64) -> Result<WorkerProcess, SpawnError> {
         let start = |error| SpawnError::Start { exe: spec.exe.display().to_string(), error };
-        let (host_end, worker_end) = UnixStream::pair().map_err(start)?;
-        let fd = worker_end.as_raw_fd();
+        let (data, worker_data) = UnixStream::pair().map_err(start)?;
+        let (control, worker_control) = UnixStream::pair().map_err(start)?;
+        let fds = [worker_data.as_raw_fd(), worker_control.as_raw_fd()];
         // SAFETY: getpid has no preconditions.
         let host_pid = unsafe { libc::getpid() };
         let mut command = Command::new(&spec.exe);
         command.args(spec.args()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        // SAFETY: between fork and exec only async-signal-safe calls: dup2, fcntl, prctl,
-        // getppid, _exit.
+        // SAFETY: between fork and exec only async-signal-safe calls: fcntl, dup2, close,
+        // prctl, getppid, _exit.
         unsafe {
             command.pre_exec(move || {
-                if fd == SOCKET_FD {
-                    // Already in place: only clear close-on-exec.
-                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                // Out of the way first (either may already sit on 3 or 4), then into place;
+                // F_DUPFD and dup2 leave close-on-exec off, so the worker inherits them.
+                let mut high = [0; 2];
+                for (slot, fd) in high.iter_mut().zip(fds) {
+                    *slot = libc::fcntl(fd, libc::F_DUPFD, 10);
+                    if *slot < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
-                } else if libc::dup2(fd, SOCKET_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
+                }
+                for (high, target) in high.into_iter().zip([DATA_FD, CONTROL_FD]) {
+                    if libc::dup2(high, target) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(high);
                 }
                 // Die with the thread that spawned us; and if the host is already gone, now.
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
@@ -223,20 +239,27 @@ impl WorkerProcess {
             });
         }
         let mut child = command.spawn().map_err(start)?;
-        drop(worker_end);
+        drop((worker_data, worker_control));
         let tail = Arc::new(Tail::default());
         match child.stderr.take() {
             Some(stderr) => forward_output(stderr, child.id(), tail.clone()),
             None => tail.close(),
         }
-        let writer = host_end.try_clone().map_err(start)?;
+        let reader = BufReader::new(data.try_clone().map_err(start)?);
         let control = Arc::new(Control {
             pid: child.id() as i32,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(control),
             state: Mutex::new((false, false)),
         });
-        let mut process =
-            WorkerProcess { child, reader: host_end, control, tail, catalog: Catalog::default(), generation };
+        let mut process = WorkerProcess {
+            child,
+            reader,
+            writer: data,
+            control,
+            tail,
+            catalog: Catalog::default(),
+            generation,
+        };
         match process.hello() {
             Ok(catalog) => {
                 process.catalog = catalog;
@@ -254,9 +277,9 @@ impl WorkerProcess {
 
     /// The worker's hello: its catalog. `Err(None)` if it died first.
     fn hello(&mut self) -> Result<Catalog, Option<String>> {
-        let _ = self.reader.set_read_timeout(Some(HELLO_TIMEOUT));
+        let _ = self.reader.get_ref().set_read_timeout(Some(HELLO_TIMEOUT));
         let hello = protocol::read_frame::<FromWorker>(&mut self.reader);
-        let _ = self.reader.set_read_timeout(None);
+        let _ = self.reader.get_ref().set_read_timeout(None);
         match hello {
             Ok(Some(FromWorker::Hello { protocol, catalog, .. })) if protocol == PROTOCOL_VERSION => {
                 Ok(catalog)
@@ -289,11 +312,7 @@ impl WorkerProcess {
         progress: &mut dyn FnMut(f64, &str),
     ) -> Result<Result<String, WireFailure>, Death> {
         let id = job.id;
-        let sent = {
-            let mut writer = sync::lock(&self.control.writer);
-            protocol::write_frame(&mut *writer, &ToWorker::Run(job))
-        };
-        if sent.is_err() {
+        if protocol::write_frame(&mut self.writer, &ToWorker::Run(job)).is_err() {
             return Err(self.reap_after_kill());
         }
         loop {
