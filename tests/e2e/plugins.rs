@@ -153,6 +153,11 @@ fn a_factory_name_two_files_provide_is_a_conflict_naming_both_unless_pinned() {
         "{message}"
     );
 
+    // `plugins check` reports it and fails.
+    let out = jobhost(["plugins", "check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("conflict: factory `version` is provided by both"), "{out:?}");
+
     // Pinned to the later file: it has the name; the earlier file keeps its other factory.
     let pins = [("version".to_owned(), "libb_version.so".to_owned())].into();
     let pinned = Registry::load_dirs(LoadOptions { pins, ..LoadOptions::default() }, &[dir.path()]);
