@@ -74,6 +74,9 @@ pub struct Config {
     /// before its worker process is killed.
     #[serde(deserialize_with = "durations::required")]
     pub kill_grace: Duration,
+    /// Jobs running at once on this host, whatever the queues (each queue bounded by its own
+    /// concurrency): the workers, each with its worker process, are shared by every queue.
+    pub max_workers: NonZeroUsize,
     pub worker_limits: WorkerLimits,
     /// Factory name → the plugin file (its name, or a path) that provides it when several do.
     pub factories: BTreeMap<String, String>,
@@ -228,6 +231,7 @@ impl Default for Config {
             queues: BTreeMap::new(),
             isolation: Isolation::Process,
             kill_grace: processor.kill_grace,
+            max_workers: NonZeroUsize::new(processor.max_workers).unwrap_or(NonZeroUsize::MIN),
             worker_limits: WorkerLimits::default(),
             factories: BTreeMap::new(),
         }
@@ -355,6 +359,7 @@ impl Config {
             default_queue: queue(&self.default_queue),
             retention: self.retention,
             kill_grace: self.kill_grace,
+            max_workers: self.max_workers.get(),
         }
     }
 

@@ -53,8 +53,11 @@ pub struct QueueGauges {
     pub queue: String,
     /// Jobs past their timeout or cancel plus the grace that nothing can stop.
     pub stuck: usize,
-    /// A worker slot waits before starting a process again.
-    pub backing_off: bool,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    state: String,
 }
 
 /// What `render` shows of the plugins.
@@ -75,7 +78,7 @@ pub struct Metrics {
     plugin_conflicts: Gauge,
     worker_restarts: Family<QueueLabels, Counter>,
     stuck: Family<QueueLabels, Gauge>,
-    backing_off: Family<QueueLabels, Gauge>,
+    workers: Family<WorkerLabels, Gauge>,
     /// Scrapes rebuild the job gauges; one at a time so two cannot interleave.
     render_lock: Mutex<()>,
 }
@@ -115,11 +118,11 @@ impl Default for Metrics {
             "Jobs past their timeout or cancel plus the grace that nothing can stop (isolation none)",
             stuck.clone(),
         );
-        let backing_off = Family::<QueueLabels, Gauge>::default();
+        let workers = Family::<WorkerLabels, Gauge>::default();
         registry.register(
-            "worker_backing_off",
-            "1 while a worker slot waits to start a process after deaths in a row",
-            backing_off.clone(),
+            "workers",
+            "Workers by state: idle, running, backing_off (waiting to start a process after deaths in a row)",
+            workers.clone(),
         );
         Metrics {
             registry,
@@ -131,7 +134,7 @@ impl Default for Metrics {
             plugin_conflicts,
             worker_restarts,
             stuck,
-            backing_off,
+            workers,
             render_lock: Mutex::new(()),
         }
     }
@@ -166,6 +169,7 @@ impl Metrics {
         &self,
         counts: &BTreeMap<String, BTreeMap<Status, u64>>,
         queues: &[QueueGauges],
+        workers: &[&str],
         plugins: PluginGauges,
     ) -> String {
         let _one_at_a_time = sync::lock(&self.render_lock);
@@ -178,11 +182,16 @@ impl Metrics {
             }
         }
         self.stuck.clear();
-        self.backing_off.clear();
         for q in queues {
             let labels = QueueLabels { queue: q.queue.clone() };
             self.stuck.get_or_create(&labels).set(i64::try_from(q.stuck).unwrap_or(i64::MAX));
-            self.backing_off.get_or_create(&labels).set(i64::from(q.backing_off));
+        }
+        self.workers.clear();
+        for state in ["idle", "running", "backing_off"] {
+            let n = workers.iter().filter(|w| **w == state).count();
+            self.workers
+                .get_or_create(&WorkerLabels { state: state.to_owned() })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.plugins_loaded.set(gauge(plugins.loaded));
@@ -206,8 +215,9 @@ mod tests {
         metrics.record_attempt("fatal", Status::Queued, Duration::from_millis(1));
         let counts = BTreeMap::from([("default".to_owned(), BTreeMap::from([(Status::Queued, 4)]))]);
         metrics.record_worker_restart("default");
-        let queues = [QueueGauges { queue: "default".into(), stuck: 1, backing_off: true }];
-        let text = metrics.render(&counts, &queues, PluginGauges { loaded: 4, rejected: 1, conflicts: 0 });
+        let queues = [QueueGauges { queue: "default".into(), stuck: 1 }];
+        let plugins = PluginGauges { loaded: 4, rejected: 1, conflicts: 0 };
+        let text = metrics.render(&counts, &queues, &["running", "backing_off", "running"], plugins);
         assert!(text.contains("jobhost_jobs{queue=\"default\",status=\"queued\"} 4"), "{text}");
         assert!(text.contains("jobhost_jobs{queue=\"default\",status=\"error\"} 0"), "{text}");
         assert!(
@@ -222,6 +232,7 @@ mod tests {
         assert!(text.contains("jobhost_plugin_load_failures 1"), "{text}");
         assert!(text.contains("jobhost_worker_restarts_total{queue=\"default\"} 1"), "{text}");
         assert!(text.contains("jobhost_jobs_stuck{queue=\"default\"} 1"), "{text}");
-        assert!(text.contains("jobhost_worker_backing_off{queue=\"default\"} 1"), "{text}");
+        assert!(text.contains("jobhost_workers{state=\"running\"} 2"), "{text}");
+        assert!(text.contains("jobhost_workers{state=\"backing_off\"} 1"), "{text}");
     }
 }

@@ -8,6 +8,8 @@
 //! - `crash`: SIGKILL and aborting plugins against `run-once`.
 //! - `api`: the HTTP API of the real `jobhost serve`, every error code, auth, OpenAPI.
 //! - `service`: the CLI client, signals, config errors, scheduling commands, roles.
+//! - `hardening`: faults and hostile input: many queues, connection floods, full disks,
+//!   damaged stores, nonsense settings, the API's contract.
 //! - `isolation`: plugins in worker processes: hangs, crashes, exits, limits, shutdown, reloads
 //!   and duplicate factory names, with a plugin that misbehaves on purpose.
 //!
@@ -15,6 +17,7 @@
 
 mod api;
 mod crash;
+mod hardening;
 mod isolation;
 mod plugins;
 mod queue;

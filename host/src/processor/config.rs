@@ -49,6 +49,9 @@ pub struct ProcessorConfig {
     pub retention: Retention,
     /// How long a job asked to stop may take before its worker process is killed.
     pub kill_grace: Duration,
+    /// Jobs running at once on this host, whatever the queues: the workers (each with its
+    /// worker process) are shared by every queue, each queue bounded by its `concurrency`.
+    pub max_workers: usize,
 }
 
 impl Default for ProcessorConfig {
@@ -62,8 +65,16 @@ impl Default for ProcessorConfig {
             default_queue: QueueConfig::default(),
             retention: Retention::default(),
             kill_grace: DEFAULT_KILL_GRACE,
+            max_workers: default_max_workers(),
         }
     }
+}
+
+/// Two workers per CPU, at least 8: room for a queue at the default concurrency (the CPUs)
+/// beside others, without a process per queue.
+pub fn default_max_workers() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (2 * cpus).max(8)
 }
 
 impl ProcessorConfig {

@@ -80,6 +80,7 @@ pub(super) struct Isolated {
     not_before: Option<Instant>,
     /// Whether this slot has started a process before (later starts are restarts).
     started: bool,
+    restarts: u64,
 }
 
 impl Executor {
@@ -94,9 +95,25 @@ impl Executor {
     /// Gets ready to run a job: with worker processes, one that loaded the current plugins (a
     /// reload rolls it here, between jobs). `Err`: backing off after crashes, or no worker
     /// would start; try again after its `wait`.
-    pub fn prepare(&mut self, shared: &Shared, queue: &Queue) -> Result<(), Unready> {
+    pub fn prepare(&mut self, shared: &Shared) -> Result<(), Unready> {
         let Executor::Isolated(slot) = self else { return Ok(()) };
-        slot.prepare(shared, queue)
+        slot.prepare(shared)
+    }
+
+    /// Its worker process, if it has one.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Executor::Isolated(Isolated { process: Some(process), .. }) => u32::try_from(process.pid()).ok(),
+            _ => None,
+        }
+    }
+
+    /// Worker processes it started after its first.
+    pub fn restarts(&self) -> u64 {
+        match self {
+            Executor::Isolated(slot) => slot.restarts,
+            Executor::InProcess => 0,
+        }
     }
 
     /// Runs the attempt to its end (the calling thread blocks meanwhile).
@@ -122,7 +139,7 @@ impl Executor {
 }
 
 impl Isolated {
-    fn prepare(&mut self, shared: &Shared, queue: &Queue) -> Result<(), Unready> {
+    fn prepare(&mut self, shared: &Shared) -> Result<(), Unready> {
         let (spec, generation) = match &*sync::read(&shared.plugins) {
             Plugins::Isolated { spec, generation, .. } => (spec.clone(), *generation),
             Plugins::InProcess { .. } => return Ok(()),
@@ -131,7 +148,7 @@ impl Isolated {
             return Ok(());
         }
         if let Some(old) = self.process.take() {
-            log::info!("worker process {} of '{}': plugins reloaded, replacing it", old.pid(), queue.name);
+            log::info!("worker process {}: plugins reloaded, replacing it", old.pid());
             old.stop(shared.config.kill_grace);
         }
         if let Some(at) = self.not_before {
@@ -144,29 +161,26 @@ impl Isolated {
         match WorkerProcess::spawn(&spec, generation) {
             Ok(process) => {
                 if self.started {
-                    queue.restarts.fetch_add(1, Ordering::Relaxed);
-                    shared.metrics.record_worker_restart(&queue.name);
+                    self.restarts += 1;
                 }
                 self.started = true;
                 self.not_before = None;
-                queue.backing_off.store(false, Ordering::Relaxed);
-                log::debug!("worker process {} started for '{}'", process.pid(), queue.name);
+                log::debug!("worker process {} started", process.pid());
                 self.process = Some(process);
                 Ok(())
             }
             Err(e) => {
-                log::error!("queue '{}': {e}", queue.name);
-                Err(Unready { wait: self.back_off(queue), reason: e.to_string() })
+                log::error!("{e}");
+                Err(Unready { wait: self.back_off(), reason: e.to_string() })
             }
         }
     }
 
     /// One more death in a row: how long to wait before the next start.
-    fn back_off(&mut self, queue: &Queue) -> Duration {
+    fn back_off(&mut self) -> Duration {
         self.crashes += 1;
         let wait = backoff(self.crashes);
         self.not_before = Some(Instant::now() + wait);
-        queue.backing_off.store(true, Ordering::Relaxed);
         wait
     }
 
@@ -175,7 +189,7 @@ impl Isolated {
         if attempt.factory.is_none() {
             return Ending::Outcome(unknown_factory(job));
         }
-        if let Err(unready) = self.prepare(shared, queue) {
+        if let Err(unready) = self.prepare(shared) {
             return Ending::GiveBack(unready.reason);
         }
         let Some(process) = self.process.as_mut() else {
@@ -223,7 +237,9 @@ impl Isolated {
             let error = format!("stopped by the host (worker killed after {}s grace)", grace.as_secs_f64());
             return Outcome::Failed { error };
         }
-        let wait = self.back_off(queue);
+        let wait = self.back_off();
+        queue.worker_deaths.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.record_worker_restart(&queue.name);
         let limits = match &*sync::read(&shared.plugins) {
             Plugins::Isolated { spec, .. } => spec.limits,
             Plugins::InProcess { .. } => Default::default(),

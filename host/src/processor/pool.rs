@@ -1,18 +1,21 @@
-//! The worker pool: queues started, stopped and woken at run time, and the graceful shutdown.
+//! The worker pool: queues started, stopped and listed at run time, the workers (at most
+//! `max_workers`, shared by every queue, started as work appears), and the graceful shutdown.
 //!
 //! **Invariant:** stopping a queue stops claiming, never a running job (`stop_queue` returns
 //! only once no claim of the queue is in flight, a claim made with an outcome included), and
 //! every claimed job is in the running set before the claim lock is released, so a shutdown or
-//! a cancel never misses it.
+//! a cancel never misses it. However many queues there are, at most `max_workers` jobs run at
+//! once, on threads of the pool's own.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::queue::Queue;
 use super::shared::Shared;
-use super::state::PoolState;
+use super::state::{PoolState, WorkerStatus};
+use super::supervisor;
 use super::worker::{self, RunError};
 use crate::job::{Job, JobId, DEFAULT_QUEUE};
 use crate::store::{ClaimFilter, Counts, StoreResult};
@@ -26,10 +29,8 @@ pub struct QueueInfo {
     pub concurrency: usize,
     pub queued: u64,
     pub running: usize,
-    /// Worker processes started again after one ended (crash, kill, reload).
+    /// Worker processes that died running this queue's jobs (each was replaced).
     pub worker_restarts: u64,
-    /// A worker slot waits before starting a process, after deaths in a row.
-    pub backing_off: bool,
     /// Jobs still running past their timeout or cancel plus the grace, which nothing can stop
     /// (`isolation = "none"`).
     pub stuck: usize,
@@ -42,7 +43,7 @@ pub struct Shutdown {
     pub released: usize,
 }
 
-/// The per-queue worker pools of one host. Cheap to clone.
+/// The worker pool of one host. Cheap to clone.
 #[derive(Clone)]
 pub struct Pool {
     state: Arc<PoolState>,
@@ -53,15 +54,18 @@ impl Pool {
         let state = PoolState {
             shared,
             queues: Mutex::new(BTreeMap::new()),
+            ready: Mutex::default(),
+            work: Condvar::new(),
             running: Default::default(),
+            workers: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
             supervisor_started: AtomicBool::new(false),
             one_shot: Mutex::new(None),
         };
         Pool { state: Arc::new(state) }
     }
 
-    /// Starts the configured queues that autostart (the default queue among them). Needs a
-    /// Tokio runtime.
+    /// Starts the configured queues that autostart (the default queue among them).
     pub fn start_configured(&self) {
         let config = &self.state.shared.config;
         let names: Vec<String> = config.queues.keys().cloned().collect();
@@ -75,11 +79,11 @@ impl Pool {
     /// Starts processing `name` (no-op if it runs). Stopped queues still accept jobs.
     pub fn start_queue(&self, name: &str) {
         let queue = self.queue_entry(name);
+        supervisor::ensure(&self.state);
         if !queue.processing.swap(true, Ordering::SeqCst) {
-            queue.stop.send_replace(false);
-            let task = tokio::spawn(worker::run_queue(self.state.clone(), queue.clone()));
-            *sync::lock(&queue.task) = Some(task);
+            log::info!("queue '{}' started (concurrency {})", queue.name, queue.concurrency);
         }
+        self.offer(&queue);
     }
 
     /// Stops claiming from `name`; its running jobs finish. A queue not yet in use is created
@@ -87,8 +91,9 @@ impl Pool {
     /// in flight: from then on it claims nothing.
     pub fn stop_queue(&self, name: &str) {
         let queue = self.queue_entry(name);
-        queue.stop.send_replace(true);
-        queue.processing.store(false, Ordering::SeqCst);
+        if queue.processing.swap(false, Ordering::SeqCst) {
+            log::info!("queue '{}' stopped", queue.name);
+        }
         drop(sync::write(&queue.claiming));
     }
 
@@ -96,25 +101,31 @@ impl Pool {
         self.lock_queues().get(name).is_some_and(|q| q.processing.load(Ordering::SeqCst))
     }
 
-    /// Wakes one idle worker of `name` (a job was added or became ready there), creating the
-    /// queue on first use.
+    /// A job was added to `name` or became ready there: a worker will look (the queue is
+    /// created on first use; a new autostart queue starts).
     pub fn wake(&self, name: &str) {
-        self.queue(name).wake.notify_one();
-    }
-
-    /// Wakes every worker of `name`: a batch may give all of them work.
-    pub fn wake_every_worker(&self, name: &str) {
         let queue = self.queue(name);
-        for _ in 0..queue.concurrency {
-            queue.wake.notify_one();
+        if queue.processing.load(Ordering::SeqCst) {
+            self.offer(&queue);
         }
     }
 
-    /// Wakes one worker of every queue in use (due jobs may be anywhere).
+    /// Jobs may have become ready anywhere (due jobs promoted, leases recovered), or the
+    /// plugins were reloaded: every idle worker looks (and rolls its worker process).
     pub fn wake_all(&self) {
-        for queue in self.lock_queues().values() {
-            queue.wake.notify_one();
-        }
+        self.state.list_all();
+        self.state.work.notify_all();
+        self.staff();
+    }
+
+    /// Lists `queue` for the workers, starting one if none is idle and the cap allows.
+    fn offer(&self, queue: &Arc<Queue>) {
+        worker::offer(&self.state, queue);
+    }
+
+    /// Starts one more worker unless `max_workers` run already.
+    fn staff(&self) {
+        worker::staff(&self.state);
     }
 
     /// Every queue that is configured, in use, or holds jobs (`counts`: the store's).
@@ -137,14 +148,18 @@ impl Pool {
                     processing: live.is_some_and(|q| q.processing.load(Ordering::SeqCst)),
                     concurrency: live.map_or(config.queue(&name).concurrency, |q| q.concurrency),
                     running: live.map_or(0, |q| q.running()),
-                    worker_restarts: live.map_or(0, |q| q.restarts.load(Ordering::Relaxed)),
-                    backing_off: live.is_some_and(|q| q.backing_off.load(Ordering::Relaxed)),
+                    worker_restarts: live.map_or(0, |q| q.worker_deaths.load(Ordering::Relaxed)),
                     stuck: stuck.get(&name).copied().unwrap_or(0),
                     queued,
                     name,
                 }
             })
             .collect()
+    }
+
+    /// The workers started so far and what each does.
+    pub fn workers(&self) -> Vec<WorkerStatus> {
+        sync::lock(&self.state.workers).clone()
     }
 
     /// Sets the cancellation flag of a job running here.
@@ -163,10 +178,10 @@ impl Pool {
     }
 
     /// Graceful stop: every queue stops claiming; running jobs get up to `timeout` to finish;
-    /// the rest get their cancellation flag set and `kill_grace` more, then their worker
-    /// processes are killed, and they go back to `queued` without their attempt counted (a late
-    /// outcome is then stale and discarded); then the store is flushed. It never waits on a
-    /// plugin longer than `timeout` + `kill_grace`.
+    /// the rest go back to `queued` without their attempt counted (a late outcome is then
+    /// stale and discarded), get their cancellation flag set and `kill_grace` more, then their
+    /// worker processes are killed; then the store is flushed. It never waits on a plugin
+    /// longer than `timeout` + `kill_grace`.
     pub async fn shutdown(&self, timeout: Duration) -> StoreResult<Shutdown> {
         let shared = &self.state.shared;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -174,13 +189,9 @@ impl Pool {
         for queue in &queues {
             self.stop_queue(&queue.name);
         }
-        // A claim in flight finishes first, so every claimed job is in `running` after this.
-        for queue in &queues {
-            let task = sync::lock(&queue.task).take();
-            if let Some(task) = task {
-                let _ = tokio::time::timeout_at(deadline, task).await;
-            }
-        }
+        // Idle workers end now; busy ones once their job is done.
+        self.state.stopping.store(true, Ordering::SeqCst);
+        self.state.work.notify_all();
         while self.running_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -219,14 +230,11 @@ impl Pool {
             .clone()
     }
 
-    /// The queue, created on first use; a new autostart queue starts (inside a runtime).
+    /// The queue, created on first use; a new autostart queue starts.
     fn queue(&self, name: &str) -> Arc<Queue> {
         let is_new = !self.lock_queues().contains_key(name);
         let queue = self.queue_entry(name);
-        if is_new
-            && self.state.shared.config.queue(name).autostart
-            && tokio::runtime::Handle::try_current().is_ok()
-        {
+        if is_new && self.state.shared.config.queue(name).autostart {
             self.start_queue(name);
         }
         queue

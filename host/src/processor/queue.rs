@@ -1,11 +1,9 @@
-//! One named queue's runtime state: its workers' count, wake-ups, start/stop and the claims
-//! in flight. The workers themselves are `worker`'s.
+//! One named queue's runtime state: its places (concurrency), whether it processes, the claims
+//! in flight, and whether it sits in the pool's list of queues with work. The workers that run
+//! its jobs are the pool's, shared by every queue (`worker`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
-
-use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
+use std::sync::{RwLock, RwLockReadGuard};
 
 use crate::store::ClaimFilter;
 use crate::sync;
@@ -14,22 +12,16 @@ use crate::sync;
 pub(crate) struct Queue {
     pub name: String,
     pub concurrency: usize,
-    /// Jobs of this queue running now.
-    pub busy: AtomicUsize,
-    /// Woken when a job is added to this queue.
-    pub wake: Notify,
-    /// Whether the workers run (start/stop at run time).
+    /// Jobs of this queue running now: a worker takes a place before it claims.
+    busy: AtomicUsize,
+    /// Whether its jobs are claimed (start/stop at run time).
     pub processing: AtomicBool,
-    /// Tells the workers to stop claiming; running jobs finish on their own.
-    pub stop: watch::Sender<bool>,
-    /// The task running the workers (a shutdown waits for it).
-    pub task: Mutex<Option<JoinHandle<()>>>,
     /// Read-held by every claim in flight; `stop_queue` write-locks it to wait them out.
     pub claiming: RwLock<()>,
-    /// Worker processes started again after one ended (a crash, a kill, a reload).
-    pub restarts: AtomicU64,
-    /// A worker slot waits before starting a process (after crashes in a row).
-    pub backing_off: AtomicBool,
+    /// In the pool's list of queues that may have work (each queue is in it once at most).
+    pub listed: AtomicBool,
+    /// Worker processes that died running this queue's jobs (each was replaced).
+    pub worker_deaths: AtomicU64,
 }
 
 impl Queue {
@@ -38,25 +30,33 @@ impl Queue {
             name: name.to_owned(),
             concurrency: concurrency.max(1),
             busy: AtomicUsize::new(0),
-            wake: Notify::new(),
             processing: AtomicBool::new(false),
-            stop: watch::channel(false).0,
-            task: Mutex::new(None),
             claiming: RwLock::new(()),
-            restarts: AtomicU64::new(0),
-            backing_off: AtomicBool::new(false),
+            listed: AtomicBool::new(false),
+            worker_deaths: AtomicU64::new(0),
         }
     }
 
     /// Held while a claim is in flight, so that `stop_queue` waits it out; `None` once the
-    /// queue is stopping: it claims nothing more.
+    /// queue is stopped: it claims nothing more.
     pub fn open_for_claims(&self) -> Option<RwLockReadGuard<'_, ()>> {
         let claiming = sync::read(&self.claiming);
-        (!*self.stop.borrow()).then_some(claiming)
+        self.processing.load(Ordering::SeqCst).then_some(claiming)
     }
 
     pub fn claim_filter(&self) -> ClaimFilter<'_> {
         ClaimFilter { queue: Some(&self.name), factory: None }
+    }
+
+    /// Takes a place for one more running job; false when all `concurrency` are taken.
+    pub fn take_place(&self) -> bool {
+        self.busy
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.concurrency).then_some(n + 1))
+            .is_ok()
+    }
+
+    pub fn give_place(&self) {
+        self.busy.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Jobs of this queue running now.

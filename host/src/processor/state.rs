@@ -1,22 +1,136 @@
-//! The worker pool's own state: its queues, the attempts running here, the supervisor.
+//! The worker pool's own state: its queues, the list of queues that may have work, the
+//! workers, the attempts running here, the supervisor.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use super::execute::Executor;
 use super::queue::Queue;
 use super::running::RunningJobs;
 use super::shared::Shared;
+use crate::job::JobId;
+use crate::sync;
 
-/// The worker pool's own state: the queues, the attempts running here, the supervisor.
 pub(super) struct PoolState {
     pub shared: Arc<Shared>,
     pub queues: Mutex<BTreeMap<String, Arc<Queue>>>,
+    /// Queues that may have jobs ready, oldest first: workers take them round-robin, so a
+    /// busy queue never starves the others.
+    pub ready: Mutex<Ready>,
+    /// Idle workers wait here for a queue in `ready`.
+    pub work: Condvar,
     pub running: RunningJobs,
+    /// Each worker's state, for operators (`/v1/workers`).
+    pub workers: Mutex<Vec<WorkerStatus>>,
+    /// The host is stopping: workers end once their job is done.
+    pub stopping: AtomicBool,
     /// The attempt supervisor (leases, timeouts) runs once started (`supervisor::ensure`).
     pub supervisor_started: AtomicBool,
     /// The executor of `process_next` (`run-once`), kept so that its worker process serves
     /// job after job.
     pub one_shot: Mutex<Option<Executor>>,
+}
+
+/// The list of queues that may have work, and how many workers wait for one.
+#[derive(Default)]
+pub(super) struct Ready {
+    pub queues: VecDeque<Arc<Queue>>,
+    pub idle: usize,
+}
+
+impl PoolState {
+    /// Puts `queue` in the list of queues that may have work (once), and wakes an idle
+    /// worker. True if no worker was idle (the caller may start one).
+    pub fn list(&self, queue: &Arc<Queue>) -> bool {
+        let mut ready = sync::lock(&self.ready);
+        if !queue.listed.swap(true, Ordering::AcqRel) {
+            ready.queues.push_back(queue.clone());
+        }
+        let none_idle = ready.idle == 0;
+        drop(ready);
+        self.work.notify_one();
+        none_idle
+    }
+
+    /// The next queue that may have work, for a worker; waits up to `wait` when there is none
+    /// (`None` then, or when the pool stops).
+    pub fn next_queue(&self, wait: Duration) -> Option<Arc<Queue>> {
+        let deadline = Instant::now() + wait;
+        let mut ready = sync::lock(&self.ready);
+        loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return None;
+            }
+            if let Some(queue) = ready.queues.pop_front() {
+                queue.listed.store(false, Ordering::Release);
+                if queue.processing.load(Ordering::SeqCst) {
+                    return Some(queue);
+                }
+                continue; // stopped: listed again when it starts
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            ready.idle += 1;
+            ready = sync::wait_timeout(&self.work, ready, deadline - now);
+            ready.idle -= 1;
+        }
+    }
+
+    /// Whether a queue other than `queue` waits for a worker: then a worker moves on instead
+    /// of carrying `queue`'s next job (fairness).
+    pub fn others_waiting(&self, queue: &Queue) -> bool {
+        sync::lock(&self.ready).queues.iter().any(|q| q.name != queue.name)
+    }
+
+    /// Lists every processing queue (the poll fallback, and a job that became due).
+    pub fn list_all(&self) {
+        let queues: Vec<Arc<Queue>> = sync::lock(&self.queues).values().cloned().collect();
+        for queue in queues.iter().filter(|q| q.processing.load(Ordering::SeqCst)) {
+            self.list(queue);
+        }
+    }
+
+    pub fn set_worker(&self, worker: usize, f: impl FnOnce(&mut WorkerStatus)) {
+        if let Some(status) = sync::lock(&self.workers).get_mut(worker) {
+            f(status);
+        }
+    }
+}
+
+/// One worker, as operators see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerStatus {
+    pub id: usize,
+    /// Its worker process (`isolation = "process"`), once started.
+    pub pid: Option<u32>,
+    pub state: WorkerState,
+    /// The job it runs, and its queue.
+    pub job: Option<JobId>,
+    pub queue: Option<String>,
+    /// Worker processes it started after one ended (a death, a kill, a reload).
+    pub restarts: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    #[default]
+    Idle,
+    Running,
+    /// Waiting before it starts a worker process again, after deaths in a row.
+    BackingOff,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Idle => "idle",
+            WorkerState::Running => "running",
+            WorkerState::BackingOff => "backing_off",
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! The attempt supervisor: one task per host that renews the leases of running attempts and
-//! enforces their timeouts, so the thread running a job never waits on the async runtime.
+//! The attempt supervisor: one thread per host that renews the leases of running attempts,
+//! enforces their timeouts, forwards cancellation flags to worker processes and kills those
+//! that outlast the grace, so the thread running a job never has to.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,20 +11,22 @@ use super::state::PoolState;
 /// How often the supervisor looks at the running attempts: the resolution of timeouts.
 const SUPERVISOR_TICK: Duration = Duration::from_millis(25);
 
-/// Starts the supervisor once per host (needs a Tokio runtime). It ends with the pool.
+/// Starts the supervisor once per host. It ends with the pool.
 pub(super) fn ensure(state: &Arc<PoolState>) {
     if state.supervisor_started.swap(true, Ordering::SeqCst) {
         return;
     }
     let weak = Arc::downgrade(state);
-    tokio::runtime::Handle::current().spawn(async move {
-        let mut tick = tokio::time::interval(SUPERVISOR_TICK);
-        loop {
-            tick.tick().await;
-            let Some(state) = weak.upgrade() else { return };
-            supervise(&state);
-        }
+    let spawned = std::thread::Builder::new().name("jobhost-supervisor".to_owned()).spawn(move || loop {
+        std::thread::sleep(SUPERVISOR_TICK);
+        let Some(state) = weak.upgrade() else { return };
+        supervise(&state);
     });
+    if let Err(e) = spawned {
+        // Without it no lease is renewed and no timeout enforced: a host cannot run jobs.
+        log::error!("cannot start the attempt supervisor: {e}");
+        state.supervisor_started.store(false, Ordering::SeqCst);
+    }
 }
 
 /// One look at every running attempt: past its deadline → timed out (its cancellation flag

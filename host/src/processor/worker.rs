@@ -1,13 +1,17 @@
-//! A queue's workers, and the one place jobs are claimed and outcomes reported.
+//! The pool's workers, and the one place jobs are claimed and outcomes reported.
 //!
-//! Each worker is a blocking thread claiming and running one job at a time. Concurrency 1 is
-//! m01.remote's SimpleJobWorker (strict FIFO: the next job is claimed only after the previous
-//! one finished); N is its MultiJobWorker. Workers claim independently, so their claims'
-//! flushes overlap and are shared by group commit; claim, plugin call and report run on the
-//! worker's own thread, with no hand-off to the runtime per job, and each outcome carries the
-//! worker's next claim in the same transaction (`finish_and_claim`). An idle worker sleeps
-//! until a job is added (a `Notify`), a waiting job becomes due, or the poll interval passes
-//! (the fallback); a worker that found a job wakes a peer, so a burst is picked up by all.
+//! Workers are threads of their own (never the runtime's blocking pool, which request handlers
+//! use), at most `max_workers` per host, shared by every queue: an idle worker takes the queue
+//! that has waited longest in the pool's list of queues with work, takes one of its places
+//! (its concurrency), claims, runs and reports, then moves on to the next queue in line, or,
+//! when no other queue waits, claims that queue's next job in the same transaction as the
+//! outcome (`finish_and_claim`). Concurrency 1 is m01.remote's SimpleJobWorker (strict FIFO:
+//! the next job is claimed only after the previous one finished); N is its MultiJobWorker. A
+//! queue is listed when a job is added or becomes ready there; idle workers also look at every
+//! queue when a waiting job becomes due and every poll interval (the fallback).
+//!
+//! **Invariant:** a worker claims a job only once it can run it (its worker process ready)
+//! and its queue has a free place; plugin code runs only on workers (or in their processes).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,131 +20,180 @@ use std::time::{Duration, Instant};
 use super::execute::{Attempt, Ending, Executor, Ran};
 use super::queue::Queue;
 use super::running::RunningJob;
-use super::state::PoolState;
+use super::state::{PoolState, WorkerState, WorkerStatus};
 use super::supervisor;
 use crate::clock::Micros;
 use crate::job::{Job, Status};
 use crate::store::{ClaimFilter, Claimed, Finished, Report, StoreError, StoreResult};
 use crate::sync;
-use tokio::sync::watch;
 
-/// Runs the queue's workers; returns when `queue.stop` is set and every worker has finished
-/// its job.
-pub(super) async fn run_queue(state: Arc<PoolState>, queue: Arc<Queue>) {
-    log::info!("processor '{}' started (concurrency {})", queue.name, queue.concurrency);
-    let workers: Vec<_> =
-        (0..queue.concurrency).map(|_| tokio::spawn(worker(state.clone(), queue.clone()))).collect();
-    for worker in workers {
-        if let Err(e) = worker.await {
-            log::error!("processor '{}': a worker failed: {e}", queue.name);
-        }
-    }
-    queue.processing.store(false, Ordering::SeqCst);
-    log::info!("processor '{}' stopped", queue.name);
-}
-
-async fn worker(state: Arc<PoolState>, queue: Arc<Queue>) {
-    let runtime = tokio::runtime::Handle::current();
-    let name = queue.name.clone();
-    // The whole loop runs on one blocking thread: claim, plugin call and report without a
-    // hand-off per job (the runtime only supervises leases and timeouts, and wakes it).
-    if let Err(e) = tokio::task::spawn_blocking(move || work(&state, &queue, &runtime)).await {
-        log::error!("processor '{name}': a worker thread failed: {e}");
+/// Lists `queue` for the workers, starting one if none is idle, the queue has a free place
+/// and `max_workers` allows.
+pub(super) fn offer(state: &Arc<PoolState>, queue: &Arc<Queue>) {
+    if state.list(queue) && queue.running() < queue.concurrency {
+        staff(state);
     }
 }
 
-fn work(state: &Arc<PoolState>, queue: &Arc<Queue>, runtime: &tokio::runtime::Handle) {
+/// Starts one more worker (its thread) when every worker is running a job, unless
+/// `max_workers` run already. (A worker between two jobs takes the next one soon enough:
+/// starting another, and its worker process, would cost more than it saves.)
+pub(super) fn staff(state: &Arc<PoolState>) {
+    let mut workers = sync::lock(&state.workers);
+    let id = workers.len();
+    let all_busy = state.running.len() >= id;
+    if !all_busy || id >= state.shared.config.max_workers || state.stopping.load(Ordering::SeqCst) {
+        return;
+    }
+    workers.push(WorkerStatus { id, ..WorkerStatus::default() });
+    drop(workers);
+    let worker = state.clone();
+    let spawned =
+        std::thread::Builder::new().name(format!("jobhost-worker-{id}")).spawn(move || work(&worker, id));
+    if let Err(e) = spawned {
+        log::error!("cannot start worker {id}: {e}");
+        sync::lock(&state.workers).pop();
+    }
+}
+
+fn work(state: &Arc<PoolState>, id: usize) {
     let shared = &state.shared;
     let mut executor = Executor::for_plugins(&sync::read(&shared.plugins));
-    let mut stop = queue.stop.subscribe();
-    // The job claimed together with the last outcome (`finish_and_claim`). It was claimed
-    // before any stop, under the claim lock, so it runs even if a stop came since.
-    let mut carried: Option<Attempt> = None;
+    // Ready before it waits for work (its worker process started), so a job it takes does
+    // not wait for a process to start.
+    ready_up(state, &mut executor, id);
+    // The job claimed together with the last outcome (`finish_and_claim`), with its queue's
+    // place. It was claimed before any stop, under the claim lock, so it runs even if a stop
+    // came since.
+    let mut carried: Option<(Arc<Queue>, Attempt)> = None;
     loop {
-        if carried.is_none() && *stop.borrow_and_update() {
-            break;
-        }
-        // A job is claimed only once something can run it: a worker process that loaded the
-        // current plugins, or none while backing off after crashes.
-        if carried.is_none() {
-            if let Err(unready) = executor.prepare(shared, queue) {
-                if sleep_unless_stopped(runtime, &mut stop, unready.wait) {
-                    break;
-                }
-                continue;
-            }
-        }
-        // Register for the wake-up before looking, so an add between the look and the wait
-        // is not missed.
-        let mut woken = Box::pin(queue.wake.notified());
-        woken.as_mut().enable();
-        let attempt = match carried.take() {
-            Some(attempt) => Ok(Some(attempt)),
-            None => match queue.open_for_claims() {
-                None => break,
-                Some(_claiming) => shared
-                    .store
-                    .claim(&queue.claim_filter(), shared.now(), shared.lease_terms())
-                    .map(|claimed| claimed.map(|claimed| begin(state, claimed, &queue.name))),
+        let (queue, attempt) = match carried.take() {
+            Some(carried) => carried,
+            None => match next_job(state, &mut executor, id) {
+                Some(next) => next,
+                None if state.stopping.load(Ordering::SeqCst) => break,
+                None => continue,
             },
         };
-        let wait = match attempt {
-            Ok(Some(attempt)) => {
-                // There may be more: let an idle peer look too.
-                queue.wake.notify_one();
-                let id = attempt.claimed.job.id;
-                queue.busy.fetch_add(1, Ordering::Relaxed);
-                // The SDK catches panics inside the plugin; one escaping here is a host defect
-                // and must not take the worker down with it.
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_and_report(state, &mut executor, attempt, queue)
-                }));
-                match ran {
-                    Ok(Ok(next)) => carried = next,
-                    Ok(Err(e)) => log::error!("job {id}: could not record its outcome: {e}"),
-                    Err(_) => {
-                        state.running.remove(id);
-                        log::error!("job {id}: its attempt panicked in the host; the lease will requeue it");
-                    }
-                }
-                queue.busy.fetch_sub(1, Ordering::Relaxed);
+        let job_id = attempt.claimed.job.id;
+        state.set_worker(id, |w| {
+            w.state = WorkerState::Running;
+            w.job = Some(job_id);
+            w.queue = Some(queue.name.clone());
+        });
+        // The SDK catches panics inside the plugin; one escaping here is a host defect and
+        // must not take the worker down with it.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_and_report(state, &mut executor, attempt, &queue)
+        }));
+        match ran {
+            Ok(Ok(Some(next))) => {
+                carried = Some((queue, next));
                 continue;
             }
-            Ok(None) => idle_wait(state),
-            Err(e) => {
-                log::error!("processor '{}': claim failed: {e}", queue.name);
-                shared.config.poll_interval
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => log::error!("job {job_id}: could not record its outcome: {e}"),
+            Err(_) => {
+                state.running.remove(job_id);
+                log::error!("job {job_id}: its attempt panicked in the host; the lease will requeue it");
             }
-        };
-        let stopped = runtime.block_on(async {
-            tokio::select! {
-                _ = &mut woken => false,
-                _ = tokio::time::sleep(wait) => false,
-                _ = stop.changed() => true,
+        }
+        queue.give_place();
+        // It may have more (or was full while others waited for it): back in line.
+        offer(state, &queue);
+        state.set_worker(id, |w| {
+            *w = WorkerStatus {
+                id,
+                pid: executor.pid(),
+                restarts: executor.restarts(),
+                ..WorkerStatus::default()
             }
         });
-        if stopped {
-            break;
-        }
     }
     executor.stop();
 }
 
-/// Sleeps `wait`; true if the queue was stopped meanwhile.
-fn sleep_unless_stopped(
-    runtime: &tokio::runtime::Handle,
-    stop: &mut watch::Receiver<bool>,
-    wait: Duration,
-) -> bool {
-    runtime.block_on(async {
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => false,
-            _ = stop.changed() => true,
+/// The next job for worker `id`: from the queue that has waited longest, once the worker can
+/// run it and the queue has a place. `None` when there is none for now (after waiting up to
+/// the next due time or the poll interval) or the pool stops.
+fn next_job(state: &Arc<PoolState>, executor: &mut Executor, id: usize) -> Option<(Arc<Queue>, Attempt)> {
+    let shared = &state.shared;
+    let Some(queue) = state.next_queue(idle_wait(state)) else {
+        // Nothing listed for a while (or a reload woke it): a waiting job may be due, or a
+        // notification lost; and its worker process may need replacing.
+        state.list_all();
+        ready_up(state, executor, id);
+        return None;
+    };
+    if !queue.take_place() {
+        return None; // full: listed again when one of its jobs ends
+    }
+    if !ready_up(state, executor, id) {
+        queue.give_place();
+        // Someone else may run it meanwhile.
+        offer(state, &queue);
+        return None;
+    }
+    let claimed = match queue.open_for_claims() {
+        None => Ok(None),
+        Some(_claiming) => shared
+            .store
+            .claim(&queue.claim_filter(), shared.now(), shared.lease_terms())
+            .map(|claimed| claimed.map(|claimed| begin(state, claimed, &queue.name))),
+    };
+    match claimed {
+        Ok(Some(attempt)) => {
+            // There may be more: let another worker look too.
+            offer(state, &queue);
+            Some((queue, attempt))
         }
-    })
+        Ok(None) => {
+            queue.give_place();
+            None
+        }
+        Err(e) => {
+            queue.give_place();
+            log::error!("queue '{}': claim failed: {e}", queue.name);
+            sleep_unless_stopping(state, shared.config.poll_interval);
+            state.list(&queue);
+            None
+        }
+    }
 }
 
-/// How long an idle worker sleeps: until the next waiting job is due, at most the poll interval.
+/// Gets the executor ready (a worker process of the current plugins), waiting out a backoff
+/// after deaths in a row; false if it is not ready yet.
+fn ready_up(state: &PoolState, executor: &mut Executor, id: usize) -> bool {
+    match executor.prepare(&state.shared) {
+        Ok(()) => {
+            state.set_worker(id, |w| {
+                w.pid = executor.pid();
+                w.restarts = executor.restarts();
+                w.state = WorkerState::Idle;
+            });
+            true
+        }
+        Err(unready) => {
+            state.set_worker(id, |w| w.state = WorkerState::BackingOff);
+            sleep_unless_stopping(state, unready.wait);
+            false
+        }
+    }
+}
+
+fn sleep_unless_stopping(state: &PoolState, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    while !state.stopping.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+    }
+}
+
+/// How long an idle worker waits for work: until the next waiting job is due, at most the
+/// poll interval.
 fn idle_wait(state: &PoolState) -> Duration {
     let poll = state.shared.config.poll_interval;
     match state.shared.store.next_due() {
@@ -155,7 +208,6 @@ fn idle_wait(state: &PoolState) -> Duration {
 /// Registers a claimed job as running here (for cancels, the supervisor and a shutdown).
 /// Called as soon as the claim returns, so nothing misses a claimed job.
 pub(super) fn begin(state: &Arc<PoolState>, claimed: Claimed, queue: &str) -> Attempt {
-    supervisor::ensure(state);
     let factory = state.shared.factory(&claimed.job.factory);
     let timeout = claimed
         .job
@@ -189,9 +241,9 @@ pub(super) fn begin(state: &Arc<PoolState>, claimed: Claimed, queue: &str) -> At
     Attempt { claimed, factory, timeout, cancel, timed_out }
 }
 
-/// Runs a registered attempt to its end on the calling (blocking) thread and reports it;
-/// claims the queue's next job along with the outcome (unless the queue is stopping) and
-/// returns it, registered.
+/// Runs a registered attempt to its end on the calling thread and reports it; claims the
+/// queue's next job along with the outcome when no other queue waits for a worker (and the
+/// queue is not stopping), and returns it, registered, its place kept.
 fn run_and_report(
     state: &Arc<PoolState>,
     executor: &mut Executor,
@@ -200,7 +252,8 @@ fn run_and_report(
 ) -> StoreResult<Option<Attempt>> {
     let ran = executor.run(&state.shared, &state.running, &attempt, queue);
     state.running.remove(attempt.claimed.job.id);
-    report(state, attempt.claimed, ran, Some(queue)).map(|(_, next)| next)
+    let carry = !state.others_waiting(queue);
+    report(state, attempt.claimed, ran, carry.then_some(queue)).map(|(_, next)| next)
 }
 
 /// Records how an attempt ended (and, with `next`, claims the queue's next job in the same
@@ -266,12 +319,13 @@ pub(super) async fn run_one(
     filter: ClaimFilter<'_>,
 ) -> Result<Option<Job>, RunError> {
     let shared = &state.shared;
+    supervisor::ensure(state);
     let mut executor = sync::lock(&state.one_shot)
         .take()
         .unwrap_or_else(|| Executor::for_plugins(&sync::read(&shared.plugins)));
     let one_shot = Arc::new(Queue::new("process-next", 1));
     // Something must be able to run the job before it is claimed.
-    if let Err(unready) = executor.prepare(shared, &one_shot) {
+    if let Err(unready) = executor.prepare(shared) {
         return Err(RunError::NoWorker(unready.reason));
     }
     let Some(claimed) = shared.store.claim(&filter, shared.now(), shared.lease_terms())? else {

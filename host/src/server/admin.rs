@@ -7,7 +7,9 @@ use axum::Json;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::state::AppState;
-use super::types::{ConflictView, FactoryView, Health, PluginView, PluginsView, QueueView, RejectionView};
+use super::types::{
+    ConflictView, FactoryView, Health, PluginView, PluginsView, QueueView, RejectionView, WorkerView,
+};
 
 /// The registered job factories, by name.
 #[utoipa::path(get, path = "/v1/factories", tag = "plugins",
@@ -77,6 +79,14 @@ pub async fn stop_queue(
     check_queue_name(&name)?;
     state.host.stop_queue(&name);
     Ok(Json(queue_view(&state, &name)?))
+}
+
+/// The host's workers (at most `max_workers`, shared by every queue): each one's worker
+/// process, state, job and restarts.
+#[utoipa::path(get, path = "/v1/workers", tag = "queues",
+    responses((status = 200, body = Vec<WorkerView>)))]
+pub async fn workers(State(state): State<AppState>) -> Json<Vec<WorkerView>> {
+    Json(state.host.workers().iter().map(WorkerView::from).collect())
 }
 
 /// Liveness; needs no token.

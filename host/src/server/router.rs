@@ -59,6 +59,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::queues))
         .routes(routes!(admin::start_queue))
         .routes(routes!(admin::stop_queue))
+        .routes(routes!(admin::workers))
         .routes(routes!(admin::health))
         .routes(routes!(admin::metrics))
         .routes(routes!(admin::openapi))

@@ -281,12 +281,9 @@ pub struct QueueView {
     pub queued: u64,
     /// Jobs running now.
     pub running: usize,
-    /// Worker processes started again after one ended (a crash, a kill, a reload).
+    /// Worker processes that died running this queue's jobs (each was replaced).
     #[serde(default)]
     pub worker_restarts: u64,
-    /// A worker slot is waiting before it starts a process again, after deaths in a row.
-    #[serde(default)]
-    pub backing_off: bool,
     /// Jobs running past their timeout or cancel plus the grace that nothing can stop
     /// (`isolation = "none"`).
     #[serde(default)]
@@ -302,8 +299,37 @@ impl From<crate::service::QueueInfo> for QueueView {
             queued: q.queued,
             running: q.running,
             worker_restarts: q.worker_restarts,
-            backing_off: q.backing_off,
             stuck: q.stuck,
+        }
+    }
+}
+
+/// `GET /v1/workers`: one worker of the host's pool (at most `max_workers`, shared by every
+/// queue).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkerView {
+    pub id: usize,
+    /// Its worker process (`isolation = "process"`), once started.
+    pub pid: Option<u32>,
+    /// `idle`, `running` or `backing_off` (waiting to start a worker process again after deaths
+    /// in a row).
+    pub state: String,
+    /// The job it runs, and its queue.
+    pub job: Option<String>,
+    pub queue: Option<String>,
+    /// Worker processes it started after its first (deaths, kills, reloads).
+    pub restarts: u64,
+}
+
+impl From<&crate::service::WorkerStatus> for WorkerView {
+    fn from(w: &crate::service::WorkerStatus) -> Self {
+        WorkerView {
+            id: w.id,
+            pid: w.pid,
+            state: w.state.as_str().to_owned(),
+            job: w.job.map(|j| j.to_string()),
+            queue: w.queue.clone(),
+            restarts: w.restarts,
         }
     }
 }

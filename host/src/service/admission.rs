@@ -61,7 +61,7 @@ impl Host {
             }
         }
         for name in queues {
-            self.inner.pool.wake_every_worker(name);
+            self.inner.pool.wake(name);
         }
         Ok(jobs)
     }

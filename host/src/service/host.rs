@@ -18,7 +18,7 @@ use crate::events::JobEvent;
 use crate::job::{Job, JobId, Status};
 use crate::metrics::{PluginGauges, QueueGauges};
 use crate::plugins::{Catalog, Registry};
-use crate::processor::{Plugins, Pool, ProcessorConfig, QueueInfo, RunError, Shared, Shutdown};
+use crate::processor::{Plugins, Pool, ProcessorConfig, QueueInfo, RunError, Shared, Shutdown, WorkerStatus};
 use crate::store::{Cancelled, ClaimFilter, ListFilter, Store};
 use crate::sync;
 
@@ -82,7 +82,7 @@ impl Host {
             .pool
             .queues(&counts)
             .into_iter()
-            .map(|q| QueueGauges { queue: q.name, stuck: q.stuck, backing_off: q.backing_off })
+            .map(|q| QueueGauges { queue: q.name, stuck: q.stuck })
             .collect();
         let catalog = self.catalog();
         let plugins = PluginGauges {
@@ -90,7 +90,8 @@ impl Host {
             rejected: catalog.rejected.len(),
             conflicts: catalog.conflicts.len(),
         };
-        Ok(self.inner.shared.metrics.render(&counts, &queues, plugins))
+        let workers: Vec<&'static str> = self.workers().iter().map(|w| w.state.as_str()).collect();
+        Ok(self.inner.shared.metrics.render(&counts, &queues, &workers, plugins))
     }
 
     /// What is known of the plugins: plugins, factories, rejected files, conflicts.
@@ -247,6 +248,11 @@ impl Host {
     /// Writes everything to disk (the end of `run-once`).
     pub fn flush(&self) -> Result<(), HostError> {
         Ok(self.inner.shared.store.flush()?)
+    }
+
+    /// The workers started so far (at most `max_workers`) and what each does.
+    pub fn workers(&self) -> Vec<WorkerStatus> {
+        self.inner.pool.workers()
     }
 
     pub fn running_count(&self) -> usize {

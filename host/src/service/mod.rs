@@ -23,5 +23,7 @@ pub use open::{open, open_with_store};
 pub use schedules::{NewSchedule, SchedulePatch};
 
 pub use crate::events::JobEvent;
-pub use crate::processor::{Plugins, ProcessorConfig, QueueConfig, QueueInfo, Shutdown};
+pub use crate::processor::{
+    Plugins, ProcessorConfig, QueueConfig, QueueInfo, Shutdown, WorkerState, WorkerStatus,
+};
 pub use crate::store::{Added, ClaimDurability, ClaimFilter, ListFilter, StoreOptions};

@@ -1,0 +1,87 @@
+//! The service under faults and hostile input, against the real `jobhost serve`: a thousand
+//! queues, a queue that would hog every worker, half-open connections, nonsense settings.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use jobhost_tests::{plugin_dir, Server};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A server with `config` (TOML) and the echo and sleep plugins.
+fn serve(dir: &TempDir, plugins: &Path, config: &str) -> Server {
+    let file = dir.path().join("jobhost.toml");
+    fs::write(&file, config).unwrap();
+    Server::start(&dir.path().join("data"), plugins, &["--config", file.to_str().unwrap()])
+}
+
+/// Asserts `f` answers within `bound`, and returns what it answered.
+fn within<T>(bound: Duration, what: &str, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let answer = f();
+    assert!(started.elapsed() < bound, "{what} took {:?}", started.elapsed());
+    answer
+}
+
+#[test]
+fn a_thousand_queues_share_max_workers_and_the_api_keeps_answering() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo", "sleep"]);
+    let server = serve(&dir, plugins.path(), "max_workers = 4\n[default_queue]\nconcurrency = 2\n");
+    // One batch naming a thousand queues: each starts as it is first named.
+    let jobs: Vec<Value> =
+        (0..1000).map(|n| json!({"job": "echo", "input": n, "queue": format!("q{n}")})).collect();
+    let added = within(Duration::from_secs(10), "the batch", || {
+        server.post("/v1/jobs/batch", &json!({"jobs": jobs}))
+    });
+    assert_eq!(added.status, 201, "{}", added.text);
+    // Meanwhile requests are answered at once: no handler waits for a worker.
+    for n in 0..20 {
+        within(Duration::from_secs(2), "GET /v1/jobs", || {
+            assert_eq!(server.get("/v1/jobs?limit=5").status, 200)
+        });
+        let id = within(Duration::from_secs(2), "POST /v1/jobs", || server.add("echo", json!(n)));
+        assert!(!id.is_empty());
+    }
+    let deadline = Instant::now() + LONG;
+    loop {
+        let queues = server.get("/v1/queues").body;
+        let queues = queues.as_array().unwrap();
+        let pending: u64 =
+            queues.iter().map(|q| q["queued"].as_u64().unwrap() + q["running"].as_u64().unwrap()).sum();
+        if queues.len() >= 1000 && pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending} jobs still pending");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let completed = server.get("/v1/jobs?status=completed&limit=1000").body;
+    assert_eq!(completed["jobs"].as_array().unwrap().len(), 1000);
+    let workers = server.get("/v1/workers").body;
+    let workers = workers.as_array().unwrap();
+    assert!(!workers.is_empty() && workers.len() <= 4, "{workers:?}");
+    // Each worker has one worker process, however many queues there are.
+    let mut pids: Vec<u64> = workers.iter().filter_map(|w| w["pid"].as_u64()).collect();
+    pids.dedup();
+    assert_eq!(pids.len(), workers.len(), "{workers:?}");
+}
+
+#[test]
+fn a_queue_that_could_use_every_worker_leaves_room_for_the_others() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo", "sleep"]);
+    let config = "max_workers = 2\n[queues.bulk]\nconcurrency = 8\n[queues.urgent]\nconcurrency = 1\n";
+    let server = serve(&dir, plugins.path(), config);
+    let bulk: Vec<Value> = (0..20).map(|_| json!({"job": "sleep", "input": 0.5, "queue": "bulk"})).collect();
+    assert_eq!(server.post("/v1/jobs/batch", &json!({"jobs": bulk})).status, 201);
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let urgent = server.post("/v1/jobs", &json!({"job": "echo", "input": "now", "queue": "urgent"}));
+    let urgent = urgent.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.wait_finished(&urgent, LONG)["status"], "completed");
+    // Two workers, ten rounds of bulk work queued ahead: it waits for one job, not all ten.
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+}
