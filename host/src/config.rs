@@ -25,6 +25,13 @@ pub const DEFAULT_DATA_DIR: &str = "jobhost-data";
 /// `jobhost` binary is searched too, which is where `cargo build` puts the example plugins.
 pub const DEFAULT_PLUGIN_DIR: &str = "plugins";
 
+/// The shortest `lease`: renewed every third of it by a supervisor that looks every 25 ms,
+/// a lease must outlast a store flush and a scheduling hiccup many times over.
+const MIN_LEASE: Duration = Duration::from_secs(1);
+const MIN_POLL: Duration = Duration::from_millis(10);
+const MIN_KILL_GRACE: Duration = Duration::from_millis(100);
+const MIN_FLUSH: Duration = Duration::from_millis(1);
+
 /// The smallest `worker_limits.address_space`: below it a worker process cannot start.
 const MIN_ADDRESS_SPACE: u64 = 64 << 20;
 
@@ -45,6 +52,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Plugin directories; empty means `./plugins` and the directory of the `jobhost` binary.
     pub plugin_dirs: Vec<PathBuf>,
+    /// An address (`127.0.0.1:7878`) or a host name and port (`localhost:7878`).
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
     /// A file holding the bearer token clients must send; no auth when absent.
     pub token_file: Option<PathBuf>,
@@ -105,6 +114,24 @@ pub struct WorkerLimits {
     pub cpu_time: Option<Duration>,
     /// Open file descriptors (RLIMIT_NOFILE).
     pub open_files: Option<u64>,
+}
+
+fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_listen(&text).map_err(serde::de::Error::custom)
+}
+
+/// Where to listen: an address, or a host name and port, resolved now (its first address).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let shown = crate::text::clip(text);
+    match text.to_socket_addrs() {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| format!("{shown:?} resolves to no address")),
+        Err(e) => Err(format!("{shown:?} is not an address or host:port ({e}); write e.g. \"127.0.0.1:7878\" or \"localhost:7878\"")),
+    }
 }
 
 fn optional_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -311,6 +338,34 @@ impl Config {
         if self.retry.cap < self.retry.base {
             return Err("retry.cap: must not be shorter than retry.base".to_owned());
         }
+        // Settings that only make sense against each other or against the supervisor, which
+        // looks at running jobs every 25 ms.
+        let floors = [
+            (
+                "lease",
+                self.lease,
+                MIN_LEASE,
+                "a running job's lease is renewed every third of it; a shorter one expires under a job that is still running",
+            ),
+            ("poll_interval", self.poll_interval, MIN_POLL, "idle workers would spin"),
+            ("kill_grace", self.kill_grace, MIN_KILL_GRACE, "a job needs time to see its cancellation flag"),
+            ("store.flush_interval", self.store.flush_interval, MIN_FLUSH, "every flush is a disk sync"),
+        ];
+        for (key, value, floor, why) in floors {
+            if value < floor {
+                return Err(format!(
+                    "{key}: at least {} ({why}), not {}",
+                    humantime::format_duration(floor),
+                    humantime::format_duration(value)
+                ));
+            }
+        }
+        if self.lease <= self.poll_interval {
+            return Err(format!(
+                "lease: must be longer than poll_interval ({}), or idle workers could not renew it in time",
+                humantime::format_duration(self.poll_interval)
+            ));
+        }
         let limits = &self.worker_limits;
         if limits.address_space.is_some_and(|b| b < MIN_ADDRESS_SPACE) {
             return Err(format!(
@@ -419,11 +474,18 @@ mod tests {
             ("lease = \"0s\"", "lease"),
             ("role = \"boss\"", "role"),
             ("listen = \"localhost\"", "listen"),
+            ("listen = \"no such host.invalid:80\"", "listen"),
             ("[retry]\nbase = \"10m\"\ncap = \"1m\"", "retry.cap"),
             ("[queues.\"bad name\"]", "queues.bad name"),
             ("[limits]\nmax_body_bytes = -1", "max_body_bytes"),
             ("isolation = \"thread\"", "isolation"),
             ("kill_grace = \"0s\"", "kill_grace"),
+            ("lease = \"10ms\"", "lease: at least 1s"),
+            ("lease = \"1ns\"", "lease: at least 1s"),
+            ("lease = \"2s\"\npoll_interval = \"5s\"", "lease: must be longer than poll_interval"),
+            ("poll_interval = \"1ms\"", "poll_interval: at least 10ms"),
+            ("kill_grace = \"1ms\"", "kill_grace: at least 100ms"),
+            ("max_workers = 0", "max_workers"),
             ("[worker_limits]\naddress_space = \"1MiB\"", "worker_limits.address_space"),
             ("[worker_limits]\naddress_space = \"lots\"", "address_space"),
             ("[worker_limits]\ncpu_time = \"100ms\"", "worker_limits.cpu_time"),

@@ -37,15 +37,16 @@ impl CronSpec {
         let fields: Vec<&str> = expr.split_whitespace().collect();
         if fields.len() != 5 && !expr.trim_start().starts_with('@') {
             return Err(CronError::Expression(format!(
-                "`{expr}` has {} field(s); a cron expression has five: minute hour day-of-month month day-of-week",
+                "`{}` has {} field(s); a cron expression has five: minute hour day-of-month month day-of-week",
+                crate::text::clip(expr),
                 fields.len()
             )));
         }
         match parser().parse(expr) {
             Ok(cron) => Ok(CronSpec { cron, tz }),
-            Err(e) => {
-                Err(CronError::Expression(blame_field(&fields).unwrap_or_else(|| format!("`{expr}`: {e}"))))
-            }
+            Err(e) => Err(CronError::Expression(
+                blame_field(&fields).unwrap_or_else(|| format!("`{}`: {e}", crate::text::clip(expr))),
+            )),
         }
     }
 
@@ -82,7 +83,7 @@ fn blame_field(fields: &[&str]) -> Option<String> {
     for (i, field) in fields.iter().enumerate() {
         let probe: Vec<&str> = (0..5).map(|j| if j == i { *field } else { "*" }).collect();
         if let Err(e) = parser().parse(&probe.join(" ")) {
-            return Some(format!("field {} ({}) `{field}`: {e}", i + 1, FIELDS[i]));
+            return Some(format!("field {} ({}) `{}`: {e}", i + 1, FIELDS[i], crate::text::clip(field)));
         }
     }
     None
@@ -94,7 +95,8 @@ pub fn parse_timezone(name: Option<&str>) -> Result<Tz, CronError> {
         None => Ok(Tz::UTC),
         Some(name) => Tz::from_str(name).map_err(|_| {
             CronError::TimeZone(format!(
-                "unknown time zone `{name}`; use an IANA name such as `Europe/Zurich` or `UTC`"
+                "unknown time zone `{}`; use an IANA name such as `Europe/Zurich` or `UTC`",
+                crate::text::clip(name)
             ))
         }),
     }

@@ -45,7 +45,7 @@ macro_rules! id_type {
 
             /// A decimal number, as the API and the CLI print it.
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                s.parse().map($name).map_err(|_| format!("`{s}` is not a {} (a decimal number)", $what))
+                s.parse().map($name).map_err(|_| format!("`{}` is not a {} (a decimal number)", crate::text::clip(s), $what))
             }
         }
     };

@@ -70,7 +70,7 @@ impl std::str::FromStr for Status {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Status::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
             let names: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
-            format!("unknown status `{s}`; expected one of {}", names.join(", "))
+            format!("unknown status `{}`; expected one of {}", crate::text::clip(s), names.join(", "))
         })
     }
 }

@@ -22,4 +22,5 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod sync;
+pub mod text;
 pub mod workers;

@@ -515,3 +515,61 @@ fn batch_submission_is_all_or_nothing_with_per_job_errors() {
     assert_eq!((big.status, big.code()), (413, "body_too_large"), "{big:?}");
     assert_eq!(server.snapshot(), before, "a refused batch adds nothing");
 }
+
+#[test]
+fn semantics_at_the_edges() {
+    use Expect::ErrorSaying;
+    use Request::{Get, Post, PostEmpty};
+    let server = App::with_config(paused());
+    // A retry must not make a second pending job with one unique key.
+    let first = server.post("/v1/jobs", &json!({"job": "echo", "unique_key": "k"}));
+    let first = first.body["id"].as_str().unwrap().to_owned();
+    server.check(PostEmpty(&format!("/v1/jobs/{first}/cancel")), Expect::Status(200));
+    let second = server.post("/v1/jobs", &json!({"job": "echo", "unique_key": "k"}));
+    assert_eq!((second.status, second.body["existing"].as_bool()), (201, Some(false)));
+    let second = second.body["id"].as_str().unwrap().to_owned();
+    server.check(
+        PostEmpty(&format!("/v1/jobs/{first}/retry")),
+        ErrorSaying(409, "invalid_transition", &format!("job {second} holds its unique key `k`")),
+    );
+    // Once the holder is finished, the retry takes the key back.
+    server.check(PostEmpty(&format!("/v1/jobs/{second}/cancel")), Expect::Status(200));
+    server.check(PostEmpty(&format!("/v1/jobs/{first}/retry")), Expect::Status(200));
+    let same = server.post("/v1/jobs", &json!({"job": "echo", "unique_key": "k"}));
+    assert_eq!(
+        (same.body["id"].as_str(), same.body["existing"].as_bool()),
+        (Some(first.as_str()), Some(true))
+    );
+
+    // Durations that round to nothing, or beyond ten years, are refused, not cut.
+    let before = server.snapshot();
+    for (body, field) in [
+        (json!({"job": "echo", "timeout_seconds": 0.0001}), "timeout_seconds"),
+        (json!({"job": "echo", "timeout_seconds": 1e308}), "timeout_seconds"),
+        (json!({"job": "echo", "delay_seconds": 1e308}), "delay_seconds"),
+        (json!({"job": "echo", "delay_seconds": 4e8}), "delay_seconds"),
+    ] {
+        server.check(Post("/v1/jobs", body), ErrorSaying(400, "invalid_request", field));
+    }
+    server.check(
+        Post("/v1/schedules", json!({"job": "echo", "delay_seconds": 0.0001})),
+        ErrorSaying(400, "invalid_request", "delay_seconds"),
+    );
+    // A preview of an expression that never fires says so, as creating a schedule does.
+    server.check(
+        Get(&format!("/v1/cron/next?expr={}", q("0 0 31 2 *"))),
+        ErrorSaying(400, "invalid_request", "never matches"),
+    );
+    server.check(
+        Post("/v1/schedules", json!({"job": "echo", "cron": "0 0 31 2 *"})),
+        ErrorSaying(400, "invalid_request", "never matches"),
+    );
+    // A huge name is not echoed whole.
+    let huge = "q".repeat(1_000_000);
+    let answer = server.check(
+        Post("/v1/jobs", json!({"job": "echo", "queue": huge})),
+        ErrorSaying(400, "invalid_request", "(1000000 bytes)"),
+    );
+    assert!(answer.text.len() < 1000, "{} bytes of error", answer.text.len());
+    assert_eq!(server.snapshot(), before, "nothing stored");
+}

@@ -506,7 +506,7 @@ fn serve_refuses_an_empty_token_file_and_an_open_address_without_a_token() {
     let plugins = plugin_dir(&["echo"]);
     // An empty token file is refused at start, naming the file.
     let empty = dir.path().join("empty-token");
-    std::fs::write(&empty, "  \n").unwrap();
+    private_file(&empty, "  \n");
     let out = jobhost([
         "serve",
         "--token-file",
@@ -531,16 +531,103 @@ fn serve_refuses_an_empty_token_file_and_an_open_address_without_a_token() {
     assert!(out.stderr.contains("refusing to listen on 0.0.0.0:0 without a token"), "{out:?}");
 }
 
+/// A file only its owner can read, as a token file must be.
+fn private_file(path: &std::path::Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 #[test]
 fn the_served_token_is_required_by_the_real_binary() {
     let dir = TempDir::new().unwrap();
     let plugins = plugin_dir(&["echo"]);
     let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "s3cret\n").unwrap();
+    private_file(&token_file, "s3cret\n");
     let extra = ["--token-file", token_file.to_str().unwrap()];
     let server = Server::start_with_token(&dir.path().join("data"), plugins.path(), &extra, Some("s3cret"));
     assert_eq!(server.add("echo", json!(1)), "1");
     let anonymous = server.with_token(None);
     assert_eq!(anonymous.get("/v1/jobs").status, 401);
     assert_eq!(anonymous.get("/v1/health").status, 200);
+    // The start says auth is on, and that a 6-byte token is weak.
+    let log = server.log();
+    assert!(log.contains("auth bearer token"), "{log}");
+    assert!(log.contains("is 6 bytes long; use at least 16"), "{log}");
+    // The scheme is case-insensitive (RFC 7235).
+    let lower = ureq::get(format!("{}/v1/jobs", server.url))
+        .header("Authorization", "bearer s3cret")
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(lower.status().as_u16(), 200);
+    // The CLI says where a token comes from.
+    let out = cli(&server, &["list"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("set JOBHOST_TOKEN"), "{out:?}");
+}
+
+#[test]
+fn a_token_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "a-long-enough-secret-token").unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = jobhost([
+        "serve",
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.contains("is open to others (mode 0644)") && out.stderr.contains("chmod 600"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn the_cli_takes_an_address_without_a_scheme_a_wait_limit_and_ctrl_c() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["sleep", "echo"]);
+    // `serve --listen localhost:PORT` is an address too.
+    let server = Server::start_listening(&dir.path().join("data"), plugins.path(), "localhost:0", &[], None);
+    let bare = server.url.trim_start_matches("http://").to_owned();
+    let out = jobhost_cmd().args(["add", "echo", "1", "--wait", "--server", &bare]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A wait with a limit gives up, and says the job goes on.
+    let out = cli(&server, &["add", "sleep", "5", "--wait", "--wait-timeout", "1s"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("did not finish within 1s; it goes on"), "{out:?}");
+
+    // Ctrl-C during a wait: the job goes on, and the message says how to cancel it.
+    let waiting = jobhost_cmd()
+        .args(["add", "sleep", "5", "--wait"])
+        .env("JOBHOST_URL", &server.url)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(waiting.id() as i32, libc::SIGINT) };
+    let out = waiting.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("goes on") && stderr.contains("`jobhost cancel 3` stops it"), "{stderr}");
+    assert_eq!(server.job("3")["status"], "processing");
+}
+
+#[test]
+fn serve_refuses_a_lease_the_supervisor_could_not_keep_naming_the_key() {
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("jobhost.toml");
+    std::fs::write(&config, "lease = \"10ms\"\n").unwrap();
+    let out = jobhost(["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("lease: at least 1s"), "{out:?}");
 }

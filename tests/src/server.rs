@@ -40,13 +40,24 @@ impl Server {
         extra: &[&str],
         token: Option<&str>,
     ) -> Server {
+        Server::start_listening(data_dir, plugin_dir, "127.0.0.1:0", extra, token)
+    }
+
+    /// Like [`Server::start_with_token`], listening on `listen` (e.g. `localhost:0`).
+    pub fn start_listening(
+        data_dir: &Path,
+        plugin_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        token: Option<&str>,
+    ) -> Server {
         let log = data_dir.with_extension(format!("{}.log", std::process::id()));
         let stderr = File::create(&log).expect("server log file");
         let mut child = jobhost_cmd()
             .env("JOBHOST_LOG", "info")
             .arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--plugin-dir")

@@ -46,6 +46,10 @@ pub struct AddArgs {
     /// completed, 1 error, 2 cancelled.
     #[arg(long, conflicts_with = "batch")]
     pub wait: bool,
+    /// With --wait: give up waiting after this long, e.g. `30s` (exit 1; the job goes on).
+    /// `--timeout` is the job's own time limit.
+    #[arg(long, value_name = "DURATION", requires = "wait", value_parser = crate::durations::parse_duration)]
+    pub wait_timeout: Option<Duration>,
     /// Add the jobs of a JSON Lines file instead (`-`: standard input), one
     /// `{"job": ..., "input": ...}` object a line, 10,000 a request; all of a request or none.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["job", "input", "hold", "unique_key", "delay", "at"])]
@@ -92,8 +96,24 @@ pub fn add(args: &AddArgs) -> u8 {
             }
             return Ok(EXIT_OK);
         }
-        let job = wait_with_progress(&client, &job.id)?;
-        Ok(print_ending(&job, args.client.json))
+        // Ctrl-C leaves the job running: say so, and how to stop it.
+        let id = job.id.clone();
+        let _ = ctrlc::set_handler(move || {
+            eprintln!("\ninterrupted: job {id} goes on; `jobhost status {id}` shows it, `jobhost cancel {id}` stops it");
+            #[allow(clippy::disallowed_methods)] // nothing of ours to flush: the job is the server's
+            std::process::exit(130);
+        });
+        match wait_with_progress(&client, &job.id, args.wait_timeout)? {
+            Some(job) => Ok(print_ending(&job, args.client.json)),
+            None => {
+                let (id, waited) =
+                    (&job.id, humantime::format_duration(args.wait_timeout.unwrap_or_default()));
+                eprintln!(
+                    "job {id} did not finish within {waited}; it goes on: `jobhost status {id}` shows it, `jobhost cancel {id}` stops it"
+                );
+                Ok(EXIT_FAILED)
+            }
+        }
     })
 }
 
@@ -166,8 +186,14 @@ fn add_batch(path: &std::path::Path, client_args: &ClientArgs) -> u8 {
     })
 }
 
-/// Long-polls until the job finishes, drawing its progress on a terminal.
-fn wait_with_progress(client: &Client, id: &str) -> Result<JobView, ClientError> {
+/// Long-polls until the job finishes (`None` if `limit` passes first), drawing its progress on
+/// a terminal.
+fn wait_with_progress(
+    client: &Client,
+    id: &str,
+    limit: Option<Duration>,
+) -> Result<Option<JobView>, ClientError> {
+    let deadline = limit.map(|l| std::time::Instant::now() + l);
     let attended = std::io::stderr().is_terminal();
     let bar = indicatif::ProgressBar::new(1000);
     if attended {
@@ -182,7 +208,12 @@ fn wait_with_progress(client: &Client, id: &str) -> Result<JobView, ClientError>
     // Short polls refresh the bar; unattended, one long poll at a time is enough.
     let wait = if attended { Duration::from_millis(500) } else { Duration::from_secs(30) };
     let job = loop {
-        let job = client.job(id, Some(wait))?;
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
+            bar.finish_and_clear();
+            return Ok(None);
+        }
+        let job = client.job(id, Some(left.map_or(wait, |l| l.min(wait))))?;
         if job.status.is_finished() {
             break job;
         }
@@ -195,5 +226,5 @@ fn wait_with_progress(client: &Client, id: &str) -> Result<JobView, ClientError>
         }
     };
     bar.finish_and_clear();
-    Ok(job)
+    Ok(Some(job))
 }

@@ -26,7 +26,7 @@ pub enum ClientError {
     #[error("cannot reach the jobhost server at {url}: {reason} (is `jobhost serve` running? set --server or JOBHOST_URL)")]
     Unreachable { url: String, reason: String },
     /// The server answered with an API error.
-    #[error("{message} ({code})")]
+    #[error("{message} ({code}){}", if *status == 401 { "; set JOBHOST_TOKEN to the server's bearer token" } else { "" })]
     Api { status: u16, code: String, message: String, items: Option<Vec<ItemErrorBody>> },
     /// The server answered something that is not the API.
     #[error("unexpected answer from {url}: {reason}")]
@@ -69,7 +69,7 @@ impl Client {
             .into();
         let token =
             std::env::var("JOBHOST_TOKEN").ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-        Client { base: args.server.trim_end_matches('/').to_owned(), token, agent }
+        Client { base: server_url(&args.server), token, agent }
     }
 
     fn url(&self, path: &str) -> String {
@@ -176,6 +176,17 @@ impl Client {
                 reason: format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()),
             }),
         }
+    }
+}
+
+/// The server's base URL: `localhost:7878` means `http://localhost:7878` (the server speaks
+/// plain HTTP), and a trailing slash is dropped.
+pub fn server_url(given: &str) -> String {
+    let given = given.trim().trim_end_matches('/');
+    if given.contains("://") {
+        given.to_owned()
+    } else {
+        format!("http://{given}")
     }
 }
 

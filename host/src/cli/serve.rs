@@ -26,8 +26,9 @@ pub struct ServeArgs {
     /// A plugin directory (repeatable). Default: ./plugins and the binary's own directory.
     #[arg(long = "plugin-dir", value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
-    /// Address to listen on. Default: 127.0.0.1:7878. Port 0 picks a free port.
-    #[arg(long, value_name = "ADDR")]
+    /// Address to listen on, or host name and port. Default: 127.0.0.1:7878. Port 0 picks a
+    /// free port.
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::parse_listen)]
     pub listen: Option<SocketAddr>,
     /// File holding the bearer token clients must send.
     #[arg(long, value_name = "FILE")]
@@ -169,12 +170,18 @@ async fn serve(
     let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
 
     let factories = host.catalog().factory_names().join(", ");
+    let auth = if token.is_some() { "bearer token" } else { "none" };
     log::info!(
-        "jobhost {} listening on http://{addr} (role {:?}, isolation {:?}); factories: {factories}",
+        "jobhost {} listening on http://{addr} (role {:?}, isolation {:?}, auth {auth}); factories: {factories}",
         env!("CARGO_PKG_VERSION"),
         config.role,
         config.isolation
     );
+    if token.is_none() && !addr.ip().is_loopback() {
+        log::warn!(
+            "--insecure-no-auth: anyone who can reach {addr} can add, cancel and remove jobs; set token_file"
+        );
+    }
     // The line scripts (and the tests) read to learn the address, e.g. with `--listen ...:0`.
     println!("jobhost listening on http://{addr}");
 

@@ -49,7 +49,8 @@ fn check_queue_name(name: &str) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::invalid_request(format!(
-            "queue: {name:?} is not a queue name (1 to {} characters from a-z, A-Z, 0-9, `_`, `-`, `.`)",
+            "queue: {:?} is not a queue name (1 to {} characters from a-z, A-Z, 0-9, `_`, `-`, `.`)",
+            crate::text::clip(name),
             crate::job::MAX_NAME_LEN
         )))
     }

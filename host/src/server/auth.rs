@@ -10,16 +10,39 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 
+/// Below this a token is logged as weak.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
 /// The shared secret, read from `token_file`.
 #[derive(Clone)]
 pub struct Token(Arc<str>);
 
 impl Token {
-    /// The file's content with surrounding whitespace trimmed; empty is an error.
+    /// The file's content with surrounding whitespace trimmed. Refused, as ssh refuses a
+    /// private key others can read: an empty file, and a file that anyone but its owner and
+    /// group can read or write. A token shorter than 16 bytes is logged as weak.
     pub fn from_file(path: &std::path::Path) -> Result<Token, String> {
+        use std::os::unix::fs::MetadataExt;
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
+        let mode = meta.mode() & 0o777;
+        if mode & 0o007 != 0 || mode & 0o020 != 0 {
+            return Err(format!(
+                "token file {} is open to others (mode {mode:04o}); make it readable by its owner (and the service's group) only: chmod 600, or 640 with group jobhost",
+                path.display()
+            ));
+        }
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
-        Token::new(&text).map_err(|_| format!("token file {} is empty", path.display()))
+        let token = Token::new(&text).map_err(|_| format!("token file {} is empty", path.display()))?;
+        if token.0.len() < MIN_TOKEN_BYTES {
+            log::warn!(
+                "the token in {} is {} bytes long; use at least {MIN_TOKEN_BYTES} random ones (e.g. `openssl rand -hex 32`)",
+                path.display(),
+                token.0.len()
+            );
+        }
+        Ok(token)
     }
 
     /// `text` with surrounding whitespace trimmed; empty is an error.
@@ -43,11 +66,14 @@ pub async fn require_token(State(token): State<Option<Token>>, request: Request,
     if request.uri().path() == "/v1/health" {
         return next.run(request).await;
     }
+    // The scheme is case-insensitive (RFC 7235): `bearer x` is `Bearer x`.
     let offered = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, credentials)| credentials);
     match offered {
         Some(offered) if token.matches(offered.trim()) => next.run(request).await,
         Some(_) => unauthorized("wrong bearer token"),

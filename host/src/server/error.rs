@@ -36,6 +36,9 @@ pub struct ItemError {
     pub message: String,
 }
 
+/// The longest message an error carries.
+const MAX_MESSAGE: usize = 2048;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -46,7 +49,15 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), items: None }
+        let mut message = message.into();
+        // Input is clipped where it is echoed (`crate::text::clip`); this bounds any message
+        // that would still carry too much of it.
+        if message.len() > MAX_MESSAGE {
+            let cut = (0..=MAX_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+            message.truncate(cut);
+            message.push('…');
+        }
+        ApiError { status, code, message, items: None }
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
@@ -73,7 +84,9 @@ impl From<HostError> for ApiError {
             HostError::ScheduleNotFound(id) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_schedule", format!("no schedule with id {id}"))
             }
-            HostError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string()),
+            HostError::Refused(_) | HostError::KeyHeld(_) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
+            }
             HostError::InvalidBatch { ref items, .. } => {
                 let items = items
                     .iter()

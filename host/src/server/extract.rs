@@ -72,6 +72,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// The longest delay or timeout a request may ask for: ten years. Longer values are refused,
+/// not cut.
+pub const MAX_SECONDS: f64 = 315_360_000.0;
+
+/// The shortest timeout or schedule delay: what is stored is whole milliseconds, and a value
+/// that rounds to none would mean "at once" (every attempt timing out, or firing now).
+pub const MIN_SECONDS: f64 = 0.001;
+
+/// A number of seconds from outside: finite, at least `min` (0 or [`MIN_SECONDS`]), at most
+/// [`MAX_SECONDS`]; an error names `field`.
+pub fn seconds(field: &str, value: f64, min: f64) -> Result<std::time::Duration, ApiError> {
+    if value.is_finite() && value >= min && value <= MAX_SECONDS {
+        return Ok(std::time::Duration::from_secs_f64(value));
+    }
+    let floor = if min > 0.0 { format!("{min} (1 ms)") } else { "0".to_owned() };
+    Err(ApiError::invalid_request(format!(
+        "{field}: must be a number of seconds from {floor} to {MAX_SECONDS} (ten years), not {value}"
+    )))
+}
+
 /// Query parameters; a bad one is `invalid_request` naming it.
 pub struct QueryParams<T>(pub T);
 

@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody, ItemError};
-use super::extract::{BatchBody, JsonBody, QueryParams};
+use super::extract::{seconds, BatchBody, JsonBody, QueryParams, MIN_SECONDS};
 use super::state::AppState;
 use super::types::{
     AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, JobPage, JobView, Removed,
@@ -19,12 +19,13 @@ use super::types::{
 use crate::clock::{duration_micros, Micros};
 use crate::job::{Job, JobId, Status};
 use crate::service::{AddJob, ListFilter};
+use crate::text::clip;
 
 /// Page size of `GET /v1/jobs` when `limit` is not given.
 const DEFAULT_PAGE: usize = 100;
 
 fn parse_id(text: &str) -> ApiResult<JobId> {
-    text.parse().map_err(|_| ApiError::unknown_id(format!("`{text}` (ids are decimal numbers)")))
+    text.parse().map_err(|_| ApiError::unknown_id(format!("`{}` (ids are decimal numbers)", clip(text))))
 }
 
 /// `completed,error` → statuses; an unknown name is `invalid_request` listing the known ones.
@@ -35,30 +36,15 @@ fn parse_statuses(text: Option<&str>) -> ApiResult<Vec<Status>> {
         .collect()
 }
 
-/// A number of seconds from outside: finite and not negative.
-fn seconds(field: &str, value: f64) -> ApiResult<Duration> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(Duration::from_secs_f64(value.min(1e10)))
-    } else {
-        Err(ApiError::invalid_request(format!("{field}: must be a number of seconds ≥ 0, not {value}")))
-    }
-}
-
 fn to_add_job(req: AddJobRequest, now: Micros) -> ApiResult<AddJob> {
-    let timeout = match req.timeout_seconds {
-        None => None,
-        Some(s) if s > 0.0 => Some(seconds("timeout_seconds", s)?),
-        Some(s) => {
-            return Err(ApiError::invalid_request(format!(
-                "timeout_seconds: must be a positive number, not {s}"
-            )))
-        }
-    };
+    let timeout = req.timeout_seconds.map(|s| seconds("timeout_seconds", s, MIN_SECONDS)).transpose()?;
     let run_at = match (req.delay_seconds, req.run_at.as_deref()) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid_request("give delay_seconds or run_at, not both"))
         }
-        (Some(delay), None) => Some(now.saturating_add(duration_micros(seconds("delay_seconds", delay)?))),
+        (Some(delay), None) => {
+            Some(now.saturating_add(duration_micros(seconds("delay_seconds", delay, 0.0)?)))
+        }
         (None, Some(at)) => Some(parse_time("run_at", at)?),
         (None, None) => None,
     };
@@ -271,7 +257,7 @@ pub async fn list_jobs(
         None => None,
         Some(a) => Some(
             a.parse::<JobId>()
-                .map_err(|_| ApiError::invalid_request(format!("after: `{a}` is not a job id")))?,
+                .map_err(|_| ApiError::invalid_request(format!("after: `{}` is not a job id", clip(a))))?,
         ),
     };
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);

@@ -1,7 +1,5 @@
 //! `/v1/schedules` (cron and delay items) and `/v1/cron/next` (previewing an expression).
 
-use std::time::Duration;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -9,7 +7,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{JsonBody, QueryParams};
+use super::extract::{seconds, JsonBody, QueryParams, MIN_SECONDS};
 use super::jobs::parse_time;
 use super::state::AppState;
 use super::types::{CronTimes, SchedulePatchRequest, ScheduleRequest, ScheduleView};
@@ -17,22 +15,19 @@ use crate::clock::rfc3339;
 use crate::cron::CronSpec;
 use crate::job::ScheduleId;
 use crate::service::{NewSchedule, SchedulePatch};
+use crate::text::clip;
 
 /// Longest list `GET /v1/cron/next` gives.
 const MAX_CRON_COUNT: usize = 1000;
 
 fn parse_id(text: &str) -> ApiResult<ScheduleId> {
     text.parse().map_err(|_| {
-        ApiError::new(StatusCode::NOT_FOUND, "unknown_schedule", format!("no schedule with id `{text}`"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_schedule",
+            format!("no schedule with id `{}`", clip(text)),
+        )
     })
-}
-
-fn positive_seconds(field: &str, value: f64) -> ApiResult<Duration> {
-    if value.is_finite() && value > 0.0 {
-        Ok(Duration::from_secs_f64(value.min(1e10)))
-    } else {
-        Err(ApiError::invalid_request(format!("{field}: must be a positive number of seconds, not {value}")))
-    }
 }
 
 /// Create a schedule: a cron item (`cron`, `timezone`) or a one-shot delay item
@@ -53,10 +48,10 @@ pub async fn add_schedule(
         queue: req.queue,
         priority: req.priority,
         max_attempts: req.max_attempts,
-        timeout: req.timeout_seconds.map(|s| positive_seconds("timeout_seconds", s)).transpose()?,
+        timeout: req.timeout_seconds.map(|s| seconds("timeout_seconds", s, MIN_SECONDS)).transpose()?,
         cron: req.cron,
         timezone: req.timezone,
-        delay: req.delay_seconds.map(|s| positive_seconds("delay_seconds", s)).transpose()?,
+        delay: req.delay_seconds.map(|s| seconds("delay_seconds", s, MIN_SECONDS)).transpose()?,
         active: req.active,
         missed: req.missed.into(),
     };
@@ -165,5 +160,12 @@ pub async fn cron_next(
     if count == 0 || count > MAX_CRON_COUNT {
         return Err(ApiError::invalid_request(format!("count: must be 1 to {MAX_CRON_COUNT}, not {count}")));
     }
-    Ok(Json(CronTimes { times: spec.upcoming(after, count).into_iter().map(rfc3339).collect() }))
+    let times = spec.upcoming(after, count);
+    if times.is_empty() {
+        // As creating a schedule with it says.
+        return Err(ApiError::invalid_request(
+            "invalid cron: the expression never matches a date (e.g. 30 February)",
+        ));
+    }
+    Ok(Json(CronTimes { times: times.into_iter().map(rfc3339).collect() }))
 }

@@ -11,6 +11,7 @@ use super::host::Host;
 use crate::clock::Micros;
 use crate::job::{Job, NewJob, ScheduleId, DEFAULT_QUEUE, MAX_NAME_LEN};
 use crate::store::Added;
+use crate::text::clip;
 
 /// A request to add a job.
 #[derive(Debug, Clone, Default)]
@@ -138,7 +139,7 @@ fn validate_name(field: &'static str, name: &str) -> Result<(), HostError> {
     } else {
         Err(HostError::invalid(
             field,
-            format!("{name:?}: use 1 to {MAX_NAME_LEN} characters from a-z, A-Z, 0-9, `_`, `-`, `.`"),
+            format!("{:?}: use 1 to {MAX_NAME_LEN} characters from a-z, A-Z, 0-9, `_`, `-`, `.`", clip(name)),
         ))
     }
 }

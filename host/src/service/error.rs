@@ -6,7 +6,7 @@ use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    #[error("unknown job factory `{name}`; known factories: {}", known.join(", "))]
+    #[error("unknown job factory `{}`; known factories: {}", crate::text::clip(name), known.join(", "))]
     UnknownFactory { name: String, known: Vec<String> },
     #[error("invalid {field}: {message}")]
     Invalid { field: &'static str, message: String },
@@ -20,6 +20,9 @@ pub enum HostError {
     /// The job's status does not allow what was asked.
     #[error(transparent)]
     Refused(Refused),
+    /// Retrying would duplicate a pending job's unique key.
+    #[error(transparent)]
+    KeyHeld(StoreError),
     /// The store failed: not the caller's fault.
     #[error(transparent)]
     Store(StoreError),
@@ -34,6 +37,7 @@ impl From<StoreError> for HostError {
             StoreError::NotFound(id) => HostError::NotFound(id),
             StoreError::ScheduleNotFound(id) => HostError::ScheduleNotFound(id),
             StoreError::Refused(refused) => HostError::Refused(refused),
+            held @ StoreError::KeyHeld { .. } => HostError::KeyHeld(held),
             other => HostError::Store(other),
         }
     }

@@ -20,6 +20,12 @@ pub enum StoreError {
     /// The job's status does not allow the change asked for.
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// Retrying the job would make a second pending job with the same unique key.
+    #[error(
+        "job {id} cannot be retried: job {holder} holds its unique key `{}` while it is pending",
+        crate::text::clip(key)
+    )]
+    KeyHeld { id: JobId, key: String, holder: JobId },
     #[error("claims journal {path}: {error}")]
     Journal { path: PathBuf, error: std::io::Error },
     #[error("storage error: {0}")]

@@ -148,11 +148,16 @@ impl JobStore for SledStore {
             if let Some(at) = finished_at {
                 tx.finished.remove(&keys::time_key(at, id))?;
             }
-            // Pending again: it takes its unique key back unless another pending job has it.
+            // Pending again, it holds its unique key again: unless another pending job has it
+            // meanwhile, which a retry must not duplicate.
             if let Some(key) = unique_index_key(&job) {
-                if tx.unique.get(&key)?.is_none() {
-                    tx.unique.insert(key, &keys::id_key(id))?;
+                if let Some(holder) = tx.unique.get(&key)?.and_then(|v| keys::id_from(&v)) {
+                    if holder != id && tx.find(holder)?.is_some_and(|h| h.is_pending()) {
+                        let key = job.unique_key.clone().unwrap_or_default();
+                        return abort(StoreError::KeyHeld { id, key, holder });
+                    }
                 }
+                tx.unique.insert(key, &keys::id_key(id))?;
             }
             tx.save(&job)?;
             tx.enqueue(&job, now)?;
