@@ -20,6 +20,13 @@ pub trait Clock: Send + Sync + 'static {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
+impl SystemClock {
+    /// Now, without a `Clock` object (log lines).
+    pub fn now_micros(self) -> Micros {
+        self.now()
+    }
+}
+
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)] // the one place that reads the wall clock
     fn now(&self) -> Micros {

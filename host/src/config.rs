@@ -89,6 +89,31 @@ pub struct Config {
     pub worker_limits: WorkerLimits,
     /// Factory name → the plugin file (its name, or a path) that provides it when several do.
     pub factories: BTreeMap<String, String>,
+    /// How log lines look: `text` or `json` (`JOBHOST_LOG_FORMAT` wins).
+    pub log_format: LogFormat,
+    /// How often a line sums up the jobs each queue finished since the last; `never`: none.
+    #[serde(deserialize_with = "durations::optional")]
+    pub log_summary_interval: Option<Duration>,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `[time LEVEL target] message field=value ...`
+    #[default]
+    Text,
+    /// One JSON object a line: `ts`, `level`, `target`, `message` and the fields.
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// Where plugin code runs.
@@ -261,6 +286,8 @@ impl Default for Config {
             max_workers: NonZeroUsize::new(processor.max_workers).unwrap_or(NonZeroUsize::MIN),
             worker_limits: WorkerLimits::default(),
             factories: BTreeMap::new(),
+            log_format: LogFormat::Text,
+            log_summary_interval: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -415,6 +442,7 @@ impl Config {
             retention: self.retention,
             kill_grace: self.kill_grace,
             max_workers: self.max_workers.get(),
+            log_summary_interval: self.log_summary_interval,
         }
     }
 

@@ -15,14 +15,15 @@ use jobhost::service::ListFilter;
 use jobhost_tests::{harness, job, jobhost_cmd, manual_config, open};
 use serde_json::json;
 
-/// `jobhost run-once` on `store`, with info logs on stderr.
+/// `jobhost run-once` on `store`, with its log (and each job's start) on stderr.
 fn run_once(store: &Path, plugins: &Path) -> Child {
     run_once_isolated(store, plugins, "process")
 }
 
 fn run_once_isolated(store: &Path, plugins: &Path, isolation: &str) -> Child {
     jobhost_cmd()
-        .env("JOBHOST_LOG", "info")
+        // A job's start is logged at debug.
+        .env("JOBHOST_LOG", "info,jobhost::processor=debug")
         .args(["run-once", "--isolation", isolation, "--data-dir"])
         .arg(store)
         .arg("--plugin-dir")

@@ -85,3 +85,56 @@ fn a_queue_that_could_use_every_worker_leaves_room_for_the_others() {
     // Two workers, ten rounds of bulk work queued ahead: it waits for one job, not all ten.
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
 }
+
+#[test]
+fn per_job_lines_stay_at_debug_failures_are_logged_with_fields_and_a_summary_sums_up() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo", "error"]);
+    let server = serve(&dir, plugins.path(), "log_summary_interval = \"1s\"\n");
+    let ids: Vec<String> = (0..30).map(|n| server.add("echo", json!(n))).collect();
+    let failed = server.add("error", Value::Null);
+    for id in ids.iter().chain([&failed]) {
+        server.wait_finished(id, LONG);
+    }
+    let deadline = Instant::now() + LONG;
+    while !server.log().contains("queue 'default' in the last 1s: 30 completed, 1 failed") {
+        assert!(Instant::now() < deadline, "no summary: {}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = server.log();
+    assert!(!log.contains("completed in"), "per-job lines at info: {log}");
+    assert!(!log.contains(") started, attempt"), "per-job lines at info: {log}");
+    let failure = log.lines().find(|l| l.contains(&format!("job {failed} (error) ended in error"))).unwrap();
+    assert!(failure.contains("WARN"), "{failure}");
+    assert!(failure.contains(&format!("job={failed}")) && failure.contains("factory=error"), "{failure}");
+}
+
+#[test]
+fn json_log_lines_carry_the_fields_as_keys() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["error"]);
+    let server = serve(&dir, plugins.path(), "log_format = \"json\"\n");
+    let failed = server.add("error", Value::Null);
+    server.wait_finished(&failed, LONG);
+    let deadline = Instant::now() + LONG;
+    let line = loop {
+        let log = server.log();
+        if let Some(line) = log.lines().find(|l| l.contains("ended in error")) {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let entry: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(entry["level"], "WARN");
+    assert_eq!(entry["job"], json!(failed.parse::<u64>().unwrap()));
+    assert_eq!((entry["factory"].as_str(), entry["queue"].as_str()), (Some("error"), Some("default")));
+    // Every line is JSON, the worker processes' included.
+    for line in server.log().lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: Result<Value, _> = serde_json::from_str(line);
+        assert!(
+            parsed.is_ok_and(|v| v["ts"].is_string() && v["message"].is_string()),
+            "not a JSON line: {line}"
+        );
+    }
+}

@@ -10,6 +10,7 @@ mod bench;
 pub(crate) mod client;
 mod jobs_cmd;
 mod local;
+mod logs;
 mod plugins_cmd;
 mod run_once;
 mod schedule_cmd;
@@ -160,9 +161,12 @@ pub fn main() -> ExitCode {
         }
     };
     // The service (and its worker processes) log their life at `info`; other commands only
-    // warnings, to keep output clean.
-    let service = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
-    init_logging(if service { "info" } else { "warn" });
+    // warnings, to keep output clean. `serve` starts its logger once its config is read.
+    match cli.command {
+        Command::Serve(_) => {}
+        Command::Worker(_) => logs::init("info", crate::config::LogFormat::Text),
+        _ => logs::init("warn", crate::config::LogFormat::Text),
+    }
     let options = crate::plugins::LoadOptions::trusting(cli.allow_insecure_plugins);
     let code = match cli.command {
         Command::Serve(args) => serve::run(&args, cli.allow_insecure_plugins),
@@ -192,11 +196,4 @@ pub fn main() -> ExitCode {
         Command::Worker(args) => crate::workers::child::run(&args, cli.allow_insecure_plugins),
     };
     ExitCode::from(code)
-}
-
-/// Logs go to stderr (journald picks them up under systemd); `JOBHOST_LOG` (env_logger syntax,
-/// e.g. `debug` or `jobhost=debug`) sets the filter, else `default`.
-fn init_logging(default: &str) {
-    let env = env_logger::Env::default().filter_or("JOBHOST_LOG", default);
-    let _ = env_logger::Builder::from_env(env).format_timestamp_micros().try_init();
 }

@@ -103,6 +103,7 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
             return EXIT_USAGE;
         }
     };
+    super::logs::init("info", config.log_format);
     let token = match config.token_file.as_deref().map(Token::from_file).transpose() {
         Ok(token) => token,
         Err(e) => {

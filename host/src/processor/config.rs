@@ -52,6 +52,8 @@ pub struct ProcessorConfig {
     /// Jobs running at once on this host, whatever the queues: the workers (each with its
     /// worker process) are shared by every queue, each queue bounded by its `concurrency`.
     pub max_workers: usize,
+    /// How often an info line sums up each queue's ended attempts (`None`: never).
+    pub log_summary_interval: Option<Duration>,
 }
 
 impl Default for ProcessorConfig {
@@ -66,6 +68,7 @@ impl Default for ProcessorConfig {
             retention: Retention::default(),
             kill_grace: DEFAULT_KILL_GRACE,
             max_workers: default_max_workers(),
+            log_summary_interval: Some(Duration::from_secs(60)),
         }
     }
 }

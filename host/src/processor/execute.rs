@@ -120,7 +120,10 @@ impl Executor {
     pub fn run(&mut self, shared: &Shared, running: &RunningJobs, attempt: &Attempt, queue: &Queue) -> Ran {
         let started = Instant::now();
         let job = &attempt.claimed.job;
-        log::info!("job {} ({}) started, attempt {}/{}", job.id, job.factory, job.attempts, job.max_attempts);
+        log::debug!(
+            job = job.id.0, factory = job.factory.as_str(), queue = job.queue.as_str(), attempt = job.attempts;
+            "job {} ({}) started, attempt {}/{}", job.id, job.factory, job.attempts, job.max_attempts
+        );
         let ending = match self {
             Executor::InProcess => run_in_process(shared, attempt),
             Executor::Isolated(slot) => slot.run(shared, running, attempt, queue),
@@ -248,10 +251,10 @@ impl Isolated {
             Some(why) => format!("{death} while running: {why}"),
             None => format!("{death} while running"),
         };
+        let job = &attempt.claimed.job;
         log::warn!(
-            "job {} ({}): {cause}; a new worker process in {wait:?}",
-            attempt.claimed.job.id,
-            attempt.claimed.job.factory
+            job = job.id.0, factory = job.factory.as_str(), queue = job.queue.as_str(), attempt = job.attempts;
+            "job {} ({}): {cause}; a new worker process in {wait:?}", job.id, job.factory
         );
         retry_or_fail(shared, attempt, cause, None)
     }

@@ -32,5 +32,5 @@ pub use plugins::Plugins;
 pub use pool::{Pool, QueueInfo, Shutdown};
 pub use retry::{RetryPolicy, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP};
 pub use shared::Shared;
-pub use state::{WorkerState, WorkerStatus};
+pub use state::{Tally, WorkerState, WorkerStatus};
 pub use worker::RunError;

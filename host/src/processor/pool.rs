@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::queue::Queue;
 use super::shared::Shared;
-use super::state::{PoolState, WorkerStatus};
+use super::state::{PoolState, Tally, WorkerStatus};
 use super::supervisor;
 use super::worker::{self, RunError};
 use crate::job::{Job, JobId, DEFAULT_QUEUE};
@@ -61,6 +61,7 @@ impl Pool {
             stopping: AtomicBool::new(false),
             supervisor_started: AtomicBool::new(false),
             one_shot: Mutex::new(None),
+            tally: Mutex::new(BTreeMap::new()),
         };
         Pool { state: Arc::new(state) }
     }
@@ -155,6 +156,11 @@ impl Pool {
                 }
             })
             .collect()
+    }
+
+    /// Attempts ended per queue since the last call.
+    pub fn take_tally(&self) -> BTreeMap<String, Tally> {
+        std::mem::take(&mut *sync::lock(&self.state.tally))
     }
 
     /// The workers started so far and what each does.

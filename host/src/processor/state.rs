@@ -31,6 +31,17 @@ pub(super) struct PoolState {
     /// The executor of `process_next` (`run-once`), kept so that its worker process serves
     /// job after job.
     pub one_shot: Mutex<Option<Executor>>,
+    /// Attempts ended per queue since the last summary line.
+    pub tally: Mutex<BTreeMap<String, Tally>>,
+}
+
+/// Attempts ended on one queue, by how.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub completed: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub cancelled: u64,
 }
 
 /// The list of queues that may have work, and how many workers wait for one.
@@ -91,6 +102,22 @@ impl PoolState {
         let queues: Vec<Arc<Queue>> = sync::lock(&self.queues).values().cloned().collect();
         for queue in queues.iter().filter(|q| q.processing.load(Ordering::SeqCst)) {
             self.list(queue);
+        }
+    }
+
+    /// Counts an ended attempt of `queue` for the summary line.
+    pub fn tally(&self, queue: &str, status: crate::job::Status) {
+        use crate::job::Status;
+        let mut tally = sync::lock(&self.tally);
+        let t = match tally.get_mut(queue) {
+            Some(t) => t,
+            None => tally.entry(queue.to_owned()).or_default(),
+        };
+        match status {
+            Status::Completed => t.completed += 1,
+            Status::Queued => t.retried += 1,
+            Status::Cancelled => t.cancelled += 1,
+            _ => t.failed += 1,
         }
     }
 

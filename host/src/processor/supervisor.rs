@@ -74,8 +74,8 @@ fn supervise(state: &PoolState) {
     }
     for (id, worker) in kill {
         log::warn!(
-            "job {id}: still running {grace:?} after it was asked to stop; killing worker process {}",
-            worker.pid()
+            job = id.0, pid = worker.pid();
+            "job {id}: still running {grace:?} after it was asked to stop; killing worker process {}", worker.pid()
         );
         worker.kill();
     }

@@ -293,12 +293,8 @@ fn report(
     let ms = ran.elapsed.as_secs_f64() * 1000.0;
     let job = match finished {
         Finished::Applied(done) => {
-            match done.errors.last().filter(|_| done.status != Status::Completed) {
-                Some(error) => {
-                    log::info!("job {id} ({}) {} after {ms:.1} ms: {error}", done.factory, done.status)
-                }
-                None => log::info!("job {id} ({}) {} in {ms:.1} ms", done.factory, done.status),
-            }
+            log_outcome(&done, ms);
+            state.tally(&done.queue, done.status);
             shared.metrics.record_attempt(&done.factory, done.status, ran.elapsed);
             shared.events.publish(&done);
             Some(done)
@@ -309,6 +305,29 @@ fn report(
         }
     };
     Ok((job, next))
+}
+
+/// One line per ended attempt: a completion at debug (a busy host finishes thousands a
+/// second), a retry or cancel at info, a failure at warn, each with the job's fields.
+fn log_outcome(done: &Job, ms: f64) {
+    let (id, factory, queue, attempt) =
+        (done.id.0, done.factory.as_str(), done.queue.as_str(), done.attempts);
+    let error = done.errors.last().map_or("", String::as_str);
+    match done.status {
+        Status::Completed => log::debug!(
+            job = id, factory, queue, attempt;
+            "job {id} ({factory}) completed in {ms:.1} ms"
+        ),
+        Status::Queued => log::info!(
+            job = id, factory, queue, attempt;
+            "job {id} ({factory}) failed attempt {attempt}/{}, will retry: {error}", done.max_attempts
+        ),
+        Status::Cancelled => log::info!(job = id, factory, queue, attempt; "job {id} ({factory}) cancelled"),
+        status => log::warn!(
+            job = id, factory, queue, attempt;
+            "job {id} ({factory}) ended in {status} after {attempt} attempt(s): {error}"
+        ),
+    }
 }
 
 /// Claims the next ready job matching `filter` and runs it to its end on a blocking thread (the

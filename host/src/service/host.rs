@@ -150,6 +150,7 @@ impl Host {
     pub fn start_configured(&self) {
         self.spawn_reaper();
         self.spawn_sweeper();
+        self.spawn_summary();
         self.inner.pool.start_configured();
     }
 

@@ -57,6 +57,28 @@ impl Host {
         });
     }
 
+    /// Every `log_summary_interval`, one info line per queue that ended attempts since the
+    /// last: how many completed, failed, were retried, were cancelled.
+    pub(super) fn spawn_summary(&self) {
+        let Some(period) = self.inner.shared.config.log_summary_interval else { return };
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(inner) = weak.upgrade() else { return };
+                for (queue, t) in inner.pool.take_tally() {
+                    let (completed, failed, retried, cancelled) =
+                        (t.completed, t.failed, t.retried, t.cancelled);
+                    log::info!(
+                        queue = queue.as_str(), completed, failed, retried, cancelled;
+                        "queue '{queue}' in the last {}: {completed} completed, {failed} failed, {retried} retried, {cancelled} cancelled",
+                        humantime::format_duration(period)
+                    );
+                }
+            }
+        });
+    }
+
     /// Every `retention.sweep_interval`, deletes expired finished jobs.
     pub(super) fn spawn_sweeper(&self) {
         let weak = Arc::downgrade(&self.inner);
