@@ -217,6 +217,12 @@ pub struct Limits {
     pub max_batch_jobs: NonZeroUsize,
     /// Largest `POST /v1/jobs/batch` body, bytes.
     pub max_batch_body_bytes: NonZeroUsize,
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: NonZeroUsize,
+    /// A connection that sends no complete request head this long (half-sent, or idle
+    /// between requests) is closed.
+    #[serde(deserialize_with = "durations::required")]
+    pub header_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -307,6 +313,8 @@ impl Default for Limits {
             max_page: NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN),
             max_batch_jobs: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
             max_batch_body_bytes: NonZeroUsize::new(16 * 1024 * 1024).unwrap_or(NonZeroUsize::MIN),
+            max_connections: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -138,3 +138,62 @@ fn json_log_lines_carry_the_fields_as_keys() {
         );
     }
 }
+
+#[test]
+fn half_open_connections_neither_starve_requests_nor_stay_open() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let server = serve(&dir, plugins.path(), "[limits]\nheader_timeout = \"2s\"\nmax_connections = 600\n");
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    // 500 connections that start a request and never finish it.
+    let mut held: Vec<TcpStream> = (0..500)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            stream.write_all(b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\n").unwrap();
+            stream
+        })
+        .collect();
+    within(Duration::from_secs(1), "health beside 500 half-open connections", || {
+        assert_eq!(server.get("/v1/health").status, 200)
+    });
+    within(Duration::from_secs(1), "a request beside them", || {
+        assert_eq!(server.get("/v1/jobs").status, 200)
+    });
+    // The server closes them once the header timeout passes.
+    std::thread::sleep(Duration::from_secs(3));
+    let closed = held
+        .iter_mut()
+        .map(|stream| {
+            stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            // Closed: the end of the stream (or a reset); open: the read times out.
+            match stream.read(&mut [0u8; 512]) {
+                // Nothing (the end), or an answer before closing.
+                Ok(0..) => true,
+                Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            }
+        })
+        .filter(|closed| *closed)
+        .count();
+    assert_eq!(closed, 500, "every half-open connection was closed");
+}
+
+#[test]
+fn a_connection_over_the_cap_is_answered_503_at_once() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let server = serve(&dir, plugins.path(), "[limits]\nmax_connections = 20\n");
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let _held: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(&addr).unwrap();
+    extra.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    extra.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = extra.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"code\":\"unavailable\""), "{answer}");
+}

@@ -104,6 +104,7 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
         }
     };
     super::logs::init("info", config.log_format);
+    raise_open_files_limit();
     let token = match config.token_file.as_deref().map(Token::from_file).transpose() {
         Ok(token) => token,
         Err(e) => {
@@ -150,6 +151,22 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
         Err(e) => {
             eprintln!("error: {e}");
             EXIT_FAILED
+        }
+    }
+}
+
+/// Raises this process's open-files limit to its hard limit: every connection, worker socket
+/// and store file is a descriptor, and the usual soft limit (1024) is far below what a server
+/// facing many clients needs. (The systemd unit sets the hard limit: `LimitNOFILE`.)
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                log::warn!("cannot raise the open-files limit from {}", limit.rlim_cur);
+            }
         }
     }
 }

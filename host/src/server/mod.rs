@@ -12,6 +12,7 @@ mod admin;
 mod auth;
 pub mod error;
 mod extract;
+mod http;
 mod jobs;
 mod router;
 mod run;

@@ -4,13 +4,14 @@
 //! signal, so a test starts a server in process on port 0 with a shutdown of its own, and
 //! `jobhost serve` passes one made of SIGTERM and SIGINT.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::auth::Token;
+use super::http;
 use super::router::app;
 use super::state::AppState;
 use crate::config::{Limits, Role};
@@ -51,13 +52,9 @@ pub async fn run(
         tokio::spawn(crate::scheduler::run(host.clone(), settings.poll_interval, stopping_rx.clone()))
     });
     let state = AppState::new(host.clone(), settings.limits, settings.token, stopping_rx.clone());
-    let mut server_stop = stopping_rx;
-    let server = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        })
-        .into_future();
-    let mut server = tokio::spawn(server);
+    // In-flight requests are told to finish (long polls answer at once); they get two seconds.
+    let drain = Duration::from_secs(2);
+    let mut server = tokio::spawn(http::serve(listener, app(state), settings.limits, stopping_rx, drain));
     tokio::select! {
         _ = shutdown => {}
         ended = &mut server => {
@@ -79,8 +76,7 @@ pub async fn run(
         // It stops at once; a pass in flight finishes first (its firings are transactions).
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
-    // In-flight requests were told to finish (long polls answer at once); don't wait forever.
-    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    let _ = tokio::time::timeout(Duration::from_secs(3), server).await;
     log::info!("stopped; {} job(s) released back to queued", done.released);
     Ok(Stopped { released: done.released })
 }

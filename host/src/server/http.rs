@@ -1,0 +1,82 @@
+//! Accepting and serving connections, with the limits a service exposed to hostile clients
+//! needs: at most `limits.max_connections` at once (one more is answered 503 at once and
+//! closed, so it holds no descriptor), and a connection that sends no complete request head
+//! within `limits.header_timeout` (a half-sent request, or an idle keep-alive) is closed. A
+//! flood of half-open connections therefore costs at most the cap, for at most the timeout,
+//! and `GET /v1/health` stays answerable below it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Limits;
+
+/// What a connection over the cap gets before it is closed.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 103\r\n\r\n{\"error\":{\"code\":\"unavailable\",\"message\":\"the server has as many connections as it takes; try again\"}}";
+
+/// Resolves once `stop` turns true (the guard `wait_for` returns is not `Send`: it is
+/// dropped here, not held by the accept loop).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Serves `app` on `listener` until `stop` turns true, then lets open requests finish for up
+/// to `drain`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(limits.header_timeout));
+    let graceful = GracefulShutdown::new();
+    let open = Arc::new(AtomicUsize::new(0));
+    let service = TowerToHyperService::new(app);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors (EMFILE) or a connection reset before accept: the
+                    // listener is fine; pause a moment rather than spin.
+                    log::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => break,
+        };
+        if open.load(Ordering::Acquire) >= limits.max_connections.get() {
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(OVER_CAPACITY)).await;
+            });
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        open.fetch_add(1, Ordering::AcqRel);
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service.clone());
+        let watched = graceful.watch(connection.into_owned());
+        let open = open.clone();
+        tokio::spawn(async move {
+            // A client that goes away mid-request is not the server's error.
+            let _ = watched.await;
+            open.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
+    Ok(())
+}
