@@ -22,10 +22,14 @@ pub async fn run(host: Host, poll: Duration, mut stop: watch::Receiver<bool>) {
         // Register for the wake-up before the pass, so a change during it is not missed.
         changed.as_mut().enable();
         let pass = host.clone();
-        match tokio::task::spawn_blocking(move || pass.run_due()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => log::error!("scheduler pass failed: {e}"),
-            Err(e) => log::error!("scheduler pass task failed: {e}"),
+        // While the store cannot write, a pass would only fail (the slots fire once it heals:
+        // a schedule's next run stays due until fired).
+        if host.store_problem().is_none() {
+            match tokio::task::spawn_blocking(move || pass.run_due()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => log::error!("scheduler pass failed: {e}"),
+                Err(e) => log::error!("scheduler pass task failed: {e}"),
+            }
         }
         let wait = match host.next_due_at() {
             Some(at) => {

@@ -8,8 +8,10 @@
 //! - `crash`: SIGKILL and aborting plugins against `run-once`.
 //! - `api`: the HTTP API of the real `jobhost serve`, every error code, auth, OpenAPI.
 //! - `service`: the CLI client, signals, config errors, scheduling commands, roles.
-//! - `hardening`: faults and hostile input: many queues, connection floods, full disks,
-//!   damaged stores, nonsense settings, the API's contract.
+//! - `hardening`: faults and hostile input: many queues, connection floods, nonsense
+//!   settings, the API's contract.
+//! - `disk`: the store's disk going wrong: full (a real tmpfs, and a fault-injecting layer),
+//!   damaged.
 //! - `isolation`: plugins in worker processes: hangs, crashes, exits, limits, shutdown, reloads
 //!   and duplicate factory names, with a plugin that misbehaves on purpose.
 //!
@@ -17,6 +19,7 @@
 
 mod api;
 mod crash;
+mod disk;
 mod hardening;
 mod isolation;
 mod plugins;

@@ -51,9 +51,31 @@ impl Server {
         extra: &[&str],
         token: Option<&str>,
     ) -> Server {
+        Server::launch(data_dir, plugin_dir, listen, extra, token, &[])
+    }
+
+    /// Like [`Server::start`], with more environment variables (e.g. `LD_PRELOAD`).
+    pub fn start_with_env(
+        data_dir: &Path,
+        plugin_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Server {
+        Server::launch(data_dir, plugin_dir, "127.0.0.1:0", extra, None, env)
+    }
+
+    fn launch(
+        data_dir: &Path,
+        plugin_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        token: Option<&str>,
+        env: &[(&str, &Path)],
+    ) -> Server {
         let log = data_dir.with_extension(format!("{}.log", std::process::id()));
         let stderr = File::create(&log).expect("server log file");
         let mut child = jobhost_cmd()
+            .envs(env.iter().copied())
             .env("JOBHOST_LOG", "info")
             .arg("serve")
             .arg("--listen")

@@ -21,6 +21,9 @@ pub fn init(default_filter: &str, format: LogFormat) {
     // Worker processes started from here log the same way. Called once at start, before any
     // other thread exists or reads the environment.
     std::env::set_var(FORMAT_VAR, format.as_str());
+    // sled's own lines are off unless asked for (`JOBHOST_LOG=info,sled=warn`): it logs its
+    // I/O errors as debug dumps, which the store reports itself in words.
+    let default_filter = format!("{default_filter},sled=off");
     let env = env_logger::Env::default().filter_or("JOBHOST_LOG", default_filter);
     let mut builder = env_logger::Builder::from_env(env);
     match format {

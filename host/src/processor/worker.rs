@@ -134,6 +134,14 @@ fn next_job(state: &Arc<PoolState>, executor: &mut Executor, id: usize) -> Optio
         offer(state, &queue);
         return None;
     }
+    if shared.store.unwritable().is_some() {
+        // A claim is a write: wait for the store to heal (the host probes it every second)
+        // rather than fail and log once per worker per poll.
+        queue.give_place();
+        sleep_unless_stopping(state, shared.config.poll_interval);
+        state.list(&queue);
+        return None;
+    }
     let claimed = match queue.open_for_claims() {
         None => Ok(None),
         Some(_claiming) => shared

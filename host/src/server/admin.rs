@@ -1,7 +1,7 @@
 //! Operators' routes: factories, plugins, queues, health, metrics and the API description.
 
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 
@@ -92,10 +92,21 @@ pub async fn workers(State(state): State<AppState>) -> Json<Vec<WorkerView>> {
 
 /// Liveness; needs no token.
 #[utoipa::path(get, path = "/v1/health", tag = "service", security(()),
-    responses((status = 200, body = Health)))]
-pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    responses(
+        (status = 200, description = "Serving", body = Health),
+        (status = 503, description = "The store cannot write (e.g. the disk is full): reads work, writes are refused until it can", body = Health),
+    ))]
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let version = env!("CARGO_PKG_VERSION").to_owned();
+    if let Some(reason) = state.host.store_problem() {
+        let problem = Some(format!("the store cannot write: {reason}"));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health { status: "unavailable".to_owned(), version, problem }),
+        );
+    }
     let status = if *state.shutting_down.borrow() { "shutting_down" } else { "ok" };
-    Json(Health { status: status.to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() })
+    (StatusCode::OK, Json(Health { status: status.to_owned(), version, problem: None }))
 }
 
 /// Metrics in the Prometheus text format: jobs by queue and status, attempt outcomes and

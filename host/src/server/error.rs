@@ -18,7 +18,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable: `invalid_json`, `invalid_request`, `invalid_batch`, `unknown_job`, `unknown_id`,
     /// `unknown_schedule`, `invalid_transition`, `body_too_large`, `unauthorized`, `not_found`,
-    /// `method_not_allowed`, `internal`.
+    /// `method_not_allowed`, `store_unavailable` (503: the store cannot write, e.g. a full
+    /// disk), `internal`.
     pub code: &'static str,
     /// For people; may change between versions.
     pub message: String,
@@ -108,6 +109,12 @@ impl From<HostError> for ApiError {
                 log::error!("request failed: {e}");
                 ApiError::internal(e.to_string())
             }
+            // Nothing was changed; the same request succeeds once the store writes again.
+            HostError::Store(e) if e.is_unavailable() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!("{e}; the request was not saved, try it again later"),
+            ),
             HostError::Store(e) => {
                 log::error!("request failed in the store: {e}");
                 ApiError::internal(e.to_string())

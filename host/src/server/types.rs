@@ -337,9 +337,14 @@ impl From<&crate::service::WorkerStatus> for WorkerView {
 /// `GET /v1/health`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `shutting_down` once a stop signal arrived.
+    /// `ok`; `unavailable` (with status 503) while the store cannot write; `shutting_down`
+    /// once a stop signal arrived.
     pub status: String,
     pub version: String,
+    /// Why the host is `unavailable`, e.g. `the store cannot write: disk full (no space left
+    /// on device)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// `POST /v1/schedules`: a cron schedule (`cron`, optional `timezone`) or a one-shot delay

@@ -151,6 +151,7 @@ impl Host {
         self.spawn_reaper();
         self.spawn_sweeper();
         self.spawn_summary();
+        self.spawn_healer();
         self.inner.pool.start_configured();
     }
 
@@ -254,6 +255,11 @@ impl Host {
     /// The workers started so far (at most `max_workers`) and what each does.
     pub fn workers(&self) -> Vec<WorkerStatus> {
         self.inner.pool.workers()
+    }
+
+    /// Why the store cannot write now (a full disk), if it cannot: the health check's answer.
+    pub fn store_problem(&self) -> Option<String> {
+        self.inner.shared.store.unwritable()
     }
 
     pub fn running_count(&self) -> usize {

@@ -10,6 +10,9 @@ use super::host::Host;
 use crate::clock::duration_micros;
 use crate::job::{JobId, Status};
 
+/// How often a store that cannot write is probed.
+const HEAL_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Host {
     /// Requeues jobs whose lease expired (a worker that stopped renewing). Run periodically.
     pub fn recover_expired(&self) -> Result<Vec<JobId>, HostError> {
@@ -74,6 +77,29 @@ impl Host {
                         "queue '{queue}' in the last {}: {completed} completed, {failed} failed, {retried} retried, {cancelled} cancelled",
                         humantime::format_duration(period)
                     );
+                }
+            }
+        });
+    }
+
+    /// Every second while the store cannot write (a full disk), asks it to heal: writes resume
+    /// once space is back, without a restart. Queues are woken then, as their claims failed.
+    pub(super) fn spawn_healer(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEAL_PERIOD).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.shared.store.unwritable().is_none() {
+                    continue;
+                }
+                let host = Host { inner };
+                let store = host.inner.shared.store.clone();
+                match tokio::task::spawn_blocking(move || store.heal()).await {
+                    Ok(Ok(true)) => host.inner.pool.wake_all(),
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => log::error!("the store could not be reopened: {e}"),
+                    Err(e) => log::error!("store healing task failed: {e}"),
                 }
             }
         });

@@ -26,14 +26,74 @@ pub enum StoreError {
         crate::text::clip(key)
     )]
     KeyHeld { id: JobId, key: String, holder: JobId },
-    #[error("claims journal {path}: {error}")]
+    #[error("claims journal {path}: {}", io_words(error))]
     Journal { path: PathBuf, error: std::io::Error },
-    #[error("storage error: {0}")]
+    #[error("storage error: {}", sled_words(.0))]
     Sled(#[from] sled::Error),
+    /// The store stopped writing (see [`StoreError::is_unavailable`]) and is being reopened.
+    #[error("the store cannot write now: {0}")]
+    Unavailable(String),
     #[error("cannot start the store's flush thread: {0}")]
     Flusher(std::io::Error),
-    #[error("{what}: {error}")]
+    #[error("{what}: {}", io_words(error))]
     Io { what: String, error: std::io::Error },
 }
 
+impl StoreError {
+    /// The store could not write (a full disk, a failing device) or is reopening after that:
+    /// the call may succeed later, nothing it was asked to change was acknowledged.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sled(sled::Error::Io(_)) | StoreError::Journal { .. } | StoreError::Unavailable(_)
+        )
+    }
+}
+
+/// What a sled error means, in words: sled wraps the I/O errors it keeps in a debug dump
+/// (`Custom { kind: StorageFull, ... }`), so they are named from their kind.
+pub fn sled_words(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Io(io) => match io_words(io) {
+            // Not one of the named kinds: still a debug dump inside.
+            words if io.get_ref().is_some() && words == io.to_string() => format!("I/O error: {}", io.kind()),
+            words => words,
+        },
+        other => other.to_string(),
+    }
+}
+
+/// An I/O error in words an operator acts on: a full disk says "disk full".
+pub fn io_words(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::StorageFull => "disk full (no space left on device)".to_owned(),
+        ErrorKind::QuotaExceeded => "disk quota exceeded".to_owned(),
+        ErrorKind::ReadOnlyFilesystem => "the file system is read-only".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn a_full_disk_is_named_in_words_however_sled_wrapped_it() {
+        let enospc = Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(io_words(&enospc), "disk full (no space left on device)");
+        // sled's clone of an error: a debug dump inside a custom error of the same kind.
+        let cloned = sled::Error::Io(Error::new(enospc.kind(), format!("{enospc:?}")));
+        assert_eq!(
+            StoreError::Sled(cloned).to_string(),
+            "storage error: disk full (no space left on device)"
+        );
+        let other = sled::Error::Io(Error::new(ErrorKind::PermissionDenied, "Os { code: 13 }"));
+        assert_eq!(sled_words(&other), "I/O error: permission denied");
+        assert!(StoreError::Sled(other).is_unavailable());
+        assert_eq!(io_words(&Error::from_raw_os_error(libc::EIO)), "Input/output error (os error 5)");
+    }
+}

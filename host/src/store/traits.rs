@@ -102,6 +102,17 @@ pub trait WorkStore: Send + Sync + 'static {
 
     /// Writes everything to disk (shutdown, the end of `run-once`).
     fn flush(&self) -> StoreResult<()>;
+
+    /// Why the store cannot write now (a full disk, a failing device), if it cannot. Writes
+    /// fail meanwhile with an error for which [`StoreError::is_unavailable`] holds.
+    ///
+    /// [`StoreError::is_unavailable`]: super::StoreError::is_unavailable
+    fn unwritable(&self) -> Option<String>;
+
+    /// Once the store can write again, makes it do so (the embedded store reopens its
+    /// database, which never retries a failed write by itself); true if it writes now. The
+    /// host calls this every second while [`unwritable`](Self::unwritable) says why not.
+    fn heal(&self) -> StoreResult<bool>;
 }
 
 /// An attempt's outcome as its worker reports it: which job, which attempt, how it ended.

@@ -121,8 +121,13 @@ impl ClaimJournal {
     pub fn append(&self, id: JobId, attempts: u32) -> StoreResult<u64> {
         let mut guard = sync::lock(&self.file);
         let (file, len) = &mut *guard;
-        // One `write` of the whole record: a process death cannot tear it.
-        file.write_all(&encode(id, attempts)).map_err(|e| self.error(e))?;
+        // One `write` of the whole record: a process death cannot tear it. A full disk can
+        // (part written, then ENOSPC): cut back to the last whole record, so the records after
+        // it stay aligned.
+        if let Err(e) = file.write_all(&encode(id, attempts)) {
+            let _ = file.set_len(*len);
+            return Err(self.error(e));
+        }
         *len += RECORD as u64;
         Ok(*len)
     }

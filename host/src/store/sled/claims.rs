@@ -55,10 +55,10 @@ impl SledStore {
     /// Moves every waiting job due by `now` to `ready`; how many.
     fn promote_waiting(&self, now: Micros) -> StoreResult<usize> {
         let mut promoted_count = 0;
-        for entry in self.trees.waiting.range(..=keys::time_upper_bound(now)) {
+        for entry in self.live()?.trees.waiting.range(..=keys::time_upper_bound(now)) {
             let (key, _) = entry?;
             let Some((_, id)) = keys::parse_time_key(&key) else { continue };
-            let promoted = self.trees.transact(|tx| {
+            let promoted = self.live()?.trees.transact(|tx| {
                 if tx.waiting.remove(&key)?.is_none() {
                     return Ok(None);
                 }
@@ -87,8 +87,8 @@ impl SledStore {
         filter: &ClaimFilter<'_>,
     ) -> StoreResult<(Option<(sled::IVec, JobId)>, usize)> {
         let iter = match filter.queue {
-            Some(queue) => self.trees.ready.scan_prefix(keys::queue_prefix(queue)),
-            None => self.trees.ready.iter(),
+            Some(queue) => self.live()?.trees.ready.scan_prefix(keys::queue_prefix(queue)),
+            None => self.live()?.trees.ready.iter(),
         };
         let mut inspected = 0;
         for entry in iter {
@@ -139,7 +139,7 @@ impl WorkStore for SledStore {
     }
 
     fn next_due(&self) -> StoreResult<Option<Micros>> {
-        Ok(match self.trees.waiting.first()? {
+        Ok(match self.live()?.trees.waiting.first()? {
             Some((key, _)) => keys::parse_time_key(&key).map(|(at, _)| at),
             None => None,
         })
@@ -157,7 +157,7 @@ impl WorkStore for SledStore {
             loop {
                 let (Some((key, id)), _) = self.next_ready(filter)? else { return Ok(None) };
                 let next = NextClaim::new(key, id, now, lease);
-                if let Some(job) = self.trees.transact(|tx| next.take(tx))? {
+                if let Some(job) = self.live()?.trees.transact(|tx| next.take(tx))? {
                     break self.count_claimed(job, next.lease.token);
                 }
             }
@@ -168,7 +168,7 @@ impl WorkStore for SledStore {
 
     fn heartbeat(&self, id: JobId, token: AttemptToken, now: Micros, lease: LeaseTerms) -> StoreResult<bool> {
         let expires_at = now.saturating_add(duration_micros(lease.duration));
-        self.trees.transact(|tx| {
+        self.live()?.trees.transact(|tx| {
             let mut job = tx.load(id)?;
             let Some(old) = job.lease_held_by(token) else { return Ok(false) };
             tx.leases.remove(&keys::time_key(old.expires_at, id))?;
@@ -180,7 +180,7 @@ impl WorkStore for SledStore {
     }
 
     fn set_progress(&self, id: JobId, token: AttemptToken, progress: Progress) -> StoreResult<()> {
-        self.trees.transact(|tx| {
+        self.live()?.trees.transact(|tx| {
             let mut job = tx.load(id)?;
             if job.lease_held_by(token).is_some() {
                 job.progress = Some(progress.clone());
@@ -192,7 +192,7 @@ impl WorkStore for SledStore {
 
     fn finish(&self, report: Report, now: Micros) -> StoreResult<Finished> {
         let Report { id, token, outcome } = report;
-        let done = self.trees.transact(|tx| tx.apply_outcome(id, token, &outcome, now))?;
+        let done = self.live()?.trees.transact(|tx| tx.apply_outcome(id, token, &outcome, now))?;
         Ok(self.count_finished(done))
     }
 
@@ -218,7 +218,7 @@ impl WorkStore for SledStore {
             };
             let next = NextClaim::new(key, next_id, now, lease);
             let Report { id, token, outcome } = &report;
-            let (done, claimed) = self.trees.transact(|tx| {
+            let (done, claimed) = self.live()?.trees.transact(|tx| {
                 let done = tx.apply_outcome(*id, *token, outcome, now)?;
                 Ok((done, next.take(tx)?))
             })?;
@@ -235,7 +235,7 @@ impl WorkStore for SledStore {
     }
 
     fn release(&self, id: JobId, token: AttemptToken, now: Micros) -> StoreResult<bool> {
-        let released = self.trees.transact(|tx| {
+        let released = self.live()?.trees.transact(|tx| {
             let Some(mut job) = tx.take_lease(id, token)? else { return Ok(None) };
             job.release(now);
             tx.settle(&job, now)?;
@@ -268,5 +268,13 @@ impl WorkStore for SledStore {
 
     fn flush(&self) -> StoreResult<()> {
         self.checkpoint()
+    }
+
+    fn unwritable(&self) -> Option<String> {
+        self.health.reason()
+    }
+
+    fn heal(&self) -> StoreResult<bool> {
+        self.reopen_when_writable()
     }
 }

@@ -18,10 +18,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::durability::GroupCommit;
+use super::health::Health;
 use crate::sync;
 
 pub struct Flushes {
     db: sled::Db,
+    /// Told when a flush fails: sled fails every later write the same way (see `health`).
+    health: Arc<Health>,
     group: GroupCommit,
     /// When the last flush began.
     last: Mutex<Instant>,
@@ -29,18 +32,38 @@ pub struct Flushes {
 }
 
 impl Flushes {
-    pub fn new(db: sled::Db, interval: Duration) -> Self {
-        Flushes { db, group: GroupCommit::new(), last: Mutex::new(Instant::now()), interval }
+    pub fn new(db: sled::Db, interval: Duration, health: Arc<Health>) -> Self {
+        Flushes { db, health, group: GroupCommit::new(), last: Mutex::new(Instant::now()), interval }
     }
 
     /// Returns once every change applied so far is on disk, sharing the flush with concurrent
     /// callers.
     pub fn durable(&self) -> sled::Result<()> {
         self.group.wait_durable(|| {
+            // Once a write failed, sled fails every flush that has something to write, and a
+            // flush can even wait forever for a write that will never come (see `kick`): fail
+            // at once instead.
+            if let Some(e) = self.health.error() {
+                return Err(e);
+            }
             // An instant: poisoning cannot tear it.
             *sync::lock(&self.last) = Instant::now();
-            self.db.flush().map(|_| ())
+            self.db.flush().map(|_| ()).inspect_err(|e| self.health.fail(e))
         })
+    }
+
+    /// Wakes flushes stuck in sled after a failed write. sled 0.34 records some write errors
+    /// without waking the flushes waiting for that write (measured: the flush thread waited
+    /// forever after a disk filled up, and with it every writer and the shutdown); a new
+    /// flush sees the error and wakes every waiter on its way out.
+    pub fn kick(&self) {
+        let _ = self.db.flush();
+    }
+
+    pub fn kick_if_failed(&self) {
+        if self.health.error().is_some() {
+            self.kick();
+        }
     }
 
     /// How long until a flush is due (zero when it is).
@@ -84,19 +107,20 @@ impl Flusher {
                 let wait = flushes.due_in();
                 if wait.is_zero() {
                     drop(stopped_now);
-                    // Nobody waits on this flush: the next writer's own flush reports the
-                    // error to its caller; here it can only be logged.
-                    if let Err(e) = flushes.pace() {
-                        log::error!("periodic store flush failed: {e}");
-                    }
+                    // Nobody waits on this flush: a failure is recorded in the store's health
+                    // (and logged there once), and the next writer's flush reports it.
+                    let _ = flushes.pace();
                     stopped_now = sync::lock(stopped);
                 } else {
                     stopped_now = sync::wait_timeout(wake, stopped_now, wait);
                 }
             }
             drop(stopped_now);
+            // A store that cannot write has said so already (see `health`).
             if let Err(e) = flushes.durable() {
-                log::error!("final store flush failed: {e}");
+                if flushes.health.error().is_none() {
+                    log::warn!("last store flush failed: {}", crate::store::error::sled_words(&e));
+                }
             }
         })?;
         Ok(Flusher { stop, thread: Some(thread) })
@@ -127,7 +151,7 @@ mod tests {
     #[test]
     fn pace_flushes_only_once_the_interval_has_passed() {
         let dir = tempfile::tempdir().unwrap();
-        let flushes = Flushes::new(db(&dir), Duration::from_millis(50));
+        let flushes = Flushes::new(db(&dir), Duration::from_millis(50), Arc::default());
         let before = flushes.last();
         flushes.pace().unwrap();
         assert_eq!(flushes.last(), before, "not due yet");
@@ -140,7 +164,7 @@ mod tests {
     fn the_flusher_puts_a_lazy_write_on_disk_within_the_interval_and_stops_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let db = db(&dir);
-        let flushes = Arc::new(Flushes::new(db.clone(), Duration::from_millis(20)));
+        let flushes = Arc::new(Flushes::new(db.clone(), Duration::from_millis(20), Arc::default()));
         let flusher = Flusher::start(flushes.clone()).unwrap();
         db.insert(b"k", b"v").unwrap();
         let written = Instant::now();

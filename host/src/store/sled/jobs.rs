@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::keys::{self, META_ID_HIGH_WATER};
 use super::store::SledStore;
-use super::tx::{abort, decode_job, unique_index_key};
+use super::tx::{abort, decode_job, unique_index_key, Trees};
 use crate::clock::Micros;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
 use crate::store::error::{StoreError, StoreResult};
@@ -17,8 +17,8 @@ impl SledStore {
     /// Stores new jobs (records and index entries) in one transaction and counts them. Each
     /// is placed as of its own `created_at`: combined adds come from callers with their own
     /// clocks.
-    pub(super) fn insert_new(&self, jobs: &[Job]) -> StoreResult<()> {
-        self.trees.transact(|tx| {
+    pub(super) fn insert_new(&self, trees: &Trees, jobs: &[Job]) -> StoreResult<()> {
+        trees.transact(|tx| {
             for job in jobs {
                 tx.save(job)?;
                 tx.place(job, job.created_at)?;
@@ -36,11 +36,13 @@ impl JobStore for SledStore {
     fn add(&self, new: NewJob, now: Micros) -> StoreResult<Added> {
         if new.unique_key.is_none() {
             // Shares a transaction with the additions made meanwhile (see `Combiner`); the id
-            // is taken in commit order, so ids stay consecutive.
+            // is taken in commit order, so ids stay consecutive. The database is taken first:
+            // the commit's only errors are then sled's own.
+            let live = self.live()?;
             let job = self.adds.submit(
                 move || Job::new(self.next_id(), new, now),
                 |jobs| {
-                    self.insert_new(jobs).map_err(|e| match e {
+                    self.insert_new(&live.trees, jobs).map_err(|e| match e {
                         StoreError::Sled(e) => e,
                         // Storing new records aborts on nothing of its own.
                         other => sled::Error::ReportableBug(other.to_string()),
@@ -54,7 +56,7 @@ impl JobStore for SledStore {
         let mut job = Job::new(JobId(0), new, now);
         // Looked up before an id is taken, so returning the holder leaves no gap in the ids.
         if let Some(key) = unique_index_key(&job) {
-            if let Some(holder) = self.trees.unique.get(&key)?.and_then(|v| keys::id_from(&v)) {
+            if let Some(holder) = self.live()?.trees.unique.get(&key)?.and_then(|v| keys::id_from(&v)) {
                 match self.get(holder)? {
                     Some(existing) if existing.is_pending() => {
                         return Ok(Added { job: existing, existing: true })
@@ -64,7 +66,7 @@ impl JobStore for SledStore {
             }
         }
         job.id = self.next_id();
-        self.trees.transact(|tx| {
+        self.live()?.trees.transact(|tx| {
             if let Some(key) = unique_index_key(&job) {
                 tx.unique.insert(key, &keys::id_key(job.id))?;
             }
@@ -89,13 +91,13 @@ impl JobStore for SledStore {
                 Job::new(JobId(id), new, now)
             })
             .collect();
-        self.insert_new(&jobs)?;
+        self.insert_new(&self.live()?.trees, &jobs)?;
         self.durable()?;
         Ok(jobs)
     }
 
     fn start(&self, id: JobId, now: Micros) -> StoreResult<Job> {
-        let (from, job) = self.trees.transact(|tx| {
+        let (from, job) = self.live()?.trees.transact(|tx| {
             let mut job = tx.load(id)?;
             let from = job.status;
             let waiting = job.clone();
@@ -113,7 +115,7 @@ impl JobStore for SledStore {
     }
 
     fn cancel(&self, id: JobId, now: Micros) -> StoreResult<Cancelled> {
-        let (from, cancelled) = self.trees.transact(|tx| {
+        let (from, cancelled) = self.live()?.trees.transact(|tx| {
             let mut job = tx.load(id)?;
             let from = job.status;
             match job.cancel(now) {
@@ -138,7 +140,7 @@ impl JobStore for SledStore {
     }
 
     fn retry(&self, id: JobId, max_attempts: Option<u32>, now: Micros) -> StoreResult<Job> {
-        let (from, job) = self.trees.transact(|tx| {
+        let (from, job) = self.live()?.trees.transact(|tx| {
             let mut job = tx.load(id)?;
             let from = job.status;
             let finished_at = job.finished_at;
@@ -171,7 +173,7 @@ impl JobStore for SledStore {
     }
 
     fn get(&self, id: JobId) -> StoreResult<Option<Job>> {
-        match self.trees.jobs.get(keys::id_key(id))? {
+        match self.live()?.trees.jobs.get(keys::id_key(id))? {
             Some(bytes) => Ok(Some(decode_job(id, &bytes)?)),
             None => Ok(None),
         }
@@ -180,7 +182,7 @@ impl JobStore for SledStore {
     fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>> {
         let start = filter.after.map_or(0, |a| a.0.saturating_add(1));
         let mut out = Vec::new();
-        for entry in self.trees.jobs.range(keys::id_key(start)..) {
+        for entry in self.live()?.trees.jobs.range(keys::id_key(start)..) {
             if out.len() >= filter.limit {
                 break;
             }
@@ -207,12 +209,12 @@ impl JobStore for SledStore {
         // old enough, are read.
         let upper = keys::time_key(finished_before.unwrap_or(Micros::MAX), 0u64);
         let mut removed = BTreeMap::new();
-        for entry in self.trees.finished.range(..upper) {
+        for entry in self.live()?.trees.finished.range(..upper) {
             let (index_key, _) = entry?;
             let Some((_, id)) = keys::parse_time_key(&index_key) else { continue };
             // In a transaction that re-checks the job: a retry may have requeued it since the
             // scan, and deleting it then would leave its other index entries dangling.
-            let deleted = self.trees.transact(|tx| {
+            let deleted = self.live()?.trees.transact(|tx| {
                 let Some(job) = tx.find(id)? else {
                     tx.finished.remove(&index_key)?; // a stale entry
                     return Ok(None);

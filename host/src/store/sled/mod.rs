@@ -17,8 +17,9 @@
 //!
 //! The files: `store` (the struct and opening it), `options` (tuning), `tx` (the transaction over every tree and its helpers),
 //! `jobs`, `claims` and `schedules` (the three capabilities), `recovery` (crashed hosts'
-//! jobs), `counts` (jobs per queue and status, in memory); `codec`, `keys`, `durability`,
-//! `flusher` and `claim_journal` below them.
+//! jobs), `counts` (jobs per queue and status, in memory), `health` (whether it can write,
+//! and the probe before a reopen); `codec`, `keys`, `durability`, `flusher` and
+//! `claim_journal` below them.
 
 mod claim_journal;
 mod claims;
@@ -26,6 +27,7 @@ pub(super) mod codec;
 mod counts;
 mod durability;
 mod flusher;
+mod health;
 mod jobs;
 mod keys;
 mod options;

@@ -25,7 +25,7 @@ impl SledStore {
             if !self.get(id)?.is_some_and(|job| lost(&job)) {
                 continue;
             }
-            let counted = self.trees.transact(|tx| {
+            let counted = self.live()?.trees.transact(|tx| {
                 let Some(mut job) = tx.find(id)? else { return Ok(None) };
                 if !lost(&job) {
                     return Ok(None); // moved on since the read
@@ -49,10 +49,10 @@ impl SledStore {
     /// Requeues or fails every job whose lease expires at or before `upto`.
     pub(super) fn requeue_leases(&self, upto: Micros, now: Micros, reason: &str) -> StoreResult<Vec<JobId>> {
         let mut recovered = Vec::new();
-        for entry in self.trees.leases.range(..=keys::time_upper_bound(upto)) {
+        for entry in self.live()?.trees.leases.range(..=keys::time_upper_bound(upto)) {
             let (key, _) = entry?;
             let Some((_, id)) = keys::parse_time_key(&key) else { continue };
-            let lost = self.trees.transact(|tx| {
+            let lost = self.live()?.trees.transact(|tx| {
                 if tx.leases.remove(&key)?.is_none() {
                     return Ok(None);
                 }

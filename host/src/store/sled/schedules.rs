@@ -12,7 +12,7 @@ use crate::store::types::Fired;
 
 impl ScheduleStore for SledStore {
     fn add_schedule(&self, schedule: Schedule) -> StoreResult<Schedule> {
-        let schedule = self.trees.transact(|tx| {
+        let schedule = self.live()?.trees.transact(|tx| {
             let last =
                 tx.meta.get(META_SCHEDULE_ID)?.and_then(|v| keys::schedule_id_from(&v)).unwrap_or_default();
             let schedule = Schedule { id: ScheduleId(last.0 + 1), ..schedule.clone() };
@@ -25,14 +25,15 @@ impl ScheduleStore for SledStore {
     }
 
     fn get_schedule(&self, id: ScheduleId) -> StoreResult<Option<Schedule>> {
-        match self.trees.schedules.get(keys::id_key(id))? {
+        match self.live()?.trees.schedules.get(keys::id_key(id))? {
             Some(bytes) => Ok(Some(decode_schedule(id, &bytes)?)),
             None => Ok(None),
         }
     }
 
     fn list_schedules(&self) -> StoreResult<Vec<Schedule>> {
-        self.trees
+        self.live()?
+            .trees
             .schedules
             .iter()
             .map(|entry| {
@@ -43,7 +44,7 @@ impl ScheduleStore for SledStore {
     }
 
     fn update_schedule(&self, id: ScheduleId, update: &dyn Fn(&mut Schedule)) -> StoreResult<Schedule> {
-        let schedule = self.trees.transact(|tx| {
+        let schedule = self.live()?.trees.transact(|tx| {
             let Some(old) = tx.load_schedule(id)? else {
                 return abort(StoreError::ScheduleNotFound(id));
             };
@@ -58,7 +59,7 @@ impl ScheduleStore for SledStore {
     }
 
     fn remove_schedule(&self, id: ScheduleId) -> StoreResult<bool> {
-        let removed = self.trees.transact(|tx| {
+        let removed = self.live()?.trees.transact(|tx| {
             let Some(old) = tx.load_schedule(id)? else { return Ok(false) };
             if let Some(key) = schedule_due_key(&old) {
                 tx.schedules_due.remove(&key)?;
@@ -74,7 +75,7 @@ impl ScheduleStore for SledStore {
 
     fn due_schedules(&self, now: Micros, limit: usize) -> StoreResult<Vec<Schedule>> {
         let mut due = Vec::new();
-        for entry in self.trees.schedules_due.range(..=keys::time_upper_bound(now)).take(limit) {
+        for entry in self.live()?.trees.schedules_due.range(..=keys::time_upper_bound(now)).take(limit) {
             let (key, _) = entry?;
             let Some((_, id)) = keys::parse_time_key(&key) else { continue };
             if let Some(schedule) = self.get_schedule(ScheduleId(id.0))? {
@@ -85,7 +86,7 @@ impl ScheduleStore for SledStore {
     }
 
     fn next_schedule_due(&self) -> StoreResult<Option<Micros>> {
-        Ok(match self.trees.schedules_due.first()? {
+        Ok(match self.live()?.trees.schedules_due.first()? {
             Some((key, _)) => keys::parse_time_key(&key).map(|(at, _)| at),
             None => None,
         })
@@ -104,7 +105,7 @@ impl ScheduleStore for SledStore {
             return Ok(None);
         }
         let job = job.map(|new| Job::new(self.next_id(), new, now));
-        let fired = self.trees.transact(|tx| {
+        let fired = self.live()?.trees.transact(|tx| {
             let Some(old) = tx.load_schedule(id)? else { return Ok(None) };
             // The slot is the claim: whoever moves `next_run_at` off it first made its job.
             if !old.active || old.next_run_at != Some(slot) {

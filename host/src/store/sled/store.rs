@@ -4,26 +4,32 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use super::claim_journal::{self, ClaimJournal};
 use super::codec::{CodecError, FORMAT_VERSION, OLDEST_READABLE};
 use super::counts::Counts;
 use super::durability::Combiner;
 use super::flusher::{Flusher, Flushes};
+use super::health::{self, Health};
 use super::keys::{self, META_FORMAT, META_ID_HIGH_WATER};
 use super::options::{ClaimDurability, StoreOptions};
 use super::tx::Trees;
 use crate::job::{Job, JobId};
-use crate::store::error::{StoreError, StoreResult};
+use crate::store::error::{io_words, StoreError, StoreResult};
+use crate::sync;
 
 /// The embedded store. Its fields are the module's own: the capability files (`jobs`,
 /// `claims`, `schedules`, `recovery`) implement its methods.
 pub struct SledStore {
     pub(super) path: PathBuf,
-    pub(super) db: sled::Db,
-    pub(super) trees: Trees,
+    options: StoreOptions,
+    /// The open database; `None` only while `heal` reopens it. Calls clone the `Arc` and
+    /// release the lock at once, so no lock is held across a call and a reopen waits only for
+    /// the calls in flight.
+    live: RwLock<Option<Arc<Live>>>,
+    pub(super) health: Arc<Health>,
     pub(super) claims: ClaimDurability,
     pub(super) journal: ClaimJournal,
     /// What the previous process journaled, until `recover_all` applies it.
@@ -32,10 +38,6 @@ pub struct SledStore {
     /// million after a restart, which users would see); at open it is the highest id stored
     /// or ever deleted.
     last_id: AtomicU64,
-    pub(super) flushes: Arc<Flushes>,
-    /// Flushes lazy changes within the interval; stopped (after a last flush) when the store
-    /// is dropped.
-    _flusher: Flusher,
     /// Concurrent additions (without unique keys), committed in shared transactions.
     pub(super) adds: Combiner<Job>,
     /// One claimer at a time in this process: claimers would otherwise race for the same
@@ -45,8 +47,19 @@ pub struct SledStore {
     /// One add with a unique key at a time: the check for a pending holder and the insert
     /// must not interleave with another add of the same key.
     pub(super) unique_lock: Mutex<()>,
+    /// One reopen at a time.
+    heal_lock: Mutex<()>,
     /// Jobs per (queue, status); see `counts`.
     pub(super) counts: Counts,
+}
+
+/// One opening of the database: dropped (flusher stopped, files closed) before the next.
+pub(super) struct Live {
+    /// Stopped first (after a last flush), while the database is still open.
+    _flusher: Flusher,
+    pub flushes: Arc<Flushes>,
+    pub trees: Trees,
+    pub db: sled::Db,
 }
 
 impl SledStore {
@@ -54,9 +67,9 @@ impl SledStore {
     /// process holds an embedded store, so every job still `processing` belongs to a host
     /// that died.
     pub fn open(path: &Path, options: StoreOptions) -> StoreResult<Self> {
-        let db = open_db(path, options)?;
-        let trees = Trees::open(&db)?;
-        let meta = &trees.meta;
+        let health = Arc::new(Health::default());
+        let live = Live::open(path, options, &health)?;
+        let meta = &live.trees.meta;
         match meta.get(META_FORMAT)?.map(|v| v.first().copied().unwrap_or(0)) {
             Some(FORMAT_VERSION) => {}
             Some(found) if found > FORMAT_VERSION => {
@@ -87,27 +100,78 @@ impl SledStore {
                 replay.unreadable_bytes
             );
         }
-        let newest = trees.jobs.last()?.and_then(|(key, _)| keys::id_from(&key)).unwrap_or_default();
-        let deleted = meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or_default();
-        let flushes =
-            Arc::new(Flushes::new(db.clone(), Duration::from_millis(options.flush_interval_ms.max(1))));
         let store = SledStore {
             path: path.to_owned(),
-            trees,
+            options,
+            last_id: AtomicU64::new(live.last_id()?.get()),
+            live: RwLock::new(Some(Arc::new(live))),
+            health,
             claims: options.claims,
             journal,
             journaled: Mutex::new(replay.attempts),
-            last_id: AtomicU64::new(newest.max(deleted).get()),
-            _flusher: Flusher::start(flushes.clone()).map_err(StoreError::Flusher)?,
-            flushes,
-            db,
             adds: Combiner::new(),
             claim_lock: Mutex::new(()),
             unique_lock: Mutex::new(()),
+            heal_lock: Mutex::new(()),
             counts: Counts::default(),
         };
-        store.counts.rebuild(&store.trees)?;
+        store.counts.rebuild(&store.live()?.trees)?;
         Ok(store)
+    }
+
+    /// The open database, for one call.
+    pub(super) fn live(&self) -> StoreResult<Arc<Live>> {
+        sync::read(&self.live).clone().ok_or_else(|| {
+            StoreError::Unavailable(self.health.reason().unwrap_or_else(|| "it is being reopened".to_owned()))
+        })
+    }
+
+    /// Once the disk takes writes again, reopens the database that stopped writing (sled never
+    /// retries a failed write by itself): changes it had not flushed are lost as in a crash,
+    /// acknowledged ones are on disk. True if the store can write afterwards.
+    pub(super) fn reopen_when_writable(&self) -> StoreResult<bool> {
+        let _one = sync::lock(&self.heal_lock);
+        let Some(reason) = self.health.reason() else { return Ok(true) };
+        if let Some(live) = sync::read(&self.live).clone() {
+            live.flushes.kick();
+        }
+        if let Err(e) = health::probe(&self.path) {
+            log::debug!("store at {} still cannot write: {}", self.path.display(), io_words(&e));
+            return Ok(false);
+        }
+        let old = sync::write(&self.live).take();
+        if let Some(old) = old {
+            // Calls in flight finish on the old database (failing to write); sled's lock on
+            // its files goes with the last of them.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut old = old;
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(live) => {
+                        drop(live);
+                        break;
+                    }
+                    Err(shared) if Instant::now() < deadline => {
+                        old = shared;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let live = match Live::open(&self.path, self.options, &self.health) {
+            Ok(live) => live,
+            Err(e) => {
+                log::warn!("store at {}: reopening failed, trying again: {e}", self.path.display());
+                return Ok(false);
+            }
+        };
+        self.last_id.fetch_max(live.last_id()?.get(), Ordering::SeqCst);
+        self.counts.rebuild(&live.trees)?;
+        *sync::write(&self.live) = Some(Arc::new(live));
+        self.health.clear();
+        log::info!("store at {} writes again (it could not: {reason})", self.path.display());
+        Ok(true)
     }
 
     pub fn path(&self) -> &Path {
@@ -116,7 +180,7 @@ impl SledStore {
 
     /// Bytes on disk.
     pub fn size_on_disk(&self) -> StoreResult<u64> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.live()?.db.size_on_disk()?)
     }
 
     /// The next job id (ids are taken in commit order: see `add`).
@@ -130,12 +194,12 @@ impl SledStore {
     }
 
     pub(super) fn durable(&self) -> StoreResult<()> {
-        Ok(self.flushes.durable()?)
+        Ok(self.live()?.flushes.durable()?)
     }
 
     /// See `Flushes::pace`: a claim waits for a flush once an interval.
     pub(super) fn pace(&self) -> StoreResult<()> {
-        Ok(self.flushes.pace()?)
+        Ok(self.live()?.flushes.pace()?)
     }
 
     /// Records a job's new attempt count in the claims journal (journal mode), checkpointing
@@ -144,7 +208,8 @@ impl SledStore {
         if self.claims != ClaimDurability::Journal {
             return Ok(());
         }
-        if self.journal.append(id, attempts)? >= claim_journal::CHECKPOINT_BYTES {
+        let appended = self.journal.append(id, attempts).inspect_err(|e| self.health.fail_store(e))?;
+        if appended >= claim_journal::CHECKPOINT_BYTES {
             self.checkpoint()?;
         }
         Ok(())
@@ -153,7 +218,33 @@ impl SledStore {
     /// Flushes the store and empties the claims journal, whose records that flush made
     /// redundant.
     pub(super) fn checkpoint(&self) -> StoreResult<()> {
-        self.journal.checkpoint(|| self.durable())
+        self.journal.checkpoint(|| self.durable()).inspect_err(|e| self.health.fail_store(e))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // The flusher's thread is joined next: it must not be stuck in a failed flush.
+        self.flushes.kick_if_failed();
+    }
+}
+
+impl Live {
+    fn open(path: &Path, options: StoreOptions, health: &Arc<Health>) -> StoreResult<Live> {
+        let db = open_db(path, options)?;
+        let trees = Trees::open(&db, health.clone())?;
+        let interval = Duration::from_millis(options.flush_interval_ms.max(1));
+        let flushes = Arc::new(Flushes::new(db.clone(), interval, health.clone()));
+        let flusher = Flusher::start(flushes.clone()).map_err(StoreError::Flusher)?;
+        Ok(Live { _flusher: flusher, flushes, trees, db })
+    }
+
+    /// The highest id stored or ever deleted.
+    fn last_id(&self) -> StoreResult<JobId> {
+        let newest = self.trees.jobs.last()?.and_then(|(key, _)| keys::id_from(&key)).unwrap_or_default();
+        let deleted =
+            self.trees.meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or_default();
+        Ok(newest.max(deleted))
     }
 }
 

@@ -44,8 +44,8 @@ fn fill(store: &SledStore, n: u64) {
         jobs.insert(&keys::id_key(id), codec::encode(&job));
         ready.insert(ready_key(&job), job.factory.as_bytes());
     }
-    store.trees.jobs.apply_batch(jobs).unwrap();
-    store.trees.ready.apply_batch(ready).unwrap();
+    store.live().unwrap().trees.jobs.apply_batch(jobs).unwrap();
+    store.live().unwrap().trees.ready.apply_batch(ready).unwrap();
 }
 
 #[test]
@@ -77,17 +77,17 @@ fn removal_reads_the_finished_index_which_older_stores_get_at_open() {
         // Retention: only what finished before the cut-off.
         assert_eq!(store.remove(&[], Some(15)).unwrap(), BTreeMap::from([(Status::Cancelled, 1)]));
         // A store written before the index existed: no entries, no marker.
-        store.trees.finished.clear().unwrap();
-        store.trees.meta.remove(META_FINISHED_INDEX).unwrap();
+        store.live().unwrap().trees.finished.clear().unwrap();
+        store.live().unwrap().trees.meta.remove(META_FINISHED_INDEX).unwrap();
         store.flush().unwrap();
     }
     let store = open(dir.path());
     assert_eq!(store.remove(&[Status::Cancelled], None).unwrap(), BTreeMap::from([(Status::Cancelled, 1)]));
-    assert_eq!(store.trees.finished.len(), 0);
+    assert_eq!(store.live().unwrap().trees.finished.len(), 0);
     // Retried jobs leave the index; queued ones never enter it.
     store.cancel(JobId(3), 30).unwrap();
     store.retry(JobId(3), None, 31).unwrap();
-    assert_eq!(store.trees.finished.len(), 0);
+    assert_eq!(store.live().unwrap().trees.finished.len(), 0);
     assert!(store.remove(&[], None).unwrap().is_empty());
     assert_eq!(store.get(JobId(3)).unwrap().unwrap().status, Status::Queued);
 }
@@ -115,7 +115,7 @@ fn a_corrupt_record_is_a_clear_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let id = store.add(new_job(1), 0).unwrap().job.id;
-    store.trees.jobs.insert(keys::id_key(id), &[FORMAT_VERSION, 0xff, 0xff]).unwrap();
+    store.live().unwrap().trees.jobs.insert(keys::id_key(id), &[FORMAT_VERSION, 0xff, 0xff]).unwrap();
     let err = store.get(id).unwrap_err().to_string();
     assert!(
         err.starts_with(&format!("stored record job {id} is unreadable: the record does not decode")),
@@ -133,8 +133,15 @@ fn a_store_written_by_a_newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(dir.path());
-        store.db.open_tree("meta").unwrap().insert(META_FORMAT, &[FORMAT_VERSION + 1]).unwrap();
-        store.db.flush().unwrap();
+        store
+            .live()
+            .unwrap()
+            .db
+            .open_tree("meta")
+            .unwrap()
+            .insert(META_FORMAT, &[FORMAT_VERSION + 1])
+            .unwrap();
+        store.live().unwrap().db.flush().unwrap();
     }
     let err = SledStore::open(dir.path(), StoreOptions::default()).err().expect("refused");
     assert!(
@@ -244,7 +251,7 @@ fn counts_stay_exact_while_jobs_are_added_and_run_concurrently() {
             });
         }
     });
-    let done = store.trees.jobs.iter().filter(|e| e.is_ok()).count() as u64;
+    let done = store.live().unwrap().trees.jobs.iter().filter(|e| e.is_ok()).count() as u64;
     assert_eq!(done, u64::from(JOBS));
     assert_eq!(store.counts().unwrap()[DEFAULT_QUEUE], BTreeMap::from([(Status::Completed, done)]));
 }
@@ -285,7 +292,7 @@ fn with_flushed_claims_the_journal_stays_empty() {
 }
 #[test]
 fn a_journaled_claim_flushes_only_once_the_interval_has_passed() {
-    let last_flush = |store: &SledStore| store.flushes.last();
+    let last_flush = |store: &SledStore| store.live().unwrap().flushes.last();
     for (interval_ms, flushes) in [(3_600_000, false), (1, true)] {
         let dir = tempfile::tempdir().unwrap();
         let options = StoreOptions { flush_interval_ms: interval_ms, ..Default::default() };

@@ -10,6 +10,9 @@
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
+use std::sync::Arc;
+
+use super::health::Health;
 use super::{codec, keys};
 use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, Outcome, ScheduleId, Status};
@@ -29,11 +32,14 @@ pub(super) struct Trees {
     pub schedules: Tree,
     pub schedules_due: Tree,
     pub meta: Tree,
+    /// Told when a transaction fails to write (see `health`).
+    health: Arc<Health>,
 }
 
 impl Trees {
-    pub fn open(db: &sled::Db) -> sled::Result<Trees> {
+    pub fn open(db: &sled::Db, health: Arc<Health>) -> sled::Result<Trees> {
         Ok(Trees {
+            health,
             jobs: db.open_tree("jobs")?,
             ready: db.open_tree("ready")?,
             waiting: db.open_tree("waiting")?,
@@ -90,7 +96,10 @@ impl Trees {
         );
         result.map_err(|e| match e {
             TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e),
+            TransactionError::Storage(e) => {
+                self.health.fail(&e);
+                StoreError::Sled(e)
+            }
         })
     }
 }
