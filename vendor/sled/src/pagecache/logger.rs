@@ -368,27 +368,21 @@ impl Log {
                 blob_id,
             ) {
                 // jobhost patch: the blob could not be written (e.g. the
-                // disk is full). The space claimed above holds a writer
-                // on this IO buffer; give it back as a canceled message,
-                // or the buffer is never written and every flush waits
-                // for it forever. (Upstream 0.34.7 returned here with
-                // the writer still counted.)
-                let canceled = Reservation {
-                    iobuf,
-                    log: self,
-                    buf: destination,
-                    flushed: false,
-                    lsn: reservation_lsn,
-                    pointer: DiskPtr::new_inline(reservation_lid),
-                    is_blob_rewrite: false,
-                    header_len: usize::try_from(
-                        message_header.serialized_size(),
-                    )
-                    .unwrap(),
-                };
-                if let Err(cancel_error) = canceled.abort() {
-                    self.config.set_global_error(cancel_error);
-                }
+                // disk is full). The space claimed above still holds a
+                // writer on this IO buffer, so the buffer is never
+                // written: what is on disk stays the consistent prefix
+                // before it, as after a crash. Upstream 0.34.7 returned
+                // here without recording the error, so every later flush
+                // waited forever for that buffer; recording it as the
+                // global error (and waking the waiters) makes them fail
+                // at once instead, until the database is opened again.
+                // (Giving the space back as a canceled message instead
+                // lets later writes reach the disk after a half-done
+                // tree operation, which sled then cannot recover.)
+                self.config.set_global_error(e.clone());
+                let intervals = self.iobufs.intervals.lock();
+                drop(intervals);
+                let _notified = self.iobufs.interval_updated.notify_all();
                 if let Some(blob_id) = blob_id {
                     let _ = super::remove_blob(blob_id, &self.config);
                 }
