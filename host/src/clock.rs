@@ -78,7 +78,7 @@ pub fn rfc3339_seconds(at: Micros) -> String {
     to_datetime(at).to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
-fn to_datetime(at: Micros) -> DateTime<Utc> {
+pub fn to_datetime(at: Micros) -> DateTime<Utc> {
     // Every i64 microsecond count is within chrono's range (±262,000 years).
     Utc.timestamp_micros(at).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
 }

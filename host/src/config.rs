@@ -469,6 +469,7 @@ impl Config {
                 .unwrap_or(u64::MAX)
                 .max(1),
             claims: self.store.claims,
+            on_loss: crate::store::OnLoss::Refuse,
         }
     }
 }

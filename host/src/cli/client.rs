@@ -33,6 +33,17 @@ pub enum ClientError {
     Protocol { url: String, reason: String },
 }
 
+impl ClientError {
+    /// The exit code for this failure: 3 when no request could be made (no server, no valid
+    /// token), 1 when the server refused it or answered nonsense.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Api { status: 401, .. } | ClientError::Unreachable { .. } => super::EXIT_USAGE,
+            ClientError::Api { .. } | ClientError::Protocol { .. } => super::EXIT_FAILED,
+        }
+    }
+}
+
 pub struct Client {
     base: String,
     token: Option<String>,
@@ -130,6 +141,38 @@ impl Client {
         self.answer(&url, request.call())
     }
 
+    /// Streams the body of `GET path` into `out` (a download, not JSON); how many bytes.
+    pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, ClientError> {
+        let url = self.url(path);
+        let mut request = self.agent.get(&url);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.call().map_err(|e| self.transport_error(&url, e))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return match self.answer::<serde_json::Value>(&url, Ok(response)) {
+                Err(e) => Err(e),
+                Ok(_) => Err(ClientError::Protocol { url, reason: format!("HTTP {status}") }),
+            };
+        }
+        // Errors if the connection ends before the announced length.
+        std::io::copy(&mut response.body_mut().as_reader(), out)
+            .map_err(|e| ClientError::Protocol { url, reason: format!("the download broke off: {e}") })
+    }
+
+    fn transport_error(&self, url: &str, e: ureq::Error) -> ClientError {
+        match e {
+            ureq::Error::Io(io) => {
+                ClientError::Unreachable { url: self.base.clone(), reason: io.to_string() }
+            }
+            ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) => {
+                ClientError::Unreachable { url: self.base.clone(), reason: e.to_string() }
+            }
+            other => ClientError::Protocol { url: url.to_owned(), reason: other.to_string() },
+        }
+    }
+
     /// A job, after waiting up to `wait` for it to finish.
     pub fn job(&self, id: &str, wait: Option<Duration>) -> Result<JobView, ClientError> {
         let query: Vec<(&str, String)> =
@@ -142,15 +185,7 @@ impl Client {
         url: &str,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<T, ClientError> {
-        let mut response = result.map_err(|e| match e {
-            ureq::Error::Io(io) => {
-                ClientError::Unreachable { url: self.base.clone(), reason: io.to_string() }
-            }
-            ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) => {
-                ClientError::Unreachable { url: self.base.clone(), reason: e.to_string() }
-            }
-            other => ClientError::Protocol { url: url.to_owned(), reason: other.to_string() },
-        })?;
+        let mut response = result.map_err(|e| self.transport_error(url, e))?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()

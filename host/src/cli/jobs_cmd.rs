@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::client::{segment, Client, ClientArgs, ClientError};
-use super::{EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use super::{EXIT_CANCELLED, EXIT_FAILED, EXIT_OK};
 use crate::job::Status;
 use crate::server::types::{FactoryView, JobPage, JobView, QueueView, Removed};
 
@@ -79,10 +79,7 @@ pub(super) fn run(f: impl FnOnce() -> Result<u8, ClientError>) -> u8 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            match e {
-                ClientError::Api { status: 401, .. } | ClientError::Unreachable { .. } => EXIT_USAGE,
-                ClientError::Api { .. } | ClientError::Protocol { .. } => EXIT_FAILED,
-            }
+            e.exit_code()
         }
     }
 }

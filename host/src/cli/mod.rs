@@ -15,6 +15,7 @@ mod plugins_cmd;
 mod run_once;
 mod schedule_cmd;
 mod serve;
+mod store_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +79,9 @@ pub enum Command {
     /// Preview cron expressions (locally, no server needed).
     #[command(subcommand)]
     Cron(schedule_cmd::CronCommand),
+    /// Check, back up and restore the embedded store.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
     /// Inspect and try plugin libraries.
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -184,6 +188,7 @@ pub fn main() -> ExitCode {
         Command::Factories(args) => jobs_cmd::factories(&args),
         Command::Schedule(command) => schedule_cmd::schedule(&command),
         Command::Cron(command) => schedule_cmd::cron(&command),
+        Command::Store(command) => store_cmd::run(&command),
         Command::Plugins(PluginsCommand::Check { paths, json }) => plugins_cmd::check(options, &paths, json),
         Command::Plugins(PluginsCommand::Run { plugin, factory, input }) => {
             plugins_cmd::run(options, &plugin, &factory, input.as_deref())

@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// How long a job asked to stop may take before its worker process is killed, e.g. `5s`.
     #[arg(long, value_name = "DURATION", value_parser = crate::durations::parse_duration)]
     pub kill_grace: Option<Duration>,
+    /// Start on a store that lost data (it is behind its state file: a truncated or replaced
+    /// `db` file), going on with what is left; ids continue after the highest ever issued.
+    #[arg(long)]
+    pub accept_data_loss: bool,
     /// Check the configuration, print the effective settings, and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -132,7 +136,11 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
         limits: config.worker_limits(),
     };
     let opened = setup.open().and_then(|plugins| {
-        let host = service::open(&config.data_dir, config.store_options(), plugins, config.processor())?;
+        let mut options = config.store_options();
+        if args.accept_data_loss {
+            options.on_loss = crate::store::OnLoss::Accept;
+        }
+        let host = service::open(&config.data_dir, options, plugins, config.processor())?;
         Ok((host, super::local::runtime()?))
     });
     let (host, runtime) = match opened {

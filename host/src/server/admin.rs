@@ -5,6 +5,8 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 
+use std::io::Seek;
+
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::state::AppState;
 use super::types::{
@@ -107,6 +109,40 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     }
     let status = if *state.shutting_down.borrow() { "shutting_down" } else { "ok" };
     (StatusCode::OK, Json(Health { status: status.to_owned(), version, problem: None }))
+}
+
+/// A consistent backup of the whole store, as a file for `jobhost store restore FILE
+/// --data-dir DIR`. Writes wait while the copy is taken (reads go on); the file is then sent.
+#[utoipa::path(get, path = "/v1/backup", tag = "service",
+    responses(
+        (status = 200, description = "The backup file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 503, description = "The store cannot be read or written now", body = ErrorBody),
+    ))]
+pub async fn backup(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let host = state.host.clone();
+    let (file, summary) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        // Copied to a private temporary file first: writes wait only for the copy, never for
+        // a slow client.
+        let mut file = tempfile::tempfile()
+            .map_err(|e| ApiError::internal(format!("cannot create a temporary file for the backup: {e}")))?;
+        let summary = host.backup(&mut file)?;
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| ApiError::internal(format!("cannot read the backup back: {e}")))?;
+        Ok((file, summary))
+    })
+    .await??;
+    let taken = crate::clock::to_datetime(state.host.clock().now());
+    let name = format!("jobhost-{}.backup", taken.format("%Y%m%dT%H%M%SZ"));
+    let body =
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file)));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, summary.bytes.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body,
+    ))
 }
 
 /// Metrics in the Prometheus text format: jobs by queue and status, attempt outcomes and

@@ -62,6 +62,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::workers))
         .routes(routes!(admin::health))
         .routes(routes!(admin::metrics))
+        .routes(routes!(admin::backup))
         .routes(routes!(admin::openapi))
         .split_for_parts()
 }

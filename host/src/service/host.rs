@@ -257,6 +257,11 @@ impl Host {
         self.inner.pool.workers()
     }
 
+    /// Writes a consistent backup of the whole store to `out` (writes wait meanwhile).
+    pub fn backup(&self, out: &mut dyn std::io::Write) -> Result<crate::store::BackupSummary, HostError> {
+        Ok(self.inner.shared.store.backup(out)?)
+    }
+
     /// Why the store cannot write now (a full disk), if it cannot: the health check's answer.
     pub fn store_problem(&self) -> Option<String> {
         self.inner.shared.store.unwritable()

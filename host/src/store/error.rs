@@ -11,6 +11,16 @@ pub enum StoreError {
     Locked(PathBuf),
     #[error("the store at {path} was written by a newer jobhost (format {found}; this build reads {FORMAT_VERSION})")]
     NewerFormat { path: PathBuf, found: u8 },
+    #[error(
+        "the store at {} is damaged: {detail}. Restore a backup (`jobhost store restore FILE --data-dir DIR`, into an empty directory), or move the directory away to start with an empty store",
+        path.display()
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "the store at {} has lost data: {missing} (its state file, written {written_at}, says so; a truncated or replaced `db` file, or an older copy put in its place, does this). Restore a backup, or start with --accept-data-loss to go on with what is left (ids continue after the highest ever issued)",
+        path.display()
+    )]
+    Behind { path: PathBuf, missing: String, written_at: String },
     #[error("stored record {what} is unreadable: {error}")]
     Corrupt { what: String, error: CodecError },
     #[error("no job with id {0}")]
@@ -33,6 +43,10 @@ pub enum StoreError {
     /// The store stopped writing (see [`StoreError::is_unavailable`]) and is being reopened.
     #[error("the store cannot write now: {0}")]
     Unavailable(String),
+    /// A file that is not what it should be (a backup, the state file), or a place it cannot
+    /// go; the message says which and why.
+    #[error("{0}")]
+    Unusable(String),
     #[error("cannot start the store's flush thread: {0}")]
     Flusher(std::io::Error),
     #[error("{what}: {}", io_words(error))]

@@ -10,7 +10,11 @@ pub mod sled;
 mod traits;
 mod types;
 
-pub use self::sled::{ClaimDurability, SledStore, StoreOptions};
+pub use self::sled::{
+    inspect_backup, restore, CheckReport, ClaimDurability, OnLoss, SledStore, StoreOptions,
+};
 pub use error::{StoreError, StoreResult};
 pub use traits::{JobStore, Report, ScheduleStore, Store, WorkStore};
-pub use types::{Added, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, LeaseTerms, ListFilter};
+pub use types::{
+    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, LeaseTerms, ListFilter,
+};

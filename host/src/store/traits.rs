@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use super::error::StoreResult;
-use super::types::{Added, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, LeaseTerms, ListFilter};
+use super::types::{
+    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, LeaseTerms, ListFilter,
+};
 use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, NewJob, Outcome, Progress, ScheduleId, Status};
 use crate::schedule::Schedule;
@@ -49,6 +51,10 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Jobs per queue and status.
     fn counts(&self) -> StoreResult<Counts>;
+
+    /// Writes a consistent copy of the whole store to `out`, for `jobhost store restore`.
+    /// Writes wait while it is taken; reads go on.
+    fn backup(&self, out: &mut dyn std::io::Write) -> StoreResult<BackupSummary>;
 }
 
 /// Running jobs: claims, outcomes, leases and recovery.

@@ -75,3 +75,14 @@ pub struct LeaseTerms {
 
 /// Jobs per queue and status.
 pub type Counts = std::collections::BTreeMap<String, std::collections::BTreeMap<Status, u64>>;
+
+/// What a backup holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct BackupSummary {
+    pub jobs: u64,
+    pub schedules: u64,
+    /// Records and index entries.
+    pub entries: u64,
+    /// The file's size.
+    pub bytes: u64,
+}

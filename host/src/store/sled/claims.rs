@@ -267,7 +267,11 @@ impl WorkStore for SledStore {
     }
 
     fn flush(&self) -> StoreResult<()> {
-        self.checkpoint()
+        self.checkpoint()?;
+        // The host may never drop the store (the process ends first): the state file is
+        // brought up to date here, at the stop, not only by the flusher once a second.
+        self.live()?.flushes.checkpoint_state();
+        Ok(())
     }
 
     fn unwritable(&self) -> Option<String> {

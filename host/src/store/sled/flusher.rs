@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use super::durability::GroupCommit;
 use super::health::Health;
+use super::state_file::{Progress, StateFile};
+use super::tx::Trees;
 use crate::sync;
 
 pub struct Flushes {
@@ -29,11 +31,33 @@ pub struct Flushes {
     /// When the last flush began.
     last: Mutex<Instant>,
     interval: Duration,
+    /// The state file, once the store has been checked against it (see `state_file`).
+    state: Mutex<Option<StateKeeper>>,
 }
 
 impl Flushes {
     pub fn new(db: sled::Db, interval: Duration, health: Arc<Health>) -> Self {
-        Flushes { db, health, group: GroupCommit::new(), last: Mutex::new(Instant::now()), interval }
+        Flushes {
+            db,
+            health,
+            group: GroupCommit::new(),
+            last: Mutex::new(Instant::now()),
+            interval,
+            state: Mutex::new(None),
+        }
+    }
+
+    /// From now on, the state file follows the store (see [`Flushes::checkpoint_state`]).
+    pub fn keep_state(&self, keeper: StateKeeper) {
+        *sync::lock(&self.state) = Some(keeper);
+    }
+
+    /// Writes the store's progress to the state file if it moved, once a flush covers it.
+    pub fn checkpoint_state(&self) {
+        // A plain struct replaced whole: poisoning cannot tear it.
+        if let Some(keeper) = sync::lock(&self.state).as_mut() {
+            keeper.checkpoint(|| self.durable());
+        }
     }
 
     /// Returns once every change applied so far is on disk, sharing the flush with concurrent
@@ -89,8 +113,39 @@ impl Flushes {
     }
 }
 
-/// The thread that calls [`Flushes::pace`] whenever a flush falls due; stopped and joined on
-/// drop, after one last flush.
+/// How often the state file is brought up to date while the store changes.
+const STATE_EVERY: Duration = Duration::from_secs(1);
+
+/// Keeps the state file (see `state_file`) behind the store: what it writes down was read
+/// before a flush that succeeded, so the file never claims more than the disk holds.
+pub struct StateKeeper {
+    file: StateFile,
+    trees: Trees,
+    written: Progress,
+}
+
+impl StateKeeper {
+    /// `written`: what the file says now.
+    pub fn new(file: StateFile, trees: Trees, written: Progress) -> StateKeeper {
+        StateKeeper { file, trees, written }
+    }
+
+    fn checkpoint(&mut self, durable: impl FnOnce() -> sled::Result<()>) {
+        // Never lowered: progress only grows, so a store that seems behind is one that lost
+        // data, which the file must go on saying.
+        let Ok(progress) = self.trees.progress().map(|p| p.max(self.written)) else { return };
+        if progress == self.written || durable().is_err() {
+            return;
+        }
+        match self.file.write(progress) {
+            Ok(()) => self.written = progress,
+            Err(e) => log::warn!("{e}"),
+        }
+    }
+}
+
+/// The thread that calls [`Flushes::pace`] whenever a flush falls due and brings the state
+/// file up to date every second; stopped and joined on drop, after one last flush.
 pub struct Flusher {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
@@ -103,19 +158,26 @@ impl Flusher {
         let thread = std::thread::Builder::new().name("jobhost-flush".to_owned()).spawn(move || {
             let (stopped, wake) = &*signal;
             let mut stopped_now = sync::lock(stopped);
+            let mut state_due = Instant::now() + STATE_EVERY;
             while !*stopped_now {
                 let wait = flushes.due_in();
-                if wait.is_zero() {
+                if Instant::now() >= state_due {
+                    drop(stopped_now);
+                    flushes.checkpoint_state();
+                    state_due = Instant::now() + STATE_EVERY;
+                    stopped_now = sync::lock(stopped);
+                } else if wait.is_zero() {
                     drop(stopped_now);
                     // Nobody waits on this flush: a failure is recorded in the store's health
                     // (and logged there once), and the next writer's flush reports it.
                     let _ = flushes.pace();
                     stopped_now = sync::lock(stopped);
                 } else {
-                    stopped_now = sync::wait_timeout(wake, stopped_now, wait);
+                    stopped_now = sync::wait_timeout(wake, stopped_now, wait.min(STATE_EVERY));
                 }
             }
             drop(stopped_now);
+            flushes.checkpoint_state();
             // A store that cannot write has said so already (see `health`).
             if let Err(e) = flushes.durable() {
                 if flushes.health.error().is_none() {

@@ -148,7 +148,7 @@ impl JobStore for SledStore {
                 return abort(refused);
             }
             if let Some(at) = finished_at {
-                tx.finished.remove(&keys::time_key(at, id))?;
+                tx.unfinish(&keys::time_key(at, id))?;
             }
             // Pending again, it holds its unique key again: unless another pending job has it
             // meanwhile, which a retry must not duplicate.
@@ -216,14 +216,14 @@ impl JobStore for SledStore {
             // scan, and deleting it then would leave its other index entries dangling.
             let deleted = self.live()?.trees.transact(|tx| {
                 let Some(job) = tx.find(id)? else {
-                    tx.finished.remove(&index_key)?; // a stale entry
+                    tx.unfinish(&index_key)?; // a stale entry
                     return Ok(None);
                 };
                 if !job.status.is_finished() || !wanted.contains(&job.status) {
                     return Ok(None);
                 }
                 tx.jobs.remove(&keys::id_key(id))?;
-                tx.finished.remove(&index_key)?;
+                tx.unfinish(&index_key)?;
                 let high =
                     tx.meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or_default();
                 if id > high {
@@ -240,6 +240,10 @@ impl JobStore for SledStore {
             self.durable()?;
         }
         Ok(removed)
+    }
+
+    fn backup(&self, out: &mut dyn std::io::Write) -> StoreResult<crate::store::types::BackupSummary> {
+        self.backup_to(out)
     }
 
     fn counts(&self) -> StoreResult<Counts> {

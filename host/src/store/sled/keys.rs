@@ -25,6 +25,9 @@ pub const META_FORMAT: &[u8] = b"format_version";
 pub const META_ID_HIGH_WATER: &[u8] = b"id_high_water";
 /// The last schedule id issued (schedules are few: the counter lives in the store).
 pub const META_SCHEDULE_ID: &[u8] = b"schedule_last_id";
+/// The latest `finished` index key ever taken out of the index (a removal or a retry), so the
+/// latest finish the store has seen never goes back (see `state_file`).
+pub const META_FINISHED_HIGH_WATER: &[u8] = b"finished_high_water";
 /// Present once the `finished` index covers every finished job (stores older than it get it
 /// built at open).
 pub const META_FINISHED_INDEX: &[u8] = b"finished_index";

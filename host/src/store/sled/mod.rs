@@ -21,10 +21,13 @@
 //! and the probe before a reopen); `codec`, `keys`, `durability`, `flusher` and
 //! `claim_journal` below them.
 
+mod backup;
+mod check;
 mod claim_journal;
 mod claims;
 pub(super) mod codec;
 mod counts;
+mod damage;
 mod durability;
 mod flusher;
 mod health;
@@ -33,11 +36,16 @@ mod keys;
 mod options;
 mod recovery;
 mod schedules;
+mod state_file;
 mod store;
 mod tx;
 
 #[cfg(test)]
+mod recovery_tests;
+#[cfg(test)]
 mod tests;
 
-pub use self::options::{ClaimDurability, StoreOptions};
+pub use self::backup::{inspect as inspect_backup, restore};
+pub use self::check::CheckReport;
+pub use self::options::{ClaimDurability, OnLoss, StoreOptions};
 pub use self::store::SledStore;

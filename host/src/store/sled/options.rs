@@ -10,6 +10,21 @@ pub struct StoreOptions {
     pub flush_interval_ms: u64,
     /// How a claim is kept before its job runs.
     pub claims: ClaimDurability,
+    /// What to do with a store that is behind its state file (it lost data).
+    pub on_loss: OnLoss,
+}
+
+/// What opening does with a store that is behind its state file (see `state_file`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnLoss {
+    /// Refuse to open it (the service's default).
+    #[default]
+    Refuse,
+    /// Open it and go on from the file's values (`--accept-data-loss`).
+    Accept,
+    /// Open it to look, changing nothing: no check, the state file left as it is
+    /// (`jobhost store check`, which reports the loss itself).
+    Inspect,
 }
 
 /// How a claim (a counted attempt) is kept before its job runs. Either way, an attempt that
@@ -41,6 +56,7 @@ impl Default for StoreOptions {
             cache_bytes: DEFAULT_CACHE_BYTES,
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             claims: ClaimDurability::Journal,
+            on_loss: OnLoss::Refuse,
         }
     }
 }

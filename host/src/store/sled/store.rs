@@ -10,11 +10,14 @@ use std::time::{Duration, Instant};
 use super::claim_journal::{self, ClaimJournal};
 use super::codec::{CodecError, FORMAT_VERSION, OLDEST_READABLE};
 use super::counts::Counts;
+use super::damage;
 use super::durability::Combiner;
+use super::flusher::StateKeeper;
 use super::flusher::{Flusher, Flushes};
 use super::health::{self, Health};
-use super::keys::{self, META_FORMAT, META_ID_HIGH_WATER};
-use super::options::{ClaimDurability, StoreOptions};
+use super::keys::{self, META_FINISHED_HIGH_WATER, META_FORMAT, META_ID_HIGH_WATER, META_SCHEDULE_ID};
+use super::options::{ClaimDurability, OnLoss, StoreOptions};
+use super::state_file::{Progress, StateFile};
 use super::tx::Trees;
 use crate::job::{Job, JobId};
 use crate::store::error::{io_words, StoreError, StoreResult};
@@ -67,6 +70,21 @@ impl SledStore {
     /// process holds an embedded store, so every job still `processing` belongs to a host
     /// that died.
     pub fn open(path: &Path, options: StoreOptions) -> StoreResult<Self> {
+        // sled panics on some damaged files rather than failing (see `damage`).
+        let damaged = |detail: String| StoreError::Damaged { path: path.to_owned(), detail };
+        match damage::contain(|| SledStore::open_checked(path, options)) {
+            Err(panic) => Err(damaged(format!("sled cannot read it ({panic})"))),
+            Ok(Err(StoreError::Sled(
+                e @ (sled::Error::Corruption { .. } | sled::Error::ReportableBug(_)),
+            ))) => Err(damaged(format!("sled cannot read it ({e})"))),
+            Ok(Err(StoreError::Corrupt { what, error })) => {
+                Err(damaged(format!("stored record {what} is unreadable ({error})")))
+            }
+            Ok(result) => result,
+        }
+    }
+
+    fn open_checked(path: &Path, options: StoreOptions) -> StoreResult<Self> {
         let health = Arc::new(Health::default());
         let live = Live::open(path, options, &health)?;
         let meta = &live.trees.meta;
@@ -91,6 +109,10 @@ impl SledStore {
                 meta.insert(META_FORMAT, &[FORMAT_VERSION])?;
             }
         }
+        let progress = match options.on_loss {
+            OnLoss::Inspect => live.trees.progress()?,
+            on_loss => live.check_progress(path, on_loss == OnLoss::Accept)?,
+        };
         let journal = ClaimJournal::open(path)?;
         let replay = journal.replay()?;
         if replay.unreadable_bytes > 0 {
@@ -103,7 +125,7 @@ impl SledStore {
         let store = SledStore {
             path: path.to_owned(),
             options,
-            last_id: AtomicU64::new(live.last_id()?.get()),
+            last_id: AtomicU64::new(progress.last_job_id),
             live: RwLock::new(Some(Arc::new(live))),
             health,
             claims: options.claims,
@@ -166,8 +188,13 @@ impl SledStore {
                 return Ok(false);
             }
         };
-        self.last_id.fetch_max(live.last_id()?.get(), Ordering::SeqCst);
+        let progress = live.trees.progress()?;
+        self.last_id.fetch_max(progress.last_job_id, Ordering::SeqCst);
         self.counts.rebuild(&live.trees)?;
+        if self.options.on_loss != OnLoss::Inspect {
+            let file = StateFile::new(&self.path);
+            live.flushes.keep_state(StateKeeper::new(file, live.trees.clone(), progress));
+        }
         *sync::write(&self.live) = Some(Arc::new(live));
         self.health.clear();
         log::info!("store at {} writes again (it could not: {reason})", self.path.display());
@@ -239,19 +266,59 @@ impl Live {
         Ok(Live { _flusher: flusher, flushes, trees, db })
     }
 
-    /// The highest id stored or ever deleted.
-    fn last_id(&self) -> StoreResult<JobId> {
-        let newest = self.trees.jobs.last()?.and_then(|(key, _)| keys::id_from(&key)).unwrap_or_default();
-        let deleted =
-            self.trees.meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or_default();
-        Ok(newest.max(deleted))
+    /// How far the store has got, checked against its state file (see `state_file`): a store
+    /// behind it lost data and is refused, unless `accept_loss`, when it continues from the
+    /// higher values (written into the store, so that no id is issued twice). From here on
+    /// the flusher keeps the file up to date.
+    fn check_progress(&self, path: &Path, accept_loss: bool) -> StoreResult<Progress> {
+        let file = StateFile::new(path);
+        let found = self.trees.progress()?;
+        let progress = match file.read()? {
+            None => found,
+            Some(recorded) => match found.missing(&recorded.progress) {
+                None => found,
+                Some(missing) if accept_loss => {
+                    log::warn!(
+                        "store at {}: lost data accepted (--accept-data-loss): {missing}",
+                        path.display()
+                    );
+                    let continued = found.max(recorded.progress);
+                    self.raise_high_waters(continued)?;
+                    continued
+                }
+                Some(missing) => {
+                    return Err(StoreError::Behind {
+                        path: path.to_owned(),
+                        missing,
+                        written_at: recorded.written_at,
+                    });
+                }
+            },
+        };
+        if let Err(e) = file.write(progress) {
+            // The check still holds with the old file; the next checkpoint writes it.
+            log::warn!("{e}");
+        }
+        self.flushes.keep_state(StateKeeper::new(file, self.trees.clone(), progress));
+        Ok(progress)
+    }
+
+    /// Records `progress` in the store's own high-water marks, durably.
+    fn raise_high_waters(&self, progress: Progress) -> StoreResult<()> {
+        let meta = &self.trees.meta;
+        meta.insert(META_ID_HIGH_WATER, &keys::id_key(progress.last_job_id))?;
+        meta.insert(META_SCHEDULE_ID, &keys::id_key(progress.last_schedule_id))?;
+        let (at, id) = progress.last_finish;
+        meta.insert(META_FINISHED_HIGH_WATER, &keys::time_key(at, id))?;
+        self.flushes.durable()?;
+        Ok(())
     }
 }
 
 /// Opens sled's database at `path`, waiting out a lock that sled's own background I/O still
 /// holds for a moment after a `Db` of the same process was dropped.
 #[allow(clippy::disallowed_methods)] // the one place sled is opened
-fn open_db(path: &Path, options: StoreOptions) -> StoreResult<sled::Db> {
+pub(super) fn open_db(path: &Path, options: StoreOptions) -> StoreResult<sled::Db> {
     let config = sled::Config::new()
         .path(path)
         .cache_capacity(options.cache_bytes)

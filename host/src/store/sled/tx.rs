@@ -10,16 +10,20 @@
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
 use super::health::Health;
+use super::keys::{META_FINISHED_HIGH_WATER, META_ID_HIGH_WATER, META_SCHEDULE_ID};
+use super::state_file::Progress;
 use super::{codec, keys};
 use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, Outcome, ScheduleId, Status};
 use crate::schedule::Schedule;
 use crate::store::error::{StoreError, StoreResult};
+use crate::sync;
 
 /// The store's trees (see the module header of `sled` for what each holds).
+#[derive(Clone)]
 pub(super) struct Trees {
     pub jobs: Tree,
     pub ready: Tree,
@@ -34,12 +38,16 @@ pub(super) struct Trees {
     pub meta: Tree,
     /// Told when a transaction fails to write (see `health`).
     health: Arc<Health>,
+    /// Every transaction holds it shared; a backup holds it alone while it copies the trees,
+    /// so what it copies is one consistent state.
+    barrier: Arc<RwLock<()>>,
 }
 
 impl Trees {
     pub fn open(db: &sled::Db, health: Arc<Health>) -> sled::Result<Trees> {
         Ok(Trees {
             health,
+            barrier: Arc::default(),
             jobs: db.open_tree("jobs")?,
             ready: db.open_tree("ready")?,
             waiting: db.open_tree("waiting")?,
@@ -77,6 +85,7 @@ pub(super) fn abort<T>(e: impl Into<StoreError>) -> TxResult<T> {
 impl Trees {
     /// Runs `f` as one transaction over every tree (sled re-runs it on a conflict).
     pub fn transact<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> StoreResult<T> {
+        let _not_during_a_backup = sync::read(&self.barrier);
         let t = self;
         let trees = (
             &t.jobs,
@@ -104,7 +113,64 @@ impl Trees {
     }
 }
 
+impl Trees {
+    /// Every tree's name, in the order backups number them (never reorder: append).
+    pub const NAMES: [&'static str; 9] =
+        ["jobs", "ready", "waiting", "leases", "unique", "finished", "schedules", "schedules_due", "meta"];
+
+    /// Every tree with its name, in the order of [`Trees::NAMES`].
+    pub fn all(&self) -> [(&'static str, &Tree); 9] {
+        let trees = [
+            &self.jobs,
+            &self.ready,
+            &self.waiting,
+            &self.leases,
+            &self.unique,
+            &self.finished,
+            &self.schedules,
+            &self.schedules_due,
+            &self.meta,
+        ];
+        let mut i = 0;
+        trees.map(|tree| {
+            i += 1;
+            (Trees::NAMES[i - 1], tree)
+        })
+    }
+
+    /// Holds every transaction off until the guard is dropped (a backup's snapshot).
+    pub fn pause_writes(&self) -> RwLockWriteGuard<'_, ()> {
+        sync::write(&self.barrier)
+    }
+
+    /// How far the store has got (see `state_file`): read before a flush, durable after it.
+    pub fn progress(&self) -> StoreResult<Progress> {
+        let newest = self.jobs.last()?.and_then(|(key, _)| keys::id_from(&key)).unwrap_or_default();
+        let deleted = self.meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or_default();
+        let last_schedule_id =
+            self.meta.get(META_SCHEDULE_ID)?.and_then(|v| keys::schedule_id_from(&v)).unwrap_or_default();
+        let finished = self.finished.last()?.and_then(|(key, _)| keys::parse_time_key(&key));
+        let taken_out = self.meta.get(META_FINISHED_HIGH_WATER)?.and_then(|v| keys::parse_time_key(&v));
+        let last_finish = finished.max(taken_out).map(|(at, id)| (at, id.get())).unwrap_or_default();
+        Ok(Progress {
+            last_job_id: newest.max(deleted).get(),
+            last_schedule_id: last_schedule_id.0,
+            last_finish,
+        })
+    }
+}
+
 impl Tx<'_> {
+    /// Takes a job out of the `finished` index (a retry or a removal), keeping the latest key
+    /// ever taken out so that the store's progress never goes back.
+    pub fn unfinish(&self, key: &[u8]) -> TxResult<()> {
+        self.finished.remove(key)?;
+        if self.meta.get(META_FINISHED_HIGH_WATER)?.is_none_or(|high| high.as_ref() < key) {
+            self.meta.insert(META_FINISHED_HIGH_WATER, key)?;
+        }
+        Ok(())
+    }
+
     /// The job's record; aborts with `NotFound` if there is none.
     pub fn load(&self, id: JobId) -> TxResult<Job> {
         match self.find(id)? {
