@@ -43,9 +43,15 @@ macro_rules! id_type {
         impl std::str::FromStr for $name {
             type Err = String;
 
-            /// A decimal number, as the API and the CLI print it.
+            /// A decimal number, as the API and the CLI print it: digits only (`u64`'s own
+            /// parser also takes a leading `+`, which the API's documented pattern does not).
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                s.parse().map($name).map_err(|_| format!("`{}` is not a {} (a decimal number)", crate::text::clip(s), $what))
+                let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                digits
+                    .then(|| s.parse().ok())
+                    .flatten()
+                    .map($name)
+                    .ok_or_else(|| format!("`{}` is not a {} (a decimal number)", crate::text::clip(s), $what))
             }
         }
     };

@@ -574,3 +574,94 @@ fn semantics_at_the_edges() {
     assert!(answer.text.len() < 1000, "{} bytes of error", answer.text.len());
     assert_eq!(server.snapshot(), before, "nothing stored");
 }
+
+/// Sends `head` (a request line and headers, without the blank line) over a plain socket, for
+/// requests an HTTP client would refuse to build; the status and the body.
+fn raw_request(url: &str, head: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let address = url.trim_start_matches("http://");
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    socket.set_read_timeout(Some(LONG)).unwrap();
+    socket.write_all(format!("{head}\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = socket.read_to_string(&mut answer);
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn the_document_says_exactly_what_the_server_takes() {
+    let open = App::with_config(paused());
+    let doc = open.get("/v1/openapi.json").body;
+    // No token configured: no security declared, no 401 documented.
+    assert!(doc.get("security").is_none(), "{}", doc["security"]);
+    assert!(doc["components"].get("securitySchemes").is_none());
+    assert!(doc["paths"]["/v1/jobs"]["post"]["responses"].get("401").is_none());
+    // The factories this server has; inputs and results of any JSON type, null included.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["AddJobRequest"]["properties"]["job"]["enum"],
+        json!(["echo", "error", "fatal", "sleep"])
+    );
+    for (schema, field) in [("AddJobRequest", "input"), ("JobView", "input"), ("JobView", "result")] {
+        assert!(schemas[schema]["properties"][field].get("type").is_none(), "{schema}.{field} is any JSON");
+    }
+    assert_eq!(schemas["BatchRequest"]["properties"]["jobs"]["minItems"], 1);
+    assert!(schemas["ScheduleRequest"]["oneOf"].is_array(), "cron or delay");
+    let limit = doc["paths"]["/v1/jobs"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["minimum"], 1);
+    for body_route in [("/v1/schedules", "post"), ("/v1/schedules/{id}", "patch"), ("/v1/jobs", "post")] {
+        assert!(doc["paths"][body_route.0][body_route.1]["responses"].get("413").is_some(), "{body_route:?}");
+    }
+
+    // What the document allows is taken: any JSON as input, `2.0` where it says integer.
+    let added =
+        open.post("/v1/jobs", &json!({"job": "echo", "input": "text", "priority": 2.0, "max_attempts": 3.0}));
+    assert_eq!(added.status, 201, "{added:?}");
+    assert_eq!(
+        (&added.body["input"], &added.body["priority"], &added.body["max_attempts"]),
+        (&json!("text"), &json!(2), &json!(3))
+    );
+    let bare = open.post("/v1/jobs", &json!({"job": "echo"}));
+    assert_eq!((&bare.body["input"], &bare.body["result"]), (&Value::Null, &Value::Null));
+    let schedule = open.post("/v1/schedules", &json!({"job": "echo", "delay_seconds": 60, "priority": -5.0}));
+    assert_eq!((schedule.status, &schedule.body["priority"]), (201, &json!(-5)), "{schedule:?}");
+
+    // What it does not allow is refused, in JSON.
+    open.check(
+        Request::Raw("/v1/jobs", br#"["echo", null]"#.to_vec()),
+        Expect::Error(400, "invalid_request"),
+    );
+    open.check(
+        Request::Post("/v1/jobs", json!({"job": "echo", "priority": 2.5})),
+        Expect::Error(400, "invalid_request"),
+    );
+    open.check(Request::Post("/v1/jobs/batch", json!({"jobs": []})), Expect::Error(400, "invalid_request"));
+    open.check(Request::Get("/v1/jobs/+1"), Expect::Error(404, "unknown_id"));
+    let bad_segment = open.get("/v1/jobs/%FF");
+    assert_eq!((bad_segment.status, bad_segment.code()), (400, "invalid_request"), "{bad_segment:?}");
+    assert_eq!(bad_segment.content_type, "application/json");
+    let (status, body) =
+        raw_request(&open.url, &format!("GET /v1/jobs?queue={} HTTP/1.1", "q".repeat(20_000)));
+    assert_eq!((status, body["error"]["code"].as_str()), (414, Some("uri_too_long")), "{body}");
+    let many: String = (0..150).map(|i| format!("\r\nX-Header-{i}: {i}")).collect();
+    let (status, body) = raw_request(&open.url, &format!("GET /v1/health HTTP/1.1{many}"));
+    assert_eq!((status, body["error"]["code"].as_str()), (431, Some("headers_too_large")), "{body}");
+
+    // A token configured: declared, and a 401 documented on every route but health.
+    let guarded = App::with_token("a-token-of-some-length");
+    let doc = guarded.get("/v1/openapi.json").body;
+    assert_eq!(doc["security"], json!([{"bearer": []}]));
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let documented = op["responses"].get("401").is_some();
+            assert_eq!(documented, path != "/v1/health", "{method} {path}");
+        }
+    }
+}

@@ -1,13 +1,15 @@
 //! Operators' routes: factories, plugins, queues, health, metrics and the API description.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 
 use std::io::Seek;
 
+use super::contract::{self, Served};
 use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::PathParam;
 use super::state::AppState;
 use super::types::{
     ConflictView, FactoryView, Health, PluginView, PluginsView, QueueView, RejectionView, WorkerView,
@@ -64,7 +66,7 @@ fn check_queue_name(name: &str) -> ApiResult<()> {
     responses((status = 200, body = QueueView), (status = 400, description = "`invalid_request`", body = ErrorBody)))]
 pub async fn start_queue(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
 ) -> ApiResult<Json<QueueView>> {
     check_queue_name(&name)?;
     state.host.start_queue(&name);
@@ -77,7 +79,7 @@ pub async fn start_queue(
     responses((status = 200, body = QueueView), (status = 400, description = "`invalid_request`", body = ErrorBody)))]
 pub async fn stop_queue(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
 ) -> ApiResult<Json<QueueView>> {
     check_queue_name(&name)?;
     state.host.stop_queue(&name);
@@ -158,6 +160,12 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "service",
     responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
-    let doc = state.openapi.get().cloned().unwrap_or_default();
+    let served = Served {
+        factories: state.host.catalog().factory_names().iter().map(|n| n.to_string()).collect(),
+        token: state.token.is_some(),
+        max_batch_jobs: state.limits.max_batch_jobs.get(),
+    };
+    let base = state.openapi.get().cloned().unwrap_or_default();
+    let doc = serde_json::to_string_pretty(&contract::document(&base, &served)).unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/json")], doc)
 }

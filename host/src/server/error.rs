@@ -18,8 +18,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable: `invalid_json`, `invalid_request`, `invalid_batch`, `unknown_job`, `unknown_id`,
     /// `unknown_schedule`, `invalid_transition`, `body_too_large`, `unauthorized`, `not_found`,
-    /// `method_not_allowed`, `store_unavailable` (503: the store cannot write, e.g. a full
-    /// disk), `internal`.
+    /// `method_not_allowed`, `uri_too_long` (414), `headers_too_large` (431),
+    /// `store_unavailable` (503: the store cannot write, e.g. a full disk), `internal`.
     pub code: &'static str,
     /// For people; may change between versions.
     pub message: String,

@@ -59,6 +59,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for BatchBody<T> {
 
 /// The one place request JSON is decoded (bodies of single jobs and batches alike).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body is an object, and serde would also fill a struct from an array of its
+    // fields in order (`[null, null]`), which the document does not allow.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if matches!(first, Some(b'[')) {
+        return Err(ApiError::invalid_request(
+            "invalid request body: a JSON object is expected, not an array",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
@@ -102,6 +110,89 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(QueryParams(value)),
             Err(rejection) => Err(ApiError::invalid_request(rejection.body_text())),
+        }
+    }
+}
+
+/// A path segment; one that is not UTF-8 once percent-decoded (`%FF`) is `invalid_request`.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(PathParam(value)),
+            Err(rejection) => Err(ApiError::invalid_request(format!("path: {}", rejection.body_text()))),
+        }
+    }
+}
+
+/// Integer fields of request bodies. JSON Schema counts `2.0` as an integer, so a client
+/// generated from the document may send it: any number with no fractional part in the
+/// field's range is taken.
+pub mod integral {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    fn whole<'de, D: Deserializer<'de>, T: TryFrom<i64> + TryFrom<u64>>(
+        number: serde_json::Number,
+    ) -> Result<T, D::Error> {
+        let fits = || D::Error::custom(format!("invalid value: {number}, expected an integer in range"));
+        if let Some(n) = number.as_i64() {
+            return T::try_from(n).map_err(|_| fits());
+        }
+        if let Some(n) = number.as_u64() {
+            return T::try_from(n).map_err(|_| fits());
+        }
+        match number.as_f64() {
+            // Within ±2^63 every float with no fraction is exactly an i64.
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => T::try_from(f as i64).map_err(|_| fits()),
+            _ => Err(fits()),
+        }
+    }
+
+    pub fn i32<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+        whole::<D, i32>(serde_json::Number::deserialize(d)?)
+    }
+
+    pub fn opt_i32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?.map(whole::<D, i32>).transpose()
+    }
+
+    pub fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?.map(whole::<D, u32>).transpose()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[derive(serde::Deserialize, Debug)]
+        struct Body {
+            #[serde(default, deserialize_with = "super::i32")]
+            priority: i32,
+            #[serde(default, deserialize_with = "super::opt_u32")]
+            max_attempts: Option<u32>,
+        }
+
+        fn parse(json: &str) -> Result<Body, String> {
+            serde_json::from_str(json).map_err(|e| e.to_string())
+        }
+
+        #[test]
+        fn whole_numbers_in_range_are_taken_in_any_notation() {
+            let body = parse(r#"{"priority": 2.0, "max_attempts": 3e0}"#).unwrap();
+            assert_eq!((body.priority, body.max_attempts), (2, Some(3)));
+            assert_eq!(parse(r#"{"priority": -67108863.0}"#).unwrap().priority, -67_108_863);
+            assert_eq!(parse(r#"{"max_attempts": null}"#).unwrap().max_attempts, None);
+            assert_eq!(parse("{}").unwrap().priority, 0);
+            for bad in [
+                r#"{"priority": 2.5}"#,
+                r#"{"priority": 3000000000}"#,
+                r#"{"max_attempts": -1}"#,
+                r#"{"priority": "2"}"#,
+            ] {
+                assert!(parse(bad).is_err(), "{bad}");
+            }
         }
     }
 }

@@ -39,7 +39,11 @@ pub async fn serve(
     drain: Duration,
 ) -> std::io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_headers(super::head::HYPER_MAX_HEADERS);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(limits.header_timeout));
     let graceful = GracefulShutdown::new();
     let open = Arc::new(AtomicUsize::new(0));

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody, ItemError};
-use super::extract::{seconds, BatchBody, JsonBody, QueryParams, MIN_SECONDS};
+use super::extract::{seconds, BatchBody, JsonBody, PathParam, QueryParams, MIN_SECONDS};
 use super::state::AppState;
 use super::types::{
     AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, JobPage, JobView, Removed,
@@ -151,7 +151,7 @@ pub async fn add_batch(
         (status = 404, description = "`unknown_id`", body = ErrorBody),
         (status = 409, description = "`invalid_transition`: the job is not held or scheduled", body = ErrorBody),
     ))]
-pub async fn start_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+pub async fn start_job(State(state): State<AppState>, PathParam(id): PathParam) -> ApiResult<Json<JobView>> {
     let id = parse_id(&id)?;
     let host = state.host.clone();
     let job = tokio::task::spawn_blocking(move || host.start(id)).await??;
@@ -163,7 +163,9 @@ pub async fn start_job(State(state): State<AppState>, Path(id): Path<String>) ->
 #[serde(deny_unknown_fields)]
 pub struct GetParams {
     /// Long poll: answer as soon as the job is finished (completed, error, cancelled) or after
-    /// this many seconds (at most the server's `limits.max_wait`), whichever comes first.
+    /// this many seconds (0 to ten years; waits at most the server's `limits.max_wait`),
+    /// whichever comes first.
+    #[param(minimum = 0, maximum = 315_360_000)]
     wait: Option<f64>,
 }
 
@@ -177,18 +179,13 @@ pub struct GetParams {
     ))]
 pub async fn get_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     QueryParams(params): QueryParams<GetParams>,
 ) -> ApiResult<Json<JobView>> {
     let id = parse_id(&id)?;
     let wait = match params.wait {
         None => Duration::ZERO,
-        Some(s) if s.is_finite() && s >= 0.0 => {
-            Duration::from_secs_f64(s.min(1e9)).min(state.limits.max_wait)
-        }
-        Some(s) => {
-            return Err(ApiError::invalid_request(format!("wait: must be a number of seconds ≥ 0, not {s}")))
-        }
+        Some(s) => seconds("wait", s, 0.0)?.min(state.limits.max_wait),
     };
     let job = wait_for_end(&state, id, wait).await?;
     Ok(Json(JobView::from(&job)))
@@ -315,7 +312,7 @@ pub async fn remove_jobs(
         (status = 404, description = "`unknown_id`", body = ErrorBody),
         (status = 409, description = "`invalid_transition`: the job already finished", body = ErrorBody),
     ))]
-pub async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+pub async fn cancel_job(State(state): State<AppState>, PathParam(id): PathParam) -> ApiResult<Json<JobView>> {
     let id = parse_id(&id)?;
     let host = state.host.clone();
     let job = tokio::task::spawn_blocking(move || host.cancel(id)).await??;
@@ -331,7 +328,7 @@ pub async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -
         (status = 404, description = "`unknown_id`", body = ErrorBody),
         (status = 409, description = "`invalid_transition`: the job is not in `error` or `cancelled`", body = ErrorBody),
     ))]
-pub async fn retry_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+pub async fn retry_job(State(state): State<AppState>, PathParam(id): PathParam) -> ApiResult<Json<JobView>> {
     let id = parse_id(&id)?;
     let host = state.host.clone();
     let job = tokio::task::spawn_blocking(move || host.retry(id)).await??;

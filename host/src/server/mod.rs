@@ -10,8 +10,10 @@
 
 mod admin;
 mod auth;
+mod contract;
 pub mod error;
 mod extract;
+mod head;
 mod http;
 mod jobs;
 mod router;

@@ -4,20 +4,17 @@
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::Router;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::state::AppState;
-use super::{admin, auth, jobs, schedules};
+use super::{admin, auth, head, jobs, schedules};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "jobhost", description = "A job-processing host: durable queue, worker pools, native plugins."),
-    modifiers(&BearerAuth),
-    security(("bearer" = [])),
     tags(
         (name = "jobs", description = "Add, read, cancel, retry and remove jobs"),
         (name = "schedules", description = "Cron and delay schedules, and cron previews"),
@@ -28,19 +25,8 @@ use super::{admin, auth, jobs, schedules};
 )]
 struct ApiDoc;
 
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-/// The routes and the OpenAPI document describing exactly them.
+/// The routes and the OpenAPI document generated from their declarations (`contract` makes
+/// it exact for the running server: security, factories, limits).
 fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
@@ -70,7 +56,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The complete application: routes, auth, body limit, JSON fallbacks.
 pub fn app(state: AppState) -> Router {
     let (router, doc) = routes();
-    let _ = state.openapi.set(doc.to_pretty_json().unwrap_or_default());
+    let _ = state.openapi.set(serde_json::to_value(&doc).unwrap_or_default());
     router
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
@@ -81,6 +67,8 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(axum::middleware::from_fn_with_state(state.token.clone(), auth::require_token))
+        // Outermost: an oversized head is refused before auth or routing look at it.
+        .layer(axum::middleware::from_fn(head::check))
         // The largest body any route takes; each extractor then applies its route's own limit.
         .layer(DefaultBodyLimit::max(
             state.limits.max_body_bytes.max(state.limits.max_batch_body_bytes).get(),

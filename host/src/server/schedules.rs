@@ -1,13 +1,13 @@
 //! `/v1/schedules` (cron and delay items) and `/v1/cron/next` (previewing an expression).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{seconds, JsonBody, QueryParams, MIN_SECONDS};
+use super::extract::{seconds, JsonBody, PathParam, QueryParams, MIN_SECONDS};
 use super::jobs::parse_time;
 use super::state::AppState;
 use super::types::{CronTimes, SchedulePatchRequest, ScheduleRequest, ScheduleView};
@@ -75,7 +75,7 @@ pub async fn list_schedules(State(state): State<AppState>) -> ApiResult<Json<Vec
     responses((status = 200, body = ScheduleView), (status = 404, description = "`unknown_schedule`", body = ErrorBody)))]
 pub async fn get_schedule(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult<Json<ScheduleView>> {
     let id = parse_id(&id)?;
     Ok(Json(ScheduleView::from(&state.host.get_schedule(id)?)))
@@ -92,7 +92,7 @@ pub async fn get_schedule(
     ))]
 pub async fn update_schedule(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     JsonBody(req): JsonBody<SchedulePatchRequest>,
 ) -> ApiResult<Json<ScheduleView>> {
     let id = parse_id(&id)?;
@@ -117,7 +117,7 @@ pub async fn update_schedule(
     responses((status = 200, body = ScheduleView), (status = 404, description = "`unknown_schedule`", body = ErrorBody)))]
 pub async fn remove_schedule(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult<Json<ScheduleView>> {
     let id = parse_id(&id)?;
     let host = state.host.clone();

@@ -16,8 +16,9 @@ pub struct AppState {
     pub token: Option<Token>,
     /// Set once a stop signal arrived: long polls answer at once.
     pub shutting_down: watch::Receiver<bool>,
-    /// The OpenAPI document, serialized once the router is built.
-    pub openapi: Arc<OnceLock<String>>,
+    /// The OpenAPI document generated from the routes, set once the router is built; served
+    /// through `contract::document`.
+    pub openapi: Arc<OnceLock<serde_json::Value>>,
 }
 
 impl AppState {

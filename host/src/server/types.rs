@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::extract::integral;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -27,10 +28,10 @@ pub struct AddJobRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
     /// Higher runs first; default 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral::i32")]
     pub priority: i32,
     /// Default: the factory's, else the server's (3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integral::opt_u32")]
     #[schema(minimum = 1)]
     pub max_attempts: Option<u32>,
     /// Per-attempt time limit; default: the factory's, else none.
@@ -359,9 +360,10 @@ pub struct ScheduleRequest {
     pub input: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral::i32")]
     pub priority: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integral::opt_u32")]
+    #[schema(minimum = 1)]
     pub max_attempts: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<f64>,
@@ -397,9 +399,10 @@ pub struct SchedulePatchRequest {
     pub input: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integral::opt_i32")]
     pub priority: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integral::opt_u32")]
+    #[schema(minimum = 1)]
     pub max_attempts: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,

@@ -111,10 +111,11 @@ impl Host {
             return Err(HostError::invalid("max_attempts", "must be at least 1"));
         }
         if let Some(key) = &req.unique_key {
-            if key.is_empty() || key.len() > MAX_UNIQUE_KEY_LEN {
+            // Characters, as the API document's `maxLength` counts them.
+            if key.is_empty() || key.chars().count() > MAX_UNIQUE_KEY_LEN {
                 return Err(HostError::invalid(
                     "unique_key",
-                    format!("must be 1 to {MAX_UNIQUE_KEY_LEN} bytes long"),
+                    format!("must be 1 to {MAX_UNIQUE_KEY_LEN} characters long"),
                 ));
             }
         }

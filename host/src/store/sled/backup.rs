@@ -24,10 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::FORMAT_VERSION;
 use super::keys::META_FORMAT;
+use super::options::StoreOptions;
 use super::state_file::{Progress, StateFile};
 use super::store::{open_db, SledStore};
 use super::tx::Trees;
-use super::options::StoreOptions;
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::types::BackupSummary;
 

@@ -1,0 +1,301 @@
+//! The OpenAPI document as served: the one generated from the routes' own declarations, made
+//! exact where derive attributes cannot say what the server checks. What it adds depends on the
+//! running server: the factories it has now (an enum, so a generated client cannot name an
+//! unknown one), whether it wants a token (security and a `401` on every route, or neither),
+//! its batch limit. Everything else here is fixed: patterns, ranges, "cron or delay", the
+//! error statuses every route can answer with, and links from created resources to their
+//! routes for stateful clients. schemathesis checks the result against the server in CI.
+
+use serde_json::{json, Map, Value};
+
+use crate::service::MAX_UNIQUE_KEY_LEN;
+
+/// What the served document depends on.
+pub struct Served {
+    pub factories: Vec<String>,
+    pub token: bool,
+    pub max_batch_jobs: usize,
+}
+
+/// A queue name (`validate_name` in the service).
+const QUEUE: &str = "^[A-Za-z0-9_.-]{1,64}$";
+/// A job or schedule id in a path: a decimal `u64`.
+const ID: &str = "^[0-9]{1,19}$";
+/// A cron expression's shape: five fields, or an `@` alias. What each field may hold is
+/// croner's to say, and the message names the field it refuses.
+const CRON: &str = r"^\s*(@[A-Za-z]+|\S+(\s+\S+){4})\s*$";
+const STATUSES: &str = "(scheduled|held|queued|processing|completed|error|cancelled)";
+const FINISHED: &str = "(completed|error|cancelled)";
+/// Ten years, the longest delay or timeout (`extract::MAX_SECONDS`).
+const MAX_SECONDS: f64 = 315_360_000.0;
+
+pub fn document(base: &Value, served: &Served) -> Value {
+    let mut doc = base.clone();
+    bodies(&mut doc, served);
+    parameters(&mut doc);
+    responses(&mut doc);
+    security(&mut doc, served.token);
+    links(&mut doc);
+    doc
+}
+
+/// `value[a][b]...`, created as objects on the way.
+fn at<'a>(value: &'a mut Value, path: &[&str]) -> &'a mut Value {
+    let mut v = value;
+    for key in path {
+        if !v.is_object() {
+            *v = Value::Object(Map::new());
+        }
+        v = match v {
+            Value::Object(map) => map.entry(key.to_string()).or_insert(Value::Null),
+            other => other,
+        };
+    }
+    v
+}
+
+/// Merges `extra` into the schema object at `path`.
+fn refine(doc: &mut Value, path: &[&str], extra: Value) {
+    let target = at(doc, path);
+    match (target, extra) {
+        (Value::Object(target), Value::Object(extra)) => target.extend(extra),
+        (target, extra) => *target = extra,
+    }
+}
+
+/// Replaces a property's schema, keeping its description unless the new one has its own.
+fn property(doc: &mut Value, schema: &str, name: &str, mut new: Value) {
+    let target = at(doc, &["components", "schemas", schema, "properties", name]);
+    if let (Some(description), Some(new)) = (target.get("description").cloned(), new.as_object_mut()) {
+        new.entry("description").or_insert(description);
+    }
+    *target = new;
+}
+
+/// Any JSON value, `null` included.
+fn any(description: &str) -> Value {
+    json!({"description": description})
+}
+
+fn nullable_number(min: f64, max: f64, description: &str) -> Value {
+    json!({"type": ["number", "null"], "minimum": min, "maximum": max, "description": description})
+}
+
+fn bodies(doc: &mut Value, served: &Served) {
+    let job_name = if served.factories.is_empty() {
+        json!({"type": "string"})
+    } else {
+        json!({"type": "string", "enum": served.factories})
+    };
+    let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+    let zone = json!({"type": ["string", "null"], "enum": zones.iter().map(|z| json!(z)).chain([Value::Null]).collect::<Vec<_>>()});
+    let priority = json!({"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX});
+    let attempts = json!({"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX});
+    let queue = json!({"type": ["string", "null"], "pattern": QUEUE});
+
+    for schema in ["AddJobRequest", "ScheduleRequest"] {
+        property(doc, schema, "job", job_name.clone());
+        property(doc, schema, "input", any("The job's input, any JSON (default `null`)."));
+        property(doc, schema, "queue", queue.clone());
+        property(doc, schema, "priority", priority.clone());
+        property(doc, schema, "max_attempts", attempts.clone());
+        property(
+            doc,
+            schema,
+            "timeout_seconds",
+            nullable_number(0.001, MAX_SECONDS, "Per-attempt time limit, 1 ms to ten years."),
+        );
+    }
+    property(
+        doc,
+        "AddJobRequest",
+        "delay_seconds",
+        nullable_number(0.0, MAX_SECONDS, "Run no sooner than this many seconds from now (up to ten years)."),
+    );
+    property(doc, "AddJobRequest", "run_at", json!({"type": ["string", "null"], "format": "date-time"}));
+    property(
+        doc,
+        "AddJobRequest",
+        "unique_key",
+        json!({"type": ["string", "null"], "minLength": 1, "maxLength": MAX_UNIQUE_KEY_LEN}),
+    );
+    // Not both a delay and a time.
+    refine(
+        doc,
+        &["components", "schemas", "AddJobRequest"],
+        json!({"not": {"required": ["delay_seconds", "run_at"], "properties": {"delay_seconds": {"type": "number"}, "run_at": {"type": "string"}}}}),
+    );
+
+    // A batch's jobs are single jobs without a unique key.
+    let mut batch_job = at(doc, &["components", "schemas", "AddJobRequest"]).clone();
+    if let Some(properties) = batch_job.get_mut("properties").and_then(Value::as_object_mut) {
+        properties.remove("unique_key");
+    }
+    *at(doc, &["components", "schemas", "BatchJobRequest"]) = batch_job;
+    property(
+        doc,
+        "BatchRequest",
+        "jobs",
+        json!({"type": "array", "minItems": 1, "maxItems": served.max_batch_jobs, "items": {"$ref": "#/components/schemas/BatchJobRequest"}}),
+    );
+
+    // A schedule is a cron item (with an optional zone) or a delay item.
+    property(doc, "ScheduleRequest", "cron", json!({"type": ["string", "null"], "pattern": CRON}));
+    property(doc, "ScheduleRequest", "timezone", zone.clone());
+    property(
+        doc,
+        "ScheduleRequest",
+        "delay_seconds",
+        nullable_number(0.001, MAX_SECONDS, "A one-shot delay item: one job this many seconds from now."),
+    );
+    refine(
+        doc,
+        &["components", "schemas", "ScheduleRequest"],
+        json!({"oneOf": [
+            {"required": ["cron"], "properties": {"cron": {"type": "string"}, "delay_seconds": {"type": "null"}}},
+            {"required": ["delay_seconds"], "properties": {"delay_seconds": {"type": "number"}, "cron": {"type": "null"}, "timezone": {"type": "null"}}}
+        ]}),
+    );
+    property(doc, "SchedulePatchRequest", "input", any("The input of the jobs it makes from now on."));
+    property(doc, "SchedulePatchRequest", "queue", queue);
+    property(
+        doc,
+        "SchedulePatchRequest",
+        "priority",
+        json!({"type": ["integer", "null"], "minimum": i32::MIN, "maximum": i32::MAX}),
+    );
+    property(doc, "SchedulePatchRequest", "max_attempts", attempts);
+    property(doc, "SchedulePatchRequest", "cron", json!({"type": ["string", "null"], "pattern": CRON}));
+    property(doc, "SchedulePatchRequest", "timezone", zone);
+
+    // What the server sends: inputs and results are any JSON, `null` until there is one.
+    property(doc, "JobView", "input", any("The job's input."));
+    property(doc, "JobView", "result", any("The factory's result once `completed`, else `null`."));
+    property(doc, "ScheduleView", "input", any("The input of the jobs it makes."));
+}
+
+/// The operation objects, with their path and method.
+fn operations(doc: &mut Value) -> Vec<(String, String, &mut Value)> {
+    let mut out = Vec::new();
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            if let Some(item) = item.as_object_mut() {
+                for (method, op) in item.iter_mut() {
+                    out.push((path.clone(), method.clone(), op));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn parameter_schema<'a>(op: &'a mut Value, name: &str) -> Option<&'a mut Value> {
+    op.get_mut("parameters")?
+        .as_array_mut()?
+        .iter_mut()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some(name))?
+        .get_mut("schema")
+}
+
+fn parameters(doc: &mut Value) {
+    let list = |one: &str| format!(r"^(\s*{one}\s*(,\s*{one}\s*)*)?$");
+    for (path, method, op) in operations(doc) {
+        let mut set = |name: &str, schema: Value| {
+            if let Some(target) = parameter_schema(op, name) {
+                *target = schema;
+            }
+        };
+        set("id", json!({"type": "string", "pattern": ID}));
+        set("name", json!({"type": "string", "pattern": QUEUE}));
+        match (path.as_str(), method.as_str()) {
+            ("/v1/jobs", "get") => {
+                set("status", json!({"type": "string", "pattern": list(STATUSES)}));
+                // Larger pages are cut to `limits.max_page`, not refused.
+                set("limit", json!({"type": "integer", "minimum": 1, "maximum": usize::MAX}));
+                set("after", json!({"type": "string", "pattern": "^[0-9]{0,19}$"}));
+            }
+            ("/v1/jobs", "delete") => set("status", json!({"type": "string", "pattern": list(FINISHED)})),
+            ("/v1/cron/next", "get") => {
+                set("expr", json!({"type": "string", "pattern": CRON}));
+                set("after", json!({"type": "string", "format": "date-time"}));
+                set("count", json!({"type": "integer", "minimum": 1, "maximum": 1000}));
+                let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+                set("tz", json!({"type": "string", "enum": zones}));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn error(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+}
+
+/// The errors a route can answer with besides its own: a bad path segment, a body over the
+/// limit, a store that cannot write.
+fn responses(doc: &mut Value) {
+    for (path, method, op) in operations(doc) {
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+        let mut add = |status: &str, description: &str| {
+            responses.entry(status.to_owned()).or_insert_with(|| error(description));
+        };
+        if path.contains('{') {
+            add("400", "`invalid_request`: a path segment that is not UTF-8");
+        }
+        if matches!(method.as_str(), "post" | "patch")
+            && matches!(path.as_str(), "/v1/jobs" | "/v1/jobs/batch" | "/v1/schedules" | "/v1/schedules/{id}")
+        {
+            add("413", "`body_too_large`");
+        }
+        if path.starts_with("/v1/jobs") || path.starts_with("/v1/schedules") {
+            add(
+                "503",
+                "`store_unavailable`: the store cannot write now (e.g. a full disk); nothing was changed",
+            );
+        }
+    }
+}
+
+/// Security exactly as the server checks it: a bearer token on every route but health when a
+/// token is configured, none at all otherwise.
+fn security(doc: &mut Value, token: bool) {
+    let Some(root) = doc.as_object_mut() else { return };
+    if !token {
+        root.remove("security");
+        if let Some(components) = root.get_mut("components").and_then(Value::as_object_mut) {
+            components.remove("securitySchemes");
+        }
+        for (_, _, op) in operations(doc) {
+            if let Some(op) = op.as_object_mut() {
+                op.remove("security");
+            }
+        }
+        return;
+    }
+    root.insert("security".to_owned(), json!([{"bearer": []}]));
+    refine(doc, &["components", "securitySchemes", "bearer"], json!({"type": "http", "scheme": "bearer"}));
+    for (_, _, op) in operations(doc) {
+        let open = op.get("security") == Some(&json!([{}]));
+        if !open {
+            refine(op, &["responses", "401"], error("`unauthorized`: no bearer token, or a wrong one"));
+        }
+    }
+}
+
+/// Links from what a creation returns to the routes that take it, for stateful clients.
+fn links(doc: &mut Value) {
+    let job_links = json!({
+        "GetJob": {"operationId": "get_job", "parameters": {"id": "$response.body#/id"}},
+        "CancelJob": {"operationId": "cancel_job", "parameters": {"id": "$response.body#/id"}},
+        "RetryJob": {"operationId": "retry_job", "parameters": {"id": "$response.body#/id"}},
+        "StartJob": {"operationId": "start_job", "parameters": {"id": "$response.body#/id"}},
+    });
+    let schedule_links = json!({
+        "GetSchedule": {"operationId": "get_schedule", "parameters": {"id": "$response.body#/id"}},
+        "UpdateSchedule": {"operationId": "update_schedule", "parameters": {"id": "$response.body#/id"}},
+        "RemoveSchedule": {"operationId": "remove_schedule", "parameters": {"id": "$response.body#/id"}},
+    });
+    refine(doc, &["paths", "/v1/jobs", "post", "responses", "201", "links"], job_links.clone());
+    refine(doc, &["paths", "/v1/jobs", "post", "responses", "200", "links"], job_links);
+    refine(doc, &["paths", "/v1/schedules", "post", "responses", "201", "links"], schedule_links);
+}
