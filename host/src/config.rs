@@ -86,6 +86,9 @@ pub struct Config {
     /// Jobs running at once on this host, whatever the queues (each queue bounded by its own
     /// concurrency): the workers, each with its worker process, are shared by every queue.
     pub max_workers: NonZeroUsize,
+    /// The most jobs one claim takes for a queue with a backlog (a higher-priority job added
+    /// meanwhile starts after at most this many already claimed). 1 claims job by job.
+    pub claim_batch: NonZeroUsize,
     pub worker_limits: WorkerLimits,
     /// Factory name → the plugin file (its name, or a path) that provides it when several do.
     pub factories: BTreeMap<String, String>,
@@ -290,6 +293,7 @@ impl Default for Config {
             isolation: Isolation::Process,
             kill_grace: processor.kill_grace,
             max_workers: NonZeroUsize::new(processor.max_workers).unwrap_or(NonZeroUsize::MIN),
+            claim_batch: NonZeroUsize::new(processor.claim_batch).unwrap_or(NonZeroUsize::MIN),
             worker_limits: WorkerLimits::default(),
             factories: BTreeMap::new(),
             log_format: LogFormat::Text,
@@ -450,6 +454,7 @@ impl Config {
             retention: self.retention,
             kill_grace: self.kill_grace,
             max_workers: self.max_workers.get(),
+            claim_batch: self.claim_batch.get(),
             log_summary_interval: self.log_summary_interval,
         }
     }

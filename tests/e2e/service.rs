@@ -490,11 +490,15 @@ fn bench_against_a_server_runs_every_job_it_submits() {
     assert!(out.stdout.contains("of which submit:"), "{out:?}");
     assert!(!out.stdout.contains("RSS") && !out.stdout.contains('?'), "{out:?}");
     // The bench's queue ran every job: 100 submitted one by one, 100 in a batch, 10 timed.
-    let metrics = server.get("/metrics").text;
-    assert!(
-        metrics.contains("jobhost_job_outcomes_total{factory=\"echo\",outcome=\"completed\"} 210"),
-        "{metrics}"
-    );
+    // (Outcomes are counted just after they are stored, so the last may lag a moment.)
+    let all_counted = "jobhost_job_outcomes_total{factory=\"echo\",outcome=\"completed\"} 210";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut metrics = server.get("/metrics").text;
+    while !metrics.contains(all_counted) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        metrics = server.get("/metrics").text;
+    }
+    assert!(metrics.contains(all_counted), "{metrics}");
     let queues = server.get("/v1/queues").body;
     let bench = queues.as_array().unwrap().iter().find(|q| q["name"].as_str().unwrap().starts_with("bench-"));
     assert_eq!(bench.map(|q| (&q["queued"], &q["running"])), Some((&json!(0), &json!(0))), "{queues}");

@@ -18,6 +18,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a job that was asked to stop (timeout, cancel, shutdown) may take to return
 /// before its worker process is killed.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+/// The most jobs one claim takes under backlog: a higher-priority job added meanwhile starts
+/// after at most this many already claimed for its queue.
+pub const DEFAULT_CLAIM_BATCH: usize = 32;
 
 /// How one queue is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +55,8 @@ pub struct ProcessorConfig {
     /// Jobs running at once on this host, whatever the queues: the workers (each with its
     /// worker process) are shared by every queue, each queue bounded by its `concurrency`.
     pub max_workers: usize,
+    /// The most jobs one claim takes for a queue with a backlog (see `Queue::claim_size`).
+    pub claim_batch: usize,
     /// How often an info line sums up each queue's ended attempts (`None`: never).
     pub log_summary_interval: Option<Duration>,
 }
@@ -68,6 +73,7 @@ impl Default for ProcessorConfig {
             retention: Retention::default(),
             kill_grace: DEFAULT_KILL_GRACE,
             max_workers: default_max_workers(),
+            claim_batch: DEFAULT_CLAIM_BATCH,
             log_summary_interval: Some(Duration::from_secs(60)),
         }
     }

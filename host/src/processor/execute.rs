@@ -81,6 +81,8 @@ pub(super) struct Isolated {
     /// Whether this slot has started a process before (later starts are restarts).
     started: bool,
     restarts: u64,
+    /// Attempts sent to the process and not received yet.
+    in_flight: usize,
 }
 
 impl Executor {
@@ -119,14 +121,46 @@ impl Executor {
     /// Runs the attempt to its end (the calling thread blocks meanwhile).
     pub fn run(&mut self, shared: &Shared, running: &RunningJobs, attempt: &Attempt, queue: &Queue) -> Ran {
         let started = Instant::now();
-        let job = &attempt.claimed.job;
-        log::debug!(
-            job = job.id.0, factory = job.factory.as_str(), queue = job.queue.as_str(), attempt = job.attempts;
-            "job {} ({}) started, attempt {}/{}", job.id, job.factory, job.attempts, job.max_attempts
-        );
+        log_start(attempt);
         let ending = match self {
             Executor::InProcess => run_in_process(shared, attempt),
-            Executor::Isolated(slot) => slot.run(shared, running, attempt, queue),
+            Executor::Isolated(slot) => match slot.send(shared, attempt) {
+                Ok(()) => slot.receive(shared, running, attempt, queue),
+                Err(ending) => ending,
+            },
+        };
+        Ran { ending, elapsed: started.elapsed() }
+    }
+
+    /// Whether attempts can be sent ahead of the one running: a worker process runs the jobs it
+    /// is sent one after the other, so sending the next before the last is done saves it the
+    /// wait for the host between jobs.
+    pub fn pipelines(&self) -> bool {
+        matches!(self, Executor::Isolated(_))
+    }
+
+    /// Sends an attempt to the worker process, behind those sent before (`pipelines` only).
+    /// `Err`: it ends here without running (no plugin provides its factory; no worker process).
+    pub fn send(&mut self, shared: &Shared, attempt: &Attempt) -> Result<(), Ending> {
+        match self {
+            Executor::Isolated(slot) => slot.send(shared, attempt),
+            Executor::InProcess => Err(Ending::GiveBack("not a worker process".to_owned())),
+        }
+    }
+
+    /// How the oldest attempt sent and not received ended, once it has (`pipelines` only).
+    pub fn receive(
+        &mut self,
+        shared: &Shared,
+        running: &RunningJobs,
+        attempt: &Attempt,
+        queue: &Queue,
+    ) -> Ran {
+        let started = Instant::now();
+        log_start(attempt);
+        let ending = match self {
+            Executor::Isolated(slot) => slot.receive(shared, running, attempt, queue),
+            Executor::InProcess => Ending::GiveBack("not a worker process".to_owned()),
         };
         Ran { ending, elapsed: started.elapsed() }
     }
@@ -187,27 +221,58 @@ impl Isolated {
         wait
     }
 
-    fn run(&mut self, shared: &Shared, running: &RunningJobs, attempt: &Attempt, queue: &Queue) -> Ending {
+    fn send(&mut self, shared: &Shared, attempt: &Attempt) -> Result<(), Ending> {
         let job = &attempt.claimed.job;
         if attempt.factory.is_none() {
-            return Ending::Outcome(unknown_factory(job));
+            return Err(Ending::Outcome(unknown_factory(job)));
         }
-        if let Err(unready) = self.prepare(shared) {
-            return Ending::GiveBack(unready.reason);
+        // A reload rolls the process, and a dead one is replaced, only between jobs: with
+        // nothing sent ahead.
+        if self.in_flight == 0 {
+            if let Err(unready) = self.prepare(shared) {
+                return Err(Ending::GiveBack(unready.reason));
+            }
         }
         let Some(process) = self.process.as_mut() else {
-            return Ending::GiveBack("no worker process".to_owned());
+            return Err(Ending::GiveBack("no worker process".to_owned()));
         };
-        running.attach(job.id, process.control());
-        let sink = StoreProgress { store: shared.store.clone(), id: job.id, token: attempt.claimed.token };
         let run = RunJob {
             id: job.id.0,
             attempt: job.attempts,
             factory: job.factory.clone(),
             input: job.input.clone(),
         };
-        match process.run(run, &mut |fraction, message| sink.report(fraction, message)) {
+        match process.send(run) {
+            Ok(()) => {
+                self.in_flight += 1;
+                Ok(())
+            }
+            Err(_) => {
+                // It died before it read the job: the job never started.
+                self.process = None;
+                self.in_flight = 0;
+                Err(Ending::GiveBack("its worker process ended before it started".to_owned()))
+            }
+        }
+    }
+
+    fn receive(
+        &mut self,
+        shared: &Shared,
+        running: &RunningJobs,
+        attempt: &Attempt,
+        queue: &Queue,
+    ) -> Ending {
+        let job = &attempt.claimed.job;
+        let Some(process) = self.process.as_mut() else {
+            // Sent ahead to a process that died running an earlier job: it never started.
+            return Ending::GiveBack("its worker process ended before it started".to_owned());
+        };
+        running.attach(job.id, process.control());
+        let sink = StoreProgress { store: shared.store.clone(), id: job.id, token: attempt.claimed.token };
+        match process.receive(job.id.0, &mut |fraction, message| sink.report(fraction, message)) {
             Ok(result) => {
+                self.in_flight = self.in_flight.saturating_sub(1);
                 self.crashes = 0;
                 Ending::Outcome(match result {
                     Ok(result) if !attempt.timed_out.load(Ordering::Relaxed) => Outcome::Completed { result },
@@ -223,6 +288,7 @@ impl Isolated {
             }
             Err(death) => {
                 self.process = None;
+                self.in_flight = 0;
                 Ending::Outcome(self.died(shared, attempt, queue, &death))
             }
         }
@@ -258,6 +324,14 @@ impl Isolated {
         );
         retry_or_fail(shared, attempt, cause, None)
     }
+}
+
+fn log_start(attempt: &Attempt) {
+    let job = &attempt.claimed.job;
+    log::debug!(
+        job = job.id.0, factory = job.factory.as_str(), queue = job.queue.as_str(), attempt = job.attempts;
+        "job {} ({}) started, attempt {}/{}", job.id, job.factory, job.attempts, job.max_attempts
+    );
 }
 
 /// Runs the attempt on this thread, through the plugin loaded in this process.

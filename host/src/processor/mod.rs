@@ -6,16 +6,19 @@
 //!
 //! The files: `config` (settings), `state` (what workers share with the service), `plugins`
 //! (where plugin code runs: here or in worker processes), `pool` (start, stop, shutdown),
-//! `queue` (one queue's runtime state), `worker` (the loop, the one place that claims and
-//! reports), `execute` (one attempt → how it ended, in process or in the slot's worker
+//! `queue` (one queue's runtime state), `worker` (the loop, the one place that claims),
+//! `recorder` and `outcomes` (outcomes handed over, and the thread that writes many per
+//! transaction), `execute` (one attempt → how it ended, in process or in the slot's worker
 //! process), `supervisor` (leases, timeouts, cancels, kills), `running` (the attempts running
 //! here), `retry` (backoff).
 
 mod config;
 mod execute;
+mod outcomes;
 mod plugins;
 mod pool;
 mod queue;
+mod recorder;
 mod retry;
 mod running;
 mod shared;
@@ -24,8 +27,8 @@ mod supervisor;
 mod worker;
 
 pub use config::{
-    ProcessorConfig, QueueConfig, Retention, DEFAULT_KILL_GRACE, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_POLL_INTERVAL,
+    ProcessorConfig, QueueConfig, Retention, DEFAULT_CLAIM_BATCH, DEFAULT_KILL_GRACE, DEFAULT_LEASE,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_POLL_INTERVAL,
 };
 pub use execute::{BACKOFF_FIRST, BACKOFF_MAX};
 pub use plugins::Plugins;

@@ -62,6 +62,8 @@ impl Pool {
             supervisor_started: AtomicBool::new(false),
             one_shot: Mutex::new(None),
             tally: Mutex::new(BTreeMap::new()),
+            claimed: Mutex::default(),
+            recorder: Default::default(),
         };
         Pool { state: Arc::new(state) }
     }
@@ -96,6 +98,25 @@ impl Pool {
             log::info!("queue '{}' stopped", queue.name);
         }
         drop(sync::write(&queue.claiming));
+        self.give_back_claimed(Some(name));
+    }
+
+    /// Gives jobs claimed and not started back to their queues, their attempts uncounted.
+    fn give_back_claimed(&self, queue: Option<&str>) {
+        let attempts = self.state.drain_claimed(queue);
+        if attempts.is_empty() {
+            return;
+        }
+        let jobs: Vec<_> = attempts.iter().map(|a| (a.claimed.job.id, a.claimed.token)).collect();
+        let shared = &self.state.shared;
+        match shared.store.release_batch(&jobs, shared.now()) {
+            Ok(n) => log::info!("{n} job(s) claimed and not started given back to their queue"),
+            // Their leases requeue them.
+            Err(e) => log::warn!("{} claimed job(s) could not be given back: {e}", jobs.len()),
+        }
+        for (id, _) in jobs {
+            self.state.running.remove(id);
+        }
     }
 
     pub fn is_processing(&self, name: &str) -> bool {
@@ -225,6 +246,8 @@ impl Pool {
         if killed > 0 {
             log::warn!("{killed} job(s) still running after the grace: their worker processes were killed");
         }
+        // Outcomes handed to the recorder reach the store before its last flush.
+        self.state.recorder.flush(Duration::from_secs(5));
         if let Err(e) = shared.store.flush() {
             // Acknowledged changes are on disk already; what is lost is what a crash loses
             // (outcomes of the last moments, which run again), so the stop itself succeeds.

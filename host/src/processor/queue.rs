@@ -22,6 +22,10 @@ pub(crate) struct Queue {
     pub listed: AtomicBool,
     /// Worker processes that died running this queue's jobs (each was replaced).
     pub worker_deaths: AtomicU64,
+    /// How many jobs its next claim takes: 1 on a shallow queue, so that an idle job starts
+    /// at once and no job waits behind others claimed before it; doubled while claims come
+    /// back full (a backlog), up to the configured cap.
+    claim_size: AtomicUsize,
 }
 
 impl Queue {
@@ -34,7 +38,20 @@ impl Queue {
             claiming: RwLock::new(()),
             listed: AtomicBool::new(false),
             worker_deaths: AtomicU64::new(0),
+            claim_size: AtomicUsize::new(1),
         }
+    }
+
+    /// How many jobs the next claim asks for.
+    pub fn claim_size(&self) -> usize {
+        self.claim_size.load(Ordering::Relaxed).max(1)
+    }
+
+    /// A claim asked for `asked` and got `got`: full means a backlog (ask for twice as many
+    /// next time, up to `cap`); short means the queue is shallow (ask for what there was).
+    pub fn claimed(&self, asked: usize, got: usize, cap: usize) {
+        let next = if got >= asked { asked.saturating_mul(2) } else { got };
+        self.claim_size.store(next.clamp(1, cap.max(1)), Ordering::Relaxed);
     }
 
     /// Held while a claim is in flight, so that `stop_queue` waits it out; `None` once the

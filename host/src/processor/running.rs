@@ -1,5 +1,6 @@
-//! The attempts running in this process: what a cancel, the supervisor and a shutdown need to
-//! reach each of them.
+//! The attempts claimed by this process, running or waiting for a worker (a claim takes
+//! several at once under backlog): what a cancel, the supervisor and a shutdown need to reach
+//! each of them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,8 +11,11 @@ use crate::job::{AttemptToken, JobId};
 use crate::sync;
 use crate::workers::Control;
 
-/// One running attempt.
+/// One claimed attempt.
 pub(super) struct RunningJob {
+    /// Running (on a worker); false while it waits for one: no deadline, no stop to enforce,
+    /// only its lease to renew.
+    pub started: bool,
     pub token: AttemptToken,
     pub queue: String,
     /// The cooperative flag the plugin polls (cancel, timeout, shutdown).
@@ -43,6 +47,14 @@ impl RunningJobs {
         sync::lock(&self.0).remove(&id);
     }
 
+    /// A claimed attempt starts on a worker: from now on its deadline counts.
+    pub fn start(&self, id: JobId, deadline: Option<Instant>) {
+        if let Some(running) = sync::lock(&self.0).get_mut(&id) {
+            running.started = true;
+            running.deadline = deadline;
+        }
+    }
+
     /// Records the worker process that runs the job.
     pub fn attach(&self, id: JobId, worker: Arc<Control>) {
         if let Some(running) = sync::lock(&self.0).get_mut(&id) {
@@ -58,8 +70,9 @@ impl RunningJobs {
         }
     }
 
+    /// Attempts running on a worker now (not those waiting for one).
     pub fn len(&self) -> usize {
-        sync::lock(&self.0).len()
+        sync::lock(&self.0).values().filter(|r| r.started).count()
     }
 
     /// Each running job and its attempt's token.

@@ -1,13 +1,14 @@
 //! The worker pool's own state: its queues, the list of queues that may have work, the
 //! workers, the attempts running here, the supervisor.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::execute::Executor;
+use super::execute::{Attempt, Executor};
 use super::queue::Queue;
+use super::recorder::Recorder;
 use super::running::RunningJobs;
 use super::shared::Shared;
 use crate::job::JobId;
@@ -33,6 +34,11 @@ pub(super) struct PoolState {
     pub one_shot: Mutex<Option<Executor>>,
     /// Attempts ended per queue since the last summary line.
     pub tally: Mutex<BTreeMap<String, Tally>>,
+    /// Jobs claimed per queue and not started yet, oldest first (a claim takes several under
+    /// backlog); each is in `running`, its lease renewed.
+    pub claimed: Mutex<HashMap<String, VecDeque<Attempt>>>,
+    /// Writes outcomes, many per transaction.
+    pub recorder: Recorder,
 }
 
 /// Attempts ended on one queue, by how.
@@ -92,7 +98,7 @@ impl PoolState {
     }
 
     /// Whether a queue other than `queue` waits for a worker: then a worker moves on instead
-    /// of carrying `queue`'s next job (fairness).
+    /// of taking more of `queue`'s jobs (fairness).
     pub fn others_waiting(&self, queue: &Queue) -> bool {
         sync::lock(&self.ready).queues.iter().any(|q| q.name != queue.name)
     }
@@ -102,6 +108,31 @@ impl PoolState {
         let queues: Vec<Arc<Queue>> = sync::lock(&self.queues).values().cloned().collect();
         for queue in queues.iter().filter(|q| q.processing.load(Ordering::SeqCst)) {
             self.list(queue);
+        }
+    }
+
+    /// The oldest job claimed for `queue` and not started yet.
+    pub fn take_claimed(&self, queue: &str) -> Option<Attempt> {
+        sync::lock(&self.claimed).get_mut(queue)?.pop_front()
+    }
+
+    /// Keeps jobs claimed for `queue` for its next free places, after those kept already.
+    pub fn keep_claimed(&self, queue: &str, attempts: impl IntoIterator<Item = Attempt>) {
+        sync::lock(&self.claimed).entry(queue.to_owned()).or_default().extend(attempts);
+    }
+
+    /// Whether jobs claimed for `queue` wait for a worker.
+    pub fn has_claimed(&self, queue: &str) -> bool {
+        sync::lock(&self.claimed).get(queue).is_some_and(|q| !q.is_empty())
+    }
+
+    /// Takes every job claimed for `queue` (all queues: `None`) and not started: a stopping
+    /// queue or host gives them back.
+    pub fn drain_claimed(&self, queue: Option<&str>) -> Vec<Attempt> {
+        let mut claimed = sync::lock(&self.claimed);
+        match queue {
+            Some(name) => claimed.remove(name).map(Vec::from).unwrap_or_default(),
+            None => claimed.drain().flat_map(|(_, q)| q).collect(),
         }
     }
 

@@ -41,6 +41,14 @@ fn supervise(state: &PoolState) {
     let mut kill = Vec::new();
     let mut stuck = Vec::new();
     state.running.for_each(|id, r| {
+        if r.renew_at <= now {
+            r.renew_at = now + lease.duration / 3;
+            renew.push((id, r.token));
+        }
+        if !r.started {
+            // Waiting for a worker: it runs nothing yet (a cancel is seen when it is taken).
+            return;
+        }
         if r.deadline.is_some_and(|d| d <= now) && !r.timed_out.swap(true, Ordering::Relaxed) {
             r.cancel.store(true, Ordering::Relaxed);
         }
@@ -63,10 +71,6 @@ fn supervise(state: &PoolState) {
                 },
                 Some(_) => {}
             }
-        }
-        if r.renew_at <= now {
-            r.renew_at = now + lease.duration / 3;
-            renew.push((id, r.token));
         }
     });
     for (id, worker) in cancel {

@@ -1,30 +1,35 @@
-//! The pool's workers, and the one place jobs are claimed and outcomes reported.
+//! The pool's workers, and the one place jobs are claimed.
 //!
 //! Workers are threads of their own (never the runtime's blocking pool, which request handlers
 //! use), at most `max_workers` per host, shared by every queue: an idle worker takes the queue
 //! that has waited longest in the pool's list of queues with work, takes one of its places
-//! (its concurrency), claims, runs and reports, then moves on to the next queue in line, or,
-//! when no other queue waits, claims that queue's next job in the same transaction as the
-//! outcome (`finish_and_claim`). Concurrency 1 is m01.remote's SimpleJobWorker (strict FIFO:
-//! the next job is claimed only after the previous one finished); N is its MultiJobWorker. A
-//! queue is listed when a job is added or becomes ready there; idle workers also look at every
-//! queue when a waiting job becomes due and every poll interval (the fallback).
+//! (its concurrency), and takes a job claimed for that queue earlier or claims: one job when
+//! the queue is shallow, up to `claim_batch` in one transaction under backlog (the rest wait,
+//! claimed, for the queue's next free places, oldest first). It runs the job, hands the
+//! outcome to the recorder (many outcomes per transaction) and moves on to the next queue in
+//! line. Concurrency 1 is m01.remote's SimpleJobWorker (strict FIFO); N is its MultiJobWorker.
+//! A queue is listed when a job is added or becomes ready there, or when jobs claimed for it
+//! wait; idle workers also look at every queue when a waiting job becomes due and every poll
+//! interval (the fallback).
 //!
 //! **Invariant:** a worker claims a job only once it can run it (its worker process ready)
-//! and its queue has a free place; plugin code runs only on workers (or in their processes).
+//! and its queue has a free place; every claimed job is in `running` before the claim lock is
+//! released; plugin code runs only on workers (or in their processes).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::execute::{Attempt, Ending, Executor, Ran};
+use super::outcomes;
 use super::queue::Queue;
+use super::recorder::Record;
 use super::running::RunningJob;
 use super::state::{PoolState, WorkerState, WorkerStatus};
 use super::supervisor;
 use crate::clock::Micros;
-use crate::job::{Job, Status};
-use crate::store::{ClaimFilter, Claimed, Finished, Report, StoreError, StoreResult};
+use crate::job::{Job, Outcome};
+use crate::store::{ClaimFilter, Claimed, StoreError, StoreResult};
 use crate::sync;
 
 /// Lists `queue` for the workers, starting one if none is idle, the queue has a free place
@@ -62,18 +67,12 @@ fn work(state: &Arc<PoolState>, id: usize) {
     // Ready before it waits for work (its worker process started), so a job it takes does
     // not wait for a process to start.
     ready_up(state, &mut executor, id);
-    // The job claimed together with the last outcome (`finish_and_claim`), with its queue's
-    // place. It was claimed before any stop, under the claim lock, so it runs even if a stop
-    // came since.
-    let mut carried: Option<(Arc<Queue>, Attempt)> = None;
     loop {
-        let (queue, attempt) = match carried.take() {
-            Some(carried) => carried,
-            None => match next_job(state, &mut executor, id) {
-                Some(next) => next,
-                None if state.stopping.load(Ordering::SeqCst) => break,
-                None => continue,
-            },
+        let Some((queue, attempt)) = next_job(state, &mut executor, id) else {
+            if state.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            continue;
         };
         let job_id = attempt.claimed.job.id;
         state.set_worker(id, |w| {
@@ -84,19 +83,15 @@ fn work(state: &Arc<PoolState>, id: usize) {
         // The SDK catches panics inside the plugin; one escaping here is a host defect and
         // must not take the worker down with it.
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_and_report(state, &mut executor, attempt, &queue)
+            if executor.pipelines() {
+                run_pipeline(state, &mut executor, attempt, &queue);
+            } else {
+                run(state, &mut executor, attempt, &queue);
+            }
         }));
-        match ran {
-            Ok(Ok(Some(next))) => {
-                carried = Some((queue, next));
-                continue;
-            }
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => log::error!("job {job_id}: could not record its outcome: {e}"),
-            Err(_) => {
-                state.running.remove(job_id);
-                log::error!("job {job_id}: its attempt panicked in the host; the lease will requeue it");
-            }
+        if ran.is_err() {
+            state.running.remove(job_id);
+            log::error!("job {job_id}: its attempt panicked in the host; the lease will requeue it");
         }
         queue.give_place();
         // It may have more (or was full while others waited for it): back in line.
@@ -114,8 +109,9 @@ fn work(state: &Arc<PoolState>, id: usize) {
 }
 
 /// The next job for worker `id`: from the queue that has waited longest, once the worker can
-/// run it and the queue has a place. `None` when there is none for now (after waiting up to
-/// the next due time or the poll interval) or the pool stops.
+/// run it and the queue has a place, claimed earlier for that queue or claimed now. `None`
+/// when there is none for now (after waiting up to the next due time or the poll interval) or
+/// the pool stops.
 fn next_job(state: &Arc<PoolState>, executor: &mut Executor, id: usize) -> Option<(Arc<Queue>, Attempt)> {
     let shared = &state.shared;
     let Some(queue) = state.next_queue(idle_wait(state)) else {
@@ -134,6 +130,13 @@ fn next_job(state: &Arc<PoolState>, executor: &mut Executor, id: usize) -> Optio
         offer(state, &queue);
         return None;
     }
+    if let Some(attempt) = state.take_claimed(&queue.name) {
+        taken(state, &attempt);
+        if state.has_claimed(&queue.name) {
+            offer(state, &queue);
+        }
+        return Some((queue, attempt));
+    }
     if shared.store.unwritable().is_some() {
         // A claim is a write: wait for the store to heal (the host probes it every second)
         // rather than fail and log once per worker per poll.
@@ -142,20 +145,17 @@ fn next_job(state: &Arc<PoolState>, executor: &mut Executor, id: usize) -> Optio
         state.list(&queue);
         return None;
     }
-    let claimed = match queue.open_for_claims() {
-        None => Ok(None),
-        Some(_claiming) => shared
-            .store
-            .claim(&queue.claim_filter(), shared.now(), shared.lease_terms())
-            .map(|claimed| claimed.map(|claimed| begin(state, claimed, &queue.name))),
-    };
-    match claimed {
-        Ok(Some(attempt)) => {
-            // There may be more: let another worker look too.
+    match claim_for(state, &queue) {
+        Ok(attempts) if !attempts.is_empty() => {
+            let mut attempts = attempts.into_iter();
+            let first = attempts.next()?;
+            taken(state, &first);
+            state.keep_claimed(&queue.name, attempts);
+            // There may be more (claimed, or ready): let another worker look too.
             offer(state, &queue);
-            Some((queue, attempt))
+            Some((queue, first))
         }
-        Ok(None) => {
+        Ok(_) => {
             queue.give_place();
             None
         }
@@ -213,7 +213,102 @@ fn idle_wait(state: &PoolState) -> Duration {
     }
 }
 
-/// Registers a claimed job as running here (for cancels, the supervisor and a shutdown).
+/// A worker took `attempt` and runs it now: it counts as running from here (its deadline, and
+/// `staff`, which starts another worker when all are busy).
+fn taken(state: &PoolState, attempt: &Attempt) {
+    state.running.start(attempt.claimed.job.id, attempt.timeout.map(|t| Instant::now() + t));
+}
+
+/// Claims the queue's next jobs: as many as its claim size (1 on a shallow queue, more under
+/// backlog), each registered. None once the queue is stopped.
+fn claim_for(state: &Arc<PoolState>, queue: &Queue) -> StoreResult<Vec<Attempt>> {
+    let shared = &state.shared;
+    let Some(_claiming) = queue.open_for_claims() else { return Ok(Vec::new()) };
+    let asked = queue.claim_size();
+    let claimed =
+        shared.store.claim_batch(&queue.claim_filter(), shared.now(), shared.lease_terms(), asked)?;
+    queue.claimed(asked, claimed.len(), shared.config.claim_batch);
+    // Registered while the claim is held open: a stop finds every one.
+    Ok(claimed.into_iter().map(|c| begin(state, c, &queue.name)).collect())
+}
+
+/// Attempts a worker process may hold beyond the one it runs (see `run_pipeline`).
+const PIPELINE: usize = 16;
+
+/// Runs `first` and then more of the queue's jobs in the worker's process, sending each next
+/// job before the last is done, so the process goes from job to job without waiting for the
+/// host. It takes more while the queue has jobs (claimed, or claims them) and all its places
+/// are taken (a job that could start at once on another worker is left to it), no other queue
+/// waits for a worker, and the pool is not stopping; at most `PIPELINE` wait in the process.
+/// Each job's timeout counts from when the one before it ended.
+fn run_pipeline(state: &Arc<PoolState>, executor: &mut Executor, first: Attempt, queue: &Arc<Queue>) {
+    let shared = &state.shared;
+    let mut in_flight: std::collections::VecDeque<Attempt> = std::collections::VecDeque::new();
+    let send =
+        |attempt: Attempt, in_flight: &mut std::collections::VecDeque<Attempt>, executor: &mut Executor| {
+            if let Some(ended) = cancelled_before_start(&attempt) {
+                return finish(state, attempt, ended);
+            }
+            match executor.send(shared, &attempt) {
+                Ok(()) => in_flight.push_back(attempt),
+                Err(ending) => finish(state, attempt, Ran { ending, elapsed: Duration::ZERO }),
+            }
+        };
+    send(first, &mut in_flight, executor);
+    loop {
+        while in_flight.len() < PIPELINE {
+            match more(state, queue) {
+                Some(attempt) => send(attempt, &mut in_flight, executor),
+                None => break,
+            }
+        }
+        let Some(front) = in_flight.pop_front() else { return };
+        taken(state, &front);
+        let ran = executor.receive(shared, &state.running, &front, queue);
+        finish(state, front, ran);
+    }
+}
+
+/// The queue's next job for a worker already serving it: one claimed earlier, or claimed now;
+/// `None` when the queue has a free place (the job can start at once on another worker),
+/// another queue waits for a worker, the pool stops, or the queue has none.
+fn more(state: &Arc<PoolState>, queue: &Queue) -> Option<Attempt> {
+    if queue.running() < queue.concurrency
+        || state.stopping.load(Ordering::SeqCst)
+        || state.others_waiting(queue)
+    {
+        return None;
+    }
+    if let Some(attempt) = state.take_claimed(&queue.name) {
+        return Some(attempt);
+    }
+    if state.shared.store.unwritable().is_some() {
+        return None;
+    }
+    let mut claimed = claim_for(state, queue).ok()?.into_iter();
+    let first = claimed.next()?;
+    state.keep_claimed(&queue.name, claimed);
+    Some(first)
+}
+
+/// The ending of an attempt cancelled while it waited for a worker, which then does not run.
+/// (A cancel in the moment between a claim and its registration sets no flag: that job runs,
+/// and the store still ends it `cancelled`, whatever it reports.)
+fn cancelled_before_start(attempt: &Attempt) -> Option<Ran> {
+    attempt.cancel.load(Ordering::Relaxed).then(|| {
+        // The store ends a job whose cancel was requested `cancelled`, whatever the outcome.
+        let error = "cancelled before it started".to_owned();
+        Ran { ending: Ending::Outcome(Outcome::Failed { error }), elapsed: Duration::ZERO }
+    })
+}
+
+/// An attempt ended: no longer running here; its outcome to the recorder.
+fn finish(state: &Arc<PoolState>, attempt: Attempt, ran: Ran) {
+    state.running.remove(attempt.claimed.job.id);
+    outcomes::submit(state, Record { claimed: attempt.claimed, ran, done: None });
+}
+
+/// Registers a claimed job here (for cancels, the supervisor and a shutdown), not started yet.
 /// Called as soon as the claim returns, so nothing misses a claimed job.
 pub(super) fn begin(state: &Arc<PoolState>, claimed: Claimed, queue: &str) -> Attempt {
     let factory = state.shared.factory(&claimed.job.factory);
@@ -224,118 +319,32 @@ pub(super) fn begin(state: &Arc<PoolState>, claimed: Claimed, queue: &str) -> At
         .or(factory.as_ref().and_then(|f| f.defaults.timeout));
     let cancel = Arc::new(AtomicBool::new(claimed.job.cancel_requested));
     let timed_out = Arc::new(AtomicBool::new(false));
-    let now = Instant::now();
     state.running.insert(
         claimed.job.id,
         RunningJob {
+            started: false,
             token: claimed.token,
             queue: queue.to_owned(),
             cancel: cancel.clone(),
             timed_out: timed_out.clone(),
-            deadline: timeout.map(|t| now + t),
-            renew_at: now + state.shared.config.lease / 3,
+            deadline: None,
+            renew_at: Instant::now() + state.shared.config.lease / 3,
             worker: None,
             asked_to_stop_at: None,
             stuck: false,
         },
     );
-    // A cancel that landed between the claim and the insert found no flag to set; it did
-    // mark the record first, so reading the record after the insert catches it.
-    if let Ok(Some(job)) = state.shared.store.get(claimed.job.id) {
-        if job.cancel_requested {
-            cancel.store(true, Ordering::Relaxed);
-        }
-    }
     Attempt { claimed, factory, timeout, cancel, timed_out }
 }
 
-/// Runs a registered attempt to its end on the calling thread and reports it; claims the
-/// queue's next job along with the outcome when no other queue waits for a worker (and the
-/// queue is not stopping), and returns it, registered, its place kept.
-fn run_and_report(
-    state: &Arc<PoolState>,
-    executor: &mut Executor,
-    attempt: Attempt,
-    queue: &Queue,
-) -> StoreResult<Option<Attempt>> {
-    let ran = executor.run(&state.shared, &state.running, &attempt, queue);
-    state.running.remove(attempt.claimed.job.id);
-    let carry = !state.others_waiting(queue);
-    report(state, attempt.claimed, ran, carry.then_some(queue)).map(|(_, next)| next)
-}
-
-/// Records how an attempt ended (and, with `next`, claims the queue's next job in the same
-/// transaction); logs, counts and announces it. The job as stored afterwards is `None` when
-/// the outcome was stale (a newer attempt owns the job) or the job was given back.
-fn report(
-    state: &Arc<PoolState>,
-    claimed: Claimed,
-    ran: Ran,
-    next: Option<&Queue>,
-) -> StoreResult<(Option<Job>, Option<Attempt>)> {
-    let shared = &state.shared;
-    let Claimed { job, token } = claimed;
-    let id = job.id;
-    let now = shared.now();
-    let outcome = match ran.ending {
-        Ending::Outcome(outcome) => outcome,
-        Ending::GiveBack(why) => {
-            if shared.store.release(id, token, now)? {
-                log::warn!("job {id} ({}): given back to its queue uncounted: {why}", job.factory);
-            }
-            return Ok((None, None));
-        }
+/// Runs a registered attempt to its end on the calling thread and hands the outcome to the
+/// recorder. One cancelled while it waited for a worker does not run.
+fn run(state: &Arc<PoolState>, executor: &mut Executor, attempt: Attempt, queue: &Queue) {
+    let ran = match cancelled_before_start(&attempt) {
+        Some(ran) => ran,
+        None => executor.run(&state.shared, &state.running, &attempt, queue),
     };
-    let report = Report { id, token, outcome };
-    let (finished, next) = match next.and_then(|queue| Some((queue, queue.open_for_claims()?))) {
-        Some((queue, _claiming)) => {
-            let filter = queue.claim_filter();
-            let (finished, next) =
-                shared.store.finish_and_claim(report, now, &filter, shared.lease_terms())?;
-            // Registered under the claim lock, as a fresh claim is: once `stop_queue` returns,
-            // a shutdown finds every claimed job in `running`.
-            (finished, next.map(|claimed| begin(state, claimed, &queue.name)))
-        }
-        None => (shared.store.finish(report, now)?, None),
-    };
-    let ms = ran.elapsed.as_secs_f64() * 1000.0;
-    let job = match finished {
-        Finished::Applied(done) => {
-            log_outcome(&done, ms);
-            state.tally(&done.queue, done.status);
-            shared.metrics.record_attempt(&done.factory, done.status, ran.elapsed);
-            shared.events.publish(&done);
-            Some(done)
-        }
-        Finished::Stale => {
-            log::warn!("job {id}: outcome of a superseded attempt discarded");
-            None
-        }
-    };
-    Ok((job, next))
-}
-
-/// One line per ended attempt: a completion at debug (a busy host finishes thousands a
-/// second), a retry or cancel at info, a failure at warn, each with the job's fields.
-fn log_outcome(done: &Job, ms: f64) {
-    let (id, factory, queue, attempt) =
-        (done.id.0, done.factory.as_str(), done.queue.as_str(), done.attempts);
-    let error = done.errors.last().map_or("", String::as_str);
-    match done.status {
-        Status::Completed => log::debug!(
-            job = id, factory, queue, attempt;
-            "job {id} ({factory}) completed in {ms:.1} ms"
-        ),
-        Status::Queued => log::info!(
-            job = id, factory, queue, attempt;
-            "job {id} ({factory}) failed attempt {attempt}/{}, will retry: {error}", done.max_attempts
-        ),
-        Status::Cancelled => log::info!(job = id, factory, queue, attempt; "job {id} ({factory}) cancelled"),
-        status => log::warn!(
-            job = id, factory, queue, attempt;
-            "job {id} ({factory}) ended in {status} after {attempt} attempt(s): {error}"
-        ),
-    }
+    finish(state, attempt, ran);
 }
 
 /// Claims the next ready job matching `filter` and runs it to its end on a blocking thread (the
@@ -364,14 +373,17 @@ pub(super) async fn run_one(
     let attempt = begin(state, claimed, &queue);
     let state2 = state.clone();
     let reported = tokio::task::spawn_blocking(move || {
+        state2.running.start(id, attempt.timeout.map(|t| Instant::now() + t));
         let ran = executor.run(&state2.shared, &state2.running, &attempt, &one_shot);
         *sync::lock(&state2.one_shot) = Some(executor);
         state2.running.remove(id);
-        report(&state2, attempt.claimed, ran, None)
+        let (done, stored) = std::sync::mpsc::channel();
+        outcomes::submit(&state2, Record { claimed: attempt.claimed, ran, done: Some(done) });
+        stored.recv().ok().flatten()
     })
     .await;
     let job = match reported {
-        Ok(result) => result?.0,
+        Ok(job) => job,
         Err(e) => {
             // The SDK catches panics inside the plugin; this is a host-side defect.
             state.running.remove(id);

@@ -67,12 +67,27 @@ pub trait WorkStore: Send + Sync + 'static {
     /// The earliest time a waiting job becomes due, if any (for the workers' sleep).
     fn next_due(&self) -> StoreResult<Option<Micros>>;
 
-    /// Moves due retry waits to ready, then claims the next ready job matching `filter`:
-    /// status `processing`, attempt counted, a fresh lease token. Kept before it returns (see
-    /// the store's claim durability), so an attempt that kills the host is counted (poison
-    /// jobs end after max attempts).
-    fn claim(&self, filter: &ClaimFilter<'_>, now: Micros, lease: LeaseTerms)
-        -> StoreResult<Option<Claimed>>;
+    /// Moves due retry waits to ready, then claims up to `max` ready jobs matching `filter`,
+    /// in queue order, in one transaction: each `processing`, its attempt counted, a fresh
+    /// lease token. Kept before it returns (see the store's claim durability), so an attempt
+    /// that kills the host is counted (poison jobs end after max attempts).
+    fn claim_batch(
+        &self,
+        filter: &ClaimFilter<'_>,
+        now: Micros,
+        lease: LeaseTerms,
+        max: usize,
+    ) -> StoreResult<Vec<Claimed>>;
+
+    /// [`claim_batch`](Self::claim_batch) of one.
+    fn claim(
+        &self,
+        filter: &ClaimFilter<'_>,
+        now: Micros,
+        lease: LeaseTerms,
+    ) -> StoreResult<Option<Claimed>> {
+        Ok(self.claim_batch(filter, now, lease, 1)?.pop())
+    }
 
     /// Extends a running job's lease. False if the token is stale.
     fn heartbeat(&self, id: JobId, token: AttemptToken, now: Micros, lease: LeaseTerms) -> StoreResult<bool>;
@@ -80,24 +95,26 @@ pub trait WorkStore: Send + Sync + 'static {
     /// Records a running job's progress (not flushed: progress is advisory).
     fn set_progress(&self, id: JobId, token: AttemptToken, progress: Progress) -> StoreResult<()>;
 
-    /// Applies an attempt's outcome if `token` still holds the lease. A job whose cancel was
-    /// requested ends `cancelled` whatever the outcome.
-    fn finish(&self, report: Report, now: Micros) -> StoreResult<Finished>;
+    /// Applies attempts' outcomes in one transaction, each only if its `token` still holds the
+    /// job's lease (a stale one changes nothing). A job whose cancel was requested ends
+    /// `cancelled` whatever the outcome. In the order given.
+    fn finish_batch(&self, reports: &[Report], now: Micros) -> StoreResult<Vec<Finished>>;
 
-    /// `finish`, then `claim` for the worker's next job, in one transaction when it can (an
-    /// outcome other than a retry, and a job ready): a drain then costs one transaction per job
-    /// instead of two. What either reports is exactly what the two calls would.
-    fn finish_and_claim(
-        &self,
-        report: Report,
-        now: Micros,
-        filter: &ClaimFilter<'_>,
-        lease: LeaseTerms,
-    ) -> StoreResult<(Finished, Option<Claimed>)>;
+    /// [`finish_batch`](Self::finish_batch) of one.
+    fn finish(&self, report: Report, now: Micros) -> StoreResult<Finished> {
+        let mut finished = self.finish_batch(std::slice::from_ref(&report), now)?;
+        Ok(finished.pop().unwrap_or(Finished::Stale))
+    }
 
-    /// Gives a running job back to its queue without counting the attempt (the host is
-    /// shutting down and will not wait for it). False if `token` is stale. Durable.
-    fn release(&self, id: JobId, token: AttemptToken, now: Micros) -> StoreResult<bool>;
+    /// Gives running jobs back to their queues without counting their attempts (claimed but
+    /// never started, or the host is shutting down and will not wait for them), in one
+    /// transaction; how many were still held by their tokens. Durable.
+    fn release_batch(&self, jobs: &[(JobId, AttemptToken)], now: Micros) -> StoreResult<usize>;
+
+    /// [`release_batch`](Self::release_batch) of one: false if `token` is stale.
+    fn release(&self, id: JobId, token: AttemptToken, now: Micros) -> StoreResult<bool> {
+        Ok(self.release_batch(&[(id, token)], now)? == 1)
+    }
 
     /// Requeues (or, with attempts spent, fails) every job whose lease expired before `now`.
     fn recover_expired(&self, now: Micros) -> StoreResult<Vec<JobId>>;

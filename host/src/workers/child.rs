@@ -1,8 +1,8 @@
 //! The worker process itself: the hidden `jobhost worker` command a host starts. It applies its
 //! resource limits, loads the plugin directories (private copies, so the files can be replaced
 //! under it), says hello with the catalog of what it loaded, then runs the jobs the host sends
-//! on its data socket, one at a time, while a thread of its own reads the control socket for
-//! cancels and stops.
+//! on its data socket, one at a time and in order (the host may send the next before the last
+//! is done), while a thread of its own reads the control socket for cancels and stops.
 //!
 //! **Invariant:** the worker exits as soon as its control socket closes (the host is gone),
 //! whatever its job is doing; plugin output never reaches a socket (stdout goes to stderr,
@@ -88,7 +88,7 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
     if protocol::write_frame(&mut *sync::lock(&writer), &hello).is_err() {
         return 0; // the host is gone
     }
-    let current: Current = Arc::new(Mutex::new(None));
+    let current: Current = Arc::new(Mutex::new(Jobs::default()));
     let stopping = Arc::new(AtomicBool::new(false));
     {
         let (current, stopping) = (current.clone(), stopping.clone());
@@ -103,8 +103,14 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
     run_jobs(reader, writer, current, stopping, registry, limits)
 }
 
-/// The job running now: its id and cooperative flag.
-type Current = Arc<Mutex<Option<(u64, Arc<AtomicBool>)>>>;
+/// The job running now (its id and cooperative flag), and jobs cancelled before they started.
+type Current = Arc<Mutex<Jobs>>;
+
+#[derive(Default)]
+struct Jobs {
+    running: Option<(u64, Arc<AtomicBool>)>,
+    cancelled: std::collections::HashSet<u64>,
+}
 
 /// The control thread: cancels reach the running job at once; a stop ends the worker once
 /// idle; a closed socket (the host is gone) ends it now, whatever its job is doing.
@@ -112,9 +118,13 @@ fn obey(mut control: UnixStream, current: Current, stopping: Arc<AtomicBool>) {
     loop {
         match protocol::read_frame::<ToWorker>(&mut control) {
             Ok(Some(ToWorker::Cancel { id })) => {
-                if let Some((running, cancel)) = &*sync::lock(&current) {
-                    if *running == id {
-                        cancel.store(true, Ordering::Relaxed);
+                let mut current = sync::lock(&current);
+                match &current.running {
+                    Some((running, cancel)) if *running == id => cancel.store(true, Ordering::Relaxed),
+                    // Sent and not started yet (the host sends the next jobs ahead): it will not
+                    // start. Ids only grow within a worker's life, so the set stays small.
+                    _ => {
+                        current.cancelled.insert(id);
                     }
                 }
             }
@@ -122,7 +132,7 @@ fn obey(mut control: UnixStream, current: Current, stopping: Arc<AtomicBool>) {
                 // Under the lock the job thread sets the job it starts: idle now means no job.
                 let current = sync::lock(&current);
                 stopping.store(true, Ordering::SeqCst);
-                if current.is_none() {
+                if current.running.is_none() {
                     exit_now(0);
                 }
             }
@@ -168,11 +178,21 @@ fn run_jobs(
             }
         };
         let cancel = Arc::new(AtomicBool::new(false));
-        *sync::lock(&current) = Some((job.id, cancel.clone()));
+        let cancelled_before = {
+            let mut current = sync::lock(&current);
+            current.running = Some((job.id, cancel.clone()));
+            current.cancelled.remove(&job.id)
+        };
         if let Err(e) = limits.limit_cpu_for_next_job() {
             log::warn!("worker: cannot set the CPU limit for job {}: {e}", job.id);
         }
         let result = match registry.get(&job.factory) {
+            // The host ends a cancelled job `cancelled` whatever it reports.
+            _ if cancelled_before => Err(WireFailure {
+                permanent: true,
+                message: "cancelled before it started".to_owned(),
+                retry_after_ms: None,
+            }),
             Some(factory) => {
                 let sink = SocketProgress { id: job.id, writer: writer.clone() };
                 let ctx =
@@ -185,7 +205,7 @@ fn run_jobs(
                 retry_after_ms: None,
             }),
         };
-        *sync::lock(&current) = None;
+        sync::lock(&current).running = None;
         let done = FromWorker::Done { id: job.id, result };
         if protocol::write_frame(&mut *sync::lock(&writer), &done).is_err() {
             return 0;

@@ -312,9 +312,25 @@ impl WorkerProcess {
         progress: &mut dyn FnMut(f64, &str),
     ) -> Result<Result<String, WireFailure>, Death> {
         let id = job.id;
+        self.send(job)?;
+        self.receive(id, progress)
+    }
+
+    /// Sends a job. The worker runs the jobs it is sent one after the other, in order, so the
+    /// next can be sent before the last is done (its socket holds them meanwhile).
+    pub fn send(&mut self, job: RunJob) -> Result<(), Death> {
         if protocol::write_frame(&mut self.writer, &ToWorker::Run(job)).is_err() {
             return Err(self.reap_after_kill());
         }
+        Ok(())
+    }
+
+    /// The result of job `id`, the oldest sent and not done, relaying its progress meanwhile.
+    pub fn receive(
+        &mut self,
+        id: u64,
+        progress: &mut dyn FnMut(f64, &str),
+    ) -> Result<Result<String, WireFailure>, Death> {
         loop {
             match protocol::read_frame::<FromWorker>(&mut self.reader) {
                 Ok(Some(FromWorker::Progress { id: of, fraction, message })) if of == id => {

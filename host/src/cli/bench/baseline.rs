@@ -1,7 +1,8 @@
-//! The store's own limit, measured in the same run as the real benchmark: per job exactly the
-//! store operations the host performs (`add`; `claim`; `finish_and_claim`), with the same flush policy,
-//! called from plain threads, without the processor, the plugin, JSON or HTTP. Calling the
-//! store itself (not a copy of its sled calls) keeps the baseline from drifting from it.
+//! The store's own limit, measured in the same run as the real benchmark: exactly the store
+//! operations the host performs (`add`; `claim_batch` with the queue's adaptive size;
+//! `finish_batch` of whatever outcomes wait, from one recorder thread), with the same flush
+//! policy, called from plain threads, without the processor, the plugin, JSON or HTTP. Calling
+//! the store itself (not a copy of its sled calls) keeps the baseline from drifting from it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,36 +60,8 @@ pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseli
     store.flush()?; // the submission's lazy leftovers are not the drain's to pay
 
     let lease = LeaseTerms { duration: Duration::from_secs(30) };
-    let drained = std::sync::atomic::AtomicUsize::new(0);
     let started = Instant::now();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let handles: Vec<_> = (0..args.concurrency)
-            .map(|_| {
-                let (store, drained) = (store.clone(), &drained);
-                scope.spawn(move || -> anyhow::Result<()> {
-                    let filter = ClaimFilter { queue: Some(DEFAULT_QUEUE), factory: None };
-                    let more = || drained.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < args.jobs;
-                    // As a worker does: the first claim alone, then each outcome with the next claim.
-                    let mut next = if more() { store.claim(&filter, clock.now(), lease)? } else { None };
-                    while let Some(claimed) = next {
-                        let outcome = Outcome::Completed { result: claimed.job.input };
-                        let report = Report { id: claimed.job.id, token: claimed.token, outcome };
-                        next = if more() {
-                            store.finish_and_claim(report, clock.now(), &filter, lease)?.1
-                        } else {
-                            store.finish(report, clock.now())?;
-                            None
-                        };
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("a baseline worker panicked"))??;
-        }
-        Ok(())
-    })?;
+    drain(&store, args, lease)?;
     store.flush()?; // drained means on disk, as in the real benchmark
     let drain_per_s = args.jobs as f64 / started.elapsed().as_secs_f64();
 
@@ -108,6 +81,72 @@ pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseli
     }
     latencies.sort_by(f64::total_cmp);
     Ok(Baseline { submit_per_s, drain_per_s, latencies })
+}
+
+/// Drains `args.jobs` as the pool does: `args.concurrency` workers claim (1 job, doubling while
+/// claims come back full, up to the default `claim_batch`) and hand each outcome to one
+/// recorder, which writes all that wait in one transaction.
+fn drain(store: &Arc<SledStore>, args: &BenchArgs, lease: LeaseTerms) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex};
+    let clock = SystemClock;
+    let cap = crate::processor::DEFAULT_CLAIM_BATCH;
+    let size = AtomicUsize::new(1);
+    // With a preload the queue holds more than the run drains: claims stop at `args.jobs`.
+    let claimed_so_far = AtomicUsize::new(0);
+    let outcomes: (Mutex<Vec<Report>>, Condvar) = Default::default();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let recorder = scope.spawn(|| -> anyhow::Result<()> {
+            let (pending, arrived) = &outcomes;
+            let mut written = 0;
+            while written < args.jobs {
+                let batch = {
+                    let mut pending = crate::sync::lock(pending);
+                    while pending.is_empty() {
+                        pending = crate::sync::wait(arrived, pending);
+                    }
+                    std::mem::take(&mut *pending)
+                };
+                written += batch.len();
+                store.finish_batch(&batch, clock.now())?;
+            }
+            Ok(())
+        });
+        let workers: Vec<_> = (0..args.concurrency)
+            .map(|_| {
+                let (size, outcomes, claimed_so_far) = (&size, &outcomes, &claimed_so_far);
+                scope.spawn(move || -> anyhow::Result<()> {
+                    let filter = ClaimFilter { queue: Some(DEFAULT_QUEUE), factory: None };
+                    loop {
+                        let asked = size.load(Ordering::Relaxed);
+                        let taken = claimed_so_far.fetch_add(asked, Ordering::Relaxed);
+                        let allowed = asked.min(args.jobs.saturating_sub(taken));
+                        if allowed == 0 {
+                            return Ok(());
+                        }
+                        let claimed = store.claim_batch(&filter, clock.now(), lease, allowed)?;
+                        claimed_so_far.fetch_sub(allowed - claimed.len(), Ordering::Relaxed);
+                        let next = if claimed.len() >= asked { asked * 2 } else { claimed.len() };
+                        size.store(next.clamp(1, cap), Ordering::Relaxed);
+                        if claimed.is_empty() {
+                            return Ok(());
+                        }
+                        for claimed in claimed {
+                            let outcome = Outcome::Completed { result: claimed.job.input };
+                            let report = Report { id: claimed.job.id, token: claimed.token, outcome };
+                            crate::sync::lock(&outcomes.0).push(report);
+                            outcomes.1.notify_one();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in workers {
+            h.join().map_err(|_| anyhow::anyhow!("a baseline worker panicked"))??;
+        }
+        recorder.join().map_err(|_| anyhow::anyhow!("the baseline recorder panicked"))??;
+        Ok(())
+    })
 }
 
 /// Fills the default queue with `n` echo jobs, 1,000 per transaction and flush (larger

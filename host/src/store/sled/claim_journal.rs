@@ -117,18 +117,20 @@ impl ClaimJournal {
         Ok(replay)
     }
 
-    /// Appends "job `id` now has `attempts` attempts"; returns the journal's length after it.
-    pub fn append(&self, id: JobId, attempts: u32) -> StoreResult<u64> {
+    /// Appends "job `id` now has `attempts` attempts" for each record, in one write; returns
+    /// the journal's length after it.
+    pub fn append(&self, records: &[(JobId, u32)]) -> StoreResult<u64> {
+        let bytes: Vec<u8> = records.iter().flat_map(|&(id, attempts)| encode(id, attempts)).collect();
         let mut guard = sync::lock(&self.file);
         let (file, len) = &mut *guard;
         // One `write` of the whole record: a process death cannot tear it. A full disk can
         // (part written, then ENOSPC): cut back to the last whole record, so the records after
         // it stay aligned.
-        if let Err(e) = file.write_all(&encode(id, attempts)) {
+        if let Err(e) = file.write_all(&bytes) {
             let _ = file.set_len(*len);
             return Err(self.error(e));
         }
-        *len += RECORD as u64;
+        *len += bytes.len() as u64;
         Ok(*len)
     }
 
@@ -152,9 +154,8 @@ mod tests {
     fn the_last_record_per_job_wins_and_a_checkpoint_empties_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let journal = ClaimJournal::open(dir.path()).unwrap();
-        journal.append(JobId(7), 1).unwrap();
-        journal.append(JobId(9), 1).unwrap();
-        assert_eq!(journal.append(JobId(7), 0).unwrap(), 48);
+        journal.append(&[(JobId(7), 1), (JobId(9), 1)]).unwrap();
+        assert_eq!(journal.append(&[(JobId(7), 0)]).unwrap(), 48, "one write for many records");
         drop(journal);
 
         let journal = ClaimJournal::open(dir.path()).unwrap();
@@ -172,7 +173,7 @@ mod tests {
     fn a_failed_flush_keeps_the_records() {
         let dir = tempfile::tempdir().unwrap();
         let journal = ClaimJournal::open(dir.path()).unwrap();
-        journal.append(JobId(3), 2).unwrap();
+        journal.append(&[(JobId(3), 2)]).unwrap();
         let failed = journal.checkpoint(|| Err(StoreError::NotFound(JobId(3))));
         assert!(failed.is_err());
         assert_eq!(journal.replay().unwrap().attempts, BTreeMap::from([(JobId(3), 2)]));
@@ -182,8 +183,8 @@ mod tests {
     fn torn_and_corrupt_records_are_skipped_and_counted() {
         let dir = tempfile::tempdir().unwrap();
         let journal = ClaimJournal::open(dir.path()).unwrap();
-        journal.append(JobId(1), 1).unwrap();
-        journal.append(JobId(2), 1).unwrap();
+        journal.append(&[(JobId(1), 1)]).unwrap();
+        journal.append(&[(JobId(2), 1)]).unwrap();
         drop(journal);
         let path = dir.path().join(FILE_NAME);
         let mut bytes = std::fs::read(&path).unwrap();

@@ -11,8 +11,7 @@ use super::store::SledStore;
 use super::tx::{ready_key, Tx, TxResult};
 use crate::clock::{duration_micros, Micros};
 use crate::job::{
-    AttemptToken, Job, JobId, Lease, Outcome, Progress, Status, WORKER_LOST_HOST_STOPPED,
-    WORKER_LOST_LEASE_EXPIRED,
+    AttemptToken, Job, JobId, Lease, Progress, Status, WORKER_LOST_HOST_STOPPED, WORKER_LOST_LEASE_EXPIRED,
 };
 use crate::store::error::StoreResult;
 use crate::store::traits::{Report, WorkStore};
@@ -82,15 +81,31 @@ impl SledStore {
     /// The first ready key matching `filter`, and how many index entries were inspected to
     /// find it: one without a factory filter at any queue depth (the claim's cost is one
     /// ordered-tree seek), more only when skipping other factories' jobs (`run-once --factory`).
+    #[cfg(test)]
     pub(super) fn next_ready(
         &self,
         filter: &ClaimFilter<'_>,
     ) -> StoreResult<(Option<(sled::IVec, JobId)>, usize)> {
+        let (mut found, inspected) = self.scan_ready(filter, 1)?;
+        Ok((found.pop(), inspected))
+    }
+
+    /// The first `max` ready keys matching `filter`, in claim order.
+    fn next_ready_n(&self, filter: &ClaimFilter<'_>, max: usize) -> StoreResult<Vec<(sled::IVec, JobId)>> {
+        Ok(self.scan_ready(filter, max)?.0)
+    }
+
+    fn scan_ready(
+        &self,
+        filter: &ClaimFilter<'_>,
+        max: usize,
+    ) -> StoreResult<(Vec<(sled::IVec, JobId)>, usize)> {
         let iter = match filter.queue {
             Some(queue) => self.live()?.trees.ready.scan_prefix(keys::queue_prefix(queue)),
             None => self.live()?.trees.ready.iter(),
         };
         let mut inspected = 0;
+        let mut found = Vec::new();
         for entry in iter {
             let (key, factory) = entry?;
             inspected += 1;
@@ -98,18 +113,26 @@ impl SledStore {
                 continue;
             }
             if let Some((_, id)) = keys::parse_ready_key(&key) {
-                return Ok((Some((key, id)), inspected));
+                found.push((key, id));
+                if found.len() >= max {
+                    break;
+                }
             }
         }
-        Ok((None, inspected))
+        Ok((found, inspected))
     }
 
-    /// Keeps a committed claim by the configured `store.claims` policy.
-    fn keep_claim(&self, claimed: &Claimed) -> StoreResult<()> {
+    /// Keeps committed claims by the configured `store.claims` policy: one journal write, or
+    /// one flush, for all of them.
+    fn keep_claims(&self, claimed: &[Claimed]) -> StoreResult<()> {
+        if claimed.is_empty() {
+            return Ok(());
+        }
         match self.claims {
             ClaimDurability::Flush => self.durable(),
             ClaimDurability::Journal => {
-                self.journal_attempts(claimed.job.id, claimed.job.attempts)?;
+                let records: Vec<(JobId, u32)> = claimed.iter().map(|c| (c.job.id, c.job.attempts)).collect();
+                self.journal_attempts(&records)?;
                 self.pace()
             }
         }
@@ -145,25 +168,38 @@ impl WorkStore for SledStore {
         })
     }
 
-    fn claim(
+    fn claim_batch(
         &self,
         filter: &ClaimFilter<'_>,
         now: Micros,
         lease: LeaseTerms,
-    ) -> StoreResult<Option<Claimed>> {
+        max: usize,
+    ) -> StoreResult<Vec<Claimed>> {
         let claimed = {
             let _one_claimer = sync::lock(&self.claim_lock);
             self.promote_waiting(now)?;
-            loop {
-                let (Some((key, id)), _) = self.next_ready(filter)? else { return Ok(None) };
-                let next = NextClaim::new(key, id, now, lease);
-                if let Some(job) = self.live()?.trees.transact(|tx| next.take(tx))? {
-                    break self.count_claimed(job, next.lease.token);
-                }
+            let picks: Vec<NextClaim> = self
+                .next_ready_n(filter, max.max(1))?
+                .into_iter()
+                .map(|(key, id)| NextClaim::new(key, id, now, lease))
+                .collect();
+            if picks.is_empty() {
+                return Ok(Vec::new());
             }
+            // A pick cancelled since the scan is skipped; the others are claimed together.
+            let taken = self.live()?.trees.transact(|tx| {
+                let mut taken = Vec::with_capacity(picks.len());
+                for pick in &picks {
+                    if let Some(job) = pick.take(tx)? {
+                        taken.push((job, pick.lease.token));
+                    }
+                }
+                Ok(taken)
+            })?;
+            taken.into_iter().map(|(job, token)| self.count_claimed(job, token)).collect::<Vec<_>>()
         };
-        self.keep_claim(&claimed)?;
-        Ok(Some(claimed))
+        self.keep_claims(&claimed)?;
+        Ok(claimed)
     }
 
     fn heartbeat(&self, id: JobId, token: AttemptToken, now: Micros, lease: LeaseTerms) -> StoreResult<bool> {
@@ -190,68 +226,58 @@ impl WorkStore for SledStore {
         })
     }
 
-    fn finish(&self, report: Report, now: Micros) -> StoreResult<Finished> {
-        let Report { id, token, outcome } = report;
-        let done = self.live()?.trees.transact(|tx| tx.apply_outcome(id, token, &outcome, now))?;
-        Ok(self.count_finished(done))
-    }
-
-    fn finish_and_claim(
-        &self,
-        report: Report,
-        now: Micros,
-        filter: &ClaimFilter<'_>,
-        lease: LeaseTerms,
-    ) -> StoreResult<(Finished, Option<Claimed>)> {
-        if matches!(report.outcome, Outcome::Retry { .. }) {
-            // A retry due now may belong ahead of the job picked below (a strict-FIFO queue
-            // takes it again first): only a claim after the outcome sees it.
-            let finished = self.finish(report, now)?;
-            return Ok((finished, self.claim(filter, now, lease)?));
-        }
-        let (finished, claimed) = {
-            let _one_claimer = sync::lock(&self.claim_lock);
-            self.promote_waiting(now)?;
-            let (next, _) = self.next_ready(filter)?;
-            let Some((key, next_id)) = next else {
-                return Ok((self.finish(report, now)?, None));
-            };
-            let next = NextClaim::new(key, next_id, now, lease);
-            let Report { id, token, outcome } = &report;
-            let (done, claimed) = self.live()?.trees.transact(|tx| {
-                let done = tx.apply_outcome(*id, *token, outcome, now)?;
-                Ok((done, next.take(tx)?))
-            })?;
-            (self.count_finished(done), claimed.map(|job| self.count_claimed(job, next.lease.token)))
+    fn finish_batch(&self, reports: &[Report], now: Micros) -> StoreResult<Vec<Finished>> {
+        let all = self.live()?.trees.transact(|tx| {
+            reports
+                .iter()
+                .map(|r| tx.apply_outcome(r.id, r.token, &r.outcome, now))
+                .collect::<TxResult<Vec<_>>>()
+        });
+        let done = match all {
+            Ok(done) => done,
+            // One record aborts the whole transaction (say it became unreadable): apply the
+            // others one by one, so they are not held up by it.
+            Err(e) if reports.len() > 1 && !e.is_unavailable() => {
+                let mut done = Vec::with_capacity(reports.len());
+                for r in reports {
+                    match self.live()?.trees.transact(|tx| tx.apply_outcome(r.id, r.token, &r.outcome, now)) {
+                        Ok(one) => done.push(one),
+                        Err(e) => {
+                            log::error!("job {}: its outcome cannot be recorded: {e}", r.id);
+                            done.push(None);
+                        }
+                    }
+                }
+                done
+            }
+            Err(e) => return Err(e),
         };
-        match claimed {
-            Some(claimed) => {
-                self.keep_claim(&claimed)?;
-                Ok((finished, Some(claimed)))
-            }
-            // The job picked was cancelled meanwhile: look again, as `claim` does.
-            None => Ok((finished, self.claim(filter, now, lease)?)),
-        }
+        Ok(done.into_iter().map(|d| self.count_finished(d)).collect())
     }
 
-    fn release(&self, id: JobId, token: AttemptToken, now: Micros) -> StoreResult<bool> {
+    fn release_batch(&self, jobs: &[(JobId, AttemptToken)], now: Micros) -> StoreResult<usize> {
         let released = self.live()?.trees.transact(|tx| {
-            let Some(mut job) = tx.take_lease(id, token)? else { return Ok(None) };
-            job.release(now);
-            tx.settle(&job, now)?;
-            tx.save(&job)?;
-            Ok(Some(job))
-        })?;
-        match released {
-            Some(job) => {
-                self.counts.count(&job.queue, Some(Status::Processing), Some(job.status));
-                // The attempt was given back: the claim's journal record no longer stands.
-                self.journal_attempts(id, job.attempts)?;
-                self.durable()?;
-                Ok(true)
+            let mut released = Vec::new();
+            for &(id, token) in jobs {
+                let Some(mut job) = tx.take_lease(id, token)? else { continue };
+                job.release(now);
+                tx.settle(&job, now)?;
+                tx.save(&job)?;
+                released.push(job);
             }
-            None => Ok(false),
+            Ok(released)
+        })?;
+        if released.is_empty() {
+            return Ok(0);
         }
+        for job in &released {
+            self.counts.count(&job.queue, Some(Status::Processing), Some(job.status));
+        }
+        // The attempts were given back: the claims' journal records no longer stand.
+        let records: Vec<(JobId, u32)> = released.iter().map(|j| (j.id, j.attempts)).collect();
+        self.journal_attempts(&records)?;
+        self.durable()?;
+        Ok(released.len())
     }
 
     fn recover_expired(&self, now: Micros) -> StoreResult<Vec<JobId>> {

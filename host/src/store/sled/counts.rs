@@ -69,4 +69,31 @@ impl Counts {
         *sync::lock(&self.0) = counts;
         Ok(())
     }
+
+    /// Whether the indexes hold as many entries as the records call for (counted at
+    /// `rebuild`): a damaged file can leave them apart, which a crash never does (every change
+    /// is one transaction). What disagrees, in words.
+    pub fn disagreement(&self, trees: &Trees) -> StoreResult<Option<String>> {
+        let mut by_status: BTreeMap<Status, u64> = BTreeMap::new();
+        for ((_, status), n) in sync::lock(&self.0).iter() {
+            *by_status.entry(*status).or_insert(0) += n.unsigned_abs();
+        }
+        let n = |statuses: &[Status]| {
+            statuses.iter().map(|s| by_status.get(s).copied().unwrap_or(0)).sum::<u64>()
+        };
+        let checks = [
+            (
+                "`ready` and `waiting`",
+                (trees.ready.len() + trees.waiting.len()) as u64,
+                n(&[Status::Queued, Status::Scheduled]),
+                "queued and scheduled jobs",
+            ),
+            ("`leases`", trees.leases.len() as u64, n(&[Status::Processing]), "running jobs"),
+            ("`finished`", trees.finished.len() as u64, n(&Status::FINISHED), "finished jobs"),
+        ];
+        Ok(checks
+            .into_iter()
+            .find(|(_, found, wanted, _)| found != wanted)
+            .map(|(index, found, wanted, what)| format!("{index} hold {found} entries for {wanted} {what}")))
+    }
 }

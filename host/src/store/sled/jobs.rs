@@ -167,7 +167,7 @@ impl JobStore for SledStore {
         })?;
         self.counts.count(&job.queue, Some(from), Some(Status::Queued));
         // Attempts restart at 0: an older journal record must not read as a lost claim.
-        self.journal_attempts(id, job.attempts)?;
+        self.journal_attempts(&[(id, job.attempts)])?;
         self.durable()?;
         Ok(job)
     }

@@ -53,6 +53,8 @@ fn lose_jobs(dir: &Path, ids: &[u64]) {
     let store = open(dir);
     let live = store.live().unwrap();
     for id in ids {
+        let job = store.get(JobId(*id)).unwrap().unwrap();
+        live.trees.ready.remove(ready_key(&job)).unwrap();
         live.trees.jobs.remove(keys::id_key(*id)).unwrap();
     }
     live.db.flush().unwrap();
@@ -251,4 +253,22 @@ fn the_check_names_an_index_entry_that_went_missing() {
     store.live().unwrap().trees.ready.insert(ready_key(&stray), b"echo").unwrap();
     let report = store.check().unwrap();
     assert_eq!(report.problems[1], "`ready` holds 3 entries, the jobs call for 2", "{report:?}");
+}
+
+#[test]
+fn a_store_whose_indexes_disagree_with_its_records_is_refused_as_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        for n in 1..=3 {
+            store.add(new_job(n), 0).unwrap();
+        }
+        let job = store.get(JobId(2)).unwrap().unwrap();
+        store.live().unwrap().trees.ready.remove(ready_key(&job)).unwrap();
+    }
+    let err = open_with(dir.path(), OnLoss::Refuse).err().expect("refused").to_string();
+    assert!(err.contains("is damaged: its indexes disagree with its records (`ready` and `waiting` hold 2 entries for 3 queued and scheduled jobs)"), "{err}");
+    // The check still looks at it, and names the job.
+    let report = open_with(dir.path(), OnLoss::Inspect).unwrap().check().unwrap();
+    assert_eq!(report.problems, ["job 2 (queued): neither in `ready` nor in `waiting`"]);
 }

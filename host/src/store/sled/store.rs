@@ -137,7 +137,16 @@ impl SledStore {
             heal_lock: Mutex::new(()),
             counts: Counts::default(),
         };
-        store.counts.rebuild(&store.live()?.trees)?;
+        let trees = &store.live()?.trees;
+        store.counts.rebuild(trees)?;
+        if let Some(disagreement) = store.counts.disagreement(trees)? {
+            if options.on_loss != OnLoss::Inspect {
+                return Err(StoreError::Damaged {
+                    path: path.to_owned(),
+                    detail: format!("its indexes disagree with its records ({disagreement})"),
+                });
+            }
+        }
         Ok(store)
     }
 
@@ -229,13 +238,13 @@ impl SledStore {
         Ok(self.live()?.flushes.pace()?)
     }
 
-    /// Records a job's new attempt count in the claims journal (journal mode), checkpointing
+    /// Records jobs' new attempt counts in the claims journal (journal mode), checkpointing
     /// the journal when it has grown large.
-    pub(super) fn journal_attempts(&self, id: JobId, attempts: u32) -> StoreResult<()> {
-        if self.claims != ClaimDurability::Journal {
+    pub(super) fn journal_attempts(&self, records: &[(JobId, u32)]) -> StoreResult<()> {
+        if self.claims != ClaimDurability::Journal || records.is_empty() {
             return Ok(());
         }
-        let appended = self.journal.append(id, attempts).inspect_err(|e| self.health.fail_store(e))?;
+        let appended = self.journal.append(records).inspect_err(|e| self.health.fail_store(e))?;
         if appended >= claim_journal::CHECKPOINT_BYTES {
             self.checkpoint()?;
         }

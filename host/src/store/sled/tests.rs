@@ -11,13 +11,12 @@ use super::keys::{self, META_FINISHED_INDEX, META_FORMAT};
 use super::options::{ClaimDurability, StoreOptions};
 use super::store::SledStore;
 use super::tx::ready_key;
-use crate::clock::Micros;
 use crate::job::{
     AttemptToken, Job, JobId, NewJob, Outcome, Status, DEFAULT_QUEUE, WORKER_LOST_HOST_STOPPED,
 };
 use crate::store::error::StoreError;
 use crate::store::traits::{JobStore, Report, WorkStore};
-use crate::store::types::{Cancelled, ClaimFilter, Claimed, Finished, LeaseTerms, ListFilter};
+use crate::store::types::{Cancelled, ClaimFilter, Finished, LeaseTerms, ListFilter};
 
 fn new_job(n: u32) -> NewJob {
     NewJob {
@@ -154,7 +153,7 @@ const LEASE: LeaseTerms = LeaseTerms { duration: std::time::Duration::from_secs(
 /// A claim the process died with: in the journal, never flushed to the store (written
 /// here by hand, because an in-process drop of the store flushes it).
 fn lose_claim(dir: &Path, id: JobId, attempts: u32) {
-    ClaimJournal::open(dir).unwrap().append(id, attempts).unwrap();
+    ClaimJournal::open(dir).unwrap().append(&[(id, attempts)]).unwrap();
 }
 
 #[test]
@@ -212,41 +211,31 @@ fn counts_stay_exact_while_jobs_are_added_and_run_concurrently() {
                 store.add(new_job(n), 0).unwrap();
             }
         });
-        // One worker claims and finishes in two calls, the other carries each next claim
-        // in its outcome's transaction, as the processor's workers do.
-        for combined in [false, true] {
+        // One worker claims and finishes job by job, the other claims and finishes in
+        // batches, as the processor's workers and recorder do.
+        for batched in [false, true] {
             let store = &store;
             scope.spawn(move || loop {
-                match store.claim(&ClaimFilter::default(), 1, LEASE).unwrap() {
-                    Some(mut c) => loop {
-                        let done = Outcome::Completed { result: String::new() };
-                        if !combined {
-                            store.finish(Report { id: c.job.id, token: c.token, outcome: done }, 2).unwrap();
-                            break;
-                        }
-                        let filter = ClaimFilter::default();
-                        match store
-                            .finish_and_claim(
-                                Report { id: c.job.id, token: c.token, outcome: done },
-                                2,
-                                &filter,
-                                LEASE,
-                            )
-                            .unwrap()
-                        {
-                            (Finished::Applied(_), Some(next)) => c = next,
-                            (Finished::Applied(_), None) => break,
-                            (Finished::Stale, _) => panic!("job {} lost its lease", c.job.id),
-                        }
-                    },
-                    None if store
-                        .get(JobId(u64::from(JOBS)))
-                        .unwrap()
-                        .is_some_and(|j| j.status.is_finished()) =>
-                    {
-                        break
+                let claimed = store
+                    .claim_batch(&ClaimFilter::default(), 1, LEASE, if batched { 7 } else { 1 })
+                    .unwrap();
+                if claimed.is_empty() {
+                    if store.get(JobId(u64::from(JOBS))).unwrap().is_some_and(|j| j.status.is_finished()) {
+                        break;
                     }
-                    None => std::thread::yield_now(),
+                    std::thread::yield_now();
+                    continue;
+                }
+                let reports: Vec<Report> = claimed
+                    .iter()
+                    .map(|c| Report {
+                        id: c.job.id,
+                        token: c.token,
+                        outcome: Outcome::Completed { result: String::new() },
+                    })
+                    .collect();
+                for finished in store.finish_batch(&reports, 2).unwrap() {
+                    assert!(matches!(finished, Finished::Applied(_)), "a lease was lost");
                 }
             });
         }
@@ -313,84 +302,87 @@ fn an_unopenable_claims_journal_is_an_error_naming_it() {
     assert!(err.starts_with(&format!("claims journal {}: ", path.display())), "{err}");
 }
 
-fn claim(store: &SledStore, now: Micros) -> Claimed {
-    store.claim(&ClaimFilter::default(), now, LEASE).unwrap().expect("a job is ready")
-}
-
-fn finish_and_claim(store: &SledStore, c: &Claimed, outcome: Outcome, now: Micros) -> (Job, Option<Claimed>) {
-    match store
-        .finish_and_claim(
-            Report { id: c.job.id, token: c.token, outcome },
-            now,
-            &ClaimFilter::default(),
-            LEASE,
-        )
-        .unwrap()
-    {
-        (Finished::Applied(job), next) => (job, next),
-        (Finished::Stale, _) => panic!("job {} lost its lease", c.job.id),
-    }
-}
-
 #[test]
-fn finish_and_claim_records_the_outcome_and_claims_the_next_job() {
+fn a_batch_claim_takes_jobs_in_queue_order_and_counts_each_attempt_once() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(dir.path());
-        store.add(new_job(1), 0).unwrap();
-        store.add(new_job(2), 0).unwrap();
-        let first = claim(&store, 1);
-        let (done, next) = finish_and_claim(&store, &first, Outcome::Completed { result: "1".into() }, 2);
-        assert_eq!((done.id, done.status, done.result.as_deref()), (JobId(1), Status::Completed, Some("1")));
-        let next = next.expect("job 2 claimed with the outcome");
-        assert_eq!((next.job.id, next.job.status, next.job.attempts), (JobId(2), Status::Processing, 1));
-        let stored = store.get(JobId(2)).unwrap().unwrap();
-        assert_eq!(stored.lease.map(|l| l.token), Some(next.token));
+        for n in 1..=4 {
+            store.add(new_job(n), 0).unwrap();
+        }
+        store.add(NewJob { priority: 5, ..new_job(5) }, 0).unwrap();
+        let claimed = store.claim_batch(&ClaimFilter::default(), 1, LEASE, 3).unwrap();
+        let ids: Vec<u64> = claimed.iter().map(|c| c.job.id.0).collect();
+        assert_eq!(ids, [5, 1, 2], "priority first, then the order added");
+        for c in &claimed {
+            assert_eq!((c.job.status, c.job.attempts), (Status::Processing, 1));
+            assert_eq!(store.get(c.job.id).unwrap().unwrap().lease.map(|l| l.token), Some(c.token));
+        }
+        let tokens: std::collections::HashSet<_> = claimed.iter().map(|c| c.token).collect();
+        assert_eq!(tokens.len(), 3, "a lease token of its own each");
         let counts = &store.counts().unwrap()[DEFAULT_QUEUE];
-        assert_eq!(counts, &BTreeMap::from([(Status::Completed, 1), (Status::Processing, 1)]));
-        // Nothing left to claim: the outcome alone.
-        let (done, none) = finish_and_claim(&store, &next, Outcome::Failed { error: "no".into() }, 3);
-        assert_eq!((done.id, done.status, none.is_none()), (JobId(2), Status::Error, true));
-        assert!(store.flush().is_ok());
+        assert_eq!(counts, &BTreeMap::from([(Status::Queued, 2), (Status::Processing, 3)]));
+        // What is left, however many are asked for.
+        assert_eq!(store.claim_batch(&ClaimFilter::default(), 1, LEASE, 10).unwrap().len(), 2);
+        assert!(store.claim_batch(&ClaimFilter::default(), 1, LEASE, 10).unwrap().is_empty());
     }
-    // The attempt counted by the combined claim survives a restart.
+    // The claims were journaled: a host that died now counts each attempt.
     let store = open(dir.path());
-    assert_eq!(store.get(JobId(2)).unwrap().unwrap().attempts, 1);
+    store.recover_all(10).unwrap();
+    for n in 1..=5 {
+        assert_eq!(store.get(JobId(n)).unwrap().unwrap().attempts, 1, "job {n}");
+    }
 }
 
 #[test]
-fn finish_and_claim_after_a_retry_takes_the_retried_job_when_it_leads_the_queue() {
+fn a_batch_of_outcomes_applies_each_and_a_stale_token_changes_only_its_job() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.add(NewJob { priority: 5, ..new_job(1) }, 0).unwrap();
-    store.add(new_job(2), 0).unwrap();
-    let first = claim(&store, 1);
-    assert_eq!(first.job.id, JobId(1));
-    let retry = Outcome::Retry { error: "again".into(), retry_at: 2 };
-    let (done, next) = finish_and_claim(&store, &first, retry, 2);
-    assert_eq!(done.status, Status::Queued);
-    let next = next.expect("a job claimed with the retry");
-    assert_eq!((next.job.id, next.job.attempts), (JobId(1), 2), "the higher-priority retry goes first");
+    for n in 1..=3 {
+        store.add(new_job(n), 0).unwrap();
+    }
+    let claimed = store.claim_batch(&ClaimFilter::default(), 1, LEASE, 3).unwrap();
+    let stale = AttemptToken(claimed[1].token.0.wrapping_add(1).max(1));
+    let reports = [
+        Report {
+            id: claimed[0].job.id,
+            token: claimed[0].token,
+            outcome: Outcome::Completed { result: "1".into() },
+        },
+        Report { id: claimed[1].job.id, token: stale, outcome: Outcome::Completed { result: "2".into() } },
+        Report {
+            id: claimed[2].job.id,
+            token: claimed[2].token,
+            outcome: Outcome::Retry { error: "again".into(), retry_at: 5 },
+        },
+    ];
+    let finished = store.finish_batch(&reports, 2).unwrap();
+    assert!(matches!(&finished[0], Finished::Applied(j) if j.status == Status::Completed));
+    assert!(matches!(finished[1], Finished::Stale));
+    assert!(matches!(&finished[2], Finished::Applied(j) if j.status == Status::Queued));
+    assert_eq!(store.get(JobId(2)).unwrap().unwrap().status, Status::Processing, "stale: unchanged");
+    let counts = &store.counts().unwrap()[DEFAULT_QUEUE];
+    assert_eq!(
+        counts,
+        &BTreeMap::from([(Status::Queued, 1), (Status::Processing, 1), (Status::Completed, 1)])
+    );
 }
 
 #[test]
-fn finish_and_claim_with_a_stale_token_changes_nothing_but_still_claims() {
+fn claimed_jobs_given_back_are_not_counted_and_keep_their_place() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.add(new_job(1), 0).unwrap();
-    store.add(new_job(2), 0).unwrap();
-    let first = claim(&store, 1);
-    let stale = AttemptToken(first.token.0.wrapping_add(1).max(1));
-    let done = Outcome::Completed { result: String::new() };
-    let (finished, next) = store
-        .finish_and_claim(
-            Report { id: JobId(1), token: stale, outcome: done },
-            2,
-            &ClaimFilter::default(),
-            LEASE,
-        )
-        .unwrap();
-    assert!(matches!(finished, Finished::Stale));
-    assert_eq!(store.get(JobId(1)).unwrap().unwrap().status, Status::Processing);
-    assert_eq!(next.map(|c| c.job.id), Some(JobId(2)));
+    for n in 1..=3 {
+        store.add(new_job(n), 0).unwrap();
+    }
+    let claimed = store.claim_batch(&ClaimFilter::default(), 1, LEASE, 3).unwrap();
+    let back: Vec<(JobId, AttemptToken)> = claimed.iter().skip(1).map(|c| (c.job.id, c.token)).collect();
+    assert_eq!(store.release_batch(&back, 2).unwrap(), 2);
+    assert_eq!(store.release_batch(&back, 2).unwrap(), 0, "stale tokens now");
+    for id in [2, 3] {
+        let job = store.get(JobId(id)).unwrap().unwrap();
+        assert_eq!((job.status, job.attempts), (Status::Queued, 0), "job {id}");
+    }
+    let again = store.claim_batch(&ClaimFilter::default(), 3, LEASE, 5).unwrap();
+    assert_eq!(again.iter().map(|c| c.job.id.0).collect::<Vec<_>>(), [2, 3], "in their order");
 }
