@@ -158,6 +158,71 @@ fn sigkill_while_jobs_run_loses_nothing_acknowledged() {
 }
 
 #[test]
+fn sigkill_loop_during_batched_drains_loses_nothing_acknowledged() {
+    // Under a backlog a queue claims up to `claim_batch` jobs in one transaction and holds
+    // them before they run, and outcomes share transactions: each kill lands with claimed
+    // jobs in hand and outcomes in flight. Every acknowledged job must still be stored and
+    // end `completed` (a job whose outcome was lost runs again; attempts allow for that).
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut killed_mid_drain = 0;
+    for round in 0..4 {
+        let mut server = Server::start(&data, plugins.path(), &[]);
+        let jobs: Vec<Value> = (0..2000)
+            .map(|i| json!({"job": "echo", "input": {"round": round, "i": i}, "max_attempts": 10}))
+            .collect();
+        let answer = server.post("/v1/jobs/batch", &json!({ "jobs": jobs }));
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        let batch: Vec<String> = answer.body["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(batch.len(), 2000);
+        // Single submissions during the drain, each acknowledged before the next.
+        for i in 0..5 {
+            acknowledged.push(server.add("echo", json!({"round": round, "single": i})));
+        }
+        server.wait_until(&batch[0], LONG, |job| job["status"] == "completed");
+        let last = batch.last().unwrap().clone();
+        acknowledged.extend(batch);
+        server.signal(libc::SIGKILL);
+        assert_eq!(server.wait_exit(LONG), None, "killed by the signal");
+        let server = Server::start(&data, plugins.path(), &["--paused"]);
+        if server.job(&last)["status"] == "queued" {
+            killed_mid_drain += 1;
+        }
+        drop(server);
+    }
+    assert!(killed_mid_drain >= 2, "only {killed_mid_drain} of 4 kills landed mid-drain");
+
+    let server = Server::start(&data, plugins.path(), &[]);
+    let mut ran_again = 0;
+    for id in &acknowledged {
+        let job = server.wait_finished(id, LONG);
+        assert_eq!(job["status"], "completed", "{job}");
+        ran_again += usize::from(job["attempts"].as_u64().unwrap() > 1);
+    }
+    let mut stored: Vec<String> = Vec::new();
+    let mut path = "/v1/jobs?limit=500".to_owned();
+    loop {
+        let page = server.get(&path).body;
+        stored.extend(page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/jobs?limit=500&after={next}"),
+            None => break,
+        }
+    }
+    let mut expected = acknowledged.clone();
+    expected.sort_by_key(|id| id.parse::<u64>().unwrap());
+    assert_eq!(stored, expected, "exactly the acknowledged jobs, each once");
+    eprintln!("{} acknowledged jobs, 4 kills, {ran_again} ran again", acknowledged.len());
+}
+
+#[test]
 fn sigterm_lets_a_running_job_finish_or_releases_it_after_the_timeout() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("data");

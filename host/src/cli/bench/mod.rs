@@ -347,17 +347,22 @@ fn print_human(r: &serde_json::Value) {
         n("batch_submit_jobs_per_s")
     );
     println!("drain:              {} jobs/s", n("drain_jobs_per_s"));
-    println!(
-        "latency idle queue: p50 {} ms, p99 {} ms, max {} ms (submit to completion)",
-        n("latency_p50_ms"),
-        n("latency_p99_ms"),
-        n("latency_max_ms")
-    );
-    println!(
-        "  of which submit:  p50 {} ms, p99 {} ms (until acknowledged, durable)",
-        n("submit_latency_p50_ms"),
-        n("submit_latency_p99_ms")
-    );
+    if r["latency_p50_ms"].as_f64().is_some_and(|ms| ms > 0.0) {
+        println!(
+            "latency idle queue: p50 {} ms, p99 {} ms, max {} ms (submit to completion)",
+            n("latency_p50_ms"),
+            n("latency_p99_ms"),
+            n("latency_max_ms")
+        );
+        println!(
+            "  of which submit:  p50 {} ms, p99 {} ms (until acknowledged, durable)",
+            n("submit_latency_p50_ms"),
+            n("submit_latency_p99_ms")
+        );
+    } else {
+        // `--preload` or `--latency-jobs 0`: the queue is never idle, or nothing was timed.
+        println!("latency idle queue: not measured");
+    }
     let mib = |key: &str| r[key].as_f64().unwrap_or(0.0) / 1048576.0;
     if r["queued_rss_bytes"].is_number() {
         println!(
