@@ -228,9 +228,14 @@ pub struct Limits {
     pub header_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// A PostgreSQL store shared by every host given the same URL; none: the embedded store
+    /// in the data directory.
+    pub url: Option<StoreUrl>,
+    /// A file holding the database password, when the URL has none (else `PGPASSWORD`).
+    pub password_file: Option<PathBuf>,
     /// sled's page cache, bytes.
     pub cache_bytes: u64,
     /// How often changes that are not flushed on the spot (outcomes, progress) reach the disk.
@@ -284,6 +289,8 @@ impl Default for Config {
             retention: Retention::default(),
             limits: Limits::default(),
             store: StoreConfig {
+                url: None,
+                password_file: None,
                 cache_bytes: store.cache_bytes,
                 flush_interval: Duration::from_millis(store.flush_interval_ms),
                 claims: store.claims,
@@ -320,6 +327,39 @@ impl Default for Limits {
             max_connections: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
             header_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// A store URL as configured. Shown (in `--check-config`, logs, errors) without its
+/// password.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(pub String);
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match crate::store::postgres::parse_url(&self.0) {
+            Ok(config) => write!(f, "{:?}", crate::store::postgres::describe(&config)),
+            Err(_) => f.write_str("\"(not a PostgreSQL URL)\""),
+        }
+    }
+}
+
+impl StoreUrl {
+    /// The connection settings: the URL's, with the password from `password_file` or
+    /// `PGPASSWORD` when the URL carries none.
+    pub fn connection(&self, password_file: Option<&Path>) -> Result<postgres::Config, String> {
+        let mut config = crate::store::postgres::parse_url(&self.0).map_err(|e| e.to_string())?;
+        if config.get_password().is_none() {
+            if let Some(path) = password_file {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read store.password_file {}: {e}", path.display()))?;
+                config.password(text.trim_end_matches(['\n', '\r']));
+            } else if let Ok(password) = std::env::var("PGPASSWORD") {
+                config.password(password);
+            }
+        }
+        Ok(config)
     }
 }
 

@@ -26,3 +26,4 @@ mod plugins;
 mod queue;
 mod scheduling;
 mod service;
+mod stores;

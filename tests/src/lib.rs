@@ -14,6 +14,7 @@ use tempfile::TempDir;
 pub mod app;
 pub mod client;
 pub mod server;
+pub mod stores;
 pub use app::App;
 pub use client::{Answer, Client, Expect, Request};
 pub use server::Server;

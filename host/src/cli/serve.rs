@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// The data directory (the embedded store). Default: ./jobhost-data.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL store shared with other hosts (`postgres://user@host/db`) instead of the
+    /// embedded one.
+    #[arg(long, value_name = "URL", env = "JOBHOST_STORE_URL", hide_env_values = true)]
+    pub store_url: Option<String>,
     /// A plugin directory (repeatable). Default: ./plugins and the binary's own directory.
     #[arg(long = "plugin-dir", value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
@@ -68,6 +72,9 @@ fn effective_config(args: &ServeArgs, allow_insecure_plugins: bool) -> Result<Co
     };
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
+    }
+    if let Some(url) = &args.store_url {
+        config.store.url = Some(crate::config::StoreUrl(url.clone()));
     }
     if !args.plugin_dirs.is_empty() {
         config.plugin_dirs = args.plugin_dirs.clone();
@@ -140,7 +147,15 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
         if args.accept_data_loss {
             options.on_loss = crate::store::OnLoss::Accept;
         }
-        let host = service::open(&config.data_dir, options, plugins, config.processor())?;
+        let host = match &config.store.url {
+            Some(url) => {
+                let connection = url
+                    .connection(config.store.password_file.as_deref())
+                    .map_err(crate::store::StoreError::Unusable)?;
+                service::open_postgres(connection, plugins, config.processor())?
+            }
+            None => service::open(&config.data_dir, options, plugins, config.processor())?,
+        };
         Ok((host, super::local::runtime()?))
     });
     let (host, runtime) = match opened {

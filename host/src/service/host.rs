@@ -63,7 +63,19 @@ impl Host {
         }
         let shared = Arc::new(Shared::new(store, plugins, clock, config));
         let inner = HostInner { pool: Pool::new(shared.clone()), shared, schedules_changed: Notify::new() };
-        Ok(Host { inner: Arc::new(inner) })
+        let host = Host { inner: Arc::new(inner) };
+        // Jobs made ready by other hosts sharing the store wake this one's workers.
+        let weak = Arc::downgrade(&host.inner);
+        host.inner.shared.store.on_ready(Arc::new(move |queue: &str| {
+            if let Some(inner) = weak.upgrade() {
+                if queue.is_empty() {
+                    inner.pool.wake_all();
+                } else {
+                    inner.pool.wake(queue);
+                }
+            }
+        }));
+        Ok(host)
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

@@ -19,7 +19,7 @@ mod schedules;
 pub use admission::{AddJob, MAX_UNIQUE_KEY_LEN};
 pub use error::HostError;
 pub use host::Host;
-pub use open::{open, open_with_store};
+pub use open::{open, open_postgres, open_with_store};
 pub use schedules::{NewSchedule, SchedulePatch};
 
 pub use crate::events::JobEvent;

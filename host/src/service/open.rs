@@ -1,5 +1,5 @@
-//! Opening a host over the embedded store in a data directory: what `serve`, `run-once` and
-//! the benchmark share.
+//! Opening a host over the embedded store in a data directory (what `serve`, `run-once` and
+//! the benchmark share), or over a PostgreSQL store.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use super::error::HostError;
 use super::host::Host;
 use crate::clock::SystemClock;
 use crate::processor::{Plugins, ProcessorConfig};
-use crate::store::{SledStore, StoreError, StoreOptions};
+use crate::store::{PgStore, SledStore, StoreError, StoreOptions};
 
 /// Opens (creating it if needed) the store at `data_dir` and builds a host over it,
 /// recovering the jobs a dead host left running.
@@ -38,4 +38,15 @@ pub fn open_with_store(
     let store = Arc::new(SledStore::open(data_dir, options)?);
     let host = Host::with_plugins(store.clone(), plugins, Arc::new(SystemClock), config)?;
     Ok((host, store))
+}
+
+/// Connects to (and migrates) the PostgreSQL store and builds a host over it. Jobs other
+/// hosts left running are recovered when their leases expire, by whichever host sees it.
+pub fn open_postgres(
+    connection: postgres::Config,
+    plugins: Plugins,
+    config: ProcessorConfig,
+) -> Result<Host, HostError> {
+    let store = Arc::new(PgStore::open(connection)?);
+    Host::with_plugins(store, plugins, Arc::new(SystemClock), config)
 }

@@ -51,6 +51,10 @@ pub enum StoreError {
     Flusher(std::io::Error),
     #[error("{what}: {}", io_words(error))]
     Io { what: String, error: std::io::Error },
+    /// The database refused a statement (its message); not a lost connection, which is
+    /// `Unavailable`.
+    #[error("database error: {0}")]
+    Database(String),
 }
 
 impl StoreError {

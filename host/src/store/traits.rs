@@ -136,6 +136,13 @@ pub trait WorkStore: Send + Sync + 'static {
     /// database, which never retries a failed write by itself); true if it writes now. The
     /// host calls this every second while [`unwritable`](Self::unwritable) says why not.
     fn heal(&self) -> StoreResult<bool>;
+
+    /// Has `wake(queue)` called whenever jobs become ready in a queue through another
+    /// process sharing the store (`""`: any queue may have). A store only this process can
+    /// open has nothing to tell: the host wakes its own workers as it adds jobs.
+    fn on_ready(&self, wake: std::sync::Arc<dyn Fn(&str) + Send + Sync>) {
+        let _ = wake;
+    }
 }
 
 /// An attempt's outcome as its worker reports it: which job, which attempt, how it ended.
@@ -158,7 +165,11 @@ pub trait ScheduleStore: Send + Sync + 'static {
 
     /// Applies `update` to a schedule in one transaction (a reschedule sets its new
     /// `next_run_at` there). Durable.
-    fn update_schedule(&self, id: ScheduleId, update: &dyn Fn(&mut Schedule)) -> StoreResult<Schedule>;
+    fn update_schedule(
+        &self,
+        id: ScheduleId,
+        update: &(dyn Fn(&mut Schedule) + Sync),
+    ) -> StoreResult<Schedule>;
 
     /// Deletes a schedule (its jobs stay); false if there was none. Durable.
     fn remove_schedule(&self, id: ScheduleId) -> StoreResult<bool>;

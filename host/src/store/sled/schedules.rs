@@ -43,7 +43,11 @@ impl ScheduleStore for SledStore {
             .collect()
     }
 
-    fn update_schedule(&self, id: ScheduleId, update: &dyn Fn(&mut Schedule)) -> StoreResult<Schedule> {
+    fn update_schedule(
+        &self,
+        id: ScheduleId,
+        update: &(dyn Fn(&mut Schedule) + Sync),
+    ) -> StoreResult<Schedule> {
         let schedule = self.live()?.trees.transact(|tx| {
             let Some(old) = tx.load_schedule(id)? else {
                 return abort(StoreError::ScheduleNotFound(id));

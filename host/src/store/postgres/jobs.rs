@@ -1,0 +1,212 @@
+//! Jobs as submitters and operators see them, on PostgreSQL: each change is one transaction
+//! that reads the record `FOR UPDATE`, applies the transition of `crate::job`, and writes
+//! it back; committed means durable (the server's `synchronous_commit`).
+
+use std::collections::BTreeMap;
+
+use postgres::GenericClient;
+
+use super::errors::{db_error, is_unique_violation};
+use super::rows::{
+    at, id_sql, insert_jobs, job_from_row, jobs_from_rows, next_job_ids, save_jobs, JOB_COLUMNS,
+};
+use super::store::PgStore;
+use crate::clock::Micros;
+use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
+use crate::store::error::{StoreError, StoreResult};
+use crate::store::traits::JobStore;
+use crate::store::types::{Added, BackupSummary, Cancelled, Counts, ListFilter};
+
+/// Finished jobs deleted per transaction by `remove`: bounded, so a retention sweep over a
+/// million jobs holds no lock for long and never one huge transaction.
+const REMOVE_BATCH: i64 = 5_000;
+
+/// The pending statuses, as the unique index names them.
+const PENDING: &str = "('scheduled', 'held', 'queued', 'processing')";
+
+/// The job `id`, locked for the rest of the transaction.
+pub(super) fn lock_job(client: &mut impl GenericClient, id: JobId) -> StoreResult<Job> {
+    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE");
+    match client.query_opt(&sql, &[&id_sql(id)]).map_err(db_error)? {
+        Some(row) => job_from_row(&row),
+        None => Err(StoreError::NotFound(id)),
+    }
+}
+
+/// The pending job holding `key` for `factory`, if any.
+fn unique_holder(client: &mut impl GenericClient, factory: &str, key: &str) -> StoreResult<Option<Job>> {
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE factory = $1 AND unique_key = $2 AND status IN {PENDING}"
+    );
+    match client.query_opt(&sql, &[&factory, &key]).map_err(db_error)? {
+        Some(row) => Ok(Some(job_from_row(&row)?)),
+        None => Ok(None),
+    }
+}
+
+impl JobStore for PgStore {
+    fn add(&self, new: NewJob, now: Micros) -> StoreResult<Added> {
+        let unique = new.unique_key.clone();
+        // With a unique key, the index decides between concurrent adds on any host: the
+        // loser's insert fails and it returns the winner. The holder can finish between that
+        // failure and the look-up; then the add is tried again.
+        for _ in 0..10 {
+            let attempt = new.clone();
+            let added = self.transact(|tx| {
+                let id = next_job_ids(tx, 1)?[0];
+                let job = Job::new(id, attempt, now);
+                match insert_jobs(tx, &[&job]) {
+                    Ok(_) => Ok(Some(job)),
+                    Err(e) if unique.is_some() && is_unique_violation(&e) => Ok(None),
+                    Err(e) => Err(db_error(e)),
+                }
+            })?;
+            if let Some(job) = added {
+                return Ok(Added { job, existing: false });
+            }
+            let (factory, key) = (&new.factory, unique.as_deref().unwrap_or_default());
+            if let Some(holder) = self.run(|c| unique_holder(&mut **c, factory, key))? {
+                return Ok(Added { job: holder, existing: true });
+            }
+        }
+        Err(StoreError::Database(format!(
+            "the unique key of a new `{}` job kept changing hands; try again",
+            new.factory
+        )))
+    }
+
+    fn add_batch(&self, news: Vec<NewJob>, now: Micros) -> StoreResult<Vec<Job>> {
+        if news.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.transact(|tx| {
+            let ids = next_job_ids(tx, news.len())?;
+            let jobs: Vec<Job> = news.into_iter().zip(ids).map(|(new, id)| Job::new(id, new, now)).collect();
+            let refs: Vec<&Job> = jobs.iter().collect();
+            insert_jobs(tx, &refs).map_err(db_error)?;
+            Ok(jobs)
+        })
+    }
+
+    fn start(&self, id: JobId, now: Micros) -> StoreResult<Job> {
+        self.transact(|tx| {
+            let mut job = lock_job(tx, id)?;
+            job.start(now)?;
+            save_jobs(tx, &[&job])?;
+            Ok(job)
+        })
+    }
+
+    fn cancel(&self, id: JobId, now: Micros) -> StoreResult<Cancelled> {
+        self.transact(|tx| {
+            let mut job = lock_job(tx, id)?;
+            let effect = job.cancel(now)?;
+            save_jobs(tx, &[&job])?;
+            Ok(match effect {
+                CancelEffect::Now => Cancelled::Now(job),
+                CancelEffect::Requested => Cancelled::Requested(job),
+            })
+        })
+    }
+
+    fn retry(&self, id: JobId, max_attempts: Option<u32>, now: Micros) -> StoreResult<Job> {
+        self.transact(|tx| {
+            let mut job = lock_job(tx, id)?;
+            job.retry(max_attempts, now)?;
+            // Pending again, it takes its unique key back: unless another pending job holds
+            // it meanwhile, which a retry must not duplicate.
+            if let Some(key) = &job.unique_key {
+                if let Some(holder) = unique_holder(tx, &job.factory, key)? {
+                    return Err(StoreError::KeyHeld { id, key: key.clone(), holder: holder.id });
+                }
+            }
+            save_jobs(tx, &[&job])?;
+            Ok(job)
+        })
+    }
+
+    fn get(&self, id: JobId) -> StoreResult<Option<Job>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        self.run(|c| match c.query_opt(&sql, &[&id_sql(id)]).map_err(db_error)? {
+            Some(row) => Ok(Some(job_from_row(&row)?)),
+            None => Ok(None),
+        })
+    }
+
+    fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>> {
+        let after = filter.after.map_or(0, id_sql);
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+        // Each filter is served by its own (column, id) index, paged by id.
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id > $1 \
+             AND (cardinality($2::text[]) = 0 OR status = ANY($2)) \
+             AND ($3::text IS NULL OR factory = $3) AND ($4::text IS NULL OR queue = $4) \
+             ORDER BY id LIMIT $5"
+        );
+        self.run(|c| {
+            let rows = c
+                .query(&sql, &[&after, &statuses, &filter.factory, &filter.queue, &limit])
+                .map_err(db_error)?;
+            jobs_from_rows(&rows)
+        })
+    }
+
+    fn remove(
+        &self,
+        statuses: &[Status],
+        finished_before: Option<Micros>,
+    ) -> StoreResult<BTreeMap<Status, u64>> {
+        let wanted: Vec<&str> = if statuses.is_empty() {
+            Status::FINISHED.iter().map(|s| s.as_str()).collect()
+        } else {
+            statuses.iter().filter(|s| s.is_finished()).map(|s| s.as_str()).collect()
+        };
+        let before = finished_before.map(at);
+        let mut removed = BTreeMap::new();
+        loop {
+            let rows = self.run(|c| {
+                c.query(
+                    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL \
+                     AND ($1::timestamptz IS NULL OR finished_at < $1) AND status = ANY($2) \
+                     ORDER BY finished_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING status",
+                    &[&before, &wanted, &REMOVE_BATCH],
+                )
+                .map_err(db_error)
+            })?;
+            for row in &rows {
+                let status: String = row.get(0);
+                if let Ok(status) = status.parse::<Status>() {
+                    *removed.entry(status).or_insert(0) += 1;
+                }
+            }
+            if (rows.len() as i64) < REMOVE_BATCH {
+                return Ok(removed);
+            }
+        }
+    }
+
+    fn counts(&self) -> StoreResult<Counts> {
+        self.run(|c| {
+            let rows = c
+                .query("SELECT queue, status, count(*) FROM jobs GROUP BY queue, status", &[])
+                .map_err(db_error)?;
+            let mut counts = Counts::new();
+            for row in rows {
+                let status: String = row.get(1);
+                let Ok(status) = status.parse::<Status>() else { continue };
+                let n: i64 = row.get(2);
+                counts.entry(row.get(0)).or_default().insert(status, n as u64);
+            }
+            Ok(counts)
+        })
+    }
+
+    fn backup(&self, _out: &mut dyn std::io::Write) -> StoreResult<BackupSummary> {
+        Err(StoreError::Unusable(format!(
+            "the store is PostgreSQL at {}: back it up with the database's own tools (pg_dump, or \
+             continuous archiving); `jobhost store backup` copies the embedded store",
+            self.shown
+        )))
+    }
+}

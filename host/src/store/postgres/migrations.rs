@@ -1,0 +1,142 @@
+//! The schema, as numbered migrations embedded in the binary and applied at open under an
+//! advisory lock: hosts starting together migrate once, the others wait and find it done.
+//! A database migrated by a newer jobhost is refused (its schema may mean things this build
+//! does not know); `jobhost store migrate` applies them for operators who migrate apart
+//! from starting hosts.
+
+use postgres::Client;
+
+use super::errors::db_error;
+use crate::store::error::{StoreError, StoreResult};
+
+/// Taken with `pg_advisory_lock` while migrating (any constant no other application uses;
+/// these are the bytes of "jobhost" and a version byte).
+const MIGRATION_LOCK: i64 = 0x6a6f_6268_6f73_7401;
+
+/// Migration `n` is `MIGRATIONS[n - 1]`. Never edit one that has shipped: append.
+const MIGRATIONS: &[&str] = &[
+    // 1: jobs, schedules, hosts, and the wake-up trigger.
+    r#"
+CREATE TABLE jobs (
+    id bigint PRIMARY KEY,
+    factory text NOT NULL,
+    queue text NOT NULL,
+    priority integer NOT NULL,
+    input text NOT NULL,
+    status text NOT NULL CHECK (status IN
+        ('scheduled', 'held', 'queued', 'processing', 'completed', 'error', 'cancelled')),
+    result text,
+    errors text[] NOT NULL DEFAULT '{}',
+    attempts integer NOT NULL,
+    max_attempts integer NOT NULL,
+    timeout_ms bigint,
+    created_at timestamptz NOT NULL,
+    started_at timestamptz,
+    finished_at timestamptz,
+    run_at timestamptz NOT NULL,
+    progress_fraction double precision,
+    progress_message text,
+    lease_token bigint,
+    lease_expires_at timestamptz,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    unique_key text,
+    schedule_id bigint
+);
+CREATE SEQUENCE jobs_id_seq OWNED BY jobs.id;
+-- Claims: the first queued jobs of a queue by priority, then run time, then id.
+CREATE INDEX jobs_ready ON jobs (queue, priority DESC, run_at, id) WHERE status = 'queued';
+CREATE INDEX jobs_scheduled ON jobs (run_at) WHERE status = 'scheduled';
+CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE status = 'processing';
+CREATE INDEX jobs_finished ON jobs (finished_at, id) WHERE finished_at IS NOT NULL;
+-- One pending job per (factory, unique key).
+CREATE UNIQUE INDEX jobs_unique_pending ON jobs (factory, unique_key)
+    WHERE unique_key IS NOT NULL AND status IN ('scheduled', 'held', 'queued', 'processing');
+-- The job list's filters, each paged by id.
+CREATE INDEX jobs_by_status ON jobs (status, id);
+CREATE INDEX jobs_by_queue ON jobs (queue, id);
+CREATE INDEX jobs_by_factory ON jobs (factory, id);
+
+CREATE TABLE schedules (
+    id bigint PRIMARY KEY,
+    active boolean NOT NULL,
+    next_run_at timestamptz,
+    definition jsonb NOT NULL
+);
+CREATE SEQUENCE schedules_id_seq OWNED BY schedules.id;
+CREATE INDEX schedules_due ON schedules (next_run_at, id) WHERE active AND next_run_at IS NOT NULL;
+
+-- Every statement that leaves jobs queued and due tells the hosts listening, once per
+-- queue, in its own transaction (delivered at commit).
+CREATE FUNCTION jobhost_notify_ready() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('jobhost_ready', queue)
+    FROM (SELECT DISTINCT queue FROM changed WHERE status = 'queued' AND run_at <= now()) AS q;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER jobs_inserted_ready AFTER INSERT ON jobs
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION jobhost_notify_ready();
+CREATE TRIGGER jobs_updated_ready AFTER UPDATE ON jobs
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION jobhost_notify_ready();
+"#,
+];
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// What `migrate` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    pub from: i32,
+    pub to: i32,
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`], one transaction per migration, under the
+/// advisory lock. Refuses a schema newer than this build.
+pub fn migrate(client: &mut Client, shown: &str) -> StoreResult<Migrated> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).map_err(db_error)?;
+    let result = migrate_locked(client, shown);
+    // Released on every path; a lost connection releases it anyway.
+    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    result
+}
+
+fn migrate_locked(client: &mut Client, shown: &str) -> StoreResult<Migrated> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS jobhost_schema (
+                version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now(),
+                applied_by text NOT NULL
+            )",
+        )
+        .map_err(db_error)?;
+    let from = current_version(client)?;
+    if from > SCHEMA_VERSION {
+        return Err(StoreError::Unusable(format!(
+            "the database at {shown} has schema version {from}, newer than this jobhost's {SCHEMA_VERSION}: \
+             it was migrated by a newer jobhost; run that version (or a newer one) instead"
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+        let version = index as i32 + 1;
+        let mut tx = client.transaction().map_err(db_error)?;
+        tx.batch_execute(sql).map_err(|e| {
+            StoreError::Unusable(format!(
+                "migration {version} failed on {shown}: {}",
+                super::errors::words(&e)
+            ))
+        })?;
+        let by = format!("jobhost {}", env!("CARGO_PKG_VERSION"));
+        tx.execute("INSERT INTO jobhost_schema (version, applied_by) VALUES ($1, $2)", &[&version, &by])
+            .map_err(db_error)?;
+        tx.commit().map_err(db_error)?;
+        log::info!("store {shown}: schema migrated to version {version}");
+    }
+    Ok(Migrated { from, to: SCHEMA_VERSION })
+}
+
+fn current_version(client: &mut Client) -> StoreResult<i32> {
+    let row =
+        client.query_one("SELECT coalesce(max(version), 0) FROM jobhost_schema", &[]).map_err(db_error)?;
+    Ok(row.get(0))
+}

@@ -1,0 +1,182 @@
+//! The `PgStore` struct: the connection pool, opening (connect, migrate), the health the
+//! host polls, and `run`, which every call goes through so that a lost database is noticed
+//! and its return logged once each.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postgres::{Config, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+
+use super::errors::{db_error, pool_error, words};
+use super::migrations::{self, Migrated};
+use crate::store::error::{StoreError, StoreResult};
+use crate::sync;
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+pub type Connection = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+
+/// Connections kept open to the database: enough for every worker thread's claims and
+/// outcomes, the API's requests and the maintenance loops without queueing behind each other.
+const POOL_SIZE: u32 = 16;
+/// How long a call waits for a connection before it fails as unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The PostgreSQL store. Any number of hosts on any number of machines may open the same
+/// database: every guarantee is the database's (row locks, unique indexes, transactions).
+pub struct PgStore {
+    pub(super) pool: Pool,
+    pub(super) config: Config,
+    /// The database as logs and errors name it: never with its password.
+    pub(super) shown: String,
+    /// Why the last call could not reach the database, until one does.
+    down: Mutex<Option<String>>,
+    /// Set when the store is dropped: the listener thread ends.
+    pub(super) closed: Arc<AtomicBool>,
+}
+
+/// `postgres://user@host:port/db`, without the password, whatever the URL held.
+pub fn describe(config: &Config) -> String {
+    let user = config.get_user().unwrap_or("");
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config.get_dbname().unwrap_or(user);
+    let at = if user.is_empty() { String::new() } else { format!("{user}@") };
+    format!("postgres://{at}{host}:{port}/{db}")
+}
+
+/// Parses a store URL (`postgres://user[:password]@host[:port]/db[?options]`, or the
+/// key=value form); the error never repeats the password.
+pub fn parse_url(url: &str) -> StoreResult<Config> {
+    url.parse::<Config>().map_err(|e| {
+        let scheme = url.split("://").next().unwrap_or("");
+        let hint = if url.contains("://") && !matches!(scheme, "postgres" | "postgresql") {
+            format!(" (the scheme is `{scheme}`; a store URL starts with postgres://)")
+        } else {
+            String::new()
+        };
+        StoreError::Unusable(format!("the store URL is not a PostgreSQL connection string: {e}{hint}"))
+    })
+}
+
+impl PgStore {
+    /// Connects, applies the migrations this build has (refusing a newer schema), and keeps
+    /// a pool of connections.
+    pub fn open(config: Config) -> StoreResult<PgStore> {
+        let shown = describe(&config);
+        let mut config = config;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        // One direct connection first: its error names the cause (refused, unknown
+        // database, authentication), where the pool's would only say it timed out.
+        let mut first = config.connect(NoTls).map_err(|e| {
+            StoreError::Unavailable(format!("cannot connect to PostgreSQL at {shown}: {}", words(&e)))
+        })?;
+        migrations::migrate(&mut first, &shown)?;
+        drop(first);
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .connection_timeout(CONNECT_TIMEOUT)
+            // Pooled connections are tested as they are handed out, so one the server closed
+            // (a restart) is replaced rather than failing the call.
+            .test_on_check_out(true)
+            .build_unchecked(manager);
+        log::info!("store: PostgreSQL at {shown}, schema version {}", migrations::SCHEMA_VERSION);
+        Ok(PgStore { pool, config, shown, down: Mutex::new(None), closed: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// Applies the migrations and returns, for `jobhost store migrate`.
+    pub fn migrate(config: &Config) -> StoreResult<Migrated> {
+        let shown = describe(config);
+        let mut client = config.connect(NoTls).map_err(|e| {
+            StoreError::Unavailable(format!("cannot connect to PostgreSQL at {shown}: {}", words(&e)))
+        })?;
+        migrations::migrate(&mut client, &shown)
+    }
+
+    /// The database as logs name it.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Runs `f` on a pooled connection, noting whether the database answered.
+    ///
+    /// The driver blocks on a runtime of its own, which tokio forbids on a thread that drives
+    /// a runtime: a call made there (the scheduler and the supervisor are async tasks that
+    /// call the store directly, as its embedded sibling allows) runs on a thread of its own.
+    pub(super) fn run<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send,
+    ) -> StoreResult<T> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return std::thread::scope(|scope| {
+                let handoff = std::thread::Builder::new().name("jobhost-pg-call".into());
+                match handoff.spawn_scoped(scope, || self.run_here(f)) {
+                    Ok(call) => call
+                        .join()
+                        .unwrap_or_else(|_| Err(StoreError::Database("a PostgreSQL call panicked".into()))),
+                    Err(e) => {
+                        Err(StoreError::Unavailable(format!("cannot start a thread for a store call: {e}")))
+                    }
+                }
+            });
+        }
+        self.run_here(f)
+    }
+
+    fn run_here<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let result = self.pool.get().map_err(|e| pool_error(e, &self.shown)).and_then(|mut c| f(&mut c));
+        match &result {
+            Err(e) if e.is_unavailable() => {
+                let mut down = sync::lock(&self.down);
+                if down.is_none() {
+                    log::error!("store: lost PostgreSQL at {}: {e}", self.shown);
+                }
+                *down = Some(e.to_string());
+            }
+            _ => {
+                let mut down = sync::lock(&self.down);
+                if down.take().is_some() {
+                    log::warn!("store: PostgreSQL at {} answers again", self.shown);
+                }
+            }
+        }
+        result
+    }
+
+    /// Runs `f` in one transaction (committed if it returns `Ok`, rolled back otherwise).
+    pub(super) fn transact<T: Send>(
+        &self,
+        f: impl FnOnce(&mut postgres::Transaction<'_>) -> StoreResult<T> + Send,
+    ) -> StoreResult<T> {
+        self.run(|client| {
+            let mut tx = client.transaction().map_err(db_error)?;
+            let value = f(&mut tx)?;
+            tx.commit().map_err(db_error)?;
+            Ok(value)
+        })
+    }
+
+    pub(super) fn unavailable_reason(&self) -> Option<String> {
+        sync::lock(&self.down).clone()
+    }
+
+    /// Whether the database answers now.
+    pub(super) fn probe(&self) -> bool {
+        self.run(|c| c.simple_query("SELECT 1").map(|_| ()).map_err(db_error)).is_ok()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,217 @@
+//! Running jobs on PostgreSQL: claims (`FOR UPDATE SKIP LOCKED`, so hosts claiming from one
+//! queue at once take different jobs and never wait for each other), outcomes, leases and
+//! the recovery of jobs whose host stopped renewing them.
+//!
+//! A claim counts the attempt in its own transaction: a job that kills its host has its
+//! attempt counted whatever happens next, without the embedded store's claims journal.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::errors::db_error;
+use super::rows::{at, id_sql, jobs_from_rows, save_jobs, token_sql, JOB_COLUMNS};
+use super::store::PgStore;
+use crate::clock::{duration_micros, Micros, SystemClock};
+use crate::job::{AttemptToken, Job, JobId, Lease, Progress, WORKER_LOST_LEASE_EXPIRED};
+use crate::store::error::StoreResult;
+use crate::store::traits::{Report, WorkStore};
+use crate::store::types::{ClaimFilter, Claimed, Finished, LeaseTerms};
+
+impl PgStore {
+    /// Locks the jobs `ids` (those that exist), by id.
+    fn lock_jobs(tx: &mut postgres::Transaction<'_>, ids: &[i64]) -> StoreResult<HashMap<JobId, Job>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+        let rows = tx.query(&sql, &[&ids]).map_err(db_error)?;
+        Ok(jobs_from_rows(&rows)?.into_iter().map(|j| (j.id, j)).collect())
+    }
+
+    /// Scheduled jobs whose time came become `queued` (the update's trigger tells the hosts).
+    fn promote(client: &mut impl postgres::GenericClient, now: Micros) -> StoreResult<usize> {
+        let n = client
+            .execute(
+                "UPDATE jobs SET status = 'queued' WHERE status = 'scheduled' AND run_at <= $1",
+                &[&at(now)],
+            )
+            .map_err(db_error)?;
+        Ok(n as usize)
+    }
+
+    fn requeue_expired(&self, now: Micros, reason: &str) -> StoreResult<Vec<JobId>> {
+        self.transact(|tx| {
+            // SKIP LOCKED: a job another host is finishing right now is not expired.
+            let sql = format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'processing' AND lease_expires_at < $1 \
+                 ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED"
+            );
+            let mut jobs = jobs_from_rows(&tx.query(&sql, &[&at(now)]).map_err(db_error)?)?;
+            for job in &mut jobs {
+                job.lose_worker(reason, now);
+            }
+            save_jobs(tx, &jobs.iter().collect::<Vec<_>>())?;
+            Ok(jobs.iter().map(|j| j.id).collect())
+        })
+    }
+}
+
+impl WorkStore for PgStore {
+    fn promote_due(&self, now: Micros) -> StoreResult<usize> {
+        self.run(|c| PgStore::promote(&mut **c, now))
+    }
+
+    fn next_due(&self) -> StoreResult<Option<Micros>> {
+        // Retry waits are `queued` with a later run time; the earliest of those still ahead,
+        // or of the scheduled jobs.
+        let now = at(SystemClock.now_micros());
+        self.run(|c| {
+            let row = c
+                .query_one(
+                    "SELECT least((SELECT min(run_at) FROM jobs WHERE status = 'scheduled'), \
+                     (SELECT min(run_at) FROM jobs WHERE status = 'queued' AND run_at > $1))",
+                    &[&now],
+                )
+                .map_err(db_error)?;
+            Ok(row.get::<_, Option<chrono::DateTime<chrono::Utc>>>(0).map(|t| t.timestamp_micros()))
+        })
+    }
+
+    fn claim_batch(
+        &self,
+        filter: &ClaimFilter<'_>,
+        now: Micros,
+        lease: LeaseTerms,
+        max: usize,
+    ) -> StoreResult<Vec<Claimed>> {
+        let expires_at = now.saturating_add(duration_micros(lease.duration));
+        let limit = max.max(1) as i64;
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND run_at <= $1 \
+             AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR factory = $3) \
+             ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED"
+        );
+        self.transact(|tx| {
+            PgStore::promote(tx, now)?;
+            let rows =
+                tx.query(&sql, &[&at(now), &filter.queue, &filter.factory, &limit]).map_err(db_error)?;
+            let mut claimed = Vec::with_capacity(rows.len());
+            let mut jobs = jobs_from_rows(&rows)?;
+            for job in &mut jobs {
+                let token = AttemptToken::random();
+                job.claim(Lease { token, expires_at }, now);
+                claimed.push(token);
+            }
+            save_jobs(tx, &jobs.iter().collect::<Vec<_>>())?;
+            Ok(jobs.into_iter().zip(claimed).map(|(job, token)| Claimed { job, token }).collect())
+        })
+    }
+
+    fn heartbeat(&self, id: JobId, token: AttemptToken, now: Micros, lease: LeaseTerms) -> StoreResult<bool> {
+        let expires_at = at(now.saturating_add(duration_micros(lease.duration)));
+        self.run(|c| {
+            let n = c
+                .execute(
+                    "UPDATE jobs SET lease_expires_at = $3 WHERE id = $1 AND lease_token = $2 \
+                     AND status = 'processing'",
+                    &[&id_sql(id), &token_sql(token), &expires_at],
+                )
+                .map_err(db_error)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn set_progress(&self, id: JobId, token: AttemptToken, progress: Progress) -> StoreResult<()> {
+        self.run(|c| {
+            c.execute(
+                "UPDATE jobs SET progress_fraction = $3, progress_message = $4 WHERE id = $1 \
+                 AND lease_token = $2 AND status = 'processing'",
+                &[&id_sql(id), &token_sql(token), &progress.fraction, &progress.message],
+            )
+            .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn finish_batch(&self, reports: &[Report], now: Micros) -> StoreResult<Vec<Finished>> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = reports.iter().map(|r| id_sql(r.id)).collect();
+        self.transact(|tx| {
+            let mut jobs = PgStore::lock_jobs(tx, &ids)?;
+            let mut finished = Vec::with_capacity(reports.len());
+            let mut changed: Vec<JobId> = Vec::new();
+            for report in reports {
+                let Some(job) = jobs.get_mut(&report.id) else {
+                    finished.push(Finished::Stale);
+                    continue;
+                };
+                if job.lease_held_by(report.token).is_none() {
+                    finished.push(Finished::Stale);
+                    continue;
+                }
+                job.end_attempt(&report.outcome, now);
+                finished.push(Finished::Applied(job.clone()));
+                changed.push(report.id);
+            }
+            let changed: Vec<&Job> = changed.iter().filter_map(|id| jobs.get(id)).collect();
+            save_jobs(tx, &changed)?;
+            Ok(finished)
+        })
+    }
+
+    fn release_batch(&self, released: &[(JobId, AttemptToken)], now: Micros) -> StoreResult<usize> {
+        if released.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = released.iter().map(|(id, _)| id_sql(*id)).collect();
+        self.transact(|tx| {
+            let mut jobs = PgStore::lock_jobs(tx, &ids)?;
+            let mut changed = Vec::new();
+            for &(id, token) in released {
+                let Some(job) = jobs.get_mut(&id) else { continue };
+                if job.lease_held_by(token).is_none() {
+                    continue;
+                }
+                job.release(now);
+                changed.push(id);
+            }
+            let refs: Vec<&Job> = changed.iter().filter_map(|id| jobs.get(id)).collect();
+            save_jobs(tx, &refs)?;
+            Ok(changed.len())
+        })
+    }
+
+    fn recover_expired(&self, now: Micros) -> StoreResult<Vec<JobId>> {
+        let mut recovered = Vec::new();
+        loop {
+            let batch = self.requeue_expired(now, WORKER_LOST_LEASE_EXPIRED)?;
+            let done = batch.len() < 1000;
+            recovered.extend(batch);
+            if done {
+                return Ok(recovered);
+            }
+        }
+    }
+
+    /// Other hosts may be running jobs in this database: only leases that expired are
+    /// recovered, by whichever host sees them first.
+    fn recover_all(&self, now: Micros) -> StoreResult<Vec<JobId>> {
+        self.recover_expired(now)
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        // Every committed transaction is durable already.
+        Ok(())
+    }
+
+    fn unwritable(&self) -> Option<String> {
+        self.unavailable_reason()
+    }
+
+    fn heal(&self) -> StoreResult<bool> {
+        Ok(self.probe())
+    }
+
+    fn on_ready(&self, wake: Arc<dyn Fn(&str) + Send + Sync>) {
+        super::listen::start(self, wake);
+    }
+}

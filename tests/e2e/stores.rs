@@ -1,0 +1,466 @@
+//! One conformance suite for every store backend: each test below runs against the embedded
+//! store and against PostgreSQL (`conformance!` makes a `sled` and a `postgres` test of each),
+//! so a behaviour cannot exist in one and not the other. The stores are real: sled in a
+//! temporary directory, PostgreSQL in a schema of its own.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use jobhost::clock::{Micros, SystemClock};
+use jobhost::job::{AttemptToken, JobId, NewJob, Outcome, Progress, ScheduleId, Status, DEFAULT_QUEUE};
+use jobhost::schedule::{MissedPolicy, Schedule, Trigger};
+use jobhost::store::{
+    Cancelled, ClaimFilter, Claimed, Finished, LeaseTerms, ListFilter, Report, Store, StoreError,
+};
+use jobhost_tests::stores::{Backend, TestStore};
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sled {
+            $( #[test] fn $name() { super::$name(&jobhost_tests::stores::TestStore::new(jobhost_tests::stores::Backend::Sled)) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name(&jobhost_tests::stores::TestStore::new(jobhost_tests::stores::Backend::Postgres)) } )*
+        }
+    };
+}
+
+conformance!(
+    jobs_are_stored_listed_filtered_and_paged_by_id,
+    a_unique_key_returns_its_pending_holder_until_it_finishes,
+    a_batch_is_stored_whole_and_in_order,
+    claims_take_higher_priority_first_then_the_order_added,
+    claims_filter_by_queue_and_factory_and_count_each_attempt_once,
+    outcomes_complete_retry_later_or_fail_and_stale_tokens_change_nothing,
+    cancel_ends_a_waiting_job_at_once_and_a_running_one_when_it_returns,
+    retry_sends_a_finished_job_back_with_fresh_attempts_unless_its_key_is_held,
+    held_and_scheduled_jobs_start_when_asked_or_when_due,
+    leases_are_renewed_by_their_holder_only_and_progress_likewise,
+    released_jobs_go_back_uncounted_and_keep_their_place,
+    expired_leases_are_recovered_and_counted,
+    removal_takes_only_finished_jobs_and_honours_retention,
+    schedules_are_stored_updated_listed_and_removed,
+    a_schedule_slot_fires_once_however_many_race_for_it,
+    concurrent_claimers_never_take_the_same_job,
+);
+
+const LEASE: LeaseTerms = LeaseTerms { duration: Duration::from_secs(30) };
+const ANY: ClaimFilter<'static> = ClaimFilter { queue: None, factory: None };
+const SEC: Micros = 1_000_000;
+
+fn now() -> Micros {
+    SystemClock.now_micros()
+}
+
+fn new_job(input: u32) -> NewJob {
+    NewJob {
+        factory: "echo".into(),
+        input: input.to_string(),
+        queue: DEFAULT_QUEUE.into(),
+        priority: 0,
+        max_attempts: 3,
+        ..NewJob::default()
+    }
+}
+
+fn add(store: &dyn Store, new: NewJob, at: Micros) -> JobId {
+    store.add(new, at).unwrap().job.id
+}
+
+fn status(store: &dyn Store, id: JobId) -> Status {
+    store.get(id).unwrap().unwrap().status
+}
+
+fn claim_one(store: &dyn Store, at: Micros) -> Claimed {
+    store.claim(&ANY, at, LEASE).unwrap().expect("a job to claim")
+}
+
+fn finish(store: &dyn Store, claimed: &Claimed, outcome: Outcome, at: Micros) -> Finished {
+    store.finish(Report { id: claimed.job.id, token: claimed.token, outcome }, at).unwrap()
+}
+
+fn completed() -> Outcome {
+    Outcome::Completed { result: "\"done\"".into() }
+}
+
+fn ids(jobs: &[jobhost::job::Job]) -> Vec<JobId> {
+    jobs.iter().map(|j| j.id).collect()
+}
+
+fn count(store: &dyn Store, queue: &str, status: Status) -> u64 {
+    store.counts().unwrap().get(queue).and_then(|c| c.get(&status)).copied().unwrap_or(0)
+}
+
+fn jobs_are_stored_listed_filtered_and_paged_by_id(store: &TestStore) {
+    let t = now();
+    let a = add(&**store, new_job(1), t);
+    let b = add(&**store, NewJob { queue: "other".into(), ..new_job(2) }, t);
+    let c = add(&**store, NewJob { factory: "sleep".into(), ..new_job(3) }, t);
+    assert!(a < b && b < c, "ids grow");
+    let job = store.get(a).unwrap().unwrap();
+    assert_eq!((job.input.as_str(), job.status, job.attempts, job.created_at), ("1", Status::Queued, 0, t));
+    assert_eq!(store.get(JobId(c.0 + 1000)).unwrap(), None);
+
+    let all = ListFilter { limit: 10, ..ListFilter::default() };
+    assert_eq!(ids(&store.list(&all).unwrap()), vec![a, b, c]);
+    let page = store.list(&ListFilter { limit: 2, ..all.clone() }).unwrap();
+    assert_eq!(ids(&page), vec![a, b]);
+    let next = store.list(&ListFilter { after: Some(b), ..all.clone() }).unwrap();
+    assert_eq!(ids(&next), vec![c]);
+    let by_queue = store.list(&ListFilter { queue: Some("other".into()), ..all.clone() }).unwrap();
+    assert_eq!(ids(&by_queue), vec![b]);
+    let by_factory = store.list(&ListFilter { factory: Some("sleep".into()), ..all.clone() }).unwrap();
+    assert_eq!(ids(&by_factory), vec![c]);
+    // (Across queues the order is the backend's own: the processor claims queue by queue.)
+    let claimed =
+        store.claim(&ClaimFilter { queue: Some(DEFAULT_QUEUE), factory: None }, t, LEASE).unwrap().unwrap();
+    let running = store.list(&ListFilter { statuses: vec![Status::Processing], ..all.clone() }).unwrap();
+    assert_eq!(ids(&running), vec![claimed.job.id]);
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Queued), 1);
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Processing), 1);
+    assert_eq!(count(&**store, "other", Status::Queued), 1);
+}
+
+fn a_unique_key_returns_its_pending_holder_until_it_finishes(store: &TestStore) {
+    let t = now();
+    let keyed = |n| NewJob { unique_key: Some("k".into()), ..new_job(n) };
+    let first = store.add(keyed(1), t).unwrap();
+    assert!(!first.existing);
+    let again = store.add(keyed(2), t).unwrap();
+    assert!(again.existing);
+    assert_eq!((again.job.id, again.job.input.as_str()), (first.job.id, "1"), "the holder, unchanged");
+    // Another factory's key of the same text is another key.
+    let other = store.add(NewJob { factory: "sleep".into(), ..keyed(3) }, t).unwrap();
+    assert!(!other.existing);
+    // Running, it still holds the key; finished, it gives it up.
+    let claimed =
+        store.claim(&ClaimFilter { factory: Some("echo"), queue: None }, t, LEASE).unwrap().unwrap();
+    assert_eq!(claimed.job.id, first.job.id);
+    assert!(store.add(keyed(4), t).unwrap().existing);
+    finish(&**store, &claimed, completed(), t);
+    let after = store.add(keyed(5), t).unwrap();
+    assert!(!after.existing);
+    assert_ne!(after.job.id, first.job.id);
+}
+
+fn a_batch_is_stored_whole_and_in_order(store: &TestStore) {
+    let t = now();
+    let jobs = store.add_batch((0..50).map(new_job).collect(), t).unwrap();
+    assert_eq!(jobs.len(), 50);
+    assert!(jobs.windows(2).all(|w| w[0].id < w[1].id), "ids in order");
+    for (n, job) in jobs.iter().enumerate() {
+        assert_eq!(store.get(job.id).unwrap().unwrap().input, n.to_string());
+    }
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Queued), 50);
+    assert!(store.add_batch(Vec::new(), t).unwrap().is_empty());
+}
+
+fn claims_take_higher_priority_first_then_the_order_added(store: &TestStore) {
+    let t = now();
+    let low1 = add(&**store, new_job(1), t);
+    let high = add(&**store, NewJob { priority: 5, ..new_job(2) }, t + 1);
+    let low2 = add(&**store, new_job(3), t + 2);
+    let future = add(&**store, NewJob { run_at: Some(t + 3600 * SEC), priority: 9, ..new_job(4) }, t);
+    let order: Vec<JobId> = (0..3).map(|_| claim_one(&**store, t + 10).job.id).collect();
+    assert_eq!(order, vec![high, low1, low2]);
+    assert!(store.claim(&ANY, t + 10, LEASE).unwrap().is_none(), "the scheduled job is not due");
+    assert_eq!(status(&**store, future), Status::Scheduled);
+    // A batch claim takes them in the same order, up to its size.
+    let more: Vec<JobId> = (0..5).map(|n| add(&**store, new_job(10 + n), t + 20)).collect();
+    let batch = store.claim_batch(&ANY, t + 30, LEASE, 3).unwrap();
+    assert_eq!(batch.iter().map(|c| c.job.id).collect::<Vec<_>>(), more[..3].to_vec());
+}
+
+fn claims_filter_by_queue_and_factory_and_count_each_attempt_once(store: &TestStore) {
+    let t = now();
+    let other = add(&**store, NewJob { queue: "other".into(), ..new_job(1) }, t);
+    let sleep = add(&**store, NewJob { factory: "sleep".into(), ..new_job(2) }, t);
+    let by_queue =
+        store.claim(&ClaimFilter { queue: Some("other"), factory: None }, t, LEASE).unwrap().unwrap();
+    assert_eq!(by_queue.job.id, other);
+    assert!(store.claim(&ClaimFilter { queue: Some("other"), factory: None }, t, LEASE).unwrap().is_none());
+    let by_factory =
+        store.claim(&ClaimFilter { queue: None, factory: Some("sleep") }, t, LEASE).unwrap().unwrap();
+    assert_eq!(by_factory.job.id, sleep);
+    let job = store.get(sleep).unwrap().unwrap();
+    assert_eq!((job.status, job.attempts, job.started_at), (Status::Processing, 1, Some(t)));
+    let lease = job.lease.expect("a lease");
+    assert_eq!((lease.token, lease.expires_at), (by_factory.token, t + 30 * SEC));
+    assert_ne!(by_queue.token, by_factory.token);
+}
+
+fn outcomes_complete_retry_later_or_fail_and_stale_tokens_change_nothing(store: &TestStore) {
+    let t = now();
+    let [done, retried, failed] = [1, 2, 3].map(|n| add(&**store, new_job(n), t));
+    let claims = store.claim_batch(&ANY, t, LEASE, 3).unwrap();
+    assert_eq!(claims.len(), 3);
+    let stale = Report { id: done, token: AttemptToken(claims[0].token.0 ^ 1), outcome: completed() };
+    let reports = vec![
+        stale,
+        Report { id: done, token: claims[0].token, outcome: completed() },
+        Report {
+            id: retried,
+            token: claims[1].token,
+            outcome: Outcome::Retry { error: "later".into(), retry_at: t + 60 * SEC },
+        },
+        Report { id: failed, token: claims[2].token, outcome: Outcome::Failed { error: "no".into() } },
+    ];
+    let finished = store.finish_batch(&reports, t + SEC).unwrap();
+    assert_eq!(finished[0], Finished::Stale);
+    assert!(matches!(&finished[1], Finished::Applied(j) if j.status == Status::Completed));
+    let job = store.get(done).unwrap().unwrap();
+    assert_eq!(
+        (job.status, job.result.as_deref(), job.finished_at, job.lease),
+        (Status::Completed, Some("\"done\""), Some(t + SEC), None)
+    );
+    let job = store.get(retried).unwrap().unwrap();
+    assert_eq!((job.status, job.attempts, job.run_at), (Status::Queued, 1, t + 60 * SEC));
+    assert!(job.errors[0].ends_with("] later"), "{:?}", job.errors);
+    assert!(store.claim(&ANY, t + 59 * SEC, LEASE).unwrap().is_none(), "waits for its retry time");
+    assert!(store.next_due().unwrap().is_some_and(|at| at <= t + 60 * SEC));
+    let again = claim_one(&**store, t + 60 * SEC);
+    assert_eq!((again.job.id, again.job.attempts), (retried, 2));
+    let job = store.get(failed).unwrap().unwrap();
+    assert_eq!((job.status, job.finished_at), (Status::Error, Some(t + SEC)));
+    // Reporting again with a spent token changes nothing.
+    assert_eq!(store.finish(reports[1].clone(), t + 2 * SEC).unwrap(), Finished::Stale);
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Completed), 1);
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Error), 1);
+}
+
+fn cancel_ends_a_waiting_job_at_once_and_a_running_one_when_it_returns(store: &TestStore) {
+    let t = now();
+    let waiting = add(&**store, NewJob { run_at: Some(t + 60 * SEC), ..new_job(1) }, t);
+    assert!(matches!(store.cancel(waiting, t).unwrap(), Cancelled::Now(j) if j.status == Status::Cancelled));
+    assert!(matches!(store.cancel(waiting, t), Err(StoreError::Refused(_))), "cancelled is final for cancel");
+    let running = add(&**store, new_job(2), t);
+    let claimed = claim_one(&**store, t);
+    assert_eq!(claimed.job.id, running);
+    assert!(matches!(store.cancel(running, t).unwrap(), Cancelled::Requested(j) if j.cancel_requested));
+    assert_eq!(status(&**store, running), Status::Processing);
+    finish(&**store, &claimed, completed(), t + SEC);
+    assert_eq!(status(&**store, running), Status::Cancelled, "a requested cancel wins over the outcome");
+    assert!(matches!(store.cancel(JobId(999_999), t), Err(StoreError::NotFound(_))));
+}
+
+fn retry_sends_a_finished_job_back_with_fresh_attempts_unless_its_key_is_held(store: &TestStore) {
+    let t = now();
+    let keyed = |n| NewJob { unique_key: Some("k".into()), max_attempts: 1, ..new_job(n) };
+    let id = add(&**store, keyed(1), t);
+    assert!(matches!(store.retry(id, None, t), Err(StoreError::Refused(_))), "a queued job is not retried");
+    let claimed = claim_one(&**store, t);
+    finish(&**store, &claimed, Outcome::Failed { error: "broken".into() }, t);
+    let job = store.retry(id, Some(5), t + SEC).unwrap();
+    assert_eq!((job.status, job.attempts, job.max_attempts, job.errors.len()), (Status::Queued, 0, 5, 1));
+    assert_eq!(store.get(id).unwrap().unwrap().finished_at, None);
+    // Failed again; meanwhile a new job took the key: the retry would duplicate it.
+    let claimed = claim_one(&**store, t + SEC);
+    finish(&**store, &claimed, Outcome::Failed { error: "again".into() }, t + SEC);
+    let holder = add(&**store, keyed(2), t + 2 * SEC);
+    match store.retry(id, None, t + 3 * SEC) {
+        Err(StoreError::KeyHeld { id: refused, holder: h, .. }) => assert_eq!((refused, h), (id, holder)),
+        other => panic!("expected KeyHeld, got {other:?}"),
+    }
+    assert_eq!(status(&**store, id), Status::Error, "unchanged");
+}
+
+fn held_and_scheduled_jobs_start_when_asked_or_when_due(store: &TestStore) {
+    let t = now();
+    let held = add(&**store, NewJob { hold: true, ..new_job(1) }, t);
+    let scheduled = add(&**store, NewJob { run_at: Some(t + 60 * SEC), ..new_job(2) }, t);
+    let later = add(&**store, NewJob { run_at: Some(t + 120 * SEC), ..new_job(3) }, t);
+    assert_eq!((status(&**store, held), status(&**store, scheduled)), (Status::Held, Status::Scheduled));
+    assert!(store.claim(&ANY, t, LEASE).unwrap().is_none(), "neither is claimable");
+    assert_eq!(store.next_due().unwrap(), Some(t + 60 * SEC));
+    assert_eq!(store.start(held, t).unwrap().status, Status::Queued);
+    assert!(matches!(store.start(held, t), Err(StoreError::Refused(_))));
+    assert_eq!(claim_one(&**store, t).job.id, held);
+    assert_eq!(store.promote_due(t + 60 * SEC).unwrap(), 1);
+    assert_eq!(status(&**store, scheduled), Status::Queued);
+    assert_eq!(status(&**store, later), Status::Scheduled);
+    // A claim promotes what is due by itself.
+    assert_eq!(claim_one(&**store, t + 60 * SEC).job.id, scheduled);
+    assert_eq!(claim_one(&**store, t + 120 * SEC).job.id, later);
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Scheduled), 0);
+}
+
+fn leases_are_renewed_by_their_holder_only_and_progress_likewise(store: &TestStore) {
+    let t = now();
+    let id = add(&**store, new_job(1), t);
+    let claimed = claim_one(&**store, t);
+    assert!(store.heartbeat(id, claimed.token, t + 10 * SEC, LEASE).unwrap());
+    assert_eq!(store.get(id).unwrap().unwrap().lease.unwrap().expires_at, t + 40 * SEC);
+    let wrong = AttemptToken(claimed.token.0 ^ 1);
+    assert!(!store.heartbeat(id, wrong, t + 20 * SEC, LEASE).unwrap());
+    let progress = Progress { fraction: 0.5, message: "half".into() };
+    store.set_progress(id, wrong, progress.clone()).unwrap();
+    assert_eq!(store.get(id).unwrap().unwrap().progress, None, "a stale attempt reports nothing");
+    store.set_progress(id, claimed.token, progress.clone()).unwrap();
+    assert_eq!(store.get(id).unwrap().unwrap().progress, Some(progress));
+    // Still held: not recovered before the renewed expiry.
+    assert!(store.recover_expired(t + 35 * SEC).unwrap().is_empty());
+}
+
+fn released_jobs_go_back_uncounted_and_keep_their_place(store: &TestStore) {
+    let t = now();
+    let [a, b] = [1, 2].map(|n| add(&**store, new_job(n), t));
+    let claims = store.claim_batch(&ANY, t, LEASE, 2).unwrap();
+    let wrong = (b, AttemptToken(claims[1].token.0 ^ 1));
+    assert_eq!(store.release_batch(&[(a, claims[0].token), wrong], t + SEC).unwrap(), 1);
+    let job = store.get(a).unwrap().unwrap();
+    assert_eq!((job.status, job.attempts, job.lease), (Status::Queued, 0, None));
+    assert_eq!(status(&**store, b), Status::Processing, "a stale token releases nothing");
+    let later = add(&**store, new_job(3), t + 2 * SEC);
+    assert_eq!(claim_one(&**store, t + 3 * SEC).job.id, a, "back in its place, before later jobs");
+    assert!(store.release(b, claims[1].token, t + 3 * SEC).unwrap());
+    assert_eq!(claim_one(&**store, t + 3 * SEC).job.id, b);
+    assert_eq!(claim_one(&**store, t + 3 * SEC).job.id, later);
+}
+
+fn expired_leases_are_recovered_and_counted(store: &TestStore) {
+    let t = now();
+    let again = add(&**store, new_job(1), t);
+    let last = add(&**store, NewJob { max_attempts: 1, ..new_job(2) }, t);
+    store.claim_batch(&ANY, t, LEASE, 2).unwrap();
+    assert!(store.recover_expired(t + 29 * SEC).unwrap().is_empty());
+    let recovered: BTreeSet<JobId> = store.recover_expired(t + 31 * SEC).unwrap().into_iter().collect();
+    assert_eq!(recovered, BTreeSet::from([again, last]));
+    let job = store.get(again).unwrap().unwrap();
+    assert_eq!((job.status, job.attempts, job.lease), (Status::Queued, 1, None));
+    assert!(job.errors[0].contains("worker lost"), "{:?}", job.errors);
+    assert_eq!(status(&**store, last), Status::Error, "its only attempt was spent");
+    assert_eq!(claim_one(&**store, t + 32 * SEC).job.attempts, 2);
+}
+
+fn removal_takes_only_finished_jobs_and_honours_retention(store: &TestStore) {
+    let t = now();
+    let ids: Vec<JobId> = (0..4).map(|n| add(&**store, new_job(n), t)).collect();
+    let early = claim_one(&**store, t);
+    finish(&**store, &early, completed(), t + SEC);
+    let late = claim_one(&**store, t);
+    finish(&**store, &late, completed(), t + 100 * SEC);
+    let failed = claim_one(&**store, t);
+    finish(&**store, &failed, Outcome::Failed { error: "x".into() }, t + SEC);
+    let removed = store.remove(&[Status::Completed], Some(t + 50 * SEC)).unwrap();
+    assert_eq!(removed.get(&Status::Completed), Some(&1));
+    assert_eq!(store.get(early.job.id).unwrap(), None);
+    assert!(store.get(late.job.id).unwrap().is_some(), "finished after the cutoff");
+    assert!(store.get(failed.job.id).unwrap().is_some(), "another status");
+    let removed = store.remove(&[], None).unwrap();
+    assert_eq!((removed.get(&Status::Completed), removed.get(&Status::Error)), (Some(&1), Some(&1)));
+    assert!(store.get(ids[3]).unwrap().is_some(), "a queued job is never removed");
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Completed), 0);
+    // Ids are never reused after a removal.
+    assert!(add(&**store, new_job(9), t) > ids[3]);
+}
+
+fn schedule(next: Micros) -> Schedule {
+    Schedule {
+        id: ScheduleId(0),
+        factory: "echo".into(),
+        input: "{}".into(),
+        queue: DEFAULT_QUEUE.into(),
+        priority: 0,
+        max_attempts: None,
+        timeout_ms: None,
+        trigger: Trigger::Cron { expr: "* * * * *".into(), timezone: None },
+        active: true,
+        missed: MissedPolicy::default(),
+        next_run_at: Some(next),
+        last_run_at: None,
+        last_job_id: None,
+        last_error: None,
+        runs: 0,
+        created_at: next,
+        updated_at: next,
+    }
+}
+
+fn schedules_are_stored_updated_listed_and_removed(store: &TestStore) {
+    let t = now();
+    let a = store.add_schedule(schedule(t + 60 * SEC)).unwrap();
+    let b = store.add_schedule(schedule(t + 30 * SEC)).unwrap();
+    assert!(a.id < b.id);
+    assert_eq!(store.get_schedule(a.id).unwrap().unwrap(), a);
+    assert_eq!(store.list_schedules().unwrap().iter().map(|s| s.id).collect::<Vec<_>>(), vec![a.id, b.id]);
+    assert_eq!(store.next_schedule_due().unwrap(), Some(t + 30 * SEC));
+    assert!(store.due_schedules(t, 10).unwrap().is_empty());
+    let due = store.due_schedules(t + 60 * SEC, 10).unwrap();
+    assert_eq!(due.iter().map(|s| s.id).collect::<Vec<_>>(), vec![b.id, a.id], "earliest first");
+    let paused = store.update_schedule(b.id, &|s: &mut Schedule| s.active = false).unwrap();
+    assert!(!paused.active);
+    assert_eq!(store.next_schedule_due().unwrap(), Some(t + 60 * SEC), "a paused schedule is not due");
+    assert!(matches!(
+        store.update_schedule(ScheduleId(9_999), &|_: &mut Schedule| {}),
+        Err(StoreError::ScheduleNotFound(_))
+    ));
+    assert!(store.remove_schedule(a.id).unwrap());
+    assert!(!store.remove_schedule(a.id).unwrap());
+    assert_eq!(store.get_schedule(a.id).unwrap(), None);
+}
+
+fn a_schedule_slot_fires_once_however_many_race_for_it(store: &TestStore) {
+    let t = now();
+    let slot = t + 60 * SEC;
+    let id = store.add_schedule(schedule(slot)).unwrap().id;
+    // Four schedulers (on PostgreSQL, four hosts) race for the slot.
+    let stores: Vec<Arc<dyn Store>> = (0..4)
+        .map(|_| if store.backend == Backend::Postgres { store.another_host() } else { store.store.clone() })
+        .collect();
+    let barrier = Arc::new(Barrier::new(stores.len()));
+    let fired: Vec<bool> = std::thread::scope(|s| {
+        let racers: Vec<_> = stores
+            .iter()
+            .map(|racer| {
+                let barrier = barrier.clone();
+                s.spawn(move || {
+                    barrier.wait();
+                    let job = NewJob { schedule_id: Some(id), ..new_job(1) };
+                    racer.fire_schedule(id, slot, Some(job), Some(slot + 60 * SEC), slot).unwrap().is_some()
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(fired.iter().filter(|f| **f).count(), 1, "{fired:?}");
+    let after = store.get_schedule(id).unwrap().unwrap();
+    assert_eq!((after.runs, after.next_run_at, after.last_run_at), (1, Some(slot + 60 * SEC), Some(slot)));
+    let jobs = store.list(&ListFilter { limit: 10, ..ListFilter::default() }).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!((after.last_job_id, jobs[0].schedule_id), (Some(jobs[0].id), Some(id)));
+    // The slot gone, firing it again makes nothing.
+    assert!(store.fire_schedule(id, slot, Some(new_job(2)), None, slot).unwrap().is_none());
+}
+
+fn concurrent_claimers_never_take_the_same_job(store: &TestStore) {
+    let t = now();
+    let added = store.add_batch((0..300).map(new_job).collect(), t).unwrap();
+    let claimers: Vec<Arc<dyn Store>> = (0..4)
+        .map(|_| if store.backend == Backend::Postgres { store.another_host() } else { store.store.clone() })
+        .collect();
+    let claimed: Vec<JobId> = std::thread::scope(|s| {
+        let threads: Vec<_> = claimers
+            .iter()
+            .map(|claimer| {
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = claimer.claim_batch(&ANY, t, LEASE, 7).unwrap();
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(batch.into_iter().map(|c| c.job.id));
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    let unique: BTreeSet<JobId> = claimed.iter().copied().collect();
+    assert_eq!(claimed.len(), 300, "every job claimed once");
+    assert_eq!(unique, ids(&added).into_iter().collect::<BTreeSet<_>>());
+    for id in unique {
+        assert_eq!(store.get(id).unwrap().unwrap().attempts, 1);
+    }
+}
