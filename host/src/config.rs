@@ -97,6 +97,9 @@ pub struct Config {
     /// How often a line sums up the jobs each queue finished since the last; `never`: none.
     #[serde(deserialize_with = "durations::optional")]
     pub log_summary_interval: Option<Duration>,
+    /// This host's name among the hosts sharing a PostgreSQL store (`/v1/hosts`, and the
+    /// jobs a host that stops heartbeating leaves). Default: `<machine>-<pid>`.
+    pub host_name: Option<String>,
 }
 
 /// How log lines look.
@@ -305,6 +308,7 @@ impl Default for Config {
             factories: BTreeMap::new(),
             log_format: LogFormat::Text,
             log_summary_interval: Some(Duration::from_secs(60)),
+            host_name: None,
         }
     }
 }
@@ -439,6 +443,14 @@ impl Config {
                 ));
             }
         }
+        if let Some(name) = &self.host_name {
+            if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+                return Err(format!(
+                    "host_name: 1 to 64 characters without control characters, not {:?}",
+                    crate::text::clip(name)
+                ));
+            }
+        }
         if self.lease <= self.poll_interval {
             return Err(format!(
                 "lease: must be longer than poll_interval ({}), or idle workers could not renew it in time",
@@ -496,6 +508,7 @@ impl Config {
             max_workers: self.max_workers.get(),
             claim_batch: self.claim_batch.get(),
             log_summary_interval: self.log_summary_interval,
+            host_name: self.host_name.clone(),
         }
     }
 

@@ -178,6 +178,12 @@ pub const WORKER_LOST_HOST_STOPPED: &str = "worker lost: host stopped while the 
 /// The error recorded on a job whose worker stopped renewing its lease.
 pub const WORKER_LOST_LEASE_EXPIRED: &str = "worker lost: its lease expired";
 
+/// The error recorded on a job whose host (sharing the store with others) stopped
+/// heartbeating while it held the job.
+pub fn worker_lost_host_silent(host: &str) -> String {
+    format!("worker lost: host {} stopped heartbeating", crate::text::clip(host))
+}
+
 /// How an attempt ended, as the processor reports it to the store.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {

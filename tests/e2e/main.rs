@@ -23,6 +23,7 @@ mod disk;
 mod hardening;
 mod isolation;
 mod plugins;
+mod postgres;
 mod queue;
 mod scheduling;
 mod service;

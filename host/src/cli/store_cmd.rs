@@ -1,5 +1,6 @@
 //! `jobhost store check|backup|restore`: the embedded store, offline (a store no server
-//! holds) or, for a backup, through a running server.
+//! holds) or, for a backup, through a running server; `jobhost store migrate`: a PostgreSQL
+//! store's schema.
 //!
 //! Exit codes: 0 done (check: everything holds); 1 the check found problems, or the server
 //! refused; 3 the command could not run (no store, a store in use, a damaged store or backup,
@@ -13,7 +14,7 @@ use clap::Subcommand;
 
 use super::client::{Client, ClientArgs};
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use crate::store::{BackupSummary, CheckReport, JobStore, OnLoss, SledStore, StoreOptions};
+use crate::store::{BackupSummary, CheckReport, JobStore, OnLoss, PgStore, SledStore, StoreOptions};
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
@@ -40,6 +41,17 @@ pub enum StoreCommand {
         #[arg(long, value_name = "URL")]
         server: Option<String>,
     },
+    /// Bring a PostgreSQL store's schema to this jobhost's version (hosts do it themselves
+    /// at start; this is for operators who migrate apart from starting hosts). Exit 0: the
+    /// schema is current; 3: no database, or one migrated by a newer jobhost.
+    Migrate {
+        /// The PostgreSQL store, `postgres://user@host/db`.
+        #[arg(long, value_name = "URL", env = "JOBHOST_STORE_URL", hide_env_values = true)]
+        store_url: String,
+        /// A file holding the password, when the URL has none (else PGPASSWORD).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
     /// Restore a backup into a new store at --data-dir, which must not exist or be empty
     /// (move the old store away first). The whole file is checked before anything is written.
     Restore {
@@ -58,6 +70,27 @@ pub fn run(command: &StoreCommand) -> u8 {
             backup(file, data_dir.as_deref(), server.as_deref())
         }
         StoreCommand::Restore { file, data_dir } => restore(file, data_dir),
+        StoreCommand::Migrate { store_url, password_file } => migrate(store_url, password_file.as_deref()),
+    }
+}
+
+fn migrate(url: &str, password_file: Option<&Path>) -> u8 {
+    let migrated = crate::config::StoreUrl(url.to_owned())
+        .connection(password_file)
+        .and_then(|config| PgStore::migrate(&config).map_err(|e| e.to_string()));
+    match migrated {
+        Ok(m) if m.from == m.to => {
+            println!("schema at version {} (current)", m.to);
+            EXIT_OK
+        }
+        Ok(m) => {
+            println!("schema migrated from version {} to {}", m.from, m.to);
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
     }
 }
 

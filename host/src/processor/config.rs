@@ -59,6 +59,8 @@ pub struct ProcessorConfig {
     pub claim_batch: usize,
     /// How often an info line sums up each queue's ended attempts (`None`: never).
     pub log_summary_interval: Option<Duration>,
+    /// This host's name among the hosts sharing a store (default: `<machine>-<pid>`).
+    pub host_name: Option<String>,
 }
 
 impl Default for ProcessorConfig {
@@ -75,6 +77,7 @@ impl Default for ProcessorConfig {
             max_workers: default_max_workers(),
             claim_batch: DEFAULT_CLAIM_BATCH,
             log_summary_interval: Some(Duration::from_secs(60)),
+            host_name: None,
         }
     }
 }

@@ -12,7 +12,8 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::PathParam;
 use super::state::AppState;
 use super::types::{
-    ConflictView, FactoryView, Health, PluginView, PluginsView, QueueView, RejectionView, WorkerView,
+    ConflictView, FactoryView, Health, HostView, PluginView, PluginsView, QueueView, RejectionView,
+    WorkerView,
 };
 
 /// The registered job factories, by name.
@@ -84,6 +85,16 @@ pub async fn stop_queue(
     check_queue_name(&name)?;
     state.host.stop_queue(&name);
     Ok(Json(queue_view(&state, &name)?))
+}
+
+/// The hosts using the store: with a PostgreSQL store every host sharing it (alive or not,
+/// by its last heartbeat), with the embedded store this one.
+#[utoipa::path(get, path = "/v1/hosts", tag = "queues",
+    responses((status = 200, body = Vec<HostView>), (status = 503, description = "`store_unavailable`", body = ErrorBody)))]
+pub async fn hosts(State(state): State<AppState>) -> ApiResult<Json<Vec<HostView>>> {
+    let host = state.host.clone();
+    let hosts = tokio::task::spawn_blocking(move || host.hosts()).await??;
+    Ok(Json(hosts.iter().map(HostView::from).collect()))
 }
 
 /// The host's workers (at most `max_workers`, shared by every queue): each one's worker

@@ -191,6 +191,9 @@ pub async fn get_job(
     Ok(Json(JobView::from(&job)))
 }
 
+/// How often a long poll reads its job again (see `wait_for_end`).
+const RECHECK: Duration = Duration::from_millis(100);
+
 /// The job once it is finished, or as it is when `wait` runs out or the server stops.
 async fn wait_for_end(state: &AppState, id: JobId, wait: Duration) -> ApiResult<Job> {
     // Subscribe before reading, so an end between the read and the wait is not missed.
@@ -202,8 +205,18 @@ async fn wait_for_end(state: &AppState, id: JobId, wait: Duration) -> ApiResult<
     }
     let deadline = tokio::time::Instant::now() + wait;
     let mut stopping = state.shutting_down.clone();
+    // Events are this host's: a job another host sharing the store finishes is seen by
+    // reading it again, this often.
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = recheck.tick() => {
+                let job = read()?;
+                if job.status.is_finished() {
+                    return Ok(job);
+                }
+            }
             event = events.recv() => match event {
                 Ok(e) if e.id == id && e.status.is_finished() => return read(),
                 Ok(_) => {}

@@ -46,6 +46,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::start_queue))
         .routes(routes!(admin::stop_queue))
         .routes(routes!(admin::workers))
+        .routes(routes!(admin::hosts))
         .routes(routes!(admin::health))
         .routes(routes!(admin::metrics))
         .routes(routes!(admin::backup))

@@ -508,3 +508,34 @@ pub struct CronTimes {
     /// RFC 3339 UTC, strictly after `after`, increasing.
     pub times: Vec<String>,
 }
+
+/// `GET /v1/hosts`: a host using the store (with a PostgreSQL store, every host that shares
+/// it; with the embedded store, this one).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HostView {
+    pub name: String,
+    pub pid: u32,
+    /// Its jobhost version.
+    pub version: String,
+    pub started_at: String,
+    /// When it last told the store it was alive (every half lease).
+    pub heartbeat_at: String,
+    /// It did so within the last lease.
+    pub alive: bool,
+    /// It is the host answering this request.
+    pub this: bool,
+}
+
+impl From<&crate::service::HostStatus> for HostView {
+    fn from(h: &crate::service::HostStatus) -> Self {
+        HostView {
+            name: h.record.name.clone(),
+            pid: h.record.pid,
+            version: h.record.version.clone(),
+            started_at: rfc3339(h.record.started_at),
+            heartbeat_at: rfc3339(h.record.heartbeat_at),
+            alive: h.alive,
+            this: h.this,
+        }
+    }
+}

@@ -34,6 +34,8 @@ pub(super) struct HostInner {
     pub pool: Pool,
     /// Woken when a schedule changes, so the scheduler loop recomputes its sleep.
     pub schedules_changed: Notify,
+    /// This host among the hosts sharing the store.
+    pub me: crate::store::HostRecord,
 }
 
 impl Host {
@@ -61,8 +63,10 @@ impl Host {
                 recovered.len()
             );
         }
+        let me = crate::store::HostRecord::this_process(config.host_name.as_deref(), clock.now());
         let shared = Arc::new(Shared::new(store, plugins, clock, config));
-        let inner = HostInner { pool: Pool::new(shared.clone()), shared, schedules_changed: Notify::new() };
+        let inner =
+            HostInner { pool: Pool::new(shared.clone()), shared, schedules_changed: Notify::new(), me };
         let host = Host { inner: Arc::new(inner) };
         // Jobs made ready by other hosts sharing the store wake this one's workers.
         let weak = Arc::downgrade(&host.inner);
@@ -75,6 +79,8 @@ impl Host {
                 }
             }
         }));
+        // Registered before it claims anything, so its claims carry its name.
+        host.beat()?;
         Ok(host)
     }
 

@@ -48,6 +48,9 @@ impl Host {
                 tokio::time::sleep(period).await;
                 let Some(inner) = weak.upgrade() else { return };
                 let host = Host { inner };
+                if let Err(e) = host.beat() {
+                    log::error!("cannot tell the store this host is alive: {e}");
+                }
                 match host.recover_expired() {
                     Ok(ids) if !ids.is_empty() => {
                         log::warn!("requeued {} job(s) whose lease expired: {ids:?}", ids.len());

@@ -12,6 +12,7 @@
 mod admission;
 mod error;
 mod host;
+mod hosts;
 mod maintenance;
 mod open;
 mod schedules;
@@ -19,6 +20,7 @@ mod schedules;
 pub use admission::{AddJob, MAX_UNIQUE_KEY_LEN};
 pub use error::HostError;
 pub use host::Host;
+pub use hosts::HostStatus;
 pub use open::{open, open_postgres, open_with_store};
 pub use schedules::{NewSchedule, SchedulePatch};
 

@@ -18,5 +18,6 @@ pub use error::{StoreError, StoreResult};
 pub use postgres::PgStore;
 pub use traits::{JobStore, Report, ScheduleStore, Store, WorkStore};
 pub use types::{
-    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, LeaseTerms, ListFilter,
+    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, HostRecord, LeaseTerms,
+    ListFilter,
 };

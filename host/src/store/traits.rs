@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use super::error::StoreResult;
 use super::types::{
-    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, LeaseTerms, ListFilter,
+    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, HostRecord, LeaseTerms,
+    ListFilter,
 };
 use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, NewJob, Outcome, Progress, ScheduleId, Status};
@@ -142,6 +143,19 @@ pub trait WorkStore: Send + Sync + 'static {
     /// open has nothing to tell: the host wakes its own workers as it adds jobs.
     fn on_ready(&self, wake: std::sync::Arc<dyn Fn(&str) + Send + Sync>) {
         let _ = wake;
+    }
+
+    /// Records that host `me` is alive (registering it the first time); from then on its
+    /// claims are marked as its own, so that a host that stops beating is named on the jobs
+    /// it left. A store only one process opens keeps nothing.
+    fn beat(&self, me: &HostRecord) -> StoreResult<()> {
+        let _ = me;
+        Ok(())
+    }
+
+    /// The hosts registered in the store, by name: none for a store only one process opens.
+    fn hosts(&self) -> StoreResult<Vec<HostRecord>> {
+        Ok(Vec::new())
     }
 }
 

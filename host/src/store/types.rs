@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, Status};
 use crate::schedule::Schedule;
 
@@ -75,6 +76,43 @@ pub struct LeaseTerms {
 
 /// Jobs per queue and status.
 pub type Counts = std::collections::BTreeMap<String, std::collections::BTreeMap<Status, u64>>;
+
+/// A host process using the store, as it last told the store it was alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRecord {
+    /// Unique among the hosts sharing a store (`name` in the config; default
+    /// `<machine>-<pid>`).
+    pub name: String,
+    pub pid: u32,
+    pub version: String,
+    pub started_at: Micros,
+    pub heartbeat_at: Micros,
+}
+
+impl HostRecord {
+    /// This process as a host record: `name` if configured, else `<machine>-<pid>`.
+    pub fn this_process(name: Option<&str>, now: Micros) -> HostRecord {
+        let pid = std::process::id();
+        let name = match name {
+            Some(name) => name.to_owned(),
+            None => {
+                let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|s| s.trim().to_owned())
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "host".into());
+                format!("{machine}-{pid}")
+            }
+        };
+        HostRecord {
+            name,
+            pid,
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at: now,
+            heartbeat_at: now,
+        }
+    }
+}
 
 /// What a backup holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -28,7 +28,12 @@ pub fn words(e: &postgres::Error) -> String {
             Some(detail) => format!("{} ({detail})", db.message()),
             None => db.message().to_owned(),
         },
-        None => e.to_string(),
+        // The driver's own words ("error connecting to server") name no cause: add the
+        // underlying one ("Connection refused (os error 111)").
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
     }
 }
 

@@ -15,7 +15,7 @@ const MIGRATION_LOCK: i64 = 0x6a6f_6268_6f73_7401;
 
 /// Migration `n` is `MIGRATIONS[n - 1]`. Never edit one that has shipped: append.
 const MIGRATIONS: &[&str] = &[
-    // 1: jobs, schedules, hosts, and the wake-up trigger.
+    // 1: jobs, hosts, schedules, and the wake-up trigger.
     r#"
 CREATE TABLE jobs (
     id bigint PRIMARY KEY,
@@ -40,7 +40,9 @@ CREATE TABLE jobs (
     lease_expires_at timestamptz,
     cancel_requested boolean NOT NULL DEFAULT false,
     unique_key text,
-    schedule_id bigint
+    schedule_id bigint,
+    -- The host holding the lease (see `hosts`), while the job is processing.
+    lease_host text
 );
 CREATE SEQUENCE jobs_id_seq OWNED BY jobs.id;
 -- Claims: the first queued jobs of a queue by priority, then run time, then id.
@@ -55,6 +57,15 @@ CREATE UNIQUE INDEX jobs_unique_pending ON jobs (factory, unique_key)
 CREATE INDEX jobs_by_status ON jobs (status, id);
 CREATE INDEX jobs_by_queue ON jobs (queue, id);
 CREATE INDEX jobs_by_factory ON jobs (factory, id);
+
+-- The hosts using the store, each as it last said it was alive.
+CREATE TABLE hosts (
+    name text PRIMARY KEY,
+    pid integer NOT NULL,
+    version text NOT NULL,
+    started_at timestamptz NOT NULL,
+    heartbeat_at timestamptz NOT NULL
+);
 
 CREATE TABLE schedules (
     id bigint PRIMARY KEY,

@@ -12,6 +12,9 @@ use crate::job::{AttemptToken, Job, JobId, Lease, Progress, ScheduleId, Status};
 use crate::schedule::Schedule;
 use crate::store::error::{StoreError, StoreResult};
 
+/// How many columns [`JOB_COLUMNS`] names: a query may select more after them.
+pub const JOB_COLUMN_COUNT: usize = 22;
+
 /// Every column of `jobs`, in the order [`job_from_row`] reads them.
 pub const JOB_COLUMNS: &str = "id, factory, queue, priority, input, status, result, errors, attempts, \
      max_attempts, timeout_ms, created_at, started_at, finished_at, run_at, progress_fraction, \

@@ -34,6 +34,8 @@ pub struct PgStore {
     down: Mutex<Option<String>>,
     /// Set when the store is dropped: the listener thread ends.
     pub(super) closed: Arc<AtomicBool>,
+    /// This host's name once it has beaten: its claims carry it.
+    pub(super) me: Mutex<Option<String>>,
 }
 
 /// `postgres://user@host:port/db`, without the password, whatever the URL held.
@@ -76,7 +78,7 @@ impl PgStore {
         // One direct connection first: its error names the cause (refused, unknown
         // database, authentication), where the pool's would only say it timed out.
         let mut first = config.connect(NoTls).map_err(|e| {
-            StoreError::Unavailable(format!("cannot connect to PostgreSQL at {shown}: {}", words(&e)))
+            StoreError::Unusable(format!("cannot connect to PostgreSQL at {shown}: {}", words(&e)))
         })?;
         migrations::migrate(&mut first, &shown)?;
         drop(first);
@@ -90,14 +92,21 @@ impl PgStore {
             .test_on_check_out(true)
             .build_unchecked(manager);
         log::info!("store: PostgreSQL at {shown}, schema version {}", migrations::SCHEMA_VERSION);
-        Ok(PgStore { pool, config, shown, down: Mutex::new(None), closed: Arc::new(AtomicBool::new(false)) })
+        Ok(PgStore {
+            pool,
+            config,
+            shown,
+            down: Mutex::new(None),
+            closed: Arc::new(AtomicBool::new(false)),
+            me: Mutex::new(None),
+        })
     }
 
     /// Applies the migrations and returns, for `jobhost store migrate`.
     pub fn migrate(config: &Config) -> StoreResult<Migrated> {
         let shown = describe(config);
         let mut client = config.connect(NoTls).map_err(|e| {
-            StoreError::Unavailable(format!("cannot connect to PostgreSQL at {shown}: {}", words(&e)))
+            StoreError::Unusable(format!("cannot connect to PostgreSQL at {shown}: {}", words(&e)))
         })?;
         migrations::migrate(&mut client, &shown)
     }

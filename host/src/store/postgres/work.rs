@@ -9,13 +9,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::errors::db_error;
-use super::rows::{at, id_sql, jobs_from_rows, save_jobs, token_sql, JOB_COLUMNS};
+use super::rows::{at, id_sql, jobs_from_rows, save_jobs, token_sql, JOB_COLUMNS, JOB_COLUMN_COUNT};
 use super::store::PgStore;
 use crate::clock::{duration_micros, Micros, SystemClock};
-use crate::job::{AttemptToken, Job, JobId, Lease, Progress, WORKER_LOST_LEASE_EXPIRED};
+use crate::job::{
+    worker_lost_host_silent, AttemptToken, Job, JobId, Lease, Progress, WORKER_LOST_LEASE_EXPIRED,
+};
 use crate::store::error::StoreResult;
 use crate::store::traits::{Report, WorkStore};
-use crate::store::types::{ClaimFilter, Claimed, Finished, LeaseTerms};
+use crate::store::types::{ClaimFilter, Claimed, Finished, HostRecord, LeaseTerms};
+use crate::sync;
 
 impl PgStore {
     /// Locks the jobs `ids` (those that exist), by id.
@@ -36,16 +39,26 @@ impl PgStore {
         Ok(n as usize)
     }
 
-    fn requeue_expired(&self, now: Micros, reason: &str) -> StoreResult<Vec<JobId>> {
+    /// Requeues (or fails) up to 1,000 jobs whose lease expired. The error names the host
+    /// that held the job when that host has not beaten since the lease expired (it stopped
+    /// or lost the database), else the lease alone (its worker stopped renewing it).
+    fn requeue_expired(&self, now: Micros) -> StoreResult<Vec<JobId>> {
         self.transact(|tx| {
             // SKIP LOCKED: a job another host is finishing right now is not expired.
             let sql = format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'processing' AND lease_expires_at < $1 \
+                "SELECT {JOB_COLUMNS}, (SELECT h.name FROM hosts h WHERE h.name = jobs.lease_host \
+                 AND h.heartbeat_at < jobs.lease_expires_at) FROM jobs \
+                 WHERE status = 'processing' AND lease_expires_at < $1 \
                  ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED"
             );
-            let mut jobs = jobs_from_rows(&tx.query(&sql, &[&at(now)]).map_err(db_error)?)?;
-            for job in &mut jobs {
-                job.lose_worker(reason, now);
+            let rows = tx.query(&sql, &[&at(now)]).map_err(db_error)?;
+            let mut jobs = jobs_from_rows(&rows)?;
+            for (job, row) in jobs.iter_mut().zip(&rows) {
+                let silent: Option<String> = row.get(JOB_COLUMN_COUNT);
+                match silent {
+                    Some(host) => job.lose_worker(&worker_lost_host_silent(&host), now),
+                    None => job.lose_worker(WORKER_LOST_LEASE_EXPIRED, now),
+                }
             }
             save_jobs(tx, &jobs.iter().collect::<Vec<_>>())?;
             Ok(jobs.iter().map(|j| j.id).collect())
@@ -88,6 +101,7 @@ impl WorkStore for PgStore {
              AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR factory = $3) \
              ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED"
         );
+        let me = sync::lock(&self.me).clone();
         self.transact(|tx| {
             PgStore::promote(tx, now)?;
             let rows =
@@ -100,6 +114,11 @@ impl WorkStore for PgStore {
                 claimed.push(token);
             }
             save_jobs(tx, &jobs.iter().collect::<Vec<_>>())?;
+            if let (Some(me), false) = (me.as_deref(), jobs.is_empty()) {
+                let ids: Vec<i64> = jobs.iter().map(|j| id_sql(j.id)).collect();
+                tx.execute("UPDATE jobs SET lease_host = $1 WHERE id = ANY($2)", &[&me, &ids])
+                    .map_err(db_error)?;
+            }
             Ok(jobs.into_iter().zip(claimed).map(|(job, token)| Claimed { job, token }).collect())
         })
     }
@@ -183,7 +202,7 @@ impl WorkStore for PgStore {
     fn recover_expired(&self, now: Micros) -> StoreResult<Vec<JobId>> {
         let mut recovered = Vec::new();
         loop {
-            let batch = self.requeue_expired(now, WORKER_LOST_LEASE_EXPIRED)?;
+            let batch = self.requeue_expired(now)?;
             let done = batch.len() < 1000;
             recovered.extend(batch);
             if done {
@@ -213,5 +232,37 @@ impl WorkStore for PgStore {
 
     fn on_ready(&self, wake: Arc<dyn Fn(&str) + Send + Sync>) {
         super::listen::start(self, wake);
+    }
+
+    fn beat(&self, me: &HostRecord) -> StoreResult<()> {
+        *sync::lock(&self.me) = Some(me.name.clone());
+        self.run(|c| {
+            c.execute(
+                "INSERT INTO hosts (name, pid, version, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (name) DO UPDATE SET pid = EXCLUDED.pid, version = EXCLUDED.version, \
+                 started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at",
+                &[&me.name, &(me.pid as i32), &me.version, &at(me.started_at), &at(me.heartbeat_at)],
+            )
+            .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn hosts(&self) -> StoreResult<Vec<HostRecord>> {
+        self.run(|c| {
+            let rows = c
+                .query("SELECT name, pid, version, started_at, heartbeat_at FROM hosts ORDER BY name", &[])
+                .map_err(db_error)?;
+            Ok(rows
+                .iter()
+                .map(|r| HostRecord {
+                    name: r.get(0),
+                    pid: r.get::<_, i32>(1).max(0) as u32,
+                    version: r.get(2),
+                    started_at: r.get::<_, chrono::DateTime<chrono::Utc>>(3).timestamp_micros(),
+                    heartbeat_at: r.get::<_, chrono::DateTime<chrono::Utc>>(4).timestamp_micros(),
+                })
+                .collect())
+        })
     }
 }

@@ -1,0 +1,161 @@
+//! Several real `jobhost serve` processes on one PostgreSQL store: a job added on one host
+//! runs on another (woken by LISTEN/NOTIFY), hosts list each other, a host killed mid-job is
+//! named on the job another host recovers, and schema migrations run once however many
+//! start together. The store-level behaviours are in `stores` (run on both backends).
+
+use std::time::{Duration, Instant};
+
+use jobhost::store::{postgres::SCHEMA_VERSION, PgStore};
+use jobhost_tests::server::Server;
+use jobhost_tests::stores::Schema;
+use jobhost_tests::{plugin_dir, EXAMPLE_PLUGINS};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A server named `name` on the schema's store, with `config` lines in its config file.
+fn host(
+    dir: &TempDir,
+    plugins: &TempDir,
+    name: &str,
+    schema: &Schema,
+    config: &str,
+    extra: &[&str],
+) -> Server {
+    let file = dir.path().join(format!("{name}.toml"));
+    std::fs::write(&file, format!("host_name = \"{name}\"\n{config}\n")).unwrap();
+    let url = schema.url();
+    let mut args = vec!["--config", file.to_str().unwrap(), "--store-url", &url];
+    args.extend_from_slice(extra);
+    Server::start(&dir.path().join(format!("{name}-data")), plugins.path(), &args)
+}
+
+#[test]
+fn a_job_added_on_one_host_runs_on_another_and_the_hosts_list_each_other() {
+    let dir = TempDir::new().unwrap();
+    let schema = Schema::new();
+    // A takes submissions only (no queue runs there); B runs them.
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    // A poll interval far above the bound below: only a notification makes it.
+    let slow_poll = "poll_interval = \"10s\"\nlease = \"30s\"";
+    let a = host(&dir, &plugins, "host-a", &schema, slow_poll, &["--paused"]);
+    let b = host(&dir, &plugins, "host-b", &schema, slow_poll, &[]);
+    let mut slowest = Duration::ZERO;
+    for n in 0..20 {
+        let added = Instant::now();
+        let id = a.add("echo", json!({ "n": n }));
+        let job = a.wait_finished(&id, LONG);
+        slowest = slowest.max(added.elapsed());
+        assert_eq!((job["status"].as_str(), &job["result"]), (Some("completed"), &json!({ "n": n })));
+    }
+    // Well inside B's poll interval: the notification woke it.
+    assert!(slowest < Duration::from_millis(900), "slowest submit→completed {slowest:?}");
+    let hosts = a.get("/v1/hosts").body;
+    let names: Vec<&str> = hosts.as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["host-a", "host-b"]);
+    for h in hosts.as_array().unwrap() {
+        assert_eq!(h["alive"], true, "{h}");
+        assert_eq!(h["this"], h["name"] == "host-a", "{h}");
+        assert!(h["pid"].as_u64().unwrap() > 0);
+    }
+    // One queue's counts, whichever host answers.
+    let queued = |s: &Server| -> Value { s.get("/v1/queues").body };
+    assert_eq!(queued(&a)[0]["queued"], queued(&b)[0]["queued"]);
+    drop(b);
+}
+
+#[test]
+fn a_host_killed_mid_job_is_named_on_the_job_another_host_recovers() {
+    let dir = TempDir::new().unwrap();
+    let schema = Schema::new();
+    let lease = "lease = \"2s\"\npoll_interval = \"100ms\"";
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let mut a = host(&dir, &plugins, "doomed", &schema, lease, &[]);
+    let b = host(&dir, &plugins, "survivor", &schema, lease, &["--paused"]);
+    let id = a.add("sleep", json!(1.0));
+    a.wait_until(&id, LONG, |job| job["status"] == "processing");
+    a.signal(libc::SIGKILL);
+    assert_eq!(a.wait_exit(LONG), None);
+    // B's reaper finds the lease expired and the host silent.
+    let job = b.wait_until(&id, LONG, |job| job["status"] == "queued");
+    assert_eq!(job["attempts"], 1, "{job}");
+    let error = job["errors"][0].as_str().unwrap();
+    assert!(error.ends_with("worker lost: host doomed stopped heartbeating"), "{error}");
+    let hosts = b.get("/v1/hosts").body;
+    let doomed = hosts.as_array().unwrap().iter().find(|h| h["name"] == "doomed").unwrap().clone();
+    assert_eq!(doomed["alive"], false, "{hosts}");
+    b.post_empty("/v1/queues/default/start");
+    let job = b.wait_finished(&id, LONG);
+    assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("completed"), Some(2)));
+}
+
+#[test]
+fn hosts_starting_together_migrate_once_and_a_newer_schema_is_refused() {
+    let schema = Schema::new();
+    let migrated: Vec<(i32, i32)> = std::thread::scope(|s| {
+        let starts: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| PgStore::migrate(&schema.config()).map(|m| (m.from, m.to)).unwrap()))
+            .collect();
+        starts.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(migrated.iter().filter(|(from, _)| *from == 0).count(), 1, "{migrated:?}");
+    assert!(migrated.iter().all(|(_, to)| *to == SCHEMA_VERSION));
+    let mut client = schema.client();
+    let versions: i64 = client.query_one("SELECT count(*) FROM jobhost_schema", &[]).unwrap().get(0);
+    assert_eq!(versions, i64::from(SCHEMA_VERSION));
+
+    client
+        .execute("INSERT INTO jobhost_schema (version, applied_by) VALUES (999, 'the future')", &[])
+        .unwrap();
+    let refused = PgStore::open(schema.config()).err().expect("refused").to_string();
+    assert!(refused.contains("schema version 999, newer than this jobhost's"), "{refused}");
+    // The server says so in one line and exits.
+    let dir = TempDir::new().unwrap();
+    let out = jobhost_tests::jobhost([
+        "serve",
+        "--store-url",
+        &schema.url(),
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("newer than this jobhost's"), "{out:?}");
+    let migrate = jobhost_tests::jobhost(["store", "migrate", "--store-url", &schema.url()]);
+    assert_eq!(migrate.code, 3, "{migrate:?}");
+}
+
+#[test]
+fn a_bad_or_unreachable_store_url_is_one_line_without_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = TempDir::new().unwrap();
+    for (url, says) in [
+        (format!("postgres://jobhost:s3cret@127.0.0.1:{port}/db"), "Connection refused".to_owned()),
+        ("mysql://jobhost:s3cret@host/db".to_owned(), "a store URL starts with postgres://".to_owned()),
+    ] {
+        let out = jobhost_tests::jobhost([
+            "serve",
+            "--store-url",
+            &url,
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        assert_ne!(out.code, 0, "{out:?}");
+        assert!(out.stderr.contains(&says), "{out:?}");
+        assert!(!out.stderr.contains("s3cret"), "the password leaked: {out:?}");
+    }
+    // --check-config prints the URL without its password.
+    let out = jobhost_tests::jobhost([
+        "serve",
+        "--check-config",
+        "--store-url",
+        "postgres://jobhost:s3cret@db.example.com/jobs",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("postgres://jobhost@db.example.com:5432/jobs"), "{out:?}");
+    assert!(!out.stdout.contains("s3cret"), "{out:?}");
+}
