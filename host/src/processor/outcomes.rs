@@ -43,6 +43,40 @@ fn run(weak: &Weak<PoolState>) {
     }
 }
 
+/// The longest wait between two tries of a batch the store could not take.
+const RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `finish_batch`, tried again while the store is unavailable (a full disk, a database that
+/// restarts) and the pool is not stopping. Giving up would leave the jobs `processing` until
+/// their leases expired and run them again although they ended; a store back within the
+/// lease (renewed every third of it) takes the outcomes, and the jobs ran once.
+fn finish_while_unavailable(
+    state: &Arc<PoolState>,
+    reports: &[Report],
+    now: crate::clock::Micros,
+) -> crate::store::StoreResult<Vec<Finished>> {
+    let mut wait = std::time::Duration::from_millis(50);
+    let mut logged = false;
+    loop {
+        match state.shared.store.finish_batch(reports, now) {
+            Err(e) if e.is_unavailable() && !state.stopping.load(std::sync::atomic::Ordering::SeqCst) => {
+                if !logged {
+                    log::warn!("{} outcome(s) wait for the store, trying again: {e}", reports.len());
+                    logged = true;
+                }
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(RETRY_CAP);
+            }
+            result => {
+                if logged && result.is_ok() {
+                    log::info!("{} outcome(s) recorded after the store came back", reports.len());
+                }
+                return result;
+            }
+        }
+    }
+}
+
 /// Writes one batch: given-back attempts released, outcomes applied, each then logged, counted
 /// and announced.
 fn write(state: &Arc<PoolState>, batch: Vec<Record>) {
@@ -87,7 +121,7 @@ fn write(state: &Arc<PoolState>, batch: Vec<Record>) {
             Ending::GiveBack(_) => None,
         })
         .collect();
-    let finished = match shared.store.finish_batch(&reports, now) {
+    let finished = match finish_while_unavailable(state, &reports, now) {
         Ok(finished) => finished,
         Err(e) => {
             // The jobs stay `processing` until their leases expire; then they run again.

@@ -20,8 +20,10 @@ pub type Connection = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 /// Connections kept open to the database: enough for every worker thread's claims and
 /// outcomes, the API's requests and the maintenance loops without queueing behind each other.
 const POOL_SIZE: u32 = 16;
-/// How long a call waits for a connection before it fails as unavailable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call waits for a connection before it fails as unavailable. Also the longest
+/// pause between the pool's attempts to reconnect (it backs off up to this), so short: a
+/// database back after a restart is used again within about this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The PostgreSQL store. Any number of hosts on any number of machines may open the same
 /// database: every guarantee is the database's (row locks, unique indexes, transactions).
@@ -145,11 +147,15 @@ impl PgStore {
         let result = self.pool.get().map_err(|e| pool_error(e, &self.shown)).and_then(|mut c| f(&mut c));
         match &result {
             Err(e) if e.is_unavailable() => {
+                let why = match e {
+                    StoreError::Unavailable(why) => why.clone(),
+                    other => other.to_string(),
+                };
                 let mut down = sync::lock(&self.down);
                 if down.is_none() {
-                    log::error!("store: lost PostgreSQL at {}: {e}", self.shown);
+                    log::error!("store: lost PostgreSQL at {}: {why}", self.shown);
                 }
-                *down = Some(e.to_string());
+                *down = Some(why);
             }
             _ => {
                 let mut down = sync::lock(&self.down);
