@@ -43,6 +43,7 @@ conformance!(
     schedules_are_stored_updated_listed_and_removed,
     a_schedule_slot_fires_once_however_many_race_for_it,
     concurrent_claimers_never_take_the_same_job,
+    counts_stay_exact_while_hosts_add_claim_and_finish_at_once,
 );
 
 const LEASE: LeaseTerms = LeaseTerms { duration: Duration::from_secs(30) };
@@ -462,5 +463,48 @@ fn concurrent_claimers_never_take_the_same_job(store: &TestStore) {
     assert_eq!(unique, ids(&added).into_iter().collect::<BTreeSet<_>>());
     for id in unique {
         assert_eq!(store.get(id).unwrap().unwrap().attempts, 1);
+    }
+}
+
+fn counts_stay_exact_while_hosts_add_claim_and_finish_at_once(store: &TestStore) {
+    let t = now();
+    let hosts: Vec<Arc<dyn Store>> = (0..3)
+        .map(|_| if store.backend == Backend::Postgres { store.another_host() } else { store.store.clone() })
+        .collect();
+    std::thread::scope(|s| {
+        for (n, host) in hosts.iter().enumerate() {
+            s.spawn(move || {
+                for round in 0..20u32 {
+                    let queue = if round % 2 == 0 { DEFAULT_QUEUE } else { "other" };
+                    let news = (0..10).map(|i| NewJob { queue: queue.into(), ..new_job(i) }).collect();
+                    host.add_batch(news, t).unwrap();
+                    let filter = ClaimFilter { queue: Some(queue), factory: None };
+                    for claimed in host.claim_batch(&filter, t, LEASE, 4 + n).unwrap() {
+                        let outcome = if claimed.job.id.0 % 3 == 0 {
+                            Outcome::Failed { error: "x".into() }
+                        } else {
+                            completed()
+                        };
+                        host.finish(Report { id: claimed.job.id, token: claimed.token, outcome }, t).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let jobs = store.list(&ListFilter { limit: 10_000, ..ListFilter::default() }).unwrap();
+    assert_eq!(jobs.len(), 600);
+    let mut expected = std::collections::BTreeMap::new();
+    for job in &jobs {
+        *expected
+            .entry(job.queue.clone())
+            .or_insert_with(std::collections::BTreeMap::new)
+            .entry(job.status)
+            .or_insert(0u64) += 1;
+    }
+    assert_eq!(store.counts().unwrap(), expected);
+    // After a removal, too.
+    store.remove(&[Status::Completed], None).unwrap();
+    for counts in store.counts().unwrap().values() {
+        assert_eq!(counts.get(&Status::Completed), None);
     }
 }

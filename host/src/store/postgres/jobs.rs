@@ -44,6 +44,24 @@ fn unique_holder(client: &mut impl GenericClient, factory: &str, key: &str) -> S
     }
 }
 
+impl PgStore {
+    /// Replaces the `job_counts` rows this statement sees with one row per (queue, status):
+    /// their sum. Rows appended by transactions not yet committed are not seen and stay, so
+    /// the sums stay exact whatever runs meanwhile (two compactions at once included).
+    pub(super) fn compact_counts(&self) -> StoreResult<()> {
+        self.run(|c| {
+            c.execute(
+                "WITH gone AS (DELETE FROM job_counts RETURNING queue, status, n) \
+                 INSERT INTO job_counts (queue, status, n) \
+                 SELECT queue, status, sum(n) FROM gone GROUP BY queue, status HAVING sum(n) <> 0",
+                &[],
+            )
+            .map_err(db_error)?;
+            Ok(())
+        })
+    }
+}
+
 impl JobStore for PgStore {
     fn add(&self, new: NewJob, now: Micros) -> StoreResult<Added> {
         let unique = new.unique_key.clone();
@@ -187,9 +205,13 @@ impl JobStore for PgStore {
     }
 
     fn counts(&self) -> StoreResult<Counts> {
+        self.compact_counts()?;
         self.run(|c| {
             let rows = c
-                .query("SELECT queue, status, count(*) FROM jobs GROUP BY queue, status", &[])
+                .query(
+                    "SELECT queue, status, sum(n)::bigint FROM job_counts GROUP BY queue, status HAVING sum(n) <> 0",
+                    &[],
+                )
                 .map_err(db_error)?;
             let mut counts = Counts::new();
             for row in rows {

@@ -76,6 +76,40 @@ CREATE TABLE schedules (
 CREATE SEQUENCE schedules_id_seq OWNED BY schedules.id;
 CREATE INDEX schedules_due ON schedules (next_run_at, id) WHERE active AND next_run_at IS NOT NULL;
 
+-- Jobs per (queue, status), for /v1/queues and /metrics without a scan of `jobs`: every
+-- statement that changes jobs appends its net change, one row per (queue, status) it
+-- touched (appends never wait for each other, as updates of one counter row would); a
+-- compaction replaces the rows it sees with their sums (`PgStore::compact_counts`).
+CREATE TABLE job_counts (
+    queue text NOT NULL,
+    status text NOT NULL,
+    n bigint NOT NULL
+);
+CREATE FUNCTION jobhost_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_counts (queue, status, n) SELECT queue, status, count(*) FROM changed GROUP BY 1, 2;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION jobhost_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_counts (queue, status, n)
+    SELECT queue, status, sum(d) FROM (
+        SELECT queue, status, -1 AS d FROM before UNION ALL SELECT queue, status, 1 FROM changed
+    ) AS moves GROUP BY 1, 2 HAVING sum(d) <> 0;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION jobhost_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_counts (queue, status, n) SELECT queue, status, -count(*) FROM before GROUP BY 1, 2;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER jobs_counted_inserted AFTER INSERT ON jobs
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION jobhost_count_inserted();
+CREATE TRIGGER jobs_counted_updated AFTER UPDATE ON jobs
+    REFERENCING OLD TABLE AS before NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION jobhost_count_updated();
+CREATE TRIGGER jobs_counted_deleted AFTER DELETE ON jobs
+    REFERENCING OLD TABLE AS before FOR EACH STATEMENT EXECUTE FUNCTION jobhost_count_deleted();
+
 -- Every statement that leaves jobs queued and due tells the hosts listening, once per
 -- queue, in its own transaction (delivered at commit).
 CREATE FUNCTION jobhost_notify_ready() RETURNS trigger LANGUAGE plpgsql AS $$

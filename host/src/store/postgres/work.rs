@@ -200,6 +200,9 @@ impl WorkStore for PgStore {
     }
 
     fn recover_expired(&self, now: Micros) -> StoreResult<Vec<JobId>> {
+        // The reaper's pass (every half lease on every host) keeps `job_counts` short even
+        // when nobody asks for the counts.
+        self.compact_counts()?;
         let mut recovered = Vec::new();
         loop {
             let batch = self.requeue_expired(now)?;
