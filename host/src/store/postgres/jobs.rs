@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use postgres::GenericClient;
 
 use super::errors::{db_error, is_unique_violation};
 use super::rows::{
     at, id_sql, insert_jobs, job_from_row, jobs_from_rows, next_job_ids, save_jobs, JOB_COLUMNS,
 };
+use super::session::Sql;
 use super::store::PgStore;
 use crate::clock::Micros;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
@@ -25,7 +25,7 @@ const REMOVE_BATCH: i64 = 5_000;
 const PENDING: &str = "('scheduled', 'held', 'queued', 'processing')";
 
 /// The job `id`, locked for the rest of the transaction.
-pub(super) fn lock_job(client: &mut impl GenericClient, id: JobId) -> StoreResult<Job> {
+pub(super) fn lock_job(client: &mut impl Sql, id: JobId) -> StoreResult<Job> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE");
     match client.query_opt(&sql, &[&id_sql(id)]).map_err(db_error)? {
         Some(row) => job_from_row(&row),
@@ -34,7 +34,7 @@ pub(super) fn lock_job(client: &mut impl GenericClient, id: JobId) -> StoreResul
 }
 
 /// The pending job holding `key` for `factory`, if any.
-fn unique_holder(client: &mut impl GenericClient, factory: &str, key: &str) -> StoreResult<Option<Job>> {
+fn unique_holder(client: &mut impl Sql, factory: &str, key: &str) -> StoreResult<Option<Job>> {
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE factory = $1 AND unique_key = $2 AND status IN {PENDING}"
     );
@@ -70,11 +70,14 @@ impl JobStore for PgStore {
         // failure and the look-up; then the add is tried again.
         for _ in 0..10 {
             let attempt = new.clone();
-            let added = self.transact(|tx| {
-                let id = next_job_ids(tx, 1)?[0];
-                let job = Job::new(id, attempt, now);
-                match insert_jobs(tx, &[&job]) {
-                    Ok(_) => Ok(Some(job)),
+            // One statement, committed on its own: the id comes from the sequence in it.
+            let added = self.run(|c| {
+                let mut job = Job::new(JobId(0), attempt, now);
+                match insert_jobs(c, &[&job]) {
+                    Ok(ids) => {
+                        job.id = ids[0];
+                        Ok(Some(job))
+                    }
                     Err(e) if unique.is_some() && is_unique_violation(&e) => Ok(None),
                     Err(e) => Err(db_error(e)),
                 }
@@ -83,7 +86,7 @@ impl JobStore for PgStore {
                 return Ok(Added { job, existing: false });
             }
             let (factory, key) = (&new.factory, unique.as_deref().unwrap_or_default());
-            if let Some(holder) = self.run(|c| unique_holder(&mut **c, factory, key))? {
+            if let Some(holder) = self.run(|c| unique_holder(c, factory, key))? {
                 return Ok(Added { job: holder, existing: true });
             }
         }
@@ -110,7 +113,7 @@ impl JobStore for PgStore {
         self.transact(|tx| {
             let mut job = lock_job(tx, id)?;
             job.start(now)?;
-            save_jobs(tx, &[&job])?;
+            save_jobs(tx, &[&job], None)?;
             Ok(job)
         })
     }
@@ -119,7 +122,7 @@ impl JobStore for PgStore {
         self.transact(|tx| {
             let mut job = lock_job(tx, id)?;
             let effect = job.cancel(now)?;
-            save_jobs(tx, &[&job])?;
+            save_jobs(tx, &[&job], None)?;
             Ok(match effect {
                 CancelEffect::Now => Cancelled::Now(job),
                 CancelEffect::Requested => Cancelled::Requested(job),
@@ -138,7 +141,7 @@ impl JobStore for PgStore {
                     return Err(StoreError::KeyHeld { id, key: key.clone(), holder: holder.id });
                 }
             }
-            save_jobs(tx, &[&job])?;
+            save_jobs(tx, &[&job], None)?;
             Ok(job)
         })
     }

@@ -14,6 +14,7 @@ mod listen;
 mod migrations;
 mod rows;
 mod schedules;
+mod session;
 mod store;
 mod work;
 

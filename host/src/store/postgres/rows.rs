@@ -4,7 +4,9 @@
 //! whole by [`save_jobs`], so both stores share one state machine.
 
 use chrono::{DateTime, Utc};
-use postgres::{GenericClient, Row};
+use postgres::Row;
+
+use super::session::Sql;
 
 use super::errors::db_error;
 use crate::clock::{to_datetime, Micros};
@@ -165,7 +167,7 @@ impl Columns {
     }
 }
 
-/// The rows of `unnest` over [`Columns`], named as the table's columns.
+/// The rows of `unnest` over [`Columns`] (`$1` to `$22`), named as the table's columns.
 const UNNEST: &str = "unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], \
      $7::text[], $8::text[], $9::integer[], $10::integer[], $11::bigint[], $12::timestamptz[], \
      $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::float8[], $17::text[], \
@@ -176,15 +178,14 @@ const UNNEST: &str = "unnest($1::bigint[], $2::text[], $3::text[], $4::integer[]
 
 const ERRORS: &str = "ARRAY(SELECT jsonb_array_elements_text(u.errors::jsonb))";
 
-fn execute_with_columns(
-    client: &mut impl GenericClient,
+fn query_with_columns(
+    client: &mut impl Sql,
     sql: &str,
     jobs: &[&Job],
-) -> Result<u64, postgres::Error> {
+    extra: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<Vec<Row>, postgres::Error> {
     let c = Columns::of(jobs);
-    client.execute(
-        sql,
-        &[
+    let columns: [&(dyn postgres::types::ToSql + Sync); 22] = [
             &c.id,
             &c.factory,
             &c.queue,
@@ -207,28 +208,33 @@ fn execute_with_columns(
             &c.cancel_requested,
             &c.unique_key,
             &c.schedule_id,
-        ],
-    )
+        ];
+    let params: Vec<&(dyn postgres::types::ToSql + Sync)> = columns.iter().chain(extra).copied().collect();
+    client.query(sql, &params)
 }
 
-/// Inserts new jobs (their ids already taken from `jobs_id_seq`) in one statement. A
-/// unique-index violation comes back as the driver's error, for the caller to look for.
-pub fn insert_jobs(client: &mut impl GenericClient, jobs: &[&Job]) -> Result<u64, postgres::Error> {
+/// Inserts new jobs in one statement; a job with id 0 takes the next of `jobs_id_seq`.
+/// Returns the ids, in order. A unique-index violation comes back as the driver's error,
+/// for the caller to look for.
+pub fn insert_jobs(client: &mut impl Sql, jobs: &[&Job]) -> Result<Vec<JobId>, postgres::Error> {
     if jobs.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let sql = format!(
-        "INSERT INTO jobs ({JOB_COLUMNS}) SELECT u.id, u.factory, u.queue, u.priority, u.input, u.status, \
+        "INSERT INTO jobs ({JOB_COLUMNS}) SELECT CASE WHEN u.id = 0 THEN nextval('jobs_id_seq') ELSE u.id END, \
+         u.factory, u.queue, u.priority, u.input, u.status, \
          u.result, {ERRORS}, u.attempts, u.max_attempts, u.timeout_ms, u.created_at, u.started_at, \
          u.finished_at, u.run_at, u.progress_fraction, u.progress_message, u.lease_token, \
-         u.lease_expires_at, u.cancel_requested, u.unique_key, u.schedule_id FROM {UNNEST}"
+         u.lease_expires_at, u.cancel_requested, u.unique_key, u.schedule_id FROM {UNNEST} RETURNING id"
     );
-    execute_with_columns(client, &sql, jobs)
+    let rows = query_with_columns(client, &sql, jobs, &[])?;
+    Ok(rows.iter().map(|r| JobId(r.get::<_, i64>(0) as u64)).collect())
 }
 
 /// Writes changed jobs back whole, in one statement (the fields a job never changes after
-/// it is added are left alone).
-pub fn save_jobs(client: &mut impl GenericClient, jobs: &[&Job]) -> StoreResult<()> {
+/// it is added are left alone). A job left `processing` is marked as held by
+/// `lease_host` (when given; else it keeps its holder); any other has none.
+pub fn save_jobs(client: &mut impl Sql, jobs: &[&Job], lease_host: Option<&str>) -> StoreResult<()> {
     if jobs.is_empty() {
         return Ok(());
     }
@@ -239,14 +245,15 @@ pub fn save_jobs(client: &mut impl GenericClient, jobs: &[&Job]) -> StoreResult<
          run_at = u.run_at, progress_fraction = u.progress_fraction, \
          progress_message = u.progress_message, lease_token = u.lease_token, \
          lease_expires_at = u.lease_expires_at, cancel_requested = u.cancel_requested, \
-         unique_key = u.unique_key FROM {UNNEST} WHERE j.id = u.id"
+         unique_key = u.unique_key, lease_host = CASE WHEN u.status = 'processing' \
+         THEN coalesce($23::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id"
     );
-    execute_with_columns(client, &sql, jobs).map_err(db_error)?;
+    query_with_columns(client, &sql, jobs, &[&lease_host]).map_err(db_error)?;
     Ok(())
 }
 
 /// Takes `n` new job ids, in increasing order.
-pub fn next_job_ids(client: &mut impl GenericClient, n: usize) -> StoreResult<Vec<JobId>> {
+pub fn next_job_ids(client: &mut impl Sql, n: usize) -> StoreResult<Vec<JobId>> {
     let rows = client
         .query("SELECT nextval('jobs_id_seq') FROM generate_series(1, $1::bigint)", &[&(n as i64)])
         .map_err(db_error)?;
@@ -267,7 +274,7 @@ pub const SCHEDULE_COLUMNS: &str = "id, definition::text";
 
 /// Writes a schedule (insert or replace); its `active` and `next_run_at` columns, which the
 /// due index is on, come from the record.
-pub fn save_schedule(client: &mut impl GenericClient, schedule: &Schedule) -> StoreResult<()> {
+pub fn save_schedule(client: &mut impl Sql, schedule: &Schedule) -> StoreResult<()> {
     let definition = serde_json::to_string(schedule)
         .map_err(|e| StoreError::Database(format!("schedule {}: cannot encode: {e}", schedule.id)))?;
     client

@@ -3,16 +3,17 @@
 //! many hosts race for it, one makes the job and the others find it gone.
 
 use super::errors::db_error;
-use super::rows::{at, insert_jobs, next_job_ids, save_schedule, schedule_from_row, SCHEDULE_COLUMNS};
+use super::rows::{at, insert_jobs, save_schedule, schedule_from_row, SCHEDULE_COLUMNS};
+use super::session::{Sql, Tx};
 use super::store::PgStore;
 use crate::clock::Micros;
-use crate::job::{Job, NewJob, ScheduleId};
+use crate::job::{Job, JobId, NewJob, ScheduleId};
 use crate::schedule::Schedule;
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::ScheduleStore;
 use crate::store::types::Fired;
 
-fn lock_schedule(tx: &mut postgres::Transaction<'_>, id: ScheduleId) -> StoreResult<Option<Schedule>> {
+fn lock_schedule(tx: &mut Tx<'_>, id: ScheduleId) -> StoreResult<Option<Schedule>> {
     let sql = format!("SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1 FOR UPDATE");
     match tx.query_opt(&sql, &[&(id.0 as i64)]).map_err(db_error)? {
         Some(row) => Ok(Some(schedule_from_row(&row)?)),
@@ -106,8 +107,8 @@ impl ScheduleStore for PgStore {
             schedule.next_run_at = next;
             let job = match job {
                 Some(new) => {
-                    let job = Job::new(next_job_ids(tx, 1)?[0], new, now);
-                    insert_jobs(tx, &[&job]).map_err(db_error)?;
+                    let mut job = Job::new(JobId(0), new, now);
+                    job.id = insert_jobs(tx, &[&job]).map_err(db_error)?[0];
                     schedule.last_run_at = Some(now);
                     schedule.last_job_id = Some(job.id);
                     schedule.last_error = None;

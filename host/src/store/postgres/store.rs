@@ -7,15 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use postgres::{Config, NoTls};
-use r2d2_postgres::PostgresConnectionManager;
 
 use super::errors::{db_error, pool_error, words};
 use super::migrations::{self, Migrated};
 use crate::store::error::{StoreError, StoreResult};
 use crate::sync;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-pub type Connection = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+use super::session::{Conn, Manager, Tx};
+
+type Pool = r2d2::Pool<Manager>;
 
 /// Connections kept open to the database: enough for every worker thread's claims and
 /// outcomes, the API's requests and the maintenance loops without queueing behind each other.
@@ -84,7 +84,7 @@ impl PgStore {
         })?;
         migrations::migrate(&mut first, &shown)?;
         drop(first);
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let manager = Manager { config: config.clone() };
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -122,12 +122,20 @@ impl PgStore {
     ///
     /// The driver blocks on a runtime of its own, which tokio forbids on a thread that drives
     /// a runtime: a call made there (the scheduler and the supervisor are async tasks that
-    /// call the store directly, as its embedded sibling allows) runs on a thread of its own.
+    /// call the store directly, as its embedded sibling allows) leaves the runtime first
+    /// (`block_in_place`), or, on a single-threaded runtime, runs on a thread of its own.
     pub(super) fn run<T: Send>(
         &self,
-        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send,
+        f: impl FnOnce(&mut Conn) -> StoreResult<T> + Send,
     ) -> StoreResult<T> {
-        if tokio::runtime::Handle::try_current().is_ok() {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let flavor = Handle::try_current().map(|h| h.runtime_flavor());
+        if flavor.as_ref().is_ok_and(|f| *f == RuntimeFlavor::MultiThread) {
+            // On a worker thread, hands the worker's other tasks to another thread for the
+            // call's duration; on a blocking-pool thread, just runs it.
+            return tokio::task::block_in_place(|| self.run_here(f));
+        }
+        if flavor.is_ok() {
             return std::thread::scope(|scope| {
                 let handoff = std::thread::Builder::new().name("jobhost-pg-call".into());
                 match handoff.spawn_scoped(scope, || self.run_here(f)) {
@@ -143,7 +151,7 @@ impl PgStore {
         self.run_here(f)
     }
 
-    fn run_here<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
+    fn run_here<T>(&self, f: impl FnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
         let result = self.pool.get().map_err(|e| pool_error(e, &self.shown)).and_then(|mut c| f(&mut c));
         match &result {
             Err(e) if e.is_unavailable() => {
@@ -170,7 +178,7 @@ impl PgStore {
     /// Runs `f` in one transaction (committed if it returns `Ok`, rolled back otherwise).
     pub(super) fn transact<T: Send>(
         &self,
-        f: impl FnOnce(&mut postgres::Transaction<'_>) -> StoreResult<T> + Send,
+        f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T> + Send,
     ) -> StoreResult<T> {
         self.run(|client| {
             let mut tx = client.transaction().map_err(db_error)?;
@@ -186,7 +194,7 @@ impl PgStore {
 
     /// Whether the database answers now.
     pub(super) fn probe(&self) -> bool {
-        self.run(|c| c.simple_query("SELECT 1").map(|_| ()).map_err(db_error)).is_ok()
+        self.run(|c| c.simple("SELECT 1").map_err(db_error)).is_ok()
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::errors::db_error;
 use super::rows::{at, id_sql, jobs_from_rows, save_jobs, token_sql, JOB_COLUMNS, JOB_COLUMN_COUNT};
+use super::session::{Sql, Tx};
 use super::store::PgStore;
 use crate::clock::{duration_micros, Micros, SystemClock};
 use crate::job::{
@@ -22,14 +23,14 @@ use crate::sync;
 
 impl PgStore {
     /// Locks the jobs `ids` (those that exist), by id.
-    fn lock_jobs(tx: &mut postgres::Transaction<'_>, ids: &[i64]) -> StoreResult<HashMap<JobId, Job>> {
+    fn lock_jobs(tx: &mut Tx<'_>, ids: &[i64]) -> StoreResult<HashMap<JobId, Job>> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE");
         let rows = tx.query(&sql, &[&ids]).map_err(db_error)?;
         Ok(jobs_from_rows(&rows)?.into_iter().map(|j| (j.id, j)).collect())
     }
 
     /// Scheduled jobs whose time came become `queued` (the update's trigger tells the hosts).
-    fn promote(client: &mut impl postgres::GenericClient, now: Micros) -> StoreResult<usize> {
+    fn promote(client: &mut impl Sql, now: Micros) -> StoreResult<usize> {
         let n = client
             .execute(
                 "UPDATE jobs SET status = 'queued' WHERE status = 'scheduled' AND run_at <= $1",
@@ -60,7 +61,7 @@ impl PgStore {
                     None => job.lose_worker(WORKER_LOST_LEASE_EXPIRED, now),
                 }
             }
-            save_jobs(tx, &jobs.iter().collect::<Vec<_>>())?;
+            save_jobs(tx, &jobs.iter().collect::<Vec<_>>(), None)?;
             Ok(jobs.iter().map(|j| j.id).collect())
         })
     }
@@ -68,7 +69,7 @@ impl PgStore {
 
 impl WorkStore for PgStore {
     fn promote_due(&self, now: Micros) -> StoreResult<usize> {
-        self.run(|c| PgStore::promote(&mut **c, now))
+        self.run(|c| PgStore::promote(c, now))
     }
 
     fn next_due(&self) -> StoreResult<Option<Micros>> {
@@ -113,12 +114,7 @@ impl WorkStore for PgStore {
                 job.claim(Lease { token, expires_at }, now);
                 claimed.push(token);
             }
-            save_jobs(tx, &jobs.iter().collect::<Vec<_>>())?;
-            if let (Some(me), false) = (me.as_deref(), jobs.is_empty()) {
-                let ids: Vec<i64> = jobs.iter().map(|j| id_sql(j.id)).collect();
-                tx.execute("UPDATE jobs SET lease_host = $1 WHERE id = ANY($2)", &[&me, &ids])
-                    .map_err(db_error)?;
-            }
+            save_jobs(tx, &jobs.iter().collect::<Vec<_>>(), me.as_deref())?;
             Ok(jobs.into_iter().zip(claimed).map(|(job, token)| Claimed { job, token }).collect())
         })
     }
@@ -172,7 +168,7 @@ impl WorkStore for PgStore {
                 changed.push(report.id);
             }
             let changed: Vec<&Job> = changed.iter().filter_map(|id| jobs.get(id)).collect();
-            save_jobs(tx, &changed)?;
+            save_jobs(tx, &changed, None)?;
             Ok(finished)
         })
     }
@@ -194,7 +190,7 @@ impl WorkStore for PgStore {
                 changed.push(id);
             }
             let refs: Vec<&Job> = changed.iter().filter_map(|id| jobs.get(id)).collect();
-            save_jobs(tx, &refs)?;
+            save_jobs(tx, &refs, None)?;
             Ok(changed.len())
         })
     }
