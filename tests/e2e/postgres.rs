@@ -159,3 +159,21 @@ fn a_bad_or_unreachable_store_url_is_one_line_without_the_password() {
     assert!(out.stdout.contains("postgres://jobhost@db.example.com:5432/jobs"), "{out:?}");
     assert!(!out.stdout.contains("s3cret"), "{out:?}");
 }
+
+#[test]
+fn a_cancel_sent_to_any_host_stops_the_job_where_it_runs() {
+    let dir = TempDir::new().unwrap();
+    let schema = Schema::new();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let runner = host(&dir, &plugins, "runner", &schema, "", &[]);
+    let other = host(&dir, &plugins, "other", &schema, "", &["--paused"]);
+    let id = other.add("sleep", json!(60.0));
+    runner.wait_until(&id, LONG, |job| job["status"] == "processing");
+    let asked = Instant::now();
+    let answer = other.post_empty(&format!("/v1/jobs/{id}/cancel"));
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let job = other.wait_finished(&id, LONG);
+    assert_eq!(job["status"], "cancelled", "{job}");
+    // The sleep plugin looks at its flag every few milliseconds: the notice reached it.
+    assert!(asked.elapsed() < Duration::from_secs(10), "cancelled after {:?}", asked.elapsed());
+}

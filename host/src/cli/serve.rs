@@ -98,6 +98,11 @@ fn effective_config(args: &ServeArgs, allow_insecure_plugins: bool) -> Result<Co
     if let Some(role) = args.role {
         config.role = role;
     }
+    // The URL and the password file are checked here, so `--check-config` refuses what
+    // `serve` would.
+    if let Some(url) = &config.store.url {
+        url.connection(config.store.password_file.as_deref())?;
+    }
     if args.paused || !config.role.runs_workers() {
         // No queue starts by itself, not even one first named by a job after start.
         config.default_queue.autostart = false;

@@ -117,7 +117,7 @@ fn bodies(doc: &mut Value, served: &Served) {
         doc,
         "AddJobRequest",
         "unique_key",
-        json!({"type": ["string", "null"], "minLength": 1, "maxLength": MAX_UNIQUE_KEY_LEN}),
+        json!({"type": ["string", "null"], "minLength": 1, "maxLength": MAX_UNIQUE_KEY_LEN, "pattern": "^[^\\u0000]*$"}),
     );
     // Not both a delay and a time.
     refine(

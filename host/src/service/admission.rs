@@ -118,6 +118,10 @@ impl Host {
                     format!("must be 1 to {MAX_UNIQUE_KEY_LEN} characters long"),
                 ));
             }
+            // PostgreSQL's text cannot hold it: refused on every store alike.
+            if key.contains('\0') {
+                return Err(HostError::invalid("unique_key", "must not contain the NUL character"));
+            }
         }
         Ok(NewJob {
             factory: req.factory,

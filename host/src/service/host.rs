@@ -19,7 +19,7 @@ use crate::job::{Job, JobId, Status};
 use crate::metrics::{PluginGauges, QueueGauges};
 use crate::plugins::{Catalog, Registry};
 use crate::processor::{Plugins, Pool, ProcessorConfig, QueueInfo, RunError, Shared, Shutdown, WorkerStatus};
-use crate::store::{Cancelled, ClaimFilter, ListFilter, Store};
+use crate::store::{Cancelled, ClaimFilter, ListFilter, Notice, Store};
 use crate::sync;
 
 /// The job host: store, factories, clock, worker pool and scheduler state. Cheap to clone.
@@ -68,18 +68,36 @@ impl Host {
         let inner =
             HostInner { pool: Pool::new(shared.clone()), shared, schedules_changed: Notify::new(), me };
         let host = Host { inner: Arc::new(inner) };
-        // Jobs made ready by other hosts sharing the store wake this one's workers.
+        // Jobs made ready by other hosts sharing the store wake this one's workers; a cancel
+        // requested through another host reaches the job running here.
         let weak = Arc::downgrade(&host.inner);
-        host.inner.shared.store.on_ready(Arc::new(move |queue: &str| {
-            if let Some(inner) = weak.upgrade() {
-                if queue.is_empty() {
-                    inner.pool.wake_all();
-                } else {
-                    inner.pool.wake(queue);
-                }
+        host.inner.shared.store.on_notice(Arc::new(move |notice: Notice| {
+            let Some(inner) = weak.upgrade() else { return };
+            match notice {
+                Notice::Ready(Some(queue)) if crate::job::is_valid_name(&queue) => inner.pool.wake(&queue),
+                Notice::Ready(Some(_)) => {} // not a queue any host could have made
+                Notice::Ready(None) => inner.pool.wake_all(),
+                Notice::Cancel(id) => inner.pool.cancel_running(id),
             }
         }));
-        // Registered before it claims anything, so its claims carry its name.
+        // Registered before it claims anything, so its claims carry its name. A configured
+        // name a live host already uses would make the two indistinguishable.
+        if host.inner.shared.config.host_name.is_some() {
+            let me = &host.inner.me;
+            let taken =
+                host.inner.shared.store.hosts()?.into_iter().find(|h| h.name == me.name && h.pid != me.pid);
+            if let Some(other) = taken {
+                let lease = crate::clock::duration_micros(host.inner.shared.config.lease);
+                if other.heartbeat_at >= host.now().saturating_sub(lease) {
+                    return Err(HostError::Store(crate::store::StoreError::Unusable(format!(
+                        "host_name `{}` is in use by a live host (pid {}, last heartbeat {}): give each host a name of its own",
+                        me.name,
+                        other.pid,
+                        crate::clock::rfc3339(other.heartbeat_at)
+                    ))));
+                }
+            }
+        }
         host.beat()?;
         Ok(host)
     }
@@ -208,6 +226,13 @@ impl Host {
     }
 
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, HostError> {
+        // A name no job can have matches nothing (and never reaches a store that could
+        // choke on it, such as a NUL for PostgreSQL).
+        let impossible =
+            |name: &Option<String>| name.as_deref().is_some_and(|n| !crate::job::is_valid_name(n));
+        if impossible(&filter.factory) || impossible(&filter.queue) {
+            return Ok(Vec::new());
+        }
         Ok(self.inner.shared.store.list(filter)?)
     }
 
@@ -262,7 +287,11 @@ impl Host {
     /// Graceful stop: queues stop claiming, running jobs get up to `timeout`, the rest are
     /// released uncounted, the store is flushed.
     pub async fn shutdown(&self, timeout: Duration) -> Result<Shutdown, HostError> {
-        Ok(self.inner.pool.shutdown(timeout).await?)
+        let stopped = self.inner.pool.shutdown(timeout).await?;
+        if let Err(e) = self.inner.shared.store.leave(&self.inner.me.name) {
+            log::warn!("cannot take this host off the store's list of hosts: {e}");
+        }
+        Ok(stopped)
     }
 
     /// Writes everything to disk (the end of `run-once`).

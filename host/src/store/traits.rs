@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::error::StoreResult;
 use super::types::{
     Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, HostRecord, LeaseTerms,
-    ListFilter,
+    ListFilter, Notice,
 };
 use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, NewJob, Outcome, Progress, ScheduleId, Status};
@@ -138,11 +138,11 @@ pub trait WorkStore: Send + Sync + 'static {
     /// host calls this every second while [`unwritable`](Self::unwritable) says why not.
     fn heal(&self) -> StoreResult<bool>;
 
-    /// Has `wake(queue)` called whenever jobs become ready in a queue through another
-    /// process sharing the store (`""`: any queue may have). A store only this process can
-    /// open has nothing to tell: the host wakes its own workers as it adds jobs.
-    fn on_ready(&self, wake: std::sync::Arc<dyn Fn(&str) + Send + Sync>) {
-        let _ = wake;
+    /// Has `tell` called with what other processes sharing the store do that this one must
+    /// act on: jobs made ready, cancels requested. A store only this process can open has
+    /// nothing to tell: the host acts on its own changes as it makes them.
+    fn on_notice(&self, tell: std::sync::Arc<dyn Fn(Notice) + Send + Sync>) {
+        let _ = tell;
     }
 
     /// Records that host `me` is alive (registering it the first time); from then on its
@@ -150,6 +150,12 @@ pub trait WorkStore: Send + Sync + 'static {
     /// it left. A store only one process opens keeps nothing.
     fn beat(&self, me: &HostRecord) -> StoreResult<()> {
         let _ = me;
+        Ok(())
+    }
+
+    /// Host `name` stopped cleanly: it leaves the list.
+    fn leave(&self, name: &str) -> StoreResult<()> {
+        let _ = name;
         Ok(())
     }
 

@@ -77,6 +77,15 @@ pub struct LeaseTerms {
 /// Jobs per queue and status.
 pub type Counts = std::collections::BTreeMap<String, std::collections::BTreeMap<Status, u64>>;
 
+/// What another process sharing the store tells this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Jobs became ready in this queue (`None`: maybe in any, e.g. after a reconnect).
+    Ready(Option<String>),
+    /// A cancel was requested for this running job.
+    Cancel(JobId),
+}
+
 /// A host process using the store, as it last told the store it was alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostRecord {

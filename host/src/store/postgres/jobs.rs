@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-
 use super::errors::{db_error, is_unique_violation};
 use super::rows::{
     at, id_sql, insert_jobs, job_from_row, jobs_from_rows, next_job_ids, save_jobs, JOB_COLUMNS,
@@ -64,6 +63,7 @@ impl PgStore {
 
 impl JobStore for PgStore {
     fn add(&self, new: NewJob, now: Micros) -> StoreResult<Added> {
+        let now = self.db_now(now);
         let unique = new.unique_key.clone();
         // With a unique key, the index decides between concurrent adds on any host: the
         // loser's insert fails and it returns the winner. The holder can finish between that
@@ -97,6 +97,7 @@ impl JobStore for PgStore {
     }
 
     fn add_batch(&self, news: Vec<NewJob>, now: Micros) -> StoreResult<Vec<Job>> {
+        let now = self.db_now(now);
         if news.is_empty() {
             return Ok(Vec::new());
         }
@@ -110,6 +111,7 @@ impl JobStore for PgStore {
     }
 
     fn start(&self, id: JobId, now: Micros) -> StoreResult<Job> {
+        let now = self.db_now(now);
         self.transact(|tx| {
             let mut job = lock_job(tx, id)?;
             job.start(now)?;
@@ -119,6 +121,7 @@ impl JobStore for PgStore {
     }
 
     fn cancel(&self, id: JobId, now: Micros) -> StoreResult<Cancelled> {
+        let now = self.db_now(now);
         self.transact(|tx| {
             let mut job = lock_job(tx, id)?;
             let effect = job.cancel(now)?;
@@ -131,6 +134,7 @@ impl JobStore for PgStore {
     }
 
     fn retry(&self, id: JobId, max_attempts: Option<u32>, now: Micros) -> StoreResult<Job> {
+        let now = self.db_now(now);
         self.transact(|tx| {
             let mut job = lock_job(tx, id)?;
             job.retry(max_attempts, now)?;
@@ -155,6 +159,10 @@ impl JobStore for PgStore {
     }
 
     fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>> {
+        // Ids are `bigint` here: past its range no job follows.
+        if filter.after.is_some_and(|a| a.0 > i64::MAX as u64) {
+            return Ok(Vec::new());
+        }
         let after = filter.after.map_or(0, id_sql);
         let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
         let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);

@@ -15,7 +15,7 @@ const MIGRATION_LOCK: i64 = 0x6a6f_6268_6f73_7401;
 
 /// Migration `n` is `MIGRATIONS[n - 1]`. Never edit one that has shipped: append.
 const MIGRATIONS: &[&str] = &[
-    // 1: jobs, hosts, schedules, and the wake-up trigger.
+    // 1: jobs, schedules, and the wake-up trigger.
     r#"
 CREATE TABLE jobs (
     id bigint PRIMARY KEY,
@@ -40,9 +40,7 @@ CREATE TABLE jobs (
     lease_expires_at timestamptz,
     cancel_requested boolean NOT NULL DEFAULT false,
     unique_key text,
-    schedule_id bigint,
-    -- The host holding the lease (see `hosts`), while the job is processing.
-    lease_host text
+    schedule_id bigint
 );
 CREATE SEQUENCE jobs_id_seq OWNED BY jobs.id;
 -- Claims: the first queued jobs of a queue by priority, then run time, then id.
@@ -58,15 +56,6 @@ CREATE INDEX jobs_by_status ON jobs (status, id);
 CREATE INDEX jobs_by_queue ON jobs (queue, id);
 CREATE INDEX jobs_by_factory ON jobs (factory, id);
 
--- The hosts using the store, each as it last said it was alive.
-CREATE TABLE hosts (
-    name text PRIMARY KEY,
-    pid integer NOT NULL,
-    version text NOT NULL,
-    started_at timestamptz NOT NULL,
-    heartbeat_at timestamptz NOT NULL
-);
-
 CREATE TABLE schedules (
     id bigint PRIMARY KEY,
     active boolean NOT NULL,
@@ -75,40 +64,6 @@ CREATE TABLE schedules (
 );
 CREATE SEQUENCE schedules_id_seq OWNED BY schedules.id;
 CREATE INDEX schedules_due ON schedules (next_run_at, id) WHERE active AND next_run_at IS NOT NULL;
-
--- Jobs per (queue, status), for /v1/queues and /metrics without a scan of `jobs`: every
--- statement that changes jobs appends its net change, one row per (queue, status) it
--- touched (appends never wait for each other, as updates of one counter row would); a
--- compaction replaces the rows it sees with their sums (`PgStore::compact_counts`).
-CREATE TABLE job_counts (
-    queue text NOT NULL,
-    status text NOT NULL,
-    n bigint NOT NULL
-);
-CREATE FUNCTION jobhost_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO job_counts (queue, status, n) SELECT queue, status, count(*) FROM changed GROUP BY 1, 2;
-    RETURN NULL;
-END $$;
-CREATE FUNCTION jobhost_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO job_counts (queue, status, n)
-    SELECT queue, status, sum(d) FROM (
-        SELECT queue, status, -1 AS d FROM before UNION ALL SELECT queue, status, 1 FROM changed
-    ) AS moves GROUP BY 1, 2 HAVING sum(d) <> 0;
-    RETURN NULL;
-END $$;
-CREATE FUNCTION jobhost_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO job_counts (queue, status, n) SELECT queue, status, -count(*) FROM before GROUP BY 1, 2;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER jobs_counted_inserted AFTER INSERT ON jobs
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION jobhost_count_inserted();
-CREATE TRIGGER jobs_counted_updated AFTER UPDATE ON jobs
-    REFERENCING OLD TABLE AS before NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION jobhost_count_updated();
-CREATE TRIGGER jobs_counted_deleted AFTER DELETE ON jobs
-    REFERENCING OLD TABLE AS before FOR EACH STATEMENT EXECUTE FUNCTION jobhost_count_deleted();
 
 -- Every statement that leaves jobs queued and due tells the hosts listening, once per
 -- queue, in its own transaction (delivered at commit).
@@ -122,6 +77,79 @@ CREATE TRIGGER jobs_inserted_ready AFTER INSERT ON jobs
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION jobhost_notify_ready();
 CREATE TRIGGER jobs_updated_ready AFTER UPDATE ON jobs
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION jobhost_notify_ready();
+"#,
+    // 2: the hosts, and the host holding each running job. (`IF NOT EXISTS`: development
+    // builds created them in migration 1.)
+    r#"
+CREATE TABLE IF NOT EXISTS hosts (
+    name text PRIMARY KEY,
+    pid integer NOT NULL,
+    version text NOT NULL,
+    started_at timestamptz NOT NULL,
+    heartbeat_at timestamptz NOT NULL
+);
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_host text;
+"#,
+    // 3: jobs per (queue, status) without a scan: every statement that changes jobs appends
+    // its net change, one row per (queue, status) it touched (appends never wait for each
+    // other, as updates of one counter row would); a compaction replaces the rows it sees
+    // with their sums (`PgStore::compact_counts`). Counted afresh from `jobs` here.
+    r#"
+CREATE TABLE IF NOT EXISTS job_counts (
+    queue text NOT NULL,
+    status text NOT NULL,
+    n bigint NOT NULL
+);
+CREATE OR REPLACE FUNCTION jobhost_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_counts (queue, status, n) SELECT queue, status, count(*) FROM changed GROUP BY 1, 2;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION jobhost_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_counts (queue, status, n)
+    SELECT queue, status, sum(d) FROM (
+        SELECT queue, status, -1 AS d FROM before UNION ALL SELECT queue, status, 1 FROM changed
+    ) AS moves GROUP BY 1, 2 HAVING sum(d) <> 0;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION jobhost_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_counts (queue, status, n) SELECT queue, status, -count(*) FROM before GROUP BY 1, 2;
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS jobs_counted_inserted ON jobs;
+DROP TRIGGER IF EXISTS jobs_counted_updated ON jobs;
+DROP TRIGGER IF EXISTS jobs_counted_deleted ON jobs;
+CREATE TRIGGER jobs_counted_inserted AFTER INSERT ON jobs
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION jobhost_count_inserted();
+CREATE TRIGGER jobs_counted_updated AFTER UPDATE ON jobs
+    REFERENCING OLD TABLE AS before NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION jobhost_count_updated();
+CREATE TRIGGER jobs_counted_deleted AFTER DELETE ON jobs
+    REFERENCING OLD TABLE AS before FOR EACH STATEMENT EXECUTE FUNCTION jobhost_count_deleted();
+LOCK TABLE jobs IN SHARE MODE;
+DELETE FROM job_counts;
+INSERT INTO job_counts (queue, status, n) SELECT queue, status, count(*) FROM jobs GROUP BY 1, 2;
+"#,
+    // 4: notifications carry the schema (`schema|queue`, `schema|job id`), so hosts on other
+    // schemas of the database ignore them; a cancel requested for a running job is told to
+    // the host running it.
+    r#"
+CREATE OR REPLACE FUNCTION jobhost_notify_ready() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('jobhost_ready', current_schema() || '|' || queue)
+    FROM (SELECT DISTINCT queue FROM changed WHERE status = 'queued' AND run_at <= now()) AS q;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION jobhost_notify_cancel() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('jobhost_cancel', current_schema() || '|' || c.id)
+    FROM changed c JOIN before b ON b.id = c.id
+    WHERE c.cancel_requested AND NOT b.cancel_requested AND c.status = 'processing';
+    RETURN NULL;
+END $$;
+CREATE TRIGGER jobs_cancel_requested AFTER UPDATE ON jobs
+    REFERENCING OLD TABLE AS before NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION jobhost_notify_cancel();
 "#,
 ];
 
@@ -146,15 +174,20 @@ pub fn migrate(client: &mut Client, shown: &str) -> StoreResult<Migrated> {
 }
 
 fn migrate_locked(client: &mut Client, shown: &str) -> StoreResult<Migrated> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS jobhost_schema (
-                version integer PRIMARY KEY,
-                applied_at timestamptz NOT NULL DEFAULT now(),
-                applied_by text NOT NULL
-            )",
-        )
-        .map_err(db_error)?;
+    // Looked up first: `CREATE TABLE IF NOT EXISTS` would log the server's notice at every start.
+    let exists: Option<String> =
+        client.query_one("SELECT to_regclass('jobhost_schema')::text", &[]).map_err(db_error)?.get(0);
+    if exists.is_none() {
+        client
+            .batch_execute(
+                "CREATE TABLE jobhost_schema (
+                    version integer PRIMARY KEY,
+                    applied_at timestamptz NOT NULL DEFAULT now(),
+                    applied_by text NOT NULL
+                )",
+            )
+            .map_err(db_error)?;
+    }
     let from = current_version(client)?;
     if from > SCHEMA_VERSION {
         return Err(StoreError::Unusable(format!(

@@ -84,6 +84,11 @@ pub fn jobs_from_rows(rows: &[Row]) -> StoreResult<Vec<Job>> {
     rows.iter().map(job_from_row).collect()
 }
 
+/// `text` as PostgreSQL can store it: a NUL character (which it cannot) becomes U+FFFD.
+pub fn without_nul(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
 /// The columns of many jobs, one array per column (written with `unnest`, one statement
 /// for any number of jobs).
 struct Columns {
@@ -147,7 +152,10 @@ impl Columns {
             c.input.push(job.input.clone());
             c.status.push(job.status.as_str());
             c.result.push(job.result.clone());
-            c.errors.push(serde_json::to_string(&job.errors).unwrap_or_else(|_| "[]".into()));
+            // JSON escapes a NUL in an error message as `\u0000`, which PostgreSQL's jsonb
+            // refuses: a plugin's message carries the replacement character instead.
+            let errors: Vec<String> = job.errors.iter().map(|e| without_nul(e)).collect();
+            c.errors.push(serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into()));
             c.attempts.push(i32::try_from(job.attempts).unwrap_or(i32::MAX));
             c.max_attempts.push(i32::try_from(job.max_attempts).unwrap_or(i32::MAX));
             c.timeout_ms.push(job.timeout_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)));
@@ -156,7 +164,7 @@ impl Columns {
             c.finished_at.push(job.finished_at.map(at));
             c.run_at.push(at(job.run_at));
             c.progress_fraction.push(job.progress.as_ref().map(|p| p.fraction));
-            c.progress_message.push(job.progress.as_ref().map(|p| p.message.clone()));
+            c.progress_message.push(job.progress.as_ref().map(|p| without_nul(&p.message)));
             c.lease_token.push(job.lease.map(|l| token_sql(l.token)));
             c.lease_expires_at.push(job.lease.map(|l| at(l.expires_at)));
             c.cancel_requested.push(job.cancel_requested);
@@ -186,29 +194,29 @@ fn query_with_columns(
 ) -> Result<Vec<Row>, postgres::Error> {
     let c = Columns::of(jobs);
     let columns: [&(dyn postgres::types::ToSql + Sync); 22] = [
-            &c.id,
-            &c.factory,
-            &c.queue,
-            &c.priority,
-            &c.input,
-            &c.status,
-            &c.result,
-            &c.errors,
-            &c.attempts,
-            &c.max_attempts,
-            &c.timeout_ms,
-            &c.created_at,
-            &c.started_at,
-            &c.finished_at,
-            &c.run_at,
-            &c.progress_fraction,
-            &c.progress_message,
-            &c.lease_token,
-            &c.lease_expires_at,
-            &c.cancel_requested,
-            &c.unique_key,
-            &c.schedule_id,
-        ];
+        &c.id,
+        &c.factory,
+        &c.queue,
+        &c.priority,
+        &c.input,
+        &c.status,
+        &c.result,
+        &c.errors,
+        &c.attempts,
+        &c.max_attempts,
+        &c.timeout_ms,
+        &c.created_at,
+        &c.started_at,
+        &c.finished_at,
+        &c.run_at,
+        &c.progress_fraction,
+        &c.progress_message,
+        &c.lease_token,
+        &c.lease_expires_at,
+        &c.cancel_requested,
+        &c.unique_key,
+        &c.schedule_id,
+    ];
     let params: Vec<&(dyn postgres::types::ToSql + Sync)> = columns.iter().chain(extra).copied().collect();
     client.query(sql, &params)
 }

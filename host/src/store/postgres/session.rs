@@ -42,13 +42,18 @@ pub trait Sql {
         }
     }
 
-    fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, postgres::Error> {
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
         let mut rows = self.query(sql, params)?;
         Ok(if rows.is_empty() { None } else { Some(rows.remove(0)) })
     }
 
     /// `query_one` through the driver, for its error when there is not exactly one row.
-    fn client_query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, postgres::Error>;
+    fn client_query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)])
+        -> Result<Row, postgres::Error>;
 }
 
 impl Conn {
@@ -73,7 +78,11 @@ impl Sql for Conn {
         self.client.execute(&statement, params)
     }
 
-    fn client_query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, postgres::Error> {
+    fn client_query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
         let statement = prepare(&mut self.prepared, &mut self.client, sql)?;
         self.client.query_one(&statement, params)
     }
@@ -102,7 +111,11 @@ impl Sql for Tx<'_> {
         self.tx.execute(&statement, params)
     }
 
-    fn client_query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, postgres::Error> {
+    fn client_query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
         let statement = prepare(self.prepared, &mut self.tx, sql)?;
         self.tx.query_one(&statement, params)
     }

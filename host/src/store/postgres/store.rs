@@ -2,7 +2,7 @@
 //! host polls, and `run`, which every call goes through so that a lost database is noticed
 //! and its return logged once each.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,10 +10,11 @@ use postgres::{Config, NoTls};
 
 use super::errors::{db_error, pool_error, words};
 use super::migrations::{self, Migrated};
+use crate::clock::{Micros, SystemClock};
 use crate::store::error::{StoreError, StoreResult};
 use crate::sync;
 
-use super::session::{Conn, Manager, Tx};
+use super::session::{Conn, Manager, Sql, Tx};
 
 type Pool = r2d2::Pool<Manager>;
 
@@ -38,6 +39,8 @@ pub struct PgStore {
     pub(super) closed: Arc<AtomicBool>,
     /// This host's name once it has beaten: its claims carry it.
     pub(super) me: Mutex<Option<String>>,
+    /// The database's clock minus this host's, µs (measured at open and at every beat).
+    offset: AtomicI64,
 }
 
 /// `postgres://user@host:port/db`, without the password, whatever the URL held.
@@ -101,7 +104,9 @@ impl PgStore {
             down: Mutex::new(None),
             closed: Arc::new(AtomicBool::new(false)),
             me: Mutex::new(None),
+            offset: AtomicI64::new(0),
         })
+        .inspect(|store| store.measure_clock())
     }
 
     /// Applies the migrations and returns, for `jobhost store migrate`.
@@ -111,6 +116,47 @@ impl PgStore {
             StoreError::Unusable(format!("cannot connect to PostgreSQL at {shown}: {}", words(&e)))
         })?;
         migrations::migrate(&mut client, &shown)
+    }
+
+    /// `now` on this host's clock as the database's clock reads it. Every time the store
+    /// writes or compares for jobs (leases above all) is on the database's clock, so hosts
+    /// whose clocks disagree still agree on when a lease expires.
+    pub(super) fn db_now(&self, now: Micros) -> Micros {
+        now.saturating_add(self.offset.load(Ordering::Relaxed))
+    }
+
+    /// A time on the database's clock, on this host's.
+    pub(super) fn host_time(&self, at: Micros) -> Micros {
+        at.saturating_sub(self.offset.load(Ordering::Relaxed))
+    }
+
+    /// Measures how far the database's clock is from this host's (half a round trip's
+    /// error at most), warning when it is more than a second.
+    pub(super) fn measure_clock(&self) {
+        let before = SystemClock.now_micros();
+        let read = self.run(|c| {
+            let row = c
+                .query_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint", &[])
+                .map_err(db_error)?;
+            Ok(row.get::<_, i64>(0))
+        });
+        let after = SystemClock.now_micros();
+        let Ok(db) = read else { return };
+        // Below a quarter second the difference is the measurement's own noise (half a round
+        // trip) and harmless to leases of seconds: times then stay exactly the host's.
+        let offset = match db - (before + (after - before) / 2) {
+            small if small.abs() < 250_000 => 0,
+            offset => offset,
+        };
+        let previous = self.offset.swap(offset, Ordering::Relaxed);
+        if offset.abs() > 1_000_000 && (previous - offset).abs() > 500_000 {
+            log::warn!(
+                "store: this host's clock is {:.1} s {} the database's at {}; job times and leases follow the database's",
+                offset.abs() as f64 / 1e6,
+                if offset > 0 { "behind" } else { "ahead of" },
+                self.shown
+            );
+        }
     }
 
     /// The database as logs name it.
@@ -124,10 +170,7 @@ impl PgStore {
     /// a runtime: a call made there (the scheduler and the supervisor are async tasks that
     /// call the store directly, as its embedded sibling allows) leaves the runtime first
     /// (`block_in_place`), or, on a single-threaded runtime, runs on a thread of its own.
-    pub(super) fn run<T: Send>(
-        &self,
-        f: impl FnOnce(&mut Conn) -> StoreResult<T> + Send,
-    ) -> StoreResult<T> {
+    pub(super) fn run<T: Send>(&self, f: impl FnOnce(&mut Conn) -> StoreResult<T> + Send) -> StoreResult<T> {
         use tokio::runtime::{Handle, RuntimeFlavor};
         let flavor = Handle::try_current().map(|h| h.runtime_flavor());
         if flavor.as_ref().is_ok_and(|f| *f == RuntimeFlavor::MultiThread) {

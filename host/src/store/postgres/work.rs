@@ -18,7 +18,7 @@ use crate::job::{
 };
 use crate::store::error::StoreResult;
 use crate::store::traits::{Report, WorkStore};
-use crate::store::types::{ClaimFilter, Claimed, Finished, HostRecord, LeaseTerms};
+use crate::store::types::{ClaimFilter, Claimed, Finished, HostRecord, LeaseTerms, Notice};
 use crate::sync;
 
 impl PgStore {
@@ -69,13 +69,14 @@ impl PgStore {
 
 impl WorkStore for PgStore {
     fn promote_due(&self, now: Micros) -> StoreResult<usize> {
+        let now = self.db_now(now);
         self.run(|c| PgStore::promote(c, now))
     }
 
     fn next_due(&self) -> StoreResult<Option<Micros>> {
         // Retry waits are `queued` with a later run time; the earliest of those still ahead,
         // or of the scheduled jobs.
-        let now = at(SystemClock.now_micros());
+        let now = at(self.db_now(SystemClock.now_micros()));
         self.run(|c| {
             let row = c
                 .query_one(
@@ -84,7 +85,9 @@ impl WorkStore for PgStore {
                     &[&now],
                 )
                 .map_err(db_error)?;
-            Ok(row.get::<_, Option<chrono::DateTime<chrono::Utc>>>(0).map(|t| t.timestamp_micros()))
+            Ok(row
+                .get::<_, Option<chrono::DateTime<chrono::Utc>>>(0)
+                .map(|t| self.host_time(t.timestamp_micros())))
         })
     }
 
@@ -95,6 +98,7 @@ impl WorkStore for PgStore {
         lease: LeaseTerms,
         max: usize,
     ) -> StoreResult<Vec<Claimed>> {
+        let now = self.db_now(now);
         let expires_at = now.saturating_add(duration_micros(lease.duration));
         let limit = max.max(1) as i64;
         let sql = format!(
@@ -120,6 +124,7 @@ impl WorkStore for PgStore {
     }
 
     fn heartbeat(&self, id: JobId, token: AttemptToken, now: Micros, lease: LeaseTerms) -> StoreResult<bool> {
+        let now = self.db_now(now);
         let expires_at = at(now.saturating_add(duration_micros(lease.duration)));
         self.run(|c| {
             let n = c
@@ -138,7 +143,12 @@ impl WorkStore for PgStore {
             c.execute(
                 "UPDATE jobs SET progress_fraction = $3, progress_message = $4 WHERE id = $1 \
                  AND lease_token = $2 AND status = 'processing'",
-                &[&id_sql(id), &token_sql(token), &progress.fraction, &progress.message],
+                &[
+                    &id_sql(id),
+                    &token_sql(token),
+                    &progress.fraction,
+                    &super::rows::without_nul(&progress.message),
+                ],
             )
             .map_err(db_error)?;
             Ok(())
@@ -146,6 +156,7 @@ impl WorkStore for PgStore {
     }
 
     fn finish_batch(&self, reports: &[Report], now: Micros) -> StoreResult<Vec<Finished>> {
+        let now = self.db_now(now);
         if reports.is_empty() {
             return Ok(Vec::new());
         }
@@ -174,6 +185,7 @@ impl WorkStore for PgStore {
     }
 
     fn release_batch(&self, released: &[(JobId, AttemptToken)], now: Micros) -> StoreResult<usize> {
+        let now = self.db_now(now);
         if released.is_empty() {
             return Ok(0);
         }
@@ -196,6 +208,7 @@ impl WorkStore for PgStore {
     }
 
     fn recover_expired(&self, now: Micros) -> StoreResult<Vec<JobId>> {
+        let now = self.db_now(now);
         // The reaper's pass (every half lease on every host) keeps `job_counts` short even
         // when nobody asks for the counts.
         self.compact_counts()?;
@@ -229,12 +242,18 @@ impl WorkStore for PgStore {
         Ok(self.probe())
     }
 
-    fn on_ready(&self, wake: Arc<dyn Fn(&str) + Send + Sync>) {
-        super::listen::start(self, wake);
+    fn on_notice(&self, tell: Arc<dyn Fn(Notice) + Send + Sync>) {
+        super::listen::start(self, tell);
     }
 
     fn beat(&self, me: &HostRecord) -> StoreResult<()> {
         *sync::lock(&self.me) = Some(me.name.clone());
+        self.measure_clock();
+        let me = &HostRecord {
+            started_at: self.db_now(me.started_at),
+            heartbeat_at: self.db_now(me.heartbeat_at),
+            ..me.clone()
+        };
         self.run(|c| {
             c.execute(
                 "INSERT INTO hosts (name, pid, version, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5) \
@@ -243,6 +262,17 @@ impl WorkStore for PgStore {
                 &[&me.name, &(me.pid as i32), &me.version, &at(me.started_at), &at(me.heartbeat_at)],
             )
             .map_err(db_error)?;
+            // Hosts silent for a day are gone for good (a crash, a machine replaced): the
+            // list keeps the recent past, not every process that ever ran.
+            let day_ago = at(me.heartbeat_at.saturating_sub(86_400_000_000));
+            c.execute("DELETE FROM hosts WHERE heartbeat_at < $1", &[&day_ago]).map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn leave(&self, name: &str) -> StoreResult<()> {
+        self.run(|c| {
+            c.execute("DELETE FROM hosts WHERE name = $1", &[&name]).map_err(db_error)?;
             Ok(())
         })
     }
@@ -258,8 +288,10 @@ impl WorkStore for PgStore {
                     name: r.get(0),
                     pid: r.get::<_, i32>(1).max(0) as u32,
                     version: r.get(2),
-                    started_at: r.get::<_, chrono::DateTime<chrono::Utc>>(3).timestamp_micros(),
-                    heartbeat_at: r.get::<_, chrono::DateTime<chrono::Utc>>(4).timestamp_micros(),
+                    started_at: self
+                        .host_time(r.get::<_, chrono::DateTime<chrono::Utc>>(3).timestamp_micros()),
+                    heartbeat_at: self
+                        .host_time(r.get::<_, chrono::DateTime<chrono::Utc>>(4).timestamp_micros()),
                 })
                 .collect())
         })
