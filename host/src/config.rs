@@ -239,6 +239,9 @@ pub struct StoreConfig {
     pub url: Option<StoreUrl>,
     /// A file holding the database password, when the URL has none (else `PGPASSWORD`).
     pub password_file: Option<PathBuf>,
+    /// A PEM certificate to trust for TLS to the database (`sslmode=require` in the URL), beside
+    /// the system's roots: a private CA, or the server's own self-signed certificate.
+    pub ca_file: Option<PathBuf>,
     /// sled's page cache, bytes.
     pub cache_bytes: u64,
     /// How often changes that are not flushed on the spot (outcomes, progress) reach the disk.
@@ -294,6 +297,7 @@ impl Default for Config {
             store: StoreConfig {
                 url: None,
                 password_file: None,
+                ca_file: None,
                 cache_bytes: store.cache_bytes,
                 flush_interval: Duration::from_millis(store.flush_interval_ms),
                 claims: store.claims,
@@ -352,7 +356,11 @@ impl std::fmt::Debug for StoreUrl {
 impl StoreUrl {
     /// The connection settings: the URL's, with the password from `password_file` or
     /// `PGPASSWORD` when the URL carries none.
-    pub fn connection(&self, password_file: Option<&Path>) -> Result<postgres::Config, String> {
+    pub fn connection(
+        &self,
+        password_file: Option<&Path>,
+        ca_file: Option<&Path>,
+    ) -> Result<(postgres::Config, crate::store::postgres::Tls), String> {
         let mut config = crate::store::postgres::parse_url(&self.0).map_err(|e| e.to_string())?;
         if config.get_password().is_none() {
             if let Some(path) = password_file {
@@ -363,7 +371,8 @@ impl StoreUrl {
                 config.password(password);
             }
         }
-        Ok(config)
+        let tls = crate::store::postgres::Tls::for_config(&config, ca_file).map_err(|e| e.to_string())?;
+        Ok((config, tls))
     }
 }
 

@@ -95,7 +95,13 @@ fn hosts_starting_together_migrate_once_and_a_newer_schema_is_refused() {
     let schema = Schema::new();
     let migrated: Vec<(i32, i32)> = std::thread::scope(|s| {
         let starts: Vec<_> = (0..4)
-            .map(|_| s.spawn(|| PgStore::migrate(&schema.config()).map(|m| (m.from, m.to)).unwrap()))
+            .map(|_| {
+                s.spawn(|| {
+                    PgStore::migrate(&schema.config(), &jobhost::store::postgres::Tls::Plain)
+                        .map(|m| (m.from, m.to))
+                        .unwrap()
+                })
+            })
             .collect();
         starts.into_iter().map(|t| t.join().unwrap()).collect()
     });
@@ -108,7 +114,10 @@ fn hosts_starting_together_migrate_once_and_a_newer_schema_is_refused() {
     client
         .execute("INSERT INTO jobhost_schema (version, applied_by) VALUES (999, 'the future')", &[])
         .unwrap();
-    let refused = PgStore::open(schema.config()).err().expect("refused").to_string();
+    let refused = PgStore::open(schema.config(), jobhost::store::postgres::Tls::Plain)
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(refused.contains("schema version 999, newer than this jobhost's"), "{refused}");
     // The server says so in one line and exits.
     let dir = TempDir::new().unwrap();
@@ -176,4 +185,73 @@ fn a_cancel_sent_to_any_host_stops_the_job_where_it_runs() {
     assert_eq!(job["status"], "cancelled", "{job}");
     // The sleep plugin looks at its flag every few milliseconds: the notice reached it.
     assert!(asked.elapsed() < Duration::from_secs(10), "cancelled after {:?}", asked.elapsed());
+}
+
+/// The local server's TLS certificate (Debian's `ssl = on` default: a self-signed one for
+/// `localhost`), if it serves TLS.
+fn server_certificate(schema: &Schema) -> Option<std::path::PathBuf> {
+    let ssl: String = schema.client().query_one("SHOW ssl", &[]).unwrap().get(0);
+    let file: String = schema.client().query_one("SHOW ssl_cert_file", &[]).unwrap().get(0);
+    let path = std::path::PathBuf::from(file);
+    (ssl == "on" && path.is_file()).then_some(path)
+}
+
+#[test]
+fn tls_to_the_database_verifies_the_server_against_the_ca_file() {
+    let schema = Schema::new();
+    let Some(certificate) = server_certificate(&schema) else {
+        eprintln!(
+            "SKIPPED: the PostgreSQL server at {} serves no TLS",
+            jobhost_tests::stores::postgres_url()
+        );
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let url = format!(
+        "postgres://postgres@localhost:5432/test?sslmode=require&options=-csearch_path%3D{}",
+        schema.name
+    );
+    let config = |ca: &std::path::Path| {
+        let file = dir.path().join("tls.toml");
+        std::fs::write(&file, format!("[store]\nurl = \"{url}\"\nca_file = \"{}\"\n", ca.display())).unwrap();
+        file
+    };
+    let file = config(&certificate);
+    let server =
+        Server::start(&dir.path().join("data"), plugins.path(), &["--config", file.to_str().unwrap()]);
+    let id = server.add("echo", json!({"over": "tls"}));
+    assert_eq!(server.wait_finished(&id, LONG)["result"], json!({"over": "tls"}));
+    let ssl: bool = schema
+        .client()
+        .query_one("SELECT bool_or(ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE application_name = '' AND backend_type = 'client backend' AND ssl", &[])
+        .unwrap()
+        .get::<_, Option<bool>>(0)
+        .unwrap_or(false);
+    assert!(ssl, "the server's connections use TLS");
+    drop(server);
+    // The certificate names `localhost`: reached as 127.0.0.1, the server is refused, naming
+    // the cause (the name is verified, not only the chain).
+    let by_address = url.replace("@localhost:", "@127.0.0.1:");
+    let out = jobhost_tests::jobhost([
+        "store",
+        "migrate",
+        "--store-url",
+        &by_address,
+        "--ca-file",
+        certificate.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.contains("cannot connect to PostgreSQL")
+            && out.stderr.to_lowercase().contains("certificate"),
+        "{out:?}"
+    );
+    // Not a certificate at all.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let file = config(&junk);
+    let out = jobhost_tests::jobhost(["serve", "--check-config", "--config", file.to_str().unwrap()]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("store.ca_file"), "{out:?}");
 }

@@ -90,7 +90,7 @@ impl TestStore {
             }
             Backend::Postgres => {
                 let schema = Schema::new();
-                let store = PgStore::open(schema.config()).unwrap();
+                let store = PgStore::open(schema.config(), jobhost::store::postgres::Tls::Plain).unwrap();
                 TestStore { store: Arc::new(store), backend, _dir: None, schema: Some(schema) }
             }
         }
@@ -99,7 +99,7 @@ impl TestStore {
     /// Another store on the same data: a second host on the same database (PostgreSQL only).
     pub fn another_host(&self) -> Arc<dyn Store> {
         let schema = self.schema.as_ref().expect("only a PostgreSQL store is shared");
-        Arc::new(PgStore::open(schema.config()).unwrap())
+        Arc::new(PgStore::open(schema.config(), jobhost::store::postgres::Tls::Plain).unwrap())
     }
 
     pub fn schema(&self) -> Option<&Schema> {

@@ -101,7 +101,7 @@ fn effective_config(args: &ServeArgs, allow_insecure_plugins: bool) -> Result<Co
     // The URL and the password file are checked here, so `--check-config` refuses what
     // `serve` would.
     if let Some(url) = &config.store.url {
-        url.connection(config.store.password_file.as_deref())?;
+        url.connection(config.store.password_file.as_deref(), config.store.ca_file.as_deref())?;
     }
     if args.paused || !config.role.runs_workers() {
         // No queue starts by itself, not even one first named by a job after start.
@@ -154,10 +154,10 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
         }
         let host = match &config.store.url {
             Some(url) => {
-                let connection = url
-                    .connection(config.store.password_file.as_deref())
+                let (connection, tls) = url
+                    .connection(config.store.password_file.as_deref(), config.store.ca_file.as_deref())
                     .map_err(crate::store::StoreError::Unusable)?;
-                service::open_postgres(connection, plugins, config.processor())?
+                service::open_postgres(connection, tls, plugins, config.processor())?
             }
             None => service::open(&config.data_dir, options, plugins, config.processor())?,
         };

@@ -51,6 +51,9 @@ pub enum StoreCommand {
         /// A file holding the password, when the URL has none (else PGPASSWORD).
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
+        /// A PEM certificate to trust for TLS (`sslmode=require`), beside the system's roots.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
     },
     /// Restore a backup into a new store at --data-dir, which must not exist or be empty
     /// (move the old store away first). The whole file is checked before anything is written.
@@ -70,14 +73,16 @@ pub fn run(command: &StoreCommand) -> u8 {
             backup(file, data_dir.as_deref(), server.as_deref())
         }
         StoreCommand::Restore { file, data_dir } => restore(file, data_dir),
-        StoreCommand::Migrate { store_url, password_file } => migrate(store_url, password_file.as_deref()),
+        StoreCommand::Migrate { store_url, password_file, ca_file } => {
+            migrate(store_url, password_file.as_deref(), ca_file.as_deref())
+        }
     }
 }
 
-fn migrate(url: &str, password_file: Option<&Path>) -> u8 {
+fn migrate(url: &str, password_file: Option<&Path>, ca_file: Option<&Path>) -> u8 {
     let migrated = crate::config::StoreUrl(url.to_owned())
-        .connection(password_file)
-        .and_then(|config| PgStore::migrate(&config).map_err(|e| e.to_string()));
+        .connection(password_file, ca_file)
+        .and_then(|(config, tls)| PgStore::migrate(&config, &tls).map_err(|e| e.to_string()));
     match migrated {
         Ok(m) if m.from == m.to => {
             println!("schema at version {} (current)", m.to);

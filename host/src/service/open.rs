@@ -44,9 +44,10 @@ pub fn open_with_store(
 /// hosts left running are recovered when their leases expire, by whichever host sees it.
 pub fn open_postgres(
     connection: postgres::Config,
+    tls: crate::store::postgres::Tls,
     plugins: Plugins,
     config: ProcessorConfig,
 ) -> Result<Host, HostError> {
-    let store = Arc::new(PgStore::open(connection)?);
+    let store = Arc::new(PgStore::open(connection, tls)?);
     Host::with_plugins(store, plugins, Arc::new(SystemClock), config)
 }

@@ -37,11 +37,12 @@ fn notice(schema: &str, channel: &str, payload: &str) -> Option<Notice> {
 pub fn start(store: &PgStore, tell: Arc<dyn Fn(Notice) + Send + Sync>) {
     let closed = store.closed.clone();
     let config = store.config.clone();
+    let tls = store.tls.clone();
     let shown = store.shown.clone();
     let spawned = std::thread::Builder::new().name("jobhost-pg-listen".into()).spawn(move || {
         let mut lost = false;
         while !closed.load(Ordering::SeqCst) {
-            let connected = config.connect(postgres::NoTls).and_then(|mut client| {
+            let connected = tls.connect(&config).and_then(|mut client| {
                 let schema: String = client.query_one("SELECT current_schema()::text", &[])?.get(0);
                 client.batch_execute("LISTEN jobhost_ready; LISTEN jobhost_cancel")?;
                 Ok((client, schema))

@@ -16,7 +16,9 @@ mod rows;
 mod schedules;
 mod session;
 mod store;
+mod tls;
 mod work;
 
 pub use migrations::{Migrated, SCHEMA_VERSION};
 pub use store::{describe, parse_url, PgStore};
+pub use tls::Tls;

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 
 use postgres::types::ToSql;
-use postgres::{Client, Config, NoTls, Row, Statement};
+use postgres::{Client, Config, Row, Statement};
+
+use super::tls::Tls;
 
 /// One connection and the statements prepared on it, by their text.
 pub struct Conn {
@@ -124,6 +126,7 @@ impl Sql for Tx<'_> {
 /// Opens [`Conn`]s for the pool and checks them.
 pub struct Manager {
     pub config: Config,
+    pub tls: Tls,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -131,7 +134,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = postgres::Error;
 
     fn connect(&self) -> Result<Conn, postgres::Error> {
-        Ok(Conn { client: self.config.connect(NoTls)?, prepared: HashMap::new() })
+        Ok(Conn { client: self.tls.connect(&self.config)?, prepared: HashMap::new() })
     }
 
     /// An empty query: the cheapest round trip that proves the connection works.

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use postgres::{Config, NoTls};
+use postgres::Config;
+
+use super::tls::Tls;
 
 use super::errors::{db_error, pool_error, words};
 use super::migrations::{self, Migrated};
@@ -31,6 +33,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct PgStore {
     pub(super) pool: Pool,
     pub(super) config: Config,
+    pub(super) tls: Tls,
     /// The database as logs and errors name it: never with its password.
     pub(super) shown: String,
     /// Why the last call could not reach the database, until one does.
@@ -74,7 +77,7 @@ pub fn parse_url(url: &str) -> StoreResult<Config> {
 impl PgStore {
     /// Connects, applies the migrations this build has (refusing a newer schema), and keeps
     /// a pool of connections.
-    pub fn open(config: Config) -> StoreResult<PgStore> {
+    pub fn open(config: Config, tls: Tls) -> StoreResult<PgStore> {
         let shown = describe(&config);
         let mut config = config;
         if config.get_connect_timeout().is_none() {
@@ -82,12 +85,12 @@ impl PgStore {
         }
         // One direct connection first: its error names the cause (refused, unknown
         // database, authentication), where the pool's would only say it timed out.
-        let mut first = config.connect(NoTls).map_err(|e| {
+        let mut first = tls.connect(&config).map_err(|e| {
             StoreError::Unusable(format!("cannot connect to PostgreSQL at {shown}: {}", words(&e)))
         })?;
         migrations::migrate(&mut first, &shown)?;
         drop(first);
-        let manager = Manager { config: config.clone() };
+        let manager = Manager { config: config.clone(), tls: tls.clone() };
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -100,6 +103,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             config,
+            tls,
             shown,
             down: Mutex::new(None),
             closed: Arc::new(AtomicBool::new(false)),
@@ -110,9 +114,9 @@ impl PgStore {
     }
 
     /// Applies the migrations and returns, for `jobhost store migrate`.
-    pub fn migrate(config: &Config) -> StoreResult<Migrated> {
+    pub fn migrate(config: &Config, tls: &Tls) -> StoreResult<Migrated> {
         let shown = describe(config);
-        let mut client = config.connect(NoTls).map_err(|e| {
+        let mut client = tls.connect(config).map_err(|e| {
             StoreError::Unusable(format!("cannot connect to PostgreSQL at {shown}: {}", words(&e)))
         })?;
         migrations::migrate(&mut client, &shown)
