@@ -255,3 +255,34 @@ fn tls_to_the_database_verifies_the_server_against_the_ca_file() {
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("store.ca_file"), "{out:?}");
 }
+
+#[test]
+fn run_once_processes_the_ready_jobs_of_a_postgresql_store() {
+    let schema = Schema::new();
+    let store = PgStore::open(schema.config(), jobhost::store::postgres::Tls::Plain).unwrap();
+    let now = jobhost::clock::SystemClock.now_micros();
+    let new = |n: u32| jobhost::job::NewJob {
+        factory: "echo".into(),
+        input: n.to_string(),
+        queue: "default".into(),
+        max_attempts: 3,
+        ..Default::default()
+    };
+    use jobhost::store::JobStore;
+    let ids: Vec<_> = (0..3).map(|n| store.add(new(n), now).unwrap().job.id).collect();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let dir = TempDir::new().unwrap();
+    let out = jobhost_tests::jobhost_cmd()
+        .current_dir(dir.path())
+        .args(["run-once", "--store-url", &schema.url(), "--plugin-dir"])
+        .arg(plugins.path())
+        .output()
+        .unwrap();
+    let out: jobhost_tests::CliOutput = out.into();
+    assert_eq!(out.code, 0, "{out:?}");
+    for (n, id) in ids.into_iter().enumerate() {
+        let job = store.get(id).unwrap().unwrap();
+        assert_eq!((job.status, job.result), (jobhost::job::Status::Completed, Some(n.to_string())));
+    }
+    assert!(!dir.path().join("jobhost-data").exists(), "no embedded store made beside it");
+}

@@ -91,6 +91,10 @@ pub enum Command {
         /// The data directory (the embedded store).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
+        /// A PostgreSQL store instead (`postgres://user@host/db`; the password in the URL or
+        /// PGPASSWORD; `sslmode=require` verifies against the system's roots).
+        #[arg(long, value_name = "URL", env = "JOBHOST_STORE_URL", hide_env_values = true)]
+        store_url: Option<String>,
         #[command(flatten)]
         plugins: local::PluginArgs,
         /// Only jobs of this queue.
@@ -193,9 +197,13 @@ pub fn main() -> ExitCode {
         Command::Plugins(PluginsCommand::Run { plugin, factory, input }) => {
             plugins_cmd::run(options, &plugin, &factory, input.as_deref())
         }
-        Command::RunOnce { data_dir, plugins, queue, factory, max_jobs, isolation } => {
+        Command::RunOnce { data_dir, store_url, plugins, queue, factory, max_jobs, isolation } => {
             let setup = plugins.setup(isolation, cli.allow_insecure_plugins);
-            run_once::run(setup, &data_dir, queue.as_deref(), factory.as_deref(), max_jobs)
+            let store = match &store_url {
+                Some(url) => run_once::Store::Postgres(url),
+                None => run_once::Store::Embedded(&data_dir),
+            };
+            run_once::run(setup, store, queue.as_deref(), factory.as_deref(), max_jobs)
         }
         Command::Bench(args) => bench::run(cli.allow_insecure_plugins, &args),
         Command::Worker(args) => crate::workers::child::run(&args, cli.allow_insecure_plugins),

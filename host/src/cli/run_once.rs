@@ -1,5 +1,6 @@
 //! `jobhost run-once`: process every ready job on the store directly, then exit (Launchpad's
-//! cron-script mode). Opens the embedded store itself, so no server may hold it.
+//! cron-script mode). Opens the embedded store itself, so no server may hold it; a
+//! PostgreSQL store is shared with whatever hosts run on it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,15 +10,31 @@ use super::{EXIT_OK, EXIT_USAGE};
 use crate::job::Status;
 use crate::service::{self, ClaimFilter, ProcessorConfig, StoreOptions};
 
+/// Which store `run-once` works on.
+pub enum Store<'a> {
+    Embedded(&'a Path),
+    Postgres(&'a str),
+}
+
 pub fn run(
     plugins: PluginSetup,
-    data_dir: &Path,
+    store: Store<'_>,
     queue: Option<&str>,
     factory: Option<&str>,
     max_jobs: Option<u64>,
 ) -> u8 {
     let opened = plugins.open().and_then(|plugins| {
-        let host = service::open(data_dir, StoreOptions::default(), plugins, ProcessorConfig::default())?;
+        let host = match store {
+            Store::Embedded(data_dir) => {
+                service::open(data_dir, StoreOptions::default(), plugins, ProcessorConfig::default())?
+            }
+            Store::Postgres(url) => {
+                let (connection, tls) = crate::config::StoreUrl(url.to_owned())
+                    .connection(None, None)
+                    .map_err(crate::store::StoreError::Unusable)?;
+                service::open_postgres(connection, tls, plugins, ProcessorConfig::default())?
+            }
+        };
         Ok((host, super::local::runtime()?))
     });
     let (host, runtime) = match opened {
