@@ -35,14 +35,7 @@ pub trait Sql {
     fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error>;
     fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, postgres::Error>;
 
-    fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, postgres::Error> {
-        let mut rows = self.query(sql, params)?;
-        match rows.len() {
-            1 => Ok(rows.remove(0)),
-            // The driver's own error for it, from the same query with a row count check.
-            _ => self.client_query_one(sql, params),
-        }
-    }
+    fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, postgres::Error>;
 
     fn query_opt(
         &mut self,
@@ -52,10 +45,6 @@ pub trait Sql {
         let mut rows = self.query(sql, params)?;
         Ok(if rows.is_empty() { None } else { Some(rows.remove(0)) })
     }
-
-    /// `query_one` through the driver, for its error when there is not exactly one row.
-    fn client_query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)])
-        -> Result<Row, postgres::Error>;
 }
 
 impl Conn {
@@ -80,11 +69,7 @@ impl Sql for Conn {
         self.client.execute(&statement, params)
     }
 
-    fn client_query_one(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row, postgres::Error> {
+    fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, postgres::Error> {
         let statement = prepare(&mut self.prepared, &mut self.client, sql)?;
         self.client.query_one(&statement, params)
     }
@@ -113,11 +98,7 @@ impl Sql for Tx<'_> {
         self.tx.execute(&statement, params)
     }
 
-    fn client_query_one(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row, postgres::Error> {
+    fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, postgres::Error> {
         let statement = prepare(self.prepared, &mut self.tx, sql)?;
         self.tx.query_one(&statement, params)
     }
