@@ -11,6 +11,7 @@ pub mod config;
 pub mod cron;
 pub mod durations;
 pub mod events;
+pub mod history;
 pub mod ids;
 pub mod job;
 pub mod metrics;

@@ -167,6 +167,65 @@ fn retry_long_poll_paging_and_filters() {
     assert!(metrics.contains("jobhost_plugin_load_failures 0"), "{metrics}");
 }
 
+/// What the dashboard reads and does: newest-first pages, bulk retry and removal of one
+/// queue's or factory's failed jobs, and the last hour's throughput and latency.
+#[test]
+fn newest_first_pages_bulk_retry_and_removal_and_stats() {
+    let server = App::start();
+    // One attempt each: a retry is then one more attempt and one more error.
+    let fatal = |queue: &str| {
+        let answer = server.post("/v1/jobs", &json!({"job": "fatal", "queue": queue, "max_attempts": 1}));
+        answer.body["id"].as_str().expect("added").to_owned()
+    };
+    let failed: Vec<String> = (0..3).map(|_| fatal("default")).collect();
+    let other = fatal("other");
+    let done = server.add("echo", json!(1));
+    for id in failed.iter().chain([&other, &done]) {
+        server.wait_finished(id, LONG);
+    }
+    let page = |query: &str| {
+        let body = server.get(&format!("/v1/jobs?{query}")).body;
+        let ids: Vec<String> =
+            body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()).collect();
+        (ids, body["next"].as_str().map(str::to_owned))
+    };
+    let (first, next) = page("status=error&order=newest&limit=2");
+    assert_eq!(first, [other.clone(), failed[2].clone()]);
+    let (rest, last) = page(&format!("status=error&order=newest&limit=2&after={}", next.unwrap()));
+    assert_eq!((rest, last), (vec![failed[1].clone(), failed[0].clone()], None));
+    let bad = server.get("/v1/jobs?order=sideways");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body["error"]["message"].as_str().unwrap().contains("order"), "{bad:?}");
+
+    // Bulk retry of the default queue's failed jobs leaves the other queue's alone.
+    let retried = server.post_empty("/v1/jobs/retry?queue=default");
+    assert_eq!((retried.status, &retried.body), (200, &json!({"retried": 3})), "{retried:?}");
+    assert_eq!(server.job(&other)["status"], "error");
+    for id in &failed {
+        let again = server.wait_finished(id, LONG);
+        assert_eq!(errors(&again).len(), 2, "ran again: {again}");
+    }
+    let refused = server.post_empty("/v1/jobs/retry?status=completed");
+    assert_eq!(refused.status, 400, "{refused:?}");
+    // Bulk removal, by queue.
+    let removed = server.delete("/v1/jobs?status=error&queue=other");
+    assert_eq!(removed.body["removed"]["error"], 1, "{removed:?}");
+    assert_eq!(server.get(&format!("/v1/jobs/{other}")).status, 404);
+    assert_eq!(server.job(&failed[0])["status"], "error");
+
+    // The last hour: 1 completed and 6 failed in the default queue, 1 failed in `other`.
+    let stats = server.get("/v1/stats?step=60").body;
+    assert_eq!(stats["queues"]["default"], json!({"completed": 1, "failed": 6}), "{stats}");
+    assert_eq!(stats["queues"]["other"], json!({"completed": 0, "failed": 1}), "{stats}");
+    let series = stats["series"].as_array().unwrap();
+    assert_eq!(series.len(), 60);
+    let per_second: f64 = series.iter().map(|p| p["failed"].as_f64().unwrap() * 60.0).sum();
+    assert!((per_second - 7.0).abs() < 1e-6, "{per_second}");
+    assert_eq!(stats["samples"], 8);
+    assert!(stats["run_ms"]["max"].as_f64().unwrap() >= stats["run_ms"]["p50"].as_f64().unwrap());
+    assert_eq!(server.get("/v1/stats?step=0").status, 400);
+}
+
 #[test]
 fn every_error_code_and_nothing_changes() {
     use Expect::Error;
@@ -258,6 +317,7 @@ fn openapi_document_parses_and_names_every_route() {
         ("post", "/v1/jobs/{id}/retry"),
         ("post", "/v1/jobs/{id}/start"),
         ("post", "/v1/jobs/batch"),
+        ("post", "/v1/jobs/retry"),
         ("post", "/v1/schedules"),
         ("get", "/v1/schedules"),
         ("get", "/v1/schedules/{id}"),
@@ -270,6 +330,7 @@ fn openapi_document_parses_and_names_every_route() {
         ("post", "/v1/queues/{name}/stop"),
         ("post", "/v1/queues/{name}/start"),
         ("get", "/v1/workers"),
+        ("get", "/v1/stats"),
         ("get", "/v1/hosts"),
         ("get", "/v1/health"),
         ("get", "/metrics"),
@@ -302,7 +363,7 @@ fn openapi_document_parses_and_names_every_route() {
         assert_ne!(answer.code(), "not_found", "{method} {path}: {answer:?}");
         assert_ne!(answer.status, 405, "{method} {path}: {answer:?}");
     }
-    assert_eq!(paths.len(), 20, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 22, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
     let components = spec.components.as_ref().expect("components");
     for schema in [
         "JobView",

@@ -75,7 +75,7 @@ async fn m01_remote_readme_scenario() {
 
     // removeJobs: counts per finished status; the queued job stays.
     let job8 = host.add(job("echo", json!({"blah": "blah"}))).unwrap().job;
-    let removed = host.remove(&[]).unwrap();
+    let removed = host.remove(&jobhost::store::Removal::default()).unwrap();
     let removed: Vec<(String, u64)> = removed.into_iter().map(|(s, n)| (s.to_string(), n)).collect();
     assert_eq!(removed, [("completed".into(), 1), ("error".into(), 2), ("cancelled".into(), 1)]);
     let left = host.list(&ListFilter { limit: 100, ..Default::default() }).unwrap();

@@ -11,7 +11,7 @@ use jobhost::clock::{Micros, SystemClock};
 use jobhost::job::{AttemptToken, JobId, NewJob, Outcome, Progress, ScheduleId, Status, DEFAULT_QUEUE};
 use jobhost::schedule::{MissedPolicy, Schedule, Trigger};
 use jobhost::store::{
-    Cancelled, ClaimFilter, Claimed, Finished, LeaseTerms, ListFilter, Report, Store, StoreError,
+    Cancelled, ClaimFilter, Claimed, Finished, LeaseTerms, ListFilter, Removal, Report, Store, StoreError,
 };
 use jobhost_tests::stores::{Backend, TestStore};
 
@@ -40,6 +40,7 @@ conformance!(
     released_jobs_go_back_uncounted_and_keep_their_place,
     expired_leases_are_recovered_and_counted,
     removal_takes_only_finished_jobs_and_honours_retention,
+    lists_follow_status_changes_in_either_order_and_removal_takes_a_queue_or_factory,
     schedules_are_stored_updated_listed_and_removed,
     a_schedule_slot_fires_once_however_many_race_for_it,
     concurrent_claimers_never_take_the_same_job,
@@ -343,17 +344,89 @@ fn removal_takes_only_finished_jobs_and_honours_retention(store: &TestStore) {
     finish(&**store, &late, completed(), t + 100 * SEC);
     let failed = claim_one(&**store, t);
     finish(&**store, &failed, Outcome::Failed { error: "x".into() }, t + SEC);
-    let removed = store.remove(&[Status::Completed], Some(t + 50 * SEC)).unwrap();
+    let removed = store
+        .remove(&Removal {
+            statuses: vec![Status::Completed],
+            finished_before: Some(t + 50 * SEC),
+            ..Removal::default()
+        })
+        .unwrap();
     assert_eq!(removed.get(&Status::Completed), Some(&1));
     assert_eq!(store.get(early.job.id).unwrap(), None);
     assert!(store.get(late.job.id).unwrap().is_some(), "finished after the cutoff");
     assert!(store.get(failed.job.id).unwrap().is_some(), "another status");
-    let removed = store.remove(&[], None).unwrap();
+    let removed = store.remove(&Removal::default()).unwrap();
     assert_eq!((removed.get(&Status::Completed), removed.get(&Status::Error)), (Some(&1), Some(&1)));
     assert!(store.get(ids[3]).unwrap().is_some(), "a queued job is never removed");
     assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Completed), 0);
     // Ids are never reused after a removal.
     assert!(add(&**store, new_job(9), t) > ids[3]);
+}
+
+fn lists_follow_status_changes_in_either_order_and_removal_takes_a_queue_or_factory(store: &TestStore) {
+    let t = now();
+    let in_queue =
+        |queue: &str, factory: &str, n| NewJob { queue: queue.into(), factory: factory.into(), ..new_job(n) };
+    // Interleaved across two queues and two factories, so a merge must keep id order.
+    let jobs: Vec<JobId> = (0..8)
+        .map(|n| {
+            let queue = if n % 2 == 0 { "even" } else { "odd" };
+            let factory = if n < 4 { "echo" } else { "sleep" };
+            add(&**store, in_queue(queue, factory, n), t)
+        })
+        .collect();
+    let failing = ClaimFilter { queue: Some("even"), factory: None };
+    let mut failed = Vec::new();
+    for _ in 0..3 {
+        let c = store.claim(&failing, t, LEASE).unwrap().unwrap();
+        finish(&**store, &c, Outcome::Failed { error: "no".into() }, t + SEC);
+        failed.push(c.job.id);
+    }
+    let list = |f: ListFilter| ids(&store.list(&ListFilter { limit: 100, ..f }).unwrap());
+    let error = || ListFilter { statuses: vec![Status::Error], ..ListFilter::default() };
+    assert_eq!(list(error()), failed);
+    assert_eq!(
+        list(ListFilter { newest_first: true, ..error() }),
+        failed.iter().rev().copied().collect::<Vec<_>>()
+    );
+    assert_eq!(list(ListFilter { queue: Some("odd".into()), ..error() }), vec![]);
+    let queued_odd = vec![jobs[1], jobs[3], jobs[5], jobs[7]];
+    assert_eq!(list(ListFilter { queue: Some("odd".into()), ..ListFilter::default() }), queued_odd);
+    // Newest first, paged: the cursor continues downwards.
+    let newest = ListFilter { newest_first: true, limit: 3, ..ListFilter::default() };
+    let first = ids(&store.list(&newest).unwrap());
+    assert_eq!(first, vec![jobs[7], jobs[6], jobs[5]]);
+    let second = ids(&store.list(&ListFilter { after: Some(jobs[5]), ..newest.clone() }).unwrap());
+    assert_eq!(second, vec![jobs[4], jobs[3], jobs[2]]);
+    // Every status, one factory, newest first: a merge of the factory's status ranges.
+    let sleep = ListFilter { factory: Some("sleep".into()), newest_first: true, ..ListFilter::default() };
+    assert_eq!(list(sleep.clone()), vec![jobs[7], jobs[6], jobs[5], jobs[4]]);
+    let sleep_failed = list(ListFilter { statuses: vec![Status::Error], ..sleep });
+    assert_eq!(sleep_failed, failed.iter().rev().filter(|id| **id >= jobs[4]).copied().collect::<Vec<_>>());
+    // A retried job leaves `error` for `queued` in every listing.
+    store.retry(failed[0], None, t + 2 * SEC).unwrap();
+    assert_eq!(list(error()), failed[1..].to_vec());
+    assert!(list(ListFilter {
+        statuses: vec![Status::Queued],
+        queue: Some("even".into()),
+        ..ListFilter::default()
+    })
+    .contains(&failed[0]));
+    // Removal of one factory's failed jobs leaves the other's.
+    let removed = store
+        .remove(&Removal {
+            statuses: vec![Status::Error],
+            factory: Some("echo".into()),
+            ..Removal::default()
+        })
+        .unwrap();
+    let echo_failed = failed[1..].iter().filter(|id| **id < jobs[4]).count() as u64;
+    assert_eq!(removed.get(&Status::Error).copied().unwrap_or(0), echo_failed);
+    let left = list(error());
+    assert!(left.iter().all(|id| *id >= jobs[4]) && left.len() as u64 == 2 - echo_failed, "{left:?}");
+    let removed = store.remove(&Removal { queue: Some("odd".into()), ..Removal::default() }).unwrap();
+    assert!(removed.values().all(|n| *n == 0), "the odd queue has no finished job: {removed:?}");
+    assert_eq!(list(error()), left);
 }
 
 fn schedule(next: Micros) -> Schedule {
@@ -503,7 +576,7 @@ fn counts_stay_exact_while_hosts_add_claim_and_finish_at_once(store: &TestStore)
     }
     assert_eq!(store.counts().unwrap(), expected);
     // After a removal, too.
-    store.remove(&[Status::Completed], None).unwrap();
+    store.remove(&Removal { statuses: vec![Status::Completed], ..Removal::default() }).unwrap();
     for counts in store.counts().unwrap().values() {
         assert_eq!(counts.get(&Status::Completed), None);
     }

@@ -7,6 +7,7 @@ use super::config::ProcessorConfig;
 use super::plugins::Plugins;
 use crate::clock::{Clock, Micros};
 use crate::events::Events;
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::plugins::{Catalog, FactoryInfo};
 use crate::store::{LeaseTerms, Store};
@@ -22,6 +23,7 @@ pub struct Shared {
     pub config: ProcessorConfig,
     pub events: Events,
     pub metrics: Metrics,
+    pub history: History,
 }
 
 impl Shared {
@@ -38,6 +40,7 @@ impl Shared {
             config,
             events: Events::default(),
             metrics: Metrics::default(),
+            history: History::default(),
         }
     }
 

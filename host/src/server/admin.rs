@@ -9,11 +9,11 @@ use std::io::Seek;
 
 use super::contract::{self, Served};
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::PathParam;
+use super::extract::{PathParam, QueryParams};
 use super::state::AppState;
 use super::types::{
     ConflictView, FactoryView, Health, HostView, PluginView, PluginsView, QueueView, RejectionView,
-    WorkerView,
+    StatsView, WorkerView,
 };
 
 /// The registered job factories, by name.
@@ -95,6 +95,32 @@ pub async fn hosts(State(state): State<AppState>) -> ApiResult<Json<Vec<HostView
     let host = state.host.clone();
     let hosts = tokio::task::spawn_blocking(move || host.hosts()).await??;
     Ok(Json(hosts.iter().map(HostView::from).collect()))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StatsParams {
+    /// Seconds per point of the series (1 to 3600; default 10).
+    #[param(minimum = 1, maximum = 3600)]
+    step: Option<i64>,
+}
+
+/// What this host finished in the last hour (kept in memory since it started): completed and
+/// failed jobs per second, per queue totals, and run and wait time percentiles of the latest
+/// attempts.
+#[utoipa::path(get, path = "/v1/stats", tag = "queues",
+    params(StatsParams),
+    responses((status = 200, body = StatsView), (status = 400, description = "`invalid_request`: a bad `step`", body = ErrorBody)))]
+pub async fn stats(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<StatsParams>,
+) -> ApiResult<Json<StatsView>> {
+    let step = params.step.unwrap_or(10);
+    if !(1..=crate::history::WINDOW_SECONDS).contains(&step) {
+        return Err(ApiError::invalid_request(format!("step: give 1 to 3600 seconds, not {step}")));
+    }
+    Ok(Json(StatsView::new(state.host.history(step), step)))
 }
 
 /// The host's workers (at most `max_workers`, shared by every queue): each one's worker

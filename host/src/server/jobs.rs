@@ -14,11 +14,12 @@ use super::error::{ApiError, ApiResult, ErrorBody, ItemError};
 use super::extract::{seconds, BatchBody, JsonBody, PathParam, QueryParams, MIN_SECONDS};
 use super::state::AppState;
 use super::types::{
-    AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, JobPage, JobView, Removed,
+    AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, JobPage, JobView, Removed, Retried,
 };
 use crate::clock::{duration_micros, Micros};
 use crate::job::{Job, JobId, Status};
 use crate::service::{AddJob, ListFilter};
+use crate::store::Removal;
 use crate::text::clip;
 
 /// Page size of `GET /v1/jobs` when `limit` is not given.
@@ -247,11 +248,15 @@ pub struct ListParams {
     queue: Option<String>,
     /// Page size (default 100, at most the server's `limits.max_page`).
     limit: Option<usize>,
-    /// The `next` of the previous page: jobs with a greater id.
+    /// The `next` of the previous page: the jobs after it in this order.
     after: Option<String>,
+    /// `oldest` (ascending ids, the default) or `newest` first.
+    #[param(inline, value_type = Option<String>, pattern = "^(oldest|newest)$")]
+    order: Option<String>,
 }
 
-/// List jobs, oldest first, a page at a time.
+/// List jobs, oldest or newest first, a page at a time. Each filter (status, queue, job, and
+/// status with either) is an index range: a page costs the same at any depth.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
     params(ListParams),
     responses(
@@ -276,7 +281,24 @@ pub async fn list_jobs(
     }
     let limit = limit.min(state.limits.max_page.get());
     // One more than asked tells whether another page follows.
-    let filter = ListFilter { statuses, factory: params.job, queue: params.queue, after, limit: limit + 1 };
+    let newest_first = match params.order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_request(format!(
+                "order: `{}` is not `oldest` or `newest`",
+                clip(other)
+            )))
+        }
+    };
+    let filter = ListFilter {
+        statuses,
+        factory: params.job,
+        queue: params.queue,
+        after,
+        limit: limit + 1,
+        newest_first,
+    };
     let host = state.host.clone();
     let mut jobs = tokio::task::spawn_blocking(move || host.list(&filter)).await??;
     let next = if jobs.len() > limit {
@@ -294,9 +316,13 @@ pub async fn list_jobs(
 pub struct RemoveParams {
     /// Comma-separated finished statuses (`completed`, `error`, `cancelled`); default all three.
     status: Option<String>,
+    /// Only jobs of this factory.
+    job: Option<String>,
+    /// Only jobs of this queue.
+    queue: Option<String>,
 }
 
-/// Remove finished jobs.
+/// Remove finished jobs (of a queue and factory when given).
 #[utoipa::path(delete, path = "/v1/jobs", tag = "jobs",
     params(RemoveParams),
     responses(
@@ -310,7 +336,13 @@ pub async fn remove_jobs(
     let statuses = parse_statuses(params.status.as_deref())?;
     let host = state.host.clone();
     let requested = if statuses.is_empty() { Status::FINISHED.to_vec() } else { statuses.clone() };
-    let counts = tokio::task::spawn_blocking(move || host.remove(&statuses)).await??;
+    let which = Removal {
+        statuses: statuses.clone(),
+        queue: params.queue,
+        factory: params.job,
+        ..Removal::default()
+    };
+    let counts = tokio::task::spawn_blocking(move || host.remove(&which)).await??;
     let mut removed: BTreeMap<Status, u64> = requested.into_iter().map(|s| (s, 0)).collect();
     removed.extend(counts);
     Ok(Json(Removed { removed }))
@@ -346,4 +378,45 @@ pub async fn retry_job(State(state): State<AppState>, PathParam(id): PathParam) 
     let host = state.host.clone();
     let job = tokio::task::spawn_blocking(move || host.retry(id)).await??;
     Ok(Json(JobView::from(&job)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RetryAllParams {
+    /// `error` (the default) or `cancelled`.
+    #[param(inline, value_type = Option<String>, pattern = "^(error|cancelled)$")]
+    status: Option<String>,
+    /// Only jobs of this factory.
+    job: Option<String>,
+    /// Only jobs of this queue.
+    queue: Option<String>,
+}
+
+/// Retry every failed (or cancelled) job, of a queue and factory when given: each runs again
+/// with fresh attempts, as `POST /v1/jobs/{id}/retry` would.
+#[utoipa::path(post, path = "/v1/jobs/retry", tag = "jobs",
+    params(RetryAllParams),
+    responses(
+        (status = 200, body = Retried),
+        (status = 400, description = "`invalid_request`: a status other than `error` or `cancelled`", body = ErrorBody),
+    ))]
+pub async fn retry_jobs(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<RetryAllParams>,
+) -> ApiResult<Json<Retried>> {
+    let status = match params.status.as_deref() {
+        None | Some("") => Status::Error,
+        Some(s) => parse_statuses(Some(s))?
+            .into_iter()
+            .next()
+            .filter(|s| matches!(s, Status::Error | Status::Cancelled))
+            .ok_or_else(|| {
+                ApiError::invalid_request(format!("status: `{}` is not `error` or `cancelled`", clip(s)))
+            })?,
+    };
+    let host = state.host.clone();
+    let retried =
+        tokio::task::spawn_blocking(move || host.retry_all(status, params.queue, params.job)).await??;
+    Ok(Json(Retried { retried }))
 }

@@ -19,7 +19,7 @@ use crate::job::{Job, JobId, Status};
 use crate::metrics::{PluginGauges, QueueGauges};
 use crate::plugins::{Catalog, Registry};
 use crate::processor::{Plugins, Pool, ProcessorConfig, QueueInfo, RunError, Shared, Shutdown, WorkerStatus};
-use crate::store::{Cancelled, ClaimFilter, ListFilter, Notice, Store};
+use crate::store::{Cancelled, ClaimFilter, ListFilter, Notice, Removal, Store};
 use crate::sync;
 
 /// The job host: store, factories, clock, worker pool and scheduler state. Cheap to clone.
@@ -258,24 +258,48 @@ impl Host {
         Ok(job)
     }
 
-    /// Deletes finished jobs (all finished statuses when `statuses` is empty).
-    pub fn remove(&self, statuses: &[Status]) -> Result<BTreeMap<Status, u64>, HostError> {
-        self.remove_finished_before(statuses, None)
+    /// Retries every job in `status` (`error` or `cancelled`) of `queue` and `factory` (each when
+    /// given), a page at a time; how many were retried. A job another caller retried or
+    /// removed meanwhile is skipped.
+    pub fn retry_all(
+        &self,
+        status: Status,
+        queue: Option<String>,
+        factory: Option<String>,
+    ) -> Result<u64, HostError> {
+        if !matches!(status, Status::Error | Status::Cancelled) {
+            return Err(HostError::invalid(
+                "status",
+                format!("only `error` and `cancelled` jobs can be retried, not `{status}`"),
+            ));
+        }
+        let mut filter =
+            ListFilter { statuses: vec![status], queue, factory, limit: 500, ..ListFilter::default() };
+        let mut retried = 0;
+        loop {
+            let page = self.list(&filter)?;
+            let Some(last) = page.last() else { return Ok(retried) };
+            filter.after = Some(last.id);
+            for job in &page {
+                match self.retry(job.id) {
+                    Ok(_) => retried += 1,
+                    // Retried, removed or holding a key another job now has: left as it is.
+                    Err(HostError::NotFound(_) | HostError::Refused(_) | HostError::KeyHeld(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
     }
 
-    /// Deletes finished jobs in `statuses` that finished before `before` (all when `None`).
-    pub fn remove_finished_before(
-        &self,
-        statuses: &[Status],
-        before: Option<Micros>,
-    ) -> Result<BTreeMap<Status, u64>, HostError> {
-        if let Some(s) = statuses.iter().find(|s| !s.is_finished()) {
+    /// Deletes the finished jobs `which` selects.
+    pub fn remove(&self, which: &Removal) -> Result<BTreeMap<Status, u64>, HostError> {
+        if let Some(s) = which.statuses.iter().find(|s| !s.is_finished()) {
             return Err(HostError::invalid(
                 "status",
                 format!("only finished jobs can be removed (completed, error, cancelled), not `{s}`"),
             ));
         }
-        Ok(self.inner.shared.store.remove(statuses, before)?)
+        Ok(self.inner.shared.store.remove(which)?)
     }
 
     /// Job status changes, for waiters (long polls, `bench`). Lagging receivers miss events
@@ -297,6 +321,11 @@ impl Host {
     /// Writes everything to disk (the end of `run-once`).
     pub fn flush(&self) -> Result<(), HostError> {
         Ok(self.inner.shared.store.flush()?)
+    }
+
+    /// What this host finished in the last hour, in buckets of `step` seconds (see `history`).
+    pub fn history(&self, step: i64) -> crate::history::Snapshot {
+        self.inner.shared.history.snapshot(self.now(), step)
     }
 
     /// The workers started so far (at most `max_workers`) and what each does.

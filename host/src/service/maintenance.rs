@@ -9,6 +9,7 @@ use super::error::HostError;
 use super::host::Host;
 use crate::clock::duration_micros;
 use crate::job::{JobId, Status};
+use crate::store::Removal;
 
 /// How often a store that cannot write is probed.
 const HEAL_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
@@ -31,7 +32,9 @@ impl Host {
         ] {
             if let Some(keep) = keep {
                 let before = now.saturating_sub(duration_micros(keep));
-                removed.extend(self.remove_finished_before(&[status], Some(before))?);
+                let which =
+                    Removal { statuses: vec![status], finished_before: Some(before), ..Removal::default() };
+                removed.extend(self.remove(&which)?);
             }
         }
         Ok(removed)

@@ -19,5 +19,5 @@ pub use postgres::PgStore;
 pub use traits::{JobStore, Report, ScheduleStore, Store, WorkStore};
 pub use types::{
     Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, HostRecord, LeaseTerms,
-    ListFilter, Notice,
+    ListFilter, Notice, Removal,
 };

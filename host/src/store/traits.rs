@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::error::StoreResult;
 use super::types::{
     Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, HostRecord, LeaseTerms,
-    ListFilter, Notice,
+    ListFilter, Notice, Removal,
 };
 use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, NewJob, Outcome, Progress, ScheduleId, Status};
@@ -42,13 +42,8 @@ pub trait JobStore: Send + Sync + 'static {
 
     fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>>;
 
-    /// Deletes finished jobs in `statuses` (all finished statuses when empty), only those that
-    /// finished before `finished_before` when given (retention); counts per status. Durable.
-    fn remove(
-        &self,
-        statuses: &[Status],
-        finished_before: Option<Micros>,
-    ) -> StoreResult<BTreeMap<Status, u64>>;
+    /// Deletes the finished jobs `which` selects; counts per status. Durable.
+    fn remove(&self, which: &Removal) -> StoreResult<BTreeMap<Status, u64>>;
 
     /// Jobs per queue and status.
     fn counts(&self) -> StoreResult<Counts>;

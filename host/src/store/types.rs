@@ -64,8 +64,31 @@ pub struct ListFilter {
     pub statuses: Vec<Status>,
     pub factory: Option<String>,
     pub queue: Option<String>,
+    /// Continue past this id, in the listing's order.
     pub after: Option<JobId>,
     pub limit: usize,
+    /// Highest id (the newest job) first, instead of lowest.
+    pub newest_first: bool,
+}
+
+/// Which finished jobs `remove` deletes.
+#[derive(Debug, Clone, Default)]
+pub struct Removal {
+    /// Finished statuses (all three when empty).
+    pub statuses: Vec<Status>,
+    /// Only jobs that finished before this (retention).
+    pub finished_before: Option<Micros>,
+    pub queue: Option<String>,
+    pub factory: Option<String>,
+}
+
+impl Removal {
+    /// Whether `job` is one of these (its status is checked as finished by the caller).
+    pub fn covers(&self, job: &Job) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&job.status))
+            && self.queue.as_ref().is_none_or(|q| *q == job.queue)
+            && self.factory.as_ref().is_none_or(|f| *f == job.factory)
+    }
 }
 
 /// A running job's liveness: the processor renews leases while the worker lives.

@@ -14,7 +14,7 @@ use crate::clock::Micros;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::JobStore;
-use crate::store::types::{Added, BackupSummary, Cancelled, Counts, ListFilter};
+use crate::store::types::{Added, BackupSummary, Cancelled, Counts, ListFilter, Removal};
 
 /// Finished jobs deleted per transaction by `remove`: bounded, so a retention sweep over a
 /// million jobs holds no lock for long and never one huge transaction.
@@ -22,6 +22,39 @@ const REMOVE_BATCH: i64 = 5_000;
 
 /// The pending statuses, as the unique index names them.
 const PENDING: &str = "('scheduled', 'held', 'queued', 'processing')";
+
+/// The query for one page of `list` ($1 the limit, then those of the cursor, the queue and the
+/// factory that are given: a condition with `$n IS NULL OR` would keep a generic plan from
+/// using the index's bounds). With a status or name filter it is one `ORDER BY id LIMIT`
+/// per status, each served by the (status, id), (queue, status, id) or (factory, status, id)
+/// index, merged: the planner's Merge Append reads a page's worth of each, never the whole
+/// filter (`status = ANY(...)` with `ORDER BY id` would read and sort every match).
+fn list_sql(filter: &ListFilter, cursor: bool) -> String {
+    let (cmp, order) = if filter.newest_first { ("<", "DESC") } else { (">", "") };
+    let mut conditions = String::new();
+    let mut n = 1;
+    let named = filter.queue.is_some() || filter.factory.is_some();
+    for (condition, given) in [
+        (format!("id {cmp} $"), cursor),
+        ("queue = $".to_owned(), filter.queue.is_some()),
+        ("factory = $".to_owned(), filter.factory.is_some()),
+    ] {
+        if given {
+            n += 1;
+            conditions.push_str(&format!(" AND {condition}{n}"));
+        }
+    }
+    let page = |status: Option<Status>| {
+        let status = status.map(|s| format!(" AND status = '{}'", s.as_str())).unwrap_or_default();
+        format!("SELECT {JOB_COLUMNS} FROM jobs WHERE true{status}{conditions} ORDER BY id {order} LIMIT $1")
+    };
+    if filter.statuses.is_empty() && !named {
+        return page(None);
+    }
+    let statuses = if filter.statuses.is_empty() { &Status::ALL[..] } else { &filter.statuses[..] };
+    let parts: Vec<String> = statuses.iter().map(|s| format!("({})", page(Some(*s)))).collect();
+    format!("SELECT * FROM ({}) AS page ORDER BY id {order} LIMIT $1", parts.join(" UNION ALL "))
+}
 
 /// The job `id`, locked for the rest of the transaction.
 pub(super) fn lock_job(client: &mut impl Sql, id: JobId) -> StoreResult<Job> {
@@ -159,47 +192,50 @@ impl JobStore for PgStore {
     }
 
     fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>> {
-        // Ids are `bigint` here: past its range no job follows.
-        if filter.after.is_some_and(|a| a.0 > i64::MAX as u64) {
-            return Ok(Vec::new());
-        }
-        let after = filter.after.map_or(0, id_sql);
-        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        // Ids are `bigint` here: past its range no job follows (ascending), all precede.
+        let after = match filter.after {
+            Some(a) if a.0 > i64::MAX as u64 => {
+                if !filter.newest_first {
+                    return Ok(Vec::new());
+                }
+                None
+            }
+            a => a.map(id_sql),
+        };
+        let sql = list_sql(filter, after.is_some());
         let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
-        // Each filter is served by its own (column, id) index, paged by id.
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id > $1 \
-             AND (cardinality($2::text[]) = 0 OR status = ANY($2)) \
-             AND ($3::text IS NULL OR factory = $3) AND ($4::text IS NULL OR queue = $4) \
-             ORDER BY id LIMIT $5"
-        );
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&limit];
+        if let Some(after) = &after {
+            params.push(after);
+        }
+        if let Some(queue) = &filter.queue {
+            params.push(queue);
+        }
+        if let Some(factory) = &filter.factory {
+            params.push(factory);
+        }
         self.run(|c| {
-            let rows = c
-                .query(&sql, &[&after, &statuses, &filter.factory, &filter.queue, &limit])
-                .map_err(db_error)?;
+            let rows = c.query(&sql, &params).map_err(db_error)?;
             jobs_from_rows(&rows)
         })
     }
 
-    fn remove(
-        &self,
-        statuses: &[Status],
-        finished_before: Option<Micros>,
-    ) -> StoreResult<BTreeMap<Status, u64>> {
-        let wanted: Vec<&str> = if statuses.is_empty() {
+    fn remove(&self, which: &Removal) -> StoreResult<BTreeMap<Status, u64>> {
+        let wanted: Vec<&str> = if which.statuses.is_empty() {
             Status::FINISHED.iter().map(|s| s.as_str()).collect()
         } else {
-            statuses.iter().filter(|s| s.is_finished()).map(|s| s.as_str()).collect()
+            which.statuses.iter().filter(|s| s.is_finished()).map(|s| s.as_str()).collect()
         };
-        let before = finished_before.map(at);
+        let before = which.finished_before.map(at);
         let mut removed = BTreeMap::new();
         loop {
             let rows = self.run(|c| {
                 c.query(
                     "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL \
                      AND ($1::timestamptz IS NULL OR finished_at < $1) AND status = ANY($2) \
+                     AND ($4::text IS NULL OR queue = $4) AND ($5::text IS NULL OR factory = $5) \
                      ORDER BY finished_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING status",
-                    &[&before, &wanted, &REMOVE_BATCH],
+                    &[&before, &wanted, &REMOVE_BATCH, &which.queue, &which.factory],
                 )
                 .map_err(db_error)
             })?;

@@ -151,6 +151,14 @@ END $$;
 CREATE TRIGGER jobs_cancel_requested AFTER UPDATE ON jobs
     REFERENCING OLD TABLE AS before NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION jobhost_notify_cancel();
 "#,
+    // 5: a queue's or factory's jobs by status, paged by id: a filtered page of the job list
+    // (the dashboard's failed jobs of a queue, say) reads one index range per status.
+    r#"
+DROP INDEX IF EXISTS jobs_by_queue;
+DROP INDEX IF EXISTS jobs_by_factory;
+CREATE INDEX jobs_by_queue ON jobs (queue, status, id);
+CREATE INDEX jobs_by_factory ON jobs (factory, status, id);
+"#,
 ];
 
 /// The schema version this build writes and reads.

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::keys::{self, META_FINISHED_INDEX};
-use super::tx::{decode_job, Trees};
+use super::keys::{self, META_FINISHED_INDEX, META_LISTING_INDEX};
+use super::tx::{decode_job, listed_names, Trees};
 use crate::job::Status;
 use crate::store::error::StoreResult;
 use crate::store::types::Counts as CountsView;
@@ -33,6 +33,16 @@ impl Counts {
         }
     }
 
+    /// Every queue that has (or had since open) jobs in one of `statuses`: where a status-only
+    /// listing looks in the `listing` index.
+    pub fn queues_with(&self, statuses: &[Status]) -> Vec<String> {
+        let counts = sync::lock(&self.0);
+        let mut queues: Vec<String> =
+            counts.keys().filter(|(_, s)| statuses.contains(s)).map(|(q, _)| q.clone()).collect();
+        queues.dedup();
+        queues
+    }
+
     /// Jobs per queue and status.
     pub fn snapshot(&self) -> CountsView {
         let counts = sync::lock(&self.0);
@@ -47,6 +57,11 @@ impl Counts {
     /// Counts every record at open; builds the `finished` index if the store predates it.
     pub fn rebuild(&self, trees: &Trees) -> StoreResult<()> {
         let build_index = trees.meta.get(META_FINISHED_INDEX)?.is_none();
+        let build_listing = trees.meta.get(META_LISTING_INDEX)?.is_none();
+        if build_listing {
+            // Restored from a backup (which leaves it out) or older than it: built afresh.
+            trees.listing.clear()?;
+        }
         let mut counts = BTreeMap::new();
         for entry in trees.jobs.iter() {
             let (key, value) = entry?;
@@ -55,6 +70,11 @@ impl Counts {
                 Ok(job) => {
                     if build_index && job.status.is_finished() {
                         trees.finished.insert(keys::time_key(job.finished_at.unwrap_or(0), id), &[])?;
+                    }
+                    if build_listing {
+                        for (by, name) in listed_names(&job) {
+                            trees.listing.insert(keys::listing_key(by, name, job.status, id), &[])?;
+                        }
                     }
                     *counts.entry((job.queue, job.status)).or_insert(0) += 1
                 }
@@ -65,6 +85,9 @@ impl Counts {
         }
         if build_index {
             trees.meta.insert(META_FINISHED_INDEX, &[1])?;
+        }
+        if build_listing {
+            trees.meta.insert(META_LISTING_INDEX, &[1])?;
         }
         *sync::lock(&self.0) = counts;
         Ok(())
@@ -90,6 +113,7 @@ impl Counts {
             ),
             ("`leases`", trees.leases.len() as u64, n(&[Status::Processing]), "running jobs"),
             ("`finished`", trees.finished.len() as u64, n(&Status::FINISHED), "finished jobs"),
+            ("`listing`", trees.listing.len() as u64, 2 * n(&Status::ALL), "(two for each job)"),
         ];
         Ok(checks
             .into_iter()

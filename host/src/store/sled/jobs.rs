@@ -3,14 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use super::keys::{self, META_ID_HIGH_WATER};
+use super::keys::{self, ListedBy, META_ID_HIGH_WATER};
+use super::listing;
 use super::store::SledStore;
 use super::tx::{abort, decode_job, unique_index_key, Trees};
 use crate::clock::Micros;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::JobStore;
-use crate::store::types::{Added, Cancelled, Counts, ListFilter};
+use crate::store::types::{Added, Cancelled, Counts, ListFilter, Removal};
 use crate::sync;
 
 impl SledStore {
@@ -29,6 +30,27 @@ impl SledStore {
             self.counts.count(&job.queue, None, Some(job.status));
         }
         Ok(())
+    }
+}
+
+impl SledStore {
+    /// Every job in id order, from the records themselves.
+    fn list_all(&self, trees: &Trees, filter: &ListFilter) -> StoreResult<Vec<Job>> {
+        let range = match filter.after {
+            None => trees.jobs.range::<&[u8], _>(..),
+            Some(a) if filter.newest_first => trees.jobs.range(..keys::id_key(a)),
+            Some(a) if a.0 == u64::MAX => return Ok(Vec::new()),
+            Some(a) => trees.jobs.range(keys::id_key(a.0 + 1)..),
+        };
+        let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            if filter.newest_first { Box::new(range.rev()) } else { Box::new(range) };
+        entries
+            .take(filter.limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode_job(keys::id_from(&key).unwrap_or_default(), &value)
+            })
+            .collect()
     }
 }
 
@@ -180,15 +202,33 @@ impl JobStore for SledStore {
     }
 
     fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>> {
-        let start = filter.after.map_or(0, |a| a.0.saturating_add(1));
-        let mut out = Vec::new();
-        for entry in self.live()?.trees.jobs.range(keys::id_key(start)..) {
-            if out.len() >= filter.limit {
-                break;
+        let live = self.live()?;
+        let statuses =
+            if filter.statuses.is_empty() { Status::ALL.to_vec() } else { filter.statuses.clone() };
+        // The `listing` ranges to merge: a name's, or every queue's, under each wanted status.
+        let prefixes: Vec<Vec<u8>> = match (&filter.queue, &filter.factory) {
+            (None, None) if filter.statuses.is_empty() => return self.list_all(&live.trees, filter),
+            (Some(queue), _) => {
+                statuses.iter().map(|s| keys::listing_prefix(ListedBy::Queue, queue, *s)).collect()
             }
-            let (key, value) = entry?;
-            let job = decode_job(keys::id_from(&key).unwrap_or_default(), &value)?;
-            let keep = (filter.statuses.is_empty() || filter.statuses.contains(&job.status))
+            (None, Some(factory)) => {
+                statuses.iter().map(|s| keys::listing_prefix(ListedBy::Factory, factory, *s)).collect()
+            }
+            (None, None) => self
+                .counts
+                .queues_with(&statuses)
+                .iter()
+                .flat_map(|q| statuses.iter().map(|s| keys::listing_prefix(ListedBy::Queue, q, *s)))
+                .collect(),
+        };
+        let mut ids = listing::Merge::new(&live.trees.listing, prefixes, filter.after, filter.newest_first);
+        let mut out = Vec::new();
+        while out.len() < filter.limit {
+            let Some(id) = ids.next().transpose()? else { break };
+            // The index is read outside the records' transaction: a job that changed status (or
+            // went) since is skipped, as a later read would not list it.
+            let Some(job) = self.get(id)? else { continue };
+            let keep = statuses.contains(&job.status)
                 && filter.factory.as_ref().is_none_or(|f| *f == job.factory)
                 && filter.queue.as_ref().is_none_or(|q| *q == job.queue);
             if keep {
@@ -198,13 +238,8 @@ impl JobStore for SledStore {
         Ok(out)
     }
 
-    fn remove(
-        &self,
-        statuses: &[Status],
-        finished_before: Option<Micros>,
-    ) -> StoreResult<BTreeMap<Status, u64>> {
-        let wanted: Vec<Status> =
-            if statuses.is_empty() { Status::FINISHED.to_vec() } else { statuses.to_vec() };
+    fn remove(&self, which: &Removal) -> StoreResult<BTreeMap<Status, u64>> {
+        let finished_before = which.finished_before;
         // The `finished` index in time order: only finished jobs, and with retention only those
         // old enough, are read.
         let upper = keys::time_key(finished_before.unwrap_or(Micros::MAX), 0u64);
@@ -219,10 +254,10 @@ impl JobStore for SledStore {
                     tx.unfinish(&index_key)?; // a stale entry
                     return Ok(None);
                 };
-                if !job.status.is_finished() || !wanted.contains(&job.status) {
+                if !job.status.is_finished() || !which.covers(&job) {
                     return Ok(None);
                 }
-                tx.jobs.remove(&keys::id_key(id))?;
+                tx.delete(&job)?;
                 tx.unfinish(&index_key)?;
                 let high =
                     tx.meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or_default();

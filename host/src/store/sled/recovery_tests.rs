@@ -13,7 +13,7 @@ use crate::job::{JobId, NewJob, Outcome, ScheduleId, Status, DEFAULT_QUEUE};
 use crate::schedule::{MissedPolicy, Schedule, Trigger};
 use crate::store::error::StoreError;
 use crate::store::traits::{JobStore, Report, ScheduleStore, WorkStore};
-use crate::store::types::{ClaimFilter, Finished, LeaseTerms, ListFilter};
+use crate::store::types::{ClaimFilter, Finished, LeaseTerms, ListFilter, Removal};
 
 const LEASE: LeaseTerms = LeaseTerms { duration: std::time::Duration::from_secs(30) };
 
@@ -56,6 +56,9 @@ fn lose_jobs(dir: &Path, ids: &[u64]) {
         let job = store.get(JobId(*id)).unwrap().unwrap();
         live.trees.ready.remove(ready_key(&job)).unwrap();
         live.trees.jobs.remove(keys::id_key(*id)).unwrap();
+        for (by, name) in super::tx::listed_names(&job) {
+            live.trees.listing.remove(keys::listing_key(by, name, job.status, job.id)).unwrap();
+        }
     }
     live.db.flush().unwrap();
     // Dropped without its last checkpoint noticing: the state file keeps the higher mark
@@ -104,7 +107,11 @@ fn a_lost_outcome_is_a_loss_but_a_removed_or_retried_latest_finish_is_not() {
     // (Each close writes the state file down.) The latest finish, removed: not a loss.
     {
         let store = open(dir.path());
-        assert_eq!(store.remove(&[Status::Completed], None).unwrap()[&Status::Completed], 2);
+        assert_eq!(
+            store.remove(&Removal { statuses: vec![Status::Completed], ..Removal::default() }).unwrap()
+                [&Status::Completed],
+            2
+        );
     }
     let claimed = {
         let store = open(dir.path());

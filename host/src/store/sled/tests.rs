@@ -16,7 +16,7 @@ use crate::job::{
 };
 use crate::store::error::StoreError;
 use crate::store::traits::{JobStore, Report, WorkStore};
-use crate::store::types::{Cancelled, ClaimFilter, Finished, LeaseTerms, ListFilter};
+use crate::store::types::{Cancelled, ClaimFilter, Finished, LeaseTerms, ListFilter, Removal};
 
 fn new_job(n: u32) -> NewJob {
     NewJob {
@@ -74,20 +74,26 @@ fn removal_reads_the_finished_index_which_older_stores_get_at_open() {
         store.cancel(JobId(1), 10).unwrap();
         store.cancel(JobId(2), 20).unwrap();
         // Retention: only what finished before the cut-off.
-        assert_eq!(store.remove(&[], Some(15)).unwrap(), BTreeMap::from([(Status::Cancelled, 1)]));
+        assert_eq!(
+            store.remove(&Removal { finished_before: Some(15), ..Removal::default() }).unwrap(),
+            BTreeMap::from([(Status::Cancelled, 1)])
+        );
         // A store written before the index existed: no entries, no marker.
         store.live().unwrap().trees.finished.clear().unwrap();
         store.live().unwrap().trees.meta.remove(META_FINISHED_INDEX).unwrap();
         store.flush().unwrap();
     }
     let store = open(dir.path());
-    assert_eq!(store.remove(&[Status::Cancelled], None).unwrap(), BTreeMap::from([(Status::Cancelled, 1)]));
+    assert_eq!(
+        store.remove(&Removal { statuses: vec![Status::Cancelled], ..Removal::default() }).unwrap(),
+        BTreeMap::from([(Status::Cancelled, 1)])
+    );
     assert_eq!(store.live().unwrap().trees.finished.len(), 0);
     // Retried jobs leave the index; queued ones never enter it.
     store.cancel(JobId(3), 30).unwrap();
     store.retry(JobId(3), None, 31).unwrap();
     assert_eq!(store.live().unwrap().trees.finished.len(), 0);
-    assert!(store.remove(&[], None).unwrap().is_empty());
+    assert!(store.remove(&Removal::default()).unwrap().is_empty());
     assert_eq!(store.get(JobId(3)).unwrap().unwrap().status, Status::Queued);
 }
 
@@ -103,7 +109,11 @@ fn ids_are_consecutive_and_never_reused_across_restarts_or_removals() {
     assert_eq!(store.add(new_job(4), 0).unwrap().job.id, JobId(4), "no jump after a restart");
     // Finish and remove the newest job: its id stays spent.
     assert!(matches!(store.cancel(JobId(4), 0).unwrap(), Cancelled::Now(_)));
-    assert_eq!(store.remove(&[Status::Cancelled], None).unwrap()[&Status::Cancelled], 1);
+    assert_eq!(
+        store.remove(&Removal { statuses: vec![Status::Cancelled], ..Removal::default() }).unwrap()
+            [&Status::Cancelled],
+        1
+    );
     drop(store);
     let store = open(dir.path());
     assert_eq!(store.add(new_job(5), 0).unwrap().job.id, JobId(5));
