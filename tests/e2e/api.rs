@@ -224,6 +224,18 @@ fn newest_first_pages_bulk_retry_and_removal_and_stats() {
     assert_eq!(stats["samples"], 8);
     assert!(stats["run_ms"]["max"].as_f64().unwrap() >= stats["run_ms"]["p50"].as_f64().unwrap());
     assert_eq!(server.get("/v1/stats?step=0").status, 400);
+
+    // One job: only once it is finished.
+    let waiting = server.post("/v1/jobs", &json!({"job": "echo", "hold": true})).body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = server.delete(&format!("/v1/jobs/{waiting}"));
+    assert_eq!((refused.status, refused.code()), (409, "invalid_transition"), "{refused:?}");
+    let gone = server.delete(&format!("/v1/jobs/{done}"));
+    assert_eq!((gone.status, gone.body["id"].as_str()), (200, Some(done.as_str())), "{gone:?}");
+    assert_eq!(server.delete(&format!("/v1/jobs/{done}")).code(), "unknown_id");
+    assert_eq!(server.job(&failed[1])["status"], "error", "only that job");
 }
 
 #[test]
@@ -313,6 +325,7 @@ fn openapi_document_parses_and_names_every_route() {
         ("get", "/v1/jobs"),
         ("delete", "/v1/jobs"),
         ("get", "/v1/jobs/{id}"),
+        ("delete", "/v1/jobs/{id}"),
         ("post", "/v1/jobs/{id}/cancel"),
         ("post", "/v1/jobs/{id}/retry"),
         ("post", "/v1/jobs/{id}/start"),
@@ -534,6 +547,21 @@ fn schedules_and_cron_previews_through_the_api() {
     assert_eq!(zoned.body["times"], json!(["2026-11-22T14:00:00.000000+00:00"]));
     let bad = server.get(&format!("/v1/cron/next?expr={}", q("* * * * 9")));
     assert!(bad.status == 400 && bad.text.contains("field 5 (day of week)"), "{bad:?}");
+    // An editor checking as the operator types gets the verdict with a 200.
+    let checked = server.get(&format!("/v1/cron/next?expr={}&check=true", q("* * * * 9")));
+    assert_eq!(checked.status, 200, "{checked:?}");
+    assert_eq!(checked.body["times"], json!([]));
+    assert!(
+        checked.body["error"]["message"].as_str().unwrap().contains("field 5 (day of week)"),
+        "{checked:?}"
+    );
+    let zone = server.get(&format!("/v1/cron/next?expr={}&tz=Mars%2FOlympus&check=true", q("* * * * *")));
+    assert!(
+        zone.status == 200 && zone.body["error"]["message"].as_str().unwrap().contains("Mars/Olympus"),
+        "{zone:?}"
+    );
+    let fine = server.get(&format!("/v1/cron/next?expr={}&check=true&count=2", q("0 * * * *")));
+    assert_eq!((fine.body["times"].as_array().unwrap().len(), fine.body.get("error")), (2, None));
 }
 
 #[test]

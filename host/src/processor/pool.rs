@@ -34,6 +34,8 @@ pub struct QueueInfo {
     /// Jobs still running past their timeout or cancel plus the grace, which nothing can stop
     /// (`isolation = "none"`).
     pub stuck: usize,
+    /// The store's jobs of this queue by status (every host's, on a shared store).
+    pub jobs: BTreeMap<crate::job::Status, u64>,
 }
 
 /// What a graceful shutdown did.
@@ -173,6 +175,7 @@ impl Pool {
                     worker_restarts: live.map_or(0, |q| q.worker_deaths.load(Ordering::Relaxed)),
                     stuck: stuck.get(&name).copied().unwrap_or(0),
                     queued,
+                    jobs: counts.get(&name).cloned().unwrap_or_default(),
                     name,
                 }
             })

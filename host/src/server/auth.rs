@@ -1,4 +1,4 @@
-//! Optional bearer-token auth: every route but `GET /v1/health` needs
+//! Optional bearer-token auth: every route but `GET /v1/health` and the dashboard's files needs
 //! `Authorization: Bearer <token>` when the server has a token.
 
 use std::sync::Arc;
@@ -63,7 +63,8 @@ impl Token {
 
 pub async fn require_token(State(token): State<Option<Token>>, request: Request, next: Next) -> Response {
     let Some(token) = &token else { return next.run(request).await };
-    if request.uri().path() == "/v1/health" {
+    // The dashboard's page and assets hold no data; its script asks for the token.
+    if request.uri().path() == "/v1/health" || super::dashboard::is_dashboard(request.uri().path()) {
         return next.run(request).await;
     }
     // The scheme is case-insensitive (RFC 7235): `bearer x` is `Bearer x`.

@@ -364,6 +364,22 @@ pub async fn cancel_job(State(state): State<AppState>, PathParam(id): PathParam)
     Ok(Json(JobView::from(&job)))
 }
 
+/// Remove one finished job (`completed`, `error` or `cancelled`). Answers with the job as it
+/// was.
+#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, body = JobView),
+        (status = 404, description = "`unknown_id`", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`: the job is not finished", body = ErrorBody),
+    ))]
+pub async fn remove_job(State(state): State<AppState>, PathParam(id): PathParam) -> ApiResult<Json<JobView>> {
+    let id = parse_id(&id)?;
+    let host = state.host.clone();
+    let job = tokio::task::spawn_blocking(move || host.remove_job(id)).await??;
+    Ok(Json(JobView::from(&job)))
+}
+
 /// Run a job that ended in `error` or `cancelled` again, with fresh attempts (its error
 /// history is kept).
 #[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",

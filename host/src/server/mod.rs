@@ -1,4 +1,5 @@
-//! The HTTP API (`/v1`, JSON in and out) over the service's [`Host`]: routes, auth, limits,
+//! The HTTP API (`/v1`, JSON in and out) over the service's [`Host`], and the dashboard that
+//! reads it (at `/`): routes, auth, limits,
 //! the OpenAPI document generated from the same route declarations, and [`run`], which serves
 //! it until a shutdown future resolves.
 //!
@@ -11,6 +12,7 @@
 mod admin;
 mod auth;
 mod contract;
+mod dashboard;
 pub mod error;
 mod extract;
 mod head;

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::state::AppState;
-use super::{admin, auth, head, jobs, schedules};
+use super::{admin, auth, dashboard, head, jobs, schedules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,7 +34,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::add_job, jobs::list_jobs, jobs::remove_jobs))
         .routes(routes!(jobs::add_batch))
         .routes(routes!(jobs::retry_jobs))
-        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::get_job, jobs::remove_job))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::start_job))
@@ -61,6 +61,7 @@ pub fn app(state: AppState) -> Router {
     let (router, doc) = routes();
     let _ = state.openapi.set(serde_json::to_value(&doc).unwrap_or_default());
     router
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -365,6 +365,10 @@ pub struct QueueView {
     /// (`isolation = "none"`).
     #[serde(default)]
     pub stuck: usize,
+    /// The store's jobs of this queue by status (every host's, on a shared store); statuses
+    /// with none are left out.
+    #[serde(default)]
+    pub jobs: BTreeMap<Status, u64>,
 }
 
 impl From<crate::service::QueueInfo> for QueueView {
@@ -375,6 +379,7 @@ impl From<crate::service::QueueInfo> for QueueView {
             concurrency: q.concurrency,
             queued: q.queued,
             running: q.running,
+            jobs: q.jobs,
             worker_restarts: q.worker_restarts,
             stuck: q.stuck,
         }
@@ -583,6 +588,16 @@ impl From<&Schedule> for ScheduleView {
 pub struct CronTimes {
     /// RFC 3339 UTC, strictly after `after`, increasing.
     pub times: Vec<String>,
+    /// With `check=true`: why the expression or zone is refused (then `times` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// An error's code and message, inside a successful answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
 }
 
 /// `GET /v1/hosts`: a host using the store (with a PostgreSQL store, every host that shares

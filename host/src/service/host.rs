@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, Notify};
 use super::error::HostError;
 use crate::clock::{Clock, Micros};
 use crate::events::JobEvent;
-use crate::job::{Job, JobId, Status};
+use crate::job::{Job, JobId, Refused, Status};
 use crate::metrics::{PluginGauges, QueueGauges};
 use crate::plugins::{Catalog, Registry};
 use crate::processor::{Plugins, Pool, ProcessorConfig, QueueInfo, RunError, Shared, Shutdown, WorkerStatus};
@@ -289,6 +289,21 @@ impl Host {
                 }
             }
         }
+    }
+
+    /// Deletes one finished job; the job as it was.
+    pub fn remove_job(&self, id: JobId) -> Result<Job, HostError> {
+        let job = self.get(id)?.ok_or(HostError::NotFound(id))?;
+        if !job.status.is_finished() {
+            return Err(HostError::Refused(Refused { id, status: job.status, action: "remove" }));
+        }
+        let removed = self.inner.shared.store.remove(&Removal { id: Some(id), ..Removal::default() })?;
+        if removed.values().sum::<u64>() == 0 {
+            // Retried (or removed) since it was read.
+            let now = self.get(id)?.ok_or(HostError::NotFound(id))?;
+            return Err(HostError::Refused(Refused { id, status: now.status, action: "remove" }));
+        }
+        Ok(job)
     }
 
     /// Deletes the finished jobs `which` selects.

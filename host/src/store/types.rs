@@ -80,12 +80,15 @@ pub struct Removal {
     pub finished_before: Option<Micros>,
     pub queue: Option<String>,
     pub factory: Option<String>,
+    /// Only this job.
+    pub id: Option<JobId>,
 }
 
 impl Removal {
     /// Whether `job` is one of these (its status is checked as finished by the caller).
     pub fn covers(&self, job: &Job) -> bool {
-        (self.statuses.is_empty() || self.statuses.contains(&job.status))
+        self.id.is_none_or(|id| id == job.id)
+            && (self.statuses.is_empty() || self.statuses.contains(&job.status))
             && self.queue.as_ref().is_none_or(|q| *q == job.queue)
             && self.factory.as_ref().is_none_or(|f| *f == job.factory)
     }

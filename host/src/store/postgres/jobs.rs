@@ -234,8 +234,9 @@ impl JobStore for PgStore {
                     "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL \
                      AND ($1::timestamptz IS NULL OR finished_at < $1) AND status = ANY($2) \
                      AND ($4::text IS NULL OR queue = $4) AND ($5::text IS NULL OR factory = $5) \
+                     AND ($6::bigint IS NULL OR id = $6) \
                      ORDER BY finished_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING status",
-                    &[&before, &wanted, &REMOVE_BATCH, &which.queue, &which.factory],
+                    &[&before, &wanted, &REMOVE_BATCH, &which.queue, &which.factory, &which.id.map(id_sql)],
                 )
                 .map_err(db_error)
             })?;

@@ -244,7 +244,25 @@ impl JobStore for SledStore {
         // old enough, are read.
         let upper = keys::time_key(finished_before.unwrap_or(Micros::MAX), 0u64);
         let mut removed = BTreeMap::new();
-        for entry in self.live()?.trees.finished.range(..upper) {
+        let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match which.id {
+            // One job: its own entry, found from its record.
+            Some(id) => match self.get(id)?.and_then(|job| job.finished_at) {
+                Some(at) if keys::time_key(at, id) < upper => {
+                    let key = keys::time_key(at, id);
+                    Box::new(
+                        self.live()?
+                            .trees
+                            .finished
+                            .get(key)?
+                            .map(|v| Ok((sled::IVec::from(&key[..]), v)))
+                            .into_iter(),
+                    )
+                }
+                _ => Box::new(std::iter::empty()),
+            },
+            None => Box::new(self.live()?.trees.finished.range(..upper)),
+        };
+        for entry in entries {
             let (index_key, _) = entry?;
             let Some((_, id)) = keys::parse_time_key(&index_key) else { continue };
             // In a transaction that re-checks the job: a retry may have requeued it since the
