@@ -7,6 +7,7 @@
 //! - `scheduling`: delayed, held and unique jobs, schedules, racing scheduler loops, restarts.
 //! - `crash`: SIGKILL and aborting plugins against `run-once`.
 //! - `api`: the HTTP API of the real `jobhost serve`, every error code, auth, OpenAPI.
+//! - `dashboard`: the dashboard in Debian's Chromium (Playwright tests in `tests/browser`).
 //! - `service`: the CLI client, signals, config errors, scheduling commands, roles.
 //! - `hardening`: faults and hostile input: many queues, connection floods, nonsense
 //!   settings, the API's contract.
@@ -19,6 +20,7 @@
 
 mod api;
 mod crash;
+mod dashboard;
 mod disk;
 mod hardening;
 mod isolation;

@@ -26,11 +26,6 @@ const ASSETS: &[(&str, &str, &str)] = &[
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                       img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// Whether `path` is one of the dashboard's (served without a token).
-pub fn is_dashboard(path: &str) -> bool {
-    path == "/" || path.starts_with("/assets/")
-}
-
 pub fn routes() -> Router<AppState> {
     Router::new().route("/", get(index)).route("/assets/{file}", get(asset))
 }

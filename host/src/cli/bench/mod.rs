@@ -1,9 +1,11 @@
 //! `jobhost bench`: throughput and latency of the whole path (store, processor, real `echo`
 //! plugin) on a temporary embedded store; with `--baseline`, the store's own limit in the same
-//! run; with `--server`, a running server over HTTP. Speed is measured here, never in CI tests.
+//! run; with `--server`, a running server over HTTP; with `--server --listing`, pages of the job
+//! list at the server's depth. Speed is measured here, never in CI tests.
 
 mod baseline;
 mod http;
+mod listing;
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,10 @@ pub struct BenchArgs {
     /// Drive a running server at this URL instead (token from JOBHOST_TOKEN).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+    /// With --server: time pages of the job list per filter instead (after adding `--preload`
+    /// held jobs to its own queue), not submission and drain.
+    #[arg(long, requires = "server")]
+    pub listing: bool,
     /// Keep-alive HTTP clients submitting at once (with --server).
     #[arg(long, value_name = "K", default_value_t = 16)]
     pub clients: usize,
@@ -64,6 +70,7 @@ pub struct BenchArgs {
 
 pub fn run(allow_insecure: bool, args: &BenchArgs) -> u8 {
     let report = match &args.server {
+        Some(url) if args.listing => listing::bench(url, args),
         Some(url) => http::bench(url, args),
         None => bench(allow_insecure, args),
     };
@@ -71,6 +78,8 @@ pub fn run(allow_insecure: bool, args: &BenchArgs) -> u8 {
         Ok(report) => {
             if args.json {
                 println!("{report}");
+            } else if args.listing {
+                listing::print_human(&report);
             } else {
                 print_human(&report);
             }

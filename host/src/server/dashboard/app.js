@@ -626,7 +626,7 @@ function jobView(id) {
       "div",
       { class: "actions" },
       PENDING.includes(job.status) && !job.cancel_requested
-        ? button("cancel", "Cancel", `Cancel job ${job.id} (${job.job})?${job.status === "processing" ? " It is asked to stop and ends cancelled when it returns." : ""}`,
+        ? button("cancel", "Cancel job", `Cancel job ${job.id} (${job.job})?${job.status === "processing" ? " It is asked to stop and ends cancelled when it returns." : ""}`,
             () => api(`${path}/cancel`, { method: "POST" }), (j) => `Job ${j.id} is ${j.status}${j.cancel_requested && j.status === "processing" ? " (cancel requested)" : ""}.`, "danger")
         : null,
       job.status === "error" || job.status === "cancelled"
@@ -835,6 +835,9 @@ function scheduleEditor(id) {
                 body: { cron: cron.value, timezone: tz.value || "UTC" },
               });
               note.replaceChildren(h("div", { class: "note", role: "status" }, `Saved: next run `, when(saved.next_run_at), "."));
+              // Drawn again from what was saved (its next run has changed).
+              loaded = false;
+              await refreshNow();
             } catch (e) {
               if (e.status !== 401) note.replaceChildren(h("div", { class: "alert", role: "alert" }, e.message));
             }

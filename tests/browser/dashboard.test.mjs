@@ -1,0 +1,244 @@
+// The dashboard in Debian's Chromium, against real `jobhost serve` processes started by
+// tests/e2e/dashboard.rs (which passes their addresses in the environment): what an operator
+// does, clicked and typed as an operator would. Each test saves a screenshot and fails on any
+// browser console error or uncaught page error.
+//
+// Run through `cargo test` (see tests/e2e/dashboard.rs); alone:
+//   JOBHOST_URL=http://127.0.0.1:7878 node --test tests/browser/
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const URL = required("JOBHOST_URL");
+const SCREENSHOTS = process.env.JOBHOST_SCREENSHOTS || "target/dashboard-screenshots";
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const WAIT = 20_000;
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run these tests through \`cargo test\` (tests/e2e/dashboard.rs)`);
+  return value.replace(/\/$/, "");
+}
+
+/** The API, straight (not through the page): to set the scene and to check the outcome. */
+async function api(path, { method = "GET", body, token, base = URL } = {}) {
+  const headers = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await response.json();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(data)}`);
+  return data;
+}
+
+async function until(what, check, within = WAIT) {
+  const deadline = Date.now() + within;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+let browser;
+before(async () => {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+});
+after(async () => {
+  await browser?.close();
+});
+
+/**
+ * A fresh tab (its own session storage) that records console errors; `body` runs with it,
+ * then the screenshot is saved and no error may have been logged.
+ */
+async function withPage(name, body, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(`console: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => errors.push(`page error: ${error.message}`));
+  try {
+    await body(page);
+  } finally {
+    await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+    await context.close();
+  }
+  assert.deepEqual(errors, [], `${name}: the browser logged errors`);
+}
+
+const confirm = async (page) => {
+  await page.locator("dialog#confirm").waitFor({ state: "visible" });
+  await page.locator("#confirm-ok").click();
+};
+
+test("the overview shows the example queue and plugins; a job added through the API appears live and completes", async () => {
+  await withPage("overview-and-a-job", async (page) => {
+    await page.goto(`${URL}/`);
+    const queueRow = page.locator('tr[data-queue="default"]');
+    await queueRow.waitFor({ timeout: WAIT });
+    for (const plugin of ["echo", "error", "fatal", "sleep"]) {
+      await page.getByRole("rowheader", { name: plugin, exact: true }).waitFor();
+    }
+    await page.getByText("Rejected files (0)").waitFor();
+
+    // The jobs list is open when the job is added: it must appear without a reload.
+    await page.getByRole("link", { name: "Jobs", exact: true }).click();
+    await page.locator("#f-status").waitFor();
+    const added = await api("/v1/jobs", { method: "POST", body: { job: "echo", input: { hello: "browser" } } });
+    const row = page.locator(`tr[data-job="${added.id}"]`);
+    await row.waitFor({ timeout: WAIT });
+    await row.locator(".badge.completed").waitFor({ timeout: WAIT });
+    await page.locator("#updated").filter({ hasText: /Updated \d+ s ago/ }).waitFor();
+
+    await row.getByRole("link", { name: added.id }).click();
+    await page.getByRole("heading", { name: `Job ${added.id}` }).waitFor();
+    assert.deepEqual(JSON.parse(await page.locator("#input").textContent()), { hello: "browser" });
+    assert.deepEqual(JSON.parse(await page.locator("#result").textContent()), { hello: "browser" });
+
+    // Back on the overview, the hour's throughput counts it.
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByText(/completed per second \([1-9]\d* in the hour\)/).waitFor({ timeout: WAIT });
+  });
+});
+
+test("a failed fatal job shows its timestamped errors, and retry from its page sends it back to queued", async () => {
+  const queue = "dash-fatal";
+  const job = await api("/v1/jobs", { method: "POST", body: { job: "fatal", queue, max_attempts: 2 } });
+  await until("the fatal job failed", async () => (await api(`/v1/jobs/${job.id}`)).status === "error");
+  // Paused, so the retried job stays queued long enough to be seen.
+  await api(`/v1/queues/${queue}/stop`, { method: "POST" });
+  await withPage("failed-job", async (page) => {
+    await page.goto(`${URL}/#/jobs?status=error&queue=${queue}`);
+    await page.locator(`tr[data-job="${job.id}"]`).getByRole("link").click();
+    const errors = page.locator("#errors li");
+    await until("both attempts' errors are listed", async () => (await errors.count()) === 2);
+    for (let i = 0; i < 2; i++) {
+      const stamp = await errors.nth(i).locator("time").getAttribute("datetime");
+      assert.match(stamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$/, "an RFC 3339 time with microseconds");
+      assert.equal(await errors.nth(i).locator(".message").textContent(), "An error occurred.");
+    }
+    await page.locator(".badge.error").first().waitFor();
+    await page.screenshot({ path: join(SCREENSHOTS, "failed-job-before-retry.png"), fullPage: true });
+
+    await page.locator("#job-retry").click();
+    await confirm(page);
+    await page.locator("dd .badge.queued").waitFor({ timeout: WAIT });
+    assert.equal((await api(`/v1/jobs/${job.id}`)).status, "queued");
+    await page.getByText(`Job ${job.id} is queued again.`).waitFor();
+  });
+  await api(`/v1/queues/${queue}/start`, { method: "POST" });
+});
+
+test("cancel a running sleep job from its page; pause and resume a queue from the keyboard", async () => {
+  const job = await api("/v1/jobs", { method: "POST", body: { job: "sleep", input: 120 } });
+  await until("the sleep job runs", async () => (await api(`/v1/jobs/${job.id}`)).status === "processing");
+  await withPage("cancel-and-pause", async (page) => {
+    await page.goto(`${URL}/#/jobs/${job.id}`);
+    await page.locator("dd .badge.processing").waitFor({ timeout: WAIT });
+    await page.locator("#progress progress").waitFor({ timeout: WAIT });
+    await page.locator("#job-cancel").click();
+    await confirm(page);
+    await page.locator("dd .badge.cancelled").waitFor({ timeout: WAIT });
+    assert.equal((await api(`/v1/jobs/${job.id}`)).status, "cancelled");
+
+    await page.getByRole("link", { name: "Overview" }).click();
+    const toggle = page.locator("#queue-toggle-default");
+    await toggle.waitFor();
+    await toggle.focus();
+    await page.keyboard.press("Enter");
+    await page.locator('tr[data-queue="default"] .badge.paused').waitFor({ timeout: WAIT });
+    assert.equal((await api("/v1/queues")).find((q) => q.name === "default").processing, false);
+    // Focus stays on the button through the refresh, so the same key resumes.
+    await until("the button offers Resume", async () => (await toggle.textContent()) === "Resume");
+    await page.keyboard.press("Enter");
+    await page.locator('tr[data-queue="default"] .badge.processing-on').waitFor({ timeout: WAIT });
+    assert.equal((await api("/v1/queues")).find((q) => q.name === "default").processing, true);
+  });
+});
+
+test("the schedule editor previews the next runs and shows the server's message for a bad field", async () => {
+  const schedule = await api("/v1/schedules", { method: "POST", body: { job: "echo", cron: "*/5 * * * *" } });
+  await withPage("schedule-editor", async (page) => {
+    await page.goto(`${URL}/#/schedules`);
+    const row = page.locator(`tr[data-schedule="${schedule.id}"]`);
+    await row.waitFor({ timeout: WAIT });
+    await row.locator(`#schedule-toggle-${schedule.id}`).click();
+    await row.locator(".badge.paused").waitFor({ timeout: WAIT });
+    assert.equal((await api(`/v1/schedules/${schedule.id}`)).active, false);
+    await row.locator(`#schedule-toggle-${schedule.id}`).click();
+    await row.locator(".badge.processing-on").waitFor({ timeout: WAIT });
+
+    await row.getByRole("link", { name: schedule.id, exact: true }).click();
+    const cron = page.locator("#cron");
+    await cron.waitFor();
+    await page.locator("#cron-preview li").first().waitFor();
+    await cron.fill("* * * * 9");
+    const alert = page.locator("#cron-error [role=alert]");
+    await alert.waitFor({ timeout: WAIT });
+    assert.match(await alert.textContent(), /field 5 \(day of week\)/);
+    assert.equal(await page.locator("#save").isDisabled(), true, "a bad expression cannot be saved");
+
+    await cron.fill("0 12 * * 1-5");
+    await page.locator("#tz").fill("Europe/Paris");
+    await until("five runs are previewed", async () => (await page.locator("#cron-preview li").count()) === 5);
+    const first = await page.locator("#cron-preview li time").first().getAttribute("datetime");
+    assert.match(first, /T1[01]:00:00\.000000\+00:00$/, "noon in Paris is 11:00 or 10:00 UTC");
+    await page.locator("#save").click();
+    await page.getByText(/^Saved: next run/).waitFor();
+    const saved = await api(`/v1/schedules/${schedule.id}`);
+    assert.deepEqual([saved.cron, saved.timezone], ["0 12 * * 1-5", "Europe/Paris"]);
+  });
+});
+
+test("with a token, the dashboard shows no data until the token is given, and never puts it in a URL", async () => {
+  const base = required("JOBHOST_TOKEN_URL");
+  const token = required("JOBHOST_TOKEN");
+  await withPage("token", async (page) => {
+    const urls = [];
+    page.on("request", (request) => urls.push(request.url()));
+    await page.goto(`${base}/`);
+    await page.getByRole("heading", { name: "This server needs a token" }).waitFor();
+    await page.waitForTimeout(2500); // refreshes would have happened by now
+    assert.equal(await page.locator("tr[data-queue]").count(), 0, "no data before the token");
+    assert.equal(urls.filter((u) => u.includes("/v1/")).length, 0, "not even a request");
+
+    await page.locator("#token").fill(token);
+    await page.keyboard.press("Enter");
+    await page.locator('tr[data-queue="default"]').waitFor({ timeout: WAIT });
+    // Kept for the tab: a reload does not ask again.
+    await page.reload();
+    await page.locator('tr[data-queue="default"]').waitFor({ timeout: WAIT });
+    assert.ok(urls.length > 0 && urls.every((u) => !u.includes(token)), "the token is never in a URL");
+  });
+});
+
+test("on a phone-sized screen in dark mode the pages fit the width and read light on dark", async () => {
+  await withPage(
+    "phone-dark",
+    async (page) => {
+      for (const path of ["/", "/#/jobs", "/#/schedules"]) {
+        await page.goto(`${URL}${path}`);
+        await page.locator("#updated").filter({ hasText: /Updated/ }).waitFor({ timeout: WAIT });
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 0, `${path} is ${overflow} px wider than the screen`);
+      }
+      await page.goto(`${URL}/`);
+      await page.locator('tr[data-queue="default"]').waitFor();
+      const [bg, fg] = await page.evaluate(() => {
+        const style = getComputedStyle(document.body);
+        return [style.backgroundColor, style.color];
+      });
+      const light = (rgb) => rgb.match(/\d+/g).slice(0, 3).reduce((a, b) => a + Number(b), 0) / 3;
+      assert.ok(light(bg) < 60 && light(fg) > 180, `dark background, light text: ${bg} / ${fg}`);
+    },
+    { viewport: { width: 390, height: 844 }, colorScheme: "dark", isMobile: true, hasTouch: true },
+  );
+});

@@ -1,0 +1,85 @@
+//! The dashboard in a real browser: Debian's Chromium, driven by Playwright
+//! (`tests/browser/dashboard.test.mjs`) against two real `jobhost serve` processes with the
+//! example plugins, one open and one with a token. This test starts them and runs the browser
+//! tests with Node; their screenshots land in `target/dashboard-screenshots/`.
+//!
+//! Needs `/usr/bin/chromium` (`apt-get install chromium`; `.ci/test` installs it) and Node.js
+//! 20; Playwright's package comes from the npm registry on first use (`npm ci`), and never a
+//! browser of its own.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use jobhost_tests::{artefacts, plugin_dir, Server, EXAMPLE_PLUGINS};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn browser_tests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// Installs the browser tests' one package (Playwright's driver) when it is missing.
+fn install_playwright(dir: &Path) {
+    if dir.join("node_modules/playwright-core/package.json").exists() {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .expect("npm (Node.js 20) is needed for the browser tests");
+    assert!(status.success(), "`npm ci` in {} failed", dir.display());
+}
+
+#[test]
+fn the_dashboard_in_chromium() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "the browser tests need Debian's Chromium at {CHROMIUM}: `apt-get install chromium` (`.ci/test` does)"
+    );
+    let dir = browser_tests_dir();
+    install_playwright(&dir);
+
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let data = tempfile::tempdir().unwrap();
+    let open = Server::start(&data.path().join("open"), plugins.path(), &[]);
+    let token = "dashboard-test-token-5f0c2a9e";
+    let token_file = data.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let mut perms = std::fs::metadata(&token_file).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(&token_file, perms).unwrap();
+    let closed = Server::start_with_token(
+        &data.path().join("closed"),
+        plugins.path(),
+        &["--token-file", token_file.to_str().unwrap()],
+        Some(token),
+    );
+
+    // target/<profile>/ → target/dashboard-screenshots/
+    let screenshots = artefacts().profile_dir.parent().unwrap().join("dashboard-screenshots");
+    let output = Command::new("node")
+        .args(["--test", "--test-concurrency=1", "dashboard.test.mjs"])
+        .current_dir(&dir)
+        .env("JOBHOST_URL", &open.url)
+        .env("JOBHOST_TOKEN_URL", &closed.url)
+        .env("JOBHOST_TOKEN", token)
+        .env("JOBHOST_SCREENSHOTS", &screenshots)
+        .env("CHROMIUM", CHROMIUM)
+        .output()
+        .expect("node runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser tests failed:\n{report}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        open.log()
+    );
+    // Every test ran (a test file that loads none would pass).
+    assert!(report.contains("# pass 6") && report.contains("# fail 0"), "{report}");
+    for name in
+        ["overview-and-a-job", "failed-job", "cancel-and-pause", "schedule-editor", "token", "phone-dark"]
+    {
+        assert!(screenshots.join(format!("{name}.png")).exists(), "no screenshot {name}.png");
+    }
+}
