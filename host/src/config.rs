@@ -410,7 +410,7 @@ impl Config {
         for name in self.queues.keys() {
             if !crate::job::is_valid_name(name) {
                 return Err(format!(
-                    "queues.{name}: invalid queue name; use 1 to {} characters from a-z, A-Z, 0-9, `_`, `-`, `.`",
+                    "queues.{name}: invalid queue name; use 1 to {} characters from a-z, A-Z, 0-9, `_`, `-`, `.`, not `.` or `..`",
                     crate::job::MAX_NAME_LEN
                 ));
             }

@@ -92,15 +92,16 @@ impl History {
         inner.samples.push_back((micros(ran), micros(wait)));
     }
 
-    /// The last hour as of `now`, in buckets of `step` seconds (oldest first, the last one
-    /// holding `now`).
+    /// The last hour as of `now`, in buckets of `step` seconds, oldest first: each bucket is
+    /// `step` whole seconds and the last one ends with the second holding `now`, so every
+    /// bucket is a full `step` (an hour is covered whatever the step divides).
     pub fn snapshot(&self, now: Micros, step: i64) -> Snapshot {
         let step = step.clamp(1, WINDOW_SECONDS);
         let now_s = now.div_euclid(1_000_000);
-        let first = now_s - now_s.rem_euclid(step) - (WINDOW_SECONDS / step - 1).max(0) * step;
-        let n = ((now_s - first) / step + 1) as usize;
+        let n = (WINDOW_SECONDS + step - 1) / step;
+        let first = now_s - n * step + 1;
         let mut series: Vec<Point> =
-            (0..n).map(|i| Point { at: first + i as i64 * step, completed: 0.0, failed: 0.0 }).collect();
+            (0..n).map(|i| Point { at: first + i * step, completed: 0.0, failed: 0.0 }).collect();
         let inner = sync::lock(&self.0);
         let mut totals = BTreeMap::new();
         for (queue, buckets) in &inner.queues {
@@ -108,7 +109,7 @@ impl History {
             for &(second, completed, failed) in buckets.iter().filter(|b| b.0 > now_s - WINDOW_SECONDS) {
                 c += u64::from(completed);
                 f += u64::from(failed);
-                if second >= first && second <= now_s {
+                if (first..=now_s).contains(&second) {
                     let point = &mut series[((second - first) / step) as usize];
                     point.completed += f64::from(completed);
                     point.failed += f64::from(failed);
@@ -172,6 +173,13 @@ mod tests {
         assert_eq!(snap.totals["a"], (1, 0));
         assert_eq!(snap.series.len(), 3600);
         assert_eq!(snap.series.iter().map(|p| p.completed).sum::<f64>(), 1.0);
+        // A step that does not divide the hour still covers all of it; the last point ends now.
+        let snap = h.snapshot(t0 + 3606 * SEC, 1799);
+        assert_eq!(snap.series.len(), 3);
+        assert_eq!(snap.series.last().unwrap().at, t0 / SEC + 3606 - 1798);
+        assert!(snap.series.first().unwrap().at <= t0 / SEC + 3606 - 3599);
+        let hourly = h.snapshot(t0 + 3606 * SEC, 3600);
+        assert_eq!((hourly.series.len(), hourly.series[0].completed * 3600.0), (1, 1.0));
     }
 
     #[test]

@@ -168,6 +168,10 @@ pub const MAX_NAME_LEN: usize = 64;
 pub fn is_valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        // A name is a URL path segment (`/v1/queues/NAME/stop`): these two would be resolved
+        // away by every browser and most clients before the request is sent.
+        && name != "."
+        && name != ".."
 }
 
 /// The queue a job goes to when none is named.

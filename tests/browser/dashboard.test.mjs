@@ -220,6 +220,39 @@ test("with a token, the dashboard shows no data until the token is given, and ne
   });
 });
 
+test("hostile names and data show as text, fit the screen, and odd queue names still work", async () => {
+  const markup = "<img src=x onerror=\"window.__pwned = 1\">";
+  const job = await api("/v1/jobs", {
+    method: "POST",
+    body: { job: "echo", queue: "...", hold: true, input: { html: markup }, unique_key: "k".repeat(200) },
+  });
+  await withPage(
+    "hostile",
+    async (page) => {
+      await page.goto(`${URL}/#/jobs/${job.id}`);
+      await page.locator("#input").waitFor({ timeout: WAIT });
+      assert.deepEqual(JSON.parse(await page.locator("#input").textContent()), { html: markup });
+      assert.equal(await page.evaluate(() => window.__pwned), undefined, "markup in a job never runs");
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `a 200-character key makes the page ${overflow} px too wide`);
+      // `...` is a queue name, not a path step (`.` and `..` are refused as names): pause and
+      // resume reach it.
+      await page.goto(`${URL}/`);
+      const toggle = page.locator('[id="queue-toggle-..."]');
+      await toggle.waitFor({ timeout: WAIT });
+      const before = (await api("/v1/queues")).find((q) => q.name === "...").processing;
+      await toggle.click();
+      await until("the `...` queue changed", async () => (await api("/v1/queues")).find((q) => q.name === "...").processing !== before);
+      await toggle.click();
+      await until("the `...` queue changed back", async () => (await api("/v1/queues")).find((q) => q.name === "...").processing === before);
+      // A malformed address names the problem instead of failing.
+      await page.goto(`${URL}/#/jobs/%E0%A4%A`);
+      await page.locator("[role=alert]").waitFor({ timeout: WAIT });
+    },
+    { viewport: { width: 390, height: 844 } },
+  );
+});
+
 test("on a phone-sized screen in dark mode the pages fit the width and read light on dark", async () => {
   await withPage(
     "phone-dark",

@@ -193,6 +193,23 @@ fn newest_first_pages_bulk_retry_and_removal_and_stats() {
     assert_eq!(first, [other.clone(), failed[2].clone()]);
     let (rest, last) = page(&format!("status=error&order=newest&limit=2&after={}", next.unwrap()));
     assert_eq!((rest, last), (vec![failed[1].clone(), failed[0].clone()], None));
+    // Summaries: the same pages without the jobs' data.
+    let brief = server.get("/v1/jobs/summaries?status=error&order=newest&limit=2").body;
+    let brief_ids: Vec<&str> =
+        brief["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(brief_ids, [other.as_str(), failed[2].as_str()]);
+    assert_eq!(
+        (brief["jobs"][0].get("input"), &brief["jobs"][0]["error_count"]),
+        (None, &json!(1)),
+        "{brief}"
+    );
+    assert_eq!(brief["next"], json!(failed[2]));
+    // `.` and `..` would be resolved away in a URL path: not names.
+    for name in [".", ".."] {
+        let refused = server.post("/v1/jobs", &json!({"job": "echo", "queue": name}));
+        assert_eq!((refused.status, refused.code()), (400, "invalid_request"), "{refused:?}");
+    }
+    assert_eq!(server.post("/v1/jobs", &json!({"job": "echo", "queue": "...", "hold": true})).status, 201);
     let bad = server.get("/v1/jobs?order=sideways");
     assert_eq!(bad.status, 400);
     assert!(bad.body["error"]["message"].as_str().unwrap().contains("order"), "{bad:?}");
@@ -205,8 +222,9 @@ fn newest_first_pages_bulk_retry_and_removal_and_stats() {
         let again = server.wait_finished(id, LONG);
         assert_eq!(errors(&again).len(), 2, "ran again: {again}");
     }
-    let refused = server.post_empty("/v1/jobs/retry?status=completed");
+    let refused = server.post_empty("/v1/jobs/retry?status=error,completed");
     assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(refused.body["error"]["message"].as_str().unwrap().contains("`completed`"), "{refused:?}");
     // Bulk removal, by queue.
     let removed = server.delete("/v1/jobs?status=error&queue=other");
     assert_eq!(removed.body["removed"]["error"], 1, "{removed:?}");
@@ -236,6 +254,18 @@ fn newest_first_pages_bulk_retry_and_removal_and_stats() {
     assert_eq!((gone.status, gone.body["id"].as_str()), (200, Some(done.as_str())), "{gone:?}");
     assert_eq!(server.delete(&format!("/v1/jobs/{done}")).code(), "unknown_id");
     assert_eq!(server.job(&failed[1])["status"], "error", "only that job");
+    // Both statuses at once: a cancelled job and the failed ones.
+    let cancelled = server.post("/v1/jobs", &json!({"job": "echo", "queue": "both", "hold": true})).body
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.post_empty(&format!("/v1/jobs/{cancelled}/cancel"));
+    let both = fatal("both");
+    server.wait_finished(&both, LONG);
+    let retried = server.post_empty("/v1/jobs/retry?status=cancelled,error&queue=both");
+    assert_eq!(retried.body, json!({"retried": 2}), "{retried:?}");
+    assert_eq!(server.wait_finished(&cancelled, LONG)["status"], "completed");
 }
 
 #[test]
@@ -331,12 +361,14 @@ fn openapi_document_parses_and_names_every_route() {
         ("post", "/v1/jobs/{id}/start"),
         ("post", "/v1/jobs/batch"),
         ("post", "/v1/jobs/retry"),
+        ("get", "/v1/jobs/summaries"),
         ("post", "/v1/schedules"),
         ("get", "/v1/schedules"),
         ("get", "/v1/schedules/{id}"),
         ("patch", "/v1/schedules/{id}"),
         ("delete", "/v1/schedules/{id}"),
         ("get", "/v1/cron/next"),
+        ("get", "/v1/cron/check"),
         ("get", "/v1/factories"),
         ("get", "/v1/plugins"),
         ("get", "/v1/queues"),
@@ -376,7 +408,7 @@ fn openapi_document_parses_and_names_every_route() {
         assert_ne!(answer.code(), "not_found", "{method} {path}: {answer:?}");
         assert_ne!(answer.status, 405, "{method} {path}: {answer:?}");
     }
-    assert_eq!(paths.len(), 22, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 24, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
     let components = spec.components.as_ref().expect("components");
     for schema in [
         "JobView",
@@ -548,20 +580,22 @@ fn schedules_and_cron_previews_through_the_api() {
     let bad = server.get(&format!("/v1/cron/next?expr={}", q("* * * * 9")));
     assert!(bad.status == 400 && bad.text.contains("field 5 (day of week)"), "{bad:?}");
     // An editor checking as the operator types gets the verdict with a 200.
-    let checked = server.get(&format!("/v1/cron/next?expr={}&check=true", q("* * * * 9")));
+    let checked = server.get(&format!("/v1/cron/check?expr={}", q("* * * * 9")));
     assert_eq!(checked.status, 200, "{checked:?}");
     assert_eq!(checked.body["times"], json!([]));
     assert!(
         checked.body["error"]["message"].as_str().unwrap().contains("field 5 (day of week)"),
         "{checked:?}"
     );
-    let zone = server.get(&format!("/v1/cron/next?expr={}&tz=Mars%2FOlympus&check=true", q("* * * * *")));
+    let zone = server.get(&format!("/v1/cron/check?expr={}&tz=Mars%2FOlympus", q("* * * * *")));
     assert!(
         zone.status == 200 && zone.body["error"]["message"].as_str().unwrap().contains("Mars/Olympus"),
         "{zone:?}"
     );
-    let fine = server.get(&format!("/v1/cron/next?expr={}&check=true&count=2", q("0 * * * *")));
-    assert_eq!((fine.body["times"].as_array().unwrap().len(), fine.body.get("error")), (2, None));
+    let fine = server.get(&format!("/v1/cron/check?expr={}&count=2", q("0 * * * *")));
+    assert_eq!((fine.body["times"].as_array().unwrap().len(), &fine.body["error"]), (2, &Value::Null));
+    let never = server.get(&format!("/v1/cron/check?expr={}&count=0", q("0 0 31 2 *")));
+    assert!(never.status == 200 && never.body["error"]["code"] == "invalid_request", "{never:?}");
 }
 
 #[test]

@@ -256,6 +256,28 @@ fn sigterm_lets_a_running_job_finish_or_releases_it_after_the_timeout() {
     assert_eq!(server.wait_finished(&released, LONG)["status"], "completed");
 }
 
+/// A queue that is not configured exists only through its jobs: after a restart its queued
+/// jobs run without waiting for another job to be added to it.
+#[test]
+fn queued_jobs_of_an_unconfigured_queue_run_after_a_restart() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let mut server = Server::start(&data, plugins.path(), &["--paused"]);
+    let id = server.post("/v1/jobs", &json!({"job": "echo", "queue": "overnight", "input": 7})).body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(LONG), Some(0), "{}", server.log());
+
+    let server = Server::start(&data, plugins.path(), &[]);
+    assert_eq!(server.wait_finished(&id, LONG)["status"], "completed", "{}", server.log());
+    let queues = server.get("/v1/queues").body;
+    let overnight = queues.as_array().unwrap().iter().find(|q| q["name"] == "overnight").unwrap();
+    assert_eq!(overnight["processing"], true, "{queues}");
+}
+
 #[test]
 fn sighup_registers_a_plugin_copied_in_after_start() {
     let dir = TempDir::new().unwrap();

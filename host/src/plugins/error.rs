@@ -29,7 +29,7 @@ pub enum LoadError {
     NoFactories,
     #[error("it declares factory `{name}` twice")]
     DuplicateFactory { name: String, first: PathBuf },
-    #[error("factory name {0:?} is invalid: use 1 to 64 characters from a-z, A-Z, 0-9, `_`, `-`, `.`")]
+    #[error("factory name {0:?} is invalid: use 1 to 64 characters from a-z, A-Z, 0-9, `_`, `-`, `.`, not `.` or `..`")]
     InvalidFactoryName(String),
 }
 

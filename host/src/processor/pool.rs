@@ -70,11 +70,17 @@ impl Pool {
         Pool { state: Arc::new(state) }
     }
 
-    /// Starts the configured queues that autostart (the default queue among them).
-    pub fn start_configured(&self) {
+    /// Starts the queues that autostart among the configured ones (the default queue among
+    /// them) and `stored`: the queues the store holds jobs of, which would otherwise wait for
+    /// a new job to start their queue after a restart.
+    pub fn start_configured(&self, stored: &[String]) {
         let config = &self.state.shared.config;
-        let names: Vec<String> = config.queues.keys().cloned().collect();
-        for name in names.iter().chain(std::iter::once(&DEFAULT_QUEUE.to_owned())) {
+        let mut names: Vec<String> = config.queues.keys().cloned().collect();
+        names.push(DEFAULT_QUEUE.to_owned());
+        names.extend(stored.iter().cloned());
+        names.sort();
+        names.dedup();
+        for name in &names {
             if config.queue(name).autostart {
                 self.start_queue(name);
             }

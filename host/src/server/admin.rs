@@ -54,7 +54,7 @@ fn check_queue_name(name: &str) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::invalid_request(format!(
-            "queue: {:?} is not a queue name (1 to {} characters from a-z, A-Z, 0-9, `_`, `-`, `.`)",
+            "queue: {:?} is not a queue name (1 to {} characters from a-z, A-Z, 0-9, `_`, `-`, `.`, not `.` or `..`)",
             crate::text::clip(name),
             crate::job::MAX_NAME_LEN
         )))

@@ -18,7 +18,10 @@ pub struct Served {
 }
 
 /// A queue name (`validate_name` in the service).
-const QUEUE: &str = "^[A-Za-z0-9_.-]{1,64}$";
+/// (Anything but `.` and `..`, spelled without a lookahead: a name not starting with a dot,
+/// or a dot and a name not starting with one, or two dots and one more character at least.)
+const QUEUE: &str =
+    r"^([A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}|\.[A-Za-z0-9_-][A-Za-z0-9_.-]{0,62}|\.\.[A-Za-z0-9_.-]{1,62})$";
 /// A job or schedule id in a path: a decimal `u64`.
 const ID: &str = "^[0-9]{1,19}$";
 /// A cron expression's shape: five fields, or an `@` alias. What each field may hold is
@@ -208,19 +211,26 @@ fn parameters(doc: &mut Value) {
         set("id", json!({"type": "string", "pattern": ID}));
         set("name", json!({"type": "string", "pattern": QUEUE}));
         match (path.as_str(), method.as_str()) {
-            ("/v1/jobs", "get") => {
+            ("/v1/jobs", "get") | ("/v1/jobs/summaries", "get") => {
                 set("status", json!({"type": "string", "pattern": list(STATUSES)}));
                 // Larger pages are cut to `limits.max_page`, not refused.
                 set("limit", json!({"type": "integer", "minimum": 1, "maximum": usize::MAX}));
                 set("after", json!({"type": "string", "pattern": "^[0-9]{0,19}$"}));
             }
             ("/v1/jobs", "delete") => set("status", json!({"type": "string", "pattern": list(FINISHED)})),
+            ("/v1/jobs/retry", "post") => {
+                set("status", json!({"type": "string", "pattern": list("(error|cancelled)")}))
+            }
             ("/v1/cron/next", "get") => {
                 set("expr", json!({"type": "string", "pattern": CRON}));
                 set("after", json!({"type": "string", "format": "date-time"}));
                 set("count", json!({"type": "integer", "minimum": 1, "maximum": 1000}));
                 let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
                 set("tz", json!({"type": "string", "enum": zones}));
+            }
+            // Any text: a bad expression, zone, time or count is the answer's `error`.
+            ("/v1/cron/check", "get") => {
+                set("count", json!({"type": "integer", "minimum": 0, "maximum": usize::MAX}))
             }
             _ => {}
         }

@@ -14,7 +14,8 @@ use super::error::{ApiError, ApiResult, ErrorBody, ItemError};
 use super::extract::{seconds, BatchBody, JsonBody, PathParam, QueryParams, MIN_SECONDS};
 use super::state::AppState;
 use super::types::{
-    AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, JobPage, JobView, Removed, Retried,
+    AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, JobPage, JobSummary, JobView, Removed,
+    Retried, SummaryPage,
 };
 use crate::clock::{duration_micros, Micros};
 use crate::job::{Job, JobId, Status};
@@ -267,6 +268,28 @@ pub async fn list_jobs(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<JobPage>> {
+    let (jobs, next) = page(&state, params).await?;
+    Ok(Json(JobPage { jobs: jobs.iter().map(JobView::from).collect(), next }))
+}
+
+/// The same pages as `GET /v1/jobs`, each job without its input, result and error texts: for
+/// lists read again every few seconds (the dashboard's), whatever size the jobs' data.
+#[utoipa::path(get, path = "/v1/jobs/summaries", tag = "jobs",
+    params(ListParams),
+    responses(
+        (status = 200, body = SummaryPage),
+        (status = 400, description = "`invalid_request`: a bad parameter", body = ErrorBody),
+    ))]
+pub async fn list_summaries(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<ListParams>,
+) -> ApiResult<Json<SummaryPage>> {
+    let (jobs, next) = page(&state, params).await?;
+    Ok(Json(SummaryPage { jobs: jobs.iter().map(JobSummary::from).collect(), next }))
+}
+
+/// One page of the list and the cursor of the next, if any.
+async fn page(state: &AppState, params: ListParams) -> ApiResult<(Vec<Job>, Option<String>)> {
     let statuses = parse_statuses(params.status.as_deref())?;
     let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
         None => None,
@@ -280,7 +303,6 @@ pub async fn list_jobs(
         return Err(ApiError::invalid_request("limit: must be at least 1"));
     }
     let limit = limit.min(state.limits.max_page.get());
-    // One more than asked tells whether another page follows.
     let newest_first = match params.order.as_deref() {
         None | Some("oldest") => false,
         Some("newest") => true,
@@ -291,6 +313,7 @@ pub async fn list_jobs(
             )))
         }
     };
+    // One more than asked tells whether another page follows.
     let filter = ListFilter {
         statuses,
         factory: params.job,
@@ -307,7 +330,7 @@ pub async fn list_jobs(
     } else {
         None
     };
-    Ok(Json(JobPage { jobs: jobs.iter().map(JobView::from).collect(), next }))
+    Ok((jobs, next))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -400,8 +423,8 @@ pub async fn retry_job(State(state): State<AppState>, PathParam(id): PathParam) 
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RetryAllParams {
-    /// `error` (the default) or `cancelled`.
-    #[param(inline, value_type = Option<String>, pattern = "^(error|cancelled)$")]
+    /// `error` (the default), `cancelled`, or both (`error,cancelled`).
+    #[param(inline, value_type = Option<String>)]
     status: Option<String>,
     /// Only jobs of this factory.
     job: Option<String>,
@@ -421,18 +444,23 @@ pub async fn retry_jobs(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<RetryAllParams>,
 ) -> ApiResult<Json<Retried>> {
-    let status = match params.status.as_deref() {
-        None | Some("") => Status::Error,
-        Some(s) => parse_statuses(Some(s))?
-            .into_iter()
-            .next()
-            .filter(|s| matches!(s, Status::Error | Status::Cancelled))
-            .ok_or_else(|| {
-                ApiError::invalid_request(format!("status: `{}` is not `error` or `cancelled`", clip(s)))
-            })?,
-    };
+    let mut statuses = parse_statuses(params.status.as_deref())?;
+    if let Some(other) = statuses.iter().find(|s| !matches!(s, Status::Error | Status::Cancelled)) {
+        return Err(ApiError::invalid_request(format!(
+            "status: only `error` and `cancelled` jobs can be retried, not `{other}`"
+        )));
+    }
+    if statuses.is_empty() {
+        statuses.push(Status::Error);
+    }
     let host = state.host.clone();
-    let retried =
-        tokio::task::spawn_blocking(move || host.retry_all(status, params.queue, params.job)).await??;
+    let retried = tokio::task::spawn_blocking(move || -> Result<u64, crate::service::HostError> {
+        let mut retried = 0;
+        for status in statuses {
+            retried += host.retry_all(status, params.queue.clone(), params.job.clone())?;
+        }
+        Ok(retried)
+    })
+    .await??;
     Ok(Json(Retried { retried }))
 }

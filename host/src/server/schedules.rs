@@ -10,7 +10,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{seconds, JsonBody, PathParam, QueryParams, MIN_SECONDS};
 use super::jobs::parse_time;
 use super::state::AppState;
-use super::types::{CronTimes, ErrorDetail, SchedulePatchRequest, ScheduleRequest, ScheduleView};
+use super::types::{CronCheck, CronTimes, ErrorDetail, SchedulePatchRequest, ScheduleRequest, ScheduleView};
 use crate::clock::rfc3339;
 use crate::cron::CronSpec;
 use crate::job::ScheduleId;
@@ -137,35 +137,12 @@ pub struct CronParams {
     count: Option<usize>,
     /// IANA time zone the expression is read in (default UTC).
     tz: Option<String>,
-    /// `true`: a bad expression or zone is answered with 200 and `error` (no times), for
-    /// editors that check as the operator types (browsers log every 4xx answer as an error).
-    check: Option<bool>,
 }
 
-/// The next fire times of a cron expression; with `check=true`, also whether it is valid.
-#[utoipa::path(get, path = "/v1/cron/next", tag = "schedules",
-    params(CronParams),
-    responses(
-        (status = 200, body = CronTimes),
-        (status = 400, description = "`invalid_request`: the message names the bad field or zone (with `check=true`, only a bad `after` or `count`)", body = ErrorBody),
-    ))]
-pub async fn cron_next(
-    State(state): State<AppState>,
-    QueryParams(params): QueryParams<CronParams>,
-) -> ApiResult<Json<CronTimes>> {
-    let check = params.check.unwrap_or(false);
-    let refused = |message: String| -> ApiResult<Json<CronTimes>> {
-        if check {
-            let error = ErrorDetail { code: "invalid_request".to_owned(), message };
-            Ok(Json(CronTimes { times: Vec::new(), error: Some(error) }))
-        } else {
-            Err(ApiError::invalid_request(message))
-        }
-    };
-    let spec = match CronSpec::parse(&params.expr, params.tz.as_deref()) {
-        Ok(spec) => spec,
-        Err(e) => return refused(e.to_string()),
-    };
+/// The next `count` fire times, or why there are none (the message names the field).
+fn upcoming(state: &AppState, params: &CronParams) -> ApiResult<Vec<String>> {
+    let spec = CronSpec::parse(&params.expr, params.tz.as_deref())
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let after = match params.after.as_deref() {
         Some(text) => parse_time("after", text)?,
         None => state.host.clock().now(),
@@ -177,7 +154,45 @@ pub async fn cron_next(
     let times = spec.upcoming(after, count);
     if times.is_empty() {
         // As creating a schedule with it says.
-        return refused("invalid cron: the expression never matches a date (e.g. 30 February)".to_owned());
+        return Err(ApiError::invalid_request(
+            "invalid cron: the expression never matches a date (e.g. 30 February)",
+        ));
     }
-    Ok(Json(CronTimes { times: times.into_iter().map(rfc3339).collect(), error: None }))
+    Ok(times.into_iter().map(rfc3339).collect())
+}
+
+/// The next fire times of a cron expression.
+#[utoipa::path(get, path = "/v1/cron/next", tag = "schedules",
+    params(CronParams),
+    responses(
+        (status = 200, body = CronTimes),
+        (status = 400, description = "`invalid_request`: the message names the bad field or zone", body = ErrorBody),
+    ))]
+pub async fn cron_next(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<CronParams>,
+) -> ApiResult<Json<CronTimes>> {
+    Ok(Json(CronTimes { times: upcoming(&state, &params)? }))
+}
+
+/// What `GET /v1/cron/next` would answer, always as a 200: the times, or the error it would
+/// give (the same code and message) with no times. For editors that check an expression as
+/// the operator types it: a browser logs every 4xx answer as an error.
+#[utoipa::path(get, path = "/v1/cron/check", tag = "schedules",
+    params(CronParams),
+    responses(
+        (status = 200, body = CronCheck),
+        (status = 400, description = "`invalid_request`: a parameter of the wrong type (a `count` that is not a number)", body = ErrorBody),
+    ))]
+pub async fn cron_check(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<CronParams>,
+) -> Json<CronCheck> {
+    Json(match upcoming(&state, &params) {
+        Ok(times) => CronCheck { times, error: None },
+        Err(e) => CronCheck {
+            times: Vec::new(),
+            error: Some(ErrorDetail { code: e.code.to_owned(), message: e.message }),
+        },
+    })
 }

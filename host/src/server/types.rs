@@ -119,6 +119,56 @@ pub struct JobView {
     pub schedule_id: Option<String>,
 }
 
+/// A job without its input, result and error texts: a row of a list that is read again every
+/// few seconds (`GET /v1/jobs/summaries`), whatever size the jobs' data.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobSummary {
+    pub id: String,
+    pub job: String,
+    pub queue: String,
+    pub status: Status,
+    pub priority: i32,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// How many errors its history holds.
+    pub error_count: usize,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub run_at: String,
+    pub progress: Option<Progress>,
+    pub cancel_requested: bool,
+}
+
+impl From<&Job> for JobSummary {
+    fn from(job: &Job) -> Self {
+        JobSummary {
+            id: job.id.to_string(),
+            job: job.factory.clone(),
+            queue: job.queue.clone(),
+            status: job.status,
+            priority: job.priority,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            error_count: job.errors.len(),
+            created_at: rfc3339(job.created_at),
+            started_at: job.started_at.map(rfc3339),
+            finished_at: job.finished_at.map(rfc3339),
+            run_at: rfc3339(job.run_at),
+            progress: job.progress.clone(),
+            cancel_requested: job.cancel_requested,
+        }
+    }
+}
+
+/// `GET /v1/jobs/summaries`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SummaryPage {
+    pub jobs: Vec<JobSummary>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
 /// Stored JSON text shown as JSON; text that is not (it never should be) shows as a string.
 fn json_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
@@ -588,8 +638,14 @@ impl From<&Schedule> for ScheduleView {
 pub struct CronTimes {
     /// RFC 3339 UTC, strictly after `after`, increasing.
     pub times: Vec<String>,
-    /// With `check=true`: why the expression or zone is refused (then `times` is empty).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+}
+
+/// `GET /v1/cron/check`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CronCheck {
+    /// As `GET /v1/cron/next` gives them; empty when `error` is set.
+    pub times: Vec<String>,
+    /// The error `GET /v1/cron/next` would answer with; `null` when the expression is good.
     pub error: Option<ErrorDetail>,
 }
 

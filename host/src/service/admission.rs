@@ -144,7 +144,10 @@ fn validate_name(field: &'static str, name: &str) -> Result<(), HostError> {
     } else {
         Err(HostError::invalid(
             field,
-            format!("{:?}: use 1 to {MAX_NAME_LEN} characters from a-z, A-Z, 0-9, `_`, `-`, `.`", clip(name)),
+            format!(
+                "{:?}: use 1 to {MAX_NAME_LEN} characters from a-z, A-Z, 0-9, `_`, `-`, `.`, not `.` or `..`",
+                clip(name)
+            ),
         ))
     }
 }

@@ -188,7 +188,14 @@ impl Host {
         self.spawn_sweeper();
         self.spawn_summary();
         self.spawn_healer();
-        self.inner.pool.start_configured();
+        let stored = match self.inner.shared.store.counts() {
+            Ok(counts) => counts.into_keys().collect(),
+            Err(e) => {
+                log::warn!("cannot read the store's queues to start them: {e}");
+                Vec::new()
+            }
+        };
+        self.inner.pool.start_configured(&stored);
     }
 
     /// Starts processing `name` (no-op if it runs). Stopped queues still accept jobs.

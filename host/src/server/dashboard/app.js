@@ -28,6 +28,7 @@ async function api(path, { method = "GET", body } = {}) {
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  showSignOut(Boolean(token));
   let response;
   try {
     response = await fetch(path, {
@@ -57,6 +58,9 @@ async function api(path, { method = "GET", body } = {}) {
   }
   return data;
 }
+
+/** A name as one URL path segment (`.` and `..` escaped too, or the browser would resolve them). */
+const seg = (name) => encodeURIComponent(name).replace(/\./g, "%2E");
 
 const q = (params) => {
   const query = new URLSearchParams();
@@ -122,26 +126,30 @@ function table(headers, rows, empty = "Nothing here.") {
 
 const badge = (status, label = status) => h("span", { class: `badge ${status}` }, label);
 const num = (n) => h("td", { class: "num" }, n ?? 0);
-const fmt = (n) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
+const fmt = (n) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n >= 1 ? n.toFixed(2) : n.toFixed(3));
 
-/** An RFC 3339 time as local `YYYY-MM-DD HH:MM:SS`, with the exact value as its title. */
-function when(rfc3339) {
+/**
+ * An RFC 3339 time as local `YYYY-MM-DD HH:MM:SS` (with milliseconds when `precise`), with the
+ * exact value as its title.
+ */
+function when(rfc3339, precise = false) {
   if (!rfc3339) return h("span", { class: "muted" }, "—");
   const d = new Date(rfc3339);
   if (Number.isNaN(d.getTime())) return rfc3339;
   const pad = (n) => String(n).padStart(2, "0");
   const text = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(
     d.getMinutes(),
-  )}:${pad(d.getSeconds())}`;
+  )}:${pad(d.getSeconds())}${precise ? `.${String(d.getMilliseconds()).padStart(3, "0")}` : ""}`;
   return h("time", { datetime: rfc3339, title: rfc3339 }, text);
 }
 
 const confirmDialog = document.getElementById("confirm");
 
 /** Asks before an action; resolves true when confirmed. */
-function confirmAction(text, okLabel) {
+function confirmAction(text, okLabel, danger) {
   document.getElementById("confirm-text").textContent = text;
   document.getElementById("confirm-ok").textContent = okLabel;
+  document.getElementById("confirm-ok").className = danger ? "danger" : "";
   confirmDialog.returnValue = "";
   confirmDialog.showModal();
   document.getElementById("confirm-ok").focus();
@@ -151,8 +159,8 @@ function confirmAction(text, okLabel) {
 }
 
 /** Runs `action` after confirmation, showing its outcome (or the server's error) in `note`. */
-async function act(note, question, okLabel, action, done) {
-  if (!(await confirmAction(question, okLabel))) return;
+async function act(note, question, okLabel, action, done, danger = false) {
+  if (!(await confirmAction(question, okLabel, danger))) return;
   try {
     const result = await action();
     note.replaceChildren(h("div", { class: "note", role: "status" }, done(result)));
@@ -220,6 +228,7 @@ function showLogin(message) {
     autocomplete: "current-password",
     required: true,
   });
+  const problem = h("div");
   const form = h(
     "form",
     {
@@ -227,6 +236,11 @@ function showLogin(message) {
         event.preventDefault();
         const token = input.value.trim();
         if (!token) return;
+        // A token travels in a header: printable ASCII only.
+        if (!/^[\x21-\x7e]+$/.test(token)) {
+          problem.replaceChildren(h("div", { class: "alert", role: "alert" }, "A token is printable ASCII without spaces: check what was pasted."));
+          return;
+        }
         sessionStorage.setItem(TOKEN_KEY, token);
         loginShown = false;
         route();
@@ -245,14 +259,25 @@ function showLogin(message) {
         { class: "muted" },
         "Give the bearer token from the server's token_file. It is kept in this tab only and sent in a header, never in a URL.",
       ),
-      message && message !== "this server needs `Authorization: Bearer <token>`"
-        ? h("div", { class: "alert", role: "alert" }, message)
-        : null,
+      problem,
       form,
     ),
   );
+  if (message && message !== "this server needs `Authorization: Bearer <token>`") {
+    problem.replaceChildren(h("div", { class: "alert", role: "alert" }, message));
+  }
   input.focus();
 }
+
+const signOut = document.getElementById("sign-out");
+function showSignOut(shown) {
+  signOut.hidden = !shown;
+}
+signOut.addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  showSignOut(false);
+  showLogin();
+});
 
 // ---------------------------------------------------------------- overview
 
@@ -280,7 +305,7 @@ function overview() {
   const queueRow = (queue, failedLastHour) => {
     const jobs = queue.jobs ?? {};
     const link = (status) =>
-      h("a", { href: `#/jobs${q({ queue: queue.name, status })}` }, jobs[status] ?? 0);
+      h("a", { id: `count-${queue.name}-${status}`, href: `#/jobs${q({ queue: queue.name, status })}` }, jobs[status] ?? 0);
     const toggle = h(
       "button",
       {
@@ -291,7 +316,7 @@ function overview() {
         onclick: async () => {
           const verb = queue.processing ? "stop" : "start";
           try {
-            await api(`/v1/queues/${encodeURIComponent(queue.name)}/${verb}`, { method: "POST" });
+            await api(`/v1/queues/${seg(queue.name)}/${verb}`, { method: "POST" });
             note.replaceChildren();
             await refreshNow();
           } catch (e) {
@@ -304,14 +329,14 @@ function overview() {
     return h(
       "tr",
       { "data-queue": queue.name },
-      h("th", { scope: "row" }, h("a", { href: `#/jobs${q({ queue: queue.name })}` }, queue.name)),
+      h("th", { scope: "row" }, h("a", { id: `queue-${queue.name}`, href: `#/jobs${q({ queue: queue.name })}` }, queue.name)),
       h("td", {}, queue.processing ? badge("processing-on", "running") : badge("paused", "paused")),
       num(queue.concurrency),
       h("td", { class: "num" }, link("queued")),
       h("td", { class: "num" }, link("processing")),
       h("td", { class: "num" }, link("scheduled")),
       h("td", { class: "num" }, link("held")),
-      h("td", { class: "num" }, h("a", { href: `#/jobs${q({ queue: queue.name, status: "error" })}` }, failedLastHour)),
+      h("td", { class: "num" }, h("a", { id: `count-${queue.name}-failed`, href: `#/jobs${q({ queue: queue.name, status: "error" })}`, title: "Failed in the last hour; the link lists every failed job of the queue" }, failedLastHour)),
       num(queue.worker_restarts),
       h("td", {}, toggle),
     );
@@ -407,7 +432,7 @@ function latencyTable(stats) {
       row("Run (ms)", stats.run_ms),
       row("Wait (ms)", stats.wait_ms),
     ]),
-    h("p", { class: "muted" }, `Over the latest ${stats.samples} attempts on this host. Wait is from when a job was due to its start.`),
+    h("p", { class: "muted" }, `Over the latest ${stats.samples} attempt${stats.samples === 1 ? "" : "s"} on this host. Wait is from when a job was due to its start.`),
   ];
 }
 
@@ -445,6 +470,9 @@ function pluginSection(list) {
 
 // ---------------------------------------------------------------- jobs
 
+/** The cursors of the pages before this one (Previous page), for the filter shown. */
+const cursors = [];
+
 function jobsView(params) {
   const filter = {
     status: params.get("status") ?? "",
@@ -454,6 +482,7 @@ function jobsView(params) {
     after: params.get("after") ?? "",
   };
   const go = (changes) => {
+    if (!("after" in changes) || changes.after === "") cursors.length = 0;
     const next = { ...filter, ...changes };
     if (next.order === "newest") delete next.order;
     location.hash = `#/jobs${q(next)}`;
@@ -508,8 +537,10 @@ function jobsView(params) {
 
   const bulkActions = (count) => {
     if (filter.status !== "error" && filter.status !== "cancelled") return [];
-    const scope = [filter.queue && `queue ${filter.queue}`, filter.job && `job ${filter.job}`].filter(Boolean).join(", ");
-    const what = `${count === null ? "every" : `the ${count}`} ${filter.status === "error" ? "failed" : "cancelled"} job${count === 1 ? "" : "s"}${scope ? ` of ${scope}` : ""}`;
+    const scope = [filter.queue && `in queue ${filter.queue}`, filter.job && `of factory ${filter.job}`].filter(Boolean).join(" ");
+    const kind = filter.status === "error" ? "failed" : "cancelled";
+    const what = count === null ? `every ${kind} job` : count === 1 ? `the 1 ${kind} job` : `the ${count} ${kind} jobs`;
+    const scoped = `${what}${scope ? ` ${scope}` : ""}`;
     const selection = { status: filter.status, queue: filter.queue, job: filter.job };
     return h(
       "div",
@@ -521,7 +552,7 @@ function jobsView(params) {
           type: "button",
           disabled: count === 0,
           onclick: () =>
-            act(note, `Retry ${what}? Each runs again with fresh attempts.`, "Retry all", () =>
+            act(note, `Retry ${scoped}? Each runs again with fresh attempts.`, "Retry all", () =>
               api(`/v1/jobs/retry${q(selection)}`, { method: "POST" }),
               (r) => `${r.retried} job${r.retried === 1 ? "" : "s"} sent back to queued.`),
         },
@@ -535,9 +566,12 @@ function jobsView(params) {
           class: "danger",
           disabled: count === 0,
           onclick: () =>
-            act(note, `Remove ${what}? They are deleted for good.`, "Remove all", () =>
+            act(note, `Remove ${scoped}? They are deleted for good.`, "Remove all", () =>
               api(`/v1/jobs${q(selection)}`, { method: "DELETE" }),
-              (r) => `${Object.values(r.removed).reduce((a, b) => a + b, 0)} jobs removed.`),
+              (r) => {
+                const n = Object.values(r.removed).reduce((a, b) => a + b, 0);
+                return `${n} job${n === 1 ? "" : "s"} removed.`;
+              }, true),
         },
         "Remove all matching",
       ),
@@ -549,7 +583,8 @@ function jobsView(params) {
       const [queues, factories, page] = await Promise.all([
         api("/v1/queues"),
         api("/v1/factories"),
-        api(`/v1/jobs${q({ ...filter, order: filter.order, limit: 25 })}`),
+        // Summaries: a list read every two seconds must not carry every job's input and result.
+        api(`/v1/jobs/summaries${q({ ...filter, order: filter.order, limit: 25 })}`),
       ]);
       update(queueSelect, [queues.map((x) => x.name), filter.queue], ([list]) =>
         select("f-queue", "Queue", filter.queue, names(list, filter.queue), (v) => go({ queue: v, after: "" })),
@@ -568,7 +603,7 @@ function jobsView(params) {
           }
         }
       }
-      update(summary, count, (c) => (c === null ? "" : `${c} job${c === 1 ? "" : "s"} match.`));
+      update(summary, count, (c) => (c === null ? "" : c === 1 ? "1 job matches." : `${c} jobs match.`));
       update(bulk, [filter, count], () => bulkActions(count));
       update(list, page.jobs, (jobs) =>
         table(
@@ -577,7 +612,7 @@ function jobsView(params) {
             h(
               "tr",
               { "data-job": job.id },
-              h("td", {}, h("a", { href: `#/jobs/${job.id}` }, job.id)),
+              h("td", {}, h("a", { id: `job-link-${job.id}`, href: `#/jobs/${job.id}` }, job.id)),
               h("td", {}, job.job),
               h("td", {}, job.queue),
               h("td", {}, badge(job.status), job.progress && job.status === "processing" ? ` ${Math.round(job.progress.fraction * 100)} %` : ""),
@@ -591,8 +626,15 @@ function jobsView(params) {
       );
       update(pager, [filter.after, page.next], ([after, next]) => [
         after ? h("button", { id: "page-first", class: "ghost", type: "button", onclick: () => go({ after: "" }) }, "First page") : null,
-        after ? h("button", { id: "page-back", class: "ghost", type: "button", onclick: () => history.back() }, "Previous page") : null,
-        next ? h("button", { id: "page-next", class: "ghost", type: "button", onclick: () => go({ after: next }) }, "Next page") : null,
+        after && cursors.length
+          ? h("button", { id: "page-back", class: "ghost", type: "button", onclick: () => go({ after: cursors.pop() }) }, "Previous page")
+          : null,
+        next
+          ? h("button", { id: "page-next", class: "ghost", type: "button", onclick: () => {
+              cursors.push(after);
+              go({ after: next });
+            } }, "Next page")
+          : null,
       ]);
     },
   };
@@ -604,7 +646,7 @@ function jobsView(params) {
 function errorItem(line) {
   const match = /^\[([^\]]+)\] ([\s\S]*)$/.exec(line);
   if (!match) return h("li", {}, line);
-  return h("li", {}, when(match[1]), h("span", { class: "message" }, match[2]));
+  return h("li", {}, when(match[1], true), h("span", { class: "message" }, match[2]));
 }
 
 const pretty = (value) => (value === null || value === undefined ? "null" : JSON.stringify(value, null, 2));
@@ -615,11 +657,11 @@ function jobView(id) {
   main.replaceChildren(h("h1", {}, `Job ${id}`), note, body);
 
   const actions = (job) => {
-    const path = `/v1/jobs/${encodeURIComponent(job.id)}`;
+    const path = `/v1/jobs/${seg(job.id)}`;
     const button = (key, label, question, call, done, cls) =>
       h(
         "button",
-        { id: `job-${key}`, type: "button", class: cls, onclick: () => act(note, question, label, call, done) },
+        { id: `job-${key}`, type: "button", class: cls, onclick: () => act(note, question, label, call, done, cls === "danger") },
         label,
       );
     return h(
@@ -698,13 +740,19 @@ function jobView(id) {
     ];
   };
 
+  // An id is decimal digits: anything else is not asked for (the answer could only be an error).
+  let gone = !/^[0-9]{1,20}$/.test(id);
+  if (gone) body.replaceChildren(h("p", { class: "alert", role: "alert" }, `\`${id}\` is not a job id (ids are decimal numbers).`));
   return {
     refresh: async () => {
+      // A job that is not there is not asked for again every two seconds.
+      if (gone) return;
       try {
-        const job = await api(`/v1/jobs/${encodeURIComponent(id)}`);
+        const job = await api(`/v1/jobs/${seg(id)}`);
         update(body, job, render);
       } catch (e) {
-        if (e.status === 404) {
+        if (e.status === 404 || e.status === 400) {
+          gone = true;
           update(body, "gone", () => h("p", { class: "alert", role: "alert" }, e.message));
           return;
         }
@@ -746,7 +794,7 @@ function schedulesView() {
             "aria-label": `${sc.active ? "Pause" : "Resume"} schedule ${sc.id}`,
             onclick: async () => {
               try {
-                await api(`/v1/schedules/${encodeURIComponent(sc.id)}`, { method: "PATCH", body: { active: !sc.active } });
+                await api(`/v1/schedules/${seg(sc.id)}`, { method: "PATCH", body: { active: !sc.active } });
                 note.replaceChildren();
                 await refreshNow();
               } catch (e) {
@@ -791,8 +839,9 @@ function scheduleEditor(id) {
     const check = async () => {
       const mine = ++seq;
       try {
-        // `check`: a bad field is answered in the body, not as a 400 the browser would log.
-        const next = await api(`/v1/cron/next${q({ expr: cron.value, tz: tz.value, count: 5, check: "true" })}`);
+        // `/v1/cron/check` is `/v1/cron/next` answering a bad field in its body, not as a 400
+        // the browser would log as an error.
+        const next = await api(`/v1/cron/check${q({ expr: cron.value, tz: tz.value, count: 5 })}`);
         if (mine !== seq) return;
         if (next.error) {
           save.disabled = true;
@@ -830,7 +879,7 @@ function scheduleEditor(id) {
           onsubmit: async (event) => {
             event.preventDefault();
             try {
-              const saved = await api(`/v1/schedules/${encodeURIComponent(id)}`, {
+              const saved = await api(`/v1/schedules/${seg(id)}`, {
                 method: "PATCH",
                 body: { cron: cron.value, timezone: tz.value || "UTC" },
               });
@@ -856,7 +905,20 @@ function scheduleEditor(id) {
     refresh: async () => {
       // The form is drawn once: a refresh must not overwrite what the operator is typing.
       if (loaded) return;
-      const sc = await api(`/v1/schedules/${encodeURIComponent(id)}`);
+      if (!/^[0-9]{1,20}$/.test(id)) {
+        loaded = true;
+        body.replaceChildren(h("p", { class: "alert", role: "alert" }, `\`${id}\` is not a schedule id (ids are decimal numbers).`));
+        return;
+      }
+      let sc;
+      try {
+        sc = await api(`/v1/schedules/${seg(id)}`);
+      } catch (e) {
+        if (e.status !== 404 && e.status !== 400) throw e;
+        loaded = true;
+        body.replaceChildren(h("p", { class: "alert", role: "alert" }, e.message));
+        return;
+      }
       loaded = true;
       body.replaceChildren(
         sc.cron
@@ -875,19 +937,26 @@ function route() {
     return;
   }
   loginShown = false;
+  focusAfter = document.activeElement && document.activeElement !== document.body ? document.activeElement.id : "";
   const raw = location.hash.replace(/^#/, "") || "/";
   const [path, query = ""] = raw.split("?");
   const params = new URLSearchParams(query);
-  const parts = path.split("/").filter(Boolean);
+  const parts = path.split("/").filter(Boolean).map((part) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      return part; // a malformed escape stays as typed; the API names what is wrong with it
+    }
+  });
   let section = "overview";
   if (parts[0] === "jobs" && parts[1]) {
-    current = jobView(decodeURIComponent(parts[1]));
+    current = jobView(parts[1]);
     section = "jobs";
   } else if (parts[0] === "jobs") {
     current = jobsView(params);
     section = "jobs";
   } else if (parts[0] === "schedules" && parts[1]) {
-    current = scheduleEditor(decodeURIComponent(parts[1]));
+    current = scheduleEditor(parts[1]);
     section = "schedules";
   } else if (parts[0] === "schedules") {
     current = schedulesView();
@@ -901,8 +970,22 @@ function route() {
   }
   document.title = `jobhost: ${section}`;
   busy = false;
-  refreshNow();
+  lastOk = 0;
+  lastError = "";
+  refreshNow().then(() => {
+    // A filter chosen from the keyboard redraws the page: focus goes back to it.
+    if (focusAfter) document.getElementById(focusAfter)?.focus();
+    focusAfter = "";
+  });
 }
+
+let focusAfter = "";
+
+document.querySelector(".skip").addEventListener("click", (event) => {
+  // Not a navigation: `#main` is not a route.
+  event.preventDefault();
+  main.focus();
+});
 
 const themeButton = document.getElementById("theme");
 function applyTheme(theme) {
