@@ -23,7 +23,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::codec::FORMAT_VERSION;
-use super::keys::{self, META_FORMAT};
+use super::keys::META_FORMAT;
 use super::options::StoreOptions;
 use super::state_file::{Progress, StateFile};
 use super::store::{open_db, SledStore};
@@ -142,8 +142,6 @@ pub fn restore(file: &Path, dir: &Path) -> StoreResult<BackupSummary> {
     if trees.meta.get(META_FORMAT)?.is_none() {
         trees.meta.insert(META_FORMAT, &[FORMAT_VERSION])?;
     }
-    // The `listing` index is not in backups: the first open builds it from the records.
-    trees.meta.remove(keys::META_LISTING_INDEX)?;
     db.flush()?;
     StateFile::new(dir).write(trees.progress()?)?;
     Ok(summary(&checked.trailer, checked.bytes))

@@ -68,10 +68,10 @@ impl SledStore {
                 }
                 tx.save(&job)?;
                 tx.ready.insert(ready_key(&job), job.factory.as_bytes())?;
-                Ok(Some((job.queue, from)))
+                Ok(Some((job, from)))
             })?;
-            if let Some((queue, from)) = promoted {
-                self.counts.count(&queue, Some(from), Some(Status::Queued));
+            if let Some((job, from)) = promoted {
+                self.counts.count(&job, Some(from), Some(Status::Queued));
                 promoted_count += 1;
             }
         }
@@ -142,7 +142,7 @@ impl SledStore {
     fn count_finished(&self, done: Option<Job>) -> Finished {
         match done {
             Some(job) => {
-                self.counts.count(&job.queue, Some(Status::Processing), Some(job.status));
+                self.counts.count(&job, Some(Status::Processing), Some(job.status));
                 Finished::Applied(job)
             }
             None => Finished::Stale,
@@ -151,7 +151,7 @@ impl SledStore {
 
     /// Counts a committed claim.
     fn count_claimed(&self, job: Job, token: AttemptToken) -> Claimed {
-        self.counts.count(&job.queue, Some(Status::Queued), Some(Status::Processing));
+        self.counts.count(&job, Some(Status::Queued), Some(Status::Processing));
         Claimed { job, token }
     }
 }
@@ -271,7 +271,7 @@ impl WorkStore for SledStore {
             return Ok(0);
         }
         for job in &released {
-            self.counts.count(&job.queue, Some(Status::Processing), Some(job.status));
+            self.counts.count(job, Some(Status::Processing), Some(job.status));
         }
         // The attempts were given back: the claims' journal records no longer stand.
         let records: Vec<(JobId, u32)> = released.iter().map(|j| (j.id, j.attempts)).collect();

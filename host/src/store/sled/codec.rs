@@ -55,31 +55,6 @@ pub fn decode_job(bytes: &[u8]) -> Result<Job, CodecError> {
     }
 }
 
-/// Only the status of a job record of any readable format: every format so far starts with
-/// (id, factory, queue, priority, input, status), which are read in place, not copied.
-pub fn decode_listed(bytes: &[u8]) -> Result<Status, CodecError> {
-    #[derive(Deserialize)]
-    #[allow(dead_code)] // read only to get past them
-    struct Head<'a> {
-        id: u64,
-        factory: &'a str,
-        queue: &'a str,
-        priority: i32,
-        input: &'a str,
-        status: Status,
-    }
-    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
-    match version {
-        OLDEST_READABLE..=FORMAT_VERSION => {
-            let (head, _): (Head<'_>, usize) = bincode::serde::borrow_decode_from_slice(body, config())
-                .map_err(|e| CodecError::Corrupt(e.to_string()))?;
-            Ok(head.status)
-        }
-        v if v > FORMAT_VERSION => Err(CodecError::Newer(v)),
-        v => Err(CodecError::Unknown(v)),
-    }
-}
-
 fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
     let (value, used) =
         bincode::serde::decode_from_slice(body, config()).map_err(|e| CodecError::Corrupt(e.to_string()))?;

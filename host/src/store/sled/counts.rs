@@ -1,5 +1,6 @@
-//! Jobs per (queue, status), kept in memory: `GET /v1/queues` and `/metrics` read them on
-//! every call, and counting the records each time would scan the store.
+//! Jobs per (queue, status), and which (see `listing`), kept in memory: `GET /v1/queues` and
+//! `/metrics` read the counts on every call, the job list the ids, and counting or filtering
+//! the records each time would scan the store.
 //!
 //! Exact, because one process owns an embedded store and every transition is counted after
 //! its transaction commits. Signed, because transitions are counted in the order their callers
@@ -10,45 +11,64 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::keys::{self, META_FINISHED_INDEX, META_LISTING_INDEX};
-use super::tx::{decode_job, listed_names, Trees};
-use crate::job::Status;
+use super::keys::{self, META_FINISHED_INDEX};
+use super::listing::{ListedBy, Listing};
+use super::tx::{decode_job, Trees};
+use crate::job::{Job, JobId, Status};
 use crate::store::error::StoreResult;
 use crate::store::types::Counts as CountsView;
 use crate::sync;
 
 #[derive(Default)]
-pub(super) struct Counts(Mutex<BTreeMap<(String, Status), i64>>);
+pub(super) struct Counts(Mutex<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    counts: BTreeMap<(String, Status), i64>,
+    listing: Listing,
+}
 
 impl Counts {
-    /// Records a transition: one job of `queue` left `from` (`None`: it is new) for `to`
-    /// (`None`: it was deleted).
-    pub fn count(&self, queue: &str, from: Option<Status>, to: Option<Status>) {
-        let mut counts = sync::lock(&self.0);
-        if let Some(from) = from {
-            *counts.entry((queue.to_owned(), from)).or_insert(0) -= 1;
+    /// Records a transition: `job` left `from` (`None`: it is new) for `to` (`None`: it was
+    /// deleted).
+    pub fn count(&self, job: &Job, from: Option<Status>, to: Option<Status>) {
+        let mut inner = sync::lock(&self.0);
+        for (status, by) in [(from, -1), (to, 1)] {
+            if let Some(status) = status {
+                *inner.counts.entry((job.queue.clone(), status)).or_insert(0) += by;
+            }
         }
-        if let Some(to) = to {
-            *counts.entry((queue.to_owned(), to)).or_insert(0) += 1;
-        }
+        inner.listing.apply(job.id, &job.queue, &job.factory, from, to);
     }
 
-    /// Every queue that has (or had since open) jobs in one of `statuses`: where a status-only
-    /// listing looks in the `listing` index.
-    pub fn queues_with(&self, statuses: &[Status]) -> Vec<String> {
-        let counts = sync::lock(&self.0);
-        let mut queues: Vec<String> =
-            counts.keys().filter(|(_, s)| statuses.contains(s)).map(|(q, _)| q.clone()).collect();
-        queues.dedup();
-        queues
+    /// Up to `n` ids of `statuses` (all when empty) of `queue` and `factory` (each when
+    /// given) past `after`, in id order (descending when `newest_first`). Ids of jobs that
+    /// changed meanwhile may be among them: the caller re-checks each record.
+    pub fn listed(
+        &self,
+        statuses: &[Status],
+        queue: Option<&str>,
+        factory: Option<&str>,
+        after: Option<JobId>,
+        newest_first: bool,
+        n: usize,
+    ) -> Vec<JobId> {
+        let inner = sync::lock(&self.0);
+        let statuses = if statuses.is_empty() { &Status::ALL[..] } else { statuses };
+        let (by, names) = match (queue, factory) {
+            (Some(queue), _) => (ListedBy::Queue, vec![queue.to_owned()]),
+            (None, Some(factory)) => (ListedBy::Factory, vec![factory.to_owned()]),
+            (None, None) => (ListedBy::Queue, inner.listing.queues()),
+        };
+        inner.listing.ids(by, &names, statuses, after, newest_first, n)
     }
 
     /// Jobs per queue and status.
     pub fn snapshot(&self) -> CountsView {
-        let counts = sync::lock(&self.0);
+        let inner = sync::lock(&self.0);
         let mut out = CountsView::new();
         // Below zero only between a transition's two halves (see the module header): none yet.
-        for ((queue, status), n) in counts.iter().filter(|(_, n)| **n > 0) {
+        for ((queue, status), n) in inner.counts.iter().filter(|(_, n)| **n > 0) {
             out.entry(queue.clone()).or_default().insert(*status, n.unsigned_abs());
         }
         out
@@ -57,12 +77,8 @@ impl Counts {
     /// Counts every record at open; builds the `finished` index if the store predates it.
     pub fn rebuild(&self, trees: &Trees) -> StoreResult<()> {
         let build_index = trees.meta.get(META_FINISHED_INDEX)?.is_none();
-        let build_listing = trees.meta.get(META_LISTING_INDEX)?.is_none();
-        if build_listing {
-            // Restored from a backup (which leaves it out) or older than it: built afresh.
-            trees.listing.clear()?;
-        }
         let mut counts = BTreeMap::new();
+        let mut listing = Listing::default();
         for entry in trees.jobs.iter() {
             let (key, value) = entry?;
             let id = keys::id_from(&key).unwrap_or_default();
@@ -71,11 +87,7 @@ impl Counts {
                     if build_index && job.status.is_finished() {
                         trees.finished.insert(keys::time_key(job.finished_at.unwrap_or(0), id), &[])?;
                     }
-                    if build_listing {
-                        for (by, name) in listed_names(&job) {
-                            trees.listing.insert(keys::listing_key(by, name, job.status, id), &[])?;
-                        }
-                    }
+                    listing.apply(id, &job.queue, &job.factory, None, Some(job.status));
                     *counts.entry((job.queue, job.status)).or_insert(0) += 1
                 }
                 // One unreadable record must not make the whole store unusable; it is
@@ -86,10 +98,7 @@ impl Counts {
         if build_index {
             trees.meta.insert(META_FINISHED_INDEX, &[1])?;
         }
-        if build_listing {
-            trees.meta.insert(META_LISTING_INDEX, &[1])?;
-        }
-        *sync::lock(&self.0) = counts;
+        *sync::lock(&self.0) = Inner { counts, listing };
         Ok(())
     }
 
@@ -98,7 +107,7 @@ impl Counts {
     /// is one transaction). What disagrees, in words.
     pub fn disagreement(&self, trees: &Trees) -> StoreResult<Option<String>> {
         let mut by_status: BTreeMap<Status, u64> = BTreeMap::new();
-        for ((_, status), n) in sync::lock(&self.0).iter() {
+        for ((_, status), n) in sync::lock(&self.0).counts.iter() {
             *by_status.entry(*status).or_insert(0) += n.unsigned_abs();
         }
         let n = |statuses: &[Status]| {
@@ -113,7 +122,6 @@ impl Counts {
             ),
             ("`leases`", trees.leases.len() as u64, n(&[Status::Processing]), "running jobs"),
             ("`finished`", trees.finished.len() as u64, n(&Status::FINISHED), "finished jobs"),
-            ("`listing`", trees.listing.len() as u64, 2 * n(&Status::ALL), "(two for each job)"),
         ];
         Ok(checks
             .into_iter()

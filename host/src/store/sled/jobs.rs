@@ -3,8 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::keys::{self, ListedBy, META_ID_HIGH_WATER};
-use super::listing;
+use super::keys::{self, META_ID_HIGH_WATER};
 use super::store::SledStore;
 use super::tx::{abort, decode_job, unique_index_key, Trees};
 use crate::clock::Micros;
@@ -27,7 +26,7 @@ impl SledStore {
             Ok(())
         })?;
         for job in jobs {
-            self.counts.count(&job.queue, None, Some(job.status));
+            self.counts.count(job, None, Some(job.status));
         }
         Ok(())
     }
@@ -95,7 +94,7 @@ impl JobStore for SledStore {
             tx.save(&job)?;
             tx.place(&job, now)
         })?;
-        self.counts.count(&job.queue, None, Some(job.status));
+        self.counts.count(&job, None, Some(job.status));
         self.durable()?;
         Ok(Added { job, existing: false })
     }
@@ -131,7 +130,7 @@ impl JobStore for SledStore {
             tx.place(&job, now)?;
             Ok((from, job))
         })?;
-        self.counts.count(&job.queue, Some(from), Some(job.status));
+        self.counts.count(&job, Some(from), Some(job.status));
         self.durable()?;
         Ok(job)
     }
@@ -155,7 +154,7 @@ impl JobStore for SledStore {
             }
         })?;
         if let Cancelled::Now(job) = &cancelled {
-            self.counts.count(&job.queue, Some(from), Some(Status::Cancelled));
+            self.counts.count(job, Some(from), Some(Status::Cancelled));
         }
         self.durable()?;
         Ok(cancelled)
@@ -187,7 +186,7 @@ impl JobStore for SledStore {
             tx.enqueue(&job, now)?;
             Ok((from, job))
         })?;
-        self.counts.count(&job.queue, Some(from), Some(Status::Queued));
+        self.counts.count(&job, Some(from), Some(Status::Queued));
         // Attempts restart at 0: an older journal record must not read as a lost claim.
         self.journal_attempts(&[(id, job.attempts)])?;
         self.durable()?;
@@ -202,38 +201,31 @@ impl JobStore for SledStore {
     }
 
     fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>> {
-        let live = self.live()?;
-        let statuses =
-            if filter.statuses.is_empty() { Status::ALL.to_vec() } else { filter.statuses.clone() };
-        // The `listing` ranges to merge: a name's, or every queue's, under each wanted status.
-        let prefixes: Vec<Vec<u8>> = match (&filter.queue, &filter.factory) {
-            (None, None) if filter.statuses.is_empty() => return self.list_all(&live.trees, filter),
-            (Some(queue), _) => {
-                statuses.iter().map(|s| keys::listing_prefix(ListedBy::Queue, queue, *s)).collect()
-            }
-            (None, Some(factory)) => {
-                statuses.iter().map(|s| keys::listing_prefix(ListedBy::Factory, factory, *s)).collect()
-            }
-            (None, None) => self
-                .counts
-                .queues_with(&statuses)
-                .iter()
-                .flat_map(|q| statuses.iter().map(|s| keys::listing_prefix(ListedBy::Queue, q, *s)))
-                .collect(),
-        };
-        let mut ids = listing::Merge::new(&live.trees.listing, prefixes, filter.after, filter.newest_first);
+        if filter.statuses.is_empty() && filter.queue.is_none() && filter.factory.is_none() {
+            return self.list_all(&self.live()?.trees, filter);
+        }
+        let (queue, factory) = (filter.queue.as_deref(), filter.factory.as_deref());
         let mut out = Vec::new();
+        let mut after = filter.after;
         while out.len() < filter.limit {
-            let Some(id) = ids.next().transpose()? else { break };
-            // The index is read outside the records' transaction: a job that changed status (or
-            // went) since is skipped, as a later read would not list it.
-            let Some(job) = self.get(id)? else { continue };
-            let keep = statuses.contains(&job.status)
-                && filter.factory.as_ref().is_none_or(|f| *f == job.factory)
-                && filter.queue.as_ref().is_none_or(|q| *q == job.queue);
-            if keep {
-                out.push(job);
+            // A few more than the page lacks: some may have moved on since they were listed.
+            let want = (filter.limit - out.len()).max(16);
+            let ids = self.counts.listed(&filter.statuses, queue, factory, after, filter.newest_first, want);
+            for &id in &ids {
+                // The listing is read outside the records' transactions: a job that changed
+                // status (or went) since is skipped, as a later read would not list it.
+                let Some(job) = self.get(id)? else { continue };
+                let keep = (filter.statuses.is_empty() || filter.statuses.contains(&job.status))
+                    && factory.is_none_or(|f| f == job.factory)
+                    && queue.is_none_or(|q| q == job.queue);
+                if keep && out.len() < filter.limit {
+                    out.push(job);
+                }
             }
+            if ids.len() < want {
+                break;
+            }
+            after = ids.last().copied();
         }
         Ok(out)
     }
@@ -275,7 +267,7 @@ impl JobStore for SledStore {
                 if !job.status.is_finished() || !which.covers(&job) {
                     return Ok(None);
                 }
-                tx.delete(&job)?;
+                tx.jobs.remove(&keys::id_key(id))?;
                 tx.unfinish(&index_key)?;
                 let high =
                     tx.meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or_default();
@@ -286,7 +278,7 @@ impl JobStore for SledStore {
             })?;
             if let Some(job) = deleted {
                 *removed.entry(job.status).or_insert(0) += 1;
-                self.counts.count(&job.queue, Some(job.status), None);
+                self.counts.count(&job, Some(job.status), None);
             }
         }
         if !removed.is_empty() {

@@ -2,7 +2,7 @@
 //! big-endian integers, the sign bit flipped for signed ones, the queue name length-prefixed.
 
 use crate::clock::Micros;
-use crate::job::{JobId, ScheduleId, Status};
+use crate::job::{JobId, ScheduleId};
 
 /// The key of a record by id (jobs and schedules alike), and the value of id-valued entries.
 pub fn id_key(id: impl Into<u64>) -> [u8; 8] {
@@ -31,10 +31,6 @@ pub const META_FINISHED_HIGH_WATER: &[u8] = b"finished_high_water";
 /// Present once the `finished` index covers every finished job (stores older than it get it
 /// built at open).
 pub const META_FINISHED_INDEX: &[u8] = b"finished_index";
-
-/// Present once the `listing` index covers every job (stores older than it, and restored
-/// backups, which leave it out, get it built at open).
-pub const META_LISTING_INDEX: &[u8] = b"listing_index";
 
 /// Signed → unsigned preserving order.
 fn ordered_i64(v: i64) -> [u8; 8] {
@@ -101,48 +97,6 @@ pub fn unique_key(factory: &str, key: &str) -> Vec<u8> {
     out
 }
 
-/// The one byte a status takes in a `listing` key (stable: stored on disk).
-pub fn status_code(status: Status) -> u8 {
-    match status {
-        Status::Queued => 1,
-        Status::Scheduled => 2,
-        Status::Held => 3,
-        Status::Processing => 4,
-        Status::Completed => 5,
-        Status::Error => 6,
-        Status::Cancelled => 7,
-    }
-}
-
-/// Which field a `listing` key leads with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListedBy {
-    Queue,
-    Factory,
-}
-
-/// The prefix of the `listing` keys of one (queue or factory, status): the jobs with that
-/// name and status follow in id order, so a filtered page is a range read, not a scan.
-pub fn listing_prefix(by: ListedBy, name: &str, status: Status) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + 2 + name.len() + 1 + 8);
-    key.push(match by {
-        ListedBy::Queue => b'q',
-        ListedBy::Factory => b'f',
-    });
-    // Queue and factory names are at most 64 bytes (validated on add): the length fits.
-    key.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    key.extend_from_slice(name.as_bytes());
-    key.push(status_code(status));
-    key
-}
-
-/// A job's `listing` key: (queue or factory, status, id).
-pub fn listing_key(by: ListedBy, name: &str, status: Status, id: JobId) -> Vec<u8> {
-    let mut key = listing_prefix(by, name, status);
-    key.extend_from_slice(&id_key(id));
-    key
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,30 +117,6 @@ mod tests {
         let ids: Vec<_> = keys.iter().map(|k| parse_ready_key(k).unwrap().1 .0).collect();
         assert_eq!(ids, [8, 9, 3, 3, 4, 2, 7, 1]);
         assert_eq!(parse_ready_key(&ready_key("queue", 3, 4, JobId(77))), Some(("queue", JobId(77))));
-    }
-
-    #[test]
-    fn listing_keys_group_by_name_then_status_then_id() {
-        let by = ListedBy::Queue;
-        let mut keys = [
-            listing_key(by, "b", Status::Queued, JobId(1)),
-            listing_key(by, "a", Status::Error, JobId(2)),
-            listing_key(by, "a", Status::Queued, JobId(300)),
-            listing_key(by, "a", Status::Queued, JobId(4)),
-            listing_key(ListedBy::Factory, "a", Status::Queued, JobId(5)),
-            // A longer name sorts apart from its prefix: the length leads.
-            listing_key(by, "ab", Status::Queued, JobId(6)),
-        ];
-        keys.sort();
-        let prefix = listing_prefix(by, "a", Status::Queued);
-        let under: Vec<_> = keys
-            .iter()
-            .filter(|k| k.starts_with(&prefix))
-            .map(|k| id_from(&k[prefix.len()..]).unwrap().0)
-            .collect();
-        assert_eq!(under, [4, 300]);
-        let codes: std::collections::BTreeSet<u8> = Status::ALL.iter().map(|s| status_code(*s)).collect();
-        assert_eq!(codes.len(), Status::ALL.len());
     }
 
     #[test]

@@ -1,84 +1,150 @@
-//! Reading the `listing` index: the ids under several (name, status) prefixes merged into one
-//! id order, ascending or descending, from a cursor. A page of a filtered list is then a few
-//! range reads however many jobs the store holds.
+//! The ids of each (queue, status) and (factory, status), in memory, in id order: a filtered
+//! page of the job list reads a few ranges of these and then only the records it shows, at
+//! any depth. Built from the records at open (with the counts, in the same pass) and kept by
+//! the same calls that keep the counts, after each transaction commits; so a status change
+//! costs the hot path two map updates under a lock it takes anyway, not four more writes in
+//! every transaction.
 //!
-//! **Invariant:** ids come out strictly in the requested order, each once (a job has one
-//! entry per prefix kind, and the prefixes merged here are of one kind).
+//! **Invariant:** an id is listed under a name and status once the change that put it there
+//! has been counted, and unlisted once the change that took it out has. Entries are signed
+//! for the reason the counts are (see `counts`); a reader re-checks each record, so an entry
+//! between a transition's two halves costs a skipped record, never a wrong row.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 
-use super::keys;
-use crate::job::JobId;
-use crate::store::error::StoreResult;
+use crate::job::{JobId, Status};
 
-type Entries = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
-
-pub(super) struct Merge {
-    ranges: Vec<Entries>,
-    /// The next id of each range, keyed so that the heap's top is the next to hand out.
-    heads: BinaryHeap<(Key, usize)>,
-    started: bool,
-    newest_first: bool,
+/// Which name a listing is kept by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ListedBy {
+    Queue,
+    Factory,
 }
 
-/// Ascending lists pop the lowest id first, descending the highest.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum Key {
-    Up(Reverse<u64>),
-    Down(u64),
+/// Per status, the ids and their signed presence.
+type ByStatus = [BTreeMap<u64, i32>; Status::ALL.len()];
+
+#[derive(Default)]
+pub(super) struct Listing {
+    queues: HashMap<String, ByStatus>,
+    factories: HashMap<String, ByStatus>,
 }
 
-impl Merge {
-    /// The ids under `prefixes` past `after` (below it when `newest_first`, else above).
-    pub fn new(tree: &sled::Tree, prefixes: Vec<Vec<u8>>, after: Option<JobId>, newest_first: bool) -> Self {
-        let ranges = prefixes
-            .into_iter()
-            .map(|prefix| {
-                let at = |id: u64| [prefix.as_slice(), &keys::id_key(id)].concat();
-                let entries: Entries = match (after, newest_first) {
-                    (None, false) => Box::new(tree.range(at(0)..=at(u64::MAX))),
-                    (None, true) => Box::new(tree.range(at(0)..=at(u64::MAX)).rev()),
-                    (Some(a), true) => Box::new(tree.range(at(0)..at(a.0)).rev()),
-                    (Some(a), false) if a.0 == u64::MAX => Box::new(std::iter::empty()),
-                    (Some(a), false) => Box::new(tree.range(at(a.0 + 1)..=at(u64::MAX))),
-                };
-                entries
-            })
-            .collect();
-        Merge { ranges, heads: BinaryHeap::new(), started: false, newest_first }
+fn slot(status: Status) -> usize {
+    Status::ALL.iter().position(|s| *s == status).unwrap_or(0)
+}
+
+fn bump(map: &mut BTreeMap<u64, i32>, id: u64, by: i32) {
+    let n = map.entry(id).or_insert(0);
+    *n += by;
+    if *n == 0 {
+        map.remove(&id);
     }
+}
 
-    /// Reads range `i`'s next id into the heap.
-    fn advance(&mut self, i: usize) -> StoreResult<()> {
-        if let Some(entry) = self.ranges[i].next() {
-            let (key, _) = entry?;
-            let id = key.len().checked_sub(8).and_then(|at| keys::id_from(&key[at..])).unwrap_or_default().0;
-            let key = if self.newest_first { Key::Down(id) } else { Key::Up(Reverse(id)) };
-            self.heads.push((key, i));
+impl Listing {
+    fn names(&mut self, by: ListedBy) -> &mut HashMap<String, ByStatus> {
+        match by {
+            ListedBy::Queue => &mut self.queues,
+            ListedBy::Factory => &mut self.factories,
         }
-        Ok(())
     }
-}
 
-impl Iterator for Merge {
-    type Item = StoreResult<JobId>;
+    /// Job `id` of `queue` and `factory` left `from` (`None`: it is new) for `to` (`None`:
+    /// it was deleted).
+    pub fn apply(&mut self, id: JobId, queue: &str, factory: &str, from: Option<Status>, to: Option<Status>) {
+        for (by, name) in [(ListedBy::Queue, queue), (ListedBy::Factory, factory)] {
+            let names = self.names(by);
+            // Looked up by `&str` first: a new name is the only allocation.
+            let statuses = match names.get_mut(name) {
+                Some(statuses) => statuses,
+                None => names.entry(name.to_owned()).or_default(),
+            };
+            if let Some(from) = from {
+                bump(&mut statuses[slot(from)], id.0, -1);
+            }
+            if let Some(to) = to {
+                bump(&mut statuses[slot(to)], id.0, 1);
+            }
+        }
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if !self.started {
-            self.started = true;
-            for i in 0..self.ranges.len() {
-                if let Err(e) = self.advance(i) {
-                    return Some(Err(e));
+    /// Every queue name listed so far.
+    pub fn queues(&self) -> Vec<String> {
+        self.queues.keys().cloned().collect()
+    }
+
+    /// Up to `n` ids past `after` (below it when `newest_first`), in that order, from the
+    /// union of `name`'s lists (by `by`) of `statuses`.
+    pub fn ids(
+        &self,
+        by: ListedBy,
+        names: &[String],
+        statuses: &[Status],
+        after: Option<JobId>,
+        newest_first: bool,
+        n: usize,
+    ) -> Vec<JobId> {
+        let table = match by {
+            ListedBy::Queue => &self.queues,
+            ListedBy::Factory => &self.factories,
+        };
+        let range = match (after, newest_first) {
+            (None, _) => (Bound::Unbounded, Bound::Unbounded),
+            (Some(a), false) => (Bound::Excluded(a.0), Bound::Unbounded),
+            (Some(a), true) => (Bound::Unbounded, Bound::Excluded(a.0)),
+        };
+        let mut ids: Vec<u64> = Vec::new();
+        for name in names {
+            let Some(lists) = table.get(name) else { continue };
+            for status in statuses {
+                let list = lists[slot(*status)].range(range).filter(|(_, n)| **n > 0).map(|(id, _)| *id);
+                // Each list gives at most `n`: the page's ids are among them.
+                if newest_first {
+                    ids.extend(list.rev().take(n));
+                } else {
+                    ids.extend(list.take(n));
                 }
             }
         }
-        let (key, i) = self.heads.pop()?;
-        if let Err(e) = self.advance(i) {
-            return Some(Err(e));
+        ids.sort_unstable();
+        ids.dedup();
+        if newest_first {
+            ids.reverse();
         }
-        Some(Ok(JobId(match key {
-            Key::Up(Reverse(id)) | Key::Down(id) => id,
-        })))
+        ids.truncate(n);
+        ids.into_iter().map(JobId).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_merge_in_order_from_a_cursor_and_follow_transitions_in_any_order() {
+        let mut l = Listing::default();
+        for id in 1..=6 {
+            let queue = if id % 2 == 0 { "even" } else { "odd" };
+            l.apply(JobId(id), queue, "echo", None, Some(Status::Queued));
+        }
+        // A claim counted before its add: listed once both halves are in, never twice.
+        l.apply(JobId(7), "odd", "echo", Some(Status::Queued), Some(Status::Processing));
+        l.apply(JobId(7), "odd", "echo", None, Some(Status::Queued));
+        let all = |l: &Listing, st: &[Status], after, newest| {
+            l.ids(ListedBy::Queue, &["even".into(), "odd".into()], st, after, newest, 100)
+        };
+        assert_eq!(all(&l, &[Status::Queued], None, false), (1..=6).map(JobId).collect::<Vec<_>>());
+        assert_eq!(all(&l, &[Status::Processing], None, false), [JobId(7)]);
+        assert_eq!(
+            all(&l, &[Status::Queued, Status::Processing], Some(JobId(5)), true),
+            [4, 3, 2, 1].map(JobId)
+        );
+        let page = l.ids(ListedBy::Factory, &["echo".into()], &Status::ALL, Some(JobId(2)), false, 3);
+        assert_eq!(page, [3, 4, 5].map(JobId));
+        l.apply(JobId(3), "odd", "echo", Some(Status::Queued), None);
+        assert_eq!(all(&l, &[Status::Queued], Some(JobId(1)), false), [2, 4, 5, 6].map(JobId));
+        assert_eq!(l.queues().len(), 2);
     }
 }

@@ -5,8 +5,7 @@
 //! token), `unique` ((factory, unique key) → id of the pending job holding it), `finished`
 //! ((finished time, id) of finished jobs, for removal and retention), `schedules`
 //! (id → schedule), `schedules_due` ((next run, id), active schedules with a next run), `meta`
-//! (format version, id high-water marks), `listing` ((queue or factory, status, id) of every
-//! job, for filtered lists; not in backups, rebuilt at open when absent). A job is in exactly one of `ready`, `waiting`, `leases`
+//! (format version, id high-water marks). A job is in exactly one of `ready`, `waiting`, `leases`
 //! or none (held or finished), and its record says which: the key of its index entry is derived
 //! from the record (`run_at`, `lease.expires_at`), so it can always be found and removed.
 //!
@@ -19,7 +18,7 @@
 //! The files: `store` (the struct and opening it), `options` (tuning), `tx` (the transaction over every tree and its helpers),
 //! `jobs`, `claims` and `schedules` (the three capabilities), `recovery` (crashed hosts'
 //! jobs), `counts` (jobs per queue and status, in memory), `health` (whether it can write,
-//! and the probe before a reopen); `listing` (merged reads of that index); `codec`, `keys`, `durability`, `flusher` and
+//! and the probe before a reopen); `listing` (the ids per queue or factory and status, in memory, for filtered lists); `codec`, `keys`, `durability`, `flusher` and
 //! `claim_journal` below them.
 
 mod backup;

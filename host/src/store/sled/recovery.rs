@@ -39,7 +39,7 @@ impl SledStore {
                 Ok(Some(job))
             })?;
             if let Some(job) = counted {
-                self.counts.count(&job.queue, Some(Status::Queued), Some(job.status));
+                self.counts.count(&job, Some(Status::Queued), Some(job.status));
                 recovered.push(id);
             }
         }
@@ -63,10 +63,10 @@ impl SledStore {
                 job.lose_worker(reason, now);
                 tx.settle(&job, now)?;
                 tx.save(&job)?;
-                Ok(Some((job.queue, job.status)))
+                Ok(Some(job))
             })?;
-            if let Some((queue, status)) = lost {
-                self.counts.count(&queue, Some(Status::Processing), Some(status));
+            if let Some(job) = lost {
+                self.counts.count(&job, Some(Status::Processing), Some(job.status));
                 recovered.push(id);
             }
         }

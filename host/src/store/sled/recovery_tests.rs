@@ -56,9 +56,6 @@ fn lose_jobs(dir: &Path, ids: &[u64]) {
         let job = store.get(JobId(*id)).unwrap().unwrap();
         live.trees.ready.remove(ready_key(&job)).unwrap();
         live.trees.jobs.remove(keys::id_key(*id)).unwrap();
-        for (by, name) in super::tx::listed_names(&job) {
-            live.trees.listing.remove(keys::listing_key(by, name, job.status, job.id)).unwrap();
-        }
     }
     live.db.flush().unwrap();
     // Dropped without its last checkpoint noticing: the state file keeps the higher mark

@@ -129,7 +129,7 @@ impl ScheduleStore for SledStore {
             Ok(Some(Fired { schedule, job: job.clone() }))
         })?;
         if let Some(Fired { job: Some(job), .. }) = &fired {
-            self.counts.count(&job.queue, None, Some(job.status));
+            self.counts.count(job, None, Some(job.status));
         }
         if fired.is_some() {
             self.durable()?;

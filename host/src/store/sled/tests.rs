@@ -203,11 +203,16 @@ fn transitions_counted_out_of_order_still_add_up() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     // A worker claims and finishes a job before its adder counts it in.
-    store.counts.count("q", Some(Status::Queued), Some(Status::Processing));
-    store.counts.count("q", Some(Status::Processing), Some(Status::Completed));
+    let job = Job::new(JobId(1), NewJob { queue: "q".into(), ..new_job(1) }, 0);
+    store.counts.count(&job, Some(Status::Queued), Some(Status::Processing));
+    store.counts.count(&job, Some(Status::Processing), Some(Status::Completed));
     assert_eq!(store.counts().unwrap()["q"], BTreeMap::from([(Status::Completed, 1)]));
-    store.counts.count("q", None, Some(Status::Queued));
+    store.counts.count(&job, None, Some(Status::Queued));
     assert_eq!(store.counts().unwrap()["q"], BTreeMap::from([(Status::Completed, 1)]));
+    // And the listing shows it once, as completed.
+    let listed = store.counts.listed(&[], Some("q"), None, None, false, 10);
+    assert_eq!(listed, [JobId(1)]);
+    assert_eq!(store.counts.listed(&[Status::Queued], Some("q"), None, None, false, 10), []);
 }
 
 #[test]

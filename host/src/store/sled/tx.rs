@@ -36,9 +36,6 @@ pub(super) struct Trees {
     pub schedules: Tree,
     pub schedules_due: Tree,
     pub meta: Tree,
-    /// (queue, status, id) and (factory, status, id) of every job: filtered lists read a
-    /// range of it. Derived from the records, so backups leave it out (see `backup`).
-    pub listing: Tree,
     /// Told when a transaction fails to write (see `health`).
     health: Arc<Health>,
     /// Every transaction holds it shared; a backup holds it alone while it copies the trees,
@@ -60,7 +57,6 @@ impl Trees {
             schedules: db.open_tree("schedules")?,
             schedules_due: db.open_tree("schedules_due")?,
             meta: db.open_tree("meta")?,
-            listing: db.open_tree("listing")?,
         })
     }
 }
@@ -77,7 +73,6 @@ pub(super) struct Tx<'a> {
     pub schedules: &'a TransactionalTree,
     pub schedules_due: &'a TransactionalTree,
     pub meta: &'a TransactionalTree,
-    pub listing: &'a TransactionalTree,
 }
 
 pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -102,22 +97,10 @@ impl Trees {
             &t.schedules,
             &t.schedules_due,
             &t.meta,
-            &t.listing,
         );
         let result = trees.transaction(
-            |(jobs, ready, waiting, leases, unique, finished, schedules, schedules_due, meta, listing)| {
-                f(&Tx {
-                    jobs,
-                    ready,
-                    waiting,
-                    leases,
-                    unique,
-                    finished,
-                    schedules,
-                    schedules_due,
-                    meta,
-                    listing,
-                })
+            |(jobs, ready, waiting, leases, unique, finished, schedules, schedules_due, meta)| {
+                f(&Tx { jobs, ready, waiting, leases, unique, finished, schedules, schedules_due, meta })
             },
         );
         result.map_err(|e| match e {
@@ -131,8 +114,7 @@ impl Trees {
 }
 
 impl Trees {
-    /// Every tree a backup holds, in the order backups number them (never reorder: append).
-    /// `listing` is not one of them: it is rebuilt from the records.
+    /// Every tree's name, in the order backups number them (never reorder: append).
     pub const NAMES: [&'static str; 9] =
         ["jobs", "ready", "waiting", "leases", "unique", "finished", "schedules", "schedules_due", "meta"];
 
@@ -204,37 +186,8 @@ impl Tx<'_> {
         }
     }
 
-    /// Writes a job's record and moves its `listing` entries from the status it had to the
-    /// one it has: every status change goes through here, so the index cannot miss one.
     pub fn save(&self, job: &Job) -> TxResult<()> {
-        let old = self.jobs.insert(&keys::id_key(job.id), codec::encode(job))?;
-        let old_status = match old {
-            Some(bytes) => Some(codec::decode_listed(&bytes).map_err(|error| {
-                ConflictableTransactionError::Abort(StoreError::Corrupt {
-                    what: format!("job {}", job.id),
-                    error,
-                })
-            })?),
-            None => None,
-        };
-        if old_status == Some(job.status) {
-            return Ok(());
-        }
-        for (by, name) in listed_names(job) {
-            if let Some(old) = old_status {
-                self.listing.remove(keys::listing_key(by, name, old, job.id))?;
-            }
-            self.listing.insert(keys::listing_key(by, name, job.status, job.id), &[])?;
-        }
-        Ok(())
-    }
-
-    /// Deletes a job's record and its `listing` entries (the caller takes out the others).
-    pub fn delete(&self, job: &Job) -> TxResult<()> {
-        self.jobs.remove(&keys::id_key(job.id))?;
-        for (by, name) in listed_names(job) {
-            self.listing.remove(keys::listing_key(by, name, job.status, job.id))?;
-        }
+        self.jobs.insert(&keys::id_key(job.id), codec::encode(job))?;
         Ok(())
     }
 
@@ -342,11 +295,6 @@ impl Tx<'_> {
         self.schedules.insert(&keys::id_key(schedule.id), codec::encode(schedule))?;
         Ok(())
     }
-}
-
-/// The names a job is listed under: its queue and its factory (neither ever changes).
-pub(super) fn listed_names(job: &Job) -> [(keys::ListedBy, &str); 2] {
-    [(keys::ListedBy::Queue, job.queue.as_str()), (keys::ListedBy::Factory, job.factory.as_str())]
 }
 
 pub(super) fn ready_key(job: &Job) -> Vec<u8> {
