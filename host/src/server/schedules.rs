@@ -6,11 +6,11 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::error::{ApiError, ApiResult, ErrorBody};
+use super::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use super::extract::{seconds, JsonBody, PathParam, QueryParams, MIN_SECONDS};
 use super::jobs::parse_time;
 use super::state::AppState;
-use super::types::{CronCheck, CronTimes, ErrorDetail, SchedulePatchRequest, ScheduleRequest, ScheduleView};
+use super::types::{CronCheck, CronTimes, SchedulePatchRequest, ScheduleRequest, ScheduleView};
 use crate::clock::rfc3339;
 use crate::cron::CronSpec;
 use crate::job::ScheduleId;
@@ -192,7 +192,7 @@ pub async fn cron_check(
         Ok(times) => CronCheck { times, error: None },
         Err(e) => CronCheck {
             times: Vec::new(),
-            error: Some(ErrorDetail { code: e.code.to_owned(), message: e.message }),
+            error: Some(ErrorDetail { code: e.code, message: e.message, items: None }),
         },
     })
 }

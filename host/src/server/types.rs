@@ -640,20 +640,13 @@ pub struct CronTimes {
     pub times: Vec<String>,
 }
 
-/// `GET /v1/cron/check`
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// `GET /v1/cron/check` (answered, never read back: no `Deserialize`).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CronCheck {
     /// As `GET /v1/cron/next` gives them; empty when `error` is set.
     pub times: Vec<String>,
     /// The error `GET /v1/cron/next` would answer with; `null` when the expression is good.
-    pub error: Option<ErrorDetail>,
-}
-
-/// An error's code and message, inside a successful answer.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    pub code: String,
-    pub message: String,
+    pub error: Option<super::error::ErrorDetail>,
 }
 
 /// `GET /v1/hosts`: a host using the store (with a PostgreSQL store, every host that shares
