@@ -161,12 +161,18 @@ function confirmAction(text, okLabel, danger) {
 /** Runs `action` after confirmation, showing its outcome (or the server's error) in `note`. */
 async function act(note, question, okLabel, action, done, danger = false) {
   if (!(await confirmAction(question, okLabel, danger))) return;
+  // A bulk action can take seconds: say so, and let no second click start another.
+  note.replaceChildren(h("div", { class: "note", role: "status" }, "Working…"));
+  const buttons = [...main.querySelectorAll("button")].filter((b) => !b.disabled);
+  for (const b of buttons) b.disabled = true;
   try {
     const result = await action();
     note.replaceChildren(h("div", { class: "note", role: "status" }, done(result)));
     await refreshNow();
   } catch (e) {
     if (e.status !== 401) note.replaceChildren(h("div", { class: "alert", role: "alert" }, e.message));
+  } finally {
+    for (const b of buttons) b.disabled = false;
   }
 }
 
