@@ -445,22 +445,11 @@ pub async fn retry_jobs(
     QueryParams(params): QueryParams<RetryAllParams>,
 ) -> ApiResult<Json<Retried>> {
     let mut statuses = parse_statuses(params.status.as_deref())?;
-    if let Some(other) = statuses.iter().find(|s| !matches!(s, Status::Error | Status::Cancelled)) {
-        return Err(ApiError::invalid_request(format!(
-            "status: only `error` and `cancelled` jobs can be retried, not `{other}`"
-        )));
-    }
     if statuses.is_empty() {
         statuses.push(Status::Error);
     }
     let host = state.host.clone();
-    let retried = tokio::task::spawn_blocking(move || -> Result<u64, crate::service::HostError> {
-        let mut retried = 0;
-        for status in statuses {
-            retried += host.retry_all(status, params.queue.clone(), params.job.clone())?;
-        }
-        Ok(retried)
-    })
-    .await??;
+    let retried =
+        tokio::task::spawn_blocking(move || host.retry_all(&statuses, params.queue, params.job)).await??;
     Ok(Json(Retried { retried }))
 }

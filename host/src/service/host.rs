@@ -265,23 +265,23 @@ impl Host {
         Ok(job)
     }
 
-    /// Retries every job in `status` (`error` or `cancelled`) of `queue` and `factory` (each when
-    /// given), a page at a time; how many were retried. A job another caller retried or
-    /// removed meanwhile is skipped.
+    /// Retries every job in `statuses` (`error`, `cancelled`: all are checked before any is
+    /// retried) of `queue` and `factory` (each when given), a page at a time; how many were
+    /// retried. A job another caller retried or removed meanwhile is skipped.
     pub fn retry_all(
         &self,
-        status: Status,
+        statuses: &[Status],
         queue: Option<String>,
         factory: Option<String>,
     ) -> Result<u64, HostError> {
-        if !matches!(status, Status::Error | Status::Cancelled) {
+        if let Some(other) = statuses.iter().find(|s| !matches!(s, Status::Error | Status::Cancelled)) {
             return Err(HostError::invalid(
                 "status",
-                format!("only `error` and `cancelled` jobs can be retried, not `{status}`"),
+                format!("only `error` and `cancelled` jobs can be retried, not `{other}`"),
             ));
         }
         let mut filter =
-            ListFilter { statuses: vec![status], queue, factory, limit: 500, ..ListFilter::default() };
+            ListFilter { statuses: statuses.to_vec(), queue, factory, limit: 500, ..ListFilter::default() };
         let mut retried = 0;
         loop {
             let page = self.list(&filter)?;
