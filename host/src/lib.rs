@@ -2,8 +2,9 @@
 //!
 //! The binary (`main.rs`) only calls [`cli::main`]; everything else lives here so that tests
 //! and other front ends drive the same code. See ARCHITECTURE.md for the map. Data flows one
-//! way: `cli` → `server` → `service` (and the `scheduler` loop) → `processor` → `store`, with
-//! `job`, `plugins`, `clock` and the other leaves below them.
+//! way: `cli` → `runtime` (the composition root) → `server` → `service` (and the `scheduler`
+//! loop) → `processor` → `store`, with `job`, `plugins`, `clock` and the other leaves below
+//! them; `.ci/layering.py` checks it.
 
 pub mod cli;
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod job;
 pub mod metrics;
 pub mod plugins;
 pub mod processor;
+pub mod runtime;
 pub mod schedule;
 pub mod scheduler;
 pub mod server;

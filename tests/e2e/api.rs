@@ -1,4 +1,4 @@
-//! The HTTP API over loopback, served in this process by `jobhost::server::run` over a real
+//! The HTTP API over loopback, served in this process by `jobhost::runtime::run` over a real
 //! store and the real plugins: m01.remote's documented scenario, every error code (with the
 //! stored data unchanged after each), auth, and the OpenAPI document. A new case of a table is
 //! one `check(request, expected)` line.

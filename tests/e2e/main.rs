@@ -24,6 +24,7 @@ mod dashboard;
 mod disk;
 mod hardening;
 mod isolation;
+mod layering;
 mod plugins;
 mod postgres;
 mod queue;

@@ -1,5 +1,5 @@
 //! The service in this test process: a host over a real sled store in a temp dir with the real
-//! example plugins, served by `jobhost::server::run` on a free loopback port, with a shutdown of
+//! example plugins, run by `jobhost::runtime::run` on a free loopback port, with a shutdown of
 //! the test's own. What API tests use; tests of signals and crashes run the binary instead
 //! (`server.rs`).
 
@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use jobhost::config::{Config, Isolation};
 use jobhost::plugins::{LoadOptions, Registry};
-use jobhost::server::{Settings, Token};
+use jobhost::runtime::{Backend, Settings};
+use jobhost::server::Token;
 use jobhost::service::Plugins;
 use jobhost::workers::Spec;
 use tempfile::TempDir;
@@ -110,8 +111,9 @@ fn serve(
         Isolation::None => Plugins::in_process(Registry::load_dirs(LoadOptions::default(), &[plugins])),
     };
     assert!(plugin_set.catalog().rejected.is_empty(), "{:?}", plugin_set.catalog().rejected);
-    let host = jobhost::service::open(data_dir, config.store_options(), plugin_set, config.processor())
-        .expect("the store opens");
+    let backend = Backend::Embedded { data_dir: data_dir.to_owned(), options: config.store_options() };
+    let host =
+        jobhost::runtime::open_host(&backend, plugin_set, config.processor()).expect("the store opens");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
@@ -127,6 +129,6 @@ fn serve(
         let shutdown = async move {
             let _ = stop.await;
         };
-        jobhost::server::run(listener, host, settings, shutdown).await.expect("the service runs");
+        jobhost::runtime::run(listener, host, settings, shutdown).await.expect("the service runs");
     });
 }

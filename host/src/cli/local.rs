@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::config::Isolation;
 use crate::plugins::{LoadOptions, Registry};
-use crate::processor::Plugins;
+use crate::service::Plugins;
 use crate::workers::{Limits, Spec};
 
 #[derive(Debug, Args)]

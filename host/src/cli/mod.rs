@@ -16,6 +16,7 @@ mod run_once;
 mod schedule_cmd;
 mod serve;
 mod store_cmd;
+mod stores;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

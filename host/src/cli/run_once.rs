@@ -8,7 +8,8 @@ use std::path::Path;
 use super::local::PluginSetup;
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::job::Status;
-use crate::service::{self, ClaimFilter, ProcessorConfig, StoreOptions};
+use crate::runtime::{self, Backend};
+use crate::service::{ClaimFilter, ProcessorConfig};
 
 /// Which store `run-once` works on.
 pub enum Store<'a> {
@@ -23,18 +24,12 @@ pub fn run(
     factory: Option<&str>,
     max_jobs: Option<u64>,
 ) -> u8 {
+    let backend = match store {
+        Store::Embedded(data_dir) => Backend::embedded(data_dir),
+        Store::Postgres(url) => Backend::Postgres { url: url.to_owned(), password_file: None, ca_file: None },
+    };
     let opened = plugins.open().and_then(|plugins| {
-        let host = match store {
-            Store::Embedded(data_dir) => {
-                service::open(data_dir, StoreOptions::default(), plugins, ProcessorConfig::default())?
-            }
-            Store::Postgres(url) => {
-                let (connection, tls) = crate::config::StoreUrl(url.to_owned())
-                    .connection(None, None)
-                    .map_err(crate::store::StoreError::Unusable)?;
-                service::open_postgres(connection, tls, plugins, ProcessorConfig::default())?
-            }
-        };
+        let host = runtime::open_host(&backend, plugins, ProcessorConfig::default())?;
         Ok((host, super::local::runtime()?))
     });
     let (host, runtime) = match opened {

@@ -12,8 +12,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::local::PluginSetup;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::config::{Config, Isolation, Role};
-use crate::server::{self, Token};
-use crate::service::{self, Host};
+use crate::runtime::{self, Backend};
+use crate::server::Token;
+use crate::service::Host;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -100,9 +101,7 @@ fn effective_config(args: &ServeArgs, allow_insecure_plugins: bool) -> Result<Co
     }
     // The URL and the password file are checked here, so `--check-config` refuses what
     // `serve` would.
-    if let Some(url) = &config.store.url {
-        url.connection(config.store.password_file.as_deref(), config.store.ca_file.as_deref())?;
-    }
+    Backend::from_config(&config).check()?;
     if args.paused || !config.role.runs_workers() {
         // No queue starts by itself, not even one first named by a job after start.
         config.default_queue.autostart = false;
@@ -147,20 +146,12 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
         pins: config.factories.clone(),
         limits: config.worker_limits(),
     };
+    let mut backend = Backend::from_config(&config);
+    if args.accept_data_loss {
+        backend = backend.accept_data_loss();
+    }
     let opened = setup.open().and_then(|plugins| {
-        let mut options = config.store_options();
-        if args.accept_data_loss {
-            options.on_loss = crate::store::OnLoss::Accept;
-        }
-        let host = match &config.store.url {
-            Some(url) => {
-                let (connection, tls) = url
-                    .connection(config.store.password_file.as_deref(), config.store.ca_file.as_deref())
-                    .map_err(crate::store::StoreError::Unusable)?;
-                service::open_postgres(connection, tls, plugins, config.processor())?
-            }
-            None => service::open(&config.data_dir, options, plugins, config.processor())?,
-        };
+        let host = runtime::open_host(&backend, plugins, config.processor())?;
         Ok((host, super::local::runtime()?))
     });
     let (host, runtime) = match opened {
@@ -264,12 +255,12 @@ async fn serve(
             std::process::exit(i32::from(EXIT_FAILED));
         });
     };
-    let settings = server::Settings {
+    let settings = runtime::Settings {
         role: config.role,
         limits: config.limits,
         token,
         shutdown_timeout: config.shutdown_timeout,
         poll_interval: config.poll_interval,
     };
-    server::run(listener, host, settings, shutdown).await.map(|_| ())
+    runtime::run(listener, host, settings, shutdown).await.map(|_| ())
 }

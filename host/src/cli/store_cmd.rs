@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::client::{Client, ClientArgs};
+use super::stores::{self, BackupSummary, CheckReport, JobStore, OnLoss};
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use crate::store::{BackupSummary, CheckReport, JobStore, OnLoss, PgStore, SledStore, StoreOptions};
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
@@ -80,16 +80,13 @@ pub fn run(command: &StoreCommand) -> u8 {
 }
 
 fn migrate(url: &str, password_file: Option<&Path>, ca_file: Option<&Path>) -> u8 {
-    let migrated = crate::config::StoreUrl(url.to_owned())
-        .connection(password_file, ca_file)
-        .and_then(|(config, tls)| PgStore::migrate(&config, &tls).map_err(|e| e.to_string()));
-    match migrated {
-        Ok(m) if m.from == m.to => {
-            println!("schema at version {} (current)", m.to);
+    match stores::migrate(url, password_file, ca_file) {
+        Ok((from, to)) if from == to => {
+            println!("schema at version {to} (current)");
             EXIT_OK
         }
-        Ok(m) => {
-            println!("schema migrated from version {} to {}", m.from, m.to);
+        Ok((from, to)) => {
+            println!("schema migrated from version {from} to {to}");
             EXIT_OK
         }
         Err(e) => {
@@ -99,16 +96,9 @@ fn migrate(url: &str, password_file: Option<&Path>, ca_file: Option<&Path>) -> u
     }
 }
 
-/// Opens the store in `data_dir`, which must exist (a check or backup never creates one).
-fn open(data_dir: &Path, on_loss: OnLoss) -> Result<SledStore, String> {
-    if !data_dir.join("db").exists() {
-        return Err(format!("no store in {}", data_dir.display()));
-    }
-    SledStore::open(data_dir, StoreOptions { on_loss, ..StoreOptions::default() }).map_err(|e| e.to_string())
-}
-
 fn check(data_dir: &Path, json: bool) -> u8 {
-    let report = open(data_dir, OnLoss::Inspect).and_then(|store| store.check().map_err(|e| e.to_string()));
+    let report = stores::open_existing(data_dir, OnLoss::Inspect)
+        .and_then(|store| store.check().map_err(|e| e.to_string()));
     let report = match report {
         Ok(report) => report,
         Err(e) => {
@@ -165,13 +155,12 @@ fn backup(file: &Path, data_dir: Option<&Path>, server: Option<&str>) -> u8 {
                 client.download("/v1/backup", &mut out).map_err(|e| (e.exit_code(), e.to_string()))?;
                 out.flush().map_err(|e| (EXIT_USAGE, format!("cannot write {}: {e}", partial.display())))?;
                 // What came over the network is checked whole before it counts as a backup.
-                let summary =
-                    crate::store::inspect_backup(&partial).map_err(|e| (EXIT_FAILED, e.to_string()))?;
+                let summary = stores::inspect_backup(&partial).map_err(|e| (EXIT_FAILED, e.to_string()))?;
                 (summary, format!("the server at {server}"))
             }
             None => {
                 let data_dir = data_dir.unwrap_or(Path::new(super::DEFAULT_DATA_DIR));
-                let store = open(data_dir, OnLoss::Refuse).map_err(|e| {
+                let store = stores::open_existing(data_dir, OnLoss::Refuse).map_err(|e| {
                     let hint = if e.contains("in use by another process") {
                         "; back it up through the server: jobhost store backup FILE --server URL"
                     } else {
@@ -211,7 +200,7 @@ fn backup(file: &Path, data_dir: Option<&Path>, server: Option<&str>) -> u8 {
 }
 
 fn restore(file: &Path, data_dir: &Path) -> u8 {
-    match crate::store::restore(file, data_dir) {
+    match stores::restore(file, data_dir) {
         Ok(summary) => {
             println!(
                 "restored {} into {}: {} jobs, {} schedules; start the service on it (jobs that were running when the backup was taken run again)",

@@ -19,8 +19,8 @@ use super::types::{
 };
 use crate::clock::{duration_micros, Micros};
 use crate::job::{Job, JobId, Status};
+use crate::service::Removal;
 use crate::service::{AddJob, ListFilter};
-use crate::store::Removal;
 use crate::text::clip;
 
 /// Page size of `GET /v1/jobs` when `limit` is not given.

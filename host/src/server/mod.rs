@@ -1,7 +1,7 @@
 //! The HTTP API (`/v1`, JSON in and out) over the service's [`Host`], and the dashboard that
 //! reads it (at `/`): routes, auth, limits,
 //! the OpenAPI document generated from the same route declarations, and [`run`], which serves
-//! it until a shutdown future resolves.
+//! it over the host it is handed until told to stop (`runtime::run` assembles the rest).
 //!
 //! **Invariant:** every response to bad input is a JSON error with a stable code (see
 //! [`error`]), never a 500, and is decided before anything is stored. Blocking store calls run
@@ -26,5 +26,5 @@ pub mod types;
 
 pub use auth::Token;
 pub use router::app;
-pub use run::{run, Settings, Stopped};
+pub use run::{run, Settings};
 pub use state::AppState;

@@ -1,10 +1,7 @@
-//! Running the whole service on a listener until a shutdown future resolves: the host's
-//! queues and upkeep, the scheduler loop (by role), the HTTP API, then the graceful stop.
-//! The shape of mini-redis's `server::run`: the caller owns the listener and the shutdown
-//! signal, so a test starts a server in process on port 0 with a shutdown of its own, and
-//! `jobhost serve` passes one made of SIGTERM and SIGINT.
+//! Serving the HTTP API over a host it is handed, until told to stop. Nothing here starts or
+//! stops the host's queues, upkeep or scheduler: `runtime::run` assembles the service around
+//! this and owns the stop.
 
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -14,69 +11,28 @@ use super::auth::Token;
 use super::http;
 use super::router::app;
 use super::state::AppState;
-use crate::config::{Limits, Role};
+use crate::config::Limits;
 use crate::service::Host;
 
-/// How the service runs.
+/// How the HTTP API is served.
 #[derive(Clone)]
 pub struct Settings {
-    /// Which loops run here: the queues, the scheduler, or both.
-    pub role: Role,
     pub limits: Limits,
     pub token: Option<Token>,
-    /// How long the stop waits for running jobs before releasing them.
-    pub shutdown_timeout: Duration,
-    /// The scheduler's longest sleep.
-    pub poll_interval: Duration,
 }
 
-/// What a graceful stop did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stopped {
-    /// Running jobs that did not finish in time and went back to `queued`.
-    pub released: usize,
-}
-
-/// Serves `host` on `listener` until `shutdown` resolves, then stops gracefully: no new
-/// requests or claims, long polls answered, running jobs given `shutdown_timeout`, the rest
-/// released, the store flushed. An error if the HTTP server itself fails.
+/// Serves the API for `host` on `listener` until `stopping` turns true; then long polls
+/// answer at once, in-flight requests get two seconds, and no new connection is accepted.
+/// An error if the HTTP server itself fails.
 pub async fn run(
     listener: TcpListener,
     host: Host,
     settings: Settings,
-    shutdown: impl Future<Output = ()>,
-) -> Result<Stopped, String> {
-    host.start_configured();
-    let (stopping, stopping_rx) = watch::channel(false);
-    let scheduler = settings.role.runs_scheduler().then(|| {
-        tokio::spawn(crate::scheduler::run(host.clone(), settings.poll_interval, stopping_rx.clone()))
-    });
-    let state = AppState::new(host.clone(), settings.limits, settings.token, stopping_rx.clone());
-    // In-flight requests are told to finish (long polls answer at once); they get two seconds.
+    stopping: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let state = AppState::new(host, settings.limits, settings.token, stopping.clone());
     let drain = Duration::from_secs(2);
-    let mut server = tokio::spawn(http::serve(listener, app(state), settings.limits, stopping_rx, drain));
-    tokio::select! {
-        _ = shutdown => {}
-        ended = &mut server => {
-            return Err(match ended {
-                Ok(Ok(())) => "the HTTP server stopped unexpectedly".to_owned(),
-                Ok(Err(e)) => format!("the HTTP server failed: {e}"),
-                Err(e) => format!("the HTTP server task failed: {e}"),
-            });
-        }
-    }
-    log::info!(
-        "shutting down; waiting up to {:?} for {} running job(s)",
-        settings.shutdown_timeout,
-        host.running_count()
-    );
-    stopping.send_replace(true);
-    let done = host.shutdown(settings.shutdown_timeout).await.map_err(|e| format!("shutdown failed: {e}"))?;
-    if let Some(task) = scheduler {
-        // It stops at once; a pass in flight finishes first (its firings are transactions).
-        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(3), server).await;
-    log::info!("stopped; {} job(s) released back to queued", done.released);
-    Ok(Stopped { released: done.released })
+    http::serve(listener, app(state), settings.limits, stopping, drain)
+        .await
+        .map_err(|e| format!("the HTTP server failed: {e}"))
 }

@@ -181,13 +181,18 @@ impl Host {
         self.inner.pool.wake(&job.queue);
     }
 
-    /// Starts the configured queues that autostart, the lease reaper and the retention
-    /// sweeper. Needs a Tokio runtime.
-    pub fn start_configured(&self) {
+    /// Starts the background upkeep: the lease reaper (which also beats for this host), the
+    /// retention sweeper, the log summary and the healer. Needs a Tokio runtime.
+    pub fn start_upkeep(&self) {
         self.spawn_reaper();
         self.spawn_sweeper();
         self.spawn_summary();
         self.spawn_healer();
+    }
+
+    /// Starts the configured queues that autostart, and those the store holds jobs of (unless
+    /// every queue is told not to autostart). Needs a Tokio runtime.
+    pub fn start_queues(&self) {
         let stored = match self.inner.shared.store.counts() {
             Ok(counts) => counts.into_keys().collect(),
             Err(e) => {

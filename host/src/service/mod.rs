@@ -3,8 +3,9 @@
 //!
 //! The files: `host` (the struct, reads, cancel, retry, start, remove, queues, shutdown),
 //! `admission` (adding jobs and their checks), `schedules` (schedule CRUD and the scheduler's
-//! pass), `maintenance` (the lease reaper and the retention sweeper), `open` (opening the
-//! embedded store under a host), `error` (`HostError`).
+//! pass), `maintenance` (the lease reaper and the retention sweeper), `hosts` (this host among
+//! those sharing the store), `error` (`HostError`). Opening a store under a host is the
+//! composition root's (`runtime`).
 //!
 //! **Invariant:** nothing above this module (server, CLI, scheduler loop) names the store or
 //! the processor's internals; the value types of the service's own API are re-exported here.
@@ -14,18 +15,17 @@ mod error;
 mod host;
 mod hosts;
 mod maintenance;
-mod open;
 mod schedules;
 
 pub use admission::{AddJob, MAX_UNIQUE_KEY_LEN};
 pub use error::HostError;
 pub use host::Host;
 pub use hosts::HostStatus;
-pub use open::{open, open_postgres, open_with_store};
 pub use schedules::{NewSchedule, SchedulePatch};
 
 pub use crate::events::JobEvent;
 pub use crate::processor::{
     Plugins, ProcessorConfig, QueueConfig, QueueInfo, Shutdown, WorkerState, WorkerStatus,
+    DEFAULT_CLAIM_BATCH,
 };
-pub use crate::store::{Added, ClaimDurability, ClaimFilter, ListFilter, StoreOptions};
+pub use crate::store::{Added, ClaimDurability, ClaimFilter, ListFilter, Removal, StoreOptions};

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::BenchArgs;
+use crate::cli::stores::{ClaimFilter, JobStore, LeaseTerms, Report, Store, StoreOptions};
 use crate::clock::{Clock, SystemClock};
 use crate::job::{NewJob, Outcome, DEFAULT_QUEUE};
-use crate::store::{ClaimFilter, JobStore, LeaseTerms, Report, SledStore, StoreOptions, WorkStore};
 
 pub struct Baseline {
     pub submit_per_s: f64,
@@ -32,7 +32,7 @@ fn new_job(i: usize) -> NewJob {
 
 pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseline> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(SledStore::open(dir.path(), options)?);
+    let store = crate::cli::stores::open_for_baseline(dir.path(), options).map_err(anyhow::Error::msg)?;
     preload(store.as_ref(), args.preload)?;
     let clock = SystemClock;
 
@@ -86,11 +86,11 @@ pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseli
 /// Drains `args.jobs` as the pool does: `args.concurrency` workers claim (1 job, doubling while
 /// claims come back full, up to the default `claim_batch`) and hand each outcome to one
 /// recorder, which writes all that wait in one transaction.
-fn drain(store: &Arc<SledStore>, args: &BenchArgs, lease: LeaseTerms) -> anyhow::Result<()> {
+fn drain(store: &Arc<dyn Store>, args: &BenchArgs, lease: LeaseTerms) -> anyhow::Result<()> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Condvar, Mutex};
     let clock = SystemClock;
-    let cap = crate::processor::DEFAULT_CLAIM_BATCH;
+    let cap = crate::service::DEFAULT_CLAIM_BATCH;
     let size = AtomicUsize::new(1);
     // With a preload the queue holds more than the run drains: claims stop at `args.jobs`.
     let claimed_so_far = AtomicUsize::new(0);

@@ -13,11 +13,10 @@ use clap::Args;
 use serde_json::json;
 
 use super::local::PluginArgs;
+use super::stores::{JobStore, StoreOptions, WorkStore};
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::job::{JobId, Status};
-use crate::service::{self, AddJob, Host, JobEvent, ProcessorConfig, QueueConfig};
-// The benchmark measures the store beside the host (the baseline): it alone here names it.
-use crate::store::{ClaimDurability, JobStore, StoreOptions, WorkStore};
+use crate::service::{AddJob, ClaimDurability, Host, JobEvent, ProcessorConfig, QueueConfig};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -112,7 +111,7 @@ fn bench(allow_insecure: bool, args: &BenchArgs) -> anyhow::Result<serde_json::V
         cache_bytes: args.cache_mb.map_or(defaults.cache_bytes, |mb| mb * 1024 * 1024),
         ..defaults
     };
-    let (host, store) = service::open_with_store(dir.path(), store_options, plugins, config)?;
+    let (host, store) = crate::runtime::open_host_with_store(dir.path(), store_options, plugins, config)?;
     let runtime = super::local::runtime()?;
 
     let preload_started = Instant::now();
