@@ -61,9 +61,16 @@ fn sigkill_mid_job_loses_nothing_and_the_interrupted_job_is_recovered() {
 
     let mut child = run_once(store_dir.path(), plugins.path());
     wait_for_line(&mut child, &format!("job {} (sleep) started", ids[1]));
-    // Completions reach the disk within the flush interval (100 ms): past it, the first job's
-    // is there to survive, while the second job still sleeps for seconds.
-    std::thread::sleep(Duration::from_millis(500));
+    // Completions reach the disk within the flush interval (100 ms); the state file records the
+    // latest finish once a flush covered it. Once it names the first job, its completion is
+    // there to survive, while the second job still sleeps for seconds.
+    let state = store_dir.path().join("store.state");
+    jobhost_tests::wait_for_condition(Duration::from_secs(30), "the first job's finish on disk", || {
+        std::fs::read(&state)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .is_some_and(|s| s["last_finish"][1].as_u64() >= Some(ids[0].get()))
+    });
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
 

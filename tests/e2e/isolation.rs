@@ -216,7 +216,9 @@ fn sigterm_never_waits_longer_than_the_timeout_and_the_grace_and_a_second_signal
         assert!(!alive(pid), "worker {pid} outlived its host");
     }
     // The job went back to its queue, its attempt not counted.
-    let mut server = serve(&dir, plugins.path(), &format!("{config}[default_queue]\nautostart = false\n"));
+    // Now with a stop that would wait a minute for the stuck job: the second signal must not.
+    let patient = "shutdown_timeout = \"60s\"\nkill_grace = \"60s\"\n[default_queue]\nautostart = false\n";
+    let mut server = serve(&dir, plugins.path(), patient);
     let job = server.job(&stuck);
     assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("queued"), Some(0)), "{job}");
 
@@ -225,11 +227,15 @@ fn sigterm_never_waits_longer_than_the_timeout_and_the_grace_and_a_second_signal
     server.wait_until(&stuck, LONG, |j| j["status"] == "processing");
     let workers = children(server.pid());
     server.signal(libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(200));
+    // The first signal is taken (the graceful stop began) before the second is sent.
+    jobhost_tests::wait_for_condition(LONG, "the first SIGTERM taken", || {
+        server.log().contains("SIGTERM: shutting down")
+    });
     let second = Instant::now();
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit(LONG), Some(1), "{}", server.log());
-    assert!(second.elapsed() < Duration::from_secs(2), "took {:?}", second.elapsed());
+    // At once: not after the shutdown timeout and the stuck job's grace (two minutes).
+    assert!(second.elapsed() < Duration::from_secs(10), "took {:?}", second.elapsed());
     let deadline = Instant::now() + Duration::from_secs(5);
     while workers.iter().any(|pid| alive(*pid)) {
         assert!(Instant::now() < deadline, "a worker outlived its host");

@@ -90,8 +90,14 @@ async fn m01_remote_readme_scenario() {
 async fn a_stopped_processor_leaves_jobs_queued_and_still_accepts_them() {
     let h = harness(manual_config(2), Arc::new(SystemClock));
     let id = h.host.add(job("echo", json!(1))).unwrap().job.id;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(status(&h.host, id), Status::Queued);
+    let host = h.host.clone();
+    tokio::task::spawn_blocking(move || {
+        jobhost_tests::holds_for(Duration::from_millis(300), "a stopped queue leaves its job queued", || {
+            host.get(id).unwrap().unwrap().status == Status::Queued
+        })
+    })
+    .await
+    .unwrap();
     h.host.start_queue("default");
     wait_for(&h.host, id, Status::Completed).await;
 }
@@ -107,11 +113,18 @@ async fn a_queue_stopped_while_a_job_runs_claims_nothing_after_it() {
     wait_for(&h.host, running, Status::Processing).await;
     h.host.stop_queue("default");
     wait_for(&h.host, running, Status::Completed).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for id in behind {
-        let job = h.host.get(id).unwrap().unwrap();
-        assert_eq!((job.status, job.attempts), (Status::Queued, 0), "job {id}");
-    }
+    let host = h.host.clone();
+    let ids = behind.clone();
+    tokio::task::spawn_blocking(move || {
+        jobhost_tests::holds_for(Duration::from_millis(300), "the stopped queue claims nothing", || {
+            ids.iter().all(|id| {
+                let job = host.get(*id).unwrap().unwrap();
+                (job.status, job.attempts) == (Status::Queued, 0)
+            })
+        })
+    })
+    .await
+    .unwrap();
     // Started again, it drains them.
     h.host.start_queue("default");
     for id in [1, 2, 3].map(|n| JobId(running.0 + n)) {

@@ -182,3 +182,26 @@ pub fn job(factory: &str, input: serde_json::Value) -> jobhost::service::AddJob 
         ..Default::default()
     }
 }
+
+/// Asserts that `check` keeps holding for `window`, looking every 50 ms: for what must *not*
+/// happen (a stopped queue runs nothing, a held job stays held), where there is no condition
+/// to wait for. A slow machine only makes such a check easier to pass, never flaky.
+pub fn holds_for(window: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + window;
+    loop {
+        assert!(check(), "{what}: stopped holding");
+        if std::time::Instant::now() >= end {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Waits up to `limit` for `check` to hold, looking every 50 ms; fails naming `what`.
+pub fn wait_for_condition(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

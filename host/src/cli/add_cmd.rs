@@ -2,6 +2,7 @@
 //! JSON-lines file.
 
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
@@ -81,6 +82,25 @@ pub fn add(args: &AddArgs) -> u8 {
         hold: args.hold,
         unique_key: args.unique_key.clone(),
     };
+    // Ctrl-C while waiting leaves the job running: say so, and how to stop it. Set before the
+    // job is sent, so that no moment of the wait ends the process without saying what became
+    // of the job.
+    let added_id: Arc<Mutex<Option<String>>> = Arc::default();
+    if args.wait {
+        let known = added_id.clone();
+        let _ = ctrlc::set_handler(move || {
+            match crate::sync::lock(&known).as_deref() {
+                Some(id) => eprintln!(
+                    "\ninterrupted: job {id} goes on; `jobhost status {id}` shows it, `jobhost cancel {id}` stops it"
+                ),
+                None => eprintln!(
+                    "\ninterrupted before the server answered: the job may have been added; `jobhost list` shows the jobs"
+                ),
+            }
+            #[allow(clippy::disallowed_methods)] // nothing of ours to flush: the job is the server's
+            std::process::exit(130);
+        });
+    }
     run(|| {
         let client = Client::new(&args.client);
         let added: AddedView = client.post("/v1/jobs", Some(&request))?;
@@ -96,13 +116,7 @@ pub fn add(args: &AddArgs) -> u8 {
             }
             return Ok(EXIT_OK);
         }
-        // Ctrl-C leaves the job running: say so, and how to stop it.
-        let id = job.id.clone();
-        let _ = ctrlc::set_handler(move || {
-            eprintln!("\ninterrupted: job {id} goes on; `jobhost status {id}` shows it, `jobhost cancel {id}` stops it");
-            #[allow(clippy::disallowed_methods)] // nothing of ours to flush: the job is the server's
-            std::process::exit(130);
-        });
+        *crate::sync::lock(&added_id) = Some(job.id.clone());
         match wait_with_progress(&client, &job.id, args.wait_timeout)? {
             Some(job) => Ok(print_ending(&job, args.client.json)),
             None => {

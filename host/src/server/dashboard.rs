@@ -1,4 +1,4 @@
-//! The dashboard: one HTML page, one script and one stylesheet, compiled into the binary and
+//! The dashboard: one HTML page, its script modules and one stylesheet, compiled into the binary and
 //! served at `/` and `/assets/…`. They hold no data: the page's script reads everything
 //! through the API under `/v1` with the token the operator gives it, so these routes need no
 //! token and are not part of the API document.
@@ -16,8 +16,18 @@ use super::error::ApiError;
 use super::state::AppState;
 
 const INDEX: &str = include_str!("dashboard/index.html");
+const JS: &str = "text/javascript; charset=utf-8";
+/// The page's modules (app.js imports the others by relative URL, so they sit side by side
+/// under `/assets/`) and its stylesheet.
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.js", "text/javascript; charset=utf-8", include_str!("dashboard/app.js")),
+    ("app.js", JS, include_str!("dashboard/app.js")),
+    ("api.js", JS, include_str!("dashboard/api.js")),
+    ("dom.js", JS, include_str!("dashboard/dom.js")),
+    ("shell.js", JS, include_str!("dashboard/shell.js")),
+    ("overview.js", JS, include_str!("dashboard/overview.js")),
+    ("jobs.js", JS, include_str!("dashboard/jobs.js")),
+    ("job.js", JS, include_str!("dashboard/job.js")),
+    ("schedules.js", JS, include_str!("dashboard/schedules.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("dashboard/app.css")),
 ];
 

@@ -17,6 +17,7 @@ pub mod error;
 mod extract;
 mod head;
 mod http;
+mod job_lists;
 mod jobs;
 mod router;
 mod run;

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::state::AppState;
-use super::{admin, auth, dashboard, head, jobs, schedules};
+use super::{admin, auth, dashboard, head, job_lists, jobs, schedules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,10 +31,10 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     OpenApiRouter::with_openapi(doc)
-        .routes(routes!(jobs::add_job, jobs::list_jobs, jobs::remove_jobs))
+        .routes(routes!(jobs::add_job, job_lists::list_jobs, job_lists::remove_jobs))
         .routes(routes!(jobs::add_batch))
-        .routes(routes!(jobs::retry_jobs))
-        .routes(routes!(jobs::list_summaries))
+        .routes(routes!(job_lists::retry_jobs))
+        .routes(routes!(job_lists::list_summaries))
         .routes(routes!(jobs::get_job, jobs::remove_job))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::retry_job))

@@ -2,14 +2,16 @@
 //! plugin that hangs, crashes or exits costs only its own job, never the host.
 //!
 //! The files: `protocol` (the frames between host and worker), `process` (a worker from the
-//! host's side: spawn, run a job, how it died), `child` (the worker's own main, the hidden
+//! host's side: spawn, run a job, stop it), `death` (how it died, its last output), `child` (the worker's own main, the hidden
 //! `jobhost worker` command), `limits` (its resource limits).
 
 pub mod child;
+mod death;
 mod limits;
 mod process;
 mod protocol;
 
+pub use death::{signal_name, Death};
 pub use limits::{format_bytes, parse_bytes, Limits};
-pub use process::{signal_name, Control, Death, SpawnError, Spec, WorkerProcess};
+pub use process::{Control, SpawnError, Spec, WorkerProcess};
 pub use protocol::{RunJob, WireFailure, PROTOCOL_VERSION};

@@ -1,22 +1,23 @@
 //! One worker process, from the host's side: spawning it (the same binary's hidden `worker`
 //! command, the socket as its fd 3, dying with the thread that spawned it), the handshake,
-//! running one job at a time, and telling how it died.
+//! running one job at a time, stopping and reaping it (`death` says how it died).
 //!
 //! **Invariant:** a worker process never outlives the host: `PR_SET_PDEATHSIG` kills it when
 //! the thread that spawned it ends (the worker slot that owns it), and it exits at once when
 //! its socket closes. Its pid is signalled only while it has not been reaped, so a reused pid
 //! is never hit.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader};
+use std::collections::BTreeMap;
+use std::io::BufReader;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::death::{forward_output, Death, Tail};
 use super::limits::Limits;
 use super::protocol::{self, FromWorker, RunJob, ToWorker, WireFailure, PROTOCOL_VERSION};
 use crate::plugins::Catalog;
@@ -32,9 +33,6 @@ pub const CONTROL_FD: i32 = 4;
 
 /// How long a new worker may take to load its plugins and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Lines of a worker's output kept to explain its death.
-const TAIL_LINES: usize = 16;
 
 /// What a worker process is started with.
 #[derive(Debug, Clone, Default)]
@@ -125,62 +123,6 @@ impl Control {
 
     pub fn pid(&self) -> i32 {
         self.pid
-    }
-}
-
-/// How a worker process ended.
-#[derive(Debug, Clone)]
-pub struct Death {
-    pub status: Option<ExitStatus>,
-    /// The host killed it (a timeout past its grace, a cancel, a stop).
-    pub killed_by_host: bool,
-    /// Its last lines of output.
-    pub tail: Vec<String>,
-}
-
-impl Death {
-    pub fn signal(&self) -> Option<i32> {
-        self.status.and_then(|s| s.signal())
-    }
-}
-
-impl std::fmt::Display for Death {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.status {
-            Some(status) => match (status.code(), status.signal()) {
-                (_, Some(signal)) => {
-                    write!(f, "worker process killed by signal {signal} ({})", signal_name(signal))
-                }
-                (Some(code), _) => write!(f, "worker process exited with status {code}"),
-                _ => write!(f, "worker process ended ({status})"),
-            },
-            None => write!(f, "worker process lost"),
-        }
-    }
-}
-
-/// `SIGABRT` for 6, and so on: the names operators know from `kill -l`.
-pub fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGTRAP => "SIGTRAP",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGXCPU => "SIGXCPU",
-        libc::SIGXFSZ => "SIGXFSZ",
-        libc::SIGSYS => "SIGSYS",
-        _ => "unknown signal",
     }
 }
 
@@ -410,63 +352,5 @@ impl Drop for WorkerProcess {
         if !sync::lock(&self.control.state).0 {
             self.reap_after_kill();
         }
-    }
-}
-
-/// A worker's last lines of output, and whether its output has ended.
-#[derive(Default)]
-struct Tail {
-    lines: Mutex<(VecDeque<String>, bool)>,
-    ended: std::sync::Condvar,
-}
-
-/// What the Rust runtime prints when it ends a process: kept past a backtrace that follows.
-const FATAL_LINES: [&str; 3] = ["memory allocation of", "fatal runtime error", "has overflowed its stack"];
-
-impl Tail {
-    fn push(&self, line: String) {
-        let mut state = sync::lock(&self.lines);
-        if state.0.len() == TAIL_LINES {
-            // Drop the oldest line that is not a fatal message.
-            let drop = state.0.iter().position(|l| !FATAL_LINES.iter().any(|f| l.contains(f))).unwrap_or(0);
-            state.0.remove(drop);
-        }
-        state.0.push_back(line);
-    }
-
-    fn close(&self) {
-        sync::lock(&self.lines).1 = true;
-        self.ended.notify_all();
-    }
-
-    /// The last lines, once the output ended (or `wait` passed).
-    fn lines_once_closed(&self, wait: Duration) -> Vec<String> {
-        let deadline = Instant::now() + wait;
-        let mut state = sync::lock(&self.lines);
-        while !state.1 {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            state = sync::wait_timeout(&self.ended, state, deadline - now);
-        }
-        state.0.iter().cloned().collect()
-    }
-}
-
-/// Copies a worker's output (its log lines, and whatever its plugins print) to the host's
-/// stderr as it comes, keeping the last lines to explain a death.
-fn forward_output(output: std::process::ChildStderr, pid: u32, tail: Arc<Tail>) {
-    let forwarded = tail.clone();
-    let spawned = std::thread::Builder::new().name(format!("worker-{pid}-output")).spawn(move || {
-        for line in BufReader::new(output).lines().map_while(Result::ok) {
-            eprintln!("{line}");
-            forwarded.push(line);
-        }
-        forwarded.close();
-    });
-    if let Err(e) = spawned {
-        log::warn!("worker process {pid}: cannot forward its output: {e}");
-        tail.close();
     }
 }

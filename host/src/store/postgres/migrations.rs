@@ -226,3 +226,40 @@ fn current_version(client: &mut Client) -> StoreResult<i32> {
         client.query_one("SELECT coalesce(max(version), 0) FROM jobhost_schema", &[]).map_err(db_error)?;
     Ok(row.get(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FNV-1a, 64 bits: enough to notice any edit of a migration's text.
+    fn checksum(text: &str) -> String {
+        let hash = text
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        format!("{hash:016x}")
+    }
+
+    /// The migrations as shipped. A database that ran migration n never runs it again, so an
+    /// edit of a shipped one reaches new databases only: the schemas of old and new hosts would
+    /// differ. Change the schema with a new migration appended to `MIGRATIONS` (and its
+    /// checksum appended here), never by editing one.
+    const SHIPPED: &[&str] =
+        &["2b0792cd6e01d40e", "9cdde9a3df5b1db6", "a10e387d36bade95", "44d897bfb5ece0f4", "a965702c0c7e651e"];
+
+    #[test]
+    fn shipped_migrations_are_never_edited() {
+        let now: Vec<String> = MIGRATIONS.iter().map(|sql| checksum(sql)).collect();
+        assert!(now.len() >= SHIPPED.len(), "a shipped migration was removed");
+        assert_eq!(
+            &now[..SHIPPED.len()],
+            SHIPPED,
+            "a shipped migration was edited: append a new one instead"
+        );
+        assert_eq!(
+            now.len(),
+            SHIPPED.len(),
+            "a new migration: append its checksum to SHIPPED ({:?})",
+            &now[SHIPPED.len()..]
+        );
+    }
+}

@@ -61,6 +61,12 @@ fn encode(id: JobId, attempts: u32) -> [u8; RECORD] {
     record
 }
 
+/// One record's bytes, for the test that pins the format.
+#[cfg(test)]
+pub(super) fn golden_record(id: JobId, attempts: u32) -> [u8; RECORD] {
+    encode(id, attempts)
+}
+
 fn decode(record: &[u8]) -> Option<(JobId, u32)> {
     let (body, crc) = record.split_at(12);
     // Both conversions take slices of exactly the array's length, so they cannot fail.

@@ -42,6 +42,8 @@ mod store;
 mod tx;
 
 #[cfg(test)]
+mod golden_tests;
+#[cfg(test)]
 mod recovery_tests;
 #[cfg(test)]
 mod tests;

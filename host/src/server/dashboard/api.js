@@ -1,0 +1,67 @@
+// The HTTP API (/v1) as the dashboard calls it: one function per call, the token from this tab's
+// sessionStorage in the Authorization header (never in a URL), errors as ApiError with the
+// server's message. What a 401 does to the page is the shell's (through `hooks`), so this
+// module imports nothing.
+
+export const TOKEN_KEY = "jobhost-token";
+/** The server tells the page whether it needs a token before its first request. */
+export const authNeeded = document.querySelector('meta[name="jobhost-auth"]')?.content === "token";
+
+/** Set by the shell: whether a token is in use (the Forget token button), and a 401. */
+export const hooks = { signedIn: () => {}, unauthorized: () => {} };
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** One API call; an error answer becomes an ApiError carrying the server's message. */
+export async function api(path, { method = "GET", body } = {}) {
+  const headers = { Accept: "application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  hooks.signedIn(Boolean(token));
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+  } catch (e) {
+    throw new ApiError(0, "unreachable", `the server cannot be reached (${e.message})`);
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = data?.error ?? {};
+    const message = error.message || `${response.status} ${response.statusText}`;
+    if (response.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      hooks.unauthorized(message);
+    }
+    throw new ApiError(response.status, error.code || `http_${response.status}`, message);
+  }
+  return data;
+}
+
+/** A name as one URL path segment (`.` and `..` escaped too, or the browser would resolve them). */
+export const seg = (name) => encodeURIComponent(name).replace(/\./g, "%2E");
+
+export const q = (params) => {
+  const query = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") query.set(k, v);
+  const text = query.toString();
+  return text ? `?${text}` : "";
+};
+

@@ -1,0 +1,177 @@
+// The jobs list: filters, order, cursor paging, bulk retry and removal.
+
+import { api, q } from "./api.js";
+import { STATUSES, badge, h, table, update, when } from "./dom.js";
+import { act, main } from "./shell.js";
+
+
+/** The cursors of the pages before this one (Previous page), for the filter shown. */
+const cursors = [];
+
+export function jobsView(params) {
+  const filter = {
+    status: params.get("status") ?? "",
+    queue: params.get("queue") ?? "",
+    job: params.get("job") ?? "",
+    order: params.get("order") === "oldest" ? "oldest" : "newest",
+    after: params.get("after") ?? "",
+  };
+  const go = (changes) => {
+    if (!("after" in changes) || changes.after === "") cursors.length = 0;
+    const next = { ...filter, ...changes };
+    if (next.order === "newest") delete next.order;
+    location.hash = `#/jobs${q(next)}`;
+  };
+  const select = (id, label, value, options, onchange) =>
+    h(
+      "label",
+      { for: id },
+      label,
+      h(
+        "select",
+        { id, onchange: (e) => onchange(e.target.value) },
+        options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)),
+      ),
+    );
+  const queueSelect = h("span");
+  const factorySelect = h("span");
+  const summary = h("p", { class: "muted" });
+  const bulk = h("div");
+  const note = h("div");
+  const list = h("div");
+  const pager = h("div", { class: "pager" });
+  main.replaceChildren(
+    h("h1", {}, "Jobs"),
+    h(
+      "section",
+      { class: "card" },
+      h(
+        "div",
+        { class: "filters", role: "search" },
+        select("f-status", "Status", filter.status, [["", "any"], ...STATUSES.map((st) => [st, st])], (v) =>
+          go({ status: v, after: "" }),
+        ),
+        queueSelect,
+        factorySelect,
+        select("f-order", "Order", filter.order, [["newest", "newest first"], ["oldest", "oldest first"]], (v) =>
+          go({ order: v, after: "" }),
+        ),
+      ),
+      summary,
+      bulk,
+      note,
+      list,
+      pager,
+    ),
+  );
+
+  const names = (items, current) => {
+    const all = [...new Set([...items, current].filter(Boolean))].sort();
+    return [["", "any"], ...all.map((n) => [n, n])];
+  };
+
+  const bulkActions = (count) => {
+    if (filter.status !== "error" && filter.status !== "cancelled") return [];
+    const scope = [filter.queue && `in queue ${filter.queue}`, filter.job && `of factory ${filter.job}`].filter(Boolean).join(" ");
+    const kind = filter.status === "error" ? "failed" : "cancelled";
+    const what = count === null ? `every ${kind} job` : count === 1 ? `the 1 ${kind} job` : `the ${count} ${kind} jobs`;
+    const scoped = `${what}${scope ? ` ${scope}` : ""}`;
+    const selection = { status: filter.status, queue: filter.queue, job: filter.job };
+    return h(
+      "div",
+      { class: "actions" },
+      h(
+        "button",
+        {
+          id: "bulk-retry",
+          type: "button",
+          disabled: count === 0,
+          onclick: () =>
+            act(note, `Retry ${scoped}? Each runs again with fresh attempts.`, "Retry all", () =>
+              api(`/v1/jobs/retry${q(selection)}`, { method: "POST" }),
+              (r) => `${r.retried} job${r.retried === 1 ? "" : "s"} sent back to queued.`),
+        },
+        "Retry all matching",
+      ),
+      h(
+        "button",
+        {
+          id: "bulk-remove",
+          type: "button",
+          class: "danger",
+          disabled: count === 0,
+          onclick: () =>
+            act(note, `Remove ${scoped}? They are deleted for good.`, "Remove all", () =>
+              api(`/v1/jobs${q(selection)}`, { method: "DELETE" }),
+              (r) => {
+                const n = Object.values(r.removed).reduce((a, b) => a + b, 0);
+                return `${n} job${n === 1 ? "" : "s"} removed.`;
+              }, true),
+        },
+        "Remove all matching",
+      ),
+    );
+  };
+
+  return {
+    refresh: async () => {
+      const [queues, factories, page] = await Promise.all([
+        api("/v1/queues"),
+        api("/v1/factories"),
+        // Summaries: a list read every two seconds must not carry every job's input and result.
+        api(`/v1/jobs/summaries${q({ ...filter, order: filter.order, limit: 25 })}`),
+      ]);
+      update(queueSelect, [queues.map((x) => x.name), filter.queue], ([list]) =>
+        select("f-queue", "Queue", filter.queue, names(list, filter.queue), (v) => go({ queue: v, after: "" })),
+      );
+      update(factorySelect, [factories.map((f) => f.name), filter.job], ([list]) =>
+        select("f-job", "Job", filter.job, names(list, filter.job), (v) => go({ job: v, after: "" })),
+      );
+      // Counts come from the store's per-queue counts (no scan); by factory there are none.
+      let count = null;
+      if (!filter.job) {
+        count = 0;
+        for (const queue of queues) {
+          if (filter.queue && queue.name !== filter.queue) continue;
+          for (const [status, n] of Object.entries(queue.jobs ?? {})) {
+            if (!filter.status || status === filter.status) count += n;
+          }
+        }
+      }
+      update(summary, count, (c) => (c === null ? "" : c === 1 ? "1 job matches." : `${c} jobs match.`));
+      update(bulk, [filter, count], () => bulkActions(count));
+      update(list, page.jobs, (jobs) =>
+        table(
+          [["Id"], ["Job"], ["Queue"], ["Status"], ["Attempts", "num"], ["Created", "hide-narrow"], ["Finished", "hide-narrow"]],
+          jobs.map((job) =>
+            h(
+              "tr",
+              { "data-job": job.id },
+              h("td", {}, h("a", { id: `job-link-${job.id}`, href: `#/jobs/${job.id}` }, job.id)),
+              h("td", {}, job.job),
+              h("td", {}, job.queue),
+              h("td", {}, badge(job.status), job.progress && job.status === "processing" ? ` ${Math.round(job.progress.fraction * 100)} %` : ""),
+              h("td", { class: "num" }, `${job.attempts}/${job.max_attempts}`),
+              h("td", { class: "hide-narrow" }, when(job.created_at)),
+              h("td", { class: "hide-narrow" }, when(job.finished_at)),
+            ),
+          ),
+          filter.after ? "No more jobs." : "No job matches.",
+        ),
+      );
+      update(pager, [filter.after, page.next], ([after, next]) => [
+        after ? h("button", { id: "page-first", class: "ghost", type: "button", onclick: () => go({ after: "" }) }, "First page") : null,
+        after && cursors.length
+          ? h("button", { id: "page-back", class: "ghost", type: "button", onclick: () => go({ after: cursors.pop() }) }, "Previous page")
+          : null,
+        next
+          ? h("button", { id: "page-next", class: "ghost", type: "button", onclick: () => {
+              cursors.push(after);
+              go({ after: next });
+            } }, "Next page")
+          : null,
+      ]);
+    },
+  };
+}
+

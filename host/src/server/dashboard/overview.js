@@ -1,0 +1,194 @@
+// The overview: queues with pause/resume, throughput and latency, workers, plugins.
+
+import { api, q, seg } from "./api.js";
+import { badge, fmt, h, num, s, table, update } from "./dom.js";
+import { main, refreshNow } from "./shell.js";
+
+
+export function overview() {
+  const queues = h("div");
+  const chart = h("div", { class: "chart" });
+  const latency = h("div");
+  const workers = h("div");
+  const plugins = h("div");
+  const note = h("div");
+  main.replaceChildren(
+    h("h1", {}, "Overview"),
+    h("section", { class: "card", "aria-labelledby": "queues-h" }, h("h2", { id: "queues-h" }, "Queues"), note, queues),
+    h(
+      "div",
+      { class: "grid" },
+      h("section", { class: "card" }, h("h2", {}, "Throughput, last hour"), chart),
+      h("section", { class: "card" }, h("h2", {}, "Latency"), latency),
+    ),
+    h("div", { class: "stack" }),
+    h("section", { class: "card" }, h("h2", {}, "Workers"), workers),
+    h("section", { class: "card" }, h("h2", {}, "Plugins"), plugins),
+  );
+
+  const queueRow = (queue, failedLastHour) => {
+    const jobs = queue.jobs ?? {};
+    const link = (status) =>
+      h("a", { id: `count-${queue.name}-${status}`, href: `#/jobs${q({ queue: queue.name, status })}` }, jobs[status] ?? 0);
+    const toggle = h(
+      "button",
+      {
+        id: `queue-toggle-${queue.name}`,
+        class: "ghost",
+        type: "button",
+        "aria-label": `${queue.processing ? "Pause" : "Resume"} queue ${queue.name}`,
+        onclick: async () => {
+          const verb = queue.processing ? "stop" : "start";
+          try {
+            await api(`/v1/queues/${seg(queue.name)}/${verb}`, { method: "POST" });
+            note.replaceChildren();
+            await refreshNow();
+          } catch (e) {
+            if (e.status !== 401) note.replaceChildren(h("div", { class: "alert", role: "alert" }, e.message));
+          }
+        },
+      },
+      queue.processing ? "Pause" : "Resume",
+    );
+    return h(
+      "tr",
+      { "data-queue": queue.name },
+      h("th", { scope: "row" }, h("a", { id: `queue-${queue.name}`, href: `#/jobs${q({ queue: queue.name })}` }, queue.name)),
+      h("td", {}, queue.processing ? badge("processing-on", "running") : badge("paused", "paused")),
+      num(queue.concurrency),
+      h("td", { class: "num" }, link("queued")),
+      h("td", { class: "num" }, link("processing")),
+      h("td", { class: "num" }, link("scheduled")),
+      h("td", { class: "num" }, link("held")),
+      h("td", { class: "num" }, h("a", { id: `count-${queue.name}-failed`, href: `#/jobs${q({ queue: queue.name, status: "error" })}`, title: "Failed in the last hour; the link lists every failed job of the queue" }, failedLastHour)),
+      num(queue.worker_restarts),
+      h("td", {}, toggle),
+    );
+  };
+
+  return {
+    refresh: async () => {
+      const [queueList, stats, workerList, pluginList] = await Promise.all([
+        api("/v1/queues"),
+        api("/v1/stats?step=10"),
+        api("/v1/workers"),
+        api("/v1/plugins"),
+      ]);
+      const rows = queueList.map((queue) => ({ queue, failed: stats.queues[queue.name]?.failed ?? 0 }));
+      update(queues, rows, () =>
+        table(
+          [
+            ["Queue"], ["State"], ["Concurrency", "num"], ["Queued", "num"], ["Running", "num"],
+            ["Scheduled", "num"], ["Held", "num"], ["Failed (1 h)", "num"], ["Worker restarts", "num"], ["Action"],
+          ],
+          rows.map((r) => queueRow(r.queue, r.failed)),
+          "No queue yet: add a job and its queue appears here.",
+        ),
+      );
+      update(chart, stats.series, () => throughputChart(stats));
+      update(latency, [stats.samples, stats.run_ms, stats.wait_ms], () => latencyTable(stats));
+      update(workers, [workerList, pluginList.isolation], () => [
+        h("p", { class: "muted" }, `Plugin code runs ${pluginList.isolation === "process" ? "in worker processes" : "in the host process"}.`),
+        table(
+          [["Worker"], ["Process"], ["State"], ["Job"], ["Queue"], ["Restarts", "num"]],
+          workerList.map((w) =>
+            h(
+              "tr",
+              {},
+              h("td", {}, w.id),
+              h("td", { class: "mono" }, w.pid ?? "—"),
+              h("td", {}, badge(w.state === "running" ? "processing" : w.state === "idle" ? "" : "error", w.state)),
+              h("td", {}, w.job ? h("a", { href: `#/jobs/${w.job}` }, w.job) : "—"),
+              h("td", {}, w.queue ?? "—"),
+              num(w.restarts),
+            ),
+          ),
+          "No worker started yet.",
+        ),
+      ]);
+      update(plugins, pluginList, () => pluginSection(pluginList));
+    },
+  };
+}
+
+function throughputChart(stats) {
+  const series = stats.series;
+  const [W, H, left, bottom] = [720, 190, 44, 22];
+  const peak = Math.max(0.1, ...series.map((p) => Math.max(p.completed, p.failed)));
+  const x = (i) => left + (i * (W - left - 6)) / Math.max(1, series.length - 1);
+  const y = (v) => H - bottom - (v / peak) * (H - bottom - 10);
+  const line = (key) => series.map((p, i) => `${x(i).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
+  const total = (key) => Math.round(series.reduce((sum, p) => sum + p[key] * stats.step, 0));
+  const [completed, failed] = [total("completed"), total("failed")];
+  const svg = s("svg", {
+    viewBox: `0 0 ${W} ${H}`,
+    role: "img",
+    "aria-label": `Jobs per second over the last hour: ${completed} completed, ${failed} failed`,
+  });
+  svg.append(
+    s("line", { class: "axis", x1: left, y1: H - bottom, x2: W, y2: H - bottom }),
+    s("line", { class: "axis", x1: left, y1: 10, x2: left, y2: H - bottom }),
+    s("text", { x: left - 6, y: 16, "text-anchor": "end" }, fmt(peak)),
+    s("text", { x: left - 6, y: H - bottom, "text-anchor": "end" }, "0"),
+    s("text", { x: left, y: H - 6 }, "60 min ago"),
+    s("text", { x: (W + left) / 2, y: H - 6, "text-anchor": "middle" }, "30 min ago"),
+    s("text", { x: W - 2, y: H - 6, "text-anchor": "end" }, "now"),
+    s("polyline", { class: "completed", points: line("completed") }),
+    s("polyline", { class: "failed", points: line("failed") }),
+  );
+  return [
+    svg,
+    h(
+      "div",
+      { class: "legend" },
+      h("span", {}, h("span", { class: "swatch completed" }), `completed per second (${completed} in the hour)`),
+      h("span", {}, h("span", { class: "swatch failed" }), `failed per second (${failed})`),
+    ),
+  ];
+}
+
+function latencyTable(stats) {
+  if (!stats.samples) return h("p", { class: "muted" }, "No attempt has ended since the host started.");
+  const row = (label, p) =>
+    h("tr", {}, h("th", { scope: "row" }, label), ...[p.p50, p.p90, p.p99, p.max].map((v) => num(fmt(v))));
+  return [
+    table([[""], ["p50", "num"], ["p90", "num"], ["p99", "num"], ["max", "num"]], [
+      row("Run (ms)", stats.run_ms),
+      row("Wait (ms)", stats.wait_ms),
+    ]),
+    h("p", { class: "muted" }, `Over the latest ${stats.samples} attempt${stats.samples === 1 ? "" : "s"} on this host. Wait is from when a job was due to its start.`),
+  ];
+}
+
+function pluginSection(list) {
+  return [
+    table(
+      [["Plugin"], ["Version"], ["Job factories"], ["File", "hide-narrow"]],
+      list.plugins.map((p) =>
+        h(
+          "tr",
+          {},
+          h("th", { scope: "row" }, p.name),
+          h("td", {}, p.version),
+          h("td", {}, p.factories.join(", ")),
+          h("td", { class: "mono hide-narrow" }, p.path),
+        ),
+      ),
+      "No plugin is loaded: put plugin files in a plugin directory.",
+    ),
+    h("h2", {}, `Rejected files (${list.rejected.length})`),
+    list.rejected.length
+      ? table(
+          [["File"], ["Reason"]],
+          list.rejected.map((r) => h("tr", {}, h("td", { class: "mono" }, r.path), h("td", {}, r.reason))),
+        )
+      : h("p", { class: "muted" }, "None: every plugin file found was loaded."),
+    list.conflicts.length
+      ? [
+          h("h2", {}, "Conflicts"),
+          h("ul", { class: "plain" }, list.conflicts.map((c) => h("li", {}, c.message))),
+        ]
+      : null,
+  ];
+}
+

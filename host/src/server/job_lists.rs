@@ -1,0 +1,200 @@
+//! `/v1/jobs` as lists: pages of jobs or of their summaries (cursor, filters, order), and the
+//! bulk actions over a filter (remove, retry).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::QueryParams;
+use super::state::AppState;
+use super::types::{JobPage, JobSummary, JobView, Removed, Retried, SummaryPage};
+use crate::job::{Job, JobId, Status};
+use crate::service::{ListFilter, Removal};
+use crate::text::clip;
+
+/// Page size of `GET /v1/jobs` when `limit` is not given.
+const DEFAULT_PAGE: usize = 100;
+
+/// `completed,error` → statuses; an unknown name is `invalid_request` listing the known ones.
+fn parse_statuses(text: Option<&str>) -> ApiResult<Vec<Status>> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else { return Ok(Vec::new()) };
+    text.split(',')
+        .map(|s| s.trim().parse::<Status>().map_err(|e| ApiError::invalid_request(format!("status: {e}"))))
+        .collect()
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Comma-separated statuses, e.g. `queued,processing`.
+    status: Option<String>,
+    /// Only jobs of this factory.
+    job: Option<String>,
+    /// Only jobs of this queue.
+    queue: Option<String>,
+    /// Page size (default 100, at most the server's `limits.max_page`).
+    limit: Option<usize>,
+    /// The `next` of the previous page: the jobs after it in this order.
+    after: Option<String>,
+    /// `oldest` (ascending ids, the default) or `newest` first.
+    #[param(inline, value_type = Option<String>, pattern = "^(oldest|newest)$")]
+    order: Option<String>,
+}
+
+/// List jobs, oldest or newest first, a page at a time. Each filter (status, queue, job, and
+/// status with either) is an index range: a page costs the same at any depth.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    params(ListParams),
+    responses(
+        (status = 200, body = JobPage),
+        (status = 400, description = "`invalid_request`: a bad parameter", body = ErrorBody),
+    ))]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<ListParams>,
+) -> ApiResult<Json<JobPage>> {
+    let (jobs, next) = page(&state, params).await?;
+    Ok(Json(JobPage { jobs: jobs.iter().map(JobView::from).collect(), next }))
+}
+
+/// The same pages as `GET /v1/jobs`, each job without its input, result and error texts: for
+/// lists read again every few seconds (the dashboard's), whatever size the jobs' data.
+#[utoipa::path(get, path = "/v1/jobs/summaries", tag = "jobs",
+    params(ListParams),
+    responses(
+        (status = 200, body = SummaryPage),
+        (status = 400, description = "`invalid_request`: a bad parameter", body = ErrorBody),
+    ))]
+pub async fn list_summaries(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<ListParams>,
+) -> ApiResult<Json<SummaryPage>> {
+    let (jobs, next) = page(&state, params).await?;
+    Ok(Json(SummaryPage { jobs: jobs.iter().map(JobSummary::from).collect(), next }))
+}
+
+/// One page of the list and the cursor of the next, if any.
+async fn page(state: &AppState, params: ListParams) -> ApiResult<(Vec<Job>, Option<String>)> {
+    let statuses = parse_statuses(params.status.as_deref())?;
+    let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => Some(
+            a.parse::<JobId>()
+                .map_err(|_| ApiError::invalid_request(format!("after: `{}` is not a job id", clip(a))))?,
+        ),
+    };
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 {
+        return Err(ApiError::invalid_request("limit: must be at least 1"));
+    }
+    let limit = limit.min(state.limits.max_page.get());
+    let newest_first = match params.order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_request(format!(
+                "order: `{}` is not `oldest` or `newest`",
+                clip(other)
+            )))
+        }
+    };
+    // One more than asked tells whether another page follows.
+    let filter = ListFilter {
+        statuses,
+        factory: params.job,
+        queue: params.queue,
+        after,
+        limit: limit + 1,
+        newest_first,
+    };
+    let host = state.host.clone();
+    let mut jobs = tokio::task::spawn_blocking(move || host.list(&filter)).await??;
+    let next = if jobs.len() > limit {
+        jobs.truncate(limit);
+        jobs.last().map(|j| j.id.to_string())
+    } else {
+        None
+    };
+    Ok((jobs, next))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveParams {
+    /// Comma-separated finished statuses (`completed`, `error`, `cancelled`); default all three.
+    status: Option<String>,
+    /// Only jobs of this factory.
+    job: Option<String>,
+    /// Only jobs of this queue.
+    queue: Option<String>,
+}
+
+/// Remove finished jobs (of a queue and factory when given).
+#[utoipa::path(delete, path = "/v1/jobs", tag = "jobs",
+    params(RemoveParams),
+    responses(
+        (status = 200, body = Removed),
+        (status = 400, description = "`invalid_request`: an unknown or unfinished status", body = ErrorBody),
+    ))]
+pub async fn remove_jobs(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<RemoveParams>,
+) -> ApiResult<Json<Removed>> {
+    let statuses = parse_statuses(params.status.as_deref())?;
+    let host = state.host.clone();
+    let requested = if statuses.is_empty() { Status::FINISHED.to_vec() } else { statuses.clone() };
+    let which = Removal {
+        statuses: statuses.clone(),
+        queue: params.queue,
+        factory: params.job,
+        ..Removal::default()
+    };
+    let counts = tokio::task::spawn_blocking(move || host.remove(&which)).await??;
+    let mut removed: BTreeMap<Status, u64> = requested.into_iter().map(|s| (s, 0)).collect();
+    removed.extend(counts);
+    Ok(Json(Removed { removed }))
+}
+
+/// Cancel a job: a waiting one at once; a running one is asked to stop and ends `cancelled`
+/// when its factory returns.
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RetryAllParams {
+    /// `error` (the default), `cancelled`, or both (`error,cancelled`).
+    #[param(inline, value_type = Option<String>)]
+    status: Option<String>,
+    /// Only jobs of this factory.
+    job: Option<String>,
+    /// Only jobs of this queue.
+    queue: Option<String>,
+}
+
+/// Retry every failed (or cancelled) job, of a queue and factory when given: each runs again
+/// with fresh attempts, as `POST /v1/jobs/{id}/retry` would.
+#[utoipa::path(post, path = "/v1/jobs/retry", tag = "jobs",
+    params(RetryAllParams),
+    responses(
+        (status = 200, body = Retried),
+        (status = 400, description = "`invalid_request`: a status other than `error` or `cancelled`", body = ErrorBody),
+    ))]
+pub async fn retry_jobs(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<RetryAllParams>,
+) -> ApiResult<Json<Retried>> {
+    let mut statuses = parse_statuses(params.status.as_deref())?;
+    if statuses.is_empty() {
+        statuses.push(Status::Error);
+    }
+    let host = state.host.clone();
+    let retried =
+        tokio::task::spawn_blocking(move || host.retry_all(&statuses, params.queue, params.job)).await??;
+    Ok(Json(Retried { retried }))
+}

@@ -1,0 +1,219 @@
+//! Jobs on the wire: adding one or a batch, a job and its summary, pages, removal and retry counts.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::clock::rfc3339;
+use crate::job::{Job, Progress, Status};
+use crate::server::extract::integral;
+
+/// `POST /v1/jobs`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddJobRequest {
+    /// The factory name (`GET /v1/factories` lists them).
+    pub job: String,
+    /// The job's input; `null` when absent.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// Default `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Higher runs first; default 0.
+    #[serde(default, deserialize_with = "integral::i32")]
+    pub priority: i32,
+    /// Default: the factory's, else the server's (3).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integral::opt_u32")]
+    #[schema(minimum = 1)]
+    pub max_attempts: Option<u32>,
+    /// Per-attempt time limit; default: the factory's, else none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+    /// Run no sooner than this many seconds from now (the job is `scheduled` until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_seconds: Option<f64>,
+    /// Run no sooner than this time (RFC 3339); not with `delay_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<String>,
+    /// Add it `held`: it runs only after `POST /v1/jobs/{id}/start`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
+    /// While a job of the same factory with this key is scheduled, held, queued or
+    /// processing, adding returns that job (`200`, `"existing": true`) instead of a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+}
+
+/// `POST /v1/jobs`: the job, and whether it already existed (a unique key's holder).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AddedView {
+    #[serde(flatten)]
+    pub job: JobView,
+    /// True when a pending job with the same factory and unique key was returned instead
+    /// (status 200 rather than 201).
+    pub existing: bool,
+}
+
+/// `POST /v1/jobs/batch`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Up to `limits.max_batch_jobs` (10,000) jobs, each as for `POST /v1/jobs` (without
+    /// `unique_key`).
+    #[schema(value_type = Vec<AddJobRequest>)]
+    pub jobs: Vec<Value>,
+}
+
+/// The jobs of a batch, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchAdded {
+    pub jobs: Vec<BatchItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchItem {
+    pub id: String,
+    pub status: Status,
+}
+
+/// A job as the API shows it. Times are RFC 3339 UTC with microseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    /// Decimal; unique for the life of the store, increasing with submission.
+    pub id: String,
+    /// The factory name.
+    pub job: String,
+    pub queue: String,
+    pub status: Status,
+    pub priority: i32,
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// The factory's result once `completed`.
+    #[schema(value_type = Object)]
+    pub result: Option<Value>,
+    /// `[time] message`, oldest first.
+    pub errors: Vec<String>,
+    /// Attempts started so far.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub timeout_seconds: Option<f64>,
+    pub created_at: String,
+    /// When the latest attempt started.
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// When the job may run next (its retry time while it waits for one).
+    pub run_at: String,
+    pub progress: Option<Progress>,
+    /// A cancel arrived while it ran; it ends `cancelled` when its factory returns.
+    pub cancel_requested: bool,
+    pub unique_key: Option<String>,
+    /// The schedule that made this job.
+    pub schedule_id: Option<String>,
+}
+
+/// A job without its input, result and error texts: a row of a list that is read again every
+/// few seconds (`GET /v1/jobs/summaries`), whatever size the jobs' data.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobSummary {
+    pub id: String,
+    pub job: String,
+    pub queue: String,
+    pub status: Status,
+    pub priority: i32,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// How many errors its history holds.
+    pub error_count: usize,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub run_at: String,
+    pub progress: Option<Progress>,
+    pub cancel_requested: bool,
+}
+
+impl From<&Job> for JobSummary {
+    fn from(job: &Job) -> Self {
+        JobSummary {
+            id: job.id.to_string(),
+            job: job.factory.clone(),
+            queue: job.queue.clone(),
+            status: job.status,
+            priority: job.priority,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            error_count: job.errors.len(),
+            created_at: rfc3339(job.created_at),
+            started_at: job.started_at.map(rfc3339),
+            finished_at: job.finished_at.map(rfc3339),
+            run_at: rfc3339(job.run_at),
+            progress: job.progress.clone(),
+            cancel_requested: job.cancel_requested,
+        }
+    }
+}
+
+/// `GET /v1/jobs/summaries`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SummaryPage {
+    pub jobs: Vec<JobSummary>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// Stored JSON text shown as JSON; text that is not (it never should be) shows as a string.
+pub(super) fn json_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+impl From<&Job> for JobView {
+    fn from(job: &Job) -> Self {
+        JobView {
+            id: job.id.to_string(),
+            job: job.factory.clone(),
+            queue: job.queue.clone(),
+            status: job.status,
+            priority: job.priority,
+            input: json_value(&job.input),
+            result: job.result.as_deref().map(json_value),
+            errors: job.errors.clone(),
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            timeout_seconds: job.timeout_ms.map(|ms| ms as f64 / 1000.0),
+            created_at: rfc3339(job.created_at),
+            started_at: job.started_at.map(rfc3339),
+            finished_at: job.finished_at.map(rfc3339),
+            run_at: rfc3339(job.run_at),
+            progress: job.progress.clone(),
+            cancel_requested: job.cancel_requested,
+            unique_key: job.unique_key.clone(),
+            schedule_id: job.schedule_id.map(|id| id.to_string()),
+        }
+    }
+}
+
+/// `GET /v1/jobs`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// `DELETE /v1/jobs`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Removed {
+    /// Jobs removed per status (every requested status, 0 included).
+    pub removed: BTreeMap<Status, u64>,
+}
+
+/// `POST /v1/jobs/retry`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Retried {
+    /// Jobs sent back to `queued`.
+    pub retried: u64,
+}
