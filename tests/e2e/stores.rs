@@ -21,7 +21,12 @@ macro_rules! conformance {
             $( #[test] fn $name() { super::$name(&jobhost_tests::stores::TestStore::new(jobhost_tests::stores::Backend::Sled)) } )*
         }
         mod postgres {
-            $( #[test] fn $name() { super::$name(&jobhost_tests::stores::TestStore::new(jobhost_tests::stores::Backend::Postgres)) } )*
+            $( #[test] fn $name() {
+                if jobhost_tests::stores::postgres_skipped(concat!("postgres::", stringify!($name))) {
+                    return;
+                }
+                super::$name(&jobhost_tests::stores::TestStore::new(jobhost_tests::stores::Backend::Postgres))
+            } )*
         }
     };
 }

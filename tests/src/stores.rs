@@ -8,6 +8,18 @@ use std::sync::Arc;
 use jobhost::store::{PgStore, SledStore, Store, StoreOptions};
 use tempfile::TempDir;
 
+/// Whether the PostgreSQL tests are skipped (`JOBHOST_TEST_POSTGRES=skip`, for a machine
+/// without a server): then `test` says so on stderr, past the test harness's capture, so a
+/// skip is never silent.
+pub fn postgres_skipped(test: &str) -> bool {
+    let skipped = std::env::var("JOBHOST_TEST_POSTGRES").is_ok_and(|v| v == "skip");
+    if skipped {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: JOBHOST_TEST_POSTGRES=skip (no PostgreSQL)");
+    }
+    skipped
+}
+
 /// The database the PostgreSQL tests use.
 pub fn postgres_url() -> String {
     std::env::var("JOBHOST_TEST_POSTGRES")
