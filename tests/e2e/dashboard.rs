@@ -36,7 +36,10 @@ fn the_dashboard_in_chromium() {
     if std::env::var("JOBHOST_TEST_BROWSER").is_ok_and(|v| v == "skip") {
         use std::io::Write;
         // Past the harness's capture: a skip is never silent.
-        let _ = writeln!(std::io::stderr(), "SKIPPED dashboard::the_dashboard_in_chromium: JOBHOST_TEST_BROWSER=skip");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED dashboard::the_dashboard_in_chromium: JOBHOST_TEST_BROWSER=skip"
+        );
         return;
     }
     assert!(

@@ -33,7 +33,9 @@ fn host(
 
 #[test]
 fn a_job_added_on_one_host_runs_on_another_and_the_hosts_list_each_other() {
-    if jobhost_tests::stores::postgres_skipped("postgres::a_job_added_on_one_host_runs_on_another_and_the_hosts_list_each_other") {
+    if jobhost_tests::stores::postgres_skipped(
+        "postgres::a_job_added_on_one_host_runs_on_another_and_the_hosts_list_each_other",
+    ) {
         return;
     }
     let dir = TempDir::new().unwrap();
@@ -70,7 +72,9 @@ fn a_job_added_on_one_host_runs_on_another_and_the_hosts_list_each_other() {
 
 #[test]
 fn a_host_killed_mid_job_is_named_on_the_job_another_host_recovers() {
-    if jobhost_tests::stores::postgres_skipped("postgres::a_host_killed_mid_job_is_named_on_the_job_another_host_recovers") {
+    if jobhost_tests::stores::postgres_skipped(
+        "postgres::a_host_killed_mid_job_is_named_on_the_job_another_host_recovers",
+    ) {
         return;
     }
     let dir = TempDir::new().unwrap();
@@ -98,7 +102,9 @@ fn a_host_killed_mid_job_is_named_on_the_job_another_host_recovers() {
 
 #[test]
 fn hosts_starting_together_migrate_once_and_a_newer_schema_is_refused() {
-    if jobhost_tests::stores::postgres_skipped("postgres::hosts_starting_together_migrate_once_and_a_newer_schema_is_refused") {
+    if jobhost_tests::stores::postgres_skipped(
+        "postgres::hosts_starting_together_migrate_once_and_a_newer_schema_is_refused",
+    ) {
         return;
     }
     let schema = Schema::new();
@@ -147,7 +153,9 @@ fn hosts_starting_together_migrate_once_and_a_newer_schema_is_refused() {
 
 #[test]
 fn a_bad_or_unreachable_store_url_is_one_line_without_the_password() {
-    if jobhost_tests::stores::postgres_skipped("postgres::a_bad_or_unreachable_store_url_is_one_line_without_the_password") {
+    if jobhost_tests::stores::postgres_skipped(
+        "postgres::a_bad_or_unreachable_store_url_is_one_line_without_the_password",
+    ) {
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -183,7 +191,9 @@ fn a_bad_or_unreachable_store_url_is_one_line_without_the_password() {
 
 #[test]
 fn a_cancel_sent_to_any_host_stops_the_job_where_it_runs() {
-    if jobhost_tests::stores::postgres_skipped("postgres::a_cancel_sent_to_any_host_stops_the_job_where_it_runs") {
+    if jobhost_tests::stores::postgres_skipped(
+        "postgres::a_cancel_sent_to_any_host_stops_the_job_where_it_runs",
+    ) {
         return;
     }
     let dir = TempDir::new().unwrap();
@@ -213,7 +223,9 @@ fn server_certificate(schema: &Schema) -> Option<std::path::PathBuf> {
 
 #[test]
 fn tls_to_the_database_verifies_the_server_against_the_ca_file() {
-    if jobhost_tests::stores::postgres_skipped("postgres::tls_to_the_database_verifies_the_server_against_the_ca_file") {
+    if jobhost_tests::stores::postgres_skipped(
+        "postgres::tls_to_the_database_verifies_the_server_against_the_ca_file",
+    ) {
         return;
     }
     let schema = Schema::new();
@@ -276,7 +288,9 @@ fn tls_to_the_database_verifies_the_server_against_the_ca_file() {
 
 #[test]
 fn run_once_processes_the_ready_jobs_of_a_postgresql_store() {
-    if jobhost_tests::stores::postgres_skipped("postgres::run_once_processes_the_ready_jobs_of_a_postgresql_store") {
+    if jobhost_tests::stores::postgres_skipped(
+        "postgres::run_once_processes_the_ready_jobs_of_a_postgresql_store",
+    ) {
         return;
     }
     let schema = Schema::new();

@@ -8,12 +8,14 @@
 //! (where plugin code runs: here or in worker processes), `pool` (start, stop, shutdown),
 //! `queue` (one queue's runtime state), `worker` (the loop, the one place that claims),
 //! `recorder` and `outcomes` (outcomes handed over, and the thread that writes many per
-//! transaction), `execute` (one attempt → how it ended, in process or in the slot's worker
-//! process), `supervisor` (leases, timeouts, cancels, kills), `running` (the attempts running
+//! transaction), `attempt` (one attempt and the outcomes it can come to), `execute` (a slot's
+//! executor: in process, or `isolated`, the slot's worker process with its restarts), `supervisor` (leases, timeouts, cancels, kills), `running` (the attempts running
 //! here), `retry` (backoff).
 
+mod attempt;
 mod config;
 mod execute;
+mod isolated;
 mod outcomes;
 mod plugins;
 mod pool;
@@ -30,7 +32,7 @@ pub use config::{
     ProcessorConfig, QueueConfig, Retention, DEFAULT_CLAIM_BATCH, DEFAULT_KILL_GRACE, DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_POLL_INTERVAL,
 };
-pub use execute::{BACKOFF_FIRST, BACKOFF_MAX};
+pub use isolated::{BACKOFF_FIRST, BACKOFF_MAX};
 pub use plugins::Plugins;
 pub use pool::{Pool, QueueInfo, Shutdown};
 pub use retry::{RetryPolicy, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP};

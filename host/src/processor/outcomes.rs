@@ -6,7 +6,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::execute::Ending;
+use super::attempt::Ending;
 use super::recorder::Record;
 use super::state::PoolState;
 use crate::job::{Job, JobId, Status};

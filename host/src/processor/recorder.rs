@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use super::execute::Ran;
+use super::attempt::Ran;
 use crate::job::Job;
 use crate::store::Claimed;
 use crate::sync;

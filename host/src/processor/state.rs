@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::execute::{Attempt, Executor};
+use super::attempt::Attempt;
+use super::execute::Executor;
 use super::queue::Queue;
 use super::recorder::Recorder;
 use super::running::RunningJobs;

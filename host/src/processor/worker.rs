@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::execute::{Attempt, Ending, Executor, Ran};
+use super::attempt::{Attempt, Ending, Ran};
+use super::execute::Executor;
 use super::outcomes;
 use super::queue::Queue;
 use super::recorder::Record;

@@ -1,0 +1,110 @@
+//! One attempt of one claimed job, whichever way it runs: what the worker hands the executor,
+//! how the attempt ended, and the outcomes a timeout or a plugin's failure come to (retried
+//! after backoff while attempts remain, else `error`).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobhost_plugin_api::{Failure, FailureKind};
+
+use super::shared::Shared;
+use crate::clock::duration_micros;
+use crate::job::{AttemptToken, Job, JobId, Outcome, Progress};
+use crate::plugins::{FactoryInfo, ProgressSink};
+use crate::store::{Claimed, Store};
+
+/// A claimed attempt, registered as running (see `worker::begin`).
+pub(super) struct Attempt {
+    pub claimed: Claimed,
+    pub factory: Option<FactoryInfo>,
+    pub timeout: Option<Duration>,
+    pub cancel: Arc<AtomicBool>,
+    pub timed_out: Arc<AtomicBool>,
+}
+
+/// How an attempt ended.
+pub(super) enum Ending {
+    Outcome(Outcome),
+    /// The host could not run it (no worker process would start): back to its queue, the
+    /// attempt not counted.
+    GiveBack(String),
+}
+
+pub(super) struct Ran {
+    pub ending: Ending,
+    pub elapsed: Duration,
+}
+
+/// Why a slot cannot run a job now, and when to try again.
+#[derive(Debug, Clone)]
+pub struct Unready {
+    pub wait: Duration,
+    pub reason: String,
+}
+
+pub(super) fn log_start(attempt: &Attempt) {
+    let job = &attempt.claimed.job;
+    log::debug!(
+        job = job.id.0, factory = job.factory.as_str(), queue = job.queue.as_str(), attempt = job.attempts;
+        "job {} ({}) started, attempt {}/{}", job.id, job.factory, job.attempts, job.max_attempts
+    );
+}
+
+pub(super) fn unknown_factory(job: &Job) -> Outcome {
+    // The plugin is gone (the host restarted or reloaded without it): retrying cannot help.
+    Outcome::Failed { error: format!("unknown job factory `{}`: no loaded plugin provides it", job.factory) }
+}
+
+/// A timed-out attempt: counted, retried or failed like a retryable failure.
+pub(super) fn timed_out(shared: &Shared, attempt: &Attempt, killed_after: Option<Duration>) -> Outcome {
+    let secs = attempt.timeout.unwrap_or_default().as_secs_f64();
+    let error = match killed_after {
+        Some(grace) => {
+            format!("timed out after {secs}s (worker killed after {}s grace)", grace.as_secs_f64())
+        }
+        None => format!("timed out after {secs}s"),
+    };
+    retry_or_fail(shared, attempt, error, None)
+}
+
+pub(super) fn failure_outcome(shared: &Shared, attempt: &Attempt, failure: Failure) -> Outcome {
+    match failure.kind() {
+        FailureKind::Permanent => Outcome::Failed { error: failure.message().to_owned() },
+        FailureKind::Retryable => {
+            retry_or_fail(shared, attempt, failure.message().to_owned(), failure.retry_delay())
+        }
+    }
+}
+
+/// A retryable failure: another attempt after backoff, or `error` once attempts are spent.
+pub(super) fn retry_or_fail(
+    shared: &Shared,
+    attempt: &Attempt,
+    error: String,
+    at_least: Option<Duration>,
+) -> Outcome {
+    let job = &attempt.claimed.job;
+    if job.attempts >= job.max_attempts {
+        return Outcome::Failed { error };
+    }
+    let factory_delay = attempt.factory.as_ref().and_then(|f| f.defaults.retry_delay);
+    let delay = shared.config.retry.delay(job.attempts, factory_delay, at_least);
+    Outcome::Retry { error, retry_at: shared.now().saturating_add(duration_micros(delay)) }
+}
+
+/// Stores progress reports against the attempt's token.
+pub(super) struct StoreProgress {
+    pub store: Arc<dyn Store>,
+    pub id: JobId,
+    pub token: AttemptToken,
+}
+
+impl ProgressSink for StoreProgress {
+    fn report(&self, fraction: f64, message: &str) {
+        let progress = Progress { fraction, message: message.to_owned() };
+        if let Err(e) = self.store.set_progress(self.id, self.token, progress) {
+            log::warn!("job {}: could not store progress: {e}", self.id);
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! A worker slot's worker process: started with the current plugins, rolled after a reload
+//! between jobs, restarted with backoff after a death, and the attempts sent to it and
+//! received back, each ending the way the process reported it or died.
+//!
+//! **Invariant:** a worker process's death costs only the job it was running: that attempt is
+//! counted with the cause (`worker process killed by signal 6 (SIGABRT)`), and the slot starts
+//! a new process, waiting longer after each death in a row.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::attempt::{
+    failure_outcome, retry_or_fail, timed_out, unknown_factory, Attempt, Ending, StoreProgress, Unready,
+};
+use super::plugins::Plugins;
+use super::queue::Queue;
+use super::running::RunningJobs;
+use super::shared::Shared;
+use crate::job::Outcome;
+use crate::plugins::ProgressSink;
+use crate::sync;
+use crate::workers::{Death, RunJob, WorkerProcess};
+
+/// The first wait before restarting a worker process that died on its own; doubled per death
+/// in a row, up to [`BACKOFF_MAX`].
+pub const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// The wait before starting a worker process after `deaths` in a row.
+fn backoff(deaths: u32) -> Duration {
+    BACKOFF_FIRST.saturating_mul(1 << deaths.saturating_sub(1).min(16)).min(BACKOFF_MAX)
+}
+
+/// A slot's worker process and its restart state.
+#[derive(Default)]
+pub(super) struct Isolated {
+    pub(super) process: Option<WorkerProcess>,
+    /// Deaths in a row that the host did not cause.
+    pub(super) crashes: u32,
+    /// No new worker process before this (backoff after crashes).
+    pub(super) not_before: Option<Instant>,
+    /// Whether this slot has started a process before (later starts are restarts).
+    pub(super) started: bool,
+    pub(super) restarts: u64,
+    /// Attempts sent to the process and not received yet.
+    pub(super) in_flight: usize,
+}
+
+impl Isolated {
+    pub(super) fn prepare(&mut self, shared: &Shared) -> Result<(), Unready> {
+        let (spec, generation) = match &*sync::read(&shared.plugins) {
+            Plugins::Isolated { spec, generation, .. } => (spec.clone(), *generation),
+            Plugins::InProcess { .. } => return Ok(()),
+        };
+        if self.process.as_ref().is_some_and(|p| p.generation == generation) {
+            return Ok(());
+        }
+        if let Some(old) = self.process.take() {
+            log::info!("worker process {}: plugins reloaded, replacing it", old.pid());
+            old.stop(shared.config.kill_grace);
+        }
+        if let Some(at) = self.not_before {
+            let now = Instant::now();
+            if at > now {
+                let reason = format!("backing off after {} worker process death(s) in a row", self.crashes);
+                return Err(Unready { wait: at - now, reason });
+            }
+        }
+        match WorkerProcess::spawn(&spec, generation) {
+            Ok(process) => {
+                if self.started {
+                    self.restarts += 1;
+                }
+                self.started = true;
+                self.not_before = None;
+                log::debug!("worker process {} started", process.pid());
+                self.process = Some(process);
+                Ok(())
+            }
+            Err(e) => {
+                log::error!("{e}");
+                Err(Unready { wait: self.back_off(), reason: e.to_string() })
+            }
+        }
+    }
+
+    /// One more death in a row: how long to wait before the next start.
+    pub(super) fn back_off(&mut self) -> Duration {
+        self.crashes += 1;
+        let wait = backoff(self.crashes);
+        self.not_before = Some(Instant::now() + wait);
+        wait
+    }
+
+    pub(super) fn send(&mut self, shared: &Shared, attempt: &Attempt) -> Result<(), Ending> {
+        let job = &attempt.claimed.job;
+        if attempt.factory.is_none() {
+            return Err(Ending::Outcome(unknown_factory(job)));
+        }
+        // A reload rolls the process, and a dead one is replaced, only between jobs: with
+        // nothing sent ahead.
+        if self.in_flight == 0 {
+            if let Err(unready) = self.prepare(shared) {
+                return Err(Ending::GiveBack(unready.reason));
+            }
+        }
+        let Some(process) = self.process.as_mut() else {
+            return Err(Ending::GiveBack("no worker process".to_owned()));
+        };
+        let run = RunJob {
+            id: job.id.0,
+            attempt: job.attempts,
+            factory: job.factory.clone(),
+            input: job.input.clone(),
+        };
+        match process.send(run) {
+            Ok(()) => {
+                self.in_flight += 1;
+                Ok(())
+            }
+            Err(_) => {
+                // It died before it read the job: the job never started.
+                self.process = None;
+                self.in_flight = 0;
+                Err(Ending::GiveBack("its worker process ended before it started".to_owned()))
+            }
+        }
+    }
+
+    pub(super) fn receive(
+        &mut self,
+        shared: &Shared,
+        running: &RunningJobs,
+        attempt: &Attempt,
+        queue: &Queue,
+    ) -> Ending {
+        let job = &attempt.claimed.job;
+        let Some(process) = self.process.as_mut() else {
+            // Sent ahead to a process that died running an earlier job: it never started.
+            return Ending::GiveBack("its worker process ended before it started".to_owned());
+        };
+        running.attach(job.id, process.control());
+        let sink = StoreProgress { store: shared.store.clone(), id: job.id, token: attempt.claimed.token };
+        match process.receive(job.id.0, &mut |fraction, message| sink.report(fraction, message)) {
+            Ok(result) => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.crashes = 0;
+                Ending::Outcome(match result {
+                    Ok(result) if !attempt.timed_out.load(Ordering::Relaxed) => Outcome::Completed { result },
+                    Ok(_) => timed_out(shared, attempt, None),
+                    Err(failure) => {
+                        if attempt.timed_out.load(Ordering::Relaxed) {
+                            timed_out(shared, attempt, None)
+                        } else {
+                            failure_outcome(shared, attempt, failure.into())
+                        }
+                    }
+                })
+            }
+            Err(death) => {
+                self.process = None;
+                self.in_flight = 0;
+                Ending::Outcome(self.died(shared, attempt, queue, &death))
+            }
+        }
+    }
+
+    /// The outcome of an attempt whose worker process died.
+    pub(super) fn died(
+        &mut self,
+        shared: &Shared,
+        attempt: &Attempt,
+        queue: &Queue,
+        death: &Death,
+    ) -> Outcome {
+        let grace = shared.config.kill_grace;
+        if death.killed_by_host {
+            if attempt.timed_out.load(Ordering::Relaxed) {
+                return timed_out(shared, attempt, Some(grace));
+            }
+            // Cancelled, or the host is stopping: the store ends it `cancelled`, or the
+            // attempt was released and this outcome is stale.
+            let error = format!("stopped by the host (worker killed after {}s grace)", grace.as_secs_f64());
+            return Outcome::Failed { error };
+        }
+        let wait = self.back_off();
+        queue.worker_deaths.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.record_worker_restart(&queue.name);
+        let limits = match &*sync::read(&shared.plugins) {
+            Plugins::Isolated { spec, .. } => spec.limits,
+            Plugins::InProcess { .. } => Default::default(),
+        };
+        let cause = match limits.explain(death.signal(), &death.tail) {
+            Some(why) => format!("{death} while running: {why}"),
+            None => format!("{death} while running"),
+        };
+        let job = &attempt.claimed.job;
+        log::warn!(
+            job = job.id.0, factory = job.factory.as_str(), queue = job.queue.as_str(), attempt = job.attempts;
+            "job {} ({}): {cause}; a new worker process in {wait:?}", job.id, job.factory
+        );
+        retry_or_fail(shared, attempt, cause, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_wait_100_ms_doubling_per_death_in_a_row_up_to_30_s() {
+        let waits: Vec<u64> = (1..=10).map(|n| backoff(n).as_millis() as u64).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000]);
+        assert_eq!(backoff(1000), BACKOFF_MAX);
+    }
+}
