@@ -380,3 +380,91 @@ fn in_process_a_job_past_its_timeout_and_grace_is_reported_stuck_and_shutdown_st
     let server = serve(&dir, plugins.path(), &format!("{config}[default_queue]\nautostart = false\n"));
     assert_eq!(server.job(&stuck)["status"], "queued");
 }
+
+/// The pid a child-spawning job wrote, once it did.
+fn pid_from(file: &Path) -> i32 {
+    let mut pid = None;
+    jobhost_tests::wait_for_condition(LONG, "the job wrote its child's pid", || {
+        pid = fs::read_to_string(file).ok().and_then(|t| t.trim().parse().ok());
+        pid.is_some()
+    });
+    pid.unwrap()
+}
+
+fn gone_soon(pid: i32, what: &str) {
+    jobhost_tests::wait_for_condition(Duration::from_secs(10), what, || !alive(pid));
+}
+
+#[test]
+fn what_a_plugin_starts_ends_with_its_job_even_detached() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let server = serve(&dir, plugins.path(), "");
+    let child = add(&server, json!({"job": "spawn_child", "input": {"seconds": 600}}));
+    let done = server.wait_finished(&child, LONG);
+    assert_eq!(done["status"], "completed", "{done}");
+    gone_soon(done["result"].as_i64().unwrap() as i32, "the job's child is killed when it ends");
+    let daemon = add(&server, json!({"job": "spawn_daemon", "input": {"seconds": 600}}));
+    let done = server.wait_finished(&daemon, LONG);
+    assert_eq!(done["status"], "completed", "{done}");
+    gone_soon(
+        done["result"].as_i64().unwrap() as i32,
+        "a daemon (setsid) the job started is killed when it ends",
+    );
+    // The worker goes on to the next job as usual.
+    let after = add(&server, json!({"job": "spawn_child", "input": {"seconds": 1}}));
+    assert_eq!(server.wait_finished(&after, LONG)["status"], "completed");
+}
+
+#[test]
+fn a_job_hanging_beside_its_child_is_killed_at_timeout_and_grace_with_the_child() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let server = serve(&dir, plugins.path(), "kill_grace = \"1s\"\n");
+    let file = dir.path().join("hang.pid");
+    let id = add(
+        &server,
+        json!({"job": "spawn_and_hang", "input": {"seconds": 600, "pid_file": file}, "timeout_seconds": 2}),
+    );
+    let child = pid_from(&file);
+    let done = server.wait_finished(&id, LONG);
+    let error = errors(&done).pop().unwrap();
+    assert!(error.contains("timed out after 2s (worker killed after 1s grace)"), "{error}");
+    // The child held nothing of the worker's (close-on-exec): the kill is seen at once, not
+    // when the child ends. Between start and finish: the timeout, the grace, and little else.
+    let time = |key: &str| chrono::DateTime::parse_from_rfc3339(done[key].as_str().unwrap()).unwrap();
+    let took = (time("finished_at") - time("started_at")).num_milliseconds();
+    assert!(took < 10_000, "the job ended {took} ms after it started: {done}");
+    gone_soon(child, "the hanging job's child is killed with its worker");
+}
+
+#[test]
+fn a_crash_beside_a_child_is_recorded_with_its_cause_and_takes_the_child() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let server = serve(&dir, plugins.path(), "");
+    let file = dir.path().join("abort.pid");
+    let id = add(&server, json!({"job": "spawn_and_abort", "input": {"seconds": 600, "pid_file": file}}));
+    let child = pid_from(&file);
+    let done = server.wait_finished(&id, LONG);
+    let error = errors(&done).pop().unwrap();
+    assert!(error.contains("killed by signal 6 (SIGABRT)"), "{error}");
+    gone_soon(child, "the crashed worker's child is killed");
+}
+
+#[test]
+fn a_host_killed_outright_takes_its_plugins_children_with_it() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let mut server = serve(&dir, plugins.path(), "");
+    let file = dir.path().join("host.pid");
+    add(&server, json!({"job": "spawn_and_hang", "input": {"seconds": 600, "pid_file": file}}));
+    let child = pid_from(&file);
+    let workers = children(server.pid());
+    server.signal(libc::SIGKILL);
+    server.wait_exit(LONG);
+    gone_soon(child, "the job's child dies with the host");
+    for pid in workers {
+        gone_soon(pid, "the worker dies with the host");
+    }
+}

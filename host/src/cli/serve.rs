@@ -120,6 +120,12 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
     };
     super::logs::init("info", config.log_format);
     raise_open_files_limit();
+    if config.isolation == Isolation::Process {
+        // What a worker that dies leaves behind comes to this process, which kills it.
+        if let Err(e) = crate::workers::adopt_orphans() {
+            log::warn!("cannot collect what dead worker processes leave behind: {e}");
+        }
+    }
     let token = match config.token_file.as_deref().map(Token::from_file).transpose() {
         Ok(token) => token,
         Err(e) => {

@@ -4,8 +4,9 @@
 //! on its data socket, one at a time and in order (the host may send the next before the last
 //! is done), while a thread of its own reads the control socket for cancels and stops.
 //!
-//! **Invariant:** the worker exits as soon as its control socket closes (the host is gone),
-//! whatever its job is doing; plugin output never reaches a socket (stdout goes to stderr,
+//! **Invariant:** the worker exits as soon as its control socket closes or its host dies,
+//! whatever its job is doing, and nothing its plugins started outlives the job that started
+//! it or the worker (`contain`); plugin output never reaches a socket (stdout goes to stderr,
 //! which the host forwards to its log).
 
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use std::io::BufReader;
 use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use clap::Args;
 use super::limits::Limits;
 use super::process::{CONTROL_FD, DATA_FD};
 use super::protocol::{self, FromWorker, ToWorker, WireFailure, PROTOCOL_VERSION};
+use super::tree;
 use crate::plugins::{LoadOptions, ProgressSink, Registry, RunContext};
 use crate::sync;
 
@@ -57,6 +59,10 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
     // SAFETY: the host passed our ends of its two sockets as these descriptors; nothing else
     // owns them.
     let (data, control) = unsafe { (UnixStream::from_raw_fd(DATA_FD), UnixStream::from_raw_fd(CONTROL_FD)) };
+    if let Err(e) = contain() {
+        log::error!("worker: cannot contain what its plugins start: {e}");
+        return 1;
+    }
     let limits = Limits {
         address_space: args.address_space,
         cpu_time: args.cpu_time_ms.map(Duration::from_millis),
@@ -100,7 +106,72 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
             return 1;
         }
     }
-    run_jobs(reader, writer, current, stopping, registry, limits)
+    let code = run_jobs(reader, writer, current, stopping, registry, limits);
+    tree::kill_descendants(own_pid());
+    code
+}
+
+fn own_pid() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// Keeps whatever the plugins start inside this worker's reach, so that it ends with the job
+/// or with the worker:
+/// - the host's sockets are close-on-exec, so a program a plugin runs never holds them (the
+///   host would not see this worker die while it lived);
+/// - this worker is a child subreaper: a plugin's process that detaches (`setsid`, a double
+///   fork) stays in its tree, where `tree::kill_descendants` finds it;
+/// - the host's death (its thread that started this worker, in fact) sends SIGTERM, whose
+///   handler wakes a thread of ours (through a pipe: a handler may do little) that kills the
+///   tree and exits. A handler, not a blocked signal: programs a plugin runs inherit the
+///   signal mask, and must still take SIGTERM as usual.
+fn contain() -> std::io::Result<()> {
+    let check = |r: libc::c_int| if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
+    let mut pipe = [0; 2];
+    // SAFETY: getppid, fcntl, prctl and pipe2 on this process's own state.
+    let parent = unsafe {
+        let parent = libc::getppid();
+        for fd in [DATA_FD, CONTROL_FD] {
+            check(libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC))?;
+        }
+        check(libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1))?;
+        check(libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC))?;
+        parent
+    };
+    HOST_GONE.store(pipe[1], Ordering::SeqCst);
+    let read_end = pipe[0];
+    std::thread::Builder::new().name("worker-guard".to_owned()).spawn(move || {
+        let mut byte = 0u8;
+        // SAFETY: a read into our own byte from the pipe's read end.
+        while unsafe { libc::read(read_end, (&mut byte as *mut u8).cast(), 1) } < 0 {}
+        tree::kill_descendants(own_pid());
+        // SAFETY: _exit ends the process at once: the host is gone.
+        unsafe { libc::_exit(1) };
+    })?;
+    // SAFETY: sigaction with a handler that only writes one byte to a pipe (async-signal-safe);
+    // prctl and getppid on this process's own state.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        check(libc::sigemptyset(&mut action.sa_mask))?;
+        check(libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut()))?;
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM))?;
+        // The host may have died between our start and the line above: then no signal comes.
+        if libc::getppid() != parent {
+            on_sigterm(libc::SIGTERM);
+        }
+    }
+    Ok(())
+}
+
+/// The write end of the pipe the SIGTERM handler wakes the guard thread through.
+static HOST_GONE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_sigterm(_: libc::c_int) {
+    let fd = HOST_GONE.load(Ordering::SeqCst);
+    // SAFETY: write(2) is async-signal-safe; one byte from a static.
+    unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
 }
 
 /// The job running now (its id and cooperative flag), and jobs cancelled before they started.
@@ -150,6 +221,7 @@ fn obey(mut control: UnixStream, current: Current, stopping: Arc<AtomicBool>) {
 
 /// Ends the process without waiting for its other threads (a job may be stuck in a plugin).
 fn exit_now(code: i32) -> ! {
+    tree::kill_descendants(own_pid());
     #[allow(clippy::disallowed_methods)] // a worker may end with its job still running
     std::process::exit(code)
 }
@@ -206,6 +278,13 @@ fn run_jobs(
             }),
         };
         sync::lock(&current).running = None;
+        // Nothing the job started outlives it: what it left running is killed, what ended is
+        // reaped (before its outcome is sent, so the next job starts clean).
+        let left = if tree::has_children() { tree::kill_descendants(own_pid()) } else { 0 };
+        tree::reap_ended_children();
+        if left > 0 {
+            log::info!("worker: job {} left {left} process(es) running; killed", job.id);
+        }
         let done = FromWorker::Done { id: job.id, result };
         if protocol::write_frame(&mut *sync::lock(&writer), &done).is_err() {
             return 0;

@@ -3,15 +3,19 @@
 //!
 //! The files: `protocol` (the frames between host and worker), `process` (a worker from the
 //! host's side: spawn, run a job, stop it), `death` (how it died, its last output), `child` (the worker's own main, the hidden
-//! `jobhost worker` command), `limits` (its resource limits).
+//! `jobhost worker` command), `limits` (its resource limits), `tree` (a process and everything it started, killed
+//! together).
 
 pub mod child;
 mod death;
 mod limits;
+mod orphans;
 mod process;
 mod protocol;
+mod tree;
 
 pub use death::{signal_name, Death};
 pub use limits::{format_bytes, parse_bytes, Limits};
+pub use orphans::adopt as adopt_orphans;
 pub use process::{Control, SpawnError, Spec, WorkerProcess};
 pub use protocol::{RunJob, WireFailure, PROTOCOL_VERSION};

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use super::death::{forward_output, Death, Tail};
 use super::limits::Limits;
+use super::orphans;
 use super::protocol::{self, FromWorker, RunJob, ToWorker, WireFailure, PROTOCOL_VERSION};
+use super::tree;
 use crate::plugins::Catalog;
 use crate::sync;
 
@@ -106,14 +108,20 @@ impl Control {
         let _ = protocol::write_frame(&mut *writer, &ToWorker::Cancel { id });
     }
 
-    /// SIGKILL, unless already reaped; remembered, so its death reads as the host's doing.
+    /// SIGKILL to the worker and everything it started, unless already reaped; remembered,
+    /// so its death reads as the host's doing.
     pub fn kill(&self) {
         let mut state = sync::lock(&self.state);
         if !state.0 {
             state.1 = true;
-            // SAFETY: kill(2) on our own child, which cannot have been reaped (checked under
-            // the lock the reaper takes), so the pid is still ours.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            // While it lives, whatever its plugins started is in its tree (it is a subreaper).
+            tree::kill_descendants(self.pid);
+            // SAFETY: kill(2) on our own child and its process group, which cannot have been
+            // reaped (checked under the lock the reaper takes), so the ids are still ours.
+            unsafe {
+                libc::kill(-self.pid, libc::SIGKILL);
+                libc::kill(self.pid, libc::SIGKILL);
+            }
         }
     }
 
@@ -129,6 +137,9 @@ impl Control {
 /// A running worker process, owned by one worker slot.
 pub struct WorkerProcess {
     child: Child,
+    /// Readable once the process has ended: its death is seen from the process itself, even
+    /// while something else still holds its socket open.
+    pidfd: Option<OwnedFd>,
     /// The data socket, read buffered (a frame's length and body in one read).
     reader: BufReader<UnixStream>,
     writer: UnixStream,
@@ -151,6 +162,9 @@ impl WorkerProcess {
         let host_pid = unsafe { libc::getpid() };
         let mut command = Command::new(&spec.exe);
         command.args(spec.args()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        // Its own process group: what its plugins start is killed with it, and a terminal's
+        // Ctrl-C reaches the host alone, which stops the worker in order.
+        command.process_group(0);
         // SAFETY: between fork and exec only async-signal-safe calls: fcntl, dup2, close,
         // prctl, getppid, _exit.
         unsafe {
@@ -180,8 +194,9 @@ impl WorkerProcess {
                 Ok(())
             });
         }
-        let mut child = command.spawn().map_err(start)?;
+        let mut child = orphans::spawn_registered(&mut command).map_err(start)?;
         drop((worker_data, worker_control));
+        let pidfd = open_pidfd(child.id() as i32);
         let tail = Arc::new(Tail::default());
         match child.stderr.take() {
             Some(stderr) => forward_output(stderr, child.id(), tail.clone()),
@@ -195,6 +210,7 @@ impl WorkerProcess {
         });
         let mut process = WorkerProcess {
             child,
+            pidfd,
             reader,
             writer: data,
             control,
@@ -274,6 +290,10 @@ impl WorkerProcess {
         progress: &mut dyn FnMut(f64, &str),
     ) -> Result<Result<String, WireFailure>, Death> {
         loop {
+            if self.reader.buffer().is_empty() && !self.wait_for_data() {
+                // Ended, and nothing more to read: it died (whoever holds its socket).
+                return Err(self.reap());
+            }
             match protocol::read_frame::<FromWorker>(&mut self.reader) {
                 Ok(Some(FromWorker::Progress { id: of, fraction, message })) if of == id => {
                     progress(fraction, &message)
@@ -285,6 +305,32 @@ impl WorkerProcess {
                 }
                 // Closed or broken: it died (or is dying).
                 Ok(None) | Err(_) => return Err(self.reap()),
+            }
+        }
+    }
+
+    /// Waits until the socket has something to read (true) or the process ended with nothing
+    /// left to read (false). Without a pidfd (an old kernel), only the socket tells.
+    fn wait_for_data(&self) -> bool {
+        let Some(pidfd) = &self.pidfd else { return true };
+        let mut fds = [
+            libc::pollfd { fd: self.reader.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        loop {
+            // SAFETY: poll on two descriptors we own, with an array of their length.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if ready < 0 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return true; // let the read tell
+            }
+            if fds[0].revents != 0 {
+                return true;
+            }
+            if fds[1].revents != 0 {
+                return false;
             }
         }
     }
@@ -327,14 +373,23 @@ impl WorkerProcess {
         self.control.kill();
         let status = self.child.wait().ok();
         sync::lock(&self.control.state).0 = true;
+        orphans::forget(self.control.pid);
         self.death(status)
     }
 
     fn try_reap(&mut self) -> Option<ExitStatus> {
         let mut state = sync::lock(&self.control.state);
+        if !state.0 && ended(self.control.pid) {
+            // Ended but not reaped: its process group id is still its own, so what its plugins
+            // started in the group goes with it. (Detached ones went to the host's orphan
+            // sweep, `serve` being a subreaper.)
+            // SAFETY: kill(2) on the process group of our own unreaped child.
+            unsafe { libc::kill(-self.control.pid, libc::SIGKILL) };
+        }
         let status = self.child.try_wait().ok().flatten();
         if status.is_some() {
             state.0 = true;
+            orphans::forget(self.control.pid);
         }
         status
     }
@@ -345,6 +400,25 @@ impl WorkerProcess {
         let tail = self.tail.lines_once_closed(Duration::from_millis(500));
         Death { status, killed_by_host: self.control.killed_by_host(), tail }
     }
+}
+
+/// Whether our child `pid` has ended, without reaping it.
+fn ended(pid: i32) -> bool {
+    // SAFETY: waitid with WNOWAIT on our own child reaps nothing; `info` is ours.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+            == 0
+            && info.si_pid() != 0
+    }
+}
+
+/// A descriptor that becomes readable when `pid` ends (Linux 5.3 and later).
+fn open_pidfd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a descriptor the call just opened for us alone.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 impl Drop for WorkerProcess {
