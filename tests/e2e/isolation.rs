@@ -468,3 +468,77 @@ fn a_host_killed_outright_takes_its_plugins_children_with_it() {
         gone_soon(pid, "the worker dies with the host");
     }
 }
+
+/// A plugin directory with the example `echo`, the misbehaving plugin, and files whose static
+/// constructors crash, hang and exit when loaded.
+fn plugins_with_bad_loaders() -> TempDir {
+    let dir = plugins_with_misbehave(&["echo"]);
+    for kind in ["crash_at_load", "hang_at_load", "exit_at_load"] {
+        fs::copy(artefacts().fixture(kind), dir.path().join(library_file(kind))).unwrap();
+    }
+    dir
+}
+
+fn rejection<'a>(plugins: &'a Value, file: &str) -> &'a str {
+    plugins["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with(file)))
+        .and_then(|r| r["reason"].as_str())
+        .unwrap_or_else(|| panic!("{file} not rejected: {plugins}"))
+}
+
+#[test]
+fn files_that_crash_hang_or_exit_while_loading_are_rejected_and_the_rest_run() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_bad_loaders();
+    let server = serve(&dir, plugins.path(), "plugin_load_timeout = \"2s\"\n");
+    let listed = server.get("/v1/plugins").body;
+    assert!(rejection(&listed, "libcrash_at_load.so").contains("signal 6 (SIGABRT)"), "{listed}");
+    assert!(rejection(&listed, "libhang_at_load.so").contains("within 2s"), "{listed}");
+    assert!(rejection(&listed, "libexit_at_load.so").contains("exit status 3"), "{listed}");
+    let log = server.log();
+    assert!(log.contains("libhang_at_load.so") && log.contains("did not finish loading"), "{log}");
+    let id = server.add("echo", json!("fine"));
+    assert_eq!(server.wait_finished(&id, LONG)["result"], "fine");
+
+    // A worker that dies is replaced, and the replacement loads the same files: it starts.
+    let crash = add(&server, json!({"job": "abort", "max_attempts": 1}));
+    assert_eq!(server.wait_finished(&crash, LONG)["status"], "error");
+    let id = server.add("echo", json!("again"));
+    assert_eq!(server.wait_finished(&id, LONG)["result"], "again");
+
+    // A reload probes again: the same three rejected, the rest reloaded.
+    server.signal(libc::SIGHUP);
+    jobhost_tests::wait_for_condition(LONG, "the reload", || {
+        server.log().contains("SIGHUP: plugins reloaded")
+    });
+    let listed = server.get("/v1/plugins").body;
+    assert_eq!(listed["rejected"].as_array().unwrap().len(), 3, "{listed}");
+    let id = server.add("echo", json!("reloaded"));
+    assert_eq!(server.wait_finished(&id, LONG)["result"], "reloaded");
+
+    // `plugins check` names them and ends normally, saying the check failed.
+    let out = jobhost_tests::jobhost(["plugins", "check", plugins.path().to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("libcrash_at_load.so: rejected: crashed while loading"), "{out:?}");
+    assert!(out.stdout.contains("libexit_at_load.so: rejected: ended the process while loading"), "{out:?}");
+}
+
+#[test]
+fn a_file_dropped_in_after_start_is_not_loaded_by_replacement_workers() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&["echo"]);
+    let server = serve(&dir, plugins.path(), "");
+    fs::copy(artefacts().fixture("crash_at_load"), plugins.path().join(library_file("crash_at_load")))
+        .unwrap();
+    // Workers die and are replaced; each loads the files accepted at start, not the new one
+    // (which would crash every replacement).
+    for _ in 0..2 {
+        let crash = add(&server, json!({"job": "abort", "max_attempts": 1}));
+        assert_eq!(server.wait_finished(&crash, LONG)["status"], "error");
+        let id = server.add("echo", json!(1));
+        assert_eq!(server.wait_finished(&id, LONG)["status"], "completed");
+    }
+}

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
 use crate::config::Isolation;
 use crate::plugins::{LoadOptions, Registry};
 use crate::service::Plugins;
-use crate::workers::{Limits, Spec};
+use crate::workers::{Limits, Probed, Prober, Spec, DEFAULT_LOAD_TIMEOUT};
 
 #[derive(Debug, Args)]
 pub struct PluginArgs {
@@ -35,6 +36,7 @@ impl PluginArgs {
             allow_insecure,
             pins: BTreeMap::new(),
             limits: Limits::default(),
+            load_timeout: DEFAULT_LOAD_TIMEOUT,
         }
     }
 }
@@ -47,11 +49,14 @@ pub struct PluginSetup {
     /// `[factories]`.
     pub pins: BTreeMap<String, String>,
     pub limits: Limits,
+    /// How long each file may take to load when probed (`plugin_load_timeout`).
+    pub load_timeout: Duration,
 }
 
 impl PluginSetup {
-    /// Loads the plugins: a worker process's scan, or this process's registry. Rejected files
-    /// are logged; a factory name two files provide, undecided, is an error naming both.
+    /// Loads the plugins: a worker process's scan, or this process's registry, either way of
+    /// the files a probe in a throwaway process accepted. Rejected files are logged; a factory
+    /// name two files provide, undecided, is an error naming both.
     pub fn open(self) -> anyhow::Result<Plugins> {
         let plugins = match self.isolation {
             Isolation::Process => Plugins::isolated(Spec {
@@ -61,6 +66,8 @@ impl PluginSetup {
                 pins: self.pins,
                 keep: BTreeMap::new(),
                 limits: self.limits,
+                files: None,
+                load_timeout: self.load_timeout,
             })?,
             Isolation::None => {
                 let options = LoadOptions {
@@ -69,7 +76,14 @@ impl PluginSetup {
                     pins: self.pins,
                     keep: BTreeMap::new(),
                 };
-                Plugins::in_process(Registry::load_dirs(options, &self.dirs))
+                let exe = worker_exe();
+                let prober = Prober {
+                    exe: &exe,
+                    allow_insecure: self.allow_insecure,
+                    limits: self.limits,
+                    timeout: self.load_timeout,
+                };
+                Plugins::in_process(probed_registry(options, &prober.probe_dirs(&self.dirs)))
             }
         };
         let catalog = plugins.catalog();
@@ -89,6 +103,18 @@ impl PluginSetup {
         anyhow::ensure!(unresolved.is_empty(), "{}", unresolved.join("; "));
         Ok(plugins)
     }
+}
+
+/// A registry of the files probing accepted, with those it rejected recorded as rejections.
+pub fn probed_registry(options: LoadOptions, probed: &Probed) -> Registry {
+    let mut registry = Registry::new(options);
+    for file in &probed.files {
+        registry.add_file(file);
+    }
+    for rejected in &probed.rejected {
+        registry.reject_unloaded(&rejected.path, &rejected.reason);
+    }
+    registry
 }
 
 /// The binary worker processes run: this one, even if its file was replaced since it started

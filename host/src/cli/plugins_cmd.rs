@@ -6,9 +6,19 @@ use serde_json::json;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::plugins::{LoadOptions, Registry};
+use crate::workers::{Limits, Prober, DEFAULT_LOAD_TIMEOUT};
 
 pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
-    let registry = Registry::load_dirs(options, paths);
+    // Each file is tried in a process of its own first, so one that crashes or hangs while
+    // loading is reported, not fatal to the check.
+    let exe = super::local::worker_exe();
+    let prober = Prober {
+        exe: &exe,
+        allow_insecure: options.allow_insecure,
+        limits: Limits::default(),
+        timeout: DEFAULT_LOAD_TIMEOUT,
+    };
+    let registry = super::local::probed_registry(options, &prober.probe_dirs(paths));
     let conflicts = registry.conflicts();
     let ok = registry.rejected().is_empty() && conflicts.is_empty() && !registry.plugins().is_empty();
     if json {

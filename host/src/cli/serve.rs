@@ -151,6 +151,7 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
         allow_insecure: config.allow_insecure_plugins,
         pins: config.factories.clone(),
         limits: config.worker_limits(),
+        load_timeout: config.plugin_load_timeout,
     };
     let mut backend = Backend::from_config(&config);
     if args.accept_data_loss {

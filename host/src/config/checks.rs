@@ -9,6 +9,7 @@ use super::file::Config;
 const MIN_LEASE: Duration = Duration::from_secs(1);
 const MIN_POLL: Duration = Duration::from_millis(10);
 const MIN_KILL_GRACE: Duration = Duration::from_millis(100);
+const MIN_LOAD_TIMEOUT: Duration = Duration::from_millis(100);
 const MIN_FLUSH: Duration = Duration::from_millis(1);
 
 /// The smallest `worker_limits.address_space`: below it a worker process cannot start.
@@ -33,6 +34,7 @@ impl Config {
             ("retention.sweep_interval", self.retention.sweep_interval),
             ("store.flush_interval", self.store.flush_interval),
             ("kill_grace", self.kill_grace),
+            ("plugin_load_timeout", self.plugin_load_timeout),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
             return Err(format!("{key}: must be longer than zero"));
@@ -51,6 +53,7 @@ impl Config {
             ),
             ("poll_interval", self.poll_interval, MIN_POLL, "idle workers would spin"),
             ("kill_grace", self.kill_grace, MIN_KILL_GRACE, "a job needs time to see its cancellation flag"),
+            ("plugin_load_timeout", self.plugin_load_timeout, MIN_LOAD_TIMEOUT, "a process must start and load a library"),
             ("store.flush_interval", self.store.flush_interval, MIN_FLUSH, "every flush is a disk sync"),
         ];
         for (key, value, floor, why) in floors {
@@ -131,6 +134,8 @@ mod tests {
             ("lease = \"2s\"\npoll_interval = \"5s\"", "lease: must be longer than poll_interval"),
             ("poll_interval = \"1ms\"", "poll_interval: at least 10ms"),
             ("kill_grace = \"1ms\"", "kill_grace: at least 100ms"),
+            ("plugin_load_timeout = \"0s\"", "plugin_load_timeout"),
+            ("plugin_load_timeout = \"1ms\"", "plugin_load_timeout: at least 100ms"),
             ("max_workers = 0", "max_workers"),
             ("[worker_limits]\naddress_space = \"1MiB\"", "worker_limits.address_space"),
             ("[worker_limits]\naddress_space = \"lots\"", "address_space"),

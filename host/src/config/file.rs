@@ -70,6 +70,11 @@ pub struct Config {
     /// before its worker process is killed.
     #[serde(deserialize_with = "durations::required")]
     pub kill_grace: Duration,
+    /// How long a plugin file may take to load when it is first tried, alone, in a throwaway
+    /// process (at start and at each reload); one that crashes, hangs or exits there is
+    /// rejected and the others load.
+    #[serde(deserialize_with = "durations::required")]
+    pub plugin_load_timeout: Duration,
     /// Jobs running at once on this host, whatever the queues (each queue bounded by its own
     /// concurrency): the workers, each with its worker process, are shared by every queue.
     pub max_workers: NonZeroUsize,
@@ -112,6 +117,7 @@ impl Default for Config {
             queues: BTreeMap::new(),
             isolation: Isolation::Process,
             kill_grace: processor.kill_grace,
+            plugin_load_timeout: crate::workers::DEFAULT_LOAD_TIMEOUT,
             max_workers: NonZeroUsize::new(processor.max_workers).unwrap_or(NonZeroUsize::MIN),
             claim_batch: NonZeroUsize::new(processor.claim_batch).unwrap_or(NonZeroUsize::MIN),
             worker_limits: WorkerLimits::default(),

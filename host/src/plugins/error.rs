@@ -9,6 +9,9 @@ use abi_stable::library::LibraryError;
 pub enum LoadError {
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
+    /// Found by a probe in a throwaway process (it crashed, hung or exited while loading).
+    #[error("{0}")]
+    Probe(String),
     #[error("{0}; refusing to load it (loading a library runs its code; pass --allow-insecure-plugins to override)")]
     Insecure(String),
     #[error("not a loadable shared library: {0}")]

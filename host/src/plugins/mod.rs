@@ -18,5 +18,5 @@ pub use catalog::{Catalog, Conflict, FactoryDefaults, FactoryInfo, PluginInfo, R
 pub use error::LoadError;
 pub use factory::Factory;
 pub use host_side::{NoProgress, ProgressSink, RunContext};
-pub use loader::LIBRARY_SUFFIX;
+pub use loader::{scan_dir, LIBRARY_SUFFIX};
 pub use registry::{LoadOptions, Registry, Rejection};

@@ -208,6 +208,12 @@ impl Registry {
         Ok((info, factories))
     }
 
+    /// Records a file this registry did not load because another process found it unfit
+    /// (a probe that crashed or hung loading it).
+    pub fn reject_unloaded(&mut self, path: &Path, reason: &str) {
+        self.reject(path, LoadError::Probe(reason.to_owned()));
+    }
+
     /// Callers report rejections (a service logs them, `plugins check` prints them).
     fn reject(&mut self, path: &Path, reason: LoadError) {
         self.rejected.push(Rejection { path: path.to_owned(), reason });

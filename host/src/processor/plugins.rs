@@ -3,7 +3,8 @@
 //!
 //! **Invariant:** with worker processes, this process never loads plugin code: it learns the
 //! catalog from a worker's hello (a scan worker at start and on every reload), and every
-//! attempt runs in a worker process.
+//! attempt runs in a worker process. Every file is probed in a throwaway process first, and
+//! workers load exactly the files accepted at the last start or reload, never a rescan.
 
 use std::sync::Arc;
 
@@ -25,10 +26,10 @@ impl Plugins {
         Plugins::InProcess { registry, catalog }
     }
 
-    /// Starts a worker process to learn what the plugin directories hold (its hello's
-    /// catalog), then stops it.
-    pub fn isolated(spec: Spec) -> Result<Self, SpawnError> {
-        let catalog = scan(&spec)?;
+    /// Probes the plugin files, then starts a worker process to learn what the accepted ones
+    /// hold (its hello's catalog), then stops it.
+    pub fn isolated(mut spec: Spec) -> Result<Self, SpawnError> {
+        let catalog = scan(&mut spec)?;
         Ok(Plugins::Isolated { spec, catalog: Arc::new(catalog), generation: 1 })
     }
 
@@ -69,7 +70,7 @@ impl Plugins {
                 let before = catalog.clone();
                 let mut next = spec.clone();
                 next.keep = catalog.owners();
-                let scanned = scan(&next)?;
+                let scanned = scan(&mut next)?;
                 *spec = next;
                 *catalog = Arc::new(scanned);
                 *generation += 1;
@@ -79,9 +80,14 @@ impl Plugins {
     }
 }
 
-fn scan(spec: &Spec) -> Result<Catalog, SpawnError> {
+/// Probes the plugin files (each in a throwaway process: see `workers::Prober`), fixing the
+/// set every worker of `spec` loads from now on, then starts a worker on that set to learn its
+/// catalog, to which the files probing rejected are added.
+fn scan(spec: &mut Spec) -> Result<Catalog, SpawnError> {
+    let rejected = spec.probe();
     let worker = WorkerProcess::spawn(spec, 0)?;
-    let catalog = worker.catalog.clone();
+    let mut catalog = worker.catalog.clone();
     worker.stop(std::time::Duration::from_secs(2));
+    catalog.rejected.extend(rejected);
     Ok(catalog)
 }

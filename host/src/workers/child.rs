@@ -32,6 +32,14 @@ use crate::sync;
 pub struct WorkerArgs {
     #[arg(long = "plugin-dir")]
     pub plugin_dirs: Vec<PathBuf>,
+    /// Load exactly these files (those probing accepted), not the directories.
+    #[arg(long = "plugin-file")]
+    pub plugin_files: Vec<PathBuf>,
+    #[arg(long)]
+    pub files_only: bool,
+    /// Only try loading this one file, then exit 0 (see `probe`): no socket, no jobs.
+    #[arg(long)]
+    pub probe: Option<PathBuf>,
     #[arg(long = "pin", value_parser = pair)]
     pub pins: Vec<(String, String)>,
     #[arg(long = "keep", value_parser = pair)]
@@ -52,6 +60,9 @@ fn pair(text: &str) -> Result<(String, String), String> {
 
 /// Runs the worker; the process's exit code.
 pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
+    if let Some(file) = &args.probe {
+        return probe(args, file, allow_insecure);
+    }
     // Plugins that print must not corrupt anything: their stdout joins stderr, which the host
     // reads line by line into its log.
     // SAFETY: dup2 on the standard descriptors.
@@ -78,7 +89,15 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
         pins: args.pins.iter().cloned().collect(),
         keep: args.keep.iter().map(|(n, p)| (n.clone(), PathBuf::from(p))).collect::<BTreeMap<_, _>>(),
     };
-    let registry = Registry::load_dirs(options, &args.plugin_dirs);
+    let registry = if args.files_only {
+        let mut registry = Registry::new(options);
+        for file in &args.plugin_files {
+            registry.add_file(file);
+        }
+        registry
+    } else {
+        Registry::load_dirs(options, &args.plugin_dirs)
+    };
     let (reader, writer) = match data.try_clone() {
         Ok(reader) => (BufReader::new(reader), Arc::new(Mutex::new(data))),
         Err(e) => {
@@ -172,6 +191,24 @@ extern "C" fn on_sigterm(_: libc::c_int) {
     let fd = HOST_GONE.load(Ordering::SeqCst);
     // SAFETY: write(2) is async-signal-safe; one byte from a static.
     unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
+}
+
+/// Loads one plugin file with the limits a worker has, then exits 0: what `probe` runs, so
+/// that a file that crashes or hangs while loading does so in a process of its own. A file
+/// refused cleanly also exits 0: the real load reports why.
+fn probe(args: &WorkerArgs, file: &std::path::Path, allow_insecure: bool) -> u8 {
+    let limits = Limits {
+        address_space: args.address_space,
+        cpu_time: args.cpu_time_ms.map(Duration::from_millis),
+        open_files: args.open_files,
+    };
+    if let Err(e) = limits.apply() {
+        log::error!("worker: cannot apply its resource limits: {e}");
+        return 1;
+    }
+    let options = LoadOptions { allow_insecure, private_copies: true, ..LoadOptions::default() };
+    Registry::new(options).add_file(file);
+    0
 }
 
 /// The job running now (its id and cooperative flag), and jobs cancelled before they started.

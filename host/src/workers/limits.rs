@@ -25,6 +25,21 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The hidden `worker` command's flags for these limits.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(bytes) = self.address_space {
+            args.push(format!("--address-space={bytes}"));
+        }
+        if let Some(cpu) = self.cpu_time {
+            args.push(format!("--cpu-time-ms={}", cpu.as_millis()));
+        }
+        if let Some(files) = self.open_files {
+            args.push(format!("--open-files={files}"));
+        }
+        args
+    }
+
     /// Applies the address-space and open-files limits to this process (a worker, before it
     /// loads plugins). The CPU limit is per job: see [`Limits::limit_cpu_for_next_job`].
     pub fn apply(&self) -> std::io::Result<()> {

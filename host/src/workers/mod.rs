@@ -4,12 +4,14 @@
 //! The files: `protocol` (the frames between host and worker), `process` (a worker from the
 //! host's side: spawn, run a job, stop it), `death` (how it died, its last output), `child` (the worker's own main, the hidden
 //! `jobhost worker` command), `limits` (its resource limits), `tree` (a process and everything it started, killed
-//! together).
+//! together), `probe` (each plugin file tried in a throwaway process first), `orphans` (what
+//! dead workers leave behind).
 
 pub mod child;
 mod death;
 mod limits;
 mod orphans;
+mod probe;
 mod process;
 mod protocol;
 mod tree;
@@ -17,5 +19,6 @@ mod tree;
 pub use death::{signal_name, Death};
 pub use limits::{format_bytes, parse_bytes, Limits};
 pub use orphans::adopt as adopt_orphans;
+pub use probe::{Probed, Prober, DEFAULT_LOAD_TIMEOUT};
 pub use process::{Control, SpawnError, Spec, WorkerProcess};
 pub use protocol::{RunJob, WireFailure, PROTOCOL_VERSION};

@@ -37,7 +37,7 @@ pub const CONTROL_FD: i32 = 4;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a worker process is started with.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Spec {
     /// The binary to run (this one).
     pub exe: PathBuf,
@@ -48,15 +48,61 @@ pub struct Spec {
     /// Owners of factories before a reload (see `LoadOptions::keep`).
     pub keep: BTreeMap<String, PathBuf>,
     pub limits: Limits,
+    /// The plugin files workers load, in order: those probing accepted at the last start or
+    /// reload (`None`: scan `plugin_dirs`, for a worker started before any probe).
+    pub files: Option<Vec<PathBuf>>,
+    /// How long probing gives each file to load.
+    pub load_timeout: Duration,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            exe: PathBuf::new(),
+            plugin_dirs: Vec::new(),
+            allow_insecure: false,
+            pins: BTreeMap::new(),
+            keep: BTreeMap::new(),
+            limits: Limits::default(),
+            files: None,
+            load_timeout: super::probe::DEFAULT_LOAD_TIMEOUT,
+        }
+    }
 }
 
 impl Spec {
+    /// Probes the plugin directories (see `probe`): the files accepted become what every
+    /// worker of this spec loads; returns what was rejected, for the catalog.
+    pub fn probe(&mut self) -> Vec<crate::plugins::Rejected> {
+        let prober = super::probe::Prober {
+            exe: &self.exe,
+            allow_insecure: self.allow_insecure,
+            limits: self.limits,
+            timeout: self.load_timeout,
+        };
+        let probed = prober.probe_dirs(&self.plugin_dirs);
+        self.files = Some(probed.files);
+        probed.rejected
+    }
+
     /// The command line of the hidden `worker` command.
     fn args(&self) -> Vec<String> {
         let mut args = vec!["worker".to_owned()];
-        for dir in &self.plugin_dirs {
-            args.push("--plugin-dir".to_owned());
-            args.push(dir.display().to_string());
+        // The files probing accepted, exactly; before any probe, the directories.
+        match &self.files {
+            Some(files) => {
+                args.push("--files-only".to_owned());
+                for file in files {
+                    args.push("--plugin-file".to_owned());
+                    args.push(file.display().to_string());
+                }
+            }
+            None => {
+                for dir in &self.plugin_dirs {
+                    args.push("--plugin-dir".to_owned());
+                    args.push(dir.display().to_string());
+                }
+            }
         }
         if self.allow_insecure {
             args.push("--allow-insecure-plugins".to_owned());
@@ -67,15 +113,7 @@ impl Spec {
         for (name, path) in &self.keep {
             args.push(format!("--keep={name}={}", path.display()));
         }
-        if let Some(bytes) = self.limits.address_space {
-            args.push(format!("--address-space={bytes}"));
-        }
-        if let Some(cpu) = self.limits.cpu_time {
-            args.push(format!("--cpu-time-ms={}", cpu.as_millis()));
-        }
-        if let Some(files) = self.limits.open_files {
-            args.push(format!("--open-files={files}"));
-        }
+        args.extend(self.limits.args());
         args
     }
 }

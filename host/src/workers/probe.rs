@@ -1,0 +1,163 @@
+//! Trying each plugin file in a throwaway process before any worker (or the host) loads it:
+//! loading a library runs its code (static constructors, the root module's init), and a file
+//! that crashes or hangs there would take down whatever loads it. Each file gets a process of
+//! its own (`jobhost worker --probe FILE`), all at once, with one deadline; a file whose probe
+//! crashes, hangs past the deadline or exits with an error is rejected with its path and the
+//! cause, and the rest load as usual. Clean refusals (not a plugin, an incompatible SDK) are
+//! not the probe's business: the real load reports them with their reason.
+//!
+//! **Invariant:** the probing process never loads plugin code itself; every probe is killed
+//! (with anything it started) by the deadline.
+
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::death::signal_name;
+use super::limits::Limits;
+use super::orphans;
+use super::tree;
+use crate::plugins::{scan_dir, Rejected};
+
+/// The default time a plugin file may take to load.
+pub const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What probing found: the files any process may load, in load order, and those it must not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Probed {
+    pub files: Vec<PathBuf>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// How to probe: the binary, and what its workers are given.
+pub struct Prober<'a> {
+    pub exe: &'a Path,
+    pub allow_insecure: bool,
+    pub limits: Limits,
+    pub timeout: Duration,
+}
+
+impl Prober<'_> {
+    /// Probes every plugin file in `dirs` (each scanned non-recursively, files sorted by name,
+    /// as a worker would load them; a file named directly is taken as it is). A directory that
+    /// cannot be read is rejected whole.
+    pub fn probe_dirs(&self, dirs: &[PathBuf]) -> Probed {
+        let mut probed = Probed::default();
+        let mut files = Vec::new();
+        for dir in dirs {
+            if dir.is_file() {
+                files.push(dir.clone());
+                continue;
+            }
+            match scan_dir(dir) {
+                Ok(found) => files.extend(found),
+                Err(reason) => {
+                    probed.rejected.push(Rejected { path: dir.clone(), reason: reason.to_string() })
+                }
+            }
+        }
+        let deadline = Instant::now() + self.timeout;
+        let mut running: Vec<(PathBuf, Result<Child, String>)> =
+            files.into_iter().map(|file| (file.clone(), self.start(&file))).collect();
+        for (file, child) in &mut running {
+            let outcome =
+                child.as_mut().map_err(|e| e.clone()).and_then(|child| self.finish(child, deadline));
+            if let Ok(child) = child {
+                orphans::forget(child.id() as i32);
+            }
+            match outcome {
+                Ok(()) => probed.files.push(file.clone()),
+                Err(reason) => probed.rejected.push(Rejected { path: file.clone(), reason }),
+            }
+        }
+        probed
+    }
+
+    fn start(&self, file: &Path) -> Result<Child, String> {
+        let mut command = Command::new(self.exe);
+        command.arg("worker").arg("--probe").arg(file);
+        if self.allow_insecure {
+            command.arg("--allow-insecure-plugins");
+        }
+        command.args(self.limits.args()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command.process_group(0);
+        // SAFETY: between fork and exec only prctl, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        // Registered like a worker, so that `serve`'s orphan sweep leaves it alone.
+        orphans::spawn_registered(&mut command)
+            .map_err(|e| format!("cannot start a process to try loading it: {e}"))
+    }
+
+    /// Waits for one probe until `deadline`; `Err` says why the file must not be loaded.
+    fn finish(&self, child: &mut Child, deadline: Instant) -> Result<(), String> {
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) | Err(_) => {
+                    kill(child);
+                    return Err(format!(
+                        "did not finish loading within {} (plugin_load_timeout); not loaded",
+                        humantime::format_duration(self.timeout)
+                    ));
+                }
+            }
+        };
+        if status.code() == Some(0) {
+            return Ok(());
+        }
+        // Whatever it started while loading goes with it, before its output is read (a process
+        // it left could hold the pipe open forever).
+        // SAFETY: kill(2) on the process group our own probe led (its leader is reaped, but the
+        // group id cannot be reused while any member lives).
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let said = last_line(child);
+        let cause = match (status.code(), status.signal()) {
+            (_, Some(signal)) => {
+                format!("crashed while loading (killed by signal {signal} ({}))", signal_name(signal))
+            }
+            (Some(code), _) => format!("ended the process while loading (exit status {code})"),
+            _ => format!("ended the process while loading ({status})"),
+        };
+        Err(match said {
+            Some(line) => format!("{cause}; its last words: {line}"),
+            None => format!("{cause}; not loaded"),
+        })
+    }
+}
+
+fn kill(child: &mut Child) {
+    let pid = child.id() as i32;
+    tree::kill_descendants(pid);
+    // SAFETY: kill(2) on our own unreaped child and its process group.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
+/// The last line the probe wrote to stderr (its panic or abort message), clipped.
+fn last_line(child: &mut Child) -> Option<String> {
+    let stderr = child.stderr.take()?;
+    // What is in the pipe now, without waiting for writers that may never close it.
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stderr);
+        libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK);
+    }
+    let mut text = Vec::new();
+    let _ = stderr.take(64 * 1024).read_to_end(&mut text);
+    let text = String::from_utf8_lossy(&text);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    Some(crate::text::clip(line.trim()).to_string())
+}
