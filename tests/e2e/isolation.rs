@@ -542,3 +542,25 @@ fn a_file_dropped_in_after_start_is_not_loaded_by_replacement_workers() {
         assert_eq!(server.wait_finished(&id, LONG)["status"], "completed");
     }
 }
+
+#[test]
+fn workers_get_an_allowlisted_environment_without_the_hosts_secrets() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let file = dir.path().join("jobhost.toml");
+    fs::write(&file, "[worker_env]\nGREETING = \"hi\"\n").unwrap();
+    let secret = dir.path().join("s3cret");
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        plugins.path(),
+        &["--config", file.to_str().unwrap()],
+        &[("PGPASSWORD", &secret), ("JOBHOST_TOKEN", &secret), ("AWS_SECRET_ACCESS_KEY", &secret)],
+    );
+    let id = add(&server, json!({"job": "environment"}));
+    let env = server.wait_finished(&id, LONG)["result"].clone();
+    assert_eq!(env["GREETING"], "hi", "{env}");
+    assert!(env["PATH"].is_string(), "{env}");
+    for secret in ["PGPASSWORD", "JOBHOST_TOKEN", "AWS_SECRET_ACCESS_KEY"] {
+        assert!(env.get(secret).is_none(), "{secret} reached the plugin: {env}");
+    }
+}

@@ -105,6 +105,8 @@ fn serve(
             plugin_dirs: vec![plugins.to_owned()],
             pins: config.factories.clone(),
             limits: config.worker_limits(),
+            load_timeout: config.plugin_load_timeout,
+            env: config.worker_env.clone(),
             ..Spec::default()
         })
         .expect("a worker process starts"),

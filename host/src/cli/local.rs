@@ -37,6 +37,7 @@ impl PluginArgs {
             pins: BTreeMap::new(),
             limits: Limits::default(),
             load_timeout: DEFAULT_LOAD_TIMEOUT,
+            env: BTreeMap::new(),
         }
     }
 }
@@ -51,6 +52,8 @@ pub struct PluginSetup {
     pub limits: Limits,
     /// How long each file may take to load when probed (`plugin_load_timeout`).
     pub load_timeout: Duration,
+    /// `[worker_env]`.
+    pub env: BTreeMap<String, String>,
 }
 
 impl PluginSetup {
@@ -68,6 +71,7 @@ impl PluginSetup {
                 limits: self.limits,
                 files: None,
                 load_timeout: self.load_timeout,
+                env: self.env,
             })?,
             Isolation::None => {
                 let options = LoadOptions {
@@ -82,6 +86,7 @@ impl PluginSetup {
                     allow_insecure: self.allow_insecure,
                     limits: self.limits,
                     timeout: self.load_timeout,
+                    env: &self.env,
                 };
                 Plugins::in_process(probed_registry(options, &prober.probe_dirs(&self.dirs)))
             }

@@ -17,6 +17,7 @@ pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
         allow_insecure: options.allow_insecure,
         limits: Limits::default(),
         timeout: DEFAULT_LOAD_TIMEOUT,
+        env: &std::collections::BTreeMap::new(),
     };
     let registry = super::local::probed_registry(options, &prober.probe_dirs(paths));
     let conflicts = registry.conflicts();

@@ -152,6 +152,7 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
         pins: config.factories.clone(),
         limits: config.worker_limits(),
         load_timeout: config.plugin_load_timeout,
+        env: config.worker_env.clone(),
     };
     let mut backend = Backend::from_config(&config);
     if args.accept_data_loss {

@@ -96,6 +96,14 @@ impl Config {
                 "worker_limits.open_files: at least 16 (a worker process needs a few itself)".to_owned()
             );
         }
+        for (name, value) in &self.worker_env {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(format!("worker_env.{name}: not a variable name (no `=` or NUL)"));
+            }
+            if value.contains('\0') {
+                return Err(format!("worker_env.{name}: a value cannot hold NUL"));
+            }
+        }
         for (name, file) in &self.factories {
             if !crate::job::is_valid_name(name) {
                 return Err(format!("factories.{name}: not a factory name"));
@@ -135,6 +143,7 @@ mod tests {
             ("poll_interval = \"1ms\"", "poll_interval: at least 10ms"),
             ("kill_grace = \"1ms\"", "kill_grace: at least 100ms"),
             ("plugin_load_timeout = \"0s\"", "plugin_load_timeout"),
+            ("[worker_env]\n\"A=B\" = \"x\"", "worker_env.A=B"),
             ("plugin_load_timeout = \"1ms\"", "plugin_load_timeout: at least 100ms"),
             ("max_workers = 0", "max_workers"),
             ("[worker_limits]\naddress_space = \"1MiB\"", "worker_limits.address_space"),

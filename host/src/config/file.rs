@@ -82,6 +82,10 @@ pub struct Config {
     /// meanwhile starts after at most this many already claimed). 1 claims job by job.
     pub claim_batch: NonZeroUsize,
     pub worker_limits: WorkerLimits,
+    /// Environment variables set for worker processes, beyond the few they keep of the host's
+    /// (`PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TMPDIR`, ...): the host's own secrets
+    /// (`PGPASSWORD`, `JOBHOST_TOKEN`, cloud keys) never reach plugin code.
+    pub worker_env: BTreeMap<String, String>,
     /// Factory name → the plugin file (its name, or a path) that provides it when several do.
     pub factories: BTreeMap<String, String>,
     /// How log lines look: `text` or `json` (`JOBHOST_LOG_FORMAT` wins).
@@ -121,6 +125,7 @@ impl Default for Config {
             max_workers: NonZeroUsize::new(processor.max_workers).unwrap_or(NonZeroUsize::MIN),
             claim_batch: NonZeroUsize::new(processor.claim_batch).unwrap_or(NonZeroUsize::MIN),
             worker_limits: WorkerLimits::default(),
+            worker_env: BTreeMap::new(),
             factories: BTreeMap::new(),
             log_format: LogFormat::Text,
             log_summary_interval: Some(Duration::from_secs(60)),

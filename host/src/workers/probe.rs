@@ -9,6 +9,7 @@
 //! **Invariant:** the probing process never loads plugin code itself; every probe is killed
 //! (with anything it started) by the deadline.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,8 @@ pub struct Prober<'a> {
     pub allow_insecure: bool,
     pub limits: Limits,
     pub timeout: Duration,
+    /// `[worker_env]`: a probe gets a worker's environment.
+    pub env: &'a BTreeMap<String, String>,
 }
 
 impl Prober<'_> {
@@ -83,10 +86,13 @@ impl Prober<'_> {
         }
         command.args(self.limits.args()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         command.process_group(0);
+        super::process::worker_environment(&mut command, self.env);
         // SAFETY: between fork and exec only prctl, which is async-signal-safe.
         unsafe {
             command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0
+                    || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())

@@ -53,6 +53,8 @@ pub struct Spec {
     pub files: Option<Vec<PathBuf>>,
     /// How long probing gives each file to load.
     pub load_timeout: Duration,
+    /// Variables set for workers beyond the allowlist (`[worker_env]`).
+    pub env: BTreeMap<String, String>,
 }
 
 impl Default for Spec {
@@ -66,6 +68,7 @@ impl Default for Spec {
             limits: Limits::default(),
             files: None,
             load_timeout: super::probe::DEFAULT_LOAD_TIMEOUT,
+            env: BTreeMap::new(),
         }
     }
 }
@@ -79,6 +82,7 @@ impl Spec {
             allow_insecure: self.allow_insecure,
             limits: self.limits,
             timeout: self.load_timeout,
+            env: &self.env,
         };
         let probed = prober.probe_dirs(&self.plugin_dirs);
         self.files = Some(probed.files);
@@ -200,6 +204,7 @@ impl WorkerProcess {
         let host_pid = unsafe { libc::getpid() };
         let mut command = Command::new(&spec.exe);
         command.args(spec.args()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        worker_environment(&mut command, &spec.env);
         // Its own process group: what its plugins start is killed with it, and a terminal's
         // Ctrl-C reaches the host alone, which stops the worker in order.
         command.process_group(0);
@@ -224,6 +229,10 @@ impl WorkerProcess {
                 }
                 // Die with the thread that spawned us; and if the host is already gone, now.
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // No set-user-id program a plugin runs gains privileges.
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::getppid() != host_pid {
@@ -438,6 +447,37 @@ impl WorkerProcess {
         let tail = self.tail.lines_once_closed(Duration::from_millis(500));
         Death { status, killed_by_host: self.control.killed_by_host(), tail }
     }
+}
+
+/// The host's environment variables a worker keeps: what programs need to run and to read
+/// text (`LC_*` too), nothing that could be a secret (`PGPASSWORD`, `JOBHOST_TOKEN`, cloud keys).
+const ALLOWED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "LD_LIBRARY_PATH",
+    "RUST_BACKTRACE",
+    "RUST_LIB_BACKTRACE",
+    "MALLOC_ARENA_MAX",
+    "JOBHOST_LOG",
+    "JOBHOST_LOG_FORMAT",
+];
+
+/// A worker's (or probe's) environment: the allowlisted variables of the host's, then `extra`.
+pub(super) fn worker_environment(command: &mut Command, extra: &BTreeMap<String, String>) {
+    command.env_clear();
+    for (name, value) in std::env::vars_os() {
+        let keep = name.to_str().is_some_and(|n| ALLOWED_ENV.contains(&n) || n.starts_with("LC_"));
+        if keep {
+            command.env(name, value);
+        }
+    }
+    command.envs(extra);
 }
 
 /// Whether our child `pid` has ended, without reaping it.
