@@ -564,3 +564,17 @@ fn workers_get_an_allowlisted_environment_without_the_hosts_secrets() {
         assert!(env.get(secret).is_none(), "{secret} reached the plugin: {env}");
     }
 }
+
+#[test]
+fn a_plugin_cannot_signal_the_host() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&["echo"]);
+    let server = serve(&dir, plugins.path(), "");
+    let id = add(&server, json!({"job": "kill_parent"}));
+    let done = server.wait_finished(&id, LONG);
+    let error = errors(&done).pop().unwrap();
+    assert!(error.contains(&format!("kill({}) refused", server.pid())), "{error}");
+    assert!(error.contains("Operation not permitted"), "{error}");
+    let id = server.add("echo", json!("still here"));
+    assert_eq!(server.wait_finished(&id, LONG)["result"], "still here");
+}

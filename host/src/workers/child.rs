@@ -23,6 +23,7 @@ use clap::Args;
 use super::limits::Limits;
 use super::process::{CONTROL_FD, DATA_FD};
 use super::protocol::{self, FromWorker, ToWorker, WireFailure, PROTOCOL_VERSION};
+use super::sandbox;
 use super::tree;
 use crate::plugins::{LoadOptions, ProgressSink, Registry, RunContext};
 use crate::sync;
@@ -72,6 +73,10 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
     let (data, control) = unsafe { (UnixStream::from_raw_fd(DATA_FD), UnixStream::from_raw_fd(CONTROL_FD)) };
     if let Err(e) = contain() {
         log::error!("worker: cannot contain what its plugins start: {e}");
+        return 1;
+    }
+    if let Err(e) = confine() {
+        log::error!("worker: {e}");
         return 1;
     }
     let limits = Limits {
@@ -206,9 +211,24 @@ fn probe(args: &WorkerArgs, file: &std::path::Path, allow_insecure: bool) -> u8 
         log::error!("worker: cannot apply its resource limits: {e}");
         return 1;
     }
+    if let Err(e) = confine() {
+        log::error!("worker: {e}");
+        return 1;
+    }
     let options = LoadOptions { allow_insecure, private_copies: true, ..LoadOptions::default() };
     Registry::new(options).add_file(file);
     0
+}
+
+/// The kernel's limits on what this process and its children may do (see `sandbox`), set
+/// before any plugin code runs. The host is our parent.
+fn confine() -> Result<(), String> {
+    // SAFETY: getppid and getpgid have no preconditions.
+    let (host, host_group) = unsafe {
+        let host = libc::getppid();
+        (host, libc::getpgid(host))
+    };
+    sandbox::restrict(host, host_group)
 }
 
 /// The job running now (its id and cooperative flag), and jobs cancelled before they started.

@@ -5,7 +5,7 @@
 //! host's side: spawn, run a job, stop it), `death` (how it died, its last output), `child` (the worker's own main, the hidden
 //! `jobhost worker` command), `limits` (its resource limits), `tree` (a process and everything it started, killed
 //! together), `probe` (each plugin file tried in a throwaway process first), `orphans` (what
-//! dead workers leave behind).
+//! dead workers leave behind), `sandbox` (what a worker may not do: the seccomp filter).
 
 pub mod child;
 mod death;
@@ -14,6 +14,7 @@ mod orphans;
 mod probe;
 mod process;
 mod protocol;
+mod sandbox;
 mod tree;
 
 pub use death::{signal_name, Death};
