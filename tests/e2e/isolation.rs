@@ -578,3 +578,19 @@ fn a_plugin_cannot_signal_the_host() {
     let id = server.add("echo", json!("still here"));
     assert_eq!(server.wait_finished(&id, LONG)["result"], "still here");
 }
+
+#[test]
+fn bad_bytes_and_a_huge_line_of_output_neither_stop_forwarding_nor_reach_the_log_whole() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let server = serve(&dir, plugins.path(), "");
+    let id = add(&server, json!({"job": "print_badly", "input": 20_000_000}));
+    assert_eq!(server.wait_finished(&id, LONG)["status"], "completed");
+    jobhost_tests::wait_for_condition(LONG, "the line after the bad output", || {
+        server.log().contains("after the bad output")
+    });
+    let log = server.log();
+    assert!(log.contains("not utf-8: \u{fffd}\u{fffd}"), "bad bytes replaced");
+    assert!(log.contains("more bytes of this line dropped"), "the huge line cut");
+    assert!(log.len() < 1_000_000, "the log holds {} bytes", log.len());
+}

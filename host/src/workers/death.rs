@@ -111,12 +111,19 @@ impl Tail {
     }
 }
 
+/// The longest line of a worker's output forwarded whole; the rest of a longer one is
+/// dropped, and the line says how much.
+pub const MAX_LINE: usize = 16 * 1024;
+
 /// Copies a worker's output (its log lines, and whatever its plugins print) to the host's
-/// stderr as it comes, keeping the last lines to explain a death.
+/// stderr as it comes, keeping the last lines to explain a death. Bytes that are not UTF-8 are
+/// replaced (they never stop the forwarding), and a line is cut at [`MAX_LINE`], so one huge
+/// line costs the host no more memory than a short one.
 pub(super) fn forward_output(output: std::process::ChildStderr, pid: u32, tail: Arc<Tail>) {
     let forwarded = tail.clone();
     let spawned = std::thread::Builder::new().name(format!("worker-{pid}-output")).spawn(move || {
-        for line in BufReader::new(output).lines().map_while(Result::ok) {
+        let mut lines = Lines { reader: BufReader::new(output), line: Vec::new(), dropped: 0 };
+        while let Some(line) = lines.next_line() {
             eprintln!("{line}");
             forwarded.push(line);
         }
@@ -125,5 +132,80 @@ pub(super) fn forward_output(output: std::process::ChildStderr, pid: u32, tail: 
     if let Err(e) = spawned {
         log::warn!("worker process {pid}: cannot forward its output: {e}");
         tail.close();
+    }
+}
+
+/// Lines of at most [`MAX_LINE`] bytes from a stream, read without holding more.
+struct Lines<R> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+    dropped: usize,
+}
+
+impl<R: std::io::Read> Lines<R> {
+    /// The next line (lossily decoded, cut with a note), or `None` at the end of the stream.
+    fn next_line(&mut self) -> Option<String> {
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return self.finish(),
+            };
+            if available.is_empty() {
+                return self.finish();
+            }
+            let (chunk, newline) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (&available[..i], Some(i + 1)),
+                None => (available, None),
+            };
+            let room = MAX_LINE.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            self.dropped += chunk.len().saturating_sub(room);
+            let used = newline.unwrap_or(chunk.len());
+            self.reader.consume(used);
+            if newline.is_some() {
+                return Some(self.take());
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Option<String> {
+        (!self.line.is_empty() || self.dropped > 0).then(|| self.take())
+    }
+
+    fn take(&mut self) -> String {
+        let mut text = String::from_utf8_lossy(&self.line).into_owned();
+        if self.dropped > 0 {
+            text.push_str(&format!(" … ({} more bytes of this line dropped)", self.dropped));
+        }
+        self.line.clear();
+        self.dropped = 0;
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<String> {
+        let mut lines = Lines { reader: BufReader::with_capacity(64, input), line: Vec::new(), dropped: 0 };
+        std::iter::from_fn(|| lines.next_line()).collect()
+    }
+
+    #[test]
+    fn output_lines_survive_bad_bytes_and_huge_lines_are_cut() {
+        let mut input = b"first\nbad \xff\xfe bytes\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        input.extend(b"\nlast without newline");
+        let got = lines(&input);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[0], "first");
+        assert_eq!(got[1], "bad \u{fffd}\u{fffd} bytes");
+        assert!(
+            got[2].starts_with(&"x".repeat(MAX_LINE))
+                && got[2].ends_with("(10 more bytes of this line dropped)")
+        );
+        assert_eq!(got[3], "last without newline");
     }
 }
