@@ -381,6 +381,11 @@ fn in_process_a_job_past_its_timeout_and_grace_is_reported_stuck_and_shutdown_st
     assert_eq!(server.job(&stuck)["status"], "queued");
 }
 
+/// `config` (top-level keys) with `dir` writable for workers.
+fn writable(dir: &TempDir, config: &str) -> String {
+    format!("{config}[worker_sandbox]\nwrite_paths = [{:?}]\n", dir.path())
+}
+
 /// The pid a child-spawning job wrote, once it did.
 fn pid_from(file: &Path) -> i32 {
     let mut pid = None;
@@ -420,7 +425,7 @@ fn what_a_plugin_starts_ends_with_its_job_even_detached() {
 fn a_job_hanging_beside_its_child_is_killed_at_timeout_and_grace_with_the_child() {
     let dir = TempDir::new().unwrap();
     let plugins = plugins_with_misbehave(&[]);
-    let server = serve(&dir, plugins.path(), "kill_grace = \"1s\"\n");
+    let server = serve(&dir, plugins.path(), &writable(&dir, "kill_grace = \"1s\"\n"));
     let file = dir.path().join("hang.pid");
     let id = add(
         &server,
@@ -442,7 +447,7 @@ fn a_job_hanging_beside_its_child_is_killed_at_timeout_and_grace_with_the_child(
 fn a_crash_beside_a_child_is_recorded_with_its_cause_and_takes_the_child() {
     let dir = TempDir::new().unwrap();
     let plugins = plugins_with_misbehave(&[]);
-    let server = serve(&dir, plugins.path(), "");
+    let server = serve(&dir, plugins.path(), &writable(&dir, ""));
     let file = dir.path().join("abort.pid");
     let id = add(&server, json!({"job": "spawn_and_abort", "input": {"seconds": 600, "pid_file": file}}));
     let child = pid_from(&file);
@@ -456,7 +461,7 @@ fn a_crash_beside_a_child_is_recorded_with_its_cause_and_takes_the_child() {
 fn a_host_killed_outright_takes_its_plugins_children_with_it() {
     let dir = TempDir::new().unwrap();
     let plugins = plugins_with_misbehave(&[]);
-    let mut server = serve(&dir, plugins.path(), "");
+    let mut server = serve(&dir, plugins.path(), &writable(&dir, ""));
     let file = dir.path().join("host.pid");
     add(&server, json!({"job": "spawn_and_hang", "input": {"seconds": 600, "pid_file": file}}));
     let child = pid_from(&file);
@@ -593,4 +598,29 @@ fn bad_bytes_and_a_huge_line_of_output_neither_stop_forwarding_nor_reach_the_log
     assert!(log.contains("not utf-8: \u{fffd}\u{fffd}"), "bad bytes replaced");
     assert!(log.contains("more bytes of this line dropped"), "the huge line cut");
     assert!(log.len() < 1_000_000, "the log holds {} bytes", log.len());
+}
+
+#[test]
+fn workers_write_only_to_their_scratch_directory_and_the_configured_paths() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let allowed = TempDir::new().unwrap();
+    let config = format!("[worker_sandbox]\nwrite_paths = [{:?}]\n", allowed.path());
+    let server = serve(&dir, plugins.path(), &config);
+    let write = |path: &Path| {
+        let id = add(&server, json!({"job": "write_file", "input": path}));
+        server.wait_finished(&id, LONG)
+    };
+    // The store's directory: refused, and nothing written there.
+    let done = write(&dir.path().join("data").join("planted"));
+    assert_eq!(done["status"], "error", "{done}");
+    assert!(errors(&done).pop().unwrap().contains("Permission denied"), "{done}");
+    assert!(!dir.path().join("data").join("planted").exists());
+    // The configured path: written.
+    let done = write(&allowed.path().join("out"));
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(allowed.path().join("out").exists());
+    // Its TMPDIR (a scratch directory of its own): written.
+    let id = add(&server, json!({"job": "write_file", "input": "$TMPDIR/scratch"}));
+    assert_eq!(server.wait_finished(&id, LONG)["status"], "completed");
 }

@@ -107,6 +107,7 @@ fn serve(
             limits: config.worker_limits(),
             load_timeout: config.plugin_load_timeout,
             env: config.worker_env.clone(),
+            fs: config.worker_fs(),
             ..Spec::default()
         })
         .expect("a worker process starts"),

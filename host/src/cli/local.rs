@@ -10,7 +10,7 @@ use clap::Args;
 use crate::config::Isolation;
 use crate::plugins::{LoadOptions, Registry};
 use crate::service::Plugins;
-use crate::workers::{Limits, Probed, Prober, Spec, DEFAULT_LOAD_TIMEOUT};
+use crate::workers::{FsPolicy, Limits, Probed, Prober, Spec, DEFAULT_LOAD_TIMEOUT};
 
 #[derive(Debug, Args)]
 pub struct PluginArgs {
@@ -38,6 +38,7 @@ impl PluginArgs {
             limits: Limits::default(),
             load_timeout: DEFAULT_LOAD_TIMEOUT,
             env: BTreeMap::new(),
+            fs: FsPolicy::default(),
         }
     }
 }
@@ -54,6 +55,8 @@ pub struct PluginSetup {
     pub load_timeout: Duration,
     /// `[worker_env]`.
     pub env: BTreeMap<String, String>,
+    /// `[worker_sandbox]`.
+    pub fs: FsPolicy,
 }
 
 impl PluginSetup {
@@ -72,6 +75,7 @@ impl PluginSetup {
                 files: None,
                 load_timeout: self.load_timeout,
                 env: self.env,
+                fs: self.fs,
             })?,
             Isolation::None => {
                 let options = LoadOptions {
@@ -87,6 +91,7 @@ impl PluginSetup {
                     limits: self.limits,
                     timeout: self.load_timeout,
                     env: &self.env,
+                    fs: &self.fs,
                 };
                 Plugins::in_process(probed_registry(options, &prober.probe_dirs(&self.dirs)))
             }

@@ -153,6 +153,7 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
         limits: config.worker_limits(),
         load_timeout: config.plugin_load_timeout,
         env: config.worker_env.clone(),
+        fs: config.worker_fs(),
     };
     let mut backend = Backend::from_config(&config);
     if args.accept_data_loss {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::sections::{
     listen_address, Isolation, Limits, LogFormat, QueueTable, RetryConfig, Role, StoreConfig, WorkerLimits,
+    WorkerSandbox,
 };
 use crate::durations;
 use crate::processor::{ProcessorConfig, Retention};
@@ -86,6 +87,7 @@ pub struct Config {
     /// (`PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TMPDIR`, ...): the host's own secrets
     /// (`PGPASSWORD`, `JOBHOST_TOKEN`, cloud keys) never reach plugin code.
     pub worker_env: BTreeMap<String, String>,
+    pub worker_sandbox: WorkerSandbox,
     /// Factory name → the plugin file (its name, or a path) that provides it when several do.
     pub factories: BTreeMap<String, String>,
     /// How log lines look: `text` or `json` (`JOBHOST_LOG_FORMAT` wins).
@@ -126,6 +128,7 @@ impl Default for Config {
             claim_batch: NonZeroUsize::new(processor.claim_batch).unwrap_or(NonZeroUsize::MIN),
             worker_limits: WorkerLimits::default(),
             worker_env: BTreeMap::new(),
+            worker_sandbox: WorkerSandbox::default(),
             factories: BTreeMap::new(),
             log_format: LogFormat::Text,
             log_summary_interval: Some(Duration::from_secs(60)),

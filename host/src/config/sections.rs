@@ -43,6 +43,27 @@ pub enum Isolation {
     None,
 }
 
+/// What the filesystem lets worker processes (and what their plugins start) do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FilesystemAccess {
+    /// Read everything, write only to the worker's scratch directory (its `TMPDIR`), `/dev`
+    /// and `worker_sandbox.write_paths`: Landlock, where the kernel offers it.
+    #[default]
+    ReadOnly,
+    /// What the host's user may do.
+    Unrestricted,
+}
+
+/// `[worker_sandbox]`: least privilege for worker processes beyond their resource limits.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSandbox {
+    pub filesystem: FilesystemAccess,
+    /// Directories (and files) workers may write to besides their scratch directory.
+    pub write_paths: Vec<PathBuf>,
+}
+
 /// Resource limits of each worker process; unset keys leave the inherited limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -33,6 +33,14 @@ impl Config {
         }
     }
 
+    /// What workers may write (`[worker_sandbox]`).
+    pub fn worker_fs(&self) -> crate::workers::FsPolicy {
+        crate::workers::FsPolicy {
+            read_only: self.worker_sandbox.filesystem == super::sections::FilesystemAccess::ReadOnly,
+            write_paths: self.worker_sandbox.write_paths.clone(),
+        }
+    }
+
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
             cache_bytes: self.store.cache_bytes,

@@ -23,7 +23,7 @@ use clap::Args;
 use super::limits::Limits;
 use super::process::{CONTROL_FD, DATA_FD};
 use super::protocol::{self, FromWorker, ToWorker, WireFailure, PROTOCOL_VERSION};
-use super::sandbox;
+use super::sandbox::{self, FsPolicy};
 use super::tree;
 use crate::plugins::{LoadOptions, ProgressSink, Registry, RunContext};
 use crate::sync;
@@ -41,6 +41,14 @@ pub struct WorkerArgs {
     /// Only try loading this one file, then exit 0 (see `probe`): no socket, no jobs.
     #[arg(long)]
     pub probe: Option<PathBuf>,
+    /// The filesystem as the host's user has it (`worker_sandbox.filesystem = "unrestricted"`).
+    #[arg(long)]
+    pub fs_unrestricted: bool,
+    #[arg(long = "write-path")]
+    pub write_paths: Vec<PathBuf>,
+    /// This worker's scratch directory (also its TMPDIR), writable whatever the policy.
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
     #[arg(long = "pin", value_parser = pair)]
     pub pins: Vec<(String, String)>,
     #[arg(long = "keep", value_parser = pair)]
@@ -75,7 +83,7 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
         log::error!("worker: cannot contain what its plugins start: {e}");
         return 1;
     }
-    if let Err(e) = confine() {
+    if let Err(e) = confine(args) {
         log::error!("worker: {e}");
         return 1;
     }
@@ -211,7 +219,7 @@ fn probe(args: &WorkerArgs, file: &std::path::Path, allow_insecure: bool) -> u8 
         log::error!("worker: cannot apply its resource limits: {e}");
         return 1;
     }
-    if let Err(e) = confine() {
+    if let Err(e) = confine(args) {
         log::error!("worker: {e}");
         return 1;
     }
@@ -222,7 +230,9 @@ fn probe(args: &WorkerArgs, file: &std::path::Path, allow_insecure: bool) -> u8 
 
 /// The kernel's limits on what this process and its children may do (see `sandbox`), set
 /// before any plugin code runs. The host is our parent.
-fn confine() -> Result<(), String> {
+fn confine(args: &WorkerArgs) -> Result<(), String> {
+    let policy = FsPolicy { read_only: !args.fs_unrestricted, write_paths: args.write_paths.clone() };
+    sandbox::restrict_filesystem(&policy, args.scratch.as_deref())?;
     // SAFETY: getppid and getpgid have no preconditions.
     let (host, host_group) = unsafe {
         let host = libc::getppid();

@@ -5,7 +5,7 @@
 //! host's side: spawn, run a job, stop it), `death` (how it died, its last output), `child` (the worker's own main, the hidden
 //! `jobhost worker` command), `limits` (its resource limits), `tree` (a process and everything it started, killed
 //! together), `probe` (each plugin file tried in a throwaway process first), `orphans` (what
-//! dead workers leave behind), `sandbox` (what a worker may not do: the seccomp filter).
+//! dead workers leave behind), `sandbox` (what a worker may not do: Landlock and a seccomp filter).
 
 pub mod child;
 mod death;
@@ -23,3 +23,4 @@ pub use orphans::adopt as adopt_orphans;
 pub use probe::{Probed, Prober, DEFAULT_LOAD_TIMEOUT};
 pub use process::{Control, SpawnError, Spec, WorkerProcess};
 pub use protocol::{RunJob, WireFailure, PROTOCOL_VERSION};
+pub use sandbox::FsPolicy;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use super::death::signal_name;
 use super::limits::Limits;
 use super::orphans;
+use super::sandbox::{self, FsPolicy};
 use super::tree;
 use crate::plugins::{scan_dir, Rejected};
 
@@ -40,6 +41,8 @@ pub struct Prober<'a> {
     pub timeout: Duration,
     /// `[worker_env]`: a probe gets a worker's environment.
     pub env: &'a BTreeMap<String, String>,
+    /// `[worker_sandbox]`: and its filesystem policy (no scratch directory).
+    pub fs: &'a FsPolicy,
 }
 
 impl Prober<'_> {
@@ -84,9 +87,14 @@ impl Prober<'_> {
         if self.allow_insecure {
             command.arg("--allow-insecure-plugins");
         }
-        command.args(self.limits.args()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command
+            .args(self.limits.args())
+            .args(self.fs.args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         command.process_group(0);
-        super::process::worker_environment(&mut command, self.env);
+        sandbox::worker_environment(&mut command, self.env);
         // SAFETY: between fork and exec only prctl, which is async-signal-safe.
         unsafe {
             command.pre_exec(|| {

@@ -21,6 +21,7 @@ use super::death::{forward_output, Death, Tail};
 use super::limits::Limits;
 use super::orphans;
 use super::protocol::{self, FromWorker, RunJob, ToWorker, WireFailure, PROTOCOL_VERSION};
+use super::sandbox::{self, FsPolicy};
 use super::tree;
 use crate::plugins::Catalog;
 use crate::sync;
@@ -55,6 +56,8 @@ pub struct Spec {
     pub load_timeout: Duration,
     /// Variables set for workers beyond the allowlist (`[worker_env]`).
     pub env: BTreeMap<String, String>,
+    /// What workers may write (`[worker_sandbox]`).
+    pub fs: FsPolicy,
 }
 
 impl Default for Spec {
@@ -69,6 +72,7 @@ impl Default for Spec {
             files: None,
             load_timeout: super::probe::DEFAULT_LOAD_TIMEOUT,
             env: BTreeMap::new(),
+            fs: FsPolicy::default(),
         }
     }
 }
@@ -83,6 +87,7 @@ impl Spec {
             limits: self.limits,
             timeout: self.load_timeout,
             env: &self.env,
+            fs: &self.fs,
         };
         let probed = prober.probe_dirs(&self.plugin_dirs);
         self.files = Some(probed.files);
@@ -118,6 +123,7 @@ impl Spec {
             args.push(format!("--keep={name}={}", path.display()));
         }
         args.extend(self.limits.args());
+        args.extend(self.fs.args());
         args
     }
 }
@@ -182,6 +188,8 @@ pub struct WorkerProcess {
     /// Readable once the process has ended: its death is seen from the process itself, even
     /// while something else still holds its socket open.
     pidfd: Option<OwnedFd>,
+    /// Removed when the worker is dropped (after it was reaped).
+    _scratch: tempfile::TempDir,
     /// The data socket, read buffered (a frame's length and body in one read).
     reader: BufReader<UnixStream>,
     writer: UnixStream,
@@ -202,9 +210,14 @@ impl WorkerProcess {
         let fds = [worker_data.as_raw_fd(), worker_control.as_raw_fd()];
         // SAFETY: getpid has no preconditions.
         let host_pid = unsafe { libc::getpid() };
+        // Its own scratch directory (its TMPDIR), writable whatever the filesystem policy, and
+        // removed with it.
+        let scratch = tempfile::Builder::new().prefix("jobhost-worker-").tempdir().map_err(start)?;
         let mut command = Command::new(&spec.exe);
-        command.args(spec.args()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        worker_environment(&mut command, &spec.env);
+        command.args(spec.args()).arg("--scratch").arg(scratch.path());
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        sandbox::worker_environment(&mut command, &spec.env);
+        command.env("TMPDIR", scratch.path());
         // Its own process group: what its plugins start is killed with it, and a terminal's
         // Ctrl-C reaches the host alone, which stops the worker in order.
         command.process_group(0);
@@ -258,6 +271,7 @@ impl WorkerProcess {
         let mut process = WorkerProcess {
             child,
             pidfd,
+            _scratch: scratch,
             reader,
             writer: data,
             control,
@@ -447,37 +461,6 @@ impl WorkerProcess {
         let tail = self.tail.lines_once_closed(Duration::from_millis(500));
         Death { status, killed_by_host: self.control.killed_by_host(), tail }
     }
-}
-
-/// The host's environment variables a worker keeps: what programs need to run and to read
-/// text (`LC_*` too), nothing that could be a secret (`PGPASSWORD`, `JOBHOST_TOKEN`, cloud keys).
-const ALLOWED_ENV: &[&str] = &[
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "LANG",
-    "LANGUAGE",
-    "TZ",
-    "TMPDIR",
-    "LD_LIBRARY_PATH",
-    "RUST_BACKTRACE",
-    "RUST_LIB_BACKTRACE",
-    "MALLOC_ARENA_MAX",
-    "JOBHOST_LOG",
-    "JOBHOST_LOG_FORMAT",
-];
-
-/// A worker's (or probe's) environment: the allowlisted variables of the host's, then `extra`.
-pub(super) fn worker_environment(command: &mut Command, extra: &BTreeMap<String, String>) {
-    command.env_clear();
-    for (name, value) in std::env::vars_os() {
-        let keep = name.to_str().is_some_and(|n| ALLOWED_ENV.contains(&n) || n.starts_with("LC_"));
-        if keep {
-            command.env(name, value);
-        }
-    }
-    command.envs(extra);
 }
 
 /// Whether our child `pid` has ended, without reaping it.

@@ -1,5 +1,15 @@
 //! What a worker process (and everything its plugins start) may not do, enforced by the kernel
-//! before any plugin code runs: a seccomp filter that refuses, with `EPERM`, signalling the
+//! before any plugin code runs.
+//!
+//! The environment ([`worker_environment`]): a few of the host's variables, allowlisted, and
+//! `[worker_env]`; never the host's secrets.
+//!
+//! The filesystem ([`FsPolicy`]): by default read-only, but for the worker's scratch directory,
+//! `/dev` and the configured write paths, through Landlock where the kernel offers it (on an
+//! older kernel the policy is logged as not enforced): a plugin cannot write the store, the
+//! claims journal or the host's files.
+//!
+//! Signals and tracing: a seccomp filter that refuses, with `EPERM`, signalling the
 //! host (its pid, its process group, every process at once with `kill(-1, …)`) and tracing or
 //! reading the memory of any process (`ptrace`, `process_vm_readv`/`writev`). Threads of the
 //! host other than its first cannot be named by a filter (their ids are unknown here), so
@@ -13,10 +23,102 @@
 
 use std::collections::BTreeMap;
 use std::convert::TryInto;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use landlock::{
+    path_beneath_rules, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI,
+};
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
 };
+
+/// The host's environment variables a worker keeps: what programs need to run and to read
+/// text (`LC_*` too), nothing that could be a secret (`PGPASSWORD`, `JOBHOST_TOKEN`, cloud keys).
+const ALLOWED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "LD_LIBRARY_PATH",
+    "RUST_BACKTRACE",
+    "RUST_LIB_BACKTRACE",
+    "MALLOC_ARENA_MAX",
+    "JOBHOST_LOG",
+    "JOBHOST_LOG_FORMAT",
+];
+
+/// A worker's (or probe's) environment: the allowlisted variables of the host's, then `extra`.
+pub fn worker_environment(command: &mut Command, extra: &BTreeMap<String, String>) {
+    command.env_clear();
+    for (name, value) in std::env::vars_os() {
+        let keep = name.to_str().is_some_and(|n| ALLOWED_ENV.contains(&n) || n.starts_with("LC_"));
+        if keep {
+            command.env(name, value);
+        }
+    }
+    command.envs(extra);
+}
+
+/// What workers may write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsPolicy {
+    /// Read-only but for the scratch directory, `/dev` and `write_paths`; false: unrestricted.
+    pub read_only: bool,
+    pub write_paths: Vec<PathBuf>,
+}
+
+impl Default for FsPolicy {
+    fn default() -> Self {
+        FsPolicy { read_only: true, write_paths: Vec::new() }
+    }
+}
+
+impl FsPolicy {
+    /// The hidden `worker` command's flags for this policy.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if !self.read_only {
+            args.push("--fs-unrestricted".to_owned());
+        }
+        for path in &self.write_paths {
+            args.push("--write-path".to_owned());
+            args.push(path.display().to_string());
+        }
+        args
+    }
+}
+
+/// Restricts this process's filesystem access to `policy`, with `scratch` writable too.
+/// Paths that do not exist are left out (a rule needs an open file).
+pub fn restrict_filesystem(policy: &FsPolicy, scratch: Option<&Path>) -> Result<(), String> {
+    if !policy.read_only {
+        return Ok(());
+    }
+    let abi = ABI::V5;
+    let writable: Vec<&Path> = scratch
+        .into_iter()
+        .chain([Path::new("/dev")])
+        .chain(policy.write_paths.iter().map(PathBuf::as_path))
+        .filter(|p| p.exists())
+        .collect();
+    let status = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi))))
+        .and_then(|r| r.add_rules(path_beneath_rules(writable, AccessFs::from_all(abi))))
+        .and_then(|r| r.restrict_self())
+        .map_err(|e| format!("cannot restrict its filesystem access (Landlock): {e}"))?;
+    if status.ruleset == RulesetStatus::NotEnforced {
+        log::warn!("worker: this kernel has no Landlock: the read-only filesystem is not enforced");
+    }
+    Ok(())
+}
 
 /// Installs the filter protecting `host` (the worker's parent) and its process group.
 pub fn restrict(host: i32, host_group: i32) -> Result<(), String> {
