@@ -624,3 +624,22 @@ fn workers_write_only_to_their_scratch_directory_and_the_configured_paths() {
     let id = add(&server, json!({"job": "write_file", "input": "$TMPDIR/scratch"}));
     assert_eq!(server.wait_finished(&id, LONG)["status"], "completed");
 }
+
+#[test]
+fn a_million_progress_reports_cost_little_and_a_result_too_large_says_so() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let server = serve(&dir, plugins.path(), "");
+    let id = add(&server, json!({"job": "progress_flood", "input": 1_000_000}));
+    let done = server.wait_finished(&id, LONG);
+    assert_eq!(done["status"], "completed", "{done}");
+    let time = |key: &str| chrono::DateTime::parse_from_rfc3339(done[key].as_str().unwrap()).unwrap();
+    let took = (time("finished_at") - time("started_at")).num_milliseconds();
+    // Coalesced in the worker (ten a second): seconds at most, not minutes of host writes.
+    assert!(took < 20_000, "a million progress reports took {took} ms");
+
+    let id = add(&server, json!({"job": "huge_result", "input": 70_000_000}));
+    let done = server.wait_finished(&id, LONG);
+    let error = errors(&done).pop().unwrap();
+    assert!(error.contains("result too large (70000002 bytes, limit 67108864)"), "{error}");
+}

@@ -317,6 +317,7 @@ fn run_jobs(
             }
         };
         let cancel = Arc::new(AtomicBool::new(false));
+        let progress_state: Arc<Mutex<ProgressState>> = Arc::default();
         let cancelled_before = {
             let mut current = sync::lock(&current);
             current.running = Some((job.id, cancel.clone()));
@@ -333,7 +334,8 @@ fn run_jobs(
                 retry_after_ms: None,
             }),
             Some(factory) => {
-                let sink = SocketProgress { id: job.id, writer: writer.clone() };
+                let sink =
+                    SocketProgress { id: job.id, writer: writer.clone(), state: progress_state.clone() };
                 let ctx =
                     RunContext { job_id: job.id, attempt: job.attempt, cancel: &cancel, progress: &sink };
                 factory.run(&ctx, &job.input).map_err(WireFailure::from)
@@ -352,6 +354,16 @@ fn run_jobs(
         if left > 0 {
             log::info!("worker: job {} left {left} process(es) running; killed", job.id);
         }
+        // A result the frame cannot carry is a failure that says so, not a lost worker.
+        let result = match result {
+            Ok(text) if text.len() > MAX_RESULT => Err(WireFailure {
+                permanent: true,
+                message: format!("result too large ({} bytes, limit {MAX_RESULT})", text.len()),
+                retry_after_ms: None,
+            }),
+            other => other,
+        };
+        sink_flush(&writer, job.id, &progress_state);
         let done = FromWorker::Done { id: job.id, result };
         if protocol::write_frame(&mut *sync::lock(&writer), &done).is_err() {
             return 0;
@@ -362,15 +374,52 @@ fn run_jobs(
     }
 }
 
-/// Progress goes to the host as it is reported (possibly from a thread of the plugin's).
+/// The largest result a worker sends back (JSON text): far past any result a job system should
+/// carry, well within a frame. A larger one fails the job, saying so.
+pub const MAX_RESULT: usize = 64 << 20;
+
+/// Progress reports are sent at most every [`PROGRESS_EVERY`]; the latest one in between waits
+/// for the next report or the job's end, so a plugin that reports a million times costs the
+/// host ten writes a second, not a million.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Default)]
+struct ProgressState {
+    last_sent: Option<std::time::Instant>,
+    pending: Option<(f64, String)>,
+}
+
+/// Progress goes to the host (possibly from a thread of the plugin's), coalesced.
 struct SocketProgress {
     id: u64,
     writer: Arc<Mutex<UnixStream>>,
+    state: Arc<Mutex<ProgressState>>,
 }
 
 impl ProgressSink for SocketProgress {
     fn report(&self, fraction: f64, message: &str) {
-        let progress = FromWorker::Progress { id: self.id, fraction, message: message.to_owned() };
-        let _ = protocol::write_frame(&mut *sync::lock(&self.writer), &progress);
+        let now = std::time::Instant::now();
+        let mut state = sync::lock(&self.state);
+        if state.last_sent.is_some_and(|at| now.duration_since(at) < PROGRESS_EVERY) {
+            state.pending = Some((fraction, message.to_owned()));
+            return;
+        }
+        state.last_sent = Some(now);
+        state.pending = None;
+        drop(state);
+        send_progress(&self.writer, self.id, fraction, message);
     }
+}
+
+/// Sends the report still waiting, if any (the job ended).
+fn sink_flush(writer: &Arc<Mutex<UnixStream>>, id: u64, state: &Arc<Mutex<ProgressState>>) {
+    let pending = sync::lock(state).pending.take();
+    if let Some((fraction, message)) = pending {
+        send_progress(writer, id, fraction, &message);
+    }
+}
+
+fn send_progress(writer: &Arc<Mutex<UnixStream>>, id: u64, fraction: f64, message: &str) {
+    let progress = FromWorker::Progress { id, fraction, message: message.to_owned() };
+    let _ = protocol::write_frame(&mut *sync::lock(writer), &progress);
 }
