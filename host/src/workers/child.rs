@@ -87,15 +87,7 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
         log::error!("worker: {e}");
         return 1;
     }
-    let limits = Limits {
-        address_space: args.address_space,
-        cpu_time: args.cpu_time_ms.map(Duration::from_millis),
-        open_files: args.open_files,
-    };
-    if let Err(e) = limits.apply() {
-        log::error!("worker: cannot apply its resource limits: {e}");
-        return 1;
-    }
+    let Some(limits) = apply_limits(args) else { return 1 };
     let options = LoadOptions {
         allow_insecure,
         private_copies: true,
@@ -206,17 +198,27 @@ extern "C" fn on_sigterm(_: libc::c_int) {
     unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
 }
 
-/// Loads one plugin file with the limits a worker has, then exits 0: what `probe` runs, so
-/// that a file that crashes or hangs while loading does so in a process of its own. A file
-/// refused cleanly also exits 0: the real load reports why.
-fn probe(args: &WorkerArgs, file: &std::path::Path, allow_insecure: bool) -> u8 {
+/// Applies the resource limits the host gave (before any plugin loads); `None` if it could not.
+fn apply_limits(args: &WorkerArgs) -> Option<Limits> {
     let limits = Limits {
         address_space: args.address_space,
         cpu_time: args.cpu_time_ms.map(Duration::from_millis),
         open_files: args.open_files,
     };
-    if let Err(e) = limits.apply() {
-        log::error!("worker: cannot apply its resource limits: {e}");
+    match limits.apply() {
+        Ok(()) => Some(limits),
+        Err(e) => {
+            log::error!("worker: cannot apply its resource limits: {e}");
+            None
+        }
+    }
+}
+
+/// Loads one plugin file with the limits a worker has, then exits 0: what `probe` runs, so
+/// that a file that crashes or hangs while loading does so in a process of its own. A file
+/// refused cleanly also exits 0: the real load reports why.
+fn probe(args: &WorkerArgs, file: &std::path::Path, allow_insecure: bool) -> u8 {
+    if apply_limits(args).is_none() {
         return 1;
     }
     if let Err(e) = confine(args) {

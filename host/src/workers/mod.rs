@@ -15,12 +15,14 @@ mod probe;
 mod process;
 mod protocol;
 mod sandbox;
+mod spec;
 mod tree;
 
 pub use death::{signal_name, Death};
 pub use limits::{format_bytes, parse_bytes, Limits};
 pub use orphans::adopt as adopt_orphans;
 pub use probe::{Probed, Prober, DEFAULT_LOAD_TIMEOUT};
-pub use process::{Control, SpawnError, Spec, WorkerProcess};
+pub use process::{Control, SpawnError, WorkerProcess};
 pub use protocol::{RunJob, WireFailure, PROTOCOL_VERSION};
 pub use sandbox::FsPolicy;
+pub use spec::Spec;

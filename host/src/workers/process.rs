@@ -7,21 +7,19 @@
 //! its socket closes. Its pid is signalled only while it has not been reaped, so a reused pid
 //! is never hit.
 
-use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::death::{forward_output, Death, Tail};
-use super::limits::Limits;
 use super::orphans;
 use super::protocol::{self, FromWorker, RunJob, ToWorker, WireFailure, PROTOCOL_VERSION};
-use super::sandbox::{self, FsPolicy};
+use super::sandbox;
+use super::spec::Spec;
 use super::tree;
 use crate::plugins::Catalog;
 use crate::sync;
@@ -36,97 +34,6 @@ pub const CONTROL_FD: i32 = 4;
 
 /// How long a new worker may take to load its plugins and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// What a worker process is started with.
-#[derive(Debug, Clone)]
-pub struct Spec {
-    /// The binary to run (this one).
-    pub exe: PathBuf,
-    pub plugin_dirs: Vec<PathBuf>,
-    pub allow_insecure: bool,
-    /// `[factories]` pins.
-    pub pins: BTreeMap<String, String>,
-    /// Owners of factories before a reload (see `LoadOptions::keep`).
-    pub keep: BTreeMap<String, PathBuf>,
-    pub limits: Limits,
-    /// The plugin files workers load, in order: those probing accepted at the last start or
-    /// reload (`None`: scan `plugin_dirs`, for a worker started before any probe).
-    pub files: Option<Vec<PathBuf>>,
-    /// How long probing gives each file to load.
-    pub load_timeout: Duration,
-    /// Variables set for workers beyond the allowlist (`[worker_env]`).
-    pub env: BTreeMap<String, String>,
-    /// What workers may write (`[worker_sandbox]`).
-    pub fs: FsPolicy,
-}
-
-impl Default for Spec {
-    fn default() -> Self {
-        Spec {
-            exe: PathBuf::new(),
-            plugin_dirs: Vec::new(),
-            allow_insecure: false,
-            pins: BTreeMap::new(),
-            keep: BTreeMap::new(),
-            limits: Limits::default(),
-            files: None,
-            load_timeout: super::probe::DEFAULT_LOAD_TIMEOUT,
-            env: BTreeMap::new(),
-            fs: FsPolicy::default(),
-        }
-    }
-}
-
-impl Spec {
-    /// Probes the plugin directories (see `probe`): the files accepted become what every
-    /// worker of this spec loads; returns what was rejected, for the catalog.
-    pub fn probe(&mut self) -> Vec<crate::plugins::Rejected> {
-        let prober = super::probe::Prober {
-            exe: &self.exe,
-            allow_insecure: self.allow_insecure,
-            limits: self.limits,
-            timeout: self.load_timeout,
-            env: &self.env,
-            fs: &self.fs,
-        };
-        let probed = prober.probe_dirs(&self.plugin_dirs);
-        self.files = Some(probed.files);
-        probed.rejected
-    }
-
-    /// The command line of the hidden `worker` command.
-    fn args(&self) -> Vec<String> {
-        let mut args = vec!["worker".to_owned()];
-        // The files probing accepted, exactly; before any probe, the directories.
-        match &self.files {
-            Some(files) => {
-                args.push("--files-only".to_owned());
-                for file in files {
-                    args.push("--plugin-file".to_owned());
-                    args.push(file.display().to_string());
-                }
-            }
-            None => {
-                for dir in &self.plugin_dirs {
-                    args.push("--plugin-dir".to_owned());
-                    args.push(dir.display().to_string());
-                }
-            }
-        }
-        if self.allow_insecure {
-            args.push("--allow-insecure-plugins".to_owned());
-        }
-        for (name, file) in &self.pins {
-            args.push(format!("--pin={name}={file}"));
-        }
-        for (name, path) in &self.keep {
-            args.push(format!("--keep={name}={}", path.display()));
-        }
-        args.extend(self.limits.args());
-        args.extend(self.fs.args());
-        args
-    }
-}
 
 /// Why a worker could not be started.
 #[derive(Debug, thiserror::Error)]
