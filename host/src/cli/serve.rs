@@ -120,6 +120,10 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
     };
     super::logs::init("info", config.log_format);
     raise_open_files_limit();
+    // Not dumpable: its memory and /proc/PID/environ (the store's password, the token) are
+    // then readable only with CAP_SYS_PTRACE, which workers never have. No core dumps either.
+    // SAFETY: prctl on this process's own attribute.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if config.isolation == Isolation::Process {
         // What a worker that dies leaves behind comes to this process, which kills it.
         if let Err(e) = crate::workers::adopt_orphans() {

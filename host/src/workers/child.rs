@@ -227,6 +227,7 @@ fn probe(args: &WorkerArgs, file: &std::path::Path, allow_insecure: bool) -> u8 
     }
     let options = LoadOptions { allow_insecure, private_copies: true, ..LoadOptions::default() };
     Registry::new(options).add_file(file);
+    println!("{}", super::probe::PROBE_LOADED);
     0
 }
 
@@ -235,6 +236,7 @@ fn probe(args: &WorkerArgs, file: &std::path::Path, allow_insecure: bool) -> u8 
 fn confine(args: &WorkerArgs) -> Result<(), String> {
     let policy = FsPolicy { read_only: !args.fs_unrestricted, write_paths: args.write_paths.clone() };
     sandbox::restrict_filesystem(&policy, args.scratch.as_deref())?;
+    sandbox::drop_capabilities()?;
     // SAFETY: getppid and getpgid have no preconditions.
     let (host, host_group) = unsafe {
         let host = libc::getppid();
@@ -385,6 +387,20 @@ pub const MAX_RESULT: usize = 64 << 20;
 /// host ten writes a second, not a million.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
+/// The longest progress message sent; a longer one is cut (on a character boundary).
+pub const MAX_PROGRESS_MESSAGE: usize = 1024;
+
+fn clip_message(message: &str) -> String {
+    if message.len() <= MAX_PROGRESS_MESSAGE {
+        return message.to_owned();
+    }
+    let mut end = MAX_PROGRESS_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
+
 #[derive(Default)]
 struct ProgressState {
     last_sent: Option<std::time::Instant>,
@@ -400,6 +416,10 @@ struct SocketProgress {
 
 impl ProgressSink for SocketProgress {
     fn report(&self, fraction: f64, message: &str) {
+        // A fraction in [0, 1] (NaN as 0) and a message of at most MAX_PROGRESS_MESSAGE bytes.
+        let fraction = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+        let message = clip_message(message);
+        let message = message.as_str();
         let now = std::time::Instant::now();
         let mut state = sync::lock(&self.state);
         if state.last_sent.is_some_and(|at| now.duration_since(at) < PROGRESS_EVERY) {

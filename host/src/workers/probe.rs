@@ -91,18 +91,19 @@ impl Prober<'_> {
             .args(self.limits.args())
             .args(self.fs.args())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        command.process_group(0);
         sandbox::worker_environment(&mut command, self.env);
-        // SAFETY: between fork and exec only prctl, which is async-signal-safe.
+        // SAFETY: between fork and exec only prctl, setsid and close_range: async-signal-safe.
         unsafe {
             command.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0
                     || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
+                    || libc::setsid() < 0
                 {
                     return Err(std::io::Error::last_os_error());
                 }
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
                 Ok(())
             });
         }
@@ -126,7 +127,9 @@ impl Prober<'_> {
                 }
             }
         };
-        if status.code() == Some(0) {
+        // Exit status 0 is not enough: a constructor may call `exit(0)`. The probe says it
+        // got through the load on stdout, last.
+        if status.code() == Some(0) && said_loaded(child) {
             return Ok(());
         }
         // Whatever it started while loading goes with it, before its output is read (a process
@@ -136,6 +139,7 @@ impl Prober<'_> {
         unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
         let said = last_line(child);
         let cause = match (status.code(), status.signal()) {
+            (Some(0), _) => "ended the process while loading (exit status 0, before it finished)".to_owned(),
             (_, Some(signal)) => {
                 format!("crashed while loading (killed by signal {signal} ({}))", signal_name(signal))
             }
@@ -160,15 +164,31 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// The line a probe prints once the file loaded (see `child::probe`).
+pub const PROBE_LOADED: &str = "jobhost-probe: loaded";
+
+/// Whether the probe printed [`PROBE_LOADED`] (all it prints on stdout).
+fn said_loaded(child: &mut Child) -> bool {
+    let Some(stdout) = child.stdout.take() else { return false };
+    nonblocking(&stdout);
+    let mut text = Vec::new();
+    let _ = stdout.take(4096).read_to_end(&mut text);
+    String::from_utf8_lossy(&text).lines().any(|l| l == PROBE_LOADED)
+}
+
+/// Sets O_NONBLOCK: read what is in a pipe now, not what a process it left may write later.
+fn nonblocking(fd: &impl std::os::fd::AsRawFd) {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let fd = fd.as_raw_fd();
+        libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK);
+    }
+}
+
 /// The last line the probe wrote to stderr (its panic or abort message), clipped.
 fn last_line(child: &mut Child) -> Option<String> {
     let stderr = child.stderr.take()?;
-    // What is in the pipe now, without waiting for writers that may never close it.
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&stderr);
-        libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK);
-    }
+    nonblocking(&stderr);
     let mut text = Vec::new();
     let _ = stderr.take(64 * 1024).read_to_end(&mut text);
     let text = String::from_utf8_lossy(&text);

@@ -40,7 +40,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum SpawnError {
     #[error("cannot start a worker process ({exe}): {error}")]
     Start { exe: String, error: std::io::Error },
-    #[error("the worker process {death} before it was ready")]
+    #[error("the {death} before it was ready")]
     Died { death: Death },
     #[error("the worker process did not say hello: {0}")]
     Handshake(String),
@@ -125,9 +125,6 @@ impl WorkerProcess {
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         sandbox::worker_environment(&mut command, &spec.env);
         command.env("TMPDIR", scratch.path());
-        // Its own process group: what its plugins start is killed with it, and a terminal's
-        // Ctrl-C reaches the host alone, which stops the worker in order.
-        command.process_group(0);
         // SAFETY: between fork and exec only async-signal-safe calls: fcntl, dup2, close,
         // prctl, getppid, _exit.
         unsafe {
@@ -155,6 +152,15 @@ impl WorkerProcess {
                 if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                // A session (and process group) of its own: what its plugins start is killed
+                // with it, a terminal's Ctrl-C reaches the host alone, and no process of the
+                // worker can join the host's group (another session's) to signal it as one.
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // No descriptor the host inherited (or opened without close-on-exec) but the
+                // worker's own: its two sockets and its standard streams.
+                libc::syscall(libc::SYS_close_range, (CONTROL_FD + 1) as u32, u32::MAX, 0u32);
                 if libc::getppid() != host_pid {
                     libc::_exit(1);
                 }

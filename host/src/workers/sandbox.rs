@@ -9,6 +9,8 @@
 //! older kernel the policy is logged as not enforced): a plugin cannot write the store, the
 //! claims journal or the host's files.
 //!
+//! Capabilities: none ([`drop_capabilities`]), even when the host runs as root.
+//!
 //! Signals and tracing: a seccomp filter that refuses, with `EPERM`, signalling the
 //! host (its pid, its process group, every process at once with `kill(-1, …)`) and tracing or
 //! reading the memory of any process (`ptrace`, `process_vm_readv`/`writev`). Threads of the
@@ -94,6 +96,11 @@ impl FsPolicy {
     }
 }
 
+/// The device files every program may write (not the rest of `/dev`: `/dev/shm` would let a
+/// plugin leave files behind; add it to `write_paths` for POSIX shared memory).
+const WRITABLE_DEVICES: [&str; 6] =
+    ["/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/random", "/dev/urandom"];
+
 /// Restricts this process's filesystem access to `policy`, with `scratch` writable too.
 /// Paths that do not exist are left out (a rule needs an open file).
 pub fn restrict_filesystem(policy: &FsPolicy, scratch: Option<&Path>) -> Result<(), String> {
@@ -103,7 +110,7 @@ pub fn restrict_filesystem(policy: &FsPolicy, scratch: Option<&Path>) -> Result<
     let abi = ABI::V5;
     let writable: Vec<&Path> = scratch
         .into_iter()
-        .chain([Path::new("/dev")])
+        .chain(WRITABLE_DEVICES.iter().map(Path::new))
         .chain(policy.write_paths.iter().map(PathBuf::as_path))
         .filter(|p| p.exists())
         .collect();
@@ -116,6 +123,40 @@ pub fn restrict_filesystem(policy: &FsPolicy, scratch: Option<&Path>) -> Result<
         .map_err(|e| format!("cannot restrict its filesystem access (Landlock): {e}"))?;
     if status.ruleset == RulesetStatus::NotEnforced {
         log::warn!("worker: this kernel has no Landlock: the read-only filesystem is not enforced");
+    }
+    Ok(())
+}
+
+/// Drops every capability this process has (a host started as root would hand its workers
+/// all of them: reading any process's memory, signalling any process, overriding file
+/// permissions), so that even a root worker is held by the same checks as any user.
+pub fn drop_capabilities() -> Result<(), String> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    // SAFETY: prctl on this process's own capability sets, and capset with a header and two
+    // data words of the layout the kernel's _LINUX_CAPABILITY_VERSION_3 expects, all ours.
+    unsafe {
+        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        for cap in 0..64 {
+            // EINVAL past the last capability this kernel knows; EPERM without CAP_SETPCAP.
+            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+        }
+        let mut header = Header { version: VERSION_3, pid: 0 };
+        let data = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
+        if libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) != 0 {
+            return Err(format!("cannot drop its capabilities: {}", std::io::Error::last_os_error()));
+        }
     }
     Ok(())
 }
@@ -150,6 +191,8 @@ fn filter(host: i32, host_group: i32) -> Result<BpfProgram, String> {
         (libc::SYS_pidfd_open, vec![rule(vec![pid(0, host)?])?]),
         // Unconditional: an empty rule list matches every call.
         (libc::SYS_tkill, vec![]),
+        // A pidfd can come from opening /proc/PID: no signals through pidfds at all.
+        (libc::SYS_pidfd_send_signal, vec![]),
         (libc::SYS_ptrace, vec![]),
         (libc::SYS_process_vm_readv, vec![]),
         (libc::SYS_process_vm_writev, vec![]),

@@ -8,7 +8,7 @@
 //! ancestors or unrelated processes; a pid is read from `/proc` just before it is signalled.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The parent of each process now running, from `/proc/PID/stat`.
 fn parents() -> HashMap<i32, i32> {
@@ -53,43 +53,45 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
-/// SIGKILLs every descendant of `root`, looking again until none is left (a process forking
-/// while its parent is killed leaves children that move up to the subreaper). Returns how many
-/// were killed. `root` itself is left alone.
+/// SIGKILLs every descendant of `root`, looking again until none is left alive (a process
+/// forking while its parent is killed leaves children that move up to the subreaper), for at
+/// most two seconds. Returns how many were killed. `root` itself is left alone. When `root` is
+/// this process, its ended children are reaped as it goes, so a process that forks and exits
+/// in a loop leaves no pile of zombies.
 pub fn kill_descendants(root: i32) -> usize {
+    // SAFETY: getpid has no preconditions.
+    let own = root == unsafe { libc::getpid() };
+    let deadline = Instant::now() + Duration::from_secs(2);
     let mut killed = 0;
-    for round in 0..50 {
-        let found = descendants(root);
-        if found.is_empty() {
+    loop {
+        if own {
+            reap_ended_children();
+        }
+        let alive: Vec<i32> = descendants(root).into_iter().filter(|&pid| !is_zombie(pid)).collect();
+        if alive.is_empty() || Instant::now() >= deadline {
             break;
         }
-        for pid in found {
-            // SAFETY: kill(2) on a pid that was a descendant of `root` a moment ago. A zombie
-            // among them is not a new process: its pid is not reused until it is reaped, and
-            // only its parent (the subreaper, `root` or below) reaps it.
+        for pid in alive {
+            // SAFETY: kill(2) on a pid that was a live descendant of `root` a moment ago; its
+            // pid cannot be reused before it is reaped, and only its parent (the subreaper,
+            // `root` or below) reaps it.
             if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
                 killed += 1;
             }
         }
-        // Killed processes become zombies at once; their children move to the subreaper.
-        if round > 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if only_zombies_left(root) {
-            break;
-        }
+    }
+    if own {
+        reap_ended_children();
     }
     killed
 }
 
-/// Whether every descendant left is a zombie (dead, waiting for its parent to reap it).
-fn only_zombies_left(root: i32) -> bool {
-    descendants(root).into_iter().all(|pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| stat.rfind(')').map(|i| stat[i + 1..].trim_start().starts_with('Z')))
-            .unwrap_or(true)
-    })
+/// Whether `pid` is a zombie (dead, waiting for its parent to reap it), or gone.
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rfind(')').map(|i| stat[i + 1..].trim_start().starts_with('Z')))
+        .unwrap_or(true)
 }
 
 /// Whether this process has any child, running or ended: one system call, so a job that
