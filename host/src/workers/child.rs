@@ -353,8 +353,8 @@ fn run_jobs(
         sync::lock(&current).running = None;
         // Nothing the job started outlives it: what it left running is killed, what ended is
         // reaped (before its outcome is sent, so the next job starts clean).
+        // One `waitid` on the common path; `kill_descendants` reaps as it goes.
         let left = if tree::has_children() { tree::kill_descendants(own_pid()) } else { 0 };
-        tree::reap_ended_children();
         if left > 0 {
             log::info!("worker: job {} left {left} process(es) running; killed", job.id);
         }

@@ -107,7 +107,7 @@ pub fn has_children() -> bool {
 
 /// Reaps every child of this process that has ended, without waiting (a worker after its job:
 /// what its plugin started and did not wait for).
-pub fn reap_ended_children() {
+fn reap_ended_children() {
     loop {
         // SAFETY: waitpid with WNOHANG on any child; the status is ours to discard.
         let pid = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
