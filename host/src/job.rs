@@ -344,6 +344,13 @@ impl Job {
         self.lease = Some(lease);
     }
 
+    /// The running attempt really started at `at` (after its claim: it waited for a worker).
+    /// Never before the claim, never after `now`.
+    pub fn started(&mut self, at: Micros, now: Micros) {
+        let claimed = self.started_at.unwrap_or(at);
+        self.started_at = Some(at.clamp(claimed, now.max(claimed)));
+    }
+
     /// The running attempt ended with `outcome` (its lease already checked by the store). A
     /// cancel requested meanwhile wins over any outcome.
     pub fn end_attempt(&mut self, outcome: &Outcome, now: Micros) {

@@ -121,7 +121,7 @@ impl Default for Metrics {
         let workers = Family::<WorkerLabels, Gauge>::default();
         registry.register(
             "workers",
-            "Workers by state: idle, running, backing_off (waiting to start a process after deaths in a row)",
+            "Workers by state: starting, idle, running, backing_off (waiting to start a process after deaths in a row)",
             workers.clone(),
         );
         Metrics {
@@ -187,7 +187,7 @@ impl Metrics {
             self.stuck.get_or_create(&labels).set(i64::try_from(q.stuck).unwrap_or(i64::MAX));
         }
         self.workers.clear();
-        for state in ["idle", "running", "backing_off"] {
+        for state in ["starting", "idle", "running", "backing_off"] {
             let n = workers.iter().filter(|w| **w == state).count();
             self.workers
                 .get_or_create(&WorkerLabels { state: state.to_owned() })

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use jobhost_tests::{artefacts, jobhost, library_file, Server};
+use jobhost_tests::{artefacts, jobhost, library_file, wait_for_condition, Server};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -651,4 +651,106 @@ fn a_million_progress_reports_cost_little_and_a_result_too_large_says_so() {
     let done = server.wait_finished(&id, LONG);
     let error = errors(&done).pop().unwrap();
     assert!(error.contains("result too large (70000002 bytes, limit 67108864)"), "{error}");
+}
+
+/// The factory names the server lists.
+fn factory_names(server: &Server) -> Vec<String> {
+    let listed = server.get("/v1/factories").body;
+    listed.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn a_changed_file_reaches_workers_only_through_a_reload_and_then_no_job_starts_on_the_old_code() {
+    let dir = TempDir::new().unwrap();
+    let plugins = jobhost_tests::plugin_dir(&[]);
+    let versioned = plugins.path().join(library_file("versioned"));
+    fs::copy(artefacts().fixture("version_one"), &versioned).unwrap();
+    let server = serve(&dir, plugins.path(), "[default_queue]\nconcurrency = 2\n");
+    let one = server.add("version", Value::Null);
+    assert_eq!(server.wait_finished(&one, LONG)["result"], "one");
+
+    // Rewritten in place and its worker killed, without a reload: the replacement worker
+    // loads what was accepted at start, not the file as it is now.
+    fs::write(&versioned, fs::read(artefacts().fixture("version_two")).unwrap()).unwrap();
+    for pid in children(server.pid()) {
+        // SAFETY: kill(2) on a worker process of the server under test.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let again = server.add("version", Value::Null);
+    assert_eq!(server.wait_finished(&again, LONG)["result"], "one");
+
+    // Under steady load (jobs added all the while), a reload: from the moment it shows, no job
+    // starts on the old code, although the workers never run out of work.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        let (client, stop) = (jobhost_tests::client::Client::new(&server.url, None), stop.clone());
+        std::thread::spawn(move || {
+            let mut ids = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let batch: Vec<Value> = (0..20).map(|_| json!({"job": "version"})).collect();
+                let added = client.post("/v1/jobs/batch", &json!({ "jobs": batch }));
+                assert_eq!(added.status, 201, "{added:?}");
+                ids.extend(
+                    added.body["jobs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|j| j["id"].as_str().unwrap().to_owned()),
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            ids
+        })
+    };
+    let completed = || {
+        let queues = server.get("/v1/queues").body;
+        let default = queues.as_array().unwrap().iter().find(|q| q["name"] == "default").cloned();
+        default.and_then(|q| q["jobs"]["completed"].as_u64()).unwrap_or(0)
+    };
+    wait_for_condition(LONG, "jobs under way", || completed() > 100);
+    server.signal(libc::SIGHUP);
+    wait_for_condition(LONG, "the reload to show", || {
+        factory_names(&server).contains(&"two_only".to_owned())
+    });
+    let shown = chrono::Utc::now();
+    // Load goes on for a while after the reload (not a wait for anything).
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ids = feeder.join().unwrap();
+    let (mut old, mut new) = (0, 0);
+    for id in &ids {
+        let job = server.wait_finished(id, LONG);
+        let started: chrono::DateTime<chrono::Utc> = job["started_at"].as_str().unwrap().parse().unwrap();
+        if started > shown {
+            assert_eq!(job["result"], "two", "started after the reload on the old code: {job}");
+            new += 1;
+        } else {
+            old += 1;
+        }
+    }
+    assert!(new > 0 && old > 0, "jobs before the reload: {old}, after: {new}");
+}
+
+#[test]
+fn every_worker_maps_one_shared_copy_of_each_plugin() {
+    let dir = TempDir::new().unwrap();
+    let plugins = jobhost_tests::plugin_dir(&["sleep"]);
+    let server = serve(&dir, plugins.path(), "[default_queue]\nconcurrency = 3\n");
+    let jobs: Vec<String> = (0..3).map(|_| server.add("sleep", json!(600))).collect();
+    for id in &jobs {
+        server.wait_until(id, LONG, |j| j["status"] == "processing");
+    }
+    let workers = children(server.pid());
+    assert!(workers.len() >= 3, "{workers:?}");
+    // The inode of the memory file each worker maps the sleep plugin's code from.
+    let image = |pid: i32| -> Option<String> {
+        let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+        let line = maps.lines().find(|l| l.contains(&format!("jobhost-plugin:{}", library_file("sleep"))))?;
+        line.split_whitespace().nth(4).map(str::to_owned)
+    };
+    let inodes: Vec<Option<String>> = workers.iter().map(|&pid| image(pid)).collect();
+    assert!(inodes.iter().all(|i| i.is_some() && *i == inodes[0]), "{inodes:?}");
+    for id in &jobs {
+        server.post_empty(&format!("/v1/jobs/{id}/cancel"));
+    }
 }

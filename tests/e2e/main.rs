@@ -13,6 +13,7 @@
 //!   settings, the API's contract.
 //! - `disk`: the store's disk going wrong: full (a real tmpfs, and a fault-injecting layer),
 //!   damaged.
+//! - `dispatch`: how jobs reach workers: fairness, bursts, stops giving back, real start times.
 //! - `isolation`: plugins in worker processes: hangs, crashes, exits, limits, shutdown, reloads
 //!   and duplicate factory names, with a plugin that misbehaves on purpose.
 //!
@@ -22,6 +23,7 @@ mod api;
 mod crash;
 mod dashboard;
 mod disk;
+mod dispatch;
 mod hardening;
 mod isolation;
 mod layering;

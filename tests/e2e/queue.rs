@@ -259,7 +259,7 @@ async fn an_outcome_with_a_stale_token_changes_nothing() {
     let before = h.store.get(id).unwrap().unwrap();
     let done = jobhost::job::Outcome::Completed { result: "2".into() };
     let stale = AttemptToken(claimed.token.0 + 1);
-    let report = |token| Report { id, token, outcome: done.clone() };
+    let report = |token| Report { started_at: None, id, token, outcome: done.clone() };
     assert_eq!(h.store.finish(report(stale), now).unwrap(), Finished::Stale);
     assert!(!h.store.heartbeat(id, stale, now, lease).unwrap());
     assert_eq!(h.store.get(id).unwrap().unwrap(), before, "a stale report must not change the record");

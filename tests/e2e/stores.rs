@@ -84,7 +84,7 @@ fn claim_one(store: &dyn Store, at: Micros) -> Claimed {
 }
 
 fn finish(store: &dyn Store, claimed: &Claimed, outcome: Outcome, at: Micros) -> Finished {
-    store.finish(Report { id: claimed.job.id, token: claimed.token, outcome }, at).unwrap()
+    store.finish(Report { started_at: None, id: claimed.job.id, token: claimed.token, outcome }, at).unwrap()
 }
 
 fn completed() -> Outcome {
@@ -202,16 +202,27 @@ fn outcomes_complete_retry_later_or_fail_and_stale_tokens_change_nothing(store: 
     let [done, retried, failed] = [1, 2, 3].map(|n| add(&**store, new_job(n), t));
     let claims = store.claim_batch(&ANY, t, LEASE, 3).unwrap();
     assert_eq!(claims.len(), 3);
-    let stale = Report { id: done, token: AttemptToken(claims[0].token.0 ^ 1), outcome: completed() };
+    let stale = Report {
+        started_at: None,
+        id: done,
+        token: AttemptToken(claims[0].token.0 ^ 1),
+        outcome: completed(),
+    };
     let reports = vec![
         stale,
-        Report { id: done, token: claims[0].token, outcome: completed() },
+        Report { started_at: None, id: done, token: claims[0].token, outcome: completed() },
         Report {
+            started_at: None,
             id: retried,
             token: claims[1].token,
             outcome: Outcome::Retry { error: "later".into(), retry_at: t + 60 * SEC },
         },
-        Report { id: failed, token: claims[2].token, outcome: Outcome::Failed { error: "no".into() } },
+        Report {
+            started_at: None,
+            id: failed,
+            token: claims[2].token,
+            outcome: Outcome::Failed { error: "no".into() },
+        },
     ];
     let finished = store.finish_batch(&reports, t + SEC).unwrap();
     assert_eq!(finished[0], Finished::Stale);
@@ -563,7 +574,11 @@ fn counts_stay_exact_while_hosts_add_claim_and_finish_at_once(store: &TestStore)
                         } else {
                             completed()
                         };
-                        host.finish(Report { id: claimed.job.id, token: claimed.token, outcome }, t).unwrap();
+                        host.finish(
+                            Report { started_at: None, id: claimed.job.id, token: claimed.token, outcome },
+                            t,
+                        )
+                        .unwrap();
                     }
                 }
             });

@@ -118,8 +118,11 @@ impl PluginSetup {
 /// A registry of the files probing accepted, with those it rejected recorded as rejections.
 pub fn probed_registry(options: LoadOptions, probed: &Probed) -> Registry {
     let mut registry = Registry::new(options);
-    for file in &probed.files {
-        registry.add_file(file);
+    for image in &probed.files {
+        registry.add_image(image.fd(), &image.path);
+        // Its descriptor stays open for the process's life: the dynamic loader knows the
+        // library by its `/proc/self/fd` name, which must never name another file.
+        std::mem::forget(image.clone());
     }
     for rejected in &probed.rejected {
         registry.reject_unloaded(&rejected.path, &rejected.reason);

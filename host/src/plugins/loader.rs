@@ -38,6 +38,11 @@ pub fn scan_dir(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// process has mapped, and a reloading process opens the new file even at the same path.
 pub fn open_module(path: &Path, private_copy: bool) -> Result<PluginModule_Ref, LoadError> {
     let library = if private_copy { open_copy(path)? } else { open_library(path, path)? };
+    root_module(library)
+}
+
+/// The checked root module of an opened library, which stays mapped for the process's life.
+fn root_module(library: libloading::Library) -> Result<PluginModule_Ref, LoadError> {
     // SAFETY: the symbol is the `LibHeader` static every jobhost plugin (and every abi_stable
     // root module) exports under this name; `AbiHeaderRef` is the type abi_stable itself reads
     // it as. A library exporting the name with another type fails `upgrade`'s magic-string check.
@@ -51,6 +56,14 @@ pub fn open_module(path: &Path, private_copy: bool) -> Result<PluginModule_Ref, 
     std::mem::forget(library);
     let header = header.upgrade()?;
     Ok(header.init_root_module::<PluginModule_Ref>()?)
+}
+
+/// Opens the sealed image of `path` the host handed this process as descriptor `fd` (see
+/// `Image`), through its `/proc/self/fd` name; the descriptor must stay open for the process's
+/// life (the dynamic loader matches libraries by name).
+pub fn open_image(fd: i32, path: &Path) -> Result<PluginModule_Ref, LoadError> {
+    let library = open_library(Path::new(&format!("/proc/self/fd/{fd}")), path)?;
+    root_module(library)
 }
 
 /// Copies `path` into a memory file (`memfd_create`) and opens that through its

@@ -10,6 +10,7 @@ mod catalog;
 mod error;
 mod factory;
 mod host_side;
+mod image;
 mod loader;
 mod registry;
 mod security;
@@ -18,5 +19,6 @@ pub use catalog::{Catalog, Conflict, FactoryDefaults, FactoryInfo, PluginInfo, R
 pub use error::LoadError;
 pub use factory::Factory;
 pub use host_side::{NoProgress, ProgressSink, RunContext};
+pub use image::Image;
 pub use loader::{scan_dir, LIBRARY_SUFFIX};
 pub use registry::{LoadOptions, Registry, Rejection};

@@ -61,6 +61,15 @@ pub struct Registry {
     rejected_paths: HashSet<PathBuf>,
 }
 
+/// Where a plugin's code is read from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// The file, checked for trust first (and copied first with `private_copies`).
+    File,
+    /// A sealed image of it, by descriptor.
+    Image(i32),
+}
+
 impl Registry {
     pub fn new(options: LoadOptions) -> Self {
         Registry { options, ..Registry::default() }
@@ -101,10 +110,22 @@ impl Registry {
                 return false;
             }
         };
+        self.add(path, &canonical, Source::File)
+    }
+
+    /// Loads the sealed image of the plugin file `path` this process holds as descriptor `fd`
+    /// (see `Image`; the host checked the file's trust when it made the image); false if it
+    /// was rejected or already loaded.
+    pub fn add_image(&mut self, fd: i32, path: &Path) -> bool {
+        self.add(path, path, Source::Image(fd))
+    }
+
+    fn add(&mut self, path: &Path, canonical: &Path, source: Source) -> bool {
+        let canonical = canonical.to_owned();
         if self.loaded.contains(&canonical) || self.rejected_paths.contains(&canonical) {
             return false;
         }
-        match self.load(&canonical) {
+        match self.load(&canonical, source) {
             Ok((mut info, factories)) => {
                 info.factories = factories.into_iter().filter_map(|f| self.register(f)).collect();
                 // Every worker process loads every plugin: the host reports the catalog once.
@@ -174,11 +195,16 @@ impl Registry {
         dirs.iter().map(|dir| self.add_path(dir.as_ref())).sum()
     }
 
-    fn load(&self, path: &Path) -> Result<(PluginInfo, Vec<Factory>), LoadError> {
-        if !self.options.allow_insecure {
-            security::check_trusted(path)?;
-        }
-        let module = loader::open_module(path, self.options.private_copies)?;
+    fn load(&self, path: &Path, source: Source) -> Result<(PluginInfo, Vec<Factory>), LoadError> {
+        let module = match source {
+            Source::Image(fd) => loader::open_image(fd, path)?,
+            Source::File => {
+                if !self.options.allow_insecure {
+                    security::check_trusted(path)?;
+                }
+                loader::open_module(path, self.options.private_copies)?
+            }
+        };
         (module.init())(host_side::HOST_LOGGER, log::max_level().into());
         let ffi_factories =
             (module.factories())().into_result().map_err(|e| LoadError::FactoriesFailed(e.into()))?;

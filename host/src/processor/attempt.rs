@@ -34,6 +34,9 @@ pub(super) enum Ending {
 pub(super) struct Ran {
     pub ending: Ending,
     pub elapsed: Duration,
+    /// When it really started (a job claimed in a batch may wait for a worker after its
+    /// claim); `None` if it never ran.
+    pub started_at: Option<crate::clock::Micros>,
 }
 
 /// Why a slot cannot run a job now, and when to try again.

@@ -57,9 +57,12 @@ impl Executor {
         }
     }
 
-    /// Runs the attempt to its end (the calling thread blocks meanwhile).
+    /// Runs the attempt to its end (the calling thread blocks meanwhile). A worker process is
+    /// sent this one job and nothing more until it reports it: no job ever waits in a process
+    /// behind another.
     pub fn run(&mut self, shared: &Shared, running: &RunningJobs, attempt: &Attempt, queue: &Queue) -> Ran {
         let started = Instant::now();
+        let started_at = shared.now();
         log_start(attempt);
         let ending = match self {
             Executor::InProcess => run_in_process(shared, attempt),
@@ -68,40 +71,7 @@ impl Executor {
                 Err(ending) => ending,
             },
         };
-        Ran { ending, elapsed: started.elapsed() }
-    }
-
-    /// Whether attempts can be sent ahead of the one running: a worker process runs the jobs it
-    /// is sent one after the other, so sending the next before the last is done saves it the
-    /// wait for the host between jobs.
-    pub fn pipelines(&self) -> bool {
-        matches!(self, Executor::Isolated(_))
-    }
-
-    /// Sends an attempt to the worker process, behind those sent before (`pipelines` only).
-    /// `Err`: it ends here without running (no plugin provides its factory; no worker process).
-    pub fn send(&mut self, shared: &Shared, attempt: &Attempt) -> Result<(), Ending> {
-        match self {
-            Executor::Isolated(slot) => slot.send(shared, attempt),
-            Executor::InProcess => Err(Ending::GiveBack("not a worker process".to_owned())),
-        }
-    }
-
-    /// How the oldest attempt sent and not received ended, once it has (`pipelines` only).
-    pub fn receive(
-        &mut self,
-        shared: &Shared,
-        running: &RunningJobs,
-        attempt: &Attempt,
-        queue: &Queue,
-    ) -> Ran {
-        let started = Instant::now();
-        log_start(attempt);
-        let ending = match self {
-            Executor::Isolated(slot) => slot.receive(shared, running, attempt, queue),
-            Executor::InProcess => Ending::GiveBack("not a worker process".to_owned()),
-        };
-        Ran { ending, elapsed: started.elapsed() }
+        Ran { ending, elapsed: started.elapsed(), started_at: Some(started_at) }
     }
 
     /// Stops the slot's worker process, if any (the slot is ending).

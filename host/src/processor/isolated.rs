@@ -42,8 +42,6 @@ pub(super) struct Isolated {
     /// Whether this slot has started a process before (later starts are restarts).
     pub(super) started: bool,
     pub(super) restarts: u64,
-    /// Attempts sent to the process and not received yet.
-    pub(super) in_flight: usize,
 }
 
 impl Isolated {
@@ -97,12 +95,10 @@ impl Isolated {
         if attempt.factory.is_none() {
             return Err(Ending::Outcome(unknown_factory(job)));
         }
-        // A reload rolls the process, and a dead one is replaced, only between jobs: with
-        // nothing sent ahead.
-        if self.in_flight == 0 {
-            if let Err(unready) = self.prepare(shared) {
-                return Err(Ending::GiveBack(unready.reason));
-            }
+        // A reload rolls the process, and a dead one is replaced, here: between jobs, as no
+        // job is ever sent ahead. No job starts on a worker of plugins replaced since.
+        if let Err(unready) = self.prepare(shared) {
+            return Err(Ending::GiveBack(unready.reason));
         }
         let Some(process) = self.process.as_mut() else {
             return Err(Ending::GiveBack("no worker process".to_owned()));
@@ -114,14 +110,10 @@ impl Isolated {
             input: job.input.clone(),
         };
         match process.send(run) {
-            Ok(()) => {
-                self.in_flight += 1;
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(_) => {
                 // It died before it read the job: the job never started.
                 self.process = None;
-                self.in_flight = 0;
                 Err(Ending::GiveBack("its worker process ended before it started".to_owned()))
             }
         }
@@ -136,14 +128,12 @@ impl Isolated {
     ) -> Ending {
         let job = &attempt.claimed.job;
         let Some(process) = self.process.as_mut() else {
-            // Sent ahead to a process that died running an earlier job: it never started.
             return Ending::GiveBack("its worker process ended before it started".to_owned());
         };
         running.attach(job.id, process.control());
         let sink = StoreProgress { store: shared.store.clone(), id: job.id, token: attempt.claimed.token };
         match process.receive(job.id.0, &mut |fraction, message| sink.report(fraction, message)) {
             Ok(result) => {
-                self.in_flight = self.in_flight.saturating_sub(1);
                 self.crashes = 0;
                 Ending::Outcome(match result {
                     Ok(result) if !attempt.timed_out.load(Ordering::Relaxed) => Outcome::Completed { result },
@@ -159,7 +149,6 @@ impl Isolated {
             }
             Err(death) => {
                 self.process = None;
-                self.in_flight = 0;
                 Ending::Outcome(self.died(shared, attempt, queue, &death))
             }
         }

@@ -115,9 +115,12 @@ fn write(state: &Arc<PoolState>, batch: Vec<Record>) {
     let reports: Vec<Report> = ended
         .iter()
         .filter_map(|r| match &r.ran.ending {
-            Ending::Outcome(outcome) => {
-                Some(Report { id: r.claimed.job.id, token: r.claimed.token, outcome: outcome.clone() })
-            }
+            Ending::Outcome(outcome) => Some(Report {
+                id: r.claimed.job.id,
+                token: r.claimed.token,
+                outcome: outcome.clone(),
+                started_at: r.ran.started_at,
+            }),
             Ending::GiveBack(_) => None,
         })
         .collect();
@@ -139,7 +142,7 @@ fn write(state: &Arc<PoolState>, batch: Vec<Record>) {
                 log_outcome(&done, record.ran.elapsed.as_secs_f64() * 1000.0);
                 state.tally(&done.queue, done.status);
                 shared.metrics.record_attempt(&done.factory, done.status, record.ran.elapsed);
-                let started = record.claimed.job.started_at.unwrap_or(now);
+                let started = record.ran.started_at.or(record.claimed.job.started_at).unwrap_or(now);
                 let due = record.claimed.job.run_at.max(record.claimed.job.created_at);
                 let wait = Duration::from_micros(started.saturating_sub(due).max(0) as u64);
                 shared.history.record(&done.queue, done.status, record.ran.elapsed, wait, now);

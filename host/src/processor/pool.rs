@@ -8,7 +8,7 @@
 //! once, on threads of the pool's own.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -61,6 +61,7 @@ impl Pool {
             running: Default::default(),
             workers: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
+            starting: AtomicUsize::new(0),
             supervisor_started: AtomicBool::new(false),
             one_shot: Mutex::new(None),
             tally: Mutex::new(BTreeMap::new()),
@@ -153,9 +154,9 @@ impl Pool {
         worker::offer(&self.state, queue);
     }
 
-    /// Starts one more worker unless `max_workers` run already.
+    /// Starts a worker unless one is idle or starting, or the pool is full.
     fn staff(&self) {
-        worker::staff(&self.state);
+        worker::staff(&self.state, 1);
     }
 
     /// Every queue that is configured, in use, or holds jobs (`counts`: the store's).

@@ -26,6 +26,8 @@ pub(crate) struct Queue {
     /// at once and no job waits behind others claimed before it; doubled while claims come
     /// back full (a backlog), up to the configured cap.
     claim_size: AtomicUsize,
+    /// Its last claim came back full: more jobs may be ready than workers look at it.
+    backlog: AtomicBool,
 }
 
 impl Queue {
@@ -39,6 +41,7 @@ impl Queue {
             listed: AtomicBool::new(false),
             worker_deaths: AtomicU64::new(0),
             claim_size: AtomicUsize::new(1),
+            backlog: AtomicBool::new(false),
         }
     }
 
@@ -52,6 +55,12 @@ impl Queue {
     pub fn claimed(&self, asked: usize, got: usize, cap: usize) {
         let next = if got >= asked { asked.saturating_mul(2) } else { got };
         self.claim_size.store(next.clamp(1, cap.max(1)), Ordering::Relaxed);
+        self.backlog.store(got >= asked && got > 0, Ordering::Relaxed);
+    }
+
+    /// Whether its last claim came back full (more jobs may be ready).
+    pub fn backlog(&self) -> bool {
+        self.backlog.load(Ordering::Relaxed)
     }
 
     /// Held while a claim is in flight, so that `stop_queue` waits it out; `None` once the

@@ -2,7 +2,7 @@
 //! workers, the attempts running here, the supervisor.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,9 @@ pub(super) struct PoolState {
     pub workers: Mutex<Vec<WorkerStatus>>,
     /// The host is stopping: workers end once their job is done.
     pub stopping: AtomicBool,
+    /// Workers started and not yet ready (their worker process starting): `staff` counts them
+    /// with the idle ones, so a burst starts workers in parallel, not one per wake.
+    pub starting: AtomicUsize,
     /// The attempt supervisor (leases, timeouts) runs once started (`supervisor::ensure`).
     pub supervisor_started: AtomicBool,
     /// The executor of `process_next` (`run-once`), kept so that its worker process serves
@@ -96,12 +99,6 @@ impl PoolState {
             ready = sync::wait_timeout(&self.work, ready, deadline - now);
             ready.idle -= 1;
         }
-    }
-
-    /// Whether a queue other than `queue` waits for a worker: then a worker moves on instead
-    /// of taking more of `queue`'s jobs (fairness).
-    pub fn others_waiting(&self, queue: &Queue) -> bool {
-        sync::lock(&self.ready).queues.iter().any(|q| q.name != queue.name)
     }
 
     /// Lists every processing queue (the poll fallback, and a job that became due).
@@ -177,6 +174,8 @@ pub struct WorkerStatus {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerState {
+    /// Starting its worker process.
+    Starting,
     #[default]
     Idle,
     Running,
@@ -187,6 +186,7 @@ pub enum WorkerState {
 impl WorkerState {
     pub fn as_str(self) -> &'static str {
         match self {
+            WorkerState::Starting => "starting",
             WorkerState::Idle => "idle",
             WorkerState::Running => "running",
             WorkerState::BackingOff => "backing_off",

@@ -12,6 +12,11 @@
 //! wait; idle workers also look at every queue when a waiting job becomes due and every poll
 //! interval (the fallback).
 //!
+//! A worker process is sent one job at a time, once a worker has taken it: a job never waits in
+//! a worker process behind another job, so no job waits while a place for it is free on
+//! another worker. Jobs claimed together under backlog wait in the pool (`PoolState::claimed`),
+//! shared by every worker of their queue, and a stop gives them back.
+//!
 //! **Invariant:** a worker claims a job only once it can run it (its worker process ready)
 //! and its queue has a free place; every claimed job is in `running` before the claim lock is
 //! released; plugin code runs only on workers (or in their processes).
@@ -33,33 +38,53 @@ use crate::job::{Job, Outcome};
 use crate::store::{ClaimFilter, Claimed, StoreError, StoreResult};
 use crate::sync;
 
-/// Lists `queue` for the workers, starting one if none is idle, the queue has a free place
-/// and `max_workers` allows.
+/// Lists `queue` for the workers, starting one if none is idle or starting, the queue has a
+/// free place and the pool has room.
 pub(super) fn offer(state: &Arc<PoolState>, queue: &Arc<Queue>) {
     if state.list(queue) && queue.running() < queue.concurrency {
-        staff(state);
+        staff(state, 1);
     }
 }
 
-/// Starts one more worker (its thread) when every worker is running a job, unless
-/// `max_workers` run already. (A worker between two jobs takes the next one soon enough:
-/// starting another, and its worker process, would cost more than it saves.)
-pub(super) fn staff(state: &Arc<PoolState>) {
-    let mut workers = sync::lock(&state.workers);
-    let id = workers.len();
-    let all_busy = state.running.len() >= id;
-    if !all_busy || id >= state.shared.config.max_workers || state.stopping.load(Ordering::SeqCst) {
+/// Starts workers (their threads, each starting its worker process) until `wanted` are idle or
+/// starting, within `max_workers` and the places of the processing queues (a worker beyond
+/// those could never run a job). Workers start in parallel: a burst onto an idle pool has its
+/// workers within one worker start, not one start per job that ends.
+pub(super) fn staff(state: &Arc<PoolState>, wanted: usize) {
+    if state.stopping.load(Ordering::SeqCst) {
         return;
     }
-    workers.push(WorkerStatus { id, ..WorkerStatus::default() });
-    drop(workers);
-    let worker = state.clone();
-    let spawned =
-        std::thread::Builder::new().name(format!("jobhost-worker-{id}")).spawn(move || work(&worker, id));
-    if let Err(e) = spawned {
-        log::error!("cannot start worker {id}: {e}");
-        sync::lock(&state.workers).pop();
+    let places: usize = sync::lock(&state.queues)
+        .values()
+        .filter(|q| q.processing.load(Ordering::SeqCst))
+        .map(|q| q.concurrency)
+        .fold(0, usize::saturating_add);
+    let cap = state.shared.config.max_workers.min(places.max(1));
+    let idle = sync::lock(&state.ready).idle;
+    let mut workers = sync::lock(&state.workers);
+    let available = idle + state.starting.load(Ordering::SeqCst);
+    let more = wanted.saturating_sub(available).min(cap.saturating_sub(workers.len()));
+    for _ in 0..more {
+        let id = workers.len();
+        workers.push(WorkerStatus { id, state: WorkerState::Starting, ..WorkerStatus::default() });
+        state.starting.fetch_add(1, Ordering::SeqCst);
+        let worker = state.clone();
+        let spawned =
+            std::thread::Builder::new().name(format!("jobhost-worker-{id}")).spawn(move || work(&worker, id));
+        if let Err(e) = spawned {
+            log::error!("cannot start worker {id}: {e}");
+            workers.pop();
+            state.starting.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
     }
+}
+
+/// The queue may hold more ready jobs than the workers looking at it (its last claim came
+/// back full, or jobs claimed for it wait): start workers for its free places.
+fn staff_backlog(state: &Arc<PoolState>, queue: &Arc<Queue>) {
+    state.list(queue);
+    staff(state, queue.concurrency.saturating_sub(queue.running()));
 }
 
 fn work(state: &Arc<PoolState>, id: usize) {
@@ -68,6 +93,7 @@ fn work(state: &Arc<PoolState>, id: usize) {
     // Ready before it waits for work (its worker process started), so a job it takes does
     // not wait for a process to start.
     ready_up(state, &mut executor, id);
+    state.starting.fetch_sub(1, Ordering::SeqCst);
     loop {
         let Some((queue, attempt)) = next_job(state, &mut executor, id) else {
             if state.stopping.load(Ordering::SeqCst) {
@@ -84,11 +110,7 @@ fn work(state: &Arc<PoolState>, id: usize) {
         // The SDK catches panics inside the plugin; one escaping here is a host defect and
         // must not take the worker down with it.
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            if executor.pipelines() {
-                run_pipeline(state, &mut executor, attempt, &queue);
-            } else {
-                run(state, &mut executor, attempt, &queue);
-            }
+            run(state, &mut executor, attempt, &queue);
         }));
         if ran.is_err() {
             state.running.remove(job_id);
@@ -133,8 +155,8 @@ fn next_job(state: &Arc<PoolState>, executor: &mut Executor, id: usize) -> Optio
     }
     if let Some(attempt) = state.take_claimed(&queue.name) {
         taken(state, &attempt);
-        if state.has_claimed(&queue.name) {
-            offer(state, &queue);
+        if state.has_claimed(&queue.name) || queue.backlog() {
+            staff_backlog(state, &queue);
         }
         return Some((queue, attempt));
     }
@@ -152,8 +174,11 @@ fn next_job(state: &Arc<PoolState>, executor: &mut Executor, id: usize) -> Optio
             let first = attempts.next()?;
             taken(state, &first);
             state.keep_claimed(&queue.name, attempts);
-            // There may be more (claimed, or ready): let another worker look too.
-            offer(state, &queue);
+            // There may be more (claimed, or ready): other workers look too, and more start
+            // for the queue's free places.
+            if state.has_claimed(&queue.name) || queue.backlog() {
+                staff_backlog(state, &queue);
+            }
             Some((queue, first))
         }
         Ok(_) => {
@@ -233,65 +258,6 @@ fn claim_for(state: &Arc<PoolState>, queue: &Queue) -> StoreResult<Vec<Attempt>>
     Ok(claimed.into_iter().map(|c| begin(state, c, &queue.name)).collect())
 }
 
-/// Attempts a worker process may hold beyond the one it runs (see `run_pipeline`).
-const PIPELINE: usize = 16;
-
-/// Runs `first` and then more of the queue's jobs in the worker's process, sending each next
-/// job before the last is done, so the process goes from job to job without waiting for the
-/// host. It takes more while the queue has jobs (claimed, or claims them) and all its places
-/// are taken (a job that could start at once on another worker is left to it), no other queue
-/// waits for a worker, and the pool is not stopping; at most `PIPELINE` wait in the process.
-/// Each job's timeout counts from when the one before it ended.
-fn run_pipeline(state: &Arc<PoolState>, executor: &mut Executor, first: Attempt, queue: &Arc<Queue>) {
-    let shared = &state.shared;
-    let mut in_flight: std::collections::VecDeque<Attempt> = std::collections::VecDeque::new();
-    let send =
-        |attempt: Attempt, in_flight: &mut std::collections::VecDeque<Attempt>, executor: &mut Executor| {
-            if let Some(ended) = cancelled_before_start(&attempt) {
-                return finish(state, attempt, ended);
-            }
-            match executor.send(shared, &attempt) {
-                Ok(()) => in_flight.push_back(attempt),
-                Err(ending) => finish(state, attempt, Ran { ending, elapsed: Duration::ZERO }),
-            }
-        };
-    send(first, &mut in_flight, executor);
-    loop {
-        while in_flight.len() < PIPELINE {
-            match more(state, queue) {
-                Some(attempt) => send(attempt, &mut in_flight, executor),
-                None => break,
-            }
-        }
-        let Some(front) = in_flight.pop_front() else { return };
-        taken(state, &front);
-        let ran = executor.receive(shared, &state.running, &front, queue);
-        finish(state, front, ran);
-    }
-}
-
-/// The queue's next job for a worker already serving it: one claimed earlier, or claimed now;
-/// `None` when the queue has a free place (the job can start at once on another worker),
-/// another queue waits for a worker, the pool stops, or the queue has none.
-fn more(state: &Arc<PoolState>, queue: &Queue) -> Option<Attempt> {
-    if queue.running() < queue.concurrency
-        || state.stopping.load(Ordering::SeqCst)
-        || state.others_waiting(queue)
-    {
-        return None;
-    }
-    if let Some(attempt) = state.take_claimed(&queue.name) {
-        return Some(attempt);
-    }
-    if state.shared.store.unwritable().is_some() {
-        return None;
-    }
-    let mut claimed = claim_for(state, queue).ok()?.into_iter();
-    let first = claimed.next()?;
-    state.keep_claimed(&queue.name, claimed);
-    Some(first)
-}
-
 /// The ending of an attempt cancelled while it waited for a worker, which then does not run.
 /// (A cancel in the moment between a claim and its registration sets no flag: that job runs,
 /// and the store still ends it `cancelled`, whatever it reports.)
@@ -299,7 +265,7 @@ fn cancelled_before_start(attempt: &Attempt) -> Option<Ran> {
     attempt.cancel.load(Ordering::Relaxed).then(|| {
         // The store ends a job whose cancel was requested `cancelled`, whatever the outcome.
         let error = "cancelled before it started".to_owned();
-        Ran { ending: Ending::Outcome(Outcome::Failed { error }), elapsed: Duration::ZERO }
+        Ran { ending: Ending::Outcome(Outcome::Failed { error }), elapsed: Duration::ZERO, started_at: None }
     })
 }
 

@@ -166,6 +166,9 @@ pub struct Report {
     pub id: JobId,
     pub token: AttemptToken,
     pub outcome: Outcome,
+    /// When the attempt really started, if later than its claim (claimed in a batch, it waited
+    /// for a worker): the job's `started_at` becomes this.
+    pub started_at: Option<Micros>,
 }
 
 /// Cron and delay schedules.

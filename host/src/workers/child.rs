@@ -33,9 +33,10 @@ use crate::sync;
 pub struct WorkerArgs {
     #[arg(long = "plugin-dir")]
     pub plugin_dirs: Vec<PathBuf>,
-    /// Load exactly these files (those probing accepted), not the directories.
-    #[arg(long = "plugin-file")]
-    pub plugin_files: Vec<PathBuf>,
+    /// Load exactly these sealed images (of the files probing accepted), each given as the
+    /// descriptor the host handed it on and the file it was read from; not the directories.
+    #[arg(long = "plugin-image", value_parser = image_arg)]
+    pub plugin_images: Vec<(i32, PathBuf)>,
     #[arg(long)]
     pub files_only: bool,
     /// Only try loading this one file, then exit 0 (see `probe`): no socket, no jobs.
@@ -61,6 +62,12 @@ pub struct WorkerArgs {
     pub open_files: Option<u64>,
 }
 
+fn image_arg(text: &str) -> Result<(i32, PathBuf), String> {
+    let (fd, path) = pair(text)?;
+    let fd = fd.parse::<i32>().map_err(|e| format!("{text:?}: descriptor: {e}"))?;
+    Ok((fd, PathBuf::from(path)))
+}
+
 fn pair(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
@@ -79,7 +86,8 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
     // SAFETY: the host passed our ends of its two sockets as these descriptors; nothing else
     // owns them.
     let (data, control) = unsafe { (UnixStream::from_raw_fd(DATA_FD), UnixStream::from_raw_fd(CONTROL_FD)) };
-    if let Err(e) = contain() {
+    let images: Vec<i32> = args.plugin_images.iter().map(|(fd, _)| *fd).collect();
+    if let Err(e) = contain(&images) {
         log::error!("worker: cannot contain what its plugins start: {e}");
         return 1;
     }
@@ -96,8 +104,8 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
     };
     let registry = if args.files_only {
         let mut registry = Registry::new(options);
-        for file in &args.plugin_files {
-            registry.add_file(file);
+        for (fd, path) in &args.plugin_images {
+            registry.add_image(*fd, path);
         }
         registry
     } else {
@@ -142,21 +150,21 @@ fn own_pid() -> i32 {
 
 /// Keeps whatever the plugins start inside this worker's reach, so that it ends with the job
 /// or with the worker:
-/// - the host's sockets are close-on-exec, so a program a plugin runs never holds them (the
-///   host would not see this worker die while it lived);
+/// - the host's sockets (and the plugin images) are close-on-exec, so a program a plugin runs
+///   never holds them (the host would not see this worker die while it lived);
 /// - this worker is a child subreaper: a plugin's process that detaches (`setsid`, a double
 ///   fork) stays in its tree, where `tree::kill_descendants` finds it;
 /// - the host's death (its thread that started this worker, in fact) sends SIGTERM, whose
 ///   handler wakes a thread of ours (through a pipe: a handler may do little) that kills the
 ///   tree and exits. A handler, not a blocked signal: programs a plugin runs inherit the
 ///   signal mask, and must still take SIGTERM as usual.
-fn contain() -> std::io::Result<()> {
+fn contain(images: &[i32]) -> std::io::Result<()> {
     let check = |r: libc::c_int| if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
     let mut pipe = [0; 2];
     // SAFETY: getppid, fcntl, prctl and pipe2 on this process's own state.
     let parent = unsafe {
         let parent = libc::getppid();
-        for fd in [DATA_FD, CONTROL_FD] {
+        for fd in [DATA_FD, CONTROL_FD].into_iter().chain(images.iter().copied()) {
             check(libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC))?;
         }
         check(libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1))?;
@@ -226,7 +234,10 @@ fn probe(args: &WorkerArgs, file: &std::path::Path, allow_insecure: bool) -> u8 
         return 1;
     }
     let options = LoadOptions { allow_insecure, private_copies: true, ..LoadOptions::default() };
-    Registry::new(options).add_file(file);
+    match args.plugin_images.first() {
+        Some((fd, path)) => Registry::new(options).add_image(*fd, path),
+        None => Registry::new(options).add_file(file),
+    };
     println!("{}", super::probe::PROBE_LOADED);
     0
 }

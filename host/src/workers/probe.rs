@@ -1,7 +1,8 @@
 //! Trying each plugin file in a throwaway process before any worker (or the host) loads it:
 //! loading a library runs its code (static constructors, the root module's init), and a file
-//! that crashes or hangs there would take down whatever loads it. Each file gets a process of
-//! its own (`jobhost worker --probe FILE`), all at once, with one deadline; a file whose probe
+//! that crashes or hangs there would take down whatever loads it. Each file is read once into a
+//! sealed image (`plugins::Image`), which gets a process of its own (`jobhost worker --probe
+//! FILE`, the image on descriptor 3), all at once, with one deadline; a file whose probe
 //! crashes, hangs past the deadline or exits with an error is rejected with its path and the
 //! cause, and the rest load as usual. Clean refusals (not a plugin, an incompatible SDK) are
 //! not the probe's business: the real load reports them with their reason.
@@ -14,6 +15,7 @@ use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::death::signal_name;
@@ -21,15 +23,16 @@ use super::limits::Limits;
 use super::orphans;
 use super::sandbox::{self, FsPolicy};
 use super::tree;
-use crate::plugins::{scan_dir, Rejected};
+use crate::plugins::{scan_dir, Image, Rejected};
 
 /// The default time a plugin file may take to load.
 pub const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What probing found: the files any process may load, in load order, and those it must not.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What probing found: the images of the files any process may load, in load order, and the
+/// files it must not.
+#[derive(Debug, Clone, Default)]
 pub struct Probed {
-    pub files: Vec<PathBuf>,
+    pub files: Vec<Arc<Image>>,
     pub rejected: Vec<Rejected>,
 }
 
@@ -64,26 +67,37 @@ impl Prober<'_> {
                 }
             }
         }
+        // Each file is read once, into its image: the probe tries those bytes, and workers load
+        // them, whatever happens to the file meanwhile.
+        let mut images = Vec::new();
+        for file in files {
+            match Image::seal(&file, self.allow_insecure) {
+                Ok(image) => images.push(Arc::new(image)),
+                Err(reason) => probed.rejected.push(Rejected { path: file, reason: reason.to_string() }),
+            }
+        }
         let deadline = Instant::now() + self.timeout;
-        let mut running: Vec<(PathBuf, Result<Child, String>)> =
-            files.into_iter().map(|file| (file.clone(), self.start(&file))).collect();
-        for (file, child) in &mut running {
+        let mut running: Vec<(Arc<Image>, Result<Child, String>)> =
+            images.into_iter().map(|image| (image.clone(), self.start(&image))).collect();
+        for (image, child) in &mut running {
             let outcome =
                 child.as_mut().map_err(|e| e.clone()).and_then(|child| self.finish(child, deadline));
             if let Ok(child) = child {
                 orphans::forget(child.id() as i32);
             }
             match outcome {
-                Ok(()) => probed.files.push(file.clone()),
-                Err(reason) => probed.rejected.push(Rejected { path: file.clone(), reason }),
+                Ok(()) => probed.files.push(image.clone()),
+                Err(reason) => probed.rejected.push(Rejected { path: image.path.clone(), reason }),
             }
         }
         probed
     }
 
-    fn start(&self, file: &Path) -> Result<Child, String> {
+    fn start(&self, image: &Image) -> Result<Child, String> {
         let mut command = Command::new(self.exe);
-        command.arg("worker").arg("--probe").arg(file);
+        // The image on descriptor 3, the only one it keeps.
+        command.arg("worker").arg("--probe").arg(&image.path);
+        command.arg(format!("--plugin-image=3={}", image.path.display()));
         if self.allow_insecure {
             command.arg("--allow-insecure-plugins");
         }
@@ -94,16 +108,19 @@ impl Prober<'_> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         sandbox::worker_environment(&mut command, self.env);
-        // SAFETY: between fork and exec only prctl, setsid and close_range: async-signal-safe.
+        let mut fds = [image.fd()];
+        // SAFETY: between fork and exec only fcntl, dup2, close, prctl, setsid and close_range:
+        // async-signal-safe.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
+                super::process::place_fds(&mut fds, 3)?;
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0
                     || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
                     || libc::setsid() < 0
                 {
                     return Err(std::io::Error::last_os_error());
                 }
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
                 Ok(())
             });
         }

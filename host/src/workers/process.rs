@@ -32,6 +32,33 @@ pub const DATA_FD: i32 = 3;
 /// socket, with no hand-off per job).
 pub const CONTROL_FD: i32 = 4;
 
+/// Puts the descriptors `fds` on `first`, `first + 1`, ... for a child about to exec, with
+/// close-on-exec off. Between fork and exec: only fcntl, dup2 and close, and no allocation
+/// (`fds` is overwritten in place). Each goes out of the way first (above the whole range,
+/// since any may already sit on a target), then into place.
+///
+/// # Safety
+/// Only in a forked child before exec (it closes and replaces descriptors).
+pub(super) unsafe fn place_fds(fds: &mut [i32], first: i32) -> std::io::Result<()> {
+    let above = first + fds.len() as i32;
+    // SAFETY: the caller's: a forked child, its descriptors its own to rearrange.
+    unsafe {
+        for fd in fds.iter_mut() {
+            *fd = libc::fcntl(*fd, libc::F_DUPFD, above);
+            if *fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        for (target, high) in (first..).zip(fds.iter()) {
+            if libc::dup2(*high, target) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(*high);
+        }
+    }
+    Ok(())
+}
+
 /// How long a new worker may take to load its plugins and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -114,7 +141,10 @@ impl WorkerProcess {
         let start = |error| SpawnError::Start { exe: spec.exe.display().to_string(), error };
         let (data, worker_data) = UnixStream::pair().map_err(start)?;
         let (control, worker_control) = UnixStream::pair().map_err(start)?;
-        let fds = [worker_data.as_raw_fd(), worker_control.as_raw_fd()];
+        // The two sockets on 3 and 4, then each plugin image on 5, 6, ... (`Spec::args`).
+        let mut fds = vec![worker_data.as_raw_fd(), worker_control.as_raw_fd()];
+        fds.extend(spec.images().iter().map(|image| image.fd()));
+        let end = DATA_FD + fds.len() as i32;
         // SAFETY: getpid has no preconditions.
         let host_pid = unsafe { libc::getpid() };
         // Its own scratch directory (its TMPDIR), writable whatever the filesystem policy, and
@@ -129,21 +159,7 @@ impl WorkerProcess {
         // prctl, getppid, _exit.
         unsafe {
             command.pre_exec(move || {
-                // Out of the way first (either may already sit on 3 or 4), then into place;
-                // F_DUPFD and dup2 leave close-on-exec off, so the worker inherits them.
-                let mut high = [0; 2];
-                for (slot, fd) in high.iter_mut().zip(fds) {
-                    *slot = libc::fcntl(fd, libc::F_DUPFD, 10);
-                    if *slot < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                for (high, target) in high.into_iter().zip([DATA_FD, CONTROL_FD]) {
-                    if libc::dup2(high, target) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    libc::close(high);
-                }
+                place_fds(&mut fds, DATA_FD)?;
                 // Die with the thread that spawned us; and if the host is already gone, now.
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
                     return Err(std::io::Error::last_os_error());
@@ -160,7 +176,7 @@ impl WorkerProcess {
                 }
                 // No descriptor the host inherited (or opened without close-on-exec) but the
                 // worker's own: its two sockets and its standard streams.
-                libc::syscall(libc::SYS_close_range, (CONTROL_FD + 1) as u32, u32::MAX, 0u32);
+                libc::syscall(libc::SYS_close_range, end as u32, u32::MAX, 0u32);
                 if libc::getppid() != host_pid {
                     libc::_exit(1);
                 }

@@ -4,10 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::limits::Limits;
+use super::process::CONTROL_FD;
 use super::sandbox::FsPolicy;
+use crate::plugins::Image;
+
+/// The descriptor of a worker's first plugin image (the next follow it).
+pub const FIRST_IMAGE_FD: i32 = CONTROL_FD + 1;
 
 /// What a worker process is started with.
 #[derive(Debug, Clone)]
@@ -21,9 +27,11 @@ pub struct Spec {
     /// Owners of factories before a reload (see `LoadOptions::keep`).
     pub keep: BTreeMap<String, PathBuf>,
     pub limits: Limits,
-    /// The plugin files workers load, in order: those probing accepted at the last start or
-    /// reload (`None`: scan `plugin_dirs`, for a worker started before any probe).
-    pub files: Option<Vec<PathBuf>>,
+    /// The plugin files workers load, in order, as sealed images made at the last start or
+    /// reload and accepted by probing: every worker of this spec maps the same bytes, whatever
+    /// happens to the files since (`None`: scan `plugin_dirs`, for a worker started before
+    /// any probe).
+    pub files: Option<Vec<Arc<Image>>>,
     /// How long probing gives each file to load.
     pub load_timeout: Duration,
     /// Variables set for workers beyond the allowlist (`[worker_env]`).
@@ -66,16 +74,20 @@ impl Spec {
         probed.rejected
     }
 
+    /// The images a worker is handed (on descriptors from [`FIRST_IMAGE_FD`] on, in order).
+    pub(super) fn images(&self) -> &[Arc<Image>] {
+        self.files.as_deref().unwrap_or_default()
+    }
+
     /// The command line of the hidden `worker` command.
     pub(super) fn args(&self) -> Vec<String> {
         let mut args = vec!["worker".to_owned()];
-        // The files probing accepted, exactly; before any probe, the directories.
+        // The images of the files probing accepted, exactly; before any probe, the directories.
         match &self.files {
             Some(files) => {
                 args.push("--files-only".to_owned());
-                for file in files {
-                    args.push("--plugin-file".to_owned());
-                    args.push(file.display().to_string());
+                for (fd, image) in (FIRST_IMAGE_FD..).zip(files) {
+                    args.push(format!("--plugin-image={fd}={}", image.path.display()));
                 }
             }
             None => {

@@ -76,7 +76,10 @@ pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseli
             .claim(&filter, clock.now(), lease)?
             .ok_or_else(|| anyhow::anyhow!("the baseline's job {} was not claimable", added.job.id))?;
         let outcome = Outcome::Completed { result: claimed.job.input };
-        store.finish(Report { id: claimed.job.id, token: claimed.token, outcome }, clock.now())?;
+        store.finish(
+            Report { started_at: None, id: claimed.job.id, token: claimed.token, outcome },
+            clock.now(),
+        )?;
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     latencies.sort_by(f64::total_cmp);
@@ -133,7 +136,12 @@ fn drain(store: &Arc<dyn Store>, args: &BenchArgs, lease: LeaseTerms) -> anyhow:
                         }
                         for claimed in claimed {
                             let outcome = Outcome::Completed { result: claimed.job.input };
-                            let report = Report { id: claimed.job.id, token: claimed.token, outcome };
+                            let report = Report {
+                                started_at: None,
+                                id: claimed.job.id,
+                                token: claimed.token,
+                                outcome,
+                            };
                             crate::sync::lock(&outcomes.0).push(report);
                             outcomes.1.notify_one();
                         }

@@ -97,7 +97,7 @@ export function overview() {
               {},
               h("td", {}, w.id),
               h("td", { class: "mono" }, w.pid ?? "—"),
-              h("td", {}, badge(w.state === "running" ? "processing" : w.state === "idle" ? "" : "error", w.state)),
+              h("td", {}, badge(w.state === "running" ? "processing" : w.state === "idle" || w.state === "starting" ? "" : "error", w.state)),
               h("td", {}, w.job ? h("a", { href: `#/jobs/${w.job}` }, w.job) : "—"),
               h("td", {}, w.queue ?? "—"),
               num(w.restarts),

@@ -161,7 +161,7 @@ pub struct WorkerView {
     pub id: usize,
     /// Its worker process (`isolation = "process"`), once started.
     pub pid: Option<u32>,
-    /// `idle`, `running` or `backing_off` (waiting to start a worker process again after deaths
+    /// `starting` (its worker process), `idle`, `running` or `backing_off` (waiting to start a worker process again after deaths
     /// in a row).
     pub state: String,
     /// The job it runs, and its queue.

@@ -174,6 +174,9 @@ impl WorkStore for PgStore {
                     finished.push(Finished::Stale);
                     continue;
                 }
+                if let Some(at) = report.started_at {
+                    job.started(self.db_now(at), now);
+                }
                 job.end_attempt(&report.outcome, now);
                 finished.push(Finished::Applied(job.clone()));
                 changed.push(report.id);

@@ -227,12 +227,10 @@ impl WorkStore for SledStore {
     }
 
     fn finish_batch(&self, reports: &[Report], now: Micros) -> StoreResult<Vec<Finished>> {
-        let all = self.live()?.trees.transact(|tx| {
-            reports
-                .iter()
-                .map(|r| tx.apply_outcome(r.id, r.token, &r.outcome, now))
-                .collect::<TxResult<Vec<_>>>()
-        });
+        let all = self
+            .live()?
+            .trees
+            .transact(|tx| reports.iter().map(|r| tx.apply_outcome(r, now)).collect::<TxResult<Vec<_>>>());
         let done = match all {
             Ok(done) => done,
             // One record aborts the whole transaction (say it became unreadable): apply the
@@ -240,7 +238,7 @@ impl WorkStore for SledStore {
             Err(e) if reports.len() > 1 && !e.is_unavailable() => {
                 let mut done = Vec::with_capacity(reports.len());
                 for r in reports {
-                    match self.live()?.trees.transact(|tx| tx.apply_outcome(r.id, r.token, &r.outcome, now)) {
+                    match self.live()?.trees.transact(|tx| tx.apply_outcome(r, now)) {
                         Ok(one) => done.push(one),
                         Err(e) => {
                             log::error!("job {}: its outcome cannot be recorded: {e}", r.id);

@@ -40,6 +40,7 @@ fn open(dir: &Path) -> SledStore {
 fn run_next(store: &SledStore, now: i64) -> JobId {
     let claimed = store.claim(&ClaimFilter::default(), now, LEASE).unwrap().expect("a job is ready");
     let report = Report {
+        started_at: None,
         id: claimed.job.id,
         token: claimed.token,
         outcome: Outcome::Completed { result: "null".into() },
@@ -114,7 +115,12 @@ fn a_lost_outcome_is_a_loss_but_a_removed_or_retried_latest_finish_is_not() {
         let store = open(dir.path());
         let claimed = store.claim(&ClaimFilter::default(), 3_000, LEASE).unwrap().unwrap();
         let failed = Outcome::Failed { error: "no".into() };
-        store.finish(Report { id: claimed.job.id, token: claimed.token, outcome: failed }, 3_000).unwrap();
+        store
+            .finish(
+                Report { started_at: None, id: claimed.job.id, token: claimed.token, outcome: failed },
+                3_000,
+            )
+            .unwrap();
         claimed
     };
     // The latest finish, retried: not a loss either.

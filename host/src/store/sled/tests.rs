@@ -244,6 +244,7 @@ fn counts_stay_exact_while_jobs_are_added_and_run_concurrently() {
                 let reports: Vec<Report> = claimed
                     .iter()
                     .map(|c| Report {
+                        started_at: None,
                         id: c.job.id,
                         token: c.token,
                         outcome: Outcome::Completed { result: String::new() },
@@ -269,7 +270,9 @@ fn a_release_or_retry_supersedes_the_claim_in_the_journal() {
         store.add(new_job(2), 0).unwrap();
         let first = store.claim(&ClaimFilter::default(), 1, LEASE).unwrap().unwrap();
         let failed = Outcome::Failed { error: "no".into() };
-        store.finish(Report { id: first.job.id, token: first.token, outcome: failed }, 2).unwrap();
+        store
+            .finish(Report { started_at: None, id: first.job.id, token: first.token, outcome: failed }, 2)
+            .unwrap();
         store.retry(first.job.id, None, 3).unwrap(); // attempts back to 0
         let second = store.claim(&ClaimFilter::default(), 4, LEASE).unwrap().unwrap();
         assert_eq!(second.job.id, JobId(2));
@@ -360,12 +363,19 @@ fn a_batch_of_outcomes_applies_each_and_a_stale_token_changes_only_its_job() {
     let stale = AttemptToken(claimed[1].token.0.wrapping_add(1).max(1));
     let reports = [
         Report {
+            started_at: None,
             id: claimed[0].job.id,
             token: claimed[0].token,
             outcome: Outcome::Completed { result: "1".into() },
         },
-        Report { id: claimed[1].job.id, token: stale, outcome: Outcome::Completed { result: "2".into() } },
         Report {
+            started_at: None,
+            id: claimed[1].job.id,
+            token: stale,
+            outcome: Outcome::Completed { result: "2".into() },
+        },
+        Report {
+            started_at: None,
             id: claimed[2].job.id,
             token: claimed[2].token,
             outcome: Outcome::Retry { error: "again".into(), retry_at: 5 },

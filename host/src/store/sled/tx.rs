@@ -17,9 +17,10 @@ use super::keys::{META_FINISHED_HIGH_WATER, META_ID_HIGH_WATER, META_SCHEDULE_ID
 use super::state_file::Progress;
 use super::{codec, keys};
 use crate::clock::Micros;
-use crate::job::{AttemptToken, Job, JobId, Outcome, ScheduleId, Status};
+use crate::job::{AttemptToken, Job, JobId, ScheduleId, Status};
 use crate::schedule::Schedule;
 use crate::store::error::{StoreError, StoreResult};
+use crate::store::Report;
 use crate::sync;
 
 /// The store's trees (see the module header of `sled` for what each holds).
@@ -258,15 +259,12 @@ impl Tx<'_> {
 
     /// Applies an attempt's outcome to its job if `token` still holds the lease; the job
     /// afterwards, `None` when the token is stale.
-    pub fn apply_outcome(
-        &self,
-        id: JobId,
-        token: AttemptToken,
-        outcome: &Outcome,
-        now: Micros,
-    ) -> TxResult<Option<Job>> {
-        let Some(mut job) = self.take_lease(id, token)? else { return Ok(None) };
-        job.end_attempt(outcome, now);
+    pub fn apply_outcome(&self, report: &Report, now: Micros) -> TxResult<Option<Job>> {
+        let Some(mut job) = self.take_lease(report.id, report.token)? else { return Ok(None) };
+        if let Some(at) = report.started_at {
+            job.started(at, now);
+        }
+        job.end_attempt(&report.outcome, now);
         // A retry waits for its own time: placed as of now, not of its old `run_at`.
         if job.status == Status::Queued {
             self.enqueue(&job, now)?;

@@ -1,0 +1,135 @@
+//! How jobs reach workers, against the real `jobhost serve` with worker processes: no job waits
+//! behind another while a place is free elsewhere, a burst gets its workers at once, a stop
+//! gives back what has not started, and `started_at` is when a job really started.
+
+use std::fs;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset};
+use jobhost_tests::{wait_for_condition, Server};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn serve(dir: &TempDir, config: &str) -> (Server, TempDir) {
+    let plugins = jobhost_tests::plugin_dir(&["sleep", "echo"]);
+    let file = dir.path().join("jobhost.toml");
+    fs::write(&file, config).unwrap();
+    let server =
+        Server::start(&dir.path().join("data"), plugins.path(), &["--config", file.to_str().unwrap()]);
+    (server, plugins)
+}
+
+/// Adds `inputs` as `sleep` jobs in one batch (one transaction, one wake): their ids.
+fn add_sleeps(server: &Server, inputs: &[f64]) -> Vec<String> {
+    let jobs: Vec<Value> = inputs.iter().map(|s| json!({"job": "sleep", "input": s})).collect();
+    let added = server.post("/v1/jobs/batch", &json!({ "jobs": jobs }));
+    assert_eq!(added.status, 201, "{added:?}");
+    added.body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()).collect()
+}
+
+fn status(server: &Server, id: &str) -> String {
+    server.job(id)["status"].as_str().unwrap().to_owned()
+}
+
+fn time(job: &Value, field: &str) -> DateTime<FixedOffset> {
+    let text = job[field].as_str().unwrap_or_else(|| panic!("no {field}: {job}"));
+    DateTime::parse_from_rfc3339(text).unwrap()
+}
+
+fn cancel_all(server: &Server, ids: &[String]) {
+    for id in ids {
+        server.post_empty(&format!("/v1/jobs/{id}/cancel"));
+    }
+}
+
+#[test]
+fn short_jobs_never_wait_behind_long_ones_while_a_place_is_free() {
+    let dir = TempDir::new().unwrap();
+    let (server, _plugins) = serve(&dir, "[default_queue]\nconcurrency = 4\n");
+    // Three long jobs among 27 short ones: three places stay taken, the fourth must run every
+    // short job, whatever worker each long job landed on.
+    let inputs: Vec<f64> = (0..30).map(|i| if i % 10 == 0 { 600.0 } else { 0.05 }).collect();
+    let ids = add_sleeps(&server, &inputs);
+    let (long, short): (Vec<_>, Vec<_>) = ids.iter().cloned().enumerate().partition(|(i, _)| i % 10 == 0);
+    for (_, id) in &short {
+        let job = server.wait_finished(id, LONG);
+        assert_eq!(job["status"], "completed", "{job}");
+    }
+    for (_, id) in &long {
+        assert_eq!(status(&server, id), "processing", "the long jobs still run");
+    }
+    let long: Vec<String> = long.into_iter().map(|(_, id)| id).collect();
+    cancel_all(&server, &long);
+    for id in &long {
+        assert_eq!(server.wait_finished(id, LONG)["status"], "cancelled");
+    }
+}
+
+#[test]
+fn a_burst_onto_an_idle_queue_runs_at_its_full_concurrency() {
+    let dir = TempDir::new().unwrap();
+    let (server, _plugins) = serve(&dir, "max_workers = 8\n[default_queue]\nconcurrency = 8\n");
+    let ids = add_sleeps(&server, &[600.0; 8]);
+    wait_for_condition(LONG, "all 8 jobs processing at once", || {
+        ids.iter().all(|id| status(&server, id) == "processing")
+    });
+    let workers = server.get("/v1/workers").body;
+    let running = workers.as_array().unwrap().iter().filter(|w| w["state"] == "running").count();
+    assert_eq!(running, 8, "{workers}");
+    cancel_all(&server, &ids);
+    for id in &ids {
+        assert_eq!(server.wait_finished(id, LONG)["status"], "cancelled");
+    }
+}
+
+#[test]
+fn sigterm_gives_back_every_job_not_started_and_lets_the_running_one_finish() {
+    let dir = TempDir::new().unwrap();
+    let config = "shutdown_timeout = \"60s\"\n[default_queue]\nconcurrency = 1\n";
+    let (mut server, _plugins) = serve(&dir, config);
+    let mut inputs = vec![3.0];
+    inputs.extend([0.2; 10]);
+    let ids = add_sleeps(&server, &inputs);
+    server.wait_until(&ids[0], LONG, |j| j["status"] == "processing");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(LONG), Some(0), "{}", server.log());
+    drop(server);
+
+    let (server, _plugins) = serve(&dir, "[default_queue]\nautostart = false\n");
+    let first = server.job(&ids[0]);
+    assert_eq!(
+        (first["status"].as_str(), first["attempts"].as_u64()),
+        (Some("completed"), Some(1)),
+        "{first}"
+    );
+    for id in &ids[1..] {
+        let job = server.job(id);
+        // Not started after the signal, and its attempt not counted.
+        assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("queued"), Some(0)), "{job}");
+    }
+}
+
+#[test]
+fn started_at_is_when_a_job_started_not_when_it_was_claimed() {
+    let dir = TempDir::new().unwrap();
+    // One at a time, with claims that take several jobs under backlog: each job waits for the
+    // one before it after its claim.
+    let (server, _plugins) = serve(&dir, "claim_batch = 8\n[default_queue]\nconcurrency = 1\n");
+    let ids = add_sleeps(&server, &[0.2; 12]);
+    let jobs: Vec<Value> = ids.iter().map(|id| server.wait_finished(id, LONG)).collect();
+    // `finished_at` is when the outcome was recorded, which may be just after the worker went
+    // on to the next job; a job claimed early would show a start a whole job (200 ms) early.
+    let slack = chrono::Duration::milliseconds(100);
+    for pair in jobs.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        assert_eq!(after["status"], "completed", "{after}");
+        assert!(
+            time(after, "started_at") + slack >= time(before, "finished_at"),
+            "job {} started before job {} finished: {after} {before}",
+            after["id"],
+            before["id"]
+        );
+    }
+}
