@@ -187,6 +187,14 @@ fn resource_limits_end_a_job_with_the_limit_named() {
     let error = errors(&done).pop().unwrap();
     assert!(error.contains("SIGXCPU") && error.contains("worker_limits.cpu_time (1s)"), "{error}");
 
+    // Ignoring SIGXCPU does not get round it: the host kills the worker past the limit.
+    let stubborn = add(&server, json!({"job": "burn_ignoring_limit", "input": 60, "max_attempts": 1}));
+    let done = server.wait_finished(&stubborn, LONG);
+    let error = errors(&done).pop().unwrap();
+    assert!(error.contains("did not stop at SIGXCPU") && error.contains("cpu_time (1s)"), "{error}");
+    let ran = time_between(&done, "started_at", "finished_at");
+    assert!(ran < Duration::from_secs(30), "ran {ran:?} of its 60 s");
+
     let files = add(&server, json!({"job": "open_files", "input": 200, "max_attempts": 1}));
     let done = server.wait_finished(&files, LONG);
     assert!(errors(&done).pop().unwrap().contains("Too many open files"), "{done}");
@@ -651,6 +659,12 @@ fn a_million_progress_reports_cost_little_and_a_result_too_large_says_so() {
     let done = server.wait_finished(&id, LONG);
     let error = errors(&done).pop().unwrap();
     assert!(error.contains("result too large (70000002 bytes, limit 67108864)"), "{error}");
+}
+
+/// The time from one of a job's timestamps to another.
+fn time_between(job: &Value, from: &str, to: &str) -> Duration {
+    let at = |field: &str| -> chrono::DateTime<chrono::Utc> { job[field].as_str().unwrap().parse().unwrap() };
+    (at(to) - at(from)).to_std().unwrap_or_default()
 }
 
 /// The factory names the server lists.

@@ -21,6 +21,9 @@ pub(super) struct Attempt {
     pub timeout: Option<Duration>,
     pub cancel: Arc<AtomicBool>,
     pub timed_out: Arc<AtomicBool>,
+    /// Set by the supervisor when the job's worker process was killed for using more CPU time
+    /// than `worker_limits.cpu_time` (past SIGXCPU, which a plugin can ignore).
+    pub over_cpu: Arc<AtomicBool>,
 }
 
 /// How an attempt ended.

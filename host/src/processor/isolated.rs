@@ -163,6 +163,17 @@ impl Isolated {
         death: &Death,
     ) -> Outcome {
         let grace = shared.config.kill_grace;
+        if death.killed_by_host && attempt.over_cpu.load(Ordering::Relaxed) {
+            let limit = match &*sync::read(&shared.plugins) {
+                Plugins::Isolated { spec, .. } => spec.limits.cpu_time.unwrap_or_default(),
+                Plugins::InProcess { .. } => Duration::ZERO,
+            };
+            let cause = format!(
+                "the job used more CPU time than worker_limits.cpu_time ({}) and did not stop at SIGXCPU: worker process killed",
+                humantime::format_duration(limit)
+            );
+            return retry_or_fail(shared, attempt, cause, None);
+        }
         if death.killed_by_host {
             if attempt.timed_out.load(Ordering::Relaxed) {
                 return timed_out(shared, attempt, Some(grace));

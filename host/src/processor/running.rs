@@ -22,6 +22,11 @@ pub(super) struct RunningJob {
     pub cancel: Arc<AtomicBool>,
     /// Set by the supervisor when the deadline passed (the outcome is then a timeout).
     pub timed_out: Arc<AtomicBool>,
+    /// Set when its worker process is killed for CPU time (see `Attempt::over_cpu`).
+    pub over_cpu: Arc<AtomicBool>,
+    /// The CPU time its worker process (and what it started) had used when the supervisor
+    /// first saw the job run there.
+    pub cpu_at_start: Option<std::time::Duration>,
     pub deadline: Option<Instant>,
     /// When the supervisor next renews the lease.
     pub renew_at: Instant,

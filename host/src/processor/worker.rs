@@ -286,6 +286,7 @@ pub(super) fn begin(state: &Arc<PoolState>, claimed: Claimed, queue: &str) -> At
         .or(factory.as_ref().and_then(|f| f.defaults.timeout));
     let cancel = Arc::new(AtomicBool::new(claimed.job.cancel_requested));
     let timed_out = Arc::new(AtomicBool::new(false));
+    let over_cpu = Arc::new(AtomicBool::new(false));
     state.running.insert(
         claimed.job.id,
         RunningJob {
@@ -294,6 +295,8 @@ pub(super) fn begin(state: &Arc<PoolState>, claimed: Claimed, queue: &str) -> At
             queue: queue.to_owned(),
             cancel: cancel.clone(),
             timed_out: timed_out.clone(),
+            over_cpu: over_cpu.clone(),
+            cpu_at_start: None,
             deadline: None,
             renew_at: Instant::now() + state.shared.config.lease / 3,
             worker: None,
@@ -301,7 +304,7 @@ pub(super) fn begin(state: &Arc<PoolState>, claimed: Claimed, queue: &str) -> At
             stuck: false,
         },
     );
-    Attempt { claimed, factory, timeout, cancel, timed_out }
+    Attempt { claimed, factory, timeout, cancel, timed_out, over_cpu }
 }
 
 /// Runs a registered attempt to its end on the calling thread and hands the outcome to the

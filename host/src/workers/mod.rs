@@ -26,3 +26,4 @@ pub use process::{Control, SpawnError, WorkerProcess};
 pub use protocol::{RunJob, WireFailure, PROTOCOL_VERSION};
 pub use sandbox::FsPolicy;
 pub use spec::Spec;
+pub use tree::cpu_times;

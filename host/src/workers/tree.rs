@@ -28,6 +28,50 @@ fn parents() -> HashMap<i32, i32> {
     parents
 }
 
+/// The CPU time each of `roots` and everything it started have used: the root's own (user and
+/// system), its reaped children's, and that of its descendants still running. One pass over
+/// `/proc` for all roots.
+pub fn cpu_times(roots: &[i32]) -> HashMap<i32, Duration> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut stats: HashMap<i32, (i32, u64, u64)> = HashMap::new(); // pid → (ppid, own, reaped)
+    let Ok(entries) = std::fs::read_dir("/proc") else { return HashMap::new() };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        // After COMM: state ppid ... utime(12) stime(13) cutime(14) cstime(15), counted from 0.
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        let Some(ppid) = fields.get(1).and_then(|p| p.parse::<i32>().ok()) else { continue };
+        stats.insert(pid, (ppid, number(11) + number(12), number(13) + number(14)));
+    }
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    for (&pid, &(ppid, ..)) in &stats {
+        children.entry(ppid).or_default().push(pid);
+    }
+    let mut times = HashMap::new();
+    for &root in roots {
+        let Some(&(_, own, reaped)) = stats.get(&root) else { continue };
+        let mut total = own + reaped;
+        let mut next = vec![root];
+        let mut seen = vec![root];
+        while let Some(pid) = next.pop() {
+            for &child in children.get(&pid).map(Vec::as_slice).unwrap_or_default() {
+                if !seen.contains(&child) {
+                    seen.push(child);
+                    next.push(child);
+                    total += stats.get(&child).map_or(0, |s| s.1);
+                }
+            }
+        }
+        times.insert(root, Duration::from_secs_f64(total as f64 / ticks));
+    }
+    times
+}
+
 /// The children of `parent` now running (or ended and not reaped).
 pub fn children(parent: i32) -> Vec<i32> {
     parents().into_iter().filter(|&(_, ppid)| ppid == parent).map(|(pid, _)| pid).collect()
