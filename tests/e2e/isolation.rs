@@ -605,7 +605,7 @@ fn a_plugin_cannot_signal_the_host() {
 fn bad_bytes_and_a_huge_line_of_output_neither_stop_forwarding_nor_reach_the_log_whole() {
     let dir = TempDir::new().unwrap();
     let plugins = plugins_with_misbehave(&[]);
-    let server = serve(&dir, plugins.path(), "");
+    let server = serve(&dir, plugins.path(), "log_format = \"json\"\n");
     let id = add(&server, json!({"job": "print_badly", "input": 20_000_000}));
     assert_eq!(server.wait_finished(&id, LONG)["status"], "completed");
     jobhost_tests::wait_for_condition(LONG, "the line after the bad output", || {
@@ -615,6 +615,23 @@ fn bad_bytes_and_a_huge_line_of_output_neither_stop_forwarding_nor_reach_the_log
     assert!(log.contains("not utf-8: \u{fffd}\u{fffd}"), "bad bytes replaced");
     assert!(log.contains("more bytes of this line dropped"), "the huge line cut");
     assert!(log.len() < 1_000_000, "the log holds {} bytes", log.len());
+    // Every line is one JSON record; what the plugin printed is the message of a record of
+    // the host's, naming the worker, never a record of its own making.
+    let records: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON record ({e}): {l:?}")))
+        .collect();
+    for forged in ["forged text", "forged json"] {
+        let record = records.iter().find(|r| r["message"].as_str().is_some_and(|m| m.contains(forged)));
+        let record = record.unwrap_or_else(|| panic!("{forged} not logged"));
+        assert_eq!(record["target"], "jobhost::worker", "{record}");
+        assert!(record["worker"].as_u64().is_some(), "{record}");
+    }
+    let text =
+        records.iter().find(|r| r["message"].as_str().is_some_and(|m| m.contains("forged text"))).unwrap();
+    assert_eq!(text["level"], "INFO", "{text}");
+    assert!(!text["message"].as_str().unwrap().chars().any(char::is_control), "{text}");
 }
 
 #[test]

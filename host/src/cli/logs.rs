@@ -33,6 +33,13 @@ pub fn init(default_filter: &str, format: LogFormat) {
     let _ = builder.try_init();
 }
 
+/// The logger of a worker process: JSON lines whatever the host's format, since the host reads
+/// them and logs each as a record of its own (see `workers::death`); `JOBHOST_LOG` filters.
+pub fn init_worker() {
+    let env = env_logger::Env::default().filter_or("JOBHOST_LOG", "info");
+    let _ = env_logger::Builder::from_env(env).format(json_line).try_init();
+}
+
 /// `{"ts": ..., "level": ..., "target": ..., "message": ..., <fields>}` on one line.
 fn json_line(out: &mut env_logger::fmt::Formatter, record: &log::Record<'_>) -> std::io::Result<()> {
     let mut line = serde_json::Map::new();

@@ -173,7 +173,7 @@ pub fn main() -> ExitCode {
     // warnings, to keep output clean. `serve` starts its logger once its config is read.
     match cli.command {
         Command::Serve(_) => {}
-        Command::Worker(_) => logs::init("info", crate::config::LogFormat::Text),
+        Command::Worker(_) => logs::init_worker(),
         _ => logs::init("warn", crate::config::LogFormat::Text),
     }
     let options = crate::plugins::LoadOptions::trusting(cli.allow_insecure_plugins);

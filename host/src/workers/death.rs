@@ -115,8 +115,12 @@ impl Tail {
 /// dropped, and the line says how much.
 pub const MAX_LINE: usize = 16 * 1024;
 
-/// Copies a worker's output (its log lines, and whatever its plugins print) to the host's
-/// stderr as it comes, keeping the last lines to explain a death. Bytes that are not UTF-8 are
+/// Carries a worker's output (its log records, and whatever its plugins print) into the host's
+/// log as it comes, each line a record of the host's own (target `jobhost::worker`, with the
+/// worker's pid as a field), keeping the last lines to explain a death. A worker logs JSON
+/// lines: one is re-logged at its level with its text; anything else (a plugin's `println!`,
+/// a panic message) is logged at info as it is. Control characters are escaped, so no output
+/// can forge a host line, rewrite a terminal or break `log_format = "json"`. Bytes that are not UTF-8 are
 /// replaced (they never stop the forwarding), and a line is cut at [`MAX_LINE`], so one huge
 /// line costs the host no more memory than a short one.
 pub(super) fn forward_output(output: std::process::ChildStderr, pid: u32, tail: Arc<Tail>) {
@@ -124,8 +128,12 @@ pub(super) fn forward_output(output: std::process::ChildStderr, pid: u32, tail: 
     let spawned = std::thread::Builder::new().name(format!("worker-{pid}-output")).spawn(move || {
         let mut lines = Lines { reader: BufReader::new(output), line: Vec::new(), dropped: 0 };
         while let Some(line) = lines.next_line() {
-            eprintln!("{line}");
-            forwarded.push(line);
+            let said = Said::parse(&line);
+            log::log!(
+                target: "jobhost::worker", said.level, worker = pid, from = said.from.as_str();
+                "{}", said.text
+            );
+            forwarded.push(said.text);
         }
         forwarded.close();
     });
@@ -207,5 +215,61 @@ mod tests {
                 && got[2].ends_with("(10 more bytes of this line dropped)")
         );
         assert_eq!(got[3], "last without newline");
+    }
+}
+
+/// One line of a worker's output, as the host logs it.
+#[derive(Debug, PartialEq)]
+pub(super) struct Said {
+    pub level: log::Level,
+    /// The target of the worker's record (a plugin's module, `jobhost`), or `output` for
+    /// anything printed.
+    pub from: String,
+    /// Its text, control characters escaped.
+    pub text: String,
+}
+
+impl Said {
+    pub fn parse(line: &str) -> Said {
+        let record = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line).ok();
+        let field = |name: &str| record.as_ref().and_then(|r| r.get(name)).and_then(|v| v.as_str());
+        match (field("level").and_then(|l| l.parse::<log::Level>().ok()), field("message")) {
+            (Some(level), Some(message)) => Said {
+                level,
+                from: escape_controls(field("target").unwrap_or("worker")),
+                text: escape_controls(message),
+            },
+            _ => Said { level: log::Level::Info, from: "output".to_owned(), text: escape_controls(line) },
+        }
+    }
+}
+
+/// `text` with control characters (carriage returns, escape sequences, NULs, ...) written as
+/// escapes.
+pub(super) fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
+}
+
+#[cfg(test)]
+mod said_tests {
+    use super::*;
+
+    #[test]
+    fn a_workers_json_record_keeps_its_level_and_anything_else_is_output_with_controls_escaped() {
+        let record = r#"{"ts":"x","level":"WARN","target":"echo","message":"careful","job":3}"#;
+        assert_eq!(
+            Said::parse(record),
+            Said { level: log::Level::Warn, from: "echo".into(), text: "careful".into() }
+        );
+        let printed = Said::parse("2026-12-03T00:00:00Z ERROR jobhost] fake\r\x1b[2K");
+        assert_eq!((printed.level, printed.from.as_str()), (log::Level::Info, "output"));
+        assert_eq!(printed.text, "2026-12-03T00:00:00Z ERROR jobhost] fake\\r\\u{1b}[2K");
+        // A JSON line that is not a record is output too.
+        assert_eq!(Said::parse("[1,2]").from, "output");
     }
 }

@@ -210,5 +210,7 @@ fn last_line(child: &mut Child) -> Option<String> {
     let _ = stderr.take(64 * 1024).read_to_end(&mut text);
     let text = String::from_utf8_lossy(&text);
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
-    Some(crate::text::clip(line.trim()).to_string())
+    // A log record (JSON) by its text; a panic or abort message as it is.
+    let said = super::death::Said::parse(line.trim());
+    Some(crate::text::clip(said.text.trim()).to_string())
 }
