@@ -785,3 +785,39 @@ fn every_worker_maps_one_shared_copy_of_each_plugin() {
         server.post_empty(&format!("/v1/jobs/{id}/cancel"));
     }
 }
+
+#[test]
+fn a_worker_that_dies_between_jobs_charges_no_job_and_max_jobs_recycles_workers() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let config = "[default_queue]\nconcurrency = 1\n[worker_limits]\nmax_jobs = 2\n";
+    let server = serve(&dir, plugins.path(), config);
+    let pid_of = |server: &Server| {
+        let id = add(server, json!({"job": "log_thread", "input": "hi"}));
+        let job = server.wait_finished(&id, LONG);
+        assert_eq!(job["status"], "completed", "{job}");
+        job["result"].as_u64().unwrap()
+    };
+    // A plugin's thread aborts the worker after its job returned: that job completed, and the
+    // next job is not charged with the death.
+    let leaves = add(&server, json!({"job": "abort_later", "input": 200}));
+    assert_eq!(server.wait_finished(&leaves, LONG)["status"], "completed");
+    wait_for_condition(LONG, "the death between jobs logged", || server.log().contains("between jobs"));
+    assert!(server.log().contains("SIGABRT) between jobs"), "{}", server.log());
+    let next = add(&server, json!({"job": "log_thread", "input": "after"}));
+    let job = server.wait_finished(&next, LONG);
+    assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("completed"), Some(1)), "{job}");
+    assert!(errors(&job).is_empty(), "{job}");
+
+    // Two jobs per worker process, then a fresh one (the job just run was the first of its).
+    let mut pids = vec![job["result"].as_u64().unwrap()];
+    pids.extend((0..5).map(|_| pid_of(&server)));
+    assert!(
+        pids[0] == pids[1]
+            && pids[2] == pids[3]
+            && pids[4] == pids[5]
+            && pids[1] != pids[2]
+            && pids[3] != pids[4],
+        "{pids:?}"
+    );
+}

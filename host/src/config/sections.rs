@@ -76,6 +76,9 @@ pub struct WorkerLimits {
     pub cpu_time: Option<Duration>,
     /// Open file descriptors (RLIMIT_NOFILE).
     pub open_files: Option<u64>,
+    /// Jobs a worker process runs before it is replaced by a fresh one (between jobs): bounds
+    /// what a plugin leaks (memory, descriptors, threads) across jobs. Default: no limit.
+    pub max_jobs: Option<std::num::NonZeroU64>,
 }
 
 pub(super) fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {

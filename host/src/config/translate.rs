@@ -30,6 +30,7 @@ impl Config {
             address_space: self.worker_limits.address_space,
             cpu_time: self.worker_limits.cpu_time,
             open_files: self.worker_limits.open_files,
+            max_jobs: self.worker_limits.max_jobs.map(std::num::NonZeroU64::get),
         }
     }
 

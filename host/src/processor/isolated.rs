@@ -42,6 +42,8 @@ pub(super) struct Isolated {
     /// Whether this slot has started a process before (later starts are restarts).
     pub(super) started: bool,
     pub(super) restarts: u64,
+    /// Jobs its current process has run (`worker_limits.max_jobs` replaces it).
+    pub(super) jobs: u64,
 }
 
 impl Isolated {
@@ -50,13 +52,32 @@ impl Isolated {
             Plugins::Isolated { spec, generation, .. } => (spec.clone(), *generation),
             Plugins::InProcess { .. } => return Ok(()),
         };
-        if self.process.as_ref().is_some_and(|p| p.generation == generation) {
+        let spent = spec.limits.max_jobs.is_some_and(|max| self.jobs >= max);
+        if self.process.as_ref().is_some_and(|p| p.generation == generation && !spent && !p.has_ended()) {
             return Ok(());
         }
         if let Some(old) = self.process.take() {
-            log::info!("worker process {}: plugins reloaded, replacing it", old.pid());
+            if old.has_ended() {
+                // Its plugin crashed or exited while it ran no job (a thread of its own, a
+                // timer): no job is charged, and it is replaced as after any death.
+                let pid = old.pid();
+                let death = old.reap_ended();
+                log::warn!("{death} between jobs (pid {pid}; no job charged); replacing it");
+                let wait = self.back_off();
+                return Err(Unready { wait, reason: format!("{death} between jobs") });
+            }
+            if spent {
+                log::info!(
+                    "worker process {}: ran its {} jobs (worker_limits.max_jobs); replacing it",
+                    old.pid(),
+                    self.jobs
+                );
+            } else {
+                log::info!("worker process {}: plugins reloaded, replacing it", old.pid());
+            }
             old.stop(shared.config.kill_grace);
         }
+        self.jobs = 0;
         if let Some(at) = self.not_before {
             let now = Instant::now();
             if at > now {
@@ -110,7 +131,10 @@ impl Isolated {
             input: job.input.clone(),
         };
         match process.send(run) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.jobs += 1;
+                Ok(())
+            }
             Err(_) => {
                 // It died before it read the job: the job never started.
                 self.process = None;

@@ -212,6 +212,7 @@ fn apply_limits(args: &WorkerArgs) -> Option<Limits> {
         address_space: args.address_space,
         cpu_time: args.cpu_time_ms.map(Duration::from_millis),
         open_files: args.open_files,
+        max_jobs: None,
     };
     match limits.apply() {
         Ok(()) => Some(limits),

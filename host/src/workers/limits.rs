@@ -22,6 +22,10 @@ pub struct Limits {
     pub cpu_time: Option<Duration>,
     /// Open file descriptors.
     pub open_files: Option<u64>,
+    /// Jobs a worker process runs before the host replaces it (not a kernel limit: the host
+    /// counts).
+    #[serde(default)]
+    pub max_jobs: Option<u64>,
 }
 
 impl Limits {
@@ -160,6 +164,7 @@ mod tests {
             address_space: Some(256 << 20),
             cpu_time: Some(Duration::from_secs(2)),
             open_files: None,
+            max_jobs: None,
         };
         let tail = vec!["memory allocation of 1073741824 bytes failed".to_owned()];
         assert_eq!(

@@ -244,6 +244,16 @@ impl WorkerProcess {
         }
     }
 
+    /// Whether the process has ended (crashed or exited on its own), without reaping it.
+    pub fn has_ended(&self) -> bool {
+        !sync::lock(&self.control.state).0 && ended(self.control.pid)
+    }
+
+    /// Reaps a process that has ended: how it died.
+    pub fn reap_ended(mut self) -> Death {
+        self.reap()
+    }
+
     pub fn control(&self) -> Arc<Control> {
         self.control.clone()
     }
