@@ -821,3 +821,37 @@ fn a_worker_that_dies_between_jobs_charges_no_job_and_max_jobs_recycles_workers(
         "{pids:?}"
     );
 }
+
+#[test]
+fn workers_run_as_worker_user_and_cannot_read_the_hosts_private_files() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED workers_run_as_worker_user: the suite does not run as root");
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    // A name the system does not know is refused when the config is read, naming the key.
+    let file = dir.path().join("bad.toml");
+    fs::write(&file, "worker_user = \"no-such-user-here\"\n").unwrap();
+    let refused = jobhost(["serve", "--config", file.to_str().unwrap(), "--check-config"]);
+    assert_eq!(refused.code, 3, "{refused:?}");
+    assert!(refused.stderr.contains("worker_user: no user \"no-such-user-here\""), "{refused:?}");
+
+    let plugins = plugins_with_misbehave(&[]);
+    let private = dir.path().join("token");
+    fs::write(&private, "s3cret").unwrap();
+    // As a token file is kept: readable by the service's user alone.
+    fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let server = serve(&dir, plugins.path(), "worker_user = \"nobody\"\n");
+    let id = add(&server, json!({"job": "read_file", "input": "/proc/self/status"}));
+    let status = server.wait_finished(&id, LONG);
+    let text = status["result"].as_str().unwrap_or_else(|| panic!("{status}"));
+    assert!(text.lines().any(|l| l.starts_with("Uid:") && l.contains("65534")), "{text}");
+    let id = add(&server, json!({"job": "read_file", "input": private.to_str().unwrap()}));
+    let job = server.wait_finished(&id, LONG);
+    assert_eq!(job["status"], "error", "{job}");
+    assert!(errors(&job).pop().unwrap().contains("Permission denied"), "{job}");
+    // Its scratch directory is its own to write.
+    let id = add(&server, json!({"job": "write_file", "input": "$TMPDIR/x"}));
+    assert_eq!(server.wait_finished(&id, LONG)["status"], "completed");
+}

@@ -10,7 +10,7 @@ use clap::Args;
 use crate::config::Isolation;
 use crate::plugins::{LoadOptions, Registry};
 use crate::service::Plugins;
-use crate::workers::{FsPolicy, Limits, Probed, Prober, Spec, DEFAULT_LOAD_TIMEOUT};
+use crate::workers::{Limits, Probed, Prober, Sandbox, Spec, DEFAULT_LOAD_TIMEOUT};
 
 #[derive(Debug, Args)]
 pub struct PluginArgs {
@@ -38,7 +38,7 @@ impl PluginArgs {
             limits: Limits::default(),
             load_timeout: DEFAULT_LOAD_TIMEOUT,
             env: BTreeMap::new(),
-            fs: FsPolicy::default(),
+            fs: Sandbox::default(),
         }
     }
 }
@@ -56,7 +56,7 @@ pub struct PluginSetup {
     /// `[worker_env]`.
     pub env: BTreeMap<String, String>,
     /// `[worker_sandbox]`.
-    pub fs: FsPolicy,
+    pub fs: Sandbox,
 }
 
 impl PluginSetup {

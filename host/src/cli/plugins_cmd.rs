@@ -18,7 +18,7 @@ pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
         limits: Limits::default(),
         timeout: DEFAULT_LOAD_TIMEOUT,
         env: &std::collections::BTreeMap::new(),
-        fs: &crate::workers::FsPolicy::default(),
+        fs: &crate::workers::Sandbox::default(),
     };
     let registry = super::local::probed_registry(options, &prober.probe_dirs(paths));
     let conflicts = registry.conflicts();

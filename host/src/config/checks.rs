@@ -39,6 +39,14 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
             return Err(format!("{key}: must be longer than zero"));
         }
+        if self.worker_run_as()?.is_some() {
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                return Err(
+                    "worker_user: only a host started as root can run its workers as another user".to_owned()
+                );
+            }
+        }
         if self.retry.cap < self.retry.base {
             return Err("retry.cap: must not be shorter than retry.base".to_owned());
         }

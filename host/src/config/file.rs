@@ -88,6 +88,11 @@ pub struct Config {
     /// (`PGPASSWORD`, `JOBHOST_TOKEN`, cloud keys) never reach plugin code.
     pub worker_env: BTreeMap<String, String>,
     pub worker_sandbox: WorkerSandbox,
+    /// The user worker processes (and load probes) run as, a name or a numeric id; only for a
+    /// host started as root. `None`: the host's user.
+    pub worker_user: Option<String>,
+    /// Their group (default: `worker_user`'s primary group).
+    pub worker_group: Option<String>,
     /// Factory name → the plugin file (its name, or a path) that provides it when several do.
     pub factories: BTreeMap<String, String>,
     /// How log lines look: `text` or `json` (`JOBHOST_LOG_FORMAT` wins).
@@ -129,6 +134,8 @@ impl Default for Config {
             worker_limits: WorkerLimits::default(),
             worker_env: BTreeMap::new(),
             worker_sandbox: WorkerSandbox::default(),
+            worker_user: None,
+            worker_group: None,
             factories: BTreeMap::new(),
             log_format: LogFormat::Text,
             log_summary_interval: Some(Duration::from_secs(60)),

@@ -34,11 +34,24 @@ impl Config {
         }
     }
 
+    /// Whom workers run as (`worker_user`, `worker_group`).
+    pub fn worker_run_as(&self) -> Result<Option<crate::workers::RunAs>, String> {
+        match (&self.worker_user, &self.worker_group) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err("worker_group: needs worker_user".to_owned()),
+            (Some(user), group) => crate::workers::RunAs::resolve(user, group.as_deref())
+                .map(Some)
+                .map_err(|e| format!("worker_user: {e}")),
+        }
+    }
+
     /// What workers may write (`[worker_sandbox]`).
-    pub fn worker_fs(&self) -> crate::workers::FsPolicy {
-        crate::workers::FsPolicy {
+    pub fn worker_fs(&self) -> crate::workers::Sandbox {
+        crate::workers::Sandbox {
             read_only: self.worker_sandbox.filesystem == super::sections::FilesystemAccess::ReadOnly,
             write_paths: self.worker_sandbox.write_paths.clone(),
+            // Checked when the file was read (`check`).
+            run_as: self.worker_run_as().ok().flatten(),
         }
     }
 

@@ -23,7 +23,7 @@ use clap::Args;
 use super::limits::Limits;
 use super::process::{CONTROL_FD, DATA_FD};
 use super::protocol::{self, FromWorker, ToWorker, WireFailure, PROTOCOL_VERSION};
-use super::sandbox::{self, FsPolicy};
+use super::sandbox::{self, Sandbox};
 use super::tree;
 use crate::plugins::{LoadOptions, ProgressSink, Registry, RunContext};
 use crate::sync;
@@ -246,7 +246,8 @@ fn probe(args: &WorkerArgs, file: &std::path::Path, allow_insecure: bool) -> u8 
 /// The kernel's limits on what this process and its children may do (see `sandbox`), set
 /// before any plugin code runs. The host is our parent.
 fn confine(args: &WorkerArgs) -> Result<(), String> {
-    let policy = FsPolicy { read_only: !args.fs_unrestricted, write_paths: args.write_paths.clone() };
+    let policy =
+        Sandbox { read_only: !args.fs_unrestricted, write_paths: args.write_paths.clone(), run_as: None };
     sandbox::restrict_filesystem(&policy, args.scratch.as_deref())?;
     sandbox::drop_capabilities()?;
     // SAFETY: getppid and getpgid have no preconditions.

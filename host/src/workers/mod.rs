@@ -24,6 +24,6 @@ pub use orphans::adopt as adopt_orphans;
 pub use probe::{Probed, Prober, DEFAULT_LOAD_TIMEOUT};
 pub use process::{Control, SpawnError, WorkerProcess};
 pub use protocol::{RunJob, WireFailure, PROTOCOL_VERSION};
-pub use sandbox::FsPolicy;
+pub use sandbox::{RunAs, Sandbox};
 pub use spec::Spec;
 pub use tree::cpu_times;

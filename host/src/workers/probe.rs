@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use super::death::signal_name;
 use super::limits::Limits;
 use super::orphans;
-use super::sandbox::{self, FsPolicy};
+use super::sandbox::{self, Sandbox};
 use super::tree;
 use crate::plugins::{scan_dir, Image, Rejected};
 
@@ -45,7 +45,7 @@ pub struct Prober<'a> {
     /// `[worker_env]`: a probe gets a worker's environment.
     pub env: &'a BTreeMap<String, String>,
     /// `[worker_sandbox]`: and its filesystem policy (no scratch directory).
-    pub fs: &'a FsPolicy,
+    pub fs: &'a Sandbox,
 }
 
 impl Prober<'_> {
@@ -108,6 +108,9 @@ impl Prober<'_> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         sandbox::worker_environment(&mut command, self.env);
+        if let Some(run_as) = self.fs.run_as {
+            run_as.apply(&mut command);
+        }
         let mut fds = [image.fd()];
         // SAFETY: between fork and exec only fcntl, dup2, close, prctl, setsid and close_range:
         // async-signal-safe.

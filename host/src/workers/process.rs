@@ -151,6 +151,10 @@ impl WorkerProcess {
         // removed with it.
         let scratch = tempfile::Builder::new().prefix("jobhost-worker-").tempdir().map_err(start)?;
         let mut command = Command::new(&spec.exe);
+        if let Some(run_as) = spec.fs.run_as {
+            run_as.give(scratch.path()).map_err(start)?;
+            run_as.apply(&mut command);
+        }
         command.args(spec.args()).arg("--scratch").arg(scratch.path());
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         sandbox::worker_environment(&mut command, &spec.env);

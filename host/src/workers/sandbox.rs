@@ -4,7 +4,7 @@
 //! The environment ([`worker_environment`]): a few of the host's variables, allowlisted, and
 //! `[worker_env]`; never the host's secrets.
 //!
-//! The filesystem ([`FsPolicy`]): by default read-only, but for the worker's scratch directory,
+//! The filesystem ([`Sandbox`]): by default read-only, but for the worker's scratch directory,
 //! `/dev` and the configured write paths, through Landlock where the kernel offers it (on an
 //! older kernel the policy is logged as not enforced): a plugin cannot write the store, the
 //! claims journal or the host's files.
@@ -67,21 +67,87 @@ pub fn worker_environment(command: &mut Command, extra: &BTreeMap<String, String
     command.envs(extra);
 }
 
-/// What workers may write.
+/// What workers may write, and whose user they run as.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FsPolicy {
+pub struct Sandbox {
     /// Read-only but for the scratch directory, `/dev` and `write_paths`; false: unrestricted.
     pub read_only: bool,
     pub write_paths: Vec<PathBuf>,
+    /// The user and group workers (and probes) run as (`worker_user`, `worker_group`), for a
+    /// host started as root; `None`: the host's.
+    pub run_as: Option<RunAs>,
 }
 
-impl Default for FsPolicy {
-    fn default() -> Self {
-        FsPolicy { read_only: true, write_paths: Vec::new() }
+/// A user and group to run as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// Has `command` run as this user and group, with no supplementary groups.
+    pub fn apply(&self, command: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        // As root with a uid set, the standard library also drops supplementary groups.
+        command.uid(self.uid).gid(self.gid);
+    }
+
+    /// Hands `path` (a worker's scratch directory) to this user.
+    pub fn give(&self, path: &std::path::Path) -> std::io::Result<()> {
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
     }
 }
 
-impl FsPolicy {
+impl RunAs {
+    /// `user` (a name or a numeric id) and `group` (likewise; default: the user's primary
+    /// group), looked up in the system's user database.
+    pub fn resolve(user: &str, group: Option<&str>) -> Result<RunAs, String> {
+        let (uid, primary) = lookup_user(user)?;
+        let gid = match group {
+            Some(group) => lookup_group(group)?,
+            None => primary,
+        };
+        Ok(RunAs { uid, gid })
+    }
+}
+
+fn lookup_user(name: &str) -> Result<(u32, u32), String> {
+    let c = std::ffi::CString::new(name).map_err(|_| format!("{name:?}: not a user name"))?;
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: getpwnam_r writes into `entry` and `buffer`, both ours and of the sizes given.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    unsafe { libc::getpwnam_r(c.as_ptr(), &mut entry, buffer.as_mut_ptr(), buffer.len(), &mut found) };
+    if !found.is_null() {
+        return Ok((entry.pw_uid, entry.pw_gid));
+    }
+    match name.parse::<u32>() {
+        Ok(uid) => Ok((uid, uid)),
+        Err(_) => Err(format!("no user {name:?} on this system")),
+    }
+}
+
+fn lookup_group(name: &str) -> Result<u32, String> {
+    let c = std::ffi::CString::new(name).map_err(|_| format!("{name:?}: not a group name"))?;
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: getgrnam_r writes into `entry` and `buffer`, both ours and of the sizes given.
+    let mut entry: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    unsafe { libc::getgrnam_r(c.as_ptr(), &mut entry, buffer.as_mut_ptr(), buffer.len(), &mut found) };
+    if !found.is_null() {
+        return Ok(entry.gr_gid);
+    }
+    name.parse::<u32>().map_err(|_| format!("no group {name:?} on this system"))
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox { read_only: true, write_paths: Vec::new(), run_as: None }
+    }
+}
+
+impl Sandbox {
     /// The hidden `worker` command's flags for this policy.
     pub fn args(&self) -> Vec<String> {
         let mut args = Vec::new();
@@ -103,7 +169,7 @@ const WRITABLE_DEVICES: [&str; 6] =
 
 /// Restricts this process's filesystem access to `policy`, with `scratch` writable too.
 /// Paths that do not exist are left out (a rule needs an open file).
-pub fn restrict_filesystem(policy: &FsPolicy, scratch: Option<&Path>) -> Result<(), String> {
+pub fn restrict_filesystem(policy: &Sandbox, scratch: Option<&Path>) -> Result<(), String> {
     if !policy.read_only {
         return Ok(());
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::limits::Limits;
 use super::process::CONTROL_FD;
-use super::sandbox::FsPolicy;
+use super::sandbox::Sandbox;
 use crate::plugins::Image;
 
 /// The descriptor of a worker's first plugin image (the next follow it).
@@ -37,7 +37,7 @@ pub struct Spec {
     /// Variables set for workers beyond the allowlist (`[worker_env]`).
     pub env: BTreeMap<String, String>,
     /// What workers may write (`[worker_sandbox]`).
-    pub fs: FsPolicy,
+    pub fs: Sandbox,
 }
 
 impl Default for Spec {
@@ -52,7 +52,7 @@ impl Default for Spec {
             files: None,
             load_timeout: super::probe::DEFAULT_LOAD_TIMEOUT,
             env: BTreeMap::new(),
-            fs: FsPolicy::default(),
+            fs: Sandbox::default(),
         }
     }
 }
