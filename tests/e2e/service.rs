@@ -320,6 +320,12 @@ fn config_file_errors_name_the_key_and_the_example_is_valid() {
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("unknown field `workers`"), "{out:?}");
 
+    let file = dir.path().join("paths.toml");
+    std::fs::write(&file, "[worker_sandbox]\nwrite_paths = [\"/no/such/dir\"]\n").unwrap();
+    let out = jobhost(["serve", "--config", file.to_str().unwrap(), "--check-config"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("worker_sandbox.write_paths: /no/such/dir does not exist"), "{out:?}");
+
     let missing = jobhost(["serve", "--config", dir.path().join("nope.toml").to_str().unwrap()]);
     assert_eq!(missing.code, 3);
     assert!(missing.stderr.contains("cannot read config file"), "{missing:?}");

@@ -174,7 +174,14 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(_) => {}
         Command::Worker(_) => logs::init_worker(),
-        _ => logs::init("warn", crate::config::LogFormat::Text),
+        _ => {
+            logs::init("warn", crate::config::LogFormat::Text);
+            // A command whose output goes to a closed pipe (`| head`) ends quietly, as Unix
+            // tools do, instead of panicking in `println!`. Not `serve` or a worker: they keep
+            // SIGPIPE ignored, as the runtime sets it, for their sockets.
+            // SAFETY: setting a signal's disposition before any other thread exists.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        }
     }
     let options = crate::plugins::LoadOptions::trusting(cli.allow_insecure_plugins);
     let code = match cli.command {

@@ -39,6 +39,15 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
             return Err(format!("{key}: must be longer than zero"));
         }
+        for path in &self.worker_sandbox.write_paths {
+            if !path.is_absolute() || !path.exists() {
+                return Err(format!(
+                    "worker_sandbox.write_paths: {} {}; list existing absolute paths",
+                    path.display(),
+                    if path.is_absolute() { "does not exist" } else { "is not an absolute path" }
+                ));
+            }
+        }
         if self.worker_run_as()?.is_some() {
             // SAFETY: geteuid has no preconditions.
             if unsafe { libc::geteuid() } != 0 {
