@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::fds::{CONTROL_FD, DATA_FD};
 use super::limits::Limits;
-use super::process::{CONTROL_FD, DATA_FD};
 use super::protocol::{self, FromWorker, ToWorker, WireFailure, PROTOCOL_VERSION};
 use super::sandbox::{self, Sandbox};
 use super::tree;

@@ -5,10 +5,12 @@
 //! host's side: spawn, run a job, stop it), `death` (how it died, its last output), `child` (the worker's own main, the hidden
 //! `jobhost worker` command), `limits` (its resource limits), `tree` (a process and everything it started, killed
 //! together), `probe` (each plugin file tried in a throwaway process first), `orphans` (what
-//! dead workers leave behind), `sandbox` (what a worker may not do: Landlock and a seccomp filter).
+//! dead workers leave behind), `sandbox` (what a worker may not do: Landlock and a seccomp filter),
+//! `fds` (the descriptors a worker is handed).
 
 pub mod child;
 mod death;
+mod fds;
 mod limits;
 mod orphans;
 mod probe;

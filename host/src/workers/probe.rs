@@ -116,7 +116,7 @@ impl Prober<'_> {
         // async-signal-safe.
         unsafe {
             command.pre_exec(move || {
-                super::process::place_fds(&mut fds, 3)?;
+                super::fds::place_fds(&mut fds, 3)?;
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0
                     || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
                     || libc::setsid() < 0

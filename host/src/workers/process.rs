@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::death::{forward_output, Death, Tail};
+use super::fds::{place_fds, DATA_FD};
 use super::orphans;
 use super::protocol::{self, FromWorker, RunJob, ToWorker, WireFailure, PROTOCOL_VERSION};
 use super::sandbox;
@@ -23,41 +24,6 @@ use super::spec::Spec;
 use super::tree;
 use crate::plugins::Catalog;
 use crate::sync;
-
-/// The file descriptor a worker finds its data socket on: `Run` in, `Progress` and `Done` out,
-/// one job at a time.
-pub const DATA_FD: i32 = 3;
-/// The file descriptor of its control socket: `Cancel` and `Stop` in, read by a thread of its
-/// own so they land while a job runs (the job itself runs on the thread reading the data
-/// socket, with no hand-off per job).
-pub const CONTROL_FD: i32 = 4;
-
-/// Puts the descriptors `fds` on `first`, `first + 1`, ... for a child about to exec, with
-/// close-on-exec off. Between fork and exec: only fcntl, dup2 and close, and no allocation
-/// (`fds` is overwritten in place). Each goes out of the way first (above the whole range,
-/// since any may already sit on a target), then into place.
-///
-/// # Safety
-/// Only in a forked child before exec (it closes and replaces descriptors).
-pub(super) unsafe fn place_fds(fds: &mut [i32], first: i32) -> std::io::Result<()> {
-    let above = first + fds.len() as i32;
-    // SAFETY: the caller's: a forked child, its descriptors its own to rearrange.
-    unsafe {
-        for fd in fds.iter_mut() {
-            *fd = libc::fcntl(*fd, libc::F_DUPFD, above);
-            if *fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        for (target, high) in (first..).zip(fds.iter()) {
-            if libc::dup2(*high, target) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(*high);
-        }
-    }
-    Ok(())
-}
 
 /// How long a new worker may take to load its plugins and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(60);

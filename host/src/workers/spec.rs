@@ -7,13 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::fds::FIRST_IMAGE_FD;
 use super::limits::Limits;
-use super::process::CONTROL_FD;
 use super::sandbox::Sandbox;
 use crate::plugins::Image;
-
-/// The descriptor of a worker's first plugin image (the next follow it).
-pub const FIRST_IMAGE_FD: i32 = CONTROL_FD + 1;
 
 /// What a worker process is started with.
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@ use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, ScheduleId, Status};
 use crate::schedule::Schedule;
 use crate::store::error::{StoreError, StoreResult};
-use crate::store::Report;
+use crate::store::traits::Report;
 use crate::sync;
 
 /// The store's trees (see the module header of `sled` for what each holds).
