@@ -602,6 +602,68 @@ fn a_plugin_cannot_signal_the_host() {
 }
 
 #[test]
+fn a_plugin_cannot_signal_another_worker_but_may_signal_its_own_children() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let server = serve(&dir, plugins.path(), "[queues.default]\nconcurrency = 2\n");
+    let busy = add(&server, json!({"job": "stubborn", "input": 60.0}));
+    let sibling = jobhost_tests::wait_for_value(LONG, "the stubborn job's worker", || {
+        let workers = server.get("/v1/workers").body;
+        workers.as_array()?.iter().find(|w| w["job"].as_str() == Some(busy.as_str()))?["pid"].as_i64()
+    });
+    let id = add(&server, json!({"job": "signal", "input": sibling.to_string()}));
+    let done = server.wait_finished(&id, LONG);
+    let error = errors(&done).pop().unwrap_or_default();
+    assert!(error.contains("refused") && error.contains("Operation not permitted"), "{done}");
+    // The sibling still runs its job, in the same process.
+    let workers = server.get("/v1/workers").body;
+    let running = workers.as_array().unwrap().iter().find(|w| w["pid"].as_i64() == Some(sibling)).cloned();
+    assert_eq!(running.map(|w| w["job"].clone()), Some(json!(busy)), "{workers}");
+    assert_eq!(server.get(&format!("/v1/jobs/{busy}")).body["status"], "processing");
+    let id = add(&server, json!({"job": "signal", "input": "child"}));
+    let done = server.wait_finished(&id, LONG);
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(done["result"].as_str().unwrap().contains("signal: 9"), "{done}");
+}
+
+#[test]
+fn a_stopped_host_leaves_no_worker_process_and_no_scratch_directory() {
+    let dir = TempDir::new().unwrap();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let plugins = jobhost_tests::plugin_dir(&["sleep"]);
+    let file = dir.path().join("jobhost.toml");
+    fs::write(&file, "[queues.default]\nconcurrency = 4\n").unwrap();
+    let mut server = Server::start_with_env(
+        &dir.path().join("data"),
+        plugins.path(),
+        &["--config", file.to_str().unwrap()],
+        &[("TMPDIR", &tmp)],
+    );
+    let ids: Vec<String> = (0..4).map(|_| server.add("sleep", json!({"seconds": 0.5}))).collect();
+    for id in &ids {
+        assert_eq!(server.wait_finished(id, LONG)["status"], "completed");
+    }
+    let workers = server.get("/v1/workers").body;
+    let pids: Vec<i64> = workers.as_array().unwrap().iter().filter_map(|w| w["pid"].as_i64()).collect();
+    assert!(!pids.is_empty(), "{workers}");
+    let scratch = || {
+        fs::read_dir(&tmp)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.starts_with("jobhost-worker-"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(scratch().len(), pids.len(), "one scratch directory per worker");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(LONG), Some(0));
+    assert_eq!(scratch(), Vec::<String>::new(), "scratch directories left behind");
+    wait_for_condition(LONG, "the workers gone", || {
+        pids.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    });
+}
+
+#[test]
 fn bad_bytes_and_a_huge_line_of_output_neither_stop_forwarding_nor_reach_the_log_whole() {
     let dir = TempDir::new().unwrap();
     let plugins = plugins_with_misbehave(&[]);

@@ -205,3 +205,15 @@ pub fn wait_for_condition(limit: std::time::Duration, what: &str, mut check: imp
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Waits up to `limit` for `check` to give a value, looking every 50 ms; fails naming `what`.
+pub fn wait_for_value<T>(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -178,6 +178,8 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
     // Not `drop(runtime)`: that waits for every blocking thread, and a plugin running in this
     // process (isolation "none") may never return. What the shutdown released is on disk.
     runtime.shutdown_background();
+    // Workers still winding down (a slot between jobs) end now, and leave no scratch files.
+    crate::workers::end_all_workers();
     match served {
         Ok(()) => EXIT_OK,
         Err(e) => {

@@ -248,7 +248,7 @@ fn probe(args: &WorkerArgs, file: &std::path::Path, allow_insecure: bool) -> u8 
 fn confine(args: &WorkerArgs) -> Result<(), String> {
     let policy =
         Sandbox { read_only: !args.fs_unrestricted, write_paths: args.write_paths.clone(), run_as: None };
-    sandbox::restrict_filesystem(&policy, args.scratch.as_deref())?;
+    sandbox::restrict_access(&policy, args.scratch.as_deref())?;
     sandbox::drop_capabilities()?;
     // SAFETY: getppid and getpgid have no preconditions.
     let (host, host_group) = unsafe {

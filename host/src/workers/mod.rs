@@ -22,7 +22,7 @@ mod tree;
 
 pub use death::{signal_name, Death};
 pub use limits::{format_bytes, parse_bytes, Limits};
-pub use orphans::adopt as adopt_orphans;
+pub use orphans::{adopt as adopt_orphans, end_all as end_all_workers};
 pub use probe::{Probed, Prober, DEFAULT_LOAD_TIMEOUT};
 pub use process::{Control, SpawnError, WorkerProcess};
 pub use protocol::{RunJob, WireFailure, PROTOCOL_VERSION};

@@ -5,10 +5,14 @@
 //! the host that is not a live worker. Workers are spawned through [`spawn_registered`], under
 //! the lock the sweep holds, so a worker just started is never taken for an orphan.
 //!
+//! When `serve` ends, [`end_all`] kills whatever workers are still alive (a stop signal does not
+//! wait for every worker slot to wind down) and removes their scratch directories.
+//!
 //! **Invariant:** the sweep runs only in a process that called [`adopt`] (`serve`), whose only
 //! children are its workers; it never touches a live worker.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,15 +20,36 @@ use std::time::Duration;
 use super::tree;
 use crate::sync;
 
-/// The workers alive (spawned and not yet reaped).
-static LIVE: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+/// The workers alive (spawned and not yet reaped), with their scratch directories.
+static LIVE: Mutex<BTreeMap<i32, Option<PathBuf>>> = Mutex::new(BTreeMap::new());
 
-/// Spawns a worker and registers it as live in one step.
-pub fn spawn_registered(command: &mut Command) -> std::io::Result<Child> {
+/// Spawns a worker (with its scratch directory, if it has one) and registers it as live in
+/// one step.
+pub fn spawn_registered(command: &mut Command, scratch: Option<&Path>) -> std::io::Result<Child> {
     let mut live = sync::lock(&LIVE);
     let child = command.spawn()?;
-    live.insert(child.id() as i32);
+    live.insert(child.id() as i32, scratch.map(Path::to_path_buf));
     Ok(child)
+}
+
+/// Kills every worker still alive, with everything it started, and removes their scratch
+/// directories: the last thing `serve` does, so that a stop leaves no process and no files.
+pub fn end_all() {
+    let mut live = sync::lock(&LIVE);
+    for (pid, scratch) in std::mem::take(&mut *live) {
+        tree::kill_descendants(pid);
+        // SAFETY: kill(2) and waitpid on our own child and its process group. It was live a
+        // moment ago; its slot may reap it this instant, but the host is exiting and starts
+        // nothing more, so no other process can have taken its pid.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        if let Some(dir) = scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// A worker was reaped: its pid may be reused from now on.
@@ -52,7 +77,7 @@ fn sweep() {
     let me = unsafe { libc::getpid() };
     let live = sync::lock(&LIVE);
     for pid in tree::children(me) {
-        if live.contains(&pid) {
+        if live.contains_key(&pid) {
             continue;
         }
         // SAFETY: waitpid and kill(2) on our own child, not reaped yet (it is listed under

@@ -128,7 +128,7 @@ impl Prober<'_> {
             });
         }
         // Registered like a worker, so that `serve`'s orphan sweep leaves it alone.
-        orphans::spawn_registered(&mut command)
+        orphans::spawn_registered(&mut command, None)
             .map_err(|e| format!("cannot start a process to try loading it: {e}"))
     }
 

@@ -153,7 +153,7 @@ impl WorkerProcess {
                 Ok(())
             });
         }
-        let mut child = orphans::spawn_registered(&mut command).map_err(start)?;
+        let mut child = orphans::spawn_registered(&mut command, Some(scratch.path())).map_err(start)?;
         drop((worker_data, worker_control));
         let pidfd = open_pidfd(child.id() as i32);
         let tail = Arc::new(Tail::default());

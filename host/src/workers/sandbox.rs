@@ -17,8 +17,10 @@
 //! host other than its first cannot be named by a filter (their ids are unknown here), so
 //! `tkill`, which targets a thread alone, is refused outright (glibc uses `tgkill`).
 //!
-//! Other workers of the same host are not protected by the filter (their pids are not known
-//! when a worker starts); run workers as another user (`worker_user`) for that.
+//! Other workers of the same host are not named by the filter (their pids are not known when a
+//! worker starts): each worker's own Landlock domain scopes its signals instead
+//! ([`restrict_access`]; kernel 6.12 and later), so a worker and what it starts can signal only
+//! processes it started. On an older kernel run workers as another user (`worker_user`).
 //!
 //! **Invariant:** the filter is installed on every thread of the worker before it loads a
 //! plugin, and children inherit it; it only refuses, never kills, so a plugin sees an error.
@@ -29,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use landlock::{
-    path_beneath_rules, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI,
+    path_beneath_rules, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
 use seccompiler::{
@@ -167,28 +169,41 @@ impl Sandbox {
 const WRITABLE_DEVICES: [&str; 6] =
     ["/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/random", "/dev/urandom"];
 
-/// Restricts this process's filesystem access to `policy`, with `scratch` writable too.
-/// Paths that do not exist are left out (a rule needs an open file).
-pub fn restrict_filesystem(policy: &Sandbox, scratch: Option<&Path>) -> Result<(), String> {
-    if !policy.read_only {
-        return Ok(());
-    }
+/// Restricts this process (and everything it starts) with Landlock: its filesystem access to
+/// `policy`, with `scratch` writable too, and, whatever the policy, its signals to its own
+/// domain: processes it started. Every worker restricts itself separately, so no worker can
+/// signal the host or another worker (kernel 6.12 and later; older kernels rely on the
+/// seccomp filter, which protects the host only). Paths that do not exist are left out (a
+/// rule needs an open file).
+pub fn restrict_access(policy: &Sandbox, scratch: Option<&Path>) -> Result<(), String> {
     let abi = ABI::V5;
-    let writable: Vec<&Path> = scratch
-        .into_iter()
-        .chain(WRITABLE_DEVICES.iter().map(Path::new))
-        .chain(policy.write_paths.iter().map(PathBuf::as_path))
-        .filter(|p| p.exists())
-        .collect();
-    let status = Ruleset::default()
-        .handle_access(AccessFs::from_all(abi))
-        .and_then(|r| r.create())
-        .and_then(|r| r.add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi))))
-        .and_then(|r| r.add_rules(path_beneath_rules(writable, AccessFs::from_all(abi))))
-        .and_then(|r| r.restrict_self())
-        .map_err(|e| format!("cannot restrict its filesystem access (Landlock): {e}"))?;
-    if status.ruleset == RulesetStatus::NotEnforced {
-        log::warn!("worker: this kernel has no Landlock: the read-only filesystem is not enforced");
+    let fail = |e: landlock::RulesetError| format!("cannot restrict its access (Landlock): {e}");
+    let mut ruleset = Ruleset::default().scope(Scope::Signal).map_err(fail)?;
+    if policy.read_only {
+        ruleset = ruleset.handle_access(AccessFs::from_all(abi)).map_err(fail)?;
+    }
+    let mut created = ruleset.create().map_err(fail)?;
+    if policy.read_only {
+        let writable: Vec<&Path> = scratch
+            .into_iter()
+            .chain(WRITABLE_DEVICES.iter().map(Path::new))
+            .chain(policy.write_paths.iter().map(PathBuf::as_path))
+            .filter(|p| p.exists())
+            .collect();
+        created = created
+            .add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi)))
+            .and_then(|r| r.add_rules(path_beneath_rules(writable, AccessFs::from_all(abi))))
+            .map_err(fail)?;
+    }
+    let status = created.restrict_self().map_err(fail)?;
+    match status.ruleset {
+        RulesetStatus::NotEnforced if policy.read_only => {
+            log::warn!("worker: this kernel has no Landlock: the read-only filesystem is not enforced")
+        }
+        RulesetStatus::NotEnforced | RulesetStatus::PartiallyEnforced => log::debug!(
+            "worker: this kernel's Landlock cannot scope signals: other workers are not protected from this one"
+        ),
+        RulesetStatus::FullyEnforced => {}
     }
     Ok(())
 }
