@@ -620,6 +620,10 @@ fn a_plugin_cannot_signal_another_worker_but_may_signal_its_own_children() {
     let running = workers.as_array().unwrap().iter().find(|w| w["pid"].as_i64() == Some(sibling)).cloned();
     assert_eq!(running.map(|w| w["job"].clone()), Some(json!(busy)), "{workers}");
     assert_eq!(server.get(&format!("/v1/jobs/{busy}")).body["status"], "processing");
+    // Nor read its memory or environment (its own Landlock domain, which this one is not in).
+    let id = add(&server, json!({"job": "read_file", "input": format!("/proc/{sibling}/environ")}));
+    let done = server.wait_finished(&id, LONG);
+    assert!(errors(&done).pop().unwrap_or_default().contains("Permission denied"), "{done}");
     let id = add(&server, json!({"job": "signal", "input": "child"}));
     let done = server.wait_finished(&id, LONG);
     assert_eq!(done["status"], "completed", "{done}");
@@ -661,6 +665,38 @@ fn a_stopped_host_leaves_no_worker_process_and_no_scratch_directory() {
     wait_for_condition(LONG, "the workers gone", || {
         pids.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
     });
+}
+
+#[test]
+fn a_jobs_output_past_output_per_job_is_dropped_with_a_counted_note_and_the_next_job_starts_afresh() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let config = "[queues.default]\nconcurrency = 1\n[worker_limits]\noutput_per_job = \"8KiB\"\n";
+    let server = serve(&dir, plugins.path(), config);
+    // 100,000 lines of ~100 bytes: ~10 MB, of which 8 KiB reach the log.
+    let id = add(&server, json!({"job": "chatter", "input": 100_000}));
+    assert_eq!(server.wait_finished(&id, LONG)["status"], "completed");
+    let note = format!("of job {id}'s output dropped: over worker_limits.output_per_job (8192 bytes)");
+    wait_for_condition(LONG, "the note on the dropped output", || server.log().contains(&note));
+    // The next job's output is its own.
+    let next = add(&server, json!({"job": "chatter", "input": 3}));
+    assert_eq!(server.wait_finished(&next, LONG)["status"], "completed");
+    wait_for_condition(LONG, "the next job's lines", || server.log().matches("chatter 2 ").count() == 2);
+    let log = server.log();
+    let first: Vec<&str> = log.lines().filter(|l| l.contains("chatter ")).collect();
+    assert!(log.contains("chatter 0 "), "the first lines are kept");
+    assert!(!log.contains("chatter 99999 "), "the last line was logged");
+    let logged = first.len() - 3;
+    assert!((50..100).contains(&logged), "{logged} lines logged");
+    // Noted when the job ended, and what was still in the pipe then, when the next started.
+    let dropped: u64 = log
+        .lines()
+        .filter(|l| l.contains(&note))
+        .map(|l| l.split(" line(s) (").next().unwrap().rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(dropped as usize + logged, 100_000, "{log}");
+    assert!(log.len() < 100_000, "the log holds {} bytes", log.len());
+    assert!(!log.contains(&format!("job {next}'s output dropped")), "{log}");
 }
 
 #[test]

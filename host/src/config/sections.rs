@@ -79,6 +79,10 @@ pub struct WorkerLimits {
     /// Jobs a worker process runs before it is replaced by a fresh one (between jobs): bounds
     /// what a plugin leaks (memory, descriptors, threads) across jobs. Default: no limit.
     pub max_jobs: Option<std::num::NonZeroU64>,
+    /// Output (stderr and stdout of the worker and whatever it starts) one job may add to the
+    /// host's log, e.g. "1MiB" (the default); the rest is dropped and counted.
+    #[serde(deserialize_with = "optional_bytes")]
+    pub output_per_job: Option<u64>,
 }
 
 pub(super) fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {

@@ -31,6 +31,7 @@ impl Config {
             cpu_time: self.worker_limits.cpu_time,
             open_files: self.worker_limits.open_files,
             max_jobs: self.worker_limits.max_jobs.map(std::num::NonZeroU64::get),
+            output_per_job: self.worker_limits.output_per_job,
         }
     }
 

@@ -213,6 +213,7 @@ fn apply_limits(args: &WorkerArgs) -> Option<Limits> {
         cpu_time: args.cpu_time_ms.map(Duration::from_millis),
         open_files: args.open_files,
         max_jobs: None,
+        output_per_job: None,
     };
     match limits.apply() {
         Ok(()) => Some(limits),

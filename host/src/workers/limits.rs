@@ -26,6 +26,10 @@ pub struct Limits {
     /// counts).
     #[serde(default)]
     pub max_jobs: Option<u64>,
+    /// Bytes of output one job may add to the host's log (the host counts); `None`: the
+    /// default, [`super::output::DEFAULT_OUTPUT_PER_JOB`].
+    #[serde(default)]
+    pub output_per_job: Option<u64>,
 }
 
 impl Limits {
@@ -165,6 +169,7 @@ mod tests {
             cpu_time: Some(Duration::from_secs(2)),
             open_files: None,
             max_jobs: None,
+            output_per_job: None,
         };
         let tail = vec!["memory allocation of 1073741824 bytes failed".to_owned()];
         assert_eq!(

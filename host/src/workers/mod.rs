@@ -2,7 +2,7 @@
 //! plugin that hangs, crashes or exits costs only its own job, never the host.
 //!
 //! The files: `protocol` (the frames between host and worker), `process` (a worker from the
-//! host's side: spawn, run a job, stop it), `death` (how it died, its last output), `child` (the worker's own main, the hidden
+//! host's side: spawn, run a job, stop it), `death` (how it died, its last output), `output` (its output into the host's log, bounded), `child` (the worker's own main, the hidden
 //! `jobhost worker` command), `limits` (its resource limits), `tree` (a process and everything it started, killed
 //! together), `probe` (each plugin file tried in a throwaway process first), `orphans` (what
 //! dead workers leave behind), `sandbox` (what a worker may not do: Landlock and a seccomp filter),
@@ -13,6 +13,7 @@ mod death;
 mod fds;
 mod limits;
 mod orphans;
+mod output;
 mod probe;
 mod process;
 mod protocol;
@@ -23,6 +24,7 @@ mod tree;
 pub use death::{signal_name, Death};
 pub use limits::{format_bytes, parse_bytes, Limits};
 pub use orphans::{adopt as adopt_orphans, end_all as end_all_workers};
+pub use output::DEFAULT_OUTPUT_PER_JOB;
 pub use probe::{Probed, Prober, DEFAULT_LOAD_TIMEOUT};
 pub use process::{Control, SpawnError, WorkerProcess};
 pub use protocol::{RunJob, WireFailure, PROTOCOL_VERSION};

@@ -214,6 +214,6 @@ fn last_line(child: &mut Child) -> Option<String> {
     let text = String::from_utf8_lossy(&text);
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
     // A log record (JSON) by its text; a panic or abort message as it is.
-    let said = super::death::Said::parse(line.trim());
+    let said = super::output::Said::parse(line.trim());
     Some(crate::text::clip(said.text.trim()).to_string())
 }

@@ -15,9 +15,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::death::{forward_output, Death, Tail};
+use super::death::{Death, Tail};
 use super::fds::{place_fds, DATA_FD};
 use super::orphans;
+use super::output::{forward_output, Budget, DEFAULT_OUTPUT_PER_JOB};
 use super::protocol::{self, FromWorker, RunJob, ToWorker, WireFailure, PROTOCOL_VERSION};
 use super::sandbox;
 use super::spec::Spec;
@@ -95,6 +96,8 @@ pub struct WorkerProcess {
     writer: UnixStream,
     control: Arc<Control>,
     tail: Arc<Tail>,
+    /// What the job it runs may still print.
+    output: Arc<Budget>,
     /// What it loaded.
     pub catalog: Catalog,
     /// The plugin generation it loaded (a reload starts a new one).
@@ -157,8 +160,10 @@ impl WorkerProcess {
         drop((worker_data, worker_control));
         let pidfd = open_pidfd(child.id() as i32);
         let tail = Arc::new(Tail::default());
+        let limit = spec.limits.output_per_job.unwrap_or(DEFAULT_OUTPUT_PER_JOB);
+        let output = Arc::new(Budget::new(limit, child.id()));
         match child.stderr.take() {
-            Some(stderr) => forward_output(stderr, child.id(), tail.clone()),
+            Some(stderr) => forward_output(stderr, child.id(), tail.clone(), output.clone()),
             None => tail.close(),
         }
         let reader = BufReader::new(data.try_clone().map_err(start)?);
@@ -175,6 +180,7 @@ impl WorkerProcess {
             writer: data,
             control,
             tail,
+            output,
             catalog: Catalog::default(),
             generation,
         };
@@ -244,9 +250,10 @@ impl WorkerProcess {
         self.receive(id, progress)
     }
 
-    /// Sends a job. The worker runs the jobs it is sent one after the other, in order, so the
-    /// next can be sent before the last is done (its socket holds them meanwhile).
+    /// Sends a job; its output is counted against a fresh budget from here. The host sends the
+    /// next job only once this one is done.
     pub fn send(&mut self, job: RunJob) -> Result<(), Death> {
+        self.output.start_job(job.id);
         if protocol::write_frame(&mut self.writer, &ToWorker::Run(job)).is_err() {
             return Err(self.reap_after_kill());
         }
@@ -268,7 +275,10 @@ impl WorkerProcess {
                 Ok(Some(FromWorker::Progress { id: of, fraction, message })) if of == id => {
                     progress(fraction, &message)
                 }
-                Ok(Some(FromWorker::Done { id: of, result })) if of == id => return Ok(result),
+                Ok(Some(FromWorker::Done { id: of, result })) if of == id => {
+                    self.output.end_job();
+                    return Ok(result);
+                }
                 Ok(Some(other)) => {
                     log::error!("worker process {}: unexpected message {other:?}; stopping it", self.pid());
                     return Err(self.reap_after_kill());
