@@ -275,3 +275,77 @@ test("on a phone-sized screen in dark mode the pages fit the width and read ligh
     { viewport: { width: 390, height: 844 }, colorScheme: "dark", isMobile: true, hasTouch: true },
   );
 });
+
+test("a page on another site cannot change anything, and a rebound name gets neither the dashboard nor the API", async () => {
+  const { createServer } = await import("node:http");
+  const queue = "csrf-target";
+  const setup = await api("/v1/jobs", { method: "POST", body: { job: "echo", queue, input: "setup" } });
+  await until("the setup job ran", async () => (await api(`/v1/jobs/${setup.id}`)).status === "completed");
+  // What any site the operator visits could serve: forms (which need no permission to post
+  // anywhere) and no-cors fetches, aimed at the API.
+  const attack = `<!doctype html><title>elsewhere</title>
+    <iframe name="sink1"></iframe><iframe name="sink2"></iframe><iframe name="sink3"></iframe>
+    <form id="f1" method="POST" action="${URL}/v1/jobs" enctype="text/plain" target="sink1">
+      <input name='{"job":"echo","queue":"${queue}","input":"csrf-form' value='"}'></form>
+    <form id="f2" method="POST" action="${URL}/v1/queues/${queue}/stop" target="sink2"></form>
+    <form id="f3" method="POST" action="${URL}/v1/jobs/${setup.id}/retry" target="sink3"
+      enctype="application/x-www-form-urlencoded"><input name="a" value="b"></form>
+    <script>
+      window.pending = 5;
+      for (const name of ["sink1", "sink2", "sink3"]) {
+        document.querySelector("iframe[name=" + name + "]").addEventListener("load", () => window.pending--, { once: true });
+      }
+      for (const id of ["f1", "f2", "f3"]) document.getElementById(id).submit();
+      const body = JSON.stringify({ job: "echo", queue: "${queue}", input: "csrf-fetch" });
+      fetch("${URL}/v1/jobs", { method: "POST", mode: "no-cors", body: new Blob([body]) })
+        .catch(() => {}).finally(() => window.pending--);
+      fetch("${URL}/v1/jobs", { method: "POST", mode: "no-cors", headers: { "Content-Type": "text/plain" }, body })
+        .catch(() => {}).finally(() => window.pending--);
+    </script>`;
+  const elsewhere = createServer((_, response) => {
+    response.writeHead(200, { "Content-Type": "text/html" });
+    response.end(attack);
+  });
+  await new Promise((resolve) => elsewhere.listen(0, "127.0.0.1", resolve));
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    // localhost and 127.0.0.1 are different sites to the browser.
+    await page.goto(`http://localhost:${elsewhere.address().port}/`);
+    await page.waitForFunction(() => window.pending === 0, null, { timeout: WAIT });
+  } finally {
+    await context.close();
+    elsewhere.close();
+  }
+  const jobs = await api(`/v1/jobs?queue=${queue}&limit=100`);
+  assert.deepEqual(jobs.jobs.map((j) => [j.id, j.status]), [[setup.id, "completed"]], "no job added or retried");
+  const queues = await api("/v1/queues");
+  const target = queues.find((q) => q.name === queue);
+  assert.equal(target.processing, true, `the queue was stopped: ${JSON.stringify(target)}`);
+
+  // DNS rebinding: a name of the attacker's that resolves to this machine.
+  const port = new globalThis.URL(URL).port;
+  const rebound = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--host-resolver-rules=MAP rebound.example 127.0.0.1"],
+  });
+  try {
+    const page = await rebound.newPage();
+    const answer = await page.goto(`http://rebound.example:${port}/`);
+    assert.equal(answer.status(), 421);
+    assert.match(await page.content(), /host_not_allowed/);
+    const posted = await page.evaluate(async () => {
+      const response = await fetch("/v1/jobs", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ job: "echo", queue: "csrf-target", input: "rebound" }),
+      });
+      return response.status;
+    });
+    assert.equal(posted, 421);
+  } finally {
+    await rebound.close();
+  }
+  const after = await api(`/v1/jobs?queue=${queue}&limit=100`);
+  assert.equal(after.jobs.length, 1, "the rebound page added a job");
+});

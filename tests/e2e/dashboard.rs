@@ -85,7 +85,7 @@ fn the_dashboard_in_chromium() {
         open.log()
     );
     // Every test ran (a test file that loads none would pass).
-    assert!(report.contains("# pass 7") && report.contains("# fail 0"), "{report}");
+    assert!(report.contains("# pass 8") && report.contains("# fail 0"), "{report}");
     for name in
         ["overview-and-a-job", "failed-job", "cancel-and-pause", "schedule-editor", "token", "phone-dark"]
     {

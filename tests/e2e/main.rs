@@ -17,6 +17,8 @@
 //! - `isolation`: plugins in worker processes: hangs, crashes, exits, limits, shutdown, reloads
 //!   and duplicate factory names, with a plugin that misbehaves on purpose.
 //!
+//! - `web`: what a browser on another site, or under a rebound name, may do: nothing.
+//!
 //! New tests go in the module of the area they exercise; a new area gets a new module here.
 
 mod api;
@@ -33,3 +35,4 @@ mod queue;
 mod scheduling;
 mod service;
 mod stores;
+mod web;

@@ -125,6 +125,7 @@ fn serve(
             role: config.role,
             limits: config.limits,
             token,
+            allowed_hosts: config.allowed_hosts.clone(),
             shutdown_timeout: config.shutdown_timeout,
             poll_interval: config.poll_interval,
         };

@@ -103,6 +103,25 @@ impl Client {
         }
     }
 
+    /// A request with the headers given (a browser's `Origin`, a forged `Host`) and a raw body.
+    pub fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Answer {
+        let mut request = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.url));
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body.unwrap_or_default().to_vec()).expect("a valid request");
+        self.answer(self.agent.run(request))
+    }
+
     /// Sends `request` and asserts the answer is `expected`; a mismatch names the request.
     pub fn check(&self, request: Request<'_>, expected: Expect<'_>) -> Answer {
         let answer = self.send(&request);

@@ -274,6 +274,7 @@ async fn serve(
         role: config.role,
         limits: config.limits,
         token,
+        allowed_hosts: config.allowed_hosts.clone(),
         shutdown_timeout: config.shutdown_timeout,
         poll_interval: config.poll_interval,
     };

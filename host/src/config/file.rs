@@ -45,6 +45,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// A file holding the bearer token clients must send; no auth when absent.
     pub token_file: Option<PathBuf>,
+    /// Host names requests may name in their `Host` header besides IP addresses, `localhost`
+    /// and this machine's name (the DNS-rebinding guard); `".example.com"` allows a domain
+    /// and its subdomains, `"*"` any name.
+    pub allowed_hosts: Vec<String>,
     pub allow_insecure_plugins: bool,
     /// What this process runs: `all` (workers and the scheduler), `worker` or `scheduler`.
     pub role: Role,
@@ -114,6 +118,7 @@ impl Default for Config {
             // A constant that parses: checked by the `defaults_match_the_example_file` test.
             listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7878))),
             token_file: None,
+            allowed_hosts: Vec::new(),
             allow_insecure_plugins: false,
             role: Role::All,
             shutdown_timeout: Duration::from_secs(30),

@@ -21,6 +21,8 @@ pub struct Settings {
     pub role: Role,
     pub limits: Limits,
     pub token: Option<Token>,
+    /// `allowed_hosts` from the configuration.
+    pub allowed_hosts: Vec<String>,
     /// How long the stop waits for running jobs before releasing them.
     pub shutdown_timeout: Duration,
     /// The scheduler's longest sleep.
@@ -49,7 +51,11 @@ pub async fn run(
     let scheduler = settings.role.runs_scheduler().then(|| {
         tokio::spawn(crate::scheduler::run(host.clone(), settings.poll_interval, stopping_rx.clone()))
     });
-    let http_settings = server::Settings { limits: settings.limits, token: settings.token };
+    let http_settings = server::Settings {
+        limits: settings.limits,
+        token: settings.token,
+        allowed_hosts: settings.allowed_hosts,
+    };
     let mut http = tokio::spawn(server::run(listener, host.clone(), http_settings, stopping_rx));
     tokio::select! {
         _ = shutdown => {}

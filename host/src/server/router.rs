@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::state::AppState;
-use super::{admin, auth, dashboard, head, job_lists, jobs, schedules};
+use super::{admin, auth, dashboard, guard, head, job_lists, jobs, schedules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -73,6 +73,8 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(axum::middleware::from_fn_with_state(state.token.clone(), auth::require_token))
+        // Before auth: a request a browser makes for another site is refused, token or not.
+        .layer(axum::middleware::from_fn_with_state(state.allowed_hosts.clone(), guard::check))
         // Outermost: an oversized head is refused before auth or routing look at it.
         .layer(axum::middleware::from_fn(head::check))
         // The largest body any route takes; each extractor then applies its route's own limit.

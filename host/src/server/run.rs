@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::auth::Token;
+use super::guard::AllowedHosts;
 use super::http;
 use super::router::app;
 use super::state::AppState;
@@ -19,6 +20,8 @@ use crate::service::Host;
 pub struct Settings {
     pub limits: Limits,
     pub token: Option<Token>,
+    /// Host names beside addresses and `localhost` (`guard`).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Serves the API for `host` on `listener` until `stopping` turns true; then long polls
@@ -30,7 +33,8 @@ pub async fn run(
     settings: Settings,
     stopping: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let state = AppState::new(host, settings.limits, settings.token, stopping.clone());
+    let mut state = AppState::new(host, settings.limits, settings.token, stopping.clone());
+    state.allowed_hosts = std::sync::Arc::new(AllowedHosts::new(&settings.allowed_hosts));
     let drain = Duration::from_secs(2);
     http::serve(listener, app(state), settings.limits, stopping, drain)
         .await

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 
 use super::auth::Token;
+use super::guard::AllowedHosts;
 use crate::config::Limits;
 use crate::service::Host;
 
@@ -19,6 +20,9 @@ pub struct AppState {
     /// The OpenAPI document generated from the routes, set once the router is built; served
     /// through `contract::document`.
     pub openapi: Arc<OnceLock<serde_json::Value>>,
+    /// Host names requests may carry (`guard`); by default addresses, `localhost` and this
+    /// machine's name.
+    pub allowed_hosts: Arc<AllowedHosts>,
 }
 
 impl AppState {
@@ -28,6 +32,13 @@ impl AppState {
         token: Option<Token>,
         shutting_down: watch::Receiver<bool>,
     ) -> Self {
-        AppState { host, limits, token, shutting_down, openapi: Arc::new(OnceLock::new()) }
+        AppState {
+            host,
+            limits,
+            token,
+            shutting_down,
+            openapi: Arc::new(OnceLock::new()),
+            allowed_hosts: Arc::new(AllowedHosts::new(&[])),
+        }
     }
 }
