@@ -193,6 +193,97 @@ fn half_open_connections_neither_starve_requests_nor_stay_open() {
     assert_eq!(closed, 500, "every half-open connection was closed");
 }
 
+/// Waits (up to a minute) until the server has closed every one of `streams`.
+fn wait_all_closed(streams: &mut [std::net::TcpStream]) -> usize {
+    use std::io::Read;
+    for stream in streams.iter() {
+        stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    }
+    let total = streams.len();
+    let deadline = Instant::now() + LONG;
+    let mut open: Vec<&mut std::net::TcpStream> = streams.iter_mut().collect();
+    while !open.is_empty() && Instant::now() < deadline {
+        open.retain_mut(|stream| match stream.read(&mut [0u8; 512]) {
+            Ok(_) => false,
+            Err(e) => matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        });
+    }
+    total - open.len()
+}
+
+#[test]
+fn silent_connections_cannot_lock_clients_out_for_longer_than_the_header_timeout() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    // This process holds 1,100 sockets at once: past the usual soft limit of 1,024 files.
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit on a struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max.min(8192);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    if limit.rlim_cur < 1200 {
+        eprintln!("SKIPPED silent_connections: this process may open only {} files", limit.rlim_cur);
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let server = serve(&dir, plugins.path(), "[limits]\nheader_timeout = \"10s\"\n");
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    // A job held, for a long poll that outlasts the header timeout.
+    let held = server.post("/v1/jobs", &json!({"job": "echo", "hold": true})).body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // An idle keep-alive connection: one request answered, then nothing.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    idle.write_all(format!("GET /v1/health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+    let mut head = [0u8; 12];
+    idle.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let poll = std::thread::spawn({
+        let client = jobhost_tests::Client::new(&server.url, None);
+        let path = format!("/v1/jobs/{held}?wait=14");
+        move || {
+            let started = Instant::now();
+            (client.get(&path), started.elapsed())
+        }
+    });
+    // 1,100 connections that never send a byte: more than max_connections (1,024).
+    let started = Instant::now();
+    let openers: Vec<_> = (0..10)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                (0..110).map(|_| TcpStream::connect(&addr).unwrap()).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut silent: Vec<TcpStream> = openers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    eprintln!("1,100 silent connections opened in {:?}", started.elapsed());
+    let health = || jobhost_tests::Client::new(&server.url, None).send_with("GET", "/v1/health", &[], None);
+    // They fill the cap: health is refused...
+    let refused = jobhost_tests::wait_for_value(LONG, "health refused while the cap is full", || {
+        (health().status == 503).then(Instant::now)
+    });
+    // ...until they are closed, header_timeout (10 s) after each was accepted. (Bounded
+    // generously for slow machines; without the quiet limit, never.)
+    let answered = jobhost_tests::wait_for_value(LONG, "health answered again", || {
+        (health().status == 200).then(Instant::now)
+    });
+    let locked = answered - refused;
+    eprintln!("health refused for {locked:?} (header_timeout 10 s)");
+    assert!(locked < Duration::from_secs(20), "health refused for {locked:?}");
+    assert_eq!(wait_all_closed(&mut silent), 1100, "every silent connection was closed");
+    assert_eq!(wait_all_closed(std::slice::from_mut(&mut idle)), 1, "the idle keep-alive was closed");
+    // The long poll was not cut: it waited its 14 s and answered.
+    let (answer, took) = poll.join().unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["status"], "held");
+    assert!(took >= Duration::from_secs(13), "the long poll answered after {took:?}");
+}
+
 #[test]
 fn a_connection_over_the_cap_is_answered_503_at_once() {
     use std::io::{Read, Write};

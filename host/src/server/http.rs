@@ -1,9 +1,10 @@
 //! Accepting and serving connections, with the limits a service exposed to hostile clients
 //! needs: at most `limits.max_connections` at once (one more is answered 503 at once and
-//! closed, so it holds no descriptor), and a connection that sends no complete request head
-//! within `limits.header_timeout` (a half-sent request, or an idle keep-alive) is closed. A
-//! flood of half-open connections therefore costs at most the cap, for at most the timeout,
-//! and `GET /v1/health` stays answerable below it.
+//! closed, so it holds no descriptor), a request head must arrive whole within
+//! `limits.header_timeout` of its first byte (hyper's timer), and a connection that says
+//! nothing for that long with no request in flight (a silent client, an idle keep-alive) is
+//! closed (`quiet`). A flood of silent or half-open connections therefore holds the cap for
+//! at most the timeout, and `GET /v1/health` answers again after it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::quiet::{InFlight, Quiet};
 use crate::config::Limits;
 
 /// What a connection over the cap gets before it is closed.
@@ -71,7 +73,20 @@ pub async fn serve(
         }
         let _ = stream.set_nodelay(true);
         open.fetch_add(1, Ordering::AcqRel);
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service.clone());
+        let in_flight = InFlight::default();
+        let counting = in_flight.clone();
+        let app = service.clone();
+        let counted = hyper::service::service_fn(move |request| {
+            let handling = counting.start();
+            let answer = hyper::service::Service::call(&app, request);
+            async move {
+                let answer = answer.await;
+                drop(handling);
+                answer
+            }
+        });
+        let io = TokioIo::new(Quiet::new(stream, in_flight, limits.header_timeout));
+        let connection = builder.serve_connection_with_upgrades(io, counted);
         let watched = graceful.watch(connection.into_owned());
         let open = open.clone();
         tokio::spawn(async move {

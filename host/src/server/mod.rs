@@ -20,6 +20,7 @@ mod head;
 mod http;
 mod job_lists;
 mod jobs;
+mod quiet;
 mod router;
 mod run;
 mod schedules;
