@@ -310,3 +310,107 @@ fn a_connection_over_the_cap_is_answered_503_at_once() {
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("\"code\":\"unavailable\""), "{answer}");
 }
+
+#[test]
+fn a_result_over_max_result_bytes_fails_its_job_saying_so() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let server = serve(&dir, plugins.path(), "[limits]\nmax_result_bytes = 1000\n");
+    let big = server.add("echo", json!("x".repeat(2000)));
+    let done = server.wait_finished(&big, LONG);
+    assert_eq!(done["status"], "error", "{done}");
+    assert_eq!(done["attempts"], 1, "not retried: {done}");
+    let error = done["errors"][0].as_str().unwrap();
+    assert!(error.contains("result too large (2002 bytes, limit 1000: limits.max_result_bytes)"), "{error}");
+    let small = server.add("echo", json!("x".repeat(900)));
+    assert_eq!(server.wait_finished(&small, LONG)["status"], "completed");
+}
+
+#[test]
+fn a_page_of_jobs_ends_before_max_page_bytes_and_its_cursor_goes_on() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let server = serve(&dir, plugins.path(), "[limits]\nmax_page_bytes = 10000\n");
+    let ids: Vec<String> = (0..7)
+        .map(|i| {
+            let answer = server.post(
+                "/v1/jobs",
+                &json!({"job": "echo", "hold": true, "input": format!("{i}{}", "p".repeat(4000))}),
+            );
+            answer.body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = server.get(&format!("/v1/jobs?limit=100&after={after}")).body;
+        let jobs = page["jobs"].as_array().unwrap();
+        assert!(!jobs.is_empty() && jobs.len() <= 2, "{} jobs of 4 KB on a 10 KB page", jobs.len());
+        seen.extend(jobs.iter().map(|j| j["id"].as_str().unwrap().to_owned()));
+        match page["next"].as_str() {
+            Some(next) => after = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "every job once, in order");
+    // Summaries carry no data: one page.
+    let summaries = server.get("/v1/jobs/summaries?limit=100").body;
+    assert_eq!(summaries["jobs"].as_array().unwrap().len(), 7);
+    assert!(summaries["next"].is_null());
+}
+
+#[test]
+fn a_body_over_its_routes_limit_is_refused_before_it_is_read_whole() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let server = serve(&dir, plugins.path(), "");
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let answer = |stream: &mut TcpStream| {
+        stream.set_read_timeout(Some(LONG)).unwrap();
+        let mut text = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while !text.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&buffer[..n]),
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    };
+    // A declared 15 MB to a 1 MiB route: refused from its length, no byte of it sent.
+    let mut declared = TcpStream::connect(&addr).unwrap();
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 15000000\r\n\r\n"
+    );
+    declared.write_all(head.as_bytes()).unwrap();
+    let text = answer(&mut declared);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    // Streamed without a length: refused once past the limit, long before 16 MiB (the largest
+    // limit of any route) have been sent.
+    let mut streamed = TcpStream::connect(&addr).unwrap();
+    let head =
+        format!("POST /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    streamed.write_all(head.as_bytes()).unwrap();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = std::thread::spawn({
+        let mut stream = streamed.try_clone().unwrap();
+        let sent = sent.clone();
+        move || {
+            let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
+            while sent.load(std::sync::atomic::Ordering::SeqCst) < 32 << 20 {
+                if stream.write_all(chunk.as_bytes()).is_err() {
+                    return;
+                }
+                sent.fetch_add(64 * 1024, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let text = answer(&mut streamed);
+    let at = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(at < 12 << 20, "answered after {at} bytes were sent");
+    drop(streamed);
+    writer.join().unwrap();
+}

@@ -157,6 +157,12 @@ pub struct Limits {
     pub max_wait: Duration,
     /// Largest page of `GET /v1/jobs`.
     pub max_page: NonZeroUsize,
+    /// The most job data (inputs, results, errors) one page of `GET /v1/jobs` carries; a page
+    /// ends early, with its cursor, rather than pass it (never before its first job).
+    pub max_page_bytes: NonZeroUsize,
+    /// The largest result a job may record, bytes of JSON; a larger one fails the job
+    /// (`result too large`), so no job grows a page or a response without bound.
+    pub max_result_bytes: NonZeroUsize,
     /// Most jobs in one `POST /v1/jobs/batch`.
     pub max_batch_jobs: NonZeroUsize,
     /// Largest `POST /v1/jobs/batch` body, bytes.
@@ -226,6 +232,9 @@ impl Default for Limits {
             max_body_bytes: NonZeroUsize::new(1024 * 1024).unwrap_or(NonZeroUsize::MIN),
             max_wait: Duration::from_secs(300),
             max_page: NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN),
+            max_page_bytes: NonZeroUsize::new(8 * 1024 * 1024).unwrap_or(NonZeroUsize::MIN),
+            max_result_bytes: NonZeroUsize::new(crate::processor::DEFAULT_MAX_RESULT_BYTES)
+                .unwrap_or(NonZeroUsize::MIN),
             max_batch_jobs: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
             max_batch_body_bytes: NonZeroUsize::new(16 * 1024 * 1024).unwrap_or(NonZeroUsize::MIN),
             max_connections: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),

@@ -22,6 +22,7 @@ impl Config {
             claim_batch: self.claim_batch.get(),
             log_summary_interval: self.log_summary_interval,
             host_name: self.host_name.clone(),
+            max_result_bytes: self.limits.max_result_bytes.get(),
         }
     }
 

@@ -74,6 +74,21 @@ pub(super) fn timed_out(shared: &Shared, attempt: &Attempt, killed_after: Option
     retry_or_fail(shared, attempt, error, None)
 }
 
+/// A job's result, recorded unless it is larger than `limits.max_result_bytes`: then the job
+/// fails for good (the same job would return as much again), saying so.
+pub(super) fn completed(shared: &Shared, result: String) -> Outcome {
+    let limit = shared.config.max_result_bytes;
+    if result.len() > limit {
+        return Outcome::Failed {
+            error: format!(
+                "result too large ({} bytes, limit {limit}: limits.max_result_bytes)",
+                result.len()
+            ),
+        };
+    }
+    Outcome::Completed { result }
+}
+
 pub(super) fn failure_outcome(shared: &Shared, attempt: &Attempt, failure: Failure) -> Outcome {
     match failure.kind() {
         FailureKind::Permanent => Outcome::Failed { error: failure.message().to_owned() },

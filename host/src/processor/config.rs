@@ -22,6 +22,9 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 /// after at most this many already claimed for its queue.
 pub const DEFAULT_CLAIM_BATCH: usize = 32;
 
+/// The largest result a job records by default (`limits.max_result_bytes`).
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 4 * 1024 * 1024;
+
 /// How one queue is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueConfig {
@@ -61,6 +64,8 @@ pub struct ProcessorConfig {
     pub log_summary_interval: Option<Duration>,
     /// This host's name among the hosts sharing a store (default: `<machine>-<pid>`).
     pub host_name: Option<String>,
+    /// The largest result a job may record (`limits.max_result_bytes`).
+    pub max_result_bytes: usize,
 }
 
 impl Default for ProcessorConfig {
@@ -78,6 +83,7 @@ impl Default for ProcessorConfig {
             claim_batch: DEFAULT_CLAIM_BATCH,
             log_summary_interval: Some(Duration::from_secs(60)),
             host_name: None,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
         }
     }
 }

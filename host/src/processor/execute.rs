@@ -5,14 +5,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::attempt::{
-    failure_outcome, log_start, timed_out, unknown_factory, Attempt, Ending, Ran, StoreProgress, Unready,
+    completed, failure_outcome, log_start, timed_out, unknown_factory, Attempt, Ending, Ran, StoreProgress,
+    Unready,
 };
 use super::isolated::Isolated;
 use super::plugins::Plugins;
 use super::queue::Queue;
 use super::running::RunningJobs;
 use super::shared::Shared;
-use crate::job::Outcome;
 use crate::plugins::RunContext;
 use crate::sync;
 
@@ -99,7 +99,7 @@ fn run_in_process(shared: &Shared, attempt: &Attempt) -> Ending {
         timed_out(shared, attempt, None)
     } else {
         match returned {
-            Ok(result) => Outcome::Completed { result },
+            Ok(result) => completed(shared, result),
             Err(failure) => failure_outcome(shared, attempt, failure),
         }
     })

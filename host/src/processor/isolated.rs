@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::attempt::{
-    failure_outcome, retry_or_fail, timed_out, unknown_factory, Attempt, Ending, StoreProgress, Unready,
+    completed, failure_outcome, retry_or_fail, timed_out, unknown_factory, Attempt, Ending, StoreProgress,
+    Unready,
 };
 use super::plugins::Plugins;
 use super::queue::Queue;
@@ -160,7 +161,7 @@ impl Isolated {
             Ok(result) => {
                 self.crashes = 0;
                 Ending::Outcome(match result {
-                    Ok(result) if !attempt.timed_out.load(Ordering::Relaxed) => Outcome::Completed { result },
+                    Ok(result) if !attempt.timed_out.load(Ordering::Relaxed) => completed(shared, result),
                     Ok(_) => timed_out(shared, attempt, None),
                     Err(failure) => {
                         if attempt.timed_out.load(Ordering::Relaxed) {

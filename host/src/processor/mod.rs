@@ -30,7 +30,7 @@ mod worker;
 
 pub use config::{
     ProcessorConfig, QueueConfig, Retention, DEFAULT_CLAIM_BATCH, DEFAULT_KILL_GRACE, DEFAULT_LEASE,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_POLL_INTERVAL,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RESULT_BYTES, DEFAULT_POLL_INTERVAL,
 };
 pub use isolated::{BACKOFF_FIRST, BACKOFF_MAX};
 pub use plugins::Plugins;

@@ -11,14 +11,15 @@ use super::state::AppState;
 
 /// A JSON body of at most `limits.max_body_bytes`. Malformed JSON is `invalid_json`; valid
 /// JSON of the wrong shape (missing or unknown fields, wrong types) is `invalid_request`; a body
-/// over the limit is `body_too_large`. The content type is not checked: `curl -d` sends a form
-/// type for JSON.
+/// over the limit is `body_too_large`, refused from its declared length before a byte is read,
+/// or as soon as it streams past the limit: a request never holds more than its route's limit.
+/// (The content type is checked before, by `guard`.)
 pub struct JsonBody<T>(pub T);
 
 /// Like [`JsonBody`], with the batch limit `limits.max_batch_body_bytes`.
 pub struct BatchBody<T>(pub T);
 
-async fn read_body(req: Request, state: &AppState, limit: usize) -> Result<Bytes, ApiError> {
+async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -26,24 +27,32 @@ async fn read_body(req: Request, state: &AppState, limit: usize) -> Result<Bytes
             format!("the request body is over the server's limit of {limit} bytes"),
         )
     };
-    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large()
-        } else {
-            ApiError::invalid_request(format!("cannot read the request body: {}", rejection.body_text()))
-        }
-    })?;
-    if bytes.len() > limit {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    Ok(bytes)
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        use std::error::Error;
+        let mut source: Option<&(dyn Error + 'static)> = Some(&e);
+        while let Some(cause) = source {
+            if cause.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            source = cause.source();
+        }
+        ApiError::invalid_request(format!("cannot read the request body: {e}"))
+    })
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req, state, state.limits.max_body_bytes.get()).await?;
+        let bytes = read_body(req, state.limits.max_body_bytes.get()).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -52,7 +61,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for BatchBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req, state, state.limits.max_batch_body_bytes.get()).await?;
+        let bytes = read_body(req, state.limits.max_batch_body_bytes.get()).await?;
         parse_json(&bytes).map(BatchBody)
     }
 }

@@ -58,8 +58,9 @@ pub async fn list_jobs(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<JobPage>> {
-    let (jobs, next) = page(&state, params).await?;
-    Ok(Json(JobPage { jobs: jobs.iter().map(JobView::from).collect(), next }))
+    let max_bytes = state.limits.max_page_bytes.get();
+    let (jobs, next) = page(&state, params, |job| JobView::from(job), Some(max_bytes)).await?;
+    Ok(Json(JobPage { jobs, next }))
 }
 
 /// The same pages as `GET /v1/jobs`, each job without its input, result and error texts: for
@@ -74,12 +75,31 @@ pub async fn list_summaries(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<SummaryPage>> {
-    let (jobs, next) = page(&state, params).await?;
-    Ok(Json(SummaryPage { jobs: jobs.iter().map(JobSummary::from).collect(), next }))
+    let (jobs, next) = page(&state, params, |job| JobSummary::from(job), None).await?;
+    Ok(Json(SummaryPage { jobs, next }))
 }
 
-/// One page of the list and the cursor of the next, if any.
-async fn page(state: &AppState, params: ListParams) -> ApiResult<(Vec<Job>, Option<String>)> {
+/// Jobs read from the store at a time while a page is built: what a page holds in memory
+/// beside what it keeps, whatever the size of each job's input and result.
+const CHUNK: usize = 8;
+
+/// What a job's data weighs in a page (its input, result and errors).
+fn weight(job: &Job) -> usize {
+    job.input.len()
+        + job.result.as_ref().map_or(0, String::len)
+        + job.errors.iter().map(String::len).sum::<usize>()
+        + 512
+}
+
+/// One page of the list, each job as `view` makes it, and the cursor of the next, if any.
+/// Read `CHUNK` jobs at a time; with `max_bytes`, the page ends early (with a cursor) before
+/// the jobs' data would pass it, though never before its first job.
+async fn page<T>(
+    state: &AppState,
+    params: ListParams,
+    view: fn(&Job) -> T,
+    max_bytes: Option<usize>,
+) -> ApiResult<(Vec<T>, Option<String>)> {
     let statuses = parse_statuses(params.status.as_deref())?;
     let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
         None => None,
@@ -103,24 +123,39 @@ async fn page(state: &AppState, params: ListParams) -> ApiResult<(Vec<Job>, Opti
             )))
         }
     };
-    // One more than asked tells whether another page follows.
-    let filter = ListFilter {
-        statuses,
-        factory: params.job,
-        queue: params.queue,
-        after,
-        limit: limit + 1,
-        newest_first,
-    };
-    let host = state.host.clone();
-    let mut jobs = tokio::task::spawn_blocking(move || host.list(&filter)).await??;
-    let next = if jobs.len() > limit {
-        jobs.truncate(limit);
-        jobs.last().map(|j| j.id.to_string())
-    } else {
-        None
-    };
-    Ok((jobs, next))
+    let mut page = Vec::new();
+    let mut bytes = 0usize;
+    let mut cursor = after;
+    loop {
+        let wanted = (limit - page.len()).min(CHUNK);
+        // One more than wanted tells whether more follow.
+        let filter = ListFilter {
+            statuses: statuses.clone(),
+            factory: params.job.clone(),
+            queue: params.queue.clone(),
+            after: cursor,
+            limit: wanted + 1,
+            newest_first,
+        };
+        let host = state.host.clone();
+        let jobs = tokio::task::spawn_blocking(move || host.list(&filter)).await??;
+        let more = jobs.len() > wanted;
+        for job in jobs.iter().take(wanted) {
+            let weighs = weight(job);
+            if max_bytes.is_some_and(|max| !page.is_empty() && bytes + weighs > max) {
+                return Ok((page, cursor.map(|id| id.to_string())));
+            }
+            bytes += weighs;
+            page.push(view(job));
+            cursor = Some(job.id);
+        }
+        if !more {
+            return Ok((page, None));
+        }
+        if page.len() == limit {
+            return Ok((page, cursor.map(|id| id.to_string())));
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
