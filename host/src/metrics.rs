@@ -174,7 +174,7 @@ impl Metrics {
     ) -> String {
         let _one_at_a_time = sync::lock(&self.render_lock);
         self.jobs.clear();
-        for (queue, by_status) in counts {
+        for (queue, by_status) in bounded(counts) {
             for status in Status::ALL {
                 let n = by_status.get(&status).copied().unwrap_or(0);
                 let labels = JobLabels { queue: queue.clone(), status: status.to_string() };
@@ -204,9 +204,50 @@ impl Metrics {
     }
 }
 
+/// Queues with series of their own in `jobhost_jobs`: any client can add jobs to new queue
+/// names, and a scrape must stay small whatever they do.
+pub const MAX_QUEUE_SERIES: usize = 100;
+
+/// The label for the queues past [`MAX_QUEUE_SERIES`], summed (not a valid queue name).
+pub const OTHER_QUEUES: &str = "(other queues)";
+
+/// `counts` with at most [`MAX_QUEUE_SERIES`] queues: those with the most jobs, and the rest
+/// summed under [`OTHER_QUEUES`].
+fn bounded(counts: &BTreeMap<String, BTreeMap<Status, u64>>) -> BTreeMap<String, BTreeMap<Status, u64>> {
+    if counts.len() <= MAX_QUEUE_SERIES {
+        return counts.clone();
+    }
+    let mut by_size: Vec<(&String, &BTreeMap<Status, u64>)> = counts.iter().collect();
+    by_size.sort_by_key(|(name, by_status)| (std::cmp::Reverse(by_status.values().sum::<u64>()), *name));
+    let mut kept: BTreeMap<String, BTreeMap<Status, u64>> =
+        by_size[..MAX_QUEUE_SERIES - 1].iter().map(|(name, c)| ((*name).clone(), (*c).clone())).collect();
+    let others = kept.entry(OTHER_QUEUES.to_owned()).or_default();
+    for (_, by_status) in &by_size[MAX_QUEUE_SERIES - 1..] {
+        for (status, n) in *by_status {
+            *others.entry(*status).or_default() += n;
+        }
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_series_stay_bounded_whatever_the_number_of_queues() {
+        let mut counts = BTreeMap::new();
+        for i in 0..5000u64 {
+            counts.insert(format!("q{i:04}"), BTreeMap::from([(Status::Queued, i % 7 + 1)]));
+        }
+        let kept = bounded(&counts);
+        assert_eq!(kept.len(), MAX_QUEUE_SERIES);
+        let total =
+            |c: &BTreeMap<String, BTreeMap<Status, u64>>| c.values().flat_map(|s| s.values()).sum::<u64>();
+        assert_eq!(total(&kept), total(&counts), "nothing lost in the sum");
+        assert!(kept.contains_key(OTHER_QUEUES));
+        assert!(kept.keys().filter(|k| *k != OTHER_QUEUES).all(|k| counts[k][&Status::Queued] == 7));
+    }
 
     #[test]
     fn renders_counts_outcomes_and_durations() {

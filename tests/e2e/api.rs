@@ -279,13 +279,19 @@ fn every_error_code_and_nothing_changes() {
     }));
     let completed = server.add("echo", json!({"keep": true}));
     server.wait_finished(&completed, LONG);
-    // Stopping a queue before its first job keeps it from autostarting.
-    assert_eq!(server.post_empty("/v1/queues/parked/stop").body["processing"], false);
+    // A queue that is neither configured nor holds a job cannot be stopped (or started):
+    // naming one creates nothing.
+    let unknown = server.post_empty("/v1/queues/parked/stop");
+    assert_eq!((unknown.status, unknown.code()), (404, "unknown_queue"), "{unknown:?}");
+    assert!(server.get("/v1/queues").body.as_array().unwrap().iter().all(|q| q["name"] != "parked"));
+    // Once it holds a job it can: a held job, the queue stopped, the job let go.
     let queued_elsewhere = {
-        let answer = server.post("/v1/jobs", &json!({"job": "echo", "queue": "parked"}));
+        let answer = server.post("/v1/jobs", &json!({"job": "echo", "queue": "parked", "hold": true}));
         assert_eq!(answer.status, 201);
         answer.body["id"].as_str().unwrap().to_owned()
     };
+    assert_eq!(server.post_empty("/v1/queues/parked/stop").body["processing"], false);
+    assert_eq!(server.post_empty(&format!("/v1/jobs/{queued_elsewhere}/start")).body["status"], "queued");
     let before = server.snapshot();
     // Each case: the answer, then nothing stored changed.
     let check = |request: Request<'_>, expected: Expect<'_>| {

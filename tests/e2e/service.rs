@@ -589,9 +589,10 @@ fn bench_against_a_server_runs_every_job_it_submits() {
     assert!(out.stdout.contains("against http://127.0.0.1:"), "{out:?}");
     assert!(out.stdout.contains("of which submit:"), "{out:?}");
     assert!(!out.stdout.contains("RSS") && !out.stdout.contains('?'), "{out:?}");
-    // The bench's queue ran every job: 100 submitted one by one, 100 in a batch, 10 timed.
-    // (Outcomes are counted just after they are stored, so the last may lag a moment.)
-    let all_counted = "jobhost_job_outcomes_total{factory=\"echo\",outcome=\"completed\"} 210";
+    // The bench's queue ran every job: 100 submitted one by one, 100 in a batch, 10 timed and
+    // the one that made its queue. (Outcomes are counted just after they are stored, so the
+    // last may lag a moment.)
+    let all_counted = "jobhost_job_outcomes_total{factory=\"echo\",outcome=\"completed\"} 211";
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut metrics = server.get("/metrics").text;
     while !metrics.contains(all_counted) && std::time::Instant::now() < deadline {
@@ -703,6 +704,21 @@ fn the_cli_takes_an_address_without_a_scheme_a_wait_limit_and_ctrl_c() {
     let bare = server.url.trim_start_matches("http://").to_owned();
     let out = jobhost_cmd().args(["add", "echo", "1", "--wait", "--server", &bare]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // What is not a server's address is a usage error (3) that says why, before any request.
+    let with_path = format!("{}/dashboard", server.url);
+    for (given, why) in [
+        ("ftp://127.0.0.1:7878", "the server speaks http"),
+        (with_path.as_str(), "without a path"),
+        ("http://", "no host"),
+    ] {
+        let out = jobhost(["list", "--server", given]);
+        assert_eq!(out.code, 3, "{given}: {out:?}");
+        assert!(out.stderr.contains(why), "{given}: {out:?}");
+    }
+    // An expression that never fires is refused as the server refuses it.
+    let out = jobhost(["cron", "next", "0 0 31 2 *"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("never matches a date"), "{out:?}");
 
     // A wait with a limit gives up, and says the job goes on.
     let out = cli(&server, &["add", "sleep", "5", "--wait", "--wait-timeout", "1s"]);

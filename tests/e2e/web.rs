@@ -167,3 +167,31 @@ fn changes_from_another_site_or_in_a_body_that_is_not_json_are_refused() {
         assert_eq!(answer.status, 200, "{answer:?}");
     }
 }
+
+#[test]
+fn answers_say_what_they_are_and_the_apis_are_never_stored() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let head = |path: &str, host: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.split("\r\n\r\n").next().unwrap().to_ascii_lowercase()
+    };
+    for (path, host, api) in [
+        ("/v1/jobs", addr.as_str(), true),
+        ("/v1/jobs/999", addr.as_str(), true),
+        ("/metrics", addr.as_str(), true),
+        ("/v1/health", "evil.example", true),
+        ("/", addr.as_str(), false),
+    ] {
+        let head = head(path, host);
+        assert!(head.contains("x-content-type-options: nosniff"), "{path}: {head}");
+        assert_eq!(head.contains("cache-control: no-store"), api, "{path}: {head}");
+    }
+}

@@ -31,6 +31,9 @@ pub enum ClientError {
     /// The server answered something that is not the API.
     #[error("unexpected answer from {url}: {reason}")]
     Protocol { url: String, reason: String },
+    /// `--server` (or `JOBHOST_URL`) is not a server's address.
+    #[error("--server {given:?}: {reason}")]
+    BadServer { given: String, reason: String },
 }
 
 impl ClientError {
@@ -38,14 +41,17 @@ impl ClientError {
     /// token), 1 when the server refused it or answered nonsense.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClientError::Api { status: 401, .. } | ClientError::Unreachable { .. } => super::EXIT_USAGE,
+            ClientError::Api { status: 401, .. }
+            | ClientError::Unreachable { .. }
+            | ClientError::BadServer { .. } => super::EXIT_USAGE,
             ClientError::Api { .. } | ClientError::Protocol { .. } => super::EXIT_FAILED,
         }
     }
 }
 
 pub struct Client {
-    base: String,
+    /// The server's base URL, or why `--server` is not one.
+    base: Result<String, (String, String)>,
     token: Option<String>,
     agent: ureq::Agent,
 }
@@ -83,12 +89,17 @@ impl Client {
         Client { base: server_url(&args.server), token, agent }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    fn url(&self, path: &str) -> Result<String, ClientError> {
+        match &self.base {
+            Ok(base) => Ok(format!("{base}{path}")),
+            Err((given, reason)) => {
+                Err(ClientError::BadServer { given: given.clone(), reason: reason.clone() })
+            }
+        }
     }
 
     pub fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ClientError> {
-        let url = self.url(path);
+        let url = self.url(path)?;
         let mut request = self.agent.get(&url);
         for (k, v) in query {
             request = request.query(*k, v);
@@ -104,7 +115,7 @@ impl Client {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<T, ClientError> {
-        let url = self.url(path);
+        let url = self.url(path)?;
         let mut request = self.agent.post(&url);
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
@@ -117,7 +128,7 @@ impl Client {
     }
 
     pub fn patch<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
-        let url = self.url(path);
+        let url = self.url(path)?;
         let mut request = self.agent.patch(&url);
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
@@ -130,7 +141,7 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, ClientError> {
-        let url = self.url(path);
+        let url = self.url(path)?;
         let mut request = self.agent.delete(&url);
         for (k, v) in query {
             request = request.query(*k, v);
@@ -143,7 +154,7 @@ impl Client {
 
     /// Streams the body of `GET path` into `out` (a download, not JSON); how many bytes.
     pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, ClientError> {
-        let url = self.url(path);
+        let url = self.url(path)?;
         let mut request = self.agent.get(&url);
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
@@ -163,11 +174,12 @@ impl Client {
 
     fn transport_error(&self, url: &str, e: ureq::Error) -> ClientError {
         match e {
-            ureq::Error::Io(io) => {
-                ClientError::Unreachable { url: self.base.clone(), reason: io.to_string() }
-            }
+            ureq::Error::Io(io) => ClientError::Unreachable {
+                url: self.base.clone().unwrap_or_default(),
+                reason: io.to_string(),
+            },
             ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) => {
-                ClientError::Unreachable { url: self.base.clone(), reason: e.to_string() }
+                ClientError::Unreachable { url: self.base.clone().unwrap_or_default(), reason: e.to_string() }
             }
             other => ClientError::Protocol { url: url.to_owned(), reason: other.to_string() },
         }
@@ -216,13 +228,29 @@ impl Client {
 
 /// The server's base URL: `localhost:7878` means `http://localhost:7878` (the server speaks
 /// plain HTTP), and a trailing slash is dropped.
-pub fn server_url(given: &str) -> String {
-    let given = given.trim().trim_end_matches('/');
-    if given.contains("://") {
-        given.to_owned()
-    } else {
-        format!("http://{given}")
+/// The base URL of the server `given` names (`http://host:port`, `https://...`, or
+/// `host:port`), or why it names none: another scheme, a path, a query.
+pub fn server_url(given: &str) -> Result<String, (String, String)> {
+    let fail = |reason: &str| Err((given.to_owned(), reason.to_owned()));
+    let trimmed = given.trim();
+    let (scheme, rest) = match trimmed.split_once("://") {
+        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+        None => ("http".to_owned(), trimmed),
+    };
+    if scheme != "http" && scheme != "https" {
+        return fail("the server speaks http (or https behind a proxy); write e.g. http://127.0.0.1:7878");
     }
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() {
+        return fail("no host; write e.g. http://127.0.0.1:7878");
+    }
+    if !path.trim_end_matches('/').is_empty() {
+        return fail("give the server's address alone, without a path or query (e.g. http://127.0.0.1:7878)");
+    }
+    Ok(format!("{scheme}://{authority}"))
 }
 
 /// A path segment typed by the user, percent-encoded so it stays one segment.

@@ -289,6 +289,11 @@ pub fn cron(command: &CronCommand) -> u8 {
         },
     };
     let times = spec.upcoming(after, args.count);
+    if times.is_empty() {
+        // What the server answers 400 for: no schedule could be made of it.
+        eprintln!("error: invalid cron: `{}` never matches a date (e.g. 30 February)", args.expr);
+        return EXIT_USAGE;
+    }
     for at in &times {
         println!("{}", rfc3339(*at));
     }

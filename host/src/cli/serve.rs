@@ -99,6 +99,8 @@ fn effective_config(args: &ServeArgs, allow_insecure_plugins: bool) -> Result<Co
     if let Some(role) = args.role {
         config.role = role;
     }
+    // Flags pass the same rules as the file (`--shutdown-timeout 0s`, say).
+    config.check()?;
     // The URL and the password file are checked here, so `--check-config` refuses what
     // `serve` would.
     Backend::from_config(&config).check()?;

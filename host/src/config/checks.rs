@@ -12,12 +12,18 @@ const MIN_KILL_GRACE: Duration = Duration::from_millis(100);
 const MIN_LOAD_TIMEOUT: Duration = Duration::from_millis(100);
 const MIN_FLUSH: Duration = Duration::from_millis(1);
 
+/// The longest `limits.max_wait`.
+const MAX_LONG_POLL: Duration = Duration::from_secs(3600);
+/// The smallest `store.cache_bytes`.
+const MIN_CACHE_BYTES: u64 = 1 << 20;
+
 /// The smallest `worker_limits.address_space`: below it a worker process cannot start.
 const MIN_ADDRESS_SPACE: u64 = 64 << 20;
 
 impl Config {
-    /// Rules that span keys or that serde's types cannot say.
-    pub(super) fn check(&self) -> Result<(), String> {
+    /// Rules that span keys or that serde's types cannot say (checked when a file is read, and
+    /// again once command-line flags have overridden it).
+    pub fn check(&self) -> Result<(), String> {
         for name in self.queues.keys() {
             if !crate::job::is_valid_name(name) {
                 return Err(format!(
@@ -35,6 +41,7 @@ impl Config {
             ("store.flush_interval", self.store.flush_interval),
             ("kill_grace", self.kill_grace),
             ("plugin_load_timeout", self.plugin_load_timeout),
+            ("shutdown_timeout", self.shutdown_timeout),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
             return Err(format!("{key}: must be longer than zero"));
@@ -72,6 +79,12 @@ impl Config {
             ("kill_grace", self.kill_grace, MIN_KILL_GRACE, "a job needs time to see its cancellation flag"),
             ("plugin_load_timeout", self.plugin_load_timeout, MIN_LOAD_TIMEOUT, "a process must start and load a library"),
             ("store.flush_interval", self.store.flush_interval, MIN_FLUSH, "every flush is a disk sync"),
+            (
+                "limits.header_timeout",
+                self.limits.header_timeout,
+                Duration::from_secs(1),
+                "a request's head may come in several packets",
+            ),
         ];
         for (key, value, floor, why) in floors {
             if value < floor {
@@ -81,6 +94,19 @@ impl Config {
                     humantime::format_duration(value)
                 ));
             }
+        }
+        if self.limits.max_wait > MAX_LONG_POLL {
+            return Err(format!(
+                "limits.max_wait: at most {} (a long poll holds a connection), not {}",
+                humantime::format_duration(MAX_LONG_POLL),
+                humantime::format_duration(self.limits.max_wait)
+            ));
+        }
+        if self.store.cache_bytes < MIN_CACHE_BYTES {
+            return Err(format!(
+                "store.cache_bytes: at least {MIN_CACHE_BYTES} (1 MiB; the embedded store reads through its page cache), not {}",
+                self.store.cache_bytes
+            ));
         }
         if let Some(name) = &self.host_name {
             if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
@@ -146,6 +172,10 @@ mod tests {
             ("[queues.fast]\nconcurrency = \"two\"", "concurrency"),
             ("lease = \"soon\"", "lease"),
             ("lease = \"0s\"", "lease"),
+            ("[limits]\nheader_timeout = \"0s\"", "limits.header_timeout"),
+            ("[limits]\nmax_wait = \"100000d\"", "limits.max_wait"),
+            ("[store]\ncache_bytes = 0", "store.cache_bytes"),
+            ("shutdown_timeout = \"0s\"", "shutdown_timeout"),
             ("role = \"boss\"", "role"),
             ("listen = \"localhost\"", "listen"),
             ("listen = \"no such host.invalid:80\"", "listen"),

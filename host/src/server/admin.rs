@@ -44,6 +44,23 @@ pub async fn queues(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueVi
     Ok(Json(state.host.queues()?.into_iter().map(QueueView::from).collect()))
 }
 
+/// A queue the host knows (configured, in use, or holding jobs); `unknown_queue` (404)
+/// otherwise, so that no request creates a queue by naming it.
+fn known_queue(state: &AppState, name: &str) -> ApiResult<()> {
+    check_queue_name(name)?;
+    if state.host.queues()?.iter().any(|q| q.name == name) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_queue",
+        format!(
+            "no queue {:?}: it is not configured and holds no jobs (configure it, with autostart = false, to have it stopped before its first job)",
+            crate::text::clip(name)
+        ),
+    ))
+}
+
 fn queue_view(state: &AppState, name: &str) -> ApiResult<QueueView> {
     let info = state.host.queues()?.into_iter().find(|q| q.name == name);
     info.map(QueueView::from).ok_or_else(|| ApiError::internal(format!("queue `{name}` vanished")))
@@ -64,12 +81,16 @@ fn check_queue_name(name: &str) -> ApiResult<()> {
 /// Start processing a queue (it keeps accepting jobs while stopped).
 #[utoipa::path(post, path = "/v1/queues/{name}/start", tag = "queues",
     params(("name" = String, Path, description = "The queue name")),
-    responses((status = 200, body = QueueView), (status = 400, description = "`invalid_request`", body = ErrorBody)))]
+    responses(
+        (status = 200, body = QueueView),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 404, description = "`unknown_queue`: not configured and holding no jobs", body = ErrorBody),
+    ))]
 pub async fn start_queue(
     State(state): State<AppState>,
     PathParam(name): PathParam,
 ) -> ApiResult<Json<QueueView>> {
-    check_queue_name(&name)?;
+    known_queue(&state, &name)?;
     state.host.start_queue(&name);
     Ok(Json(queue_view(&state, &name)?))
 }
@@ -77,12 +98,16 @@ pub async fn start_queue(
 /// Stop claiming jobs from a queue; its running jobs finish.
 #[utoipa::path(post, path = "/v1/queues/{name}/stop", tag = "queues",
     params(("name" = String, Path, description = "The queue name")),
-    responses((status = 200, body = QueueView), (status = 400, description = "`invalid_request`", body = ErrorBody)))]
+    responses(
+        (status = 200, body = QueueView),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 404, description = "`unknown_queue`: not configured and holding no jobs", body = ErrorBody),
+    ))]
 pub async fn stop_queue(
     State(state): State<AppState>,
     PathParam(name): PathParam,
 ) -> ApiResult<Json<QueueView>> {
-    check_queue_name(&name)?;
+    known_queue(&state, &name)?;
     state.host.stop_queue(&name);
     Ok(Json(queue_view(&state, &name)?))
 }

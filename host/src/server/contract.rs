@@ -24,9 +24,14 @@ const QUEUE: &str =
     r"^([A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}|\.[A-Za-z0-9_-][A-Za-z0-9_.-]{0,62}|\.\.[A-Za-z0-9_.-]{1,62})$";
 /// A job or schedule id in a path: a decimal `u64`.
 const ID: &str = "^[0-9]{1,19}$";
-/// A cron expression's shape: five fields, or an `@` alias. What each field may hold is
-/// croner's to say, and the message names the field it refuses.
-const CRON: &str = r"^\s*(@[A-Za-z]+|\S+(\s+\S+){4})\s*$";
+/// A cron expression's shape: five fields, or one of the `@` aliases croner takes (in any
+/// case: `@Daily` too). What each field may hold is croner's to say, and the message names
+/// the field it refuses.
+const CRON: &str = concat!(
+    r"^\s*(@([Yy][Ee][Aa][Rr][Ll][Yy]|[Aa][Nn][Nn][Uu][Aa][Ll][Ll][Yy]|[Mm][Oo][Nn][Tt][Hh][Ll][Yy]",
+    r"|[Ww][Ee][Ee][Kk][Ll][Yy]|[Dd][Aa][Ii][Ll][Yy]|[Hh][Oo][Uu][Rr][Ll][Yy])",
+    r"|\S+(\s+\S+){4})\s*$"
+);
 const STATUSES: &str = "(scheduled|held|queued|processing|completed|error|cancelled)";
 const FINISHED: &str = "(completed|error|cancelled)";
 /// Ten years, the longest delay or timeout (`extract::MAX_SECONDS`).
@@ -251,6 +256,11 @@ fn responses(doc: &mut Value) {
         };
         if path.contains('{') {
             add("400", "`invalid_request`: a path segment that is not UTF-8");
+        }
+        add("421", "`host_not_allowed`: the Host header names no name this server answers to");
+        if method != "get" {
+            add("403", "`cross_site`: a browser sent it for a page of another site or origin");
+            add("415", "`unsupported_media_type`: a body that is not `application/json`");
         }
         if matches!(method.as_str(), "post" | "patch")
             && matches!(path.as_str(), "/v1/jobs" | "/v1/jobs/batch" | "/v1/schedules" | "/v1/schedules/{id}")

@@ -17,9 +17,12 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable: `invalid_json`, `invalid_request`, `invalid_batch`, `unknown_job`, `unknown_id`,
-    /// `unknown_schedule`, `invalid_transition`, `body_too_large`, `unauthorized`, `not_found`,
-    /// `method_not_allowed`, `uri_too_long` (414), `headers_too_large` (431),
-    /// `store_unavailable` (503: the store cannot write, e.g. a full disk), `internal`.
+    /// `unknown_schedule`, `unknown_queue`, `invalid_transition`, `body_too_large`,
+    /// `unauthorized`, `not_found`, `method_not_allowed`, `uri_too_long` (414),
+    /// `headers_too_large` (431), `host_not_allowed` (421), `cross_site` (403),
+    /// `unsupported_media_type` (415), `store_unavailable` (503: the store cannot write, e.g. a
+    /// full disk), `unavailable` (503: the server holds as many connections as it takes),
+    /// `internal`.
     pub code: &'static str,
     /// For people; may change between versions.
     pub message: String,

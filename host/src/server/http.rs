@@ -22,8 +22,17 @@ use tokio::sync::watch;
 use super::quiet::{InFlight, Quiet};
 use crate::config::Limits;
 
-/// What a connection over the cap gets before it is closed.
-const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 103\r\n\r\n{\"error\":{\"code\":\"unavailable\",\"message\":\"the server has as many connections as it takes; try again\"}}";
+/// The body a connection over the cap gets before it is closed.
+const OVER_CAPACITY: &str = r#"{"error":{"code":"unavailable","message":"the server has as many connections as it takes; try again"}}"#;
+
+/// The whole answer to a connection over the cap, its length counted.
+fn over_capacity() -> Vec<u8> {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nx-content-type-options: nosniff\r\ncache-control: no-store\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{OVER_CAPACITY}",
+        OVER_CAPACITY.len()
+    )
+    .into_bytes()
+}
 
 /// Resolves once `stop` turns true (the guard `wait_for` returns is not `Send`: it is
 /// dropped here, not held by the accept loop).
@@ -67,7 +76,8 @@ pub async fn serve(
         if open.load(Ordering::Acquire) >= limits.max_connections.get() {
             tokio::spawn(async move {
                 let mut stream = stream;
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(OVER_CAPACITY)).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(&over_capacity())).await;
             });
             continue;
         }
@@ -98,4 +108,16 @@ pub async fn serve(
     drop(listener);
     let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_over_capacity_answer_says_its_true_length() {
+        let answer = String::from_utf8(super::over_capacity()).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}", body.len())), "{answer}");
+        let parsed: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed["error"]["code"], "unavailable");
+    }
 }

@@ -2,7 +2,7 @@
 //! them (auth, body limit, JSON fallbacks).
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::Router;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -75,11 +75,30 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.token.clone(), auth::require_token))
         // Before auth: a request a browser makes for another site is refused, token or not.
         .layer(axum::middleware::from_fn_with_state(state.allowed_hosts.clone(), guard::check))
-        // Outermost: an oversized head is refused before auth or routing look at it.
+        // Before the guard and auth: an oversized head is refused before anything reads it.
         .layer(axum::middleware::from_fn(head::check))
+        // Around everything, so refusals carry the headers too.
+        .layer(axum::middleware::from_fn(no_sniff_no_store))
         // The largest body any route takes; each extractor then applies its route's own limit.
         .layer(DefaultBodyLimit::max(
             state.limits.max_body_bytes.max(state.limits.max_batch_body_bytes).get(),
         ))
         .with_state(state)
+}
+
+/// Every answer says what it is, so a browser never guesses (`nosniff`), and the API's answers
+/// (jobs, the backup) are never kept by a browser or a proxy (`no-store`); the dashboard's
+/// files set their own caching.
+async fn no_sniff_no_store(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let api = request.uri().path().starts_with("/v1/") || request.uri().path() == "/metrics";
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if api {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
