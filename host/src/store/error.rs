@@ -21,6 +21,11 @@ pub enum StoreError {
         path.display()
     )]
     Behind { path: PathBuf, missing: String, written_at: String },
+    #[error(
+        "the store at {} opens empty although its `db` file held data (sled dropped what it could not read: a damaged or zeroed block), and its state file, which would say what it held, is missing. Restore a backup, or start with --accept-data-loss to begin again from an empty store (job ids start over at 1)",
+        path.display()
+    )]
+    Wiped { path: PathBuf },
     #[error("stored record {what} is unreadable: {error}")]
     Corrupt { what: String, error: CodecError },
     #[error("no job with id {0}")]

@@ -282,3 +282,38 @@ fn a_store_whose_indexes_disagree_with_its_records_is_refused_as_damaged() {
     let report = open_with(dir.path(), OnLoss::Inspect).unwrap().check().unwrap();
     assert_eq!(report.problems, ["job 2 (queued): neither in `ready` nor in `waiting`"]);
 }
+
+#[test]
+fn a_wiped_db_file_without_its_state_file_is_refused_not_started_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        for n in 1..=10 {
+            store.add(new_job(n), 0).unwrap();
+        }
+    }
+    std::fs::remove_file(dir.path().join(super::state_file::FILE_NAME)).unwrap();
+    // Every byte zeroed, as a device that lost its blocks returns them.
+    let db = dir.path().join("db");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    std::fs::write(&db, vec![0u8; len]).unwrap();
+    let err = open_with(dir.path(), OnLoss::Refuse).err().expect("refused");
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Wiped { .. }), "{text}");
+    assert!(text.contains("--accept-data-loss") && text.contains("state file"), "{text}");
+    // Accepted, it starts over, and says so.
+    let store = open_with(dir.path(), OnLoss::Accept).unwrap();
+    assert_eq!(store.add(new_job(1), 0).unwrap().job.id, JobId(1));
+}
+
+#[test]
+fn a_new_store_and_a_store_whose_state_file_was_removed_open_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.add(new_job(1), 0).unwrap();
+    }
+    std::fs::remove_file(dir.path().join(super::state_file::FILE_NAME)).unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.add(new_job(2), 0).unwrap().job.id, JobId(2));
+}

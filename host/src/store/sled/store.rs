@@ -85,6 +85,9 @@ impl SledStore {
     }
 
     fn open_checked(path: &Path, options: StoreOptions) -> StoreResult<Self> {
+        // A `db` file with data that opens without even its format mark has lost everything.
+        let existed = path.join("db").metadata().is_ok_and(|m| m.len() > 0);
+        let mut wiped = false;
         let health = Arc::new(Health::default());
         let live = Live::open(path, options, &health)?;
         let meta = &live.trees.meta;
@@ -106,12 +109,13 @@ impl SledStore {
                 });
             }
             None => {
+                wiped = existed;
                 meta.insert(META_FORMAT, &[FORMAT_VERSION])?;
             }
         }
         let progress = match options.on_loss {
             OnLoss::Inspect => live.trees.progress()?,
-            on_loss => live.check_progress(path, on_loss == OnLoss::Accept)?,
+            on_loss => live.check_progress(path, on_loss == OnLoss::Accept, wiped)?,
         };
         let journal = ClaimJournal::open(path)?;
         let replay = journal.replay()?;
@@ -279,10 +283,23 @@ impl Live {
     /// behind it lost data and is refused, unless `accept_loss`, when it continues from the
     /// higher values (written into the store, so that no id is issued twice). From here on
     /// the flusher keeps the file up to date.
-    fn check_progress(&self, path: &Path, accept_loss: bool) -> StoreResult<Progress> {
+    ///
+    /// Without a state file, a `db` file that `wiped` (it held data, and opens without its
+    /// format mark) is refused too: nothing else can tell such a store from a new one.
+    fn check_progress(&self, path: &Path, accept_loss: bool, wiped: bool) -> StoreResult<Progress> {
         let file = StateFile::new(path);
         let found = self.trees.progress()?;
         let progress = match file.read()? {
+            None if wiped && !accept_loss => {
+                return Err(StoreError::Wiped { path: path.to_owned() });
+            }
+            None if wiped => {
+                log::warn!(
+                    "store at {}: lost data accepted (--accept-data-loss): it opened empty",
+                    path.display()
+                );
+                found
+            }
             None => found,
             Some(recorded) => match found.missing(&recorded.progress) {
                 None => found,
