@@ -414,3 +414,20 @@ fn a_body_over_its_routes_limit_is_refused_before_it_is_read_whole() {
     drop(streamed);
     writer.join().unwrap();
 }
+
+#[test]
+fn a_batch_cannot_carry_an_input_larger_than_a_single_job_may() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let server = serve(&dir, plugins.path(), "[limits]\nmax_body_bytes = 10000\n");
+    let jobs = json!({"jobs": [
+        {"job": "echo", "input": "small"},
+        {"job": "echo", "input": "x".repeat(20_000)},
+    ]});
+    let answer = server.post("/v1/jobs/batch", &jobs);
+    assert_eq!((answer.status, answer.code()), (400, "invalid_batch"), "{answer:?}");
+    let item = &answer.body["error"]["items"][0];
+    assert_eq!(item["index"], 1, "{answer:?}");
+    assert!(item["message"].as_str().unwrap().contains("limits.max_body_bytes"), "{answer:?}");
+    assert!(server.get("/v1/jobs").body["jobs"].as_array().unwrap().is_empty(), "nothing added");
+}

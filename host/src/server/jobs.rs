@@ -23,7 +23,16 @@ fn parse_id(text: &str) -> ApiResult<JobId> {
     text.parse().map_err(|_| ApiError::unknown_id(format!("`{}` (ids are decimal numbers)", clip(text))))
 }
 
-fn to_add_job(req: AddJobRequest, now: Micros) -> ApiResult<AddJob> {
+/// A request as the service's `AddJob`; an input larger than `max_input` bytes of JSON (the
+/// single-job body limit, which a batch would otherwise let one job pass) is refused.
+fn to_add_job(req: AddJobRequest, now: Micros, max_input: usize) -> ApiResult<AddJob> {
+    let input = req.input.to_string();
+    if input.len() > max_input {
+        return Err(ApiError::invalid_request(format!(
+            "input: {} bytes of JSON; a job's input is at most {max_input} (limits.max_body_bytes)",
+            input.len()
+        )));
+    }
     let timeout = req.timeout_seconds.map(|s| seconds("timeout_seconds", s, MIN_SECONDS)).transpose()?;
     let run_at = match (req.delay_seconds, req.run_at.as_deref()) {
         (Some(_), Some(_)) => {
@@ -37,7 +46,7 @@ fn to_add_job(req: AddJobRequest, now: Micros) -> ApiResult<AddJob> {
     };
     Ok(AddJob {
         factory: req.job,
-        input: Some(req.input.to_string()),
+        input: Some(input),
         queue: req.queue,
         priority: req.priority,
         max_attempts: req.max_attempts,
@@ -71,7 +80,7 @@ pub async fn add_job(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<AddJobRequest>,
 ) -> ApiResult<(StatusCode, Json<AddedView>)> {
-    let add = to_add_job(req, state.host.clock().now())?;
+    let add = to_add_job(req, state.host.clock().now(), state.limits.max_body_bytes.get())?;
     let host = state.host.clone();
     let added = tokio::task::spawn_blocking(move || host.add(add)).await??;
     let status = if added.existing { StatusCode::OK } else { StatusCode::CREATED };
@@ -96,12 +105,13 @@ pub async fn add_batch(
         return Err(ApiError::invalid_request(format!("jobs: give 1 to {max} jobs, not {}", req.jobs.len())));
     }
     let now = state.host.clock().now();
+    let max_input = state.limits.max_body_bytes.get();
     let mut adds = Vec::with_capacity(req.jobs.len());
     let mut items = Vec::new();
     for (index, value) in req.jobs.into_iter().enumerate() {
         let parsed = serde_json::from_value::<AddJobRequest>(value)
             .map_err(|e| ApiError::invalid_request(format!("invalid job: {e}")))
-            .and_then(|r| to_add_job(r, now));
+            .and_then(|r| to_add_job(r, now, max_input));
         match parsed {
             Ok(add) => adds.push((index, add)),
             Err(e) => items.push(ItemError { index, code: e.code, message: e.message }),
