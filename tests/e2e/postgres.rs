@@ -5,9 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use jobhost::job::NewJob;
+use jobhost::store::ClaimFilter;
 use jobhost::store::{postgres::SCHEMA_VERSION, PgStore};
 use jobhost_tests::server::Server;
-use jobhost_tests::stores::Schema;
+use jobhost_tests::stores::{postgres_skipped, Backend, Schema, TestStore};
 use jobhost_tests::{plugin_dir, EXAMPLE_PLUGINS};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -320,4 +322,48 @@ fn run_once_processes_the_ready_jobs_of_a_postgresql_store() {
         assert_eq!((job.status, job.result), (jobhost::job::Status::Completed, Some(n.to_string())));
     }
     assert!(!dir.path().join("jobhost-data").exists(), "no embedded store made beside it");
+}
+
+fn job_in(queue: &str, n: u32) -> NewJob {
+    NewJob {
+        factory: "echo".into(),
+        input: n.to_string(),
+        queue: queue.into(),
+        max_attempts: 3,
+        ..NewJob::default()
+    }
+}
+
+/// The plan PostgreSQL keeps for a statement prepared once per connection, after its first
+/// runs: the generic one, forced here, with no fresh statistics (no ANALYZE).
+fn generic_plan(client: &mut postgres::Client, sql: &str, params: &str) -> String {
+    client.batch_execute("SET plan_cache_mode = force_generic_plan").unwrap();
+    client.batch_execute(&format!("PREPARE probe AS {sql}")).unwrap();
+    let rows = client.query(&format!("EXPLAIN EXECUTE probe({params})"), &[]).unwrap();
+    client.batch_execute("DEALLOCATE probe").unwrap();
+    rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn a_claims_plan_keeps_to_its_queue_in_the_ready_index_even_generic_and_without_statistics() {
+    if postgres_skipped("a_claims_plan_keeps_to_its_queue") {
+        return;
+    }
+    let store = TestStore::new(Backend::Postgres);
+    // A backlog in one queue, a few jobs in another; never analyzed.
+    for chunk in 0..10 {
+        let jobs = (0..1000).map(|i| job_in("big", chunk * 1000 + i)).collect();
+        store.store.add_batch(jobs, 0).unwrap();
+    }
+    store.store.add_batch((0..5).map(|i| job_in("small", i)).collect(), 0).unwrap();
+    let mut client = store.schema().unwrap().client();
+    for (queue, factory, params) in [
+        (Some("small"), None, "now(), 10, 'small'"),
+        (Some("small"), Some("echo"), "now(), 10, 'small', 'echo'"),
+    ] {
+        let sql = jobhost::store::postgres::claim_sql(&ClaimFilter { queue, factory });
+        let plan = generic_plan(&mut client, &sql, params);
+        assert!(plan.contains("jobs_ready"), "{sql}\n{plan}");
+        assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{sql}\n{plan}");
+    }
 }

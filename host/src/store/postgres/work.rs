@@ -21,6 +21,28 @@ use crate::store::traits::{Report, WorkStore};
 use crate::store::types::{ClaimFilter, Claimed, Finished, HostRecord, LeaseTerms, Notice};
 use crate::sync;
 
+/// The claim statement for `filter`'s shape: `queue = $3` only when a queue is given (then
+/// `factory = $4`, or `$3` without a queue), never `($3 IS NULL OR queue = $3)`. Statements
+/// are prepared once per connection, and after five runs PostgreSQL may keep a generic plan
+/// for them: one written with that `OR` cannot bound the ready index by queue, so such a plan
+/// reads and sorts every queued job of every queue on each claim. Each shape here keeps its
+/// index bounds in any plan: `jobs_ready` (queue, priority DESC, run_at, id), in order, to
+/// the limit.
+pub fn claim_sql(filter: &ClaimFilter<'_>) -> String {
+    let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND run_at <= $1");
+    let mut n = 2;
+    if filter.queue.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND queue = ${n}"));
+    }
+    if filter.factory.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND factory = ${n}"));
+    }
+    sql.push_str(" ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED");
+    sql
+}
+
 impl PgStore {
     /// Locks the jobs `ids` (those that exist), by id.
     fn lock_jobs(tx: &mut Tx<'_>, ids: &[i64]) -> StoreResult<HashMap<JobId, Job>> {
@@ -101,16 +123,15 @@ impl WorkStore for PgStore {
         let now = self.db_now(now);
         let expires_at = now.saturating_add(duration_micros(lease.duration));
         let limit = max.max(1) as i64;
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND run_at <= $1 \
-             AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR factory = $3) \
-             ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED"
-        );
+        let sql = claim_sql(filter);
+        let now_at = at(now);
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&now_at, &limit];
+        params.extend(filter.queue.as_ref().map(|q| q as &(dyn postgres::types::ToSql + Sync)));
+        params.extend(filter.factory.as_ref().map(|f| f as &(dyn postgres::types::ToSql + Sync)));
         let me = sync::lock(&self.me).clone();
         self.transact(|tx| {
             PgStore::promote(tx, now)?;
-            let rows =
-                tx.query(&sql, &[&at(now), &filter.queue, &filter.factory, &limit]).map_err(db_error)?;
+            let rows = tx.query(&sql, &params).map_err(db_error)?;
             let mut claimed = Vec::with_capacity(rows.len());
             let mut jobs = jobs_from_rows(&rows)?;
             for job in &mut jobs {
