@@ -366,4 +366,9 @@ fn a_claims_plan_keeps_to_its_queue_in_the_ready_index_even_generic_and_without_
         assert!(plan.contains("jobs_ready"), "{sql}\n{plan}");
         assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{sql}\n{plan}");
     }
+    // What every worker that goes idle asks: one entry of an index, not the backlog.
+    let sql = jobhost::store::postgres::NEXT_DUE_SQL;
+    let plan = generic_plan(&mut client, sql, "now()");
+    assert!(plan.contains("jobs_waiting") && plan.contains("jobs_scheduled"), "{plan}");
+    assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{plan}");
 }

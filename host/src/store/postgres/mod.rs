@@ -22,4 +22,4 @@ mod work;
 pub use migrations::{Migrated, SCHEMA_VERSION};
 pub use store::{describe, parse_url, PgStore};
 pub use tls::Tls;
-pub use work::claim_sql;
+pub use work::{claim_sql, NEXT_DUE_SQL};

@@ -43,6 +43,12 @@ pub fn claim_sql(filter: &ClaimFilter<'_>) -> String {
     sql
 }
 
+/// The earliest time a job becomes due: of the scheduled jobs (`jobs_scheduled`), and of the
+/// queued ones waiting for a retry time (`jobs_waiting`); each an index's first entry past
+/// `$1`, whatever the backlog.
+pub const NEXT_DUE_SQL: &str = "SELECT least((SELECT min(run_at) FROM jobs WHERE status = 'scheduled'), \
+     (SELECT min(run_at) FROM jobs WHERE status = 'queued' AND run_at > $1))";
+
 impl PgStore {
     /// Locks the jobs `ids` (those that exist), by id.
     fn lock_jobs(tx: &mut Tx<'_>, ids: &[i64]) -> StoreResult<HashMap<JobId, Job>> {
@@ -100,13 +106,7 @@ impl WorkStore for PgStore {
         // or of the scheduled jobs.
         let now = at(self.db_now(SystemClock.now_micros()));
         self.run(|c| {
-            let row = c
-                .query_one(
-                    "SELECT least((SELECT min(run_at) FROM jobs WHERE status = 'scheduled'), \
-                     (SELECT min(run_at) FROM jobs WHERE status = 'queued' AND run_at > $1))",
-                    &[&now],
-                )
-                .map_err(db_error)?;
+            let row = c.query_one(NEXT_DUE_SQL, &[&now]).map_err(db_error)?;
             Ok(row
                 .get::<_, Option<chrono::DateTime<chrono::Utc>>>(0)
                 .map(|t| self.host_time(t.timestamp_micros())))
