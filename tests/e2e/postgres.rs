@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use jobhost::job::NewJob;
-use jobhost::store::ClaimFilter;
 use jobhost::store::{postgres::SCHEMA_VERSION, PgStore};
+use jobhost::store::{ClaimFilter, JobStore};
 use jobhost_tests::server::Server;
 use jobhost_tests::stores::{postgres_skipped, Backend, Schema, TestStore};
 use jobhost_tests::{plugin_dir, EXAMPLE_PLUGINS};
@@ -371,4 +371,18 @@ fn a_claims_plan_keeps_to_its_queue_in_the_ready_index_even_generic_and_without_
     let plan = generic_plan(&mut client, sql, "now()");
     assert!(plan.contains("jobs_waiting") && plan.contains("jobs_scheduled"), "{plan}");
     assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{plan}");
+}
+
+#[test]
+fn a_store_dropped_inside_an_async_runtime_closes_its_connections_without_panicking() {
+    if postgres_skipped("a_store_dropped_inside_an_async_runtime") {
+        return;
+    }
+    let test = TestStore::new(Backend::Postgres);
+    let store = PgStore::open(test.schema().unwrap().config(), jobhost::store::postgres::Tls::Plain).unwrap();
+    // Connections in the pool, as a serving host has them.
+    store.add_batch((0..3).map(|i| job_in("q", i)).collect(), 0).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    // The last handle dropped in an async task, as at the end of `serve`.
+    runtime.block_on(async move { tokio::spawn(async move { drop(store) }).await.unwrap() });
 }

@@ -31,7 +31,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The PostgreSQL store. Any number of hosts on any number of machines may open the same
 /// database: every guarantee is the database's (row locks, unique indexes, transactions).
 pub struct PgStore {
-    pub(super) pool: Pool,
+    /// Taken in `drop`, to close the connections off any async runtime (see there).
+    pub(super) pool: std::mem::ManuallyDrop<Pool>,
     pub(super) config: Config,
     pub(super) tls: Tls,
     /// The database as logs and errors name it: never with its password.
@@ -101,7 +102,7 @@ impl PgStore {
             .build_unchecked(manager);
         log::info!("store: PostgreSQL at {shown}, schema version {}", migrations::SCHEMA_VERSION);
         Ok(PgStore {
-            pool,
+            pool: std::mem::ManuallyDrop::new(pool),
             config,
             tls,
             shown,
@@ -248,5 +249,20 @@ impl PgStore {
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.closed.store(true, Ordering::SeqCst);
+        // SAFETY: the pool is taken once, here, and `self` is never used again.
+        let pool = unsafe { std::mem::ManuallyDrop::take(&mut self.pool) };
+        // A blocking `postgres::Client` closes through a runtime of its own, which panics
+        // ("Cannot start a runtime from within a runtime") on a thread that runs async tasks:
+        // where a host's last handle may go at the end of `serve`. There, the connections are
+        // closed on a thread of their own.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let closing =
+                std::thread::Builder::new().name("jobhost-pg-close".to_owned()).spawn(move || drop(pool));
+            if let Ok(thread) = closing {
+                let _ = thread.join();
+            }
+        } else {
+            drop(pool);
+        }
     }
 }
