@@ -322,6 +322,8 @@ fn run_once_processes_the_ready_jobs_of_a_postgresql_store() {
         assert_eq!((job.status, job.result), (jobhost::job::Status::Completed, Some(n.to_string())));
     }
     assert!(!dir.path().join("jobhost-data").exists(), "no embedded store made beside it");
+    use jobhost::store::WorkStore;
+    assert_eq!(store.hosts().unwrap(), vec![], "run-once stayed on the list of hosts");
 }
 
 fn job_in(queue: &str, n: u32) -> NewJob {

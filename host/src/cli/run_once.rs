@@ -49,6 +49,7 @@ pub fn run(
             processed += 1;
         }
         host.flush()?;
+        host.leave();
         Ok::<_, anyhow::Error>(seen)
     });
     match outcome {

@@ -339,10 +339,16 @@ impl Host {
     /// released uncounted, the store is flushed.
     pub async fn shutdown(&self, timeout: Duration) -> Result<Shutdown, HostError> {
         let stopped = self.inner.pool.shutdown(timeout).await?;
+        self.leave();
+        Ok(stopped)
+    }
+
+    /// Takes this host off the store's list of hosts (`GET /v1/hosts`): the end of a stop,
+    /// and of `run-once`.
+    pub fn leave(&self) {
         if let Err(e) = self.inner.shared.store.leave(&self.inner.me.name) {
             log::warn!("cannot take this host off the store's list of hosts: {e}");
         }
-        Ok(stopped)
     }
 
     /// Writes everything to disk (the end of `run-once`).
