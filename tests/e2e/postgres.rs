@@ -103,6 +103,48 @@ fn a_host_killed_mid_job_is_named_on_the_job_another_host_recovers() {
 }
 
 #[test]
+fn a_host_restarted_after_a_crash_takes_its_name_back_at_once_but_a_live_holder_keeps_it() {
+    if jobhost_tests::stores::postgres_skipped("postgres::a_host_restarted_after_a_crash_takes_its_name_back")
+    {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let schema = Schema::new();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    // The default lease (30 s): the name would otherwise stay taken that long.
+    let mut first = host(&dir, &plugins, "fixed", &schema, "", &[]);
+    let pid = first.pid();
+    first.signal(libc::SIGKILL);
+    assert_eq!(first.wait_exit(LONG), None);
+    let started = Instant::now();
+    let again = host(&dir, &plugins, "fixed", &schema, "", &[]);
+    assert!(started.elapsed() < Duration::from_secs(20), "restart took {:?}", started.elapsed());
+    assert!(
+        again.log().contains(&format!("previous holder (pid {pid} on this machine) is gone")),
+        "{}",
+        again.log()
+    );
+    let hosts = again.get("/v1/hosts").body;
+    assert_eq!(hosts.as_array().unwrap().len(), 1, "{hosts}");
+    // While it lives, nobody else may take the name.
+    let file = dir.path().join("second.toml");
+    std::fs::write(&file, "host_name = \"fixed\"\n").unwrap();
+    let refused = jobhost_tests::jobhost([
+        "serve",
+        "--config",
+        file.to_str().unwrap(),
+        "--store-url",
+        &schema.url(),
+        "--data-dir",
+        dir.path().join("second-data").to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("is in use by a live host"), "{refused:?}");
+}
+
+#[test]
 fn hosts_starting_together_migrate_once_and_a_newer_schema_is_refused() {
     if jobhost_tests::stores::postgres_skipped(
         "postgres::hosts_starting_together_migrate_once_and_a_newer_schema_is_refused",

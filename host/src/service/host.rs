@@ -88,7 +88,15 @@ impl Host {
                 host.inner.shared.store.hosts()?.into_iter().find(|h| h.name == me.name && h.pid != me.pid);
             if let Some(other) = taken {
                 let lease = crate::clock::duration_micros(host.inner.shared.config.lease);
-                if other.heartbeat_at >= host.now().saturating_sub(lease) {
+                // The same machine, and no such process: it crashed (a restart comes here).
+                let gone = other.machine == me.machine && !process_alive(other.pid);
+                if gone {
+                    log::info!(
+                        "host_name `{}`: its previous holder (pid {} on this machine) is gone; taking the name over",
+                        me.name,
+                        other.pid
+                    );
+                } else if other.heartbeat_at >= host.now().saturating_sub(lease) {
                     return Err(HostError::Store(crate::store::StoreError::Unusable(format!(
                         "host_name `{}` is in use by a live host (pid {}, last heartbeat {}): give each host a name of its own",
                         me.name,
@@ -379,4 +387,12 @@ impl Host {
     pub fn running_count(&self) -> usize {
         self.inner.pool.running_count()
     }
+}
+
+/// Whether a process `pid` exists on this machine (a process of another user counts).
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    // SAFETY: kill with signal 0 only checks that the process exists and may be signalled.
+    let sent = unsafe { libc::kill(pid, 0) } == 0;
+    sent || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }

@@ -119,6 +119,9 @@ pub struct HostRecord {
     /// `<machine>-<pid>`).
     pub name: String,
     pub pid: u32,
+    /// The machine it runs on (its host name): with `pid`, tells whether a host that stopped
+    /// beating is gone (its pid is dead on this machine). Empty in rows from before it was kept.
+    pub machine: String,
     pub version: String,
     pub started_at: Micros,
     pub heartbeat_at: Micros,
@@ -128,20 +131,19 @@ impl HostRecord {
     /// This process as a host record: `name` if configured, else `<machine>-<pid>`.
     pub fn this_process(name: Option<&str>, now: Micros) -> HostRecord {
         let pid = std::process::id();
+        let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "host".into());
         let name = match name {
             Some(name) => name.to_owned(),
-            None => {
-                let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map(|s| s.trim().to_owned())
-                    .ok()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "host".into());
-                format!("{machine}-{pid}")
-            }
+            None => format!("{machine}-{pid}"),
         };
         HostRecord {
             name,
             pid,
+            machine,
             version: env!("CARGO_PKG_VERSION").into(),
             started_at: now,
             heartbeat_at: now,

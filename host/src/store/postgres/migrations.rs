@@ -164,6 +164,11 @@ CREATE INDEX jobs_by_factory ON jobs (factory, status, id);
     r#"
 CREATE INDEX jobs_waiting ON jobs (run_at) WHERE status = 'queued';
 "#,
+    // 7: the machine each host runs on: a restarted host reclaims its name at once when the
+    // previous holder's pid is dead on the same machine.
+    r#"
+ALTER TABLE hosts ADD COLUMN machine text NOT NULL DEFAULT '';
+"#,
 ];
 
 /// The schema version this build writes and reads.
@@ -255,6 +260,7 @@ mod tests {
         "44d897bfb5ece0f4",
         "a965702c0c7e651e",
         "4fe840e7bb9d5cde",
+        "ca9447492f054877",
     ];
 
     #[test]

@@ -280,10 +280,19 @@ impl WorkStore for PgStore {
         };
         self.run(|c| {
             c.execute(
-                "INSERT INTO hosts (name, pid, version, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO hosts (name, pid, version, started_at, heartbeat_at, machine) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (name) DO UPDATE SET pid = EXCLUDED.pid, version = EXCLUDED.version, \
-                 started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at",
-                &[&me.name, &(me.pid as i32), &me.version, &at(me.started_at), &at(me.heartbeat_at)],
+                 started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, \
+                 machine = EXCLUDED.machine",
+                &[
+                    &me.name,
+                    &(me.pid as i32),
+                    &me.version,
+                    &at(me.started_at),
+                    &at(me.heartbeat_at),
+                    &me.machine,
+                ],
             )
             .map_err(db_error)?;
             // Hosts silent for a day are gone for good (a crash, a machine replaced): the
@@ -304,7 +313,10 @@ impl WorkStore for PgStore {
     fn hosts(&self) -> StoreResult<Vec<HostRecord>> {
         self.run(|c| {
             let rows = c
-                .query("SELECT name, pid, version, started_at, heartbeat_at FROM hosts ORDER BY name", &[])
+                .query(
+                    "SELECT name, pid, version, started_at, heartbeat_at, machine FROM hosts ORDER BY name",
+                    &[],
+                )
                 .map_err(db_error)?;
             Ok(rows
                 .iter()
@@ -316,6 +328,7 @@ impl WorkStore for PgStore {
                         .host_time(r.get::<_, chrono::DateTime<chrono::Utc>>(3).timestamp_micros()),
                     heartbeat_at: self
                         .host_time(r.get::<_, chrono::DateTime<chrono::Utc>>(4).timestamp_micros()),
+                    machine: r.get(5),
                 })
                 .collect())
         })
