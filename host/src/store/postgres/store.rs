@@ -99,6 +99,10 @@ impl PgStore {
             // Pooled connections are tested as they are handed out, so one the server closed
             // (a restart) is replaced rather than failing the call.
             .test_on_check_out(true)
+            // Every failed connect would be a bare "db error" line of r2d2's own (a thousand
+            // in an outage); `run_here` logs one line when the database is lost, with the
+            // cause, and one when it answers again.
+            .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
         log::info!("store: PostgreSQL at {shown}, schema version {}", migrations::SCHEMA_VERSION);
         Ok(PgStore {
