@@ -77,6 +77,8 @@ pub struct Metrics {
     plugins_loaded: Gauge,
     plugin_conflicts: Gauge,
     worker_restarts: Family<QueueLabels, Counter>,
+    /// The queues with a restart series of their own (at most [`MAX_QUEUE_SERIES`]).
+    restart_queues: Mutex<std::collections::BTreeSet<String>>,
     stuck: Family<QueueLabels, Gauge>,
     workers: Family<WorkerLabels, Gauge>,
     /// Scrapes rebuild the job gauges; one at a time so two cannot interleave.
@@ -133,6 +135,7 @@ impl Default for Metrics {
             plugins_loaded,
             plugin_conflicts,
             worker_restarts,
+            restart_queues: Mutex::new(std::collections::BTreeSet::new()),
             stuck,
             workers,
             render_lock: Mutex::new(()),
@@ -160,7 +163,16 @@ impl Metrics {
 
     /// Counts a worker process started again after one of `queue`'s ended.
     pub fn record_worker_restart(&self, queue: &str) {
-        self.worker_restarts.get_or_create(&QueueLabels { queue: queue.to_owned() }).inc();
+        let queue = {
+            let mut seen = sync::lock(&self.restart_queues);
+            if seen.contains(queue) || seen.len() < MAX_QUEUE_SERIES - 1 {
+                seen.insert(queue.to_owned());
+                queue.to_owned()
+            } else {
+                OTHER_QUEUES.to_owned()
+            }
+        };
+        self.worker_restarts.get_or_create(&QueueLabels { queue }).inc();
     }
 
     /// The text exposition, with the job gauges set from `counts` (queue → status → jobs), the
@@ -182,7 +194,8 @@ impl Metrics {
             }
         }
         self.stuck.clear();
-        for q in queues {
+        // Only queues with stuck jobs (at most one per worker): not a series per queue.
+        for q in queues.iter().filter(|q| q.stuck > 0) {
             let labels = QueueLabels { queue: q.queue.clone() };
             self.stuck.get_or_create(&labels).set(i64::try_from(q.stuck).unwrap_or(i64::MAX));
         }

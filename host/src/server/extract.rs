@@ -19,7 +19,15 @@ pub struct JsonBody<T>(pub T);
 /// Like [`JsonBody`], with the batch limit `limits.max_batch_body_bytes`.
 pub struct BatchBody<T>(pub T);
 
-async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+/// The slowest a body may arrive, bytes a second, after the first `header_timeout`: a body
+/// that stalls or trickles cannot hold a connection longer than its size at this rate.
+const MIN_BODY_RATE: u64 = 64 * 1024;
+
+async fn read_body(
+    req: Request,
+    limit: usize,
+    header_timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -35,7 +43,16 @@ async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+    let allowed = header_timeout + std::time::Duration::from_secs(limit as u64 / MIN_BODY_RATE + 1);
+    let read = tokio::time::timeout(allowed, axum::body::to_bytes(req.into_body(), limit)).await;
+    let read = read.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body did not arrive within {allowed:?} (at least 64 KiB a second)"),
+        )
+    })?;
+    read.map_err(|e| {
         use std::error::Error;
         let mut source: Option<&(dyn Error + 'static)> = Some(&e);
         while let Some(cause) = source {
@@ -48,22 +65,31 @@ async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     })
 }
 
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+impl<T: DeserializeOwned + Send + 'static> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req, state.limits.max_body_bytes.get()).await?;
-        parse_json(&bytes).map(JsonBody)
+        let bytes = read_body(req, state.limits.max_body_bytes.get(), state.limits.header_timeout).await?;
+        parse_off_runtime(bytes).await.map(JsonBody)
     }
 }
 
-impl<T: DeserializeOwned> FromRequest<AppState> for BatchBody<T> {
+impl<T: DeserializeOwned + Send + 'static> FromRequest<AppState> for BatchBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req, state.limits.max_batch_body_bytes.get()).await?;
-        parse_json(&bytes).map(BatchBody)
+        let bytes =
+            read_body(req, state.limits.max_batch_body_bytes.get(), state.limits.header_timeout).await?;
+        parse_off_runtime(bytes).await.map(BatchBody)
     }
+}
+
+/// `parse_json` on a blocking thread: a body of megabytes takes a while to decode, and the
+/// runtime's threads serve every other request meanwhile.
+async fn parse_off_runtime<T: DeserializeOwned + Send + 'static>(bytes: Bytes) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || parse_json(&bytes))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("decoding the body failed: {e}"))))
 }
 
 /// The one place request JSON is decoded (bodies of single jobs and batches alike).

@@ -38,9 +38,18 @@ pub struct AllowedHosts {
 }
 
 impl AllowedHosts {
-    /// `configured` (the `allowed_hosts` setting) and this machine's own host name.
+    /// `configured` (the `allowed_hosts` setting; `*.example.com` is `.example.com`) and this
+    /// machine's own host name. Empty names allow nothing.
     pub fn new(configured: &[String]) -> AllowedHosts {
-        let mut names: Vec<String> = configured.iter().map(|n| normalize(n)).collect();
+        let mut names: Vec<String> = configured
+            .iter()
+            .map(|n| normalize(n))
+            .map(|n| match n.strip_prefix("*.") {
+                Some(domain) => format!(".{domain}"),
+                None => n,
+            })
+            .filter(|n| !n.is_empty() && n != ".")
+            .collect();
         if let Some(own) = machine_name() {
             names.push(normalize(&own));
         }
@@ -50,6 +59,9 @@ impl AllowedHosts {
     /// Whether `host` (a `Host` header's name, without its port) names this server.
     pub fn allows(&self, host: &str) -> bool {
         let host = normalize(host);
+        if host.is_empty() {
+            return false;
+        }
         if self.any || host.parse::<IpAddr>().is_ok() || is_localhost(&host) {
             return true;
         }
@@ -94,15 +106,46 @@ fn split_host(authority: &str) -> (&str, Option<&str>) {
 }
 
 pub async fn check(State(allowed): State<Arc<AllowedHosts>>, request: Request, next: Next) -> Response {
-    match refusal(
-        &allowed,
-        request.method(),
-        request.headers(),
-        request.uri().authority().map(|a| a.as_str()),
-    ) {
+    use axum::body::HttpBody;
+    let body_empty = request.body().is_end_stream();
+    let authority = request.uri().authority().map(|a| a.as_str());
+    match refusal(&allowed, request.method(), request.headers(), authority, body_empty) {
         Some(error) => error.into_response(),
         None => next.run(request).await,
     }
+}
+
+/// The one value of header `name`, if it is there; an error if it is there twice or is not
+/// text (a guard that skipped such a header would fail open).
+fn single<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Result<Option<&'a str>, ApiError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(ApiError::invalid_request(format!("the request has more than one {name} header")));
+    }
+    first.to_str().map(Some).map_err(|_| ApiError::invalid_request(format!("the {name} header is not text")))
+}
+
+fn misdirected(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        "host_not_allowed",
+        format!(
+            "this server does not answer to the host name {:?}; add it to allowed_hosts if it is yours",
+            crate::text::clip(name)
+        ),
+    )
+}
+
+/// Whether `authority` (`name[:port]`) names this server: an allowed name, and a port of
+/// digits if any.
+fn names_this_server(allowed: &AllowedHosts, authority: &str) -> Result<(), ApiError> {
+    let (name, port) = split_host(authority);
+    let bad_port = port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()));
+    if bad_port || !allowed.allows(name) {
+        return Err(misdirected(authority));
+    }
+    Ok(())
 }
 
 /// Why a request is refused, if it is.
@@ -111,35 +154,41 @@ fn refusal(
     method: &Method,
     headers: &HeaderMap,
     authority: Option<&str>,
+    body_empty: bool,
 ) -> Option<ApiError> {
-    // HTTP/2 carries the host as the URI's authority; HTTP/1.1 as the Host header.
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).or(authority);
-    if let Some(host) = host {
-        let (name, _) = split_host(host);
-        if !allowed.allows(name) {
-            return Some(ApiError::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                "host_not_allowed",
-                format!(
-                    "this server does not answer to the host name {:?}; add it to allowed_hosts if it is yours",
-                    crate::text::clip(name)
-                ),
-            ));
-        }
+    check_headers(allowed, method, headers, authority, body_empty).err()
+}
+
+fn check_headers(
+    allowed: &AllowedHosts,
+    method: &Method,
+    headers: &HeaderMap,
+    authority: Option<&str>,
+    body_empty: bool,
+) -> Result<(), ApiError> {
+    // HTTP/1.1 names the host in the Host header, HTTP/2 in the URI's authority, and an
+    // absolute-form request line in both: every one given must name this server, and one
+    // must be given (a browser always sends it).
+    let host = single(headers, &header::HOST)?;
+    if host.is_none() && authority.is_none() {
+        return Err(ApiError::invalid_request("the request has no Host header"));
     }
+    for named in host.iter().chain(authority.iter()) {
+        names_this_server(allowed, named)?;
+    }
+    let host = host.or(authority);
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return None;
+        return Ok(());
     }
-    let cross_site = |why: String| Some(ApiError::new(StatusCode::FORBIDDEN, "cross_site", why));
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+    let cross_site = |why: String| Err(ApiError::new(StatusCode::FORBIDDEN, "cross_site", why));
+    if let Some(site) = single(headers, &header::HeaderName::from_static("sec-fetch-site"))? {
         if !matches!(site, "same-origin" | "none") {
             return cross_site(format!(
                 "the browser says this request comes from another site (Sec-Fetch-Site: {site}); the API takes changes only from its own pages or from clients that are not browsers"
             ));
         }
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
+    if let Some(origin) = single(headers, &header::ORIGIN)? {
         if !same_origin(origin, host) {
             return cross_site(format!(
                 "the request comes from another origin ({}); the API takes changes only from its own pages or from clients that are not browsers",
@@ -147,18 +196,20 @@ fn refusal(
             ));
         }
     }
-    // A body needs a JSON type (a form cannot send one); no body, no type needed.
-    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+    // A body needs a JSON type (a form cannot send one); no body, no type needed. A body is
+    // empty only when it is known to be (HTTP/2 may send one with no length).
+    let has_body = !body_empty
+        || headers.contains_key(header::TRANSFER_ENCODING)
         || headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|length| length.trim() != "0");
-    let kind = headers.get(header::CONTENT_TYPE).map(|k| k.to_str().unwrap_or("<not text>"));
+    let kind = single(headers, &header::CONTENT_TYPE)?;
     if kind.is_some() || has_body {
         let kind = kind.unwrap_or("");
         let essence = kind.split(';').next().unwrap_or("").trim();
         if !essence.eq_ignore_ascii_case("application/json") {
-            return Some(ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 if kind.is_empty() {
@@ -172,7 +223,7 @@ fn refusal(
             ));
         }
     }
-    None
+    Ok(())
 }
 
 /// Whether `origin` (`http://localhost:7878`) is the origin of a page served by `host`
@@ -209,7 +260,8 @@ mod tests {
         for (name, value) in pairs {
             headers.insert(header::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
         }
-        refusal(&allowed(), &method, &headers, None).map(|e| e.code)
+        let body_empty = headers.get(header::CONTENT_LENGTH).is_none_or(|v| v == "0");
+        refusal(&allowed(), &method, &headers, None, body_empty).map(|e| e.code)
     }
 
     #[test]
@@ -227,6 +279,44 @@ mod tests {
             assert!(!hosts.allows(host), "{host}");
         }
         assert!(AllowedHosts { names: vec!["*".into()], any: true }.allows("anything.example"));
+    }
+
+    #[test]
+    fn a_host_named_twice_or_not_as_text_or_with_a_junk_port_or_not_at_all_is_refused() {
+        let hosts = allowed();
+        let mut twice = HeaderMap::new();
+        twice.append(header::HOST, "127.0.0.1".parse().unwrap());
+        twice.append(header::HOST, "evil.example".parse().unwrap());
+        assert!(refusal(&hosts, &Method::GET, &twice, None, true).is_some());
+        let mut bytes = HeaderMap::new();
+        bytes.insert(header::HOST, header::HeaderValue::from_bytes(b"ev\xffil.example").unwrap());
+        assert!(refusal(&hosts, &Method::POST, &bytes, None, true).is_some());
+        for junk in ["127.0.0.1:7990@evil.example", "127.0.0.1:evil", "localhost:"] {
+            let mut one = HeaderMap::new();
+            one.insert(header::HOST, junk.parse().unwrap());
+            assert_eq!(
+                refusal(&hosts, &Method::GET, &one, None, true).map(|e| e.code),
+                Some("host_not_allowed"),
+                "{junk}"
+            );
+        }
+        assert_eq!(
+            refusal(&hosts, &Method::GET, &HeaderMap::new(), None, true).map(|e| e.code),
+            Some("invalid_request")
+        );
+        // An absolute-form URI or HTTP/2 authority must name the server too.
+        let mut good = HeaderMap::new();
+        good.insert(header::HOST, "127.0.0.1".parse().unwrap());
+        assert!(refusal(&hosts, &Method::GET, &good, Some("evil.example"), true).is_some());
+        assert!(refusal(&hosts, &Method::GET, &HeaderMap::new(), Some("127.0.0.1:7878"), true).is_none());
+        // HTTP/2 may carry a body with no length: it still needs its JSON type.
+        assert_eq!(
+            refusal(&hosts, &Method::POST, &good, None, false).map(|e| e.code),
+            Some("unsupported_media_type")
+        );
+        // `*.domain` takes the domain's subdomains; an empty entry allows nothing.
+        let wild = AllowedHosts::new(&["*.corp.example".into(), "".into(), ".".into()]);
+        assert!(wild.allows("a.corp.example") && !wild.allows("") && !wild.allows("evil.example"));
     }
 
     #[test]

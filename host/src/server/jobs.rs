@@ -109,7 +109,7 @@ pub async fn add_batch(
     let mut adds = Vec::with_capacity(req.jobs.len());
     let mut items = Vec::new();
     for (index, value) in req.jobs.into_iter().enumerate() {
-        let parsed = serde_json::from_value::<AddJobRequest>(value)
+        let parsed = serde_json::from_str::<AddJobRequest>(value.get())
             .map_err(|e| ApiError::invalid_request(format!("invalid job: {e}")))
             .and_then(|r| to_add_job(r, now, max_input));
         match parsed {

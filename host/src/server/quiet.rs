@@ -5,9 +5,12 @@
 //! idle, would hold one of the `max_connections` places for ever: enough of them lock every
 //! client out.
 //!
+//! A client that takes none of its answer for as long (writes cannot go on) is closed too.
+//!
 //! **Invariant:** a connection is never cut while one of its requests is being handled (a
 //! long poll waits as long as it asks) or while its answer is still being taken by the
-//! client: only reading with nothing in flight, for the whole timeout, ends it.
+//! client: only reading with nothing in flight, or a write that cannot go on, for the whole
+//! timeout, ends it.
 
 use std::future::Future;
 use std::io;
@@ -51,11 +54,13 @@ pub struct Quiet<S> {
     limit: Duration,
     /// Running while the connection is quiet with nothing in flight.
     timer: Option<Pin<Box<Sleep>>>,
+    /// Running while an answer waits for a client that does not take it.
+    stalled: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> Quiet<S> {
     pub fn new(inner: S, in_flight: InFlight, limit: Duration) -> Self {
-        Quiet { inner, in_flight, limit, timer: None }
+        Quiet { inner, in_flight, limit, timer: None, stalled: None }
     }
 }
 
@@ -90,14 +95,43 @@ impl<S: AsyncRead + Unpin> AsyncRead for Quiet<S> {
     }
 }
 
+impl<S> Quiet<S> {
+    /// After a write: progress clears both timers; a write that cannot go on (the client
+    /// takes nothing) ends the connection once it has waited `limit`.
+    fn wrote<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<T>>,
+        progress: bool,
+    ) -> Poll<io::Result<T>> {
+        match written {
+            Poll::Ready(done) => {
+                if progress {
+                    self.timer = None;
+                }
+                self.stalled = None;
+                Poll::Ready(done)
+            }
+            Poll::Pending => {
+                let limit = self.limit;
+                let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match stalled.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client took none of its answer within header_timeout",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for Quiet<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            // The client takes its answer: not quiet.
-            self.timer = None;
-        }
-        written
+        let progress = matches!(written, Poll::Ready(Ok(n)) if n > 0);
+        self.wrote(cx, written, progress)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -114,10 +148,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Quiet<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            self.timer = None;
-        }
-        written
+        let progress = matches!(written, Poll::Ready(Ok(n)) if n > 0);
+        self.wrote(cx, written, progress)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -64,8 +64,9 @@ pub struct AddedView {
 pub struct BatchRequest {
     /// Up to `limits.max_batch_jobs` (10,000) jobs, each as for `POST /v1/jobs` (without
     /// `unique_key`).
+    /// Each kept as its text until it is read (a parsed tree would cost many times the body).
     #[schema(value_type = Vec<AddJobRequest>)]
-    pub jobs: Vec<Value>,
+    pub jobs: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// The jobs of a batch, in order.
