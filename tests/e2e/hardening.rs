@@ -431,3 +431,27 @@ fn a_batch_cannot_carry_an_input_larger_than_a_single_job_may() {
     assert!(item["message"].as_str().unwrap().contains("limits.max_body_bytes"), "{answer:?}");
     assert!(server.get("/v1/jobs").body["jobs"].as_array().unwrap().is_empty(), "nothing added");
 }
+
+#[test]
+fn a_body_that_stalls_is_refused_and_its_connection_freed() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let server = serve(&dir, plugins.path(), "[limits]\nheader_timeout = \"1s\"\n");
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"job\""
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // Then nothing: at 64 KiB a second after header_timeout, 1,000 bytes are due within 2 s.
+    let started = Instant::now();
+    stream.set_read_timeout(Some(LONG)).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(30), "answered after {:?}", started.elapsed());
+    // Nothing was added.
+    assert!(server.get("/v1/jobs").body["jobs"].as_array().unwrap().is_empty());
+}

@@ -266,6 +266,7 @@ fn responses(doc: &mut Value) {
             && matches!(path.as_str(), "/v1/jobs" | "/v1/jobs/batch" | "/v1/schedules" | "/v1/schedules/{id}")
         {
             add("413", "`body_too_large`");
+            add("408", "`body_timeout`: the body came slower than 64 KiB a second after header_timeout");
         }
         if path.starts_with("/v1/jobs") || path.starts_with("/v1/schedules") {
             add(

@@ -20,7 +20,7 @@ pub struct ErrorDetail {
     /// `unknown_schedule`, `unknown_queue`, `invalid_transition`, `body_too_large`,
     /// `unauthorized`, `not_found`, `method_not_allowed`, `uri_too_long` (414),
     /// `headers_too_large` (431), `host_not_allowed` (421), `cross_site` (403),
-    /// `unsupported_media_type` (415), `store_unavailable` (503: the store cannot write, e.g. a
+    /// `unsupported_media_type` (415), `body_timeout` (408), `store_unavailable` (503: the store cannot write, e.g. a
     /// full disk), `unavailable` (503: the server holds as many connections as it takes),
     /// `internal`.
     pub code: &'static str,

@@ -55,9 +55,10 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_headers(super::head::HYPER_MAX_HEADERS);
-    // No HTTP/2 keep-alive pings: `quiet` ends a connection that says nothing, and a ping the
-    // server writes would count as the connection being busy.
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/2 connections are ended by their keep-alive: a ping every header_timeout, and no
+    // answer within hyper's ping timeout closes it (`quiet` alone does not end one that has
+    // sent only its preface).
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(limits.header_timeout));
     let graceful = GracefulShutdown::new();
     let open = Arc::new(AtomicUsize::new(0));
     let service = TowerToHyperService::new(app);
