@@ -58,6 +58,21 @@ pub struct Quiet<S> {
     stalled: Option<Pin<Box<Sleep>>>,
 }
 
+/// Starts `timer` (`limit`) if it is not running, and ends the connection (`TimedOut`,
+/// `why`) once it has run out; pending until then, woken when it does.
+fn expire<T>(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    limit: Duration,
+    cx: &mut Context<'_>,
+    why: &str,
+) -> Poll<io::Result<T>> {
+    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+    match timer.as_mut().poll(cx) {
+        Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, why.to_owned()))),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
 impl<S> Quiet<S> {
     pub fn new(inner: S, in_flight: InFlight, limit: Duration) -> Self {
         Quiet { inner, in_flight, limit, timer: None, stalled: None }
@@ -81,15 +96,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Quiet<S> {
                 Poll::Pending
             }
             Poll::Pending => {
-                let limit = this.limit;
-                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the client sent no request within header_timeout",
-                    ))),
-                    Poll::Pending => Poll::Pending,
-                }
+                expire(&mut this.timer, this.limit, cx, "the client sent no request within header_timeout")
             }
         }
     }
@@ -114,14 +121,12 @@ impl<S> Quiet<S> {
             }
             Poll::Pending => {
                 let limit = self.limit;
-                let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                match stalled.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the client took none of its answer within header_timeout",
-                    ))),
-                    Poll::Pending => Poll::Pending,
-                }
+                expire(
+                    &mut self.stalled,
+                    limit,
+                    cx,
+                    "the client took none of its answer within header_timeout",
+                )
             }
         }
     }
