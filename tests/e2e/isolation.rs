@@ -758,6 +758,50 @@ fn workers_write_only_to_their_scratch_directory_and_the_configured_paths() {
 }
 
 #[test]
+fn a_plugins_own_write_paths_are_writable_by_its_workers_alone() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&["echo"]);
+    let [common, own, echos] = [(); 3].map(|_| TempDir::new().unwrap());
+    let config = format!(
+        "[worker_sandbox]\nwrite_paths = [{:?}]\n\
+         [worker_sandbox.plugins.misbehave]\nwrite_paths = [{:?}]\n\
+         [worker_sandbox.plugins.echo]\nwrite_paths = [{:?}]\n\
+         [worker_sandbox.plugins.nosuch]\nwrite_paths = [{:?}]\n",
+        common.path(),
+        own.path(),
+        echos.path(),
+        common.path()
+    );
+    let server = serve(&dir, plugins.path(), &config);
+    let run = |job: &str, input: Value| {
+        let id = add(&server, json!({"job": job, "input": input}));
+        server.wait_finished(&id, LONG)
+    };
+    // Its own path and everyone's: written.
+    for path in [own.path().join("out"), common.path().join("out")] {
+        let done = run("write_file", json!(path));
+        assert_eq!(done["status"], "completed", "{done}");
+        assert!(path.exists());
+    }
+    // Another plugin's path: refused.
+    let done = run("write_file", json!(echos.path().join("out")));
+    assert_eq!(done["status"], "error", "{done}");
+    assert!(errors(&done).pop().unwrap().contains("Permission denied"), "{done}");
+    assert!(!echos.path().join("out").exists());
+    // Its worker loaded that plugin alone: no other plugin's code holds these rights.
+    let maps = run("read_file", json!("/proc/self/maps"));
+    let maps = maps["result"].as_str().unwrap();
+    assert!(maps.contains("jobhost-plugin:libmisbehave.so"), "{maps}");
+    assert!(!maps.contains("jobhost-plugin:libecho.so"), "{maps}");
+    // The other plugin's jobs run in workers of its own profile, in the same slots.
+    for _ in 0..3 {
+        assert_eq!(run("echo", json!("hi"))["status"], "completed");
+        assert_eq!(run("write_file", json!(own.path().join("again")))["status"], "completed");
+    }
+    assert!(server.log().contains("worker_sandbox.plugins.nosuch: no loaded plugin"), "{}", server.log());
+}
+
+#[test]
 fn a_million_progress_reports_cost_little_and_a_result_too_large_says_so() {
     let dir = TempDir::new().unwrap();
     let plugins = plugins_with_misbehave(&[]);

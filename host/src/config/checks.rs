@@ -46,14 +46,12 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
             return Err(format!("{key}: must be longer than zero"));
         }
-        for path in &self.worker_sandbox.write_paths {
-            if !path.is_absolute() || !path.exists() {
-                return Err(format!(
-                    "worker_sandbox.write_paths: {} {}; list existing absolute paths",
-                    path.display(),
-                    if path.is_absolute() { "does not exist" } else { "is not an absolute path" }
-                ));
+        check_write_paths("worker_sandbox.write_paths", &self.worker_sandbox.write_paths)?;
+        for (plugin, sandbox) in &self.worker_sandbox.plugins {
+            if plugin.trim().is_empty() {
+                return Err("worker_sandbox.plugins: a plugin's name must not be empty".to_owned());
             }
+            check_write_paths(&format!("worker_sandbox.plugins.{plugin}.write_paths"), &sandbox.write_paths)?;
         }
         if self.worker_run_as()?.is_some() {
             // SAFETY: geteuid has no preconditions.
@@ -159,6 +157,20 @@ impl Config {
     }
 }
 
+/// Each of `paths` (the value of `key`) must be an existing absolute path.
+fn check_write_paths(key: &str, paths: &[std::path::PathBuf]) -> Result<(), String> {
+    for path in paths {
+        if !path.is_absolute() || !path.exists() {
+            return Err(format!(
+                "{key}: {} {}; list existing absolute paths",
+                path.display(),
+                if path.is_absolute() { "does not exist" } else { "is not an absolute path" }
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +210,13 @@ mod tests {
             ("[worker_limits]\ncpu_time = \"100ms\"", "worker_limits.cpu_time"),
             ("[worker_limits]\nopen_files = 3", "worker_limits.open_files"),
             ("[factories]\n\"no name\" = \"libx.so\"", "factories.no name"),
+            ("[worker_sandbox]\nwrite_paths = [\"relative\"]", "worker_sandbox.write_paths: relative"),
+            (
+                "[worker_sandbox.plugins.thumbs]\nwrite_paths = [\"/no/such/dir\"]",
+                "worker_sandbox.plugins.thumbs.write_paths: /no/such/dir does not exist",
+            ),
+            ("[worker_sandbox.plugins.thumbs]\nwrite_path = []", "write_path"),
+            ("[worker_sandbox.plugins.\" \"]", "worker_sandbox.plugins: a plugin's name"),
         ];
         for (text, key) in cases {
             let err = Config::parse(text).expect_err(text);

@@ -62,6 +62,18 @@ pub struct WorkerSandbox {
     pub filesystem: FilesystemAccess,
     /// Directories (and files) workers may write to besides their scratch directory.
     pub write_paths: Vec<PathBuf>,
+    /// `[worker_sandbox.plugins.NAME]`, NAME as `/v1/plugins` lists the plugin: paths only
+    /// that plugin's workers may write. Its jobs then run in workers that load that plugin
+    /// alone, so no other plugin's code ever holds those rights.
+    pub plugins: std::collections::BTreeMap<String, PluginSandbox>,
+}
+
+/// `[worker_sandbox.plugins.NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginSandbox {
+    /// Directories (and files) this plugin's workers may write to, beyond everyone's.
+    pub write_paths: Vec<PathBuf>,
 }
 
 /// Resource limits of each worker process; unset keys leave the inherited limit.

@@ -52,6 +52,12 @@ impl Config {
         crate::workers::Sandbox {
             read_only: self.worker_sandbox.filesystem == super::sections::FilesystemAccess::ReadOnly,
             write_paths: self.worker_sandbox.write_paths.clone(),
+            per_plugin: self
+                .worker_sandbox
+                .plugins
+                .iter()
+                .map(|(name, sandbox)| (name.clone(), sandbox.write_paths.clone()))
+                .collect(),
             // Checked when the file was read (`check`).
             run_as: self.worker_run_as().ok().flatten(),
         }

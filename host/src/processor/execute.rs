@@ -38,7 +38,7 @@ impl Executor {
     /// would start; try again after its `wait`.
     pub fn prepare(&mut self, shared: &Shared) -> Result<(), Unready> {
         let Executor::Isolated(slot) = self else { return Ok(()) };
-        slot.prepare(shared)
+        slot.prepare(shared, None)
     }
 
     /// Its worker process, if it has one.

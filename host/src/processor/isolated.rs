@@ -45,38 +45,40 @@ pub(super) struct Isolated {
     pub(super) restarts: u64,
     /// Jobs its current process has run (`worker_limits.max_jobs` replaces it).
     pub(super) jobs: u64,
+    /// The plugin file its current process is dedicated to (`[worker_sandbox.plugins]`);
+    /// `None`: a shared one.
+    pub(super) profile: Option<std::path::PathBuf>,
 }
 
 impl Isolated {
-    pub(super) fn prepare(&mut self, shared: &Shared) -> Result<(), Unready> {
-        let (spec, generation) = match &*sync::read(&shared.plugins) {
-            Plugins::Isolated { spec, generation, .. } => (spec.clone(), *generation),
-            Plugins::InProcess { .. } => return Ok(()),
+    /// Gets a worker process ready: one of the current plugins, and for `factory` one of its
+    /// sandbox profile (workers dedicated to a plugin with write paths of its own, or shared
+    /// ones); `None` takes whichever profile the slot has, or a shared one.
+    pub(super) fn prepare(&mut self, shared: &Shared, factory: Option<&str>) -> Result<(), Unready> {
+        let (spec, generation, wanted, spent) = {
+            let plugins = sync::read(&shared.plugins);
+            let Plugins::Isolated { spec, generation, dedicated, .. } = &*plugins else { return Ok(()) };
+            let wanted = factory.and_then(|f| dedicated.get(f)).cloned();
+            let spent = spec.limits.max_jobs.is_some_and(|max| self.jobs >= max);
+            let fits = factory.is_none() || self.profile.as_ref() == wanted.as_ref().map(|p| &p.path);
+            let current = |p: &WorkerProcess| p.generation == *generation && !spent && !p.has_ended();
+            if fits && self.process.as_ref().is_some_and(current) {
+                return Ok(());
+            }
+            // The spec is cloned only to start a process, outside the lock.
+            (spec.clone(), *generation, wanted, spent)
         };
-        let spent = spec.limits.max_jobs.is_some_and(|max| self.jobs >= max);
-        if self.process.as_ref().is_some_and(|p| p.generation == generation && !spent && !p.has_ended()) {
-            return Ok(());
-        }
-        if let Some(old) = self.process.take() {
-            if old.has_ended() {
-                // Its plugin crashed or exited while it ran no job (a thread of its own, a
-                // timer): no job is charged, and it is replaced as after any death.
-                let pid = old.pid();
-                let death = old.reap_ended();
-                log::warn!("{death} between jobs (pid {pid}; no job charged); replacing it");
-                let wait = self.back_off();
-                return Err(Unready { wait, reason: format!("{death} between jobs") });
+        let current = |p: &WorkerProcess| p.generation == generation && !spent && !p.has_ended();
+        match self.process.take() {
+            // Current, but of another sandbox profile than the job's.
+            Some(process) if current(&process) => {
+                let profile =
+                    wanted.as_ref().map_or("the shared".to_owned(), |p| format!("plugin {}'s", p.plugin));
+                log::debug!("worker process {}: replaced by one of {profile} sandbox profile", process.pid());
+                process.stop(shared.config.kill_grace);
             }
-            if spent {
-                log::info!(
-                    "worker process {}: ran its {} jobs (worker_limits.max_jobs); replacing it",
-                    old.pid(),
-                    self.jobs
-                );
-            } else {
-                log::info!("worker process {}: plugins reloaded, replacing it", old.pid());
-            }
-            old.stop(shared.config.kill_grace);
+            Some(process) => self.retire(shared, process, spent)?,
+            None => {}
         }
         self.jobs = 0;
         if let Some(at) = self.not_before {
@@ -86,7 +88,7 @@ impl Isolated {
                 return Err(Unready { wait: at - now, reason });
             }
         }
-        match WorkerProcess::spawn(&spec, generation) {
+        match WorkerProcess::spawn(wanted.as_ref().map_or(&spec, |p| &p.spec), generation) {
             Ok(process) => {
                 if self.started {
                     self.restarts += 1;
@@ -95,6 +97,7 @@ impl Isolated {
                 self.not_before = None;
                 log::debug!("worker process {} started", process.pid());
                 self.process = Some(process);
+                self.profile = wanted.map(|p| p.path.clone());
                 Ok(())
             }
             Err(e) => {
@@ -102,6 +105,32 @@ impl Isolated {
                 Err(Unready { wait: self.back_off(), reason: e.to_string() })
             }
         }
+    }
+
+    /// Ends `old`, a process no longer current: one that ended between jobs (its death charges
+    /// no job, and backs off as after any death), one that ran its `max_jobs`, or one of plugins
+    /// replaced since.
+    fn retire(&mut self, shared: &Shared, old: WorkerProcess, spent: bool) -> Result<(), Unready> {
+        if old.has_ended() {
+            // Its plugin crashed or exited while it ran no job (a thread of its own, a
+            // timer): no job is charged, and it is replaced as after any death.
+            let pid = old.pid();
+            let death = old.reap_ended();
+            log::warn!("{death} between jobs (pid {pid}; no job charged); replacing it");
+            let wait = self.back_off();
+            return Err(Unready { wait, reason: format!("{death} between jobs") });
+        }
+        if spent {
+            log::info!(
+                "worker process {}: ran its {} jobs (worker_limits.max_jobs); replacing it",
+                old.pid(),
+                self.jobs
+            );
+        } else {
+            log::info!("worker process {}: plugins reloaded, replacing it", old.pid());
+        }
+        old.stop(shared.config.kill_grace);
+        Ok(())
     }
 
     /// One more death in a row: how long to wait before the next start.
@@ -119,7 +148,7 @@ impl Isolated {
         }
         // A reload rolls the process, and a dead one is replaced, here: between jobs, as no
         // job is ever sent ahead. No job starts on a worker of plugins replaced since.
-        if let Err(unready) = self.prepare(shared) {
+        if let Err(unready) = self.prepare(shared, Some(&job.factory)) {
             return Err(Ending::GiveBack(unready.reason));
         }
         let Some(process) = self.process.as_mut() else {

@@ -6,6 +6,8 @@
 //! attempt runs in a worker process. Every file is probed in a throwaway process first, and
 //! workers load exactly the files accepted at the last start or reload, never a rescan.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::plugins::{Catalog, Factory, Registry};
@@ -16,8 +18,43 @@ pub enum Plugins {
     /// In this process: the registry holds the loaded libraries.
     InProcess { registry: Registry, catalog: Arc<Catalog> },
     /// In worker processes started from `spec`; `generation` counts reloads, so each worker
-    /// knows whether what it loaded is current.
-    Isolated { spec: Spec, catalog: Arc<Catalog>, generation: u64 },
+    /// knows whether what it loaded is current. `dedicated`: by factory name, the workers of
+    /// plugins that have write paths of their own.
+    Isolated { spec: Spec, catalog: Arc<Catalog>, generation: u64, dedicated: Dedicated },
+}
+
+/// By factory name, the workers dedicated to the plugin owning it (see [`Spec::dedicated`]);
+/// factories not named run in workers of the shared spec.
+pub type Dedicated = BTreeMap<String, Arc<Profile>>;
+
+/// Workers dedicated to one plugin file.
+#[derive(Debug)]
+pub struct Profile {
+    pub plugin: String,
+    pub path: PathBuf,
+    pub spec: Spec,
+}
+
+/// The dedicated workers of the plugins that `spec`'s `[worker_sandbox.plugins]` names, by the
+/// factories they own in `catalog`. A name that matches no loaded plugin is logged: its paths
+/// are given to nobody.
+fn dedicate(spec: &Spec, catalog: &Catalog) -> Dedicated {
+    let mut dedicated = Dedicated::new();
+    for name in spec.fs.per_plugin.keys() {
+        if !catalog.plugins.iter().any(|p| &p.name == name) {
+            log::warn!(
+                "worker_sandbox.plugins.{name}: no loaded plugin is called {name:?}; its write paths are given to nobody"
+            );
+        }
+    }
+    for plugin in &catalog.plugins {
+        let Some(own) = spec.dedicated(plugin) else { continue };
+        let profile = Arc::new(Profile { plugin: plugin.name.clone(), path: plugin.path.clone(), spec: own });
+        for factory in &plugin.factories {
+            dedicated.insert(factory.clone(), profile.clone());
+        }
+    }
+    dedicated
 }
 
 impl Plugins {
@@ -30,7 +67,8 @@ impl Plugins {
     /// hold (its hello's catalog), then stops it.
     pub fn isolated(mut spec: Spec) -> Result<Self, SpawnError> {
         let catalog = scan(&mut spec)?;
-        Ok(Plugins::Isolated { spec, catalog: Arc::new(catalog), generation: 1 })
+        let dedicated = dedicate(&spec, &catalog);
+        Ok(Plugins::Isolated { spec, catalog: Arc::new(catalog), generation: 1, dedicated })
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -66,11 +104,12 @@ impl Plugins {
                 *catalog = Arc::new(registry.catalog());
                 Ok((before, catalog.clone()))
             }
-            Plugins::Isolated { spec, catalog, generation } => {
+            Plugins::Isolated { spec, catalog, generation, dedicated } => {
                 let before = catalog.clone();
                 let mut next = spec.clone();
                 next.keep = catalog.owners();
                 let scanned = scan(&mut next)?;
+                *dedicated = dedicate(&next, &scanned);
                 *spec = next;
                 *catalog = Arc::new(scanned);
                 *generation += 1;

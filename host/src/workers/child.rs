@@ -247,8 +247,12 @@ fn probe(args: &WorkerArgs, file: &std::path::Path, allow_insecure: bool) -> u8 
 /// The kernel's limits on what this process and its children may do (see `sandbox`), set
 /// before any plugin code runs. The host is our parent.
 fn confine(args: &WorkerArgs) -> Result<(), String> {
-    let policy =
-        Sandbox { read_only: !args.fs_unrestricted, write_paths: args.write_paths.clone(), run_as: None };
+    let policy = Sandbox {
+        read_only: !args.fs_unrestricted,
+        write_paths: args.write_paths.clone(),
+        per_plugin: Default::default(),
+        run_as: None,
+    };
     sandbox::restrict_access(&policy, args.scratch.as_deref())?;
     sandbox::drop_capabilities()?;
     // SAFETY: getppid and getpgid have no preconditions.

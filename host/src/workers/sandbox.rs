@@ -75,6 +75,9 @@ pub struct Sandbox {
     /// Read-only but for the scratch directory, `/dev` and `write_paths`; false: unrestricted.
     pub read_only: bool,
     pub write_paths: Vec<PathBuf>,
+    /// More paths by plugin name (`[worker_sandbox.plugins.NAME]`), writable only by workers
+    /// dedicated to that plugin (see `Spec::dedicated`).
+    pub per_plugin: BTreeMap<String, Vec<PathBuf>>,
     /// The user and group workers (and probes) run as (`worker_user`, `worker_group`), for a
     /// host started as root; `None`: the host's.
     pub run_as: Option<RunAs>,
@@ -145,7 +148,7 @@ fn lookup_group(name: &str) -> Result<u32, String> {
 
 impl Default for Sandbox {
     fn default() -> Self {
-        Sandbox { read_only: true, write_paths: Vec::new(), run_as: None }
+        Sandbox { read_only: true, write_paths: Vec::new(), per_plugin: BTreeMap::new(), run_as: None }
     }
 }
 

@@ -71,6 +71,20 @@ impl Spec {
         probed.rejected
     }
 
+    /// The spec of workers dedicated to `plugin` when `[worker_sandbox.plugins]` gives it
+    /// paths of its own: they load its file alone (as accepted at the last probe) and may
+    /// write those paths besides everyone's. `None`: the plugin has no paths of its own, or
+    /// none of the accepted files is its.
+    pub fn dedicated(&self, plugin: &crate::plugins::PluginInfo) -> Option<Spec> {
+        let own = self.fs.per_plugin.get(&plugin.name)?;
+        let image = self.images().iter().find(|image| image.path == plugin.path)?.clone();
+        let mut spec = self.clone();
+        spec.files = Some(vec![image]);
+        spec.fs.write_paths.extend(own.iter().cloned());
+        spec.fs.per_plugin.clear();
+        Some(spec)
+    }
+
     /// The images a worker is handed (on descriptors from [`FIRST_IMAGE_FD`] on, in order).
     pub(super) fn images(&self) -> &[Arc<Image>] {
         self.files.as_deref().unwrap_or_default()
