@@ -631,6 +631,25 @@ fn a_plugin_cannot_signal_another_worker_but_may_signal_its_own_children() {
 }
 
 #[test]
+fn a_plugin_cannot_start_a_process_outside_its_jobs_tree() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let server = serve(&dir, plugins.path(), "");
+    let id = add(&server, json!({"job": "clone_parent", "input": null}));
+    let done = server.wait_finished(&id, LONG);
+    assert_eq!(
+        done["result"],
+        "clone refused: Operation not permitted (os error 1); clone3 refused: Function not implemented (os error 38)",
+        "{done}"
+    );
+    // Threads and programs still start (the C library falls back from clone3 to clone).
+    let id = add(&server, json!({"job": "signal", "input": "child"}));
+    assert_eq!(server.wait_finished(&id, LONG)["status"], "completed");
+    let id = add(&server, json!({"job": "log_thread", "input": "hi"}));
+    assert_eq!(server.wait_finished(&id, LONG)["status"], "completed");
+}
+
+#[test]
 fn a_stopped_host_leaves_no_worker_process_and_no_scratch_directory() {
     let dir = TempDir::new().unwrap();
     let tmp = dir.path().join("tmp");

@@ -247,9 +247,25 @@ pub fn drop_capabilities() -> Result<(), String> {
 
 /// Installs the filter protecting `host` (the worker's parent) and its process group.
 pub fn restrict(host: i32, host_group: i32) -> Result<(), String> {
-    let program = filter(host, host_group)?;
-    seccompiler::apply_filter_all_threads(&program)
-        .map_err(|e| format!("cannot install the seccomp filter: {e}"))
+    let install = |program: BpfProgram| {
+        seccompiler::apply_filter_all_threads(&program)
+            .map_err(|e| format!("cannot install the seccomp filter: {e}"))
+    };
+    install(filter(host, host_group)?)?;
+    install(no_clone3()?)
+}
+
+/// `clone3` answered `ENOSYS`, as on a kernel before 5.3: its flags are in memory, where a
+/// filter cannot look, so `CLONE_PARENT` could hide there. The C library and Rust's standard
+/// library then fall back to `clone`, whose flags the main filter checks.
+fn no_clone3() -> Result<BpfProgram, String> {
+    let error = |e: seccompiler::BackendError| format!("cannot build the seccomp filter: {e}");
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = [(libc::SYS_clone3, vec![])].into_iter().collect();
+    let arch = std::env::consts::ARCH.try_into().map_err(|e: seccompiler::BackendError| error(e))?;
+    SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::ENOSYS as u32), arch)
+        .map_err(error)?
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| error(e))
 }
 
 fn filter(host: i32, host_group: i32) -> Result<BpfProgram, String> {
@@ -260,6 +276,11 @@ fn filter(host: i32, host_group: i32) -> Result<BpfProgram, String> {
             .map_err(error)
     };
     let rule = |conditions: Vec<SeccompCondition>| SeccompRule::new(conditions).map_err(error);
+    // clone's flags (its first argument on every architecture jobhost builds for).
+    let clone_parent = || {
+        let flag = libc::CLONE_PARENT as u64;
+        SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(flag), flag).map_err(error)
+    };
     let targets = |index: u8| -> Result<Vec<SeccompRule>, String> {
         let mut rules = vec![rule(vec![pid(index, host)?])?, rule(vec![pid(index, -1)?])?];
         if host_group > 1 {
@@ -273,6 +294,10 @@ fn filter(host: i32, host_group: i32) -> Result<BpfProgram, String> {
         (libc::SYS_rt_sigqueueinfo, vec![rule(vec![pid(0, host)?])?]),
         (libc::SYS_rt_tgsigqueueinfo, vec![rule(vec![pid(0, host)?])?]),
         (libc::SYS_pidfd_open, vec![rule(vec![pid(0, host)?])?]),
+        // A process started with CLONE_PARENT is its parent's sibling: a job's process could
+        // hop out of the tree that is killed at the job's end (a child of the worker's own
+        // parent, the host, only the orphan sweep would find), one hop per clone.
+        (libc::SYS_clone, vec![rule(vec![clone_parent()?])?]),
         // Unconditional: an empty rule list matches every call.
         (libc::SYS_tkill, vec![]),
         // A pidfd can come from opening /proc/PID: no signals through pidfds at all.
