@@ -42,6 +42,7 @@ impl Config {
             ("kill_grace", self.kill_grace),
             ("plugin_load_timeout", self.plugin_load_timeout),
             ("shutdown_timeout", self.shutdown_timeout),
+            ("idempotency_window", self.idempotency_window),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
             return Err(format!("{key}: must be longer than zero"));
@@ -210,6 +211,8 @@ mod tests {
             ("[worker_limits]\ncpu_time = \"100ms\"", "worker_limits.cpu_time"),
             ("[worker_limits]\nopen_files = 3", "worker_limits.open_files"),
             ("[factories]\n\"no name\" = \"libx.so\"", "factories.no name"),
+            ("idempotency_window = \"0s\"", "idempotency_window"),
+            ("idempotency_window = \"forever\"", "idempotency_window"),
             ("[worker_sandbox]\nwrite_paths = [\"relative\"]", "worker_sandbox.write_paths: relative"),
             (
                 "[worker_sandbox.plugins.thumbs]\nwrite_paths = [\"/no/such/dir\"]",

@@ -62,6 +62,9 @@ pub struct Config {
     #[serde(deserialize_with = "durations::required")]
     pub poll_interval: Duration,
     pub default_max_attempts: NonZeroU32,
+    /// How long a creating request's Idempotency-Key answers its repeats.
+    #[serde(deserialize_with = "durations::required")]
+    pub idempotency_window: Duration,
     pub retry: RetryConfig,
     pub retention: Retention,
     pub limits: Limits,
@@ -125,6 +128,7 @@ impl Default for Config {
             lease: processor.lease,
             poll_interval: processor.poll_interval,
             default_max_attempts: NonZeroU32::new(processor.default_max_attempts).unwrap_or(NonZeroU32::MIN),
+            idempotency_window: processor.idempotency_window,
             retry: RetryConfig { base: processor.retry.base, cap: processor.retry.cap },
             retention: Retention::default(),
             limits: Limits::default(),

@@ -23,6 +23,7 @@ impl Config {
             log_summary_interval: self.log_summary_interval,
             host_name: self.host_name.clone(),
             max_result_bytes: self.limits.max_result_bytes.get(),
+            idempotency_window: self.idempotency_window,
         }
     }
 

@@ -66,6 +66,8 @@ pub struct ProcessorConfig {
     pub host_name: Option<String>,
     /// The largest result a job may record (`limits.max_result_bytes`).
     pub max_result_bytes: usize,
+    /// How long a creating request's Idempotency-Key answers its repeats.
+    pub idempotency_window: Duration,
 }
 
 impl Default for ProcessorConfig {
@@ -84,6 +86,7 @@ impl Default for ProcessorConfig {
             log_summary_interval: Some(Duration::from_secs(60)),
             host_name: None,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            idempotency_window: crate::service::DEFAULT_IDEMPOTENCY_WINDOW,
         }
     }
 }

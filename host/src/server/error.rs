@@ -91,6 +91,9 @@ impl From<HostError> for ApiError {
             HostError::Refused(_) | HostError::KeyHeld(_) => {
                 ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
             }
+            HostError::KeyReused(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", e.to_string())
+            }
             HostError::InvalidBatch { ref items, .. } => {
                 let items = items
                     .iter()
@@ -112,6 +115,14 @@ impl From<HostError> for ApiError {
                 log::error!("request failed: {e}");
                 ApiError::internal(e.to_string())
             }
+            // Sent, and the store's answer lost: it may or may not be saved.
+            HostError::Store(_) if e.outcome_unknown() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!(
+                    "{e}; the outcome is unknown: the request may have been saved. Repeat it with the same Idempotency-Key header to get its outcome without doing it twice (without a key, look before repeating it)"
+                ),
+            ),
             // Nothing was changed; the same request succeeds once the store writes again.
             HostError::Store(e) if e.is_unavailable() => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::state::AppState;
+use crate::service::RequestKey;
 
 /// A JSON body of at most `limits.max_body_bytes`. Malformed JSON is `invalid_json`; valid
 /// JSON of the wrong shape (missing or unknown fields, wrong types) is `invalid_request`; a body
@@ -15,9 +16,6 @@ use super::state::AppState;
 /// or as soon as it streams past the limit: a request never holds more than its route's limit.
 /// (The content type is checked before, by `guard`.)
 pub struct JsonBody<T>(pub T);
-
-/// Like [`JsonBody`], with the batch limit `limits.max_batch_body_bytes`.
-pub struct BatchBody<T>(pub T);
 
 /// The slowest a body may arrive, bytes a second, after the first `header_timeout`: a body
 /// that stalls or trickles cannot hold a connection longer than its size at this rate.
@@ -74,14 +72,61 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest<AppState> for JsonBody<T>
     }
 }
 
-impl<T: DeserializeOwned + Send + 'static> FromRequest<AppState> for BatchBody<T> {
+/// A creating request (`POST /v1/jobs`, `/v1/jobs/batch`, `/v1/schedules`): its JSON body as
+/// [`JsonBody`] reads it (with the batch limit when `BATCH`), and its `Idempotency-Key` with
+/// the digest of the request a repeat must match.
+pub struct Creating<T, const BATCH: bool = false> {
+    pub body: T,
+    pub key: Option<RequestKey>,
+}
+
+/// The longest `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+impl<T: DeserializeOwned + Send + 'static, const BATCH: bool> FromRequest<AppState> for Creating<T, BATCH> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes =
-            read_body(req, state.limits.max_batch_body_bytes.get(), state.limits.header_timeout).await?;
-        parse_off_runtime(bytes).await.map(BatchBody)
+        let key = idempotency_key(req.headers())?;
+        let target =
+            req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), |p| p.to_string());
+        let method = req.method().clone();
+        let limit =
+            if BATCH { state.limits.max_batch_body_bytes.get() } else { state.limits.max_body_bytes.get() };
+        let bytes = read_body(req, limit, state.limits.header_timeout).await?;
+        let key =
+            key.map(|key| RequestKey { key, fingerprint: fingerprint(method.as_str(), &target, &bytes) });
+        Ok(Creating { body: parse_off_runtime(bytes).await?, key })
     }
+}
+
+/// The request's `Idempotency-Key`: 1 to 255 visible ASCII characters, bare (as Stripe's) or
+/// quoted (a structured-field string, as the IETF draft writes it).
+fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(ApiError::invalid_request("Idempotency-Key: give the header once"));
+    }
+    let text = value.to_str().unwrap_or_default().trim();
+    let text = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+    let visible = text.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if text.is_empty() || text.len() > MAX_IDEMPOTENCY_KEY || !visible {
+        return Err(ApiError::invalid_request(format!(
+            "Idempotency-Key: use 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (e.g. a UUID)"
+        )));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// What a repeat must match: SHA-256 of the method, the path and query, and the body bytes.
+fn fingerprint(method: &str, target: &str, body: &[u8]) -> String {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    for part in [method.as_bytes(), b" ", target.as_bytes(), b"\n", body] {
+        digest.update(part);
+    }
+    digest.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `parse_json` on a blocking thread: a body of megabytes takes a while to decode, and the

@@ -5,18 +5,20 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody, ItemError};
-use super::extract::{seconds, BatchBody, JsonBody, PathParam, QueryParams, MIN_SECONDS};
+use super::extract::{seconds, Creating, PathParam, QueryParams, MIN_SECONDS};
+use super::replay::replay;
 use super::state::AppState;
 use super::types::{AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, JobView};
 use crate::clock::{duration_micros, Micros};
 use crate::job::{Job, JobId};
-use crate::service::AddJob;
+use crate::service::{AddJob, Created, Keyed, RequestKey};
 use crate::text::clip;
 
 fn parse_id(text: &str) -> ApiResult<JobId> {
@@ -76,15 +78,29 @@ pub fn parse_time(field: &str, text: &str) -> ApiResult<Micros> {
         (status = 400, description = "`invalid_json`, `invalid_request` or `unknown_job` (the message lists the known ones)", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
     ))]
-pub async fn add_job(
-    State(state): State<AppState>,
-    JsonBody(req): JsonBody<AddJobRequest>,
-) -> ApiResult<(StatusCode, Json<AddedView>)> {
+pub async fn add_job(State(state): State<AppState>, request: Creating<AddJobRequest>) -> ApiResult<Response> {
+    let Creating { body: req, key } = request;
+    if let Some(created) = repeat_of(&state, &key).await? {
+        return replay(&state, created).await;
+    }
     let add = to_add_job(req, state.host.clock().now(), state.limits.max_body_bytes.get())?;
     let host = state.host.clone();
-    let added = tokio::task::spawn_blocking(move || host.add(add)).await??;
+    let added = match key {
+        None => tokio::task::spawn_blocking(move || host.add(add)).await??,
+        Some(key) => match tokio::task::spawn_blocking(move || host.add_keyed(add, &key)).await?? {
+            Keyed::New(added) => added,
+            Keyed::Before(first) => return replay(&state, first.created).await,
+        },
+    };
     let status = if added.existing { StatusCode::OK } else { StatusCode::CREATED };
-    Ok((status, Json(AddedView { job: JobView::from(&added.job), existing: added.existing })))
+    Ok((status, Json(AddedView { job: JobView::from(&added.job), existing: added.existing })).into_response())
+}
+
+/// What an earlier request with this key created, if the request sent a live key.
+pub async fn repeat_of(state: &AppState, key: &Option<RequestKey>) -> ApiResult<Option<Created>> {
+    let Some(key) = key.clone() else { return Ok(None) };
+    let host = state.host.clone();
+    Ok(tokio::task::spawn_blocking(move || host.repeat_of(&key)).await??)
 }
 
 /// Add up to 10,000 jobs in one request: all are checked first (per-job errors, nothing added
@@ -98,8 +114,12 @@ pub async fn add_job(
     ))]
 pub async fn add_batch(
     State(state): State<AppState>,
-    BatchBody(req): BatchBody<BatchRequest>,
-) -> ApiResult<(StatusCode, Json<BatchAdded>)> {
+    request: Creating<BatchRequest, true>,
+) -> ApiResult<Response> {
+    let Creating { body: req, key } = request;
+    if let Some(created) = repeat_of(&state, &key).await? {
+        return replay(&state, created).await;
+    }
     let max = state.limits.max_batch_jobs.get();
     if req.jobs.is_empty() || req.jobs.len() > max {
         return Err(ApiError::invalid_request(format!("jobs: give 1 to {max} jobs, not {}", req.jobs.len())));
@@ -135,9 +155,15 @@ pub async fn add_batch(
     }
     let host = state.host.clone();
     let adds = adds.into_iter().map(|(_, add)| add).collect();
-    let jobs = tokio::task::spawn_blocking(move || host.add_batch(adds)).await??;
+    let jobs = match key {
+        None => tokio::task::spawn_blocking(move || host.add_batch(adds)).await??,
+        Some(key) => match tokio::task::spawn_blocking(move || host.add_batch_keyed(adds, &key)).await?? {
+            Keyed::New(jobs) => jobs,
+            Keyed::Before(first) => return replay(&state, first.created).await,
+        },
+    };
     let jobs = jobs.iter().map(|j| BatchItem { id: j.id.to_string(), status: j.status }).collect();
-    Ok((StatusCode::CREATED, Json(BatchAdded { jobs })))
+    Ok((StatusCode::CREATED, Json(BatchAdded { jobs })).into_response())
 }
 
 /// Queue a `held` job (or a `scheduled` one, now).

@@ -21,6 +21,7 @@ mod http;
 mod job_lists;
 mod jobs;
 mod quiet;
+mod replay;
 mod router;
 mod run;
 mod schedules;

@@ -2,19 +2,21 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
-use super::extract::{seconds, JsonBody, PathParam, QueryParams, MIN_SECONDS};
+use super::extract::{seconds, Creating, JsonBody, PathParam, QueryParams, MIN_SECONDS};
 use super::jobs::parse_time;
+use super::replay::replay;
 use super::state::AppState;
 use super::types::{CronCheck, CronTimes, SchedulePatchRequest, ScheduleRequest, ScheduleView};
 use crate::clock::rfc3339;
 use crate::cron::CronSpec;
 use crate::job::ScheduleId;
-use crate::service::{NewSchedule, SchedulePatch};
+use crate::service::{Keyed, NewSchedule, SchedulePatch};
 use crate::text::clip;
 
 /// Longest list `GET /v1/cron/next` gives.
@@ -40,8 +42,12 @@ fn parse_id(text: &str) -> ApiResult<ScheduleId> {
     ))]
 pub async fn add_schedule(
     State(state): State<AppState>,
-    JsonBody(req): JsonBody<ScheduleRequest>,
-) -> ApiResult<(StatusCode, Json<ScheduleView>)> {
+    request: Creating<ScheduleRequest>,
+) -> ApiResult<Response> {
+    let Creating { body: req, key } = request;
+    if let Some(created) = super::jobs::repeat_of(&state, &key).await? {
+        return replay(&state, created).await;
+    }
     let new = NewSchedule {
         factory: req.job,
         input: Some(req.input.to_string()),
@@ -56,8 +62,14 @@ pub async fn add_schedule(
         missed: req.missed.into(),
     };
     let host = state.host.clone();
-    let schedule = tokio::task::spawn_blocking(move || host.add_schedule(new)).await??;
-    Ok((StatusCode::CREATED, Json(ScheduleView::from(&schedule))))
+    let schedule = match key {
+        None => tokio::task::spawn_blocking(move || host.add_schedule(new)).await??,
+        Some(key) => match tokio::task::spawn_blocking(move || host.add_schedule_keyed(new, &key)).await?? {
+            Keyed::New(schedule) => schedule,
+            Keyed::Before(first) => return replay(&state, first.created).await,
+        },
+    };
+    Ok((StatusCode::CREATED, Json(ScheduleView::from(&schedule))).into_response())
 }
 
 /// Every schedule, by id.

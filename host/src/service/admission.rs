@@ -54,8 +54,14 @@ impl Host {
     pub fn add_batch(&self, reqs: Vec<AddJob>) -> Result<Vec<Job>, HostError> {
         let news = self.add_batch_check(reqs)?;
         let jobs = self.inner.shared.store.add_batch(news, self.now())?;
+        self.announce_batch(&jobs);
+        Ok(jobs)
+    }
+
+    /// Tells the listeners of each new job and wakes each queue once.
+    pub(super) fn announce_batch(&self, jobs: &[Job]) {
         let mut queues: Vec<&str> = Vec::new();
-        for job in &jobs {
+        for job in jobs {
             self.inner.shared.events.publish(job);
             if !queues.contains(&job.queue.as_str()) {
                 queues.push(&job.queue);
@@ -64,7 +70,6 @@ impl Host {
         for name in queues {
             self.inner.pool.wake(name);
         }
-        Ok(jobs)
     }
 
     /// Checks every job of a batch; `InvalidBatch` lists each refused one by index.

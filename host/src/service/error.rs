@@ -26,6 +26,9 @@ pub enum HostError {
     /// The store failed: not the caller's fault.
     #[error(transparent)]
     Store(StoreError),
+    /// An Idempotency-Key came again with a different request.
+    #[error("the Idempotency-Key {:?} was used for a different request (another method, path or body) within its window; use a new key for a new request", crate::text::clip(.0))]
+    KeyReused(String),
     /// No worker process could be started to run jobs.
     #[error("no worker process: {0}")]
     NoWorker(String),
@@ -44,6 +47,12 @@ impl From<StoreError> for HostError {
 }
 
 impl HostError {
+    /// The store was asked to change and its answer was lost: the change may or may not be
+    /// kept (a repeat with the same idempotency key finds out).
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, HostError::Store(StoreError::OutcomeUnknown(_)))
+    }
+
     pub(super) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         HostError::Invalid { field, message: message.into() }
     }

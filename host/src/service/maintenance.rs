@@ -111,7 +111,7 @@ impl Host {
         });
     }
 
-    /// Every `retention.sweep_interval`, deletes expired finished jobs.
+    /// Every `retention.sweep_interval`, deletes expired finished jobs and idempotency keys.
     pub(super) fn spawn_sweeper(&self) {
         let weak = Arc::downgrade(&self.inner);
         let period = self.inner.shared.config.retention.sweep_interval;
@@ -120,6 +120,13 @@ impl Host {
                 tokio::time::sleep(period).await;
                 let Some(inner) = weak.upgrade() else { return };
                 let host = Host { inner };
+                let keys = host.clone();
+                match tokio::task::spawn_blocking(move || keys.forget_expired_keys()).await {
+                    Ok(Ok(n)) if n > 0 => log::debug!("{n} expired idempotency key(s) deleted"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => log::error!("idempotency key sweep failed: {e}"),
+                    Err(e) => log::error!("idempotency key sweep task failed: {e}"),
+                }
                 match tokio::task::spawn_blocking(move || host.sweep_expired()).await {
                     Ok(Ok(removed)) if !removed.is_empty() => {
                         log::info!("retention: removed {removed:?} finished job(s)")

@@ -3,7 +3,7 @@
 //!
 //! The files: `host` (the struct, reads, cancel, retry, start, remove, queues, shutdown),
 //! `admission` (adding jobs and their checks), `schedules` (schedule CRUD and the scheduler's
-//! pass), `maintenance` (the lease reaper and the retention sweeper), `hosts` (this host among
+//! pass), `idempotency` (creations under an Idempotency-Key), `maintenance` (the lease reaper and the retention sweeper), `hosts` (this host among
 //! those sharing the store), `error` (`HostError`). Opening a store under a host is the
 //! composition root's (`runtime`).
 //!
@@ -14,6 +14,7 @@ mod admission;
 mod error;
 mod host;
 mod hosts;
+mod idempotency;
 mod maintenance;
 mod schedules;
 
@@ -21,6 +22,7 @@ pub use admission::{AddJob, MAX_UNIQUE_KEY_LEN};
 pub use error::HostError;
 pub use host::Host;
 pub use hosts::HostStatus;
+pub use idempotency::{RequestKey, DEFAULT_IDEMPOTENCY_WINDOW};
 pub use schedules::{NewSchedule, SchedulePatch};
 
 pub use crate::events::JobEvent;
@@ -28,4 +30,6 @@ pub use crate::processor::{
     Plugins, ProcessorConfig, QueueConfig, QueueInfo, Shutdown, WorkerState, WorkerStatus,
     DEFAULT_CLAIM_BATCH,
 };
-pub use crate::store::{Added, ClaimDurability, ClaimFilter, ListFilter, Removal, StoreOptions};
+pub use crate::store::{
+    Added, ClaimDurability, ClaimFilter, Created, Keyed, ListFilter, Remembered, Removal, StoreOptions,
+};

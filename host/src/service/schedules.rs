@@ -57,6 +57,14 @@ impl Host {
     /// Validates and stores a schedule; its first slot is the first cron time after now, or
     /// now + delay.
     pub fn add_schedule(&self, req: NewSchedule) -> Result<Schedule, HostError> {
+        let schedule = self.new_schedule(req)?;
+        let stored = self.inner.shared.store.add_schedule(schedule)?;
+        self.inner.schedules_changed.notify_one();
+        Ok(stored)
+    }
+
+    /// A schedule as `req` asks, checked like a job, its first slot computed; not stored.
+    pub(super) fn new_schedule(&self, req: NewSchedule) -> Result<Schedule, HostError> {
         let now = self.now();
         let trigger = match (req.cron, req.delay) {
             (Some(expr), None) => {
@@ -105,9 +113,7 @@ impl Host {
             created_at: now,
             updated_at: now,
         };
-        let stored = self.inner.shared.store.add_schedule(schedule)?;
-        self.inner.schedules_changed.notify_one();
-        Ok(stored)
+        Ok(schedule)
     }
 
     pub fn get_schedule(&self, id: ScheduleId) -> Result<Schedule, HostError> {

@@ -48,6 +48,10 @@ pub enum StoreError {
     /// The store stopped writing (see [`StoreError::is_unavailable`]) and is being reopened.
     #[error("the store cannot write now: {0}")]
     Unavailable(String),
+    /// The change was sent, and the answer lost: the connection broke at commit, or the
+    /// flush after it failed. It may or may not be kept.
+    #[error("the store's answer was lost: {0}")]
+    OutcomeUnknown(String),
     /// A file that is not what it should be (a backup, the state file), or a place it cannot
     /// go; the message says which and why.
     #[error("{0}")]
@@ -68,7 +72,10 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Sled(sled::Error::Io(_)) | StoreError::Journal { .. } | StoreError::Unavailable(_)
+            StoreError::Sled(sled::Error::Io(_))
+                | StoreError::Journal { .. }
+                | StoreError::Unavailable(_)
+                | StoreError::OutcomeUnknown(_)
         )
     }
 }

@@ -18,6 +18,6 @@ pub use error::{StoreError, StoreResult};
 pub use postgres::PgStore;
 pub use traits::{JobStore, Report, ScheduleStore, Store, WorkStore};
 pub use types::{
-    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, HostRecord, LeaseTerms,
-    ListFilter, Notice, Removal,
+    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Created, Finished, Fired, HostRecord,
+    Keyed, LeaseTerms, ListFilter, Notice, Once, Remembered, Removal,
 };

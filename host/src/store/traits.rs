@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use super::error::StoreResult;
 use super::types::{
-    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, HostRecord, LeaseTerms,
-    ListFilter, Notice, Removal,
+    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, HostRecord, Keyed,
+    LeaseTerms, ListFilter, Notice, Once, Remembered, Removal,
 };
 use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, NewJob, Outcome, Progress, ScheduleId, Status};
@@ -27,6 +27,20 @@ pub trait JobStore: Send + Sync + 'static {
     /// Adds many jobs in one transaction and one flush: all or none. The jobs carry no unique
     /// keys (the service refuses them in batches). Returns them in order, with their ids.
     fn add_batch(&self, jobs: Vec<NewJob>, now: Micros) -> StoreResult<Vec<Job>>;
+
+    /// [`add`](Self::add) under an idempotency key: if `once.key` is stored and not expired,
+    /// stores nothing and returns its record; else adds the job and stores the key with what
+    /// it made, in one transaction. Concurrent calls with one key make one job.
+    fn add_keyed(&self, job: NewJob, now: Micros, once: &Once) -> StoreResult<Keyed<Added>>;
+
+    /// [`add_batch`](Self::add_batch) under an idempotency key (see [`add_keyed`](Self::add_keyed)).
+    fn add_batch_keyed(&self, jobs: Vec<NewJob>, now: Micros, once: &Once) -> StoreResult<Keyed<Vec<Job>>>;
+
+    /// The record of idempotency key `key`, unless it expired before `now`.
+    fn remembered(&self, key: &str, now: Micros) -> StoreResult<Option<Remembered>>;
+
+    /// Deletes the idempotency keys expired before `now`, at most `limit`; how many.
+    fn forget_keys(&self, now: Micros, limit: usize) -> StoreResult<usize>;
 
     /// Queues a `held` or `scheduled` job now. Durable.
     fn start(&self, id: JobId, now: Micros) -> StoreResult<Job>;
@@ -175,6 +189,10 @@ pub struct Report {
 pub trait ScheduleStore: Send + Sync + 'static {
     /// Stores a new schedule (its `id` is assigned). Durable.
     fn add_schedule(&self, schedule: Schedule) -> StoreResult<Schedule>;
+
+    /// [`add_schedule`](Self::add_schedule) under an idempotency key (see
+    /// [`JobStore::add_keyed`]).
+    fn add_schedule_keyed(&self, schedule: Schedule, once: &Once) -> StoreResult<Keyed<Schedule>>;
 
     fn get_schedule(&self, id: ScheduleId) -> StoreResult<Option<Schedule>>;
 

@@ -161,3 +161,47 @@ pub struct BackupSummary {
     /// The file's size.
     pub bytes: u64,
 }
+
+/// A creating request's `Idempotency-Key`, stored in the same transaction as what the request
+/// created, so that a repeat finds either both or neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Once {
+    /// The client's key (1 to 255 visible ASCII characters).
+    pub key: String,
+    /// What the request was (a digest of its method, path and body): a repeat must match.
+    pub fingerprint: String,
+    /// Until when a repeat gets the first answer; after that the key may be used anew.
+    pub expires_at: Micros,
+}
+
+/// What a request with an idempotency key created.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Created {
+    /// One job; `existing`: the pending job that held its unique key, nothing was stored.
+    Job {
+        id: u64,
+        existing: bool,
+    },
+    /// A batch's jobs, in order.
+    Batch {
+        ids: Vec<u64>,
+    },
+    Schedule {
+        id: u64,
+    },
+}
+
+/// A key's stored record: the request it came with and what that request created.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Remembered {
+    pub fingerprint: String,
+    pub created: Created,
+    pub expires_at: Micros,
+}
+
+/// A keyed creation's result: done now, or done before under the same key (what it made).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Keyed<T> {
+    New(T),
+    Before(Remembered),
+}

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::errors::{db_error, is_unique_violation};
+use super::idempotency::Step;
 use super::rows::{
     at, id_sql, insert_jobs, job_from_row, jobs_from_rows, next_job_ids, save_jobs, JOB_COLUMNS,
 };
@@ -14,7 +15,9 @@ use crate::clock::Micros;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::JobStore;
-use crate::store::types::{Added, BackupSummary, Cancelled, Counts, ListFilter, Removal};
+use crate::store::types::{
+    Added, BackupSummary, Cancelled, Counts, Created, Keyed, ListFilter, Once, Remembered, Removal,
+};
 
 /// Finished jobs deleted per transaction by `remove`: bounded, so a retention sweep over a
 /// million jobs holds no lock for long and never one huge transaction.
@@ -112,7 +115,11 @@ impl JobStore for PgStore {
                         Ok(Some(job))
                     }
                     Err(e) if unique.is_some() && is_unique_violation(&e) => Ok(None),
-                    Err(e) => Err(db_error(e)),
+                    // Committed on its own: once sent, a lost connection leaves it unknown.
+                    Err(e) => Err(match db_error(e) {
+                        StoreError::Unavailable(why) => StoreError::OutcomeUnknown(why),
+                        other => other,
+                    }),
                 }
             })?;
             if let Some(job) = added {
@@ -141,6 +148,51 @@ impl JobStore for PgStore {
             insert_jobs(tx, &refs).map_err(db_error)?;
             Ok(jobs)
         })
+    }
+
+    fn add_keyed(&self, new: NewJob, now: Micros, once: &Once) -> StoreResult<Keyed<Added>> {
+        let db_now = self.db_now(now);
+        self.keyed(once, now, &|tx| {
+            let mut job = Job::new(JobId(0), new.clone(), db_now);
+            if let Some(key) = &new.unique_key {
+                if let Some(holder) = unique_holder(tx, &new.factory, key)? {
+                    let created = Created::Job { id: holder.id.0, existing: true };
+                    return Ok(Step::Done(Added { job: holder, existing: true }, created));
+                }
+            }
+            match insert_jobs(tx, &[&job]) {
+                Ok(ids) => {
+                    job.id = ids[0];
+                    let created = Created::Job { id: job.id.0, existing: false };
+                    Ok(Step::Done(Added { job, existing: false }, created))
+                }
+                // Another host's add took the unique key since the look-up: the transaction is
+                // aborted (its commit rolls back), and the next one finds the holder.
+                Err(e) if new.unique_key.is_some() && is_unique_violation(&e) => Ok(Step::Again),
+                Err(e) => Err(db_error(e)),
+            }
+        })
+    }
+
+    fn add_batch_keyed(&self, news: Vec<NewJob>, now: Micros, once: &Once) -> StoreResult<Keyed<Vec<Job>>> {
+        let db_now = self.db_now(now);
+        self.keyed(once, now, &|tx| {
+            let ids = next_job_ids(tx, news.len())?;
+            let jobs: Vec<Job> =
+                news.iter().cloned().zip(ids).map(|(new, id)| Job::new(id, new, db_now)).collect();
+            let refs: Vec<&Job> = jobs.iter().collect();
+            insert_jobs(tx, &refs).map_err(db_error)?;
+            let created = Created::Batch { ids: jobs.iter().map(|j| j.id.0).collect() };
+            Ok(Step::Done(jobs, created))
+        })
+    }
+
+    fn remembered(&self, key: &str, now: Micros) -> StoreResult<Option<Remembered>> {
+        self.lookup_key(key, now)
+    }
+
+    fn forget_keys(&self, now: Micros, limit: usize) -> StoreResult<usize> {
+        self.forget_expired_keys(now, limit)
     }
 
     fn start(&self, id: JobId, now: Micros) -> StoreResult<Job> {

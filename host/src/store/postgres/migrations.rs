@@ -169,6 +169,17 @@ CREATE INDEX jobs_waiting ON jobs (run_at) WHERE status = 'queued';
     r#"
 ALTER TABLE hosts ADD COLUMN machine text NOT NULL DEFAULT '';
 "#,
+    // 8: Idempotency-Key records: written in the transaction that creates, so a repeat of a
+    // request whose answer was lost finds what it made; swept by expiry.
+    r#"
+CREATE TABLE idempotency_keys (
+    key text PRIMARY KEY,
+    fingerprint text NOT NULL,
+    created text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+"#,
 ];
 
 /// The schema version this build writes and reads.
@@ -261,6 +272,7 @@ mod tests {
         "a965702c0c7e651e",
         "4fe840e7bb9d5cde",
         "ca9447492f054877",
+        "08678a25e2ab7e07",
     ];
 
     #[test]

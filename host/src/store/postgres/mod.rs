@@ -9,6 +9,7 @@
 //! is sent by the transaction that makes jobs ready, never before its commit.
 
 mod errors;
+mod idempotency;
 mod jobs;
 mod listen;
 mod migrations;

@@ -3,6 +3,7 @@
 //! many hosts race for it, one makes the job and the others find it gone.
 
 use super::errors::db_error;
+use super::idempotency::Step;
 use super::rows::{at, insert_jobs, save_schedule, schedule_from_row, SCHEDULE_COLUMNS};
 use super::session::{Sql, Tx};
 use super::store::PgStore;
@@ -11,7 +12,7 @@ use crate::job::{Job, JobId, NewJob, ScheduleId};
 use crate::schedule::Schedule;
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::ScheduleStore;
-use crate::store::types::Fired;
+use crate::store::types::{Created, Fired, Keyed, Once};
 
 fn lock_schedule(tx: &mut Tx<'_>, id: ScheduleId) -> StoreResult<Option<Schedule>> {
     let sql = format!("SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1 FOR UPDATE");
@@ -28,6 +29,15 @@ impl ScheduleStore for PgStore {
             let schedule = Schedule { id: ScheduleId(id as u64), ..schedule };
             save_schedule(tx, &schedule)?;
             Ok(schedule)
+        })
+    }
+
+    fn add_schedule_keyed(&self, schedule: Schedule, once: &Once) -> StoreResult<Keyed<Schedule>> {
+        self.keyed(once, schedule.created_at, &|tx| {
+            let id: i64 = tx.query_one("SELECT nextval('schedules_id_seq')", &[]).map_err(db_error)?.get(0);
+            let schedule = Schedule { id: ScheduleId(id as u64), ..schedule.clone() };
+            save_schedule(tx, &schedule)?;
+            Ok(Step::Done(schedule, Created::Schedule { id: id as u64 }))
         })
     }
 

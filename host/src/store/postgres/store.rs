@@ -235,7 +235,11 @@ impl PgStore {
         self.run(|client| {
             let mut tx = client.transaction().map_err(db_error)?;
             let value = f(&mut tx)?;
-            tx.commit().map_err(db_error)?;
+            // The COMMIT was sent: a connection lost now leaves its outcome unknown.
+            tx.commit().map_err(|e| match db_error(e) {
+                StoreError::Unavailable(why) => StoreError::OutcomeUnknown(why),
+                other => other,
+            })?;
             Ok(value)
         })
     }

@@ -10,18 +10,22 @@ use crate::clock::Micros;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::JobStore;
-use crate::store::types::{Added, Cancelled, Counts, ListFilter, Removal};
+use crate::store::types::{Added, Cancelled, Counts, Created, Keyed, ListFilter, Once, Remembered, Removal};
 use crate::sync;
 
 impl SledStore {
     /// Stores new jobs (records and index entries) in one transaction and counts them. Each
     /// is placed as of its own `created_at`: combined adds come from callers with their own
     /// clocks.
-    pub(super) fn insert_new(&self, trees: &Trees, jobs: &[Job]) -> StoreResult<()> {
+    /// With `once`, the idempotency key is stored with them (a batch's).
+    pub(super) fn insert_new(&self, trees: &Trees, jobs: &[Job], once: Option<&Once>) -> StoreResult<()> {
         trees.transact(|tx| {
             for job in jobs {
                 tx.save(job)?;
                 tx.place(job, job.created_at)?;
+            }
+            if let Some(once) = once {
+                tx.remember(once, &Created::Batch { ids: jobs.iter().map(|j| j.id.0).collect() })?;
             }
             Ok(())
         })?;
@@ -33,6 +37,62 @@ impl SledStore {
 }
 
 impl SledStore {
+    /// Adds a job in a transaction of its own, holding `unique_lock`: one with a unique key,
+    /// or one with an idempotency key `once` (stored with it). A unique key held by a pending
+    /// job returns that job (and stores `once` with it).
+    pub(super) fn add_alone(&self, new: NewJob, now: Micros, once: Option<&Once>) -> StoreResult<Added> {
+        let mut job = Job::new(JobId(0), new, now);
+        // Looked up before an id is taken, so returning the holder leaves no gap in the ids.
+        if let Some(key) = unique_index_key(&job) {
+            if let Some(holder) = self.live()?.trees.unique.get(&key)?.and_then(|v| keys::id_from(&v)) {
+                match self.get(holder)? {
+                    Some(existing) if existing.is_pending() => {
+                        if let Some(once) = once {
+                            let created = Created::Job { id: existing.id.0, existing: true };
+                            self.live()?.trees.transact(|tx| tx.remember(once, &created))?;
+                            self.durable()?;
+                        }
+                        return Ok(Added { job: existing, existing: true });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        job.id = self.next_id();
+        self.live()?.trees.transact(|tx| {
+            if let Some(key) = unique_index_key(&job) {
+                tx.unique.insert(key, &keys::id_key(job.id))?;
+            }
+            if let Some(once) = once {
+                tx.remember(once, &Created::Job { id: job.id.0, existing: false })?;
+            }
+            tx.save(&job)?;
+            tx.place(&job, now)
+        })?;
+        self.counts.count(&job, None, Some(job.status));
+        self.durable()?;
+        Ok(Added { job, existing: false })
+    }
+
+    /// Adds a batch in one transaction (with `once`, its idempotency key too) and one flush.
+    fn add_batch_with(&self, news: Vec<NewJob>, now: Micros, once: Option<&Once>) -> StoreResult<Vec<Job>> {
+        if news.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = self.next_ids(news.len() as u64).0;
+        let jobs: Vec<Job> = news
+            .into_iter()
+            .zip(first..)
+            .map(|(new, id)| {
+                debug_assert!(new.unique_key.is_none(), "batches carry no unique keys");
+                Job::new(JobId(id), new, now)
+            })
+            .collect();
+        self.insert_new(&self.live()?.trees, &jobs, once)?;
+        self.durable()?;
+        Ok(jobs)
+    }
+
     /// Every job in id order, from the records themselves.
     fn list_all(&self, trees: &Trees, filter: &ListFilter) -> StoreResult<Vec<Job>> {
         let range = match filter.after {
@@ -63,7 +123,7 @@ impl JobStore for SledStore {
             let job = self.adds.submit(
                 move || Job::new(self.next_id(), new, now),
                 |jobs| {
-                    self.insert_new(&live.trees, jobs).map_err(|e| match e {
+                    self.insert_new(&live.trees, jobs, None).map_err(|e| match e {
                         StoreError::Sled(e) => e,
                         // Storing new records aborts on nothing of its own.
                         other => sled::Error::ReportableBug(other.to_string()),
@@ -74,47 +134,35 @@ impl JobStore for SledStore {
             return Ok(Added { job, existing: false });
         }
         let _one_unique_add = sync::lock(&self.unique_lock);
-        let mut job = Job::new(JobId(0), new, now);
-        // Looked up before an id is taken, so returning the holder leaves no gap in the ids.
-        if let Some(key) = unique_index_key(&job) {
-            if let Some(holder) = self.live()?.trees.unique.get(&key)?.and_then(|v| keys::id_from(&v)) {
-                match self.get(holder)? {
-                    Some(existing) if existing.is_pending() => {
-                        return Ok(Added { job: existing, existing: true })
-                    }
-                    _ => {}
-                }
-            }
-        }
-        job.id = self.next_id();
-        self.live()?.trees.transact(|tx| {
-            if let Some(key) = unique_index_key(&job) {
-                tx.unique.insert(key, &keys::id_key(job.id))?;
-            }
-            tx.save(&job)?;
-            tx.place(&job, now)
-        })?;
-        self.counts.count(&job, None, Some(job.status));
-        self.durable()?;
-        Ok(Added { job, existing: false })
+        self.add_alone(new, now, None)
     }
 
     fn add_batch(&self, news: Vec<NewJob>, now: Micros) -> StoreResult<Vec<Job>> {
-        if news.is_empty() {
-            return Ok(Vec::new());
+        self.add_batch_with(news, now, None)
+    }
+
+    fn add_keyed(&self, new: NewJob, now: Micros, once: &Once) -> StoreResult<Keyed<Added>> {
+        let _one_keyed_add = sync::lock(&self.unique_lock);
+        if let Some(before) = self.remembered(&once.key, now)? {
+            return Ok(Keyed::Before(before));
         }
-        let first = self.next_ids(news.len() as u64).0;
-        let jobs: Vec<Job> = news
-            .into_iter()
-            .zip(first..)
-            .map(|(new, id)| {
-                debug_assert!(new.unique_key.is_none(), "batches carry no unique keys");
-                Job::new(JobId(id), new, now)
-            })
-            .collect();
-        self.insert_new(&self.live()?.trees, &jobs)?;
-        self.durable()?;
-        Ok(jobs)
+        self.add_alone(new, now, Some(once)).map(Keyed::New)
+    }
+
+    fn add_batch_keyed(&self, news: Vec<NewJob>, now: Micros, once: &Once) -> StoreResult<Keyed<Vec<Job>>> {
+        let _one_keyed_add = sync::lock(&self.unique_lock);
+        if let Some(before) = self.remembered(&once.key, now)? {
+            return Ok(Keyed::Before(before));
+        }
+        self.add_batch_with(news, now, Some(once)).map(Keyed::New)
+    }
+
+    fn remembered(&self, key: &str, now: Micros) -> StoreResult<Option<Remembered>> {
+        self.remembered_key(key, now)
+    }
+
+    fn forget_keys(&self, now: Micros, limit: usize) -> StoreResult<usize> {
+        self.forget_expired_keys(now, limit)
     }
 
     fn start(&self, id: JobId, now: Micros) -> StoreResult<Job> {

@@ -88,6 +88,18 @@ pub fn time_upper_bound(at: Micros) -> [u8; 16] {
     time_key(at, u64::MAX)
 }
 
+/// `idempotency_expiry` index: (expiry time, the key's bytes).
+pub fn expiry_key(at: Micros, key: &str) -> Vec<u8> {
+    let mut out = ordered_i64(at).to_vec();
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// The key of an `idempotency_expiry` entry.
+pub fn expiry_key_name(entry: &[u8]) -> Option<&[u8]> {
+    entry.get(8..)
+}
+
 /// `unique` index: factory, a NUL (never in a factory name), the caller's key.
 pub fn unique_key(factory: &str, key: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(factory.len() + 1 + key.len());

@@ -5,7 +5,8 @@
 //! token), `unique` ((factory, unique key) → id of the pending job holding it), `finished`
 //! ((finished time, id) of finished jobs, for removal and retention), `schedules`
 //! (id → schedule), `schedules_due` ((next run, id), active schedules with a next run), `meta`
-//! (format version, id high-water marks). A job is in exactly one of `ready`, `waiting`, `leases`
+//! (format version, id high-water marks), `idempotency` (Idempotency-Key → the request's
+//! fingerprint and what it created) and `idempotency_expiry` ((expiry, key), for the sweep). A job is in exactly one of `ready`, `waiting`, `leases`
 //! or none (held or finished), and its record says which: the key of its index entry is derived
 //! from the record (`run_at`, `lease.expires_at`), so it can always be found and removed.
 //!
@@ -16,7 +17,7 @@
 //! `ClaimDurability::Flush`.
 //!
 //! The files: `store` (the struct and opening it), `options` (tuning), `tx` (the transaction over every tree and its helpers),
-//! `jobs`, `claims` and `schedules` (the three capabilities), `recovery` (crashed hosts'
+//! `jobs`, `claims` and `schedules` (the three capabilities), `idempotency` (keyed creations), `recovery` (crashed hosts'
 //! jobs), `counts` (jobs per queue and status, in memory), `health` (whether it can write,
 //! and the probe before a reopen); `listing` (the ids per queue or factory and status, in memory, for filtered lists); `codec`, `keys`, `durability`, `flusher` and
 //! `claim_journal` below them.
@@ -31,6 +32,7 @@ mod damage;
 mod durability;
 mod flusher;
 mod health;
+mod idempotency;
 mod jobs;
 mod keys;
 mod listing;

@@ -8,20 +8,39 @@ use crate::job::{Job, NewJob, ScheduleId};
 use crate::schedule::Schedule;
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::ScheduleStore;
-use crate::store::types::Fired;
+use crate::store::types::{Created, Fired, Keyed, Once};
+use crate::sync;
 
-impl ScheduleStore for SledStore {
-    fn add_schedule(&self, schedule: Schedule) -> StoreResult<Schedule> {
+impl SledStore {
+    /// Stores a new schedule with the next id (and `once`, its idempotency key). Durable.
+    fn insert_schedule(&self, schedule: Schedule, once: Option<&Once>) -> StoreResult<Schedule> {
         let schedule = self.live()?.trees.transact(|tx| {
             let last =
                 tx.meta.get(META_SCHEDULE_ID)?.and_then(|v| keys::schedule_id_from(&v)).unwrap_or_default();
             let schedule = Schedule { id: ScheduleId(last.0 + 1), ..schedule.clone() };
             tx.meta.insert(META_SCHEDULE_ID, &keys::id_key(schedule.id))?;
             tx.save_schedule(None, &schedule)?;
+            if let Some(once) = once {
+                tx.remember(once, &Created::Schedule { id: schedule.id.0 })?;
+            }
             Ok(schedule)
         })?;
         self.durable()?;
         Ok(schedule)
+    }
+}
+
+impl ScheduleStore for SledStore {
+    fn add_schedule(&self, schedule: Schedule) -> StoreResult<Schedule> {
+        self.insert_schedule(schedule, None)
+    }
+
+    fn add_schedule_keyed(&self, schedule: Schedule, once: &Once) -> StoreResult<Keyed<Schedule>> {
+        let _one_keyed_add = sync::lock(&self.unique_lock);
+        if let Some(before) = self.remembered_key(&once.key, schedule.created_at)? {
+            return Ok(Keyed::Before(before));
+        }
+        self.insert_schedule(schedule, Some(once)).map(Keyed::New)
     }
 
     fn get_schedule(&self, id: ScheduleId) -> StoreResult<Option<Schedule>> {

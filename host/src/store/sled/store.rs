@@ -233,8 +233,16 @@ impl SledStore {
         JobId(self.last_id.fetch_add(n, Ordering::Relaxed) + 1)
     }
 
+    /// Returns once the changes made so far are on disk. A failed flush leaves a change made
+    /// in memory that the disk may or may not have: its outcome is unknown (a store reopened
+    /// after the failure has what reached the disk).
     pub(super) fn durable(&self) -> StoreResult<()> {
-        Ok(self.live()?.flushes.durable()?)
+        self.live()?.flushes.durable().map_err(|e| {
+            StoreError::OutcomeUnknown(format!(
+                "the change may not be on disk: {}",
+                crate::store::error::sled_words(&e)
+            ))
+        })
     }
 
     /// See `Flushes::pace`: a claim waits for a flush once an interval.

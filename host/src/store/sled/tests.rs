@@ -411,3 +411,43 @@ fn claimed_jobs_given_back_are_not_counted_and_keep_their_place() {
     let again = store.claim_batch(&ClaimFilter::default(), 3, LEASE, 5).unwrap();
     assert_eq!(again.iter().map(|c| c.job.id.0).collect::<Vec<_>>(), [2, 3], "in their order");
 }
+
+#[test]
+fn an_idempotency_key_creates_once_survives_a_backup_and_is_swept_after_its_window() {
+    use crate::store::types::{Created, Keyed, Once};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let once = Once { key: "k".into(), fingerprint: "f".into(), expires_at: 1_000 };
+    let Keyed::New(first) = store.add_keyed(new_job(1), 0, &once).unwrap() else { panic!("not new") };
+    // A repeat (even with another job) stores nothing and names the first.
+    let again = store.add_keyed(new_job(2), 10, &once).unwrap();
+    let Keyed::Before(record) = again else { panic!("created twice: {again:?}") };
+    assert_eq!(record.created, Created::Job { id: first.job.id.0, existing: false });
+    assert_eq!(record.fingerprint, "f");
+    assert_eq!(store.list(&ListFilter { limit: 10, ..Default::default() }).unwrap().len(), 1);
+    let batch = Once { key: "b".into(), fingerprint: "g".into(), expires_at: 2_000 };
+    let Keyed::New(jobs) = store.add_batch_keyed(vec![new_job(3), new_job(4)], 0, &batch).unwrap() else {
+        panic!("not new")
+    };
+    let ids: Vec<u64> = jobs.iter().map(|j| j.id.0).collect();
+    assert_eq!(store.remembered("b", 10).unwrap().unwrap().created, Created::Batch { ids });
+
+    // Kept by a backup and its restore.
+    let mut file = Vec::new();
+    store.backup_to(&mut file).unwrap();
+    let backup = dir.path().join("keys.backup");
+    std::fs::write(&backup, &file).unwrap();
+    let restored_dir = dir.path().join("restored");
+    super::backup::restore(&backup, &restored_dir).unwrap();
+    assert_eq!(open(&restored_dir).remembered("k", 10).unwrap(), Some(record));
+
+    // Past its window the key is not answered, may be used anew, and is swept.
+    assert_eq!(store.remembered("k", 1_000).unwrap(), None);
+    assert_eq!(store.forget_keys(1_500, 10).unwrap(), 1);
+    assert_eq!(store.live().unwrap().trees.idempotency.len(), 1);
+    let renewed = Once { expires_at: 5_000, ..once };
+    assert!(matches!(store.add_keyed(new_job(5), 1_500, &renewed).unwrap(), Keyed::New(_)));
+    assert_eq!(store.forget_keys(4_000, 10).unwrap(), 1, "only b");
+    assert!(store.remembered("k", 4_000).unwrap().is_some());
+    assert_eq!(store.live().unwrap().trees.idempotency_expiry.len(), 1);
+}

@@ -37,6 +37,10 @@ pub(super) struct Trees {
     pub schedules: Tree,
     pub schedules_due: Tree,
     pub meta: Tree,
+    /// Idempotency key → its record (see `idempotency`).
+    pub idempotency: Tree,
+    /// (expiry time, key) of every idempotency key: the sweep reads this, not every key.
+    pub idempotency_expiry: Tree,
     /// Told when a transaction fails to write (see `health`).
     health: Arc<Health>,
     /// Every transaction holds it shared; a backup holds it alone while it copies the trees,
@@ -58,6 +62,8 @@ impl Trees {
             schedules: db.open_tree("schedules")?,
             schedules_due: db.open_tree("schedules_due")?,
             meta: db.open_tree("meta")?,
+            idempotency: db.open_tree("idempotency")?,
+            idempotency_expiry: db.open_tree("idempotency_expiry")?,
         })
     }
 }
@@ -74,6 +80,8 @@ pub(super) struct Tx<'a> {
     pub schedules: &'a TransactionalTree,
     pub schedules_due: &'a TransactionalTree,
     pub meta: &'a TransactionalTree,
+    pub idempotency: &'a TransactionalTree,
+    pub idempotency_expiry: &'a TransactionalTree,
 }
 
 pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -98,10 +106,36 @@ impl Trees {
             &t.schedules,
             &t.schedules_due,
             &t.meta,
+            &t.idempotency,
+            &t.idempotency_expiry,
         );
         let result = trees.transaction(
-            |(jobs, ready, waiting, leases, unique, finished, schedules, schedules_due, meta)| {
-                f(&Tx { jobs, ready, waiting, leases, unique, finished, schedules, schedules_due, meta })
+            |(
+                jobs,
+                ready,
+                waiting,
+                leases,
+                unique,
+                finished,
+                schedules,
+                schedules_due,
+                meta,
+                idempotency,
+                idempotency_expiry,
+            )| {
+                f(&Tx {
+                    jobs,
+                    ready,
+                    waiting,
+                    leases,
+                    unique,
+                    finished,
+                    schedules,
+                    schedules_due,
+                    meta,
+                    idempotency,
+                    idempotency_expiry,
+                })
             },
         );
         result.map_err(|e| match e {
@@ -116,11 +150,22 @@ impl Trees {
 
 impl Trees {
     /// Every tree's name, in the order backups number them (never reorder: append).
-    pub const NAMES: [&'static str; 9] =
-        ["jobs", "ready", "waiting", "leases", "unique", "finished", "schedules", "schedules_due", "meta"];
+    pub const NAMES: [&'static str; 11] = [
+        "jobs",
+        "ready",
+        "waiting",
+        "leases",
+        "unique",
+        "finished",
+        "schedules",
+        "schedules_due",
+        "meta",
+        "idempotency",
+        "idempotency_expiry",
+    ];
 
     /// Every tree with its name, in the order of [`Trees::NAMES`].
-    pub fn all(&self) -> [(&'static str, &Tree); 9] {
+    pub fn all(&self) -> [(&'static str, &Tree); 11] {
         let trees = [
             &self.jobs,
             &self.ready,
@@ -131,6 +176,8 @@ impl Trees {
             &self.schedules,
             &self.schedules_due,
             &self.meta,
+            &self.idempotency,
+            &self.idempotency_expiry,
         ];
         let mut i = 0;
         trees.map(|tree| {
