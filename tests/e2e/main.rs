@@ -17,6 +17,7 @@
 //! - `isolation`: plugins in worker processes: hangs, crashes, exits, limits, shutdown, reloads
 //!   and duplicate factory names, with a plugin that misbehaves on purpose.
 //!
+//! - `idempotency`: `Idempotency-Key` on creating requests over HTTP.
 //! - `web`: what a browser on another site, or under a rebound name, may do: nothing.
 //!
 //! New tests go in the module of the area they exercise; a new area gets a new module here.
@@ -27,6 +28,7 @@ mod dashboard;
 mod disk;
 mod dispatch;
 mod hardening;
+mod idempotency;
 mod isolation;
 mod layering;
 mod plugins;

@@ -430,3 +430,80 @@ fn a_store_dropped_inside_an_async_runtime_closes_its_connections_without_panick
     // The last handle dropped in an async task, as at the end of `serve`.
     runtime.block_on(async move { tokio::spawn(async move { drop(store) }).await.unwrap() });
 }
+
+/// The server URL of `schema` reached through `port` on loopback instead.
+fn through(schema: &Schema, port: u16) -> String {
+    let config = schema.config();
+    let user = config.get_user().unwrap_or("postgres");
+    let db = config.get_dbname().unwrap_or("test");
+    let password =
+        config.get_password().map(|p| format!(":{}", String::from_utf8_lossy(p))).unwrap_or_default();
+    format!("postgres://{user}{password}@127.0.0.1:{port}/{db}?options=-csearch_path%3D{}", schema.name)
+}
+
+/// The server's address from the test URL.
+fn upstream(schema: &Schema) -> String {
+    let config = schema.config();
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    format!("{host}:{}", config.get_ports().first().copied().unwrap_or(5432))
+}
+
+#[test]
+fn a_submission_whose_commit_answer_was_lost_says_so_and_its_repeat_gets_the_job_made() {
+    if postgres_skipped(
+        "postgres::a_submission_whose_commit_answer_was_lost_says_so_and_its_repeat_gets_the_job_made",
+    ) {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let schema = Schema::new();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let cutter = jobhost_tests::commit_cut::CommitCutter::start(upstream(&schema));
+    let url = through(&schema, cutter.port);
+    let file = dir.path().join("cut.toml");
+    std::fs::write(&file, "host_name = \"cut\"\n").unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        plugins.path(),
+        &["--config", file.to_str().unwrap(), "--store-url", &url],
+    );
+    let count = || -> i64 { schema.client().query_one("SELECT count(*) FROM jobs", &[]).unwrap().get(0) };
+    for (path, body, key) in [
+        ("/v1/jobs", json!({"job": "echo", "input": "once", "hold": true}), "job-1"),
+        (
+            "/v1/jobs/batch",
+            json!({"jobs": [{"job": "echo", "hold": true}, {"job": "echo", "hold": true}]}),
+            "batch-1",
+        ),
+    ] {
+        let before = count();
+        cutter.arm(1);
+        let lost = server.post_keyed(path, key, &body);
+        assert_eq!(cutter.cut(), if key == "job-1" { 1 } else { 2 }, "{lost:?}");
+        assert_eq!(lost.status, 503, "{lost:?}");
+        let message = lost.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("the outcome is unknown") && message.contains("Idempotency-Key"),
+            "{message}"
+        );
+        // It was saved nevertheless, once.
+        let made = count() - before;
+        assert!(made > 0, "the commit did not reach the server");
+        // The client follows the advice: the repeat answers what was made, and makes nothing.
+        let repeat = server.post_keyed(path, key, &body);
+        assert_eq!(repeat.status, 201, "{repeat:?}");
+        assert_eq!(repeat.header("idempotent-replayed"), Some("true"), "{repeat:?}");
+        assert_eq!(count() - before, made, "the repeat made more jobs");
+        let ids: Vec<String> = match repeat.body["jobs"].as_array() {
+            Some(jobs) => jobs.iter().map(|j| j["id"].as_str().unwrap().to_owned()).collect(),
+            None => vec![repeat.body["id"].as_str().unwrap().to_owned()],
+        };
+        assert_eq!(ids.len() as i64, made);
+        for id in ids {
+            assert_eq!(server.job(&id)["status"], "held");
+        }
+    }
+}

@@ -11,7 +11,8 @@ use jobhost::clock::{Micros, SystemClock};
 use jobhost::job::{AttemptToken, JobId, NewJob, Outcome, Progress, ScheduleId, Status, DEFAULT_QUEUE};
 use jobhost::schedule::{MissedPolicy, Schedule, Trigger};
 use jobhost::store::{
-    Cancelled, ClaimFilter, Claimed, Finished, LeaseTerms, ListFilter, Removal, Report, Store, StoreError,
+    Cancelled, ClaimFilter, Claimed, Created, Finished, Keyed, LeaseTerms, ListFilter, Once, Removal, Report,
+    Store, StoreError,
 };
 use jobhost_tests::stores::{Backend, TestStore};
 
@@ -50,6 +51,7 @@ conformance!(
     a_schedule_slot_fires_once_however_many_race_for_it,
     concurrent_claimers_never_take_the_same_job,
     counts_stay_exact_while_hosts_add_claim_and_finish_at_once,
+    an_idempotency_key_creates_once_however_many_race_and_lapses_after_its_window,
 );
 
 const LEASE: LeaseTerms = LeaseTerms { duration: Duration::from_secs(30) };
@@ -600,4 +602,94 @@ fn counts_stay_exact_while_hosts_add_claim_and_finish_at_once(store: &TestStore)
     for counts in store.counts().unwrap().values() {
         assert_eq!(counts.get(&Status::Completed), None);
     }
+}
+
+fn an_idempotency_key_creates_once_however_many_race_and_lapses_after_its_window(store: &TestStore) {
+    let t = now();
+    let once = |key: &str, expires_at: Micros| Once { key: key.into(), fingerprint: "f".into(), expires_at };
+    // Eight requests with one key (on PostgreSQL, from four hosts) race: one job.
+    let stores: Vec<Arc<dyn Store>> = (0..8)
+        .map(|i| {
+            if store.backend == Backend::Postgres && i % 2 == 1 {
+                store.another_host()
+            } else {
+                store.store.clone()
+            }
+        })
+        .collect();
+    let barrier = Arc::new(Barrier::new(stores.len()));
+    let key = once("race", t + 60 * SEC);
+    let answers: Vec<Keyed<_>> = std::thread::scope(|s| {
+        let racers: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, racer)| {
+                let (barrier, key) = (barrier.clone(), key.clone());
+                s.spawn(move || {
+                    barrier.wait();
+                    racer.add_keyed(new_job(i as u32), t, &key).unwrap()
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let made: Vec<JobId> = answers
+        .iter()
+        .filter_map(|a| match a {
+            Keyed::New(added) => Some(added.job.id),
+            Keyed::Before(_) => None,
+        })
+        .collect();
+    assert_eq!(made.len(), 1, "{answers:?}");
+    for answer in &answers {
+        if let Keyed::Before(record) = answer {
+            assert_eq!(record.created, Created::Job { id: made[0].0, existing: false });
+        }
+    }
+    assert_eq!(store.list(&ListFilter { limit: 100, ..ListFilter::default() }).unwrap().len(), 1);
+
+    // A unique key's holder is what a keyed add with that unique key made.
+    let unique = NewJob { unique_key: Some("u".into()), ..new_job(50) };
+    let Keyed::New(holder) = store.add_keyed(unique.clone(), t, &once("u1", t + 60 * SEC)).unwrap() else {
+        panic!("not new")
+    };
+    let Keyed::New(again) = store.add_keyed(unique, t, &once("u2", t + 60 * SEC)).unwrap() else {
+        panic!("not new")
+    };
+    assert!(again.existing && again.job.id == holder.job.id);
+    assert_eq!(
+        store.remembered("u2", t).unwrap().unwrap().created,
+        Created::Job { id: holder.job.id.0, existing: true }
+    );
+
+    // Batches and schedules likewise.
+    let Keyed::New(jobs) =
+        store.add_batch_keyed(vec![new_job(60), new_job(61)], t, &once("batch", t + SEC)).unwrap()
+    else {
+        panic!("not new")
+    };
+    let again = store.add_batch_keyed(vec![new_job(62)], t, &once("batch", t + SEC)).unwrap();
+    assert_eq!(again, Keyed::Before(store.remembered("batch", t).unwrap().unwrap()));
+    let ids: Vec<u64> = jobs.iter().map(|j| j.id.0).collect();
+    assert_eq!(store.remembered("batch", t).unwrap().unwrap().created, Created::Batch { ids });
+    let Keyed::New(made) =
+        store.add_schedule_keyed(schedule(t + 60 * SEC), t, &once("schedule", t + SEC)).unwrap()
+    else {
+        panic!("not new")
+    };
+    let again = store.add_schedule_keyed(schedule(t + 60 * SEC), t, &once("schedule", t + SEC)).unwrap();
+    let Keyed::Before(record) = again else { panic!("a second schedule") };
+    assert_eq!(record.created, Created::Schedule { id: made.id.0 });
+    assert_eq!(store.list_schedules().unwrap().len(), 1);
+
+    // Past its window a key is not answered, makes anew, and the expired ones are swept.
+    let later = t + 2 * SEC;
+    assert_eq!(store.remembered("batch", later).unwrap(), None);
+    assert!(matches!(
+        store.add_batch_keyed(vec![new_job(63)], later, &once("batch", later + 60 * SEC)).unwrap(),
+        Keyed::New(_)
+    ));
+    assert_eq!(store.forget_keys(later, 100).unwrap(), 1, "the schedule's key");
+    assert!(store.remembered("batch", later).unwrap().is_some());
+    assert!(store.remembered("race", later).unwrap().is_some());
 }

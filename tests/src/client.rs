@@ -19,9 +19,16 @@ pub struct Answer {
     pub body: Value,
     pub text: String,
     pub content_type: String,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Answer {
+    /// The value of header `name` (lower case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
     /// The `error.code` of an API error.
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
@@ -77,9 +84,14 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
         let text = response.body_mut().read_to_string().unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status, body, text, content_type }
+        Answer { status, body, text, content_type, headers }
     }
 
     fn auth<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
@@ -120,6 +132,13 @@ impl Client {
         }
         let request = request.body(body.unwrap_or_default().to_vec()).expect("a valid request");
         self.answer(self.agent.run(request))
+    }
+
+    /// A JSON POST with an `Idempotency-Key`.
+    pub fn post_keyed(&self, path: &str, key: &str, body: &Value) -> Answer {
+        let body = serde_json::to_vec(body).unwrap();
+        let headers = [("content-type", "application/json"), ("idempotency-key", key)];
+        self.send_with("POST", path, &headers, Some(&body))
     }
 
     /// Sends `request` and asserts the answer is `expected`; a mismatch names the request.

@@ -13,6 +13,7 @@ use tempfile::TempDir;
 
 pub mod app;
 pub mod client;
+pub mod commit_cut;
 pub mod server;
 pub mod stores;
 pub use app::App;

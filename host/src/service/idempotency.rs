@@ -73,7 +73,7 @@ impl Host {
         key: &RequestKey,
     ) -> Result<Keyed<Schedule>, HostError> {
         let schedule = self.new_schedule(req)?;
-        match self.inner.shared.store.add_schedule_keyed(schedule, &self.once(key))? {
+        match self.inner.shared.store.add_schedule_keyed(schedule, self.now(), &self.once(key))? {
             Keyed::New(schedule) => {
                 self.inner.schedules_changed.notify_one();
                 Ok(Keyed::New(schedule))

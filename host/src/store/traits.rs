@@ -192,7 +192,12 @@ pub trait ScheduleStore: Send + Sync + 'static {
 
     /// [`add_schedule`](Self::add_schedule) under an idempotency key (see
     /// [`JobStore::add_keyed`]).
-    fn add_schedule_keyed(&self, schedule: Schedule, once: &Once) -> StoreResult<Keyed<Schedule>>;
+    fn add_schedule_keyed(
+        &self,
+        schedule: Schedule,
+        now: Micros,
+        once: &Once,
+    ) -> StoreResult<Keyed<Schedule>>;
 
     fn get_schedule(&self, id: ScheduleId) -> StoreResult<Option<Schedule>>;
 

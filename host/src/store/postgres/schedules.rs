@@ -32,8 +32,13 @@ impl ScheduleStore for PgStore {
         })
     }
 
-    fn add_schedule_keyed(&self, schedule: Schedule, once: &Once) -> StoreResult<Keyed<Schedule>> {
-        self.keyed(once, schedule.created_at, &|tx| {
+    fn add_schedule_keyed(
+        &self,
+        schedule: Schedule,
+        now: Micros,
+        once: &Once,
+    ) -> StoreResult<Keyed<Schedule>> {
+        self.keyed(once, now, &|tx| {
             let id: i64 = tx.query_one("SELECT nextval('schedules_id_seq')", &[]).map_err(db_error)?.get(0);
             let schedule = Schedule { id: ScheduleId(id as u64), ..schedule.clone() };
             save_schedule(tx, &schedule)?;

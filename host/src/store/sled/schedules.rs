@@ -35,9 +35,14 @@ impl ScheduleStore for SledStore {
         self.insert_schedule(schedule, None)
     }
 
-    fn add_schedule_keyed(&self, schedule: Schedule, once: &Once) -> StoreResult<Keyed<Schedule>> {
+    fn add_schedule_keyed(
+        &self,
+        schedule: Schedule,
+        now: Micros,
+        once: &Once,
+    ) -> StoreResult<Keyed<Schedule>> {
         let _one_keyed_add = sync::lock(&self.unique_lock);
-        if let Some(before) = self.remembered_key(&once.key, schedule.created_at)? {
+        if let Some(before) = self.remembered_key(&once.key, now)? {
             return Ok(Keyed::Before(before));
         }
         self.insert_schedule(schedule, Some(once)).map(Keyed::New)
