@@ -506,4 +506,12 @@ fn a_submission_whose_commit_answer_was_lost_says_so_and_its_repeat_gets_the_job
             assert_eq!(server.job(&id)["status"], "held");
         }
     }
+    // The CLI sends a key and repeats a submission whose answer was lost: one job, its id.
+    let before = count();
+    cutter.arm(1);
+    let added = jobhost_tests::jobhost(["add", "--server", &server.url, "echo", "\"cli\"", "--hold"]);
+    assert_eq!((added.code, cutter.cut()), (0, 3), "{added:?}");
+    assert!(added.stderr.contains("sending it again with the same Idempotency-Key"), "{added:?}");
+    assert_eq!(count() - before, 1);
+    assert_eq!(server.job(added.stdout.trim())["input"], "cli");
 }

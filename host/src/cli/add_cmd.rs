@@ -103,7 +103,7 @@ pub fn add(args: &AddArgs) -> u8 {
     }
     run(|| {
         let client = Client::new(&args.client);
-        let added: AddedView = client.post("/v1/jobs", Some(&request))?;
+        let added: AddedView = client.create("/v1/jobs", &request)?;
         let job = added.job;
         if added.existing && !args.client.json {
             eprintln!("job {} ({}) already holds that unique key; not added again", job.id, job.status);
@@ -170,7 +170,7 @@ fn add_batch(path: &std::path::Path, client_args: &ClientArgs) -> u8 {
         let mut ids = Vec::with_capacity(jobs.len());
         for chunk in jobs.chunks(BATCH_CHUNK) {
             let body = serde_json::json!({"jobs": chunk.iter().map(|(_, j)| j).collect::<Vec<_>>()});
-            match client.post::<BatchAdded>("/v1/jobs/batch", Some(&body)) {
+            match client.create::<BatchAdded>("/v1/jobs/batch", &body) {
                 Ok(added) => ids.extend(added.jobs.into_iter().map(|j| j.id)),
                 Err(ClientError::Api { code, message, items: Some(items), .. }) => {
                     eprintln!(

@@ -127,6 +127,38 @@ impl Client {
         self.answer(&url, sent)
     }
 
+    /// A creating POST made safe to repeat: it carries a fresh `Idempotency-Key`, and when its
+    /// answer is lost (the connection broke, or the server answered 503: its store could not
+    /// write, or lost its answer) it is sent again with the same key, up to 5 times over
+    /// about 15 s, so that it creates once.
+    pub fn create<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
+        let url = self.url(path)?;
+        let key = new_key();
+        let mut wait = Duration::from_millis(500);
+        for attempt in 1..=5 {
+            let mut request = self.agent.post(&url).header("Idempotency-Key", &key);
+            if let Some(token) = &self.token {
+                request = request.header("Authorization", format!("Bearer {token}"));
+            }
+            let sent = request.send_json(body);
+            let lost = match &sent {
+                Err(ureq::Error::Io(_) | ureq::Error::Timeout(_)) => true,
+                Ok(response) => response.status() == 503,
+                Err(_) => false,
+            };
+            let result = self.answer(&url, sent);
+            if !lost || attempt == 5 {
+                return result;
+            }
+            if let Err(e) = &result {
+                eprintln!("note: {e}; sending it again with the same Idempotency-Key in {wait:?}");
+            }
+            std::thread::sleep(wait);
+            wait *= 2;
+        }
+        unreachable!("the last attempt returns")
+    }
+
     pub fn patch<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
         let url = self.url(path)?;
         let mut request = self.agent.patch(&url);
@@ -224,6 +256,11 @@ impl Client {
             }),
         }
     }
+}
+
+/// A key no other request has: 128 random bits in hex.
+fn new_key() -> String {
+    format!("{:032x}", fastrand::u128(..))
 }
 
 /// The server's base URL: `localhost:7878` means `http://localhost:7878` (the server speaks

@@ -177,7 +177,7 @@ fn add(args: &AddScheduleArgs) -> u8 {
         missed: args.missed.into(),
     };
     run(|| {
-        let s: ScheduleView = Client::new(&args.client).post("/v1/schedules", Some(&request))?;
+        let s: ScheduleView = Client::new(&args.client).create("/v1/schedules", &request)?;
         if args.client.json {
             print_json(&s);
         } else {

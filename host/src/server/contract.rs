@@ -268,11 +268,36 @@ fn responses(doc: &mut Value) {
             add("413", "`body_too_large`");
             add("408", "`body_timeout`: the body came slower than 64 KiB a second after header_timeout");
         }
+        let creating =
+            method == "post" && matches!(path.as_str(), "/v1/jobs" | "/v1/jobs/batch" | "/v1/schedules");
+        if creating {
+            add("409", "`idempotent_result_gone`: a repeat (same Idempotency-Key) of a request whose job or schedule has been deleted since");
+            add(
+                "422",
+                "`idempotency_key_reused`: the Idempotency-Key came with another request within its window",
+            );
+            add(
+                "503",
+                "`store_unavailable`: the store cannot write now (e.g. a full disk), nothing was changed; or its answer was lost at commit and the outcome is unknown (the message says which): repeat the request with the same Idempotency-Key",
+            );
+        }
         if path.starts_with("/v1/jobs") || path.starts_with("/v1/schedules") {
             add(
                 "503",
                 "`store_unavailable`: the store cannot write now (e.g. a full disk); nothing was changed",
             );
+        }
+        if creating {
+            let parameters = op.as_object_mut().map(|op| op.entry("parameters").or_insert_with(|| json!([])));
+            if let Some(Value::Array(parameters)) = parameters {
+                parameters.push(json!({
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": false,
+                    "description": "Makes the request safe to repeat: within `idempotency_window` (24 h) a repeat with the same key and the same request gets what the first made, as it is now, with `Idempotent-Replayed: true`, and makes nothing. 1 to 255 visible ASCII characters (a UUID), bare or quoted.",
+                    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"}
+                }));
+            }
         }
     }
 }

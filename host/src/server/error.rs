@@ -21,8 +21,9 @@ pub struct ErrorDetail {
     /// `unauthorized`, `not_found`, `method_not_allowed`, `uri_too_long` (414),
     /// `headers_too_large` (431), `host_not_allowed` (421), `cross_site` (403),
     /// `unsupported_media_type` (415), `body_timeout` (408), `store_unavailable` (503: the store cannot write, e.g. a
-    /// full disk), `unavailable` (503: the server holds as many connections as it takes),
-    /// `internal`.
+    /// full disk, or its answer was lost and the outcome is unknown), `unavailable` (503: the
+    /// server holds as many connections as it takes), `idempotency_key_reused` (422),
+    /// `idempotent_result_gone` (409), `internal`.
     pub code: &'static str,
     /// For people; may change between versions.
     pub message: String,

@@ -34,7 +34,7 @@ pub fn bench(url: &str, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     // the first job after a 40,000-job drain took 77 ms).
     // The queue exists once it holds a job: the first is added held, the queue started (it
     // may be configured not to autostart), then that job let go and waited for (unmeasured).
-    let first: AddedView = client.post("/v1/jobs", Some(&AddJobRequest { hold: true, ..request(0) }))?;
+    let first: AddedView = client.create("/v1/jobs", &AddJobRequest { hold: true, ..request(0) })?;
     let _: QueueView = client.post(&format!("/v1/queues/{queue}/start"), None::<&()>)?;
     let mut job: JobView = client.post(&format!("/v1/jobs/{}/start", first.job.id), None::<&()>)?;
     while !job.status.is_finished() {
@@ -43,7 +43,7 @@ pub fn bench(url: &str, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     let mut latencies = Latencies::with_capacity(args.latency_jobs);
     for i in 0..args.latency_jobs {
         let started = Instant::now();
-        let added: AddedView = client.post("/v1/jobs", Some(&request(i)))?;
+        let added: AddedView = client.create("/v1/jobs", &request(i))?;
         let acked = started.elapsed();
         let mut job: JobView = added.job;
         while !job.status.is_finished() {
@@ -65,7 +65,7 @@ pub fn bench(url: &str, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
                     // One client, one keep-alive connection.
                     let client = Client::new(client_args);
                     for i in 0..count {
-                        let _: AddedView = client.post("/v1/jobs", Some(&request(c * per + i)))?;
+                        let _: AddedView = client.create("/v1/jobs", &request(c * per + i))?;
                     }
                     Ok(())
                 })
@@ -81,7 +81,7 @@ pub fn bench(url: &str, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     let started = Instant::now();
     for chunk in (0..args.jobs).collect::<Vec<_>>().chunks(10_000) {
         let jobs: Vec<AddJobRequest> = chunk.iter().map(|&i| request(i)).collect();
-        let _: BatchAdded = client.post("/v1/jobs/batch", Some(&json!({ "jobs": jobs })))?;
+        let _: BatchAdded = client.create("/v1/jobs/batch", &json!({ "jobs": jobs }))?;
     }
     let batch_s = started.elapsed().as_secs_f64();
 

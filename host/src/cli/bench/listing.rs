@@ -28,7 +28,7 @@ pub fn bench(url: &str, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
                 json!({"job": factory, "input": i, "queue": queue, "hold": true})
             })
             .collect();
-        let _: BatchAdded = client.post("/v1/jobs/batch", Some(&json!({ "jobs": jobs })))?;
+        let _: BatchAdded = client.create("/v1/jobs/batch", &json!({ "jobs": jobs }))?;
         added += count;
     }
     let preload_s = started.elapsed().as_secs_f64();
