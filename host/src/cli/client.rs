@@ -128,7 +128,7 @@ impl Client {
     }
 
     /// A creating POST made safe to repeat: it carries a fresh `Idempotency-Key`, and when its
-    /// answer is lost (the connection broke, or the server answered 503: its store could not
+    /// answer is lost (the connection broke after it was made, or the server answered 503: its store could not
     /// write, or lost its answer) it is sent again with the same key, up to 5 times over
     /// about 15 s, so that it creates once.
     pub fn create<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
@@ -141,8 +141,15 @@ impl Client {
                 request = request.header("Authorization", format!("Bearer {token}"));
             }
             let sent = request.send_json(body);
+            // Lost on the way: the request may have arrived (never a refused connection).
             let lost = match &sent {
-                Err(ureq::Error::Io(_) | ureq::Error::Timeout(_)) => true,
+                Err(ureq::Error::Io(e)) => matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::UnexpectedEof
+                ),
                 Ok(response) => response.status() == 503,
                 Err(_) => false,
             };

@@ -22,6 +22,9 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 /// after at most this many already claimed for its queue.
 pub const DEFAULT_CLAIM_BATCH: usize = 32;
 
+/// How long an Idempotency-Key answers its repeats unless `idempotency_window` says otherwise.
+pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
 /// The largest result a job records by default (`limits.max_result_bytes`).
 pub const DEFAULT_MAX_RESULT_BYTES: usize = 4 * 1024 * 1024;
 
@@ -86,7 +89,7 @@ impl Default for ProcessorConfig {
             log_summary_interval: Some(Duration::from_secs(60)),
             host_name: None,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
-            idempotency_window: crate::service::DEFAULT_IDEMPOTENCY_WINDOW,
+            idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
         }
     }
 }

@@ -6,8 +6,6 @@
 //! **Invariant:** with a key, a request creates at most once within the window, on any
 //! number of hosts sharing the store.
 
-use std::time::Duration;
-
 use super::admission::AddJob;
 use super::error::HostError;
 use super::host::Host;
@@ -16,9 +14,6 @@ use crate::clock::duration_micros;
 use crate::job::Job;
 use crate::schedule::Schedule;
 use crate::store::{Added, Created, Keyed, Once, Remembered};
-
-/// How long a key answers its repeats unless `idempotency_window` says otherwise.
-pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// A creating request's key, as the API hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,7 @@ pub use admission::{AddJob, MAX_UNIQUE_KEY_LEN};
 pub use error::HostError;
 pub use host::Host;
 pub use hosts::HostStatus;
-pub use idempotency::{RequestKey, DEFAULT_IDEMPOTENCY_WINDOW};
+pub use idempotency::RequestKey;
 pub use schedules::{NewSchedule, SchedulePatch};
 
 pub use crate::events::JobEvent;
