@@ -50,16 +50,21 @@ const RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(1);
 /// restarts) and the pool is not stopping. Giving up would leave the jobs `processing` until
 /// their leases expired and run them again although they ended; a store back within the
 /// lease (renewed every third of it) takes the outcomes, and the jobs ran once.
+///
+/// Also says whether an earlier try may have been applied (its answer was lost at commit):
+/// then an outcome the store calls stale may be this batch's own.
 fn finish_while_unavailable(
     state: &Arc<PoolState>,
     reports: &[Report],
     now: crate::clock::Micros,
-) -> crate::store::StoreResult<Vec<Finished>> {
+) -> (crate::store::StoreResult<Vec<Finished>>, bool) {
     let mut wait = std::time::Duration::from_millis(50);
     let mut logged = false;
+    let mut maybe_applied = false;
     loop {
         match state.shared.store.finish_batch(reports, now) {
             Err(e) if e.is_unavailable() && !state.stopping.load(std::sync::atomic::Ordering::SeqCst) => {
+                maybe_applied |= matches!(e, crate::store::StoreError::OutcomeUnknown(_));
                 if !logged {
                     log::warn!("{} outcome(s) wait for the store, trying again: {e}", reports.len());
                     logged = true;
@@ -71,9 +76,22 @@ fn finish_while_unavailable(
                 if logged && result.is_ok() {
                     log::info!("{} outcome(s) recorded after the store came back", reports.len());
                 }
-                return result;
+                return (result, maybe_applied);
             }
         }
+    }
+}
+
+/// What became of an attempt whose outcome the store called stale after a try whose answer
+/// was lost: applied by that try if the job is no longer running this attempt (same attempt
+/// count, not `processing`), else superseded (its lease expired and another attempt took it).
+fn applied_before(state: &Arc<PoolState>, record: &Record) -> Finished {
+    match state.shared.store.get(record.claimed.job.id) {
+        Ok(Some(job)) if job.attempts == record.claimed.job.attempts && job.status != Status::Processing => {
+            log::debug!("job {}: outcome recorded by a try whose answer was lost", job.id);
+            Finished::Applied(job)
+        }
+        _ => Finished::Stale,
     }
 }
 
@@ -124,7 +142,8 @@ fn write(state: &Arc<PoolState>, batch: Vec<Record>) {
             Ending::GiveBack(_) => None,
         })
         .collect();
-    let finished = match finish_while_unavailable(state, &reports, now) {
+    let (finished, maybe_applied) = finish_while_unavailable(state, &reports, now);
+    let finished = match finished {
         Ok(finished) => finished,
         Err(e) => {
             // The jobs stay `processing` until their leases expire; then they run again.
@@ -137,6 +156,10 @@ fn write(state: &Arc<PoolState>, batch: Vec<Record>) {
     };
     for (record, finished) in ended.into_iter().zip(finished) {
         let id = record.claimed.job.id;
+        let finished = match finished {
+            Finished::Stale if maybe_applied => applied_before(state, &record),
+            other => other,
+        };
         let job = match finished {
             Finished::Applied(done) => {
                 log_outcome(&done, record.ran.elapsed.as_secs_f64() * 1000.0);
