@@ -515,3 +515,46 @@ fn a_submission_whose_commit_answer_was_lost_says_so_and_its_repeat_gets_the_job
     assert_eq!(count() - before, 1);
     assert_eq!(server.job(added.stdout.trim())["input"], "cli");
 }
+
+#[test]
+fn a_postgres_host_stopped_50_times_under_load_exits_0_every_time_and_loses_nothing() {
+    if postgres_skipped(
+        "postgres::a_postgres_host_stopped_50_times_under_load_exits_0_every_time_and_loses_nothing",
+    ) {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let schema = Schema::new();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let store = PgStore::open(schema.config(), jobhost::store::postgres::Tls::Plain).unwrap();
+    let count = |status: &str| -> i64 {
+        schema.client().query_one("SELECT count(*) FROM jobs WHERE status = $1", &[&status]).unwrap().get(0)
+    };
+    let job = |n: u32| NewJob {
+        factory: if n % 4 == 0 { "sleep".into() } else { "echo".into() },
+        input: if n % 4 == 0 { "0.2".into() } else { n.to_string() },
+        queue: "default".into(),
+        max_attempts: 100,
+        ..NewJob::default()
+    };
+    let mut added = 0;
+    for stop in 0..50 {
+        // Load: a backlog the host is working through when it is told to stop.
+        let now = jobhost::clock::SystemClock.now_micros();
+        store.add_batch((added..added + 40).map(job).collect(), now).unwrap();
+        added += 40;
+        let completed = count("completed");
+        let mut server = host(&dir, &plugins, "stopper", &schema, "[default_queue]\nconcurrency = 4", &[]);
+        jobhost_tests::wait_for_condition(LONG, "the host runs jobs", || count("completed") > completed);
+        server.signal(libc::SIGTERM);
+        assert_eq!(server.wait_exit(LONG), Some(0), "stop {stop}:\n{}", server.log());
+        assert!(!server.log().contains("panicked"), "stop {stop}:\n{}", server.log());
+        // Nothing left running: what was not finished went back to the queue.
+        assert_eq!(count("processing"), 0, "stop {stop}:\n{}", server.log());
+    }
+    let server = host(&dir, &plugins, "stopper", &schema, "[default_queue]\nconcurrency = 4", &[]);
+    jobhost_tests::wait_for_condition(Duration::from_secs(120), "every job completed", || {
+        count("completed") == i64::from(added)
+    });
+    drop(server);
+}
