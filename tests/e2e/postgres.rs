@@ -531,8 +531,8 @@ fn a_postgres_host_stopped_50_times_under_load_exits_0_every_time_and_loses_noth
         schema.client().query_one("SELECT count(*) FROM jobs WHERE status = $1", &[&status]).unwrap().get(0)
     };
     let job = |n: u32| NewJob {
-        factory: if n % 4 == 0 { "sleep".into() } else { "echo".into() },
-        input: if n % 4 == 0 { "0.2".into() } else { n.to_string() },
+        factory: if n.is_multiple_of(4) { "sleep".into() } else { "echo".into() },
+        input: if n.is_multiple_of(4) { "0.2".into() } else { n.to_string() },
         queue: "default".into(),
         max_attempts: 100,
         ..NewJob::default()

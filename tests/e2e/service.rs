@@ -754,3 +754,53 @@ fn serve_refuses_a_lease_the_supervisor_could_not_keep_naming_the_key() {
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("lease: at least 1s"), "{out:?}");
 }
+
+/// One GET over a fresh connection: the status and body, or `None` while nothing listens.
+fn get_once(port: u16, path: &str) -> Option<(u16, Value)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = serde_json::from_str(text.split("\r\n\r\n").nth(1)?).unwrap_or(Value::Null);
+    Some((status, body))
+}
+
+#[test]
+fn while_it_opens_the_port_answers_503_opening_and_then_serves() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    // A plugin that hangs while loading holds the start for its load timeout.
+    let hang = jobhost_tests::library_file("hang_at_load");
+    std::fs::copy(jobhost_tests::artefacts().fixture("hang_at_load"), plugins.path().join(hang)).unwrap();
+    let config = dir.path().join("jobhost.toml");
+    std::fs::write(&config, "plugin_load_timeout = \"8s\"\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = jobhost_cmd()
+        .args(["serve", "--config", config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--plugin-dir")
+        .arg(plugins.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let (status, health) =
+        jobhost_tests::wait_for_value(LONG, "the port answers", || get_once(port, "/v1/health"));
+    // Well before the 8 s load timeout: the port was bound first.
+    assert!(started.elapsed() < Duration::from_secs(6), "first answer after {:?}", started.elapsed());
+    assert_eq!((status, health["status"].as_str()), (503, Some("opening")), "{health}");
+    let (status, refused) = get_once(port, "/v1/jobs").unwrap();
+    assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("unavailable")), "{refused}");
+    jobhost_tests::wait_for_condition(LONG, "the server serves", || {
+        get_once(port, "/v1/health").is_some_and(|(status, _)| status == 200)
+    });
+    assert!(started.elapsed() >= Duration::from_secs(7), "served before the probe ended");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

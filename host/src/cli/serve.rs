@@ -150,6 +150,25 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
         println!("{config:#?}");
         return EXIT_OK;
     }
+    // Bound before the slow part (probing plugins, opening a large store): meanwhile every
+    // request gets 503 and health says "opening", instead of a closed port.
+    let listener = match std::net::TcpListener::bind(config.listen) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", config.listen);
+            return EXIT_FAILED;
+        }
+    };
+    let opening_since = std::time::Instant::now();
+    let opening =
+        match crate::server::Opening::start(listener, "loading plugins and opening the store".to_owned()) {
+            Ok(opening) => opening,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", config.listen);
+                return EXIT_FAILED;
+            }
+        };
+    log::info!("starting: loading plugins and opening the store (the API answers 503 meanwhile)");
     let plugin_dirs = config.plugin_dirs();
     let setup = PluginSetup {
         dirs: plugin_dirs.clone(),
@@ -176,7 +195,9 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let served = runtime.block_on(serve(host, config, token, plugin_dirs));
+    log::info!("plugins loaded and store open in {:.1} s", opening_since.elapsed().as_secs_f64());
+    let listener = opening.finish();
+    let served = runtime.block_on(serve(host, config, token, plugin_dirs, listener));
     // Not `drop(runtime)`: that waits for every blocking thread, and a plugin running in this
     // process (isolation "none") may never return. What the shutdown released is on disk.
     runtime.shutdown_background();
@@ -214,9 +235,9 @@ async fn serve(
     config: Config,
     token: Option<Token>,
     plugin_dirs: Vec<PathBuf>,
+    listener: std::net::TcpListener,
 ) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;

@@ -20,6 +20,7 @@ mod head;
 mod http;
 mod job_lists;
 mod jobs;
+mod opening;
 mod quiet;
 mod replay;
 mod router;
@@ -29,6 +30,7 @@ mod state;
 pub mod types;
 
 pub use auth::Token;
+pub use opening::Opening;
 pub use router::app;
 pub use run::{run, Settings};
 pub use state::AppState;
