@@ -11,6 +11,7 @@ use abi_stable::{
     sabi_types::RRef,
     std_types::{RResult, RStr, RString},
 };
+use schemars::JsonSchema;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::failure::{self, duration_ms};
@@ -41,17 +42,22 @@ pub struct Factory {
     max_attempts: Option<u32>,
     timeout: Option<Duration>,
     retry_delay: Option<Duration>,
+    input_schema: String,
+    output_schema: String,
     runner: JobRunner_TO<'static, abi_stable::std_types::RBox<()>>,
 }
 
 impl Factory {
-    /// `run` receives the job's input deserialized into `I` (input that does not fit `I` is a
-    /// permanent failure `invalid input: ...`, without the author writing anything) and
-    /// returns a result serialized from `O`.
+    /// `run` receives the job's input deserialized into `I` and returns a result serialized
+    /// from `O`. Both derive their JSON Schema (`#[derive(Deserialize, JsonSchema)]`): the
+    /// host checks every submission against the input's schema before it stores the job, and
+    /// publishes both schemas. Input that does not fit `I` anyway (a schema looser than the
+    /// type) is a permanent failure `invalid input: ...`. A factory taking any JSON takes
+    /// [`Value`](serde_json::Value), whose schema accepts everything.
     pub fn new<I, O, F>(name: &str, run: F) -> Self
     where
-        I: DeserializeOwned + 'static,
-        O: Serialize + 'static,
+        I: DeserializeOwned + JsonSchema + 'static,
+        O: Serialize + JsonSchema + 'static,
         F: Fn(I, &Context<'_>) -> JobResult<O> + Send + Sync + 'static,
     {
         let runner = TypedRunner { run, _types: PhantomData };
@@ -62,8 +68,15 @@ impl Factory {
             max_attempts: None,
             timeout: None,
             retry_delay: None,
+            input_schema: schema_text::<I>(),
+            output_schema: schema_text::<O>(),
             runner: JobRunner_TO::from_value(runner, TD_Opaque),
         }
+    }
+
+    /// The JSON Schema of the factory's input, as JSON text.
+    pub fn input_schema(&self) -> &str {
+        &self.input_schema
     }
 
     /// One line saying what the factory does.
@@ -115,6 +128,8 @@ impl Factory {
             max_attempts: self.max_attempts.into(),
             timeout_ms: self.timeout.map(duration_ms).into(),
             retry_delay_ms: self.retry_delay.map(duration_ms).into(),
+            input_schema: abi_stable::std_types::RSome(leak(self.input_schema)),
+            output_schema: abi_stable::std_types::RSome(leak(self.output_schema)),
         };
         FfiFactory { info: info.leak_into_prefix(), runner: self.runner }
     }
@@ -154,6 +169,11 @@ where
             }
         }
     }
+}
+
+/// `T`'s JSON Schema (draft 2020-12, as schemars writes it), as JSON text.
+fn schema_text<T: JsonSchema>() -> String {
+    serde_json::to_string(&schemars::schema_for!(T)).unwrap_or_else(|_| "true".to_owned())
 }
 
 fn leak(s: String) -> RStr<'static> {

@@ -70,6 +70,11 @@ pub struct FactoryInfo {
     pub timeout_ms: ROption<u64>,
     #[sabi(last_prefix_field)]
     pub retry_delay_ms: ROption<u64>,
+    /// The JSON Schema (JSON text) of the input, from SDK 0.2 on; `None` from older plugins.
+    /// Read with the accessor, which gives `None` for a plugin built before the field existed.
+    pub input_schema: ROption<RStr<'static>>,
+    /// The JSON Schema of the result, likewise.
+    pub output_schema: ROption<RStr<'static>>,
 }
 
 /// Runs one job. Implemented by the SDK for the author's typed function; the implementation

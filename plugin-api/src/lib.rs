@@ -15,6 +15,9 @@ pub use failure::{Failure, JobResult};
 pub use ffi::FailureKind;
 /// Re-exported so plugins log through the same `log` the bridge is installed in.
 pub use log;
+/// Re-exported: input and output types derive `JsonSchema` (add `schemars = "1"` to the
+/// plugin's dependencies, as for serde, so the derive finds it).
+pub use schemars;
 /// Re-exported so plugins can take and return free-form JSON without a dependency of their own.
 pub use serde_json;
 
@@ -25,6 +28,7 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// What a plugin usually needs: `use jobhost_plugin_api::prelude::*;`.
 pub mod prelude {
     pub use crate::{export_plugin, log, Context, Factory, Failure, FailureKind, JobResult};
+    pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::{json, Value};
 }

@@ -17,6 +17,7 @@
 //! - `isolation`: plugins in worker processes: hangs, crashes, exits, limits, shutdown, reloads
 //!   and duplicate factory names, with a plugin that misbehaves on purpose.
 //!
+//! - `inputs`: typed inputs: factories' schemas published and checked at every submission.
 //! - `idempotency`: `Idempotency-Key` on creating requests over HTTP.
 //! - `web`: what a browser on another site, or under a rebound name, may do: nothing.
 //!
@@ -29,6 +30,7 @@ mod disk;
 mod dispatch;
 mod hardening;
 mod idempotency;
+mod inputs;
 mod isolation;
 mod layering;
 mod plugins;

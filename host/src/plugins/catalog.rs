@@ -40,6 +40,11 @@ pub struct FactoryInfo {
     /// The plugin file it comes from.
     pub path: PathBuf,
     pub defaults: FactoryDefaults,
+    /// The JSON Schema of its input, as JSON text (`None`: a plugin built before SDK schemas,
+    /// which takes any JSON).
+    pub input_schema: Option<String>,
+    /// The JSON Schema of its result, likewise.
+    pub output_schema: Option<String>,
 }
 
 /// A plugin file (or directory) that was not loaded, and why.

@@ -37,6 +37,9 @@ impl Factory {
                 timeout: ms(info.timeout_ms().into_option()),
                 retry_delay: ms(info.retry_delay_ms().into_option()),
             },
+            // Fields past the prefix: `None` from a plugin built before they existed.
+            input_schema: info.input_schema().and_then(|s| s.into_option()).map(|s| s.to_string()),
+            output_schema: info.output_schema().and_then(|s| s.into_option()).map(|s| s.to_string()),
         };
         Factory(Arc::new(FactoryInner { info, runner: ffi.runner }))
     }

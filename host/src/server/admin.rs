@@ -23,6 +23,32 @@ pub async fn factories(State(state): State<AppState>) -> Json<Vec<FactoryView>> 
     Json(state.host.catalog().factories.values().map(FactoryView::from).collect())
 }
 
+/// One factory, with the JSON Schema its input must match.
+#[utoipa::path(get, path = "/v1/factories/{name}", tag = "plugins",
+    params(("name" = String, Path, description = "The factory's name")),
+    responses(
+        (status = 200, body = FactoryView),
+        (status = 404, description = "`unknown_job`: no factory of that name (the message lists the known ones)", body = ErrorBody),
+    ))]
+pub async fn factory(
+    State(state): State<AppState>,
+    PathParam(name): PathParam,
+) -> ApiResult<Json<FactoryView>> {
+    let catalog = state.host.catalog();
+    match catalog.factory(&name) {
+        Some(info) => Ok(Json(FactoryView::from(info))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_job",
+            format!(
+                "no factory `{}`; known factories: {}",
+                crate::text::clip(&name),
+                catalog.factory_names().join(", ")
+            ),
+        )),
+    }
+}
+
 /// The loaded plugins with their paths, the files the last scan rejected with the reason, and
 /// factory names two files provide.
 #[utoipa::path(get, path = "/v1/plugins", tag = "plugins",

@@ -30,6 +30,19 @@ pub struct ErrorDetail {
     /// `invalid_batch` only: what is wrong with each refused job.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<Vec<ItemError>>,
+    /// `invalid_input` only (and its batch items): each field the factory's input schema
+    /// refuses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<FieldErrorView>>,
+}
+
+/// One field of an input that the factory's schema refuses.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldErrorView {
+    /// Where, as a JSON pointer into `input` (`""`: the input itself).
+    pub pointer: String,
+    /// The rule it breaks.
+    pub message: String,
 }
 
 /// One refused job of a batch.
@@ -39,6 +52,9 @@ pub struct ItemError {
     pub index: usize,
     pub code: &'static str,
     pub message: String,
+    /// `invalid_input`: each field the factory's schema refuses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<FieldErrorView>>,
 }
 
 /// The longest message an error carries.
@@ -50,6 +66,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub items: Option<Vec<ItemError>>,
+    pub fields: Option<Vec<FieldErrorView>>,
 }
 
 impl ApiError {
@@ -62,7 +79,7 @@ impl ApiError {
             message.truncate(cut);
             message.push('…');
         }
-        ApiError { status, code, message, items: None }
+        ApiError { status, code, message, items: None, fields: None }
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
@@ -85,6 +102,10 @@ impl From<HostError> for ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, "unknown_job", e.to_string())
             }
             HostError::Invalid { .. } => ApiError::invalid_request(e.to_string()),
+            HostError::InvalidInput { ref errors, .. } => ApiError {
+                fields: Some(field_views(errors)),
+                ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string())
+            },
             HostError::NotFound(id) => ApiError::unknown_id(id),
             HostError::ScheduleNotFound(id) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_schedule", format!("no schedule with id {id}"))
@@ -99,12 +120,13 @@ impl From<HostError> for ApiError {
                 let items = items
                     .iter()
                     .map(|(index, e)| {
-                        let code = match e {
-                            HostError::UnknownFactory { .. } => "unknown_job",
-                            HostError::Invalid { .. } => "invalid_request",
-                            _ => "internal",
+                        let (code, fields) = match e {
+                            HostError::UnknownFactory { .. } => ("unknown_job", None),
+                            HostError::Invalid { .. } => ("invalid_request", None),
+                            HostError::InvalidInput { errors, .. } => ("invalid_input", Some(field_views(errors))),
+                            _ => ("internal", None),
                         };
-                        ItemError { index: *index, code, message: e.to_string() }
+                        ItemError { index: *index, code, message: e.to_string(), fields }
                     })
                     .collect();
                 ApiError {
@@ -138,6 +160,10 @@ impl From<HostError> for ApiError {
     }
 }
 
+fn field_views(errors: &[crate::service::FieldError]) -> Vec<FieldErrorView> {
+    errors.iter().map(|e| FieldErrorView { pointer: e.pointer.clone(), message: e.message.clone() }).collect()
+}
+
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
         log::error!("request task failed: {e}");
@@ -147,8 +173,14 @@ impl From<tokio::task::JoinError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            ErrorBody { error: ErrorDetail { code: self.code, message: self.message, items: self.items } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                items: self.items,
+                fields: self.fields,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -134,7 +134,7 @@ pub async fn add_batch(
             .and_then(|r| to_add_job(r, now, max_input));
         match parsed {
             Ok(add) => adds.push((index, add)),
-            Err(e) => items.push(ItemError { index, code: e.code, message: e.message }),
+            Err(e) => items.push(ItemError { index, code: e.code, message: e.message, fields: e.fields }),
         }
     }
     let total = items.len() + adds.len();

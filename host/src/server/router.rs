@@ -44,6 +44,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(schedules::cron_next))
         .routes(routes!(schedules::cron_check))
         .routes(routes!(admin::factories))
+        .routes(routes!(admin::factory))
         .routes(routes!(admin::plugins))
         .routes(routes!(admin::queues))
         .routes(routes!(admin::start_queue))

@@ -204,7 +204,7 @@ pub async fn cron_check(
         Ok(times) => CronCheck { times, error: None },
         Err(e) => CronCheck {
             times: Vec::new(),
-            error: Some(ErrorDetail { code: e.code, message: e.message, items: None }),
+            error: Some(ErrorDetail { code: e.code, message: e.message, items: None, fields: None }),
         },
     })
 }

@@ -108,6 +108,7 @@ impl Host {
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&input) {
             return Err(HostError::invalid("input", format!("not valid JSON: {e}")));
         }
+        self.inner.schemas.check(factory, &input)?;
         let max_attempts = req
             .max_attempts
             .or(factory.defaults.max_attempts)

@@ -10,6 +10,9 @@ pub enum HostError {
     UnknownFactory { name: String, known: Vec<String> },
     #[error("invalid {field}: {message}")]
     Invalid { field: &'static str, message: String },
+    /// The input does not match its factory's schema: each failing field.
+    #[error("invalid input for `{factory}`: {}", errors.iter().map(|e| format!("{} {}", if e.pointer.is_empty() { "(the input)" } else { &e.pointer }, e.message)).collect::<Vec<_>>().join("; "))]
+    InvalidInput { factory: String, errors: Vec<FieldError> },
     /// Some jobs of a batch are invalid (by index); nothing was added.
     #[error("{} of {total} jobs are invalid; nothing was added", items.len())]
     InvalidBatch { total: usize, items: Vec<(usize, HostError)> },
@@ -32,6 +35,15 @@ pub enum HostError {
     /// No worker process could be started to run jobs.
     #[error("no worker process: {0}")]
     NoWorker(String),
+}
+
+/// One field of an input that its factory's schema refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Where, as a JSON pointer into the input (`""`: the input itself).
+    pub pointer: String,
+    /// The rule it breaks, in words.
+    pub message: String,
 }
 
 impl From<StoreError> for HostError {

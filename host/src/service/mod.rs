@@ -17,9 +17,10 @@ mod hosts;
 mod idempotency;
 mod maintenance;
 mod schedules;
+mod schemas;
 
 pub use admission::{AddJob, MAX_UNIQUE_KEY_LEN};
-pub use error::HostError;
+pub use error::{FieldError, HostError};
 pub use host::Host;
 pub use hosts::HostStatus;
 pub use idempotency::RequestKey;

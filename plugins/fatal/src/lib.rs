@@ -6,8 +6,9 @@ use std::time::Duration;
 use jobhost_plugin_api::prelude::*;
 use serde_json::Value;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, JsonSchema, Default)]
 struct Input {
+    /// Abort the whole process instead of panicking.
     #[serde(default)]
     abort: bool,
 }

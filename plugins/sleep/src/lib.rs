@@ -4,16 +4,21 @@ use std::time::Duration;
 
 use jobhost_plugin_api::prelude::*;
 
-/// `{"seconds": 1.5}` or a bare `1.5`.
-#[derive(Deserialize)]
+/// `{"seconds": 1.5}` or a bare `1.5`: how long to sleep.
+#[derive(Deserialize, JsonSchema)]
 #[serde(untagged)]
 enum Input {
-    Bare(f64),
-    Object { seconds: f64 },
+    Bare(#[schemars(range(min = 0))] f64),
+    Object {
+        /// Seconds to sleep, 0 or more.
+        #[schemars(range(min = 0))]
+        seconds: f64,
+    },
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct Slept {
+    /// The seconds slept.
     slept: f64,
 }
 

@@ -21,6 +21,30 @@ pub struct FactoryView {
     pub max_attempts: Option<u32>,
     pub timeout_seconds: Option<f64>,
     pub retry_delay_seconds: Option<f64>,
+    /// Whether its input is checked against a schema narrower than "any JSON".
+    pub typed: bool,
+    /// The JSON Schema (draft 2020-12) every submitted input must match. A factory taking
+    /// free-form JSON has one of annotations only; a plugin built before SDK schemas, `true`.
+    pub input_schema: serde_json::Value,
+    /// The JSON Schema of its result; `true` when it does not say.
+    pub output_schema: serde_json::Value,
+}
+
+/// A schema from its JSON text; none (or one that does not parse) is `true`, any JSON.
+fn schema(text: Option<&String>) -> serde_json::Value {
+    text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or(serde_json::Value::Bool(true))
+}
+
+/// Whether `schema` admits less than any JSON: not `true`, and not an object of annotations
+/// only (`$schema`, `title`, `description`).
+fn narrows(schema: &serde_json::Value) -> bool {
+    match schema {
+        serde_json::Value::Bool(accepts) => !accepts,
+        serde_json::Value::Object(map) => map
+            .keys()
+            .any(|k| !matches!(k.as_str(), "$schema" | "title" | "description" | "$id" | "$comment")),
+        _ => true,
+    }
 }
 
 impl From<&FactoryInfo> for FactoryView {
@@ -35,6 +59,9 @@ impl From<&FactoryInfo> for FactoryView {
             max_attempts: defaults.max_attempts,
             timeout_seconds: defaults.timeout.map(|d| d.as_secs_f64()),
             retry_delay_seconds: defaults.retry_delay.map(|d| d.as_secs_f64()),
+            typed: narrows(&schema(f.input_schema.as_ref())),
+            input_schema: schema(f.input_schema.as_ref()),
+            output_schema: schema(f.output_schema.as_ref()),
         }
     }
 }
