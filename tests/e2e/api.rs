@@ -415,7 +415,7 @@ fn openapi_document_parses_and_names_every_route() {
         assert_ne!(answer.code(), "not_found", "{method} {path}: {answer:?}");
         assert_ne!(answer.status, 405, "{method} {path}: {answer:?}");
     }
-    assert_eq!(paths.len(), 24, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 25, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
     let components = spec.components.as_ref().expect("components");
     for schema in [
         "JobView",
@@ -738,13 +738,21 @@ fn the_document_says_exactly_what_the_server_takes() {
     assert!(doc.get("security").is_none(), "{}", doc["security"]);
     assert!(doc["components"].get("securitySchemes").is_none());
     assert!(doc["paths"]["/v1/jobs"]["post"]["responses"].get("401").is_none());
-    // The factories this server has; inputs and results of any JSON type, null included.
+    // One alternative per factory this server has, each with its input schema (echo's any
+    // JSON, sleep's a number or {"seconds"}, required); results of any JSON type.
     let schemas = &doc["components"]["schemas"];
-    assert_eq!(
-        schemas["AddJobRequest"]["properties"]["job"]["enum"],
-        json!(["echo", "error", "fatal", "sleep"])
-    );
-    for (schema, field) in [("AddJobRequest", "input"), ("JobView", "input"), ("JobView", "result")] {
+    let variants = schemas["AddJobRequest"]["oneOf"].as_array().expect("one alternative per factory");
+    let job = |name: &str| variants.iter().find(|v| v["properties"]["job"]["const"] == name).unwrap().clone();
+    let names: Vec<&Value> = variants.iter().map(|v| &v["properties"]["job"]["const"]).collect();
+    assert_eq!(names, [&json!("echo"), &json!("error"), &json!("fatal"), &json!("sleep")]);
+    assert!(job("echo")["properties"]["input"].get("type").is_none(), "echo takes any JSON");
+    assert_eq!(job("sleep")["required"], json!(["job", "input"]));
+    assert_eq!(job("sleep")["properties"]["input"]["anyOf"][0]["minimum"], 0);
+    let fatal_input = job("fatal")["properties"]["input"].to_string();
+    assert!(fatal_input.contains("#/components/schemas/fatal.Input"), "{fatal_input}");
+    assert!(schemas["fatal.Input"]["properties"]["abort"].is_object());
+    assert!(schemas["BatchJobRequest"]["oneOf"].is_array());
+    for (schema, field) in [("JobView", "input"), ("JobView", "result")] {
         assert!(schemas[schema]["properties"][field].get("type").is_none(), "{schema}.{field} is any JSON");
     }
     assert_eq!(schemas["BatchRequest"]["properties"]["jobs"]["minItems"], 1);

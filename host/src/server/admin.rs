@@ -250,6 +250,13 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
 pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
     let served = Served {
         factories: state.host.catalog().factory_names().iter().map(|n| n.to_string()).collect(),
+        input_schemas: state
+            .host
+            .catalog()
+            .factories
+            .values()
+            .map(|f| (f.name.clone(), f.input_schema.clone()))
+            .collect(),
         token: state.token.is_some(),
         max_batch_jobs: state.limits.max_batch_jobs.get(),
     };

@@ -13,6 +13,8 @@ use crate::service::MAX_UNIQUE_KEY_LEN;
 /// What the served document depends on.
 pub struct Served {
     pub factories: Vec<String>,
+    /// Each factory's input schema (JSON text), where it declares one.
+    pub input_schemas: Vec<(String, Option<String>)>,
     pub token: bool,
     pub max_batch_jobs: usize,
 }
@@ -176,10 +178,92 @@ fn bodies(doc: &mut Value, served: &Served) {
     property(doc, "SchedulePatchRequest", "cron", json!({"type": ["string", "null"], "pattern": CRON}));
     property(doc, "SchedulePatchRequest", "timezone", zone);
 
+    typed_jobs(doc, served);
+
     // What the server sends: inputs and results are any JSON, `null` until there is one.
     property(doc, "JobView", "input", any("The job's input."));
     property(doc, "JobView", "result", any("The factory's result once `completed`, else `null`."));
     property(doc, "ScheduleView", "input", any("The input of the jobs it makes."));
+}
+
+/// A job (single or in a batch) as one alternative per factory: `job` that factory's name and
+/// `input` its schema, so a client generated from the document is typed and a fuzzer sends
+/// inputs the server takes. Each schema's `$defs` become components named `FACTORY.Def`.
+fn typed_jobs(doc: &mut Value, served: &Served) {
+    if served.input_schemas.is_empty() {
+        return;
+    }
+    for base in ["AddJobRequest", "BatchJobRequest"] {
+        let template = at(doc, &["components", "schemas", base]).clone();
+        let mut variants = Vec::new();
+        for (factory, schema) in &served.input_schemas {
+            let mut variant = template.clone();
+            let input = match schema.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()) {
+                Some(schema) => embed(doc, factory, schema),
+                None => any("The job's input, any JSON (default `null`)."),
+            };
+            // An input the schema refuses as `null` must be given.
+            let needs_input = !jsonschema::is_valid(&input_for_check(doc, &input), &Value::Null);
+            *at(&mut variant, &["properties", "job"]) = json!({"type": "string", "const": factory});
+            *at(&mut variant, &["properties", "input"]) = input;
+            if needs_input {
+                let required = at(&mut variant, &["required"]);
+                match required.as_array_mut() {
+                    Some(list) => list.push(json!("input")),
+                    None => *required = json!(["job", "input"]),
+                }
+            }
+            variants.push(variant);
+        }
+        *at(doc, &["components", "schemas", base]) = json!({"oneOf": variants});
+    }
+}
+
+/// `schema` (a factory's, as schemars writes it) made part of the document: its `$defs` moved
+/// to `components/schemas` as `FACTORY.Name` and its references pointed there.
+fn embed(doc: &mut Value, factory: &str, mut schema: Value) -> Value {
+    let prefix = format!("#/components/schemas/{factory}.");
+    let defs = schema.as_object_mut().and_then(|s| {
+        s.remove("$schema");
+        s.remove("$defs")
+    });
+    repoint(&mut schema, &prefix);
+    if let Some(Value::Object(defs)) = defs {
+        for (name, mut def) in defs {
+            repoint(&mut def, &prefix);
+            *at(doc, &["components", "schemas", &format!("{factory}.{name}")]) = def;
+        }
+    }
+    schema
+}
+
+fn repoint(value: &mut Value, prefix: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                match inner {
+                    Value::String(target) if key == "$ref" => {
+                        if let Some(name) = target.strip_prefix("#/$defs/") {
+                            *target = format!("{prefix}{name}");
+                        }
+                    }
+                    other => repoint(other, prefix),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| repoint(v, prefix)),
+        _ => {}
+    }
+}
+
+/// `input` with the document's components beside it, so its references resolve when it is
+/// checked on its own.
+fn input_for_check(doc: &Value, input: &Value) -> Value {
+    let mut whole = input.clone();
+    if let (Some(map), Some(components)) = (whole.as_object_mut(), doc.get("components")) {
+        map.insert("components".to_owned(), components.clone());
+    }
+    whole
 }
 
 /// The operation objects, with their path and method.
