@@ -38,7 +38,7 @@ fn count(server: &Server) -> usize {
 #[test]
 fn every_submission_path_refuses_an_input_its_schema_refuses_naming_each_field() {
     let dir = TempDir::new().unwrap();
-    let (server, _plugins) = serve(&dir);
+    let (server, plugins) = serve(&dir);
 
     // The schema is published; free-form factories say they take any JSON.
     let pack = server.get("/v1/factories/pack").body;
@@ -112,6 +112,14 @@ fn every_submission_path_refuses_an_input_its_schema_refuses_naming_each_field()
     let cli = jobhost(["add", "--server", &server.url, "pack", r#"{"customer": {"name": 1}}"#]);
     assert_eq!(cli.code, 1, "{cli:?}");
     assert!(cli.stderr.contains("/customer/name") && cli.stderr.contains("invalid_input"), "{cli:?}");
+
+    let shown = jobhost(["factories", "show", "pack", "--server", &server.url]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(shown.stdout.contains("input schema") && shown.stdout.contains("\"minItems\": 1"), "{shown:?}");
+    let checked = jobhost(["plugins", "check", "--json", plugins.path().to_str().unwrap()]);
+    let listed: Value = serde_json::from_str(&checked.stdout).unwrap();
+    let typed = listed["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "typed").unwrap();
+    assert_eq!(typed["factories"][0]["input_schema"]["properties"]["items"]["minItems"], 1, "{typed}");
 
     // Nothing refused was stored.
     assert_eq!(count(&server), 1);

@@ -315,7 +315,29 @@ pub fn queue(command: &QueueCommand) -> u8 {
     })
 }
 
-pub fn factories(args: &ClientOnly) -> u8 {
+#[derive(Debug, Args)]
+pub struct FactoriesArgs {
+    #[command(subcommand)]
+    pub command: Option<FactoriesCommand>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FactoriesCommand {
+    /// One factory: what it does, its defaults, an example, and the JSON Schema every input
+    /// must match.
+    Show {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+pub fn factories(args: &FactoriesArgs) -> u8 {
+    if let Some(FactoriesCommand::Show { name, client }) = &args.command {
+        return show_factory(name, client);
+    }
     run(|| {
         let factories: Vec<FactoryView> = Client::new(&args.client).get("/v1/factories", &[])?;
         if args.client.json {
@@ -326,6 +348,27 @@ pub fn factories(args: &ClientOnly) -> u8 {
             vec![f.name.clone(), format!("{} {}", f.plugin, f.plugin_version), f.description.clone()]
         });
         print_table(&["FACTORY", "PLUGIN", "DESCRIPTION"], rows);
+        Ok(EXIT_OK)
+    })
+}
+
+fn show_factory(name: &str, client: &ClientArgs) -> u8 {
+    run(|| {
+        let f: FactoryView = Client::new(client).get(&format!("/v1/factories/{}", segment(name)), &[])?;
+        if client.json {
+            print_json(&f);
+            return Ok(EXIT_OK);
+        }
+        println!("{} ({} {}): {}", f.name, f.plugin, f.plugin_version, f.description);
+        if let Some(example) = &f.example {
+            println!("example input: {example}");
+        }
+        if f.typed {
+            println!("input schema (every submission is checked against it):");
+            println!("{}", serde_json::to_string_pretty(&f.input_schema).unwrap_or_default());
+        } else {
+            println!("input: any JSON");
+        }
         Ok(EXIT_OK)
     })
 }

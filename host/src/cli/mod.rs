@@ -72,8 +72,8 @@ pub enum Command {
     /// Start or stop a queue's processor.
     #[command(subcommand)]
     Queue(jobs_cmd::QueueCommand),
-    /// List the job factories the server has.
-    Factories(jobs_cmd::ClientOnly),
+    /// List the job factories the server has; `factories show NAME`: one, with its input schema.
+    Factories(jobs_cmd::FactoriesArgs),
     /// Manage schedules (cron and delay items).
     #[command(subcommand)]
     Schedule(schedule_cmd::ScheduleCommand),

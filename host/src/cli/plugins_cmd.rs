@@ -34,7 +34,11 @@ pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
                     .filter_map(|name| registry.get(name))
                     .map(|f| {
                         let info = f.info();
-                        json!({"name": info.name, "description": info.description, "example": info.example})
+                        let schema = |text: &Option<String>| {
+                            text.as_deref().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+                        };
+                        json!({"name": info.name, "description": info.description, "example": info.example,
+                               "input_schema": schema(&info.input_schema), "output_schema": schema(&info.output_schema)})
                     })
                     .collect();
                 json!({"name": p.name, "version": p.version, "sdk_version": p.sdk_version,
@@ -62,6 +66,8 @@ pub fn check(options: LoadOptions, paths: &[PathBuf], json: bool) -> u8 {
             );
             for factory in plugin.factories.iter().filter_map(|name| registry.get(name)) {
                 println!("    {:<16} {}", factory.name(), factory.info().description);
+                let schema = factory.info().input_schema.as_deref().unwrap_or("(none: any JSON)");
+                println!("    {:<16} input schema: {schema}", "");
             }
         }
         for rejection in registry.rejected() {
