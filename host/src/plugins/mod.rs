@@ -13,6 +13,7 @@ mod host_side;
 mod image;
 mod loader;
 mod registry;
+mod schemas;
 mod security;
 
 pub use catalog::{Catalog, Conflict, FactoryDefaults, FactoryInfo, PluginInfo, Rejected, Resolution};
@@ -22,3 +23,4 @@ pub use host_side::{NoProgress, ProgressSink, RunContext};
 pub use image::Image;
 pub use loader::{scan_dir, LIBRARY_SUFFIX};
 pub use registry::{LoadOptions, Registry, Rejection};
+pub use schemas::{describe as describe_fields, narrows, FieldError, Schemas};

@@ -57,6 +57,22 @@ pub(super) fn log_start(attempt: &Attempt) {
     );
 }
 
+/// Why a claimed job cannot run at all, found before it is started: its factory is gone, or
+/// its input does not match the factory's schema as loaded now (a reload changed it since the
+/// job was submitted). Either ends the job in `error` at once: no attempt could succeed.
+pub(super) fn refused(shared: &Shared, attempt: &Attempt) -> Option<Outcome> {
+    let job = &attempt.claimed.job;
+    let Some(factory) = &attempt.factory else { return Some(unknown_factory(job)) };
+    let errors = shared.schemas.check(factory, &job.input).err()?;
+    Some(Outcome::Failed {
+        error: format!(
+            "invalid input: it no longer matches `{}`'s input schema (the plugin changed since the job was submitted): {}",
+            job.factory,
+            crate::plugins::describe_fields(&errors)
+        ),
+    })
+}
+
 pub(super) fn unknown_factory(job: &Job) -> Outcome {
     // The plugin is gone (the host restarted or reloaded without it): retrying cannot help.
     Outcome::Failed { error: format!("unknown job factory `{}`: no loaded plugin provides it", job.factory) }

@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::attempt::{
-    completed, failure_outcome, log_start, timed_out, unknown_factory, Attempt, Ending, Ran, StoreProgress,
-    Unready,
+    completed, failure_outcome, log_start, refused, timed_out, unknown_factory, Attempt, Ending, Ran,
+    StoreProgress, Unready,
 };
 use super::isolated::Isolated;
 use super::plugins::Plugins;
@@ -87,8 +87,11 @@ impl Executor {
 /// Runs the attempt on this thread, through the plugin loaded in this process.
 fn run_in_process(shared: &Shared, attempt: &Attempt) -> Ending {
     let job = &attempt.claimed.job;
+    if let Some(outcome) = refused(shared, attempt) {
+        return Ending::Outcome(outcome);
+    }
     let factory = sync::read(&shared.plugins).runnable(&job.factory);
-    let Some(factory) = factory.filter(|_| attempt.factory.is_some()) else {
+    let Some(factory) = factory else {
         return Ending::Outcome(unknown_factory(job));
     };
     let sink = StoreProgress { store: shared.store.clone(), id: job.id, token: attempt.claimed.token };

@@ -10,8 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::attempt::{
-    completed, failure_outcome, retry_or_fail, timed_out, unknown_factory, Attempt, Ending, StoreProgress,
-    Unready,
+    completed, failure_outcome, refused, retry_or_fail, timed_out, Attempt, Ending, StoreProgress, Unready,
 };
 use super::plugins::Plugins;
 use super::queue::Queue;
@@ -143,8 +142,8 @@ impl Isolated {
 
     pub(super) fn send(&mut self, shared: &Shared, attempt: &Attempt) -> Result<(), Ending> {
         let job = &attempt.claimed.job;
-        if attempt.factory.is_none() {
-            return Err(Ending::Outcome(unknown_factory(job)));
+        if let Some(outcome) = refused(shared, attempt) {
+            return Err(Ending::Outcome(outcome));
         }
         // A reload rolls the process, and a dead one is replaced, here: between jobs, as no
         // job is ever sent ahead. No job starts on a worker of plugins replaced since.

@@ -9,7 +9,7 @@ use crate::clock::{Clock, Micros};
 use crate::events::Events;
 use crate::history::History;
 use crate::metrics::Metrics;
-use crate::plugins::{Catalog, FactoryInfo};
+use crate::plugins::{Catalog, FactoryInfo, Schemas};
 use crate::store::{LeaseTerms, Store};
 use crate::sync;
 
@@ -24,6 +24,8 @@ pub struct Shared {
     pub events: Events,
     pub metrics: Metrics,
     pub history: History,
+    /// Factories' input schemas, compiled: checked at submission and again at claim.
+    pub schemas: Schemas,
 }
 
 impl Shared {
@@ -41,6 +43,7 @@ impl Shared {
             events: Events::default(),
             metrics: Metrics::default(),
             history: History::default(),
+            schemas: Schemas::default(),
         }
     }
 

@@ -11,7 +11,7 @@ pub enum HostError {
     #[error("invalid {field}: {message}")]
     Invalid { field: &'static str, message: String },
     /// The input does not match its factory's schema: each failing field.
-    #[error("invalid input for `{factory}`: {}", errors.iter().map(|e| format!("{} {}", if e.pointer.is_empty() { "(the input)" } else { &e.pointer }, e.message)).collect::<Vec<_>>().join("; "))]
+    #[error("invalid input for `{factory}`: {}", crate::plugins::describe_fields(errors))]
     InvalidInput { factory: String, errors: Vec<FieldError> },
     /// Some jobs of a batch are invalid (by index); nothing was added.
     #[error("{} of {total} jobs are invalid; nothing was added", items.len())]
@@ -37,14 +37,7 @@ pub enum HostError {
     NoWorker(String),
 }
 
-/// One field of an input that its factory's schema refuses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Where, as a JSON pointer into the input (`""`: the input itself).
-    pub pointer: String,
-    /// The rule it breaks, in words.
-    pub message: String,
-}
+pub use crate::plugins::FieldError;
 
 impl From<StoreError> for HostError {
     fn from(e: StoreError) -> Self {

@@ -36,8 +36,6 @@ pub(super) struct HostInner {
     pub schedules_changed: Notify,
     /// This host among the hosts sharing the store.
     pub me: crate::store::HostRecord,
-    /// Factories' input schemas, compiled.
-    pub schemas: super::schemas::Schemas,
 }
 
 impl Host {
@@ -67,13 +65,8 @@ impl Host {
         }
         let me = crate::store::HostRecord::this_process(config.host_name.as_deref(), clock.now());
         let shared = Arc::new(Shared::new(store, plugins, clock, config));
-        let inner = HostInner {
-            pool: Pool::new(shared.clone()),
-            shared,
-            schedules_changed: Notify::new(),
-            me,
-            schemas: Default::default(),
-        };
+        let inner =
+            HostInner { pool: Pool::new(shared.clone()), shared, schedules_changed: Notify::new(), me };
         let host = Host { inner: Arc::new(inner) };
         // Jobs made ready by other hosts sharing the store wake this one's workers; a cancel
         // requested through another host reaches the job running here.

@@ -17,7 +17,6 @@ mod hosts;
 mod idempotency;
 mod maintenance;
 mod schedules;
-mod schemas;
 
 pub use admission::{AddJob, MAX_UNIQUE_KEY_LEN};
 pub use error::{FieldError, HostError};

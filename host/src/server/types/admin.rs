@@ -35,18 +35,6 @@ fn schema(text: Option<&String>) -> serde_json::Value {
     text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or(serde_json::Value::Bool(true))
 }
 
-/// Whether `schema` admits less than any JSON: not `true`, and not an object of annotations
-/// only (`$schema`, `title`, `description`).
-fn narrows(schema: &serde_json::Value) -> bool {
-    match schema {
-        serde_json::Value::Bool(accepts) => !accepts,
-        serde_json::Value::Object(map) => map
-            .keys()
-            .any(|k| !matches!(k.as_str(), "$schema" | "title" | "description" | "$id" | "$comment")),
-        _ => true,
-    }
-}
-
 impl From<&FactoryInfo> for FactoryView {
     fn from(f: &FactoryInfo) -> Self {
         let defaults = f.defaults;
@@ -59,7 +47,7 @@ impl From<&FactoryInfo> for FactoryView {
             max_attempts: defaults.max_attempts,
             timeout_seconds: defaults.timeout.map(|d| d.as_secs_f64()),
             retry_delay_seconds: defaults.retry_delay.map(|d| d.as_secs_f64()),
-            typed: narrows(&schema(f.input_schema.as_ref())),
+            typed: crate::plugins::narrows(&schema(f.input_schema.as_ref())),
             input_schema: schema(f.input_schema.as_ref()),
             output_schema: schema(f.output_schema.as_ref()),
         }

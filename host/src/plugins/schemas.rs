@@ -1,33 +1,50 @@
-//! Checking a job's input against its factory's JSON Schema before anything is stored: each
-//! schema compiled once (cached by its text, so a reload that keeps a schema keeps its
-//! validator), every failing field named by JSON pointer with the rule it breaks.
+//! Checking a job's input against its factory's JSON Schema: at submission, before anything is
+//! stored (the service), and at claim, against the schema loaded now (the processor: a reload
+//! may have changed it). Each schema compiled once (cached by its text, so a reload that keeps
+//! a schema keeps its validator), every failing field named by JSON pointer with its rule.
 //!
-//! **Invariant:** an input a factory's schema refuses is never stored; a factory without a
-//! schema (a plugin built before SDK schemas) takes any JSON.
+//! **Invariant:** an input its factory's schema refuses never runs; a factory whose schema
+//! admits any JSON (free-form, or a plugin built before SDK schemas) costs no check.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::error::{FieldError, HostError};
-use crate::plugins::FactoryInfo;
+use super::catalog::FactoryInfo;
 use crate::sync;
+
+/// One field of an input that its factory's schema refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Where, as a JSON pointer into the input (`""`: the input itself).
+    pub pointer: String,
+    /// The rule it breaks, in words.
+    pub message: String,
+}
 
 /// The most failing fields one answer names.
 const MAX_FIELDS: usize = 20;
 
+/// `errors` in one line: `/a/b 5 is not of type "string" (type); ...`.
+pub fn describe(errors: &[FieldError]) -> String {
+    let field =
+        |e: &FieldError| if e.pointer.is_empty() { "(the input)".to_owned() } else { e.pointer.clone() };
+    errors.iter().map(|e| format!("{} {}", field(e), e.message)).collect::<Vec<_>>().join("; ")
+}
+
 /// Compiled validators by schema text.
 #[derive(Default)]
-pub(super) struct Schemas {
+pub struct Schemas {
     compiled: RwLock<HashMap<String, Option<Arc<jsonschema::Validator>>>>,
 }
 
 impl Schemas {
-    /// Checks `input` (JSON text) against `factory`'s input schema.
-    pub fn check(&self, factory: &FactoryInfo, input: &str) -> Result<(), HostError> {
+    /// Checks `input` (JSON text) against `factory`'s input schema: every failing field.
+    pub fn check(&self, factory: &FactoryInfo, input: &str) -> Result<(), Vec<FieldError>> {
         let Some(schema) = &factory.input_schema else { return Ok(()) };
         let Some(validator) = self.validator(&factory.name, schema) else { return Ok(()) };
-        let value: serde_json::Value = serde_json::from_str(input)
-            .map_err(|e| HostError::Invalid { field: "input", message: format!("not valid JSON: {e}") })?;
+        let value: serde_json::Value = serde_json::from_str(input).map_err(|e| {
+            vec![FieldError { pointer: String::new(), message: format!("not valid JSON: {e}") }]
+        })?;
         let mut errors = Vec::new();
         for error in validator.iter_errors(&value) {
             named(&error, &mut errors);
@@ -39,21 +56,24 @@ impl Schemas {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(HostError::InvalidInput { factory: factory.name.clone(), errors })
+            Err(errors)
         }
     }
 
-    /// The compiled `schema`; `None` if it does not compile (logged once: the factory then
-    /// takes any input, as one without a schema does).
+    /// The compiled `schema`; `None` if it admits any JSON (nothing to check), or does not
+    /// compile (logged once: the factory then takes any input, as one without a schema does).
     fn validator(&self, factory: &str, schema: &str) -> Option<Arc<jsonschema::Validator>> {
         if let Some(known) = sync::read(&self.compiled).get(schema) {
             return known.clone();
         }
-        let compiled = serde_json::from_str::<serde_json::Value>(schema)
-            .map_err(|e| e.to_string())
-            .and_then(|s| jsonschema::validator_for(&s).map_err(|e| e.to_string()));
+        let parsed = serde_json::from_str::<serde_json::Value>(schema).map_err(|e| e.to_string());
+        let compiled = match parsed {
+            Ok(schema) if !narrows(&schema) => Ok(None),
+            Ok(schema) => jsonschema::validator_for(&schema).map(Some).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
         let compiled = match compiled {
-            Ok(validator) => Some(Arc::new(validator)),
+            Ok(validator) => validator.map(Arc::new),
             Err(e) => {
                 log::warn!("factory `{factory}`: its input schema does not compile ({e}); its inputs are not checked");
                 None
@@ -61,6 +81,18 @@ impl Schemas {
         };
         sync::write(&self.compiled).insert(schema.to_owned(), compiled.clone());
         compiled
+    }
+}
+
+/// Whether `schema` admits less than any JSON: not `true`, and not an object of annotations
+/// only (`$schema`, `title`, `description`).
+pub fn narrows(schema: &serde_json::Value) -> bool {
+    match schema {
+        serde_json::Value::Bool(accepts) => !accepts,
+        serde_json::Value::Object(map) => map
+            .keys()
+            .any(|k| !matches!(k.as_str(), "$schema" | "title" | "description" | "$id" | "$comment")),
+        _ => true,
     }
 }
 
