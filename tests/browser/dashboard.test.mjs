@@ -55,14 +55,17 @@ after(async () => {
 
 /**
  * A fresh tab (its own session storage) that records console errors; `body` runs with it,
- * then the screenshot is saved and no error may have been logged.
+ * then the screenshot is saved and no error may have been logged (but those `expected`
+ * matches: the browser logs a 4xx answer the page asked for and shows).
  */
-async function withPage(name, body, options = {}) {
+async function withPage(name, body, options = {}, expected = []) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
   const page = await context.newPage();
   const errors = [];
   page.on("console", (message) => {
-    if (message.type() === "error") errors.push(`console: ${message.text()}`);
+    if (message.type() === "error" && !expected.some((e) => e.test(message.text()))) {
+      errors.push(`console: ${message.text()}`);
+    }
   });
   page.on("pageerror", (error) => errors.push(`page error: ${error.message}`));
   try {
@@ -348,4 +351,46 @@ test("a page on another site cannot change anything, and a rebound name gets nei
   }
   const after = await api(`/v1/jobs?queue=${queue}&limit=100`);
   assert.equal(after.jobs.length, 1, "the rebound page added a job");
+});
+
+test("a new job's form follows its factory's schema and shows the server's messages at the fields", async () => {
+  await withPage(
+    "new-job",
+    async (page) => {
+      await page.goto(`${URL}/#/new?factory=pack`);
+      await page.locator("#new-factory").waitFor({ timeout: WAIT });
+      assert.equal(await page.locator("#new-factory").inputValue(), "pack");
+      // Fields drawn from the schema: a nested object's field, an enum as a choice, an array
+      // as JSON.
+      await page.locator("#field-customer-name").fill("Ada");
+      await page.locator("#field-priority").selectOption("high");
+      await page.locator("#field-items").fill('[{"sku": "A-1", "quantity": 0}]');
+      await page.locator("#new-submit").click();
+      const items = page.locator('[data-pointer="/items"] > .field-error');
+      await until("the server's message shows at the field", async () => /minimum/.test(await items.textContent()));
+      assert.match(await items.textContent(), /\/items\/0\/quantity/);
+      await page.screenshot({ path: join(SCREENSHOTS, "new-job-refused.png"), fullPage: true });
+      assert.equal((await api("/v1/jobs?job=pack")).jobs.length, 0, "nothing was stored");
+
+      await page.locator("#field-items").fill('[{"sku": "A-1", "quantity": 2}]');
+      await page.locator("#new-submit").click();
+      await page.waitForURL(/#\/jobs\/\d+$/, { timeout: WAIT });
+      const id = decodeURIComponent(page.url().split("/").pop());
+      const done = await until("the job completes", async () => {
+        const job = await api(`/v1/jobs/${id}`);
+        return job.status === "completed" && job;
+      });
+      assert.deepEqual(done.result, { lines: 1, units: 2 });
+      assert.deepEqual(done.input.customer, { name: "Ada" });
+
+      // A factory that takes any JSON gets a JSON editor with its example.
+      await page.goto(`${URL}/#/new?factory=echo`);
+      await page.reload();
+      const editor = page.locator("textarea#field");
+      await editor.waitFor({ timeout: WAIT });
+      assert.match(await editor.inputValue(), /foo/);
+    },
+    {},
+    [/status of 400/],
+  );
 });

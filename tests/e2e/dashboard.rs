@@ -50,6 +50,9 @@ fn the_dashboard_in_chromium() {
     install_playwright(&dir);
 
     let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    // A typed factory (nested, enum and array fields) for the new-job form.
+    let typed = plugins.path().join(jobhost_tests::library_file("typed"));
+    std::fs::copy(artefacts().fixture("typed"), typed).unwrap();
     let data = tempfile::tempdir().unwrap();
     let open = Server::start(&data.path().join("open"), plugins.path(), &[]);
     let token = "dashboard-test-token-5f0c2a9e";
@@ -85,10 +88,16 @@ fn the_dashboard_in_chromium() {
         open.log()
     );
     // Every test ran (a test file that loads none would pass).
-    assert!(report.contains("# pass 8") && report.contains("# fail 0"), "{report}");
-    for name in
-        ["overview-and-a-job", "failed-job", "cancel-and-pause", "schedule-editor", "token", "phone-dark"]
-    {
+    assert!(report.contains("# pass 9") && report.contains("# fail 0"), "{report}");
+    for name in [
+        "overview-and-a-job",
+        "failed-job",
+        "cancel-and-pause",
+        "schedule-editor",
+        "token",
+        "phone-dark",
+        "new-job",
+    ] {
         assert!(screenshots.join(format!("{name}.png")).exists(), "no screenshot {name}.png");
     }
 }

@@ -11,16 +11,18 @@ export const authNeeded = document.querySelector('meta[name="jobhost-auth"]')?.c
 export const hooks = { signedIn: () => {}, unauthorized: () => {} };
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, fields) {
     super(message);
     this.status = status;
     this.code = code;
+    /** `invalid_input`: each field the factory's schema refuses (pointer, message). */
+    this.fields = fields;
   }
 }
 
 /** One API call; an error answer becomes an ApiError carrying the server's message. */
-export async function api(path, { method = "GET", body } = {}) {
-  const headers = { Accept: "application/json" };
+export async function api(path, { method = "GET", body, headers: extra = {} } = {}) {
+  const headers = { Accept: "application/json", ...extra };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -50,7 +52,7 @@ export async function api(path, { method = "GET", body } = {}) {
       sessionStorage.removeItem(TOKEN_KEY);
       hooks.unauthorized(message);
     }
-    throw new ApiError(response.status, error.code || `http_${response.status}`, message);
+    throw new ApiError(response.status, error.code || `http_${response.status}`, message, error.fields);
   }
   return data;
 }

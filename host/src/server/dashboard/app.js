@@ -3,7 +3,7 @@
 // Text from jobs (inputs, results, errors) is only ever set as text, never parsed as markup.
 // This module routes and themes; each view is a module of its own (native ES modules, no
 // build step): api.js, dom.js and shell.js below them, overview.js, jobs.js, job.js and
-// schedules.js the views.
+// schedules.js and new.js the views.
 
 import { TOKEN_KEY, authNeeded } from "./api.js";
 import { main, setRouter, showLogin, showView } from "./shell.js";
@@ -11,6 +11,7 @@ import { overview } from "./overview.js";
 import { jobsView } from "./jobs.js";
 import { jobView } from "./job.js";
 import { scheduleEditor, schedulesView } from "./schedules.js";
+import { newJobView } from "./new.js";
 
 const THEME_KEY = "jobhost-theme";
 
@@ -45,6 +46,9 @@ function route() {
   } else if (parts[0] === "schedules") {
     view = schedulesView();
     section = "schedules";
+  } else if (parts[0] === "new") {
+    view = newJobView();
+    section = "new";
   } else {
     view = overview();
   }
