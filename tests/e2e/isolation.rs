@@ -260,7 +260,7 @@ fn a_plugin_replaced_in_place_runs_its_new_code_after_a_reload_and_running_jobs_
     let server = serve(&dir, plugins.path(), "[default_queue]\nconcurrency = 2\n");
     let one = server.add("version", Value::Null);
     assert_eq!(server.wait_finished(&one, LONG)["result"], "one");
-    let held = server.post("/v1/jobs", &json!({"job": "greet", "input": 5, "hold": true})).body["id"]
+    let held = server.post("/v1/jobs", &json!({"job": "version", "input": 5, "hold": true})).body["id"]
         .as_str()
         .map(str::to_owned);
 
@@ -293,9 +293,9 @@ fn a_plugin_replaced_in_place_runs_its_new_code_after_a_reload_and_running_jobs_
     assert_eq!(server.wait_finished(&two, LONG)["result"], "two");
     // A job submitted under version one's schema (any JSON), started after the reload: version
     // two's schema refuses its input, so it fails at once, never run, costing no retries.
-    let greet = held.expect("held before the reload");
-    assert_eq!(server.post_empty(&format!("/v1/jobs/{greet}/start")).status, 200);
-    let failed = server.wait_finished(&greet, LONG);
+    let early = held.expect("held before the reload");
+    assert_eq!(server.post_empty(&format!("/v1/jobs/{early}/start")).status, 200);
+    let failed = server.wait_finished(&early, LONG);
     assert_eq!(
         (failed["status"].as_str(), failed["attempts"].as_u64()),
         (Some("error"), Some(1)),
@@ -303,7 +303,7 @@ fn a_plugin_replaced_in_place_runs_its_new_code_after_a_reload_and_running_jobs_
     );
     let error = errors(&failed).pop().unwrap();
     assert!(
-        error.contains("no longer matches `greet`'s input schema") && error.contains("object"),
+        error.contains("no longer matches `version`'s input schema") && error.contains("object"),
         "{error}"
     );
     let slept = server.wait_finished(&sleeper, LONG);

@@ -99,7 +99,8 @@ pub fn narrows(schema: &serde_json::Value) -> bool {
 /// The fields `error` names. "None of the alternatives matched" (`anyOf`, `oneOf`: an optional
 /// value, an enum with data) says nothing of which field is wrong, so the alternative that came
 /// closest speaks instead: the one whose errors reach deepest into the input, then the one with
-/// fewest type mismatches (the input meant that shape), then the one with fewest errors.
+/// fewest type mismatches (the input meant that shape), then the one with fewest errors, then
+/// the first.
 fn named(error: &jsonschema::ValidationError<'_>, out: &mut Vec<FieldError>) {
     use jsonschema::error::ValidationErrorKind;
     let branches = match error.kind() {
@@ -119,7 +120,8 @@ fn named(error: &jsonschema::ValidationError<'_>, out: &mut Vec<FieldError>) {
             branch.iter().filter(|e| matches!(e.kind(), ValidationErrorKind::Type { .. })).count();
         (depth, std::cmp::Reverse(mismatches), std::cmp::Reverse(branch.len()))
     };
-    match branches.iter().filter(|b| !b.is_empty()).max_by_key(|b| score(b)) {
+    // On a tie the first alternative speaks (schemars writes `Option<T>` as T, then null).
+    match branches.iter().filter(|b| !b.is_empty()).rev().max_by_key(|b| score(b)) {
         Some(closest) => closest.iter().for_each(|e| named(e, out)),
         None => {
             out.push(FieldError { pointer: error.instance_path().to_string(), message: error.to_string() })
