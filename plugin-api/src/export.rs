@@ -68,6 +68,12 @@ macro_rules! export_plugin {
                 __p::build_factories(|| ::std::vec![$($factory),*])
             }
 
+            // Looked up by name beside the root module (see `ffi::SCHEMAS_SYMBOL`).
+            #[no_mangle]
+            pub extern "C" fn jobhost_plugin_schemas() -> __p::RString {
+                __p::schemas_json(|| ::std::vec![$($factory),*])
+            }
+
             extern "C" fn __jobhost_erased_module() -> __p::RootModuleResult {
                 __p::__call_root_module_loader(__jobhost_module)
             }
@@ -85,6 +91,22 @@ macro_rules! export_plugin {
             };
         };
     };
+}
+
+/// The factories' schemas as [`SCHEMAS_SYMBOL`](crate::ffi::SCHEMAS_SYMBOL) returns them; `{}` if
+/// building the list panics (the root module's call reports that).
+#[doc(hidden)]
+pub fn schemas_json(build: impl FnOnce() -> Vec<Factory>) -> RString {
+    let Ok(factories) = catch_unwind(AssertUnwindSafe(build)) else { return RString::from("{}") };
+    let mut all = serde_json::Map::new();
+    for factory in factories {
+        let parse = |text: &str| {
+            serde_json::from_str::<serde_json::Value>(text).unwrap_or(serde_json::Value::Bool(true))
+        };
+        let schemas = serde_json::json!({"input": parse(factory.input_schema()), "output": parse(factory.output_schema())});
+        all.insert(factory.name().to_owned(), schemas);
+    }
+    serde_json::Value::Object(all).to_string().into()
 }
 
 /// Builds the factory list without letting a panic cross the ABI.

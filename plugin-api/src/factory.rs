@@ -79,6 +79,11 @@ impl Factory {
         &self.input_schema
     }
 
+    /// The JSON Schema of the factory's result, as JSON text.
+    pub fn output_schema(&self) -> &str {
+        &self.output_schema
+    }
+
     /// One line saying what the factory does.
     pub fn description(mut self, description: &str) -> Self {
         self.description = description.to_owned();
@@ -128,8 +133,6 @@ impl Factory {
             max_attempts: self.max_attempts.into(),
             timeout_ms: self.timeout.map(duration_ms).into(),
             retry_delay_ms: self.retry_delay.map(duration_ms).into(),
-            input_schema: abi_stable::std_types::RSome(leak(self.input_schema)),
-            output_schema: abi_stable::std_types::RSome(leak(self.output_schema)),
         };
         FfiFactory { info: info.leak_into_prefix(), runner: self.runner }
     }

@@ -6,10 +6,14 @@
 //! is refused at load time with a layout error, never misread at run time.
 //!
 //! Evolution rules (see the crate README, "Compatibility"): [`PluginModule`] and
-//! [`FactoryInfo`] are prefix types, so fields may be appended after their last prefix field in
-//! a minor release; [`HostJob`] and [`JobRunner`] are `#[sabi_trait]`s whose methods may be
-//! appended likewise. [`FfiFactory`], [`FfiFailure`] and [`LogRecord`] are fixed. Changing an
-//! existing field or method is a breaking (major) change.
+//! [`FactoryInfo`] are prefix types, but a host checks a plugin's root module against its own
+//! layout and refuses one with fewer fields, so appending a field there drops every older
+//! plugin: what is new goes in symbols of its own, looked up when present (see
+//! [`SCHEMAS_SYMBOL`]). The `#[sabi_trait]` vtables of [`HostJob`] and [`JobRunner`] are prefix
+//! types too, with the same limit. [`FfiFactory`], [`FfiFailure`] and [`LogRecord`] are fixed.
+//! Changing an existing field or method is a breaking (major) change. (Measured: a plugin built
+//! with two more `FactoryInfo` fields than its host, or two fewer, is refused as "too many
+//! fields".)
 
 use abi_stable::{
     declare_root_module_statics,
@@ -70,12 +74,18 @@ pub struct FactoryInfo {
     pub timeout_ms: ROption<u64>,
     #[sabi(last_prefix_field)]
     pub retry_delay_ms: ROption<u64>,
-    /// The JSON Schema (JSON text) of the input, from SDK 0.2 on; `None` from older plugins.
-    /// Read with the accessor, which gives `None` for a plugin built before the field existed.
-    pub input_schema: ROption<RStr<'static>>,
-    /// The JSON Schema of the result, likewise.
-    pub output_schema: ROption<RStr<'static>>,
 }
+
+/// The name of the function a plugin exports beside its root module, from SDK 0.1 with typed
+/// inputs on: `extern "C" fn() -> RString`, a JSON object `{"factory": {"input": schema,
+/// "output": schema}}`. A separate symbol rather than fields of [`FactoryInfo`]: abi_stable's
+/// layout check refuses a root module with fewer prefix fields than the host's, so new fields
+/// there would make every plugin built before them unloadable. A plugin without the symbol
+/// declares no schemas (its factories take any JSON).
+pub const SCHEMAS_SYMBOL: &str = "jobhost_plugin_schemas";
+
+/// The type of [`SCHEMAS_SYMBOL`].
+pub type SchemasFn = extern "C" fn() -> RString;
 
 /// Runs one job. Implemented by the SDK for the author's typed function; the implementation
 /// never unwinds (panics are caught inside the plugin and become retryable failures).

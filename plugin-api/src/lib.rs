@@ -36,7 +36,7 @@ pub mod prelude {
 /// Items the [`export_plugin!`] expansion names. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::{build_factories, ROOT_SYMBOL};
+    pub use crate::export::{build_factories, schemas_json, ROOT_SYMBOL};
     pub use crate::ffi::{FfiFactory, HostLogger, LevelFilter, PluginModule, PluginModule_Ref};
     pub use crate::logging::init as init_logging;
     pub use abi_stable::library::{__call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult};

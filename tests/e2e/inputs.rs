@@ -124,3 +124,24 @@ fn every_submission_path_refuses_an_input_its_schema_refuses_naming_each_field()
     // Nothing refused was stored.
     assert_eq!(count(&server), 1);
 }
+
+#[test]
+fn a_plugin_built_before_schemas_loads_and_takes_any_json() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    std::fs::copy(artefacts().fixture("no_schemas"), plugins.path().join(library_file("no_schemas")))
+        .unwrap();
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    let old = server.get("/v1/factories/old_count").body;
+    assert_eq!((old["typed"].clone(), old["input_schema"].clone()), (json!(false), json!(true)), "{old}");
+    // Accepted at the door; the plugin's own decoding refuses it when it runs.
+    let added = server.post("/v1/jobs", &json!({"job": "old_count", "input": {"n": "x"}}));
+    assert_eq!(added.status, 201, "{added:?}");
+    let failed = server.wait_finished(added.body["id"].as_str().unwrap(), LONG);
+    assert_eq!(failed["status"], "error", "{failed}");
+    let id = server.post("/v1/jobs", &json!({"job": "old_count", "input": {"n": 7}})).body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(server.wait_finished(&id, LONG)["result"], 7);
+}

@@ -22,7 +22,13 @@ struct FactoryInner {
 }
 
 impl Factory {
-    pub(super) fn new(plugin: &PluginInfo, ffi: FfiFactory) -> Self {
+    /// `input_schema` and `output_schema` (JSON text) as the plugin declared them, if it did.
+    pub(super) fn new(
+        plugin: &PluginInfo,
+        ffi: FfiFactory,
+        input_schema: Option<String>,
+        output_schema: Option<String>,
+    ) -> Self {
         let info = ffi.info;
         let ms = |v: Option<u64>| v.map(Duration::from_millis);
         let info = FactoryInfo {
@@ -37,9 +43,8 @@ impl Factory {
                 timeout: ms(info.timeout_ms().into_option()),
                 retry_delay: ms(info.retry_delay_ms().into_option()),
             },
-            // Fields past the prefix: `None` from a plugin built before they existed.
-            input_schema: info.input_schema().and_then(|s| s.into_option()).map(|s| s.to_string()),
-            output_schema: info.output_schema().and_then(|s| s.into_option()).map(|s| s.to_string()),
+            input_schema,
+            output_schema,
         };
         Factory(Arc::new(FactoryInner { info, runner: ffi.runner }))
     }

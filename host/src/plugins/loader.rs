@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{AbiHeaderRef, ROOT_MODULE_LOADER_NAME_WITH_NUL};
-use jobhost_plugin_api::ffi::PluginModule_Ref;
+use jobhost_plugin_api::ffi::{PluginModule_Ref, SchemasFn, SCHEMAS_SYMBOL};
 
 use super::error::one_line;
 use super::error::LoadError;
@@ -36,13 +36,20 @@ pub fn scan_dir(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// With `private_copy`, what is opened is a copy of the file in anonymous memory: replacing or
 /// rewriting the file later (even in place, as `cp` does) then never touches code this
 /// process has mapped, and a reloading process opens the new file even at the same path.
-pub fn open_module(path: &Path, private_copy: bool) -> Result<PluginModule_Ref, LoadError> {
+pub fn open_module(path: &Path, private_copy: bool) -> Result<Opened, LoadError> {
     let library = if private_copy { open_copy(path)? } else { open_library(path, path)? };
     root_module(library)
 }
 
+/// An opened plugin library: its checked root module, and the function that describes its
+/// factories' schemas if it exports one (a plugin built before typed inputs does not).
+pub struct Opened {
+    pub module: PluginModule_Ref,
+    pub schemas: Option<SchemasFn>,
+}
+
 /// The checked root module of an opened library, which stays mapped for the process's life.
-fn root_module(library: libloading::Library) -> Result<PluginModule_Ref, LoadError> {
+fn root_module(library: libloading::Library) -> Result<Opened, LoadError> {
     // SAFETY: the symbol is the `LibHeader` static every jobhost plugin (and every abi_stable
     // root module) exports under this name; `AbiHeaderRef` is the type abi_stable itself reads
     // it as. A library exporting the name with another type fails `upgrade`'s magic-string check.
@@ -52,16 +59,22 @@ fn root_module(library: libloading::Library) -> Result<PluginModule_Ref, LoadErr
             Err(_) => return Err(LoadError::MissingRootModule),
         }
     };
+    // SAFETY: an SDK that exports this name exports it with this type (`ffi::SchemasFn`); the
+    // root module's version check below refuses an SDK this host does not speak.
+    let schemas = unsafe {
+        let name = format!("{SCHEMAS_SYMBOL}\0");
+        library.get::<SchemasFn>(name.as_bytes()).ok().map(|symbol| *symbol)
+    };
     // Keep the library mapped forever; everything below borrows from it as `'static`.
     std::mem::forget(library);
     let header = header.upgrade()?;
-    Ok(header.init_root_module::<PluginModule_Ref>()?)
+    Ok(Opened { module: header.init_root_module::<PluginModule_Ref>()?, schemas })
 }
 
 /// Opens the sealed image of `path` the host handed this process as descriptor `fd` (see
 /// `Image`), through its `/proc/self/fd` name; the descriptor must stay open for the process's
 /// life (the dynamic loader matches libraries by name).
-pub fn open_image(fd: i32, path: &Path) -> Result<PluginModule_Ref, LoadError> {
+pub fn open_image(fd: i32, path: &Path) -> Result<Opened, LoadError> {
     let library = open_library(Path::new(&format!("/proc/self/fd/{fd}")), path)?;
     root_module(library)
 }

@@ -196,7 +196,7 @@ impl Registry {
     }
 
     fn load(&self, path: &Path, source: Source) -> Result<(PluginInfo, Vec<Factory>), LoadError> {
-        let module = match source {
+        let opened = match source {
             Source::Image(fd) => loader::open_image(fd, path)?,
             Source::File => {
                 if !self.options.allow_insecure {
@@ -205,9 +205,15 @@ impl Registry {
                 loader::open_module(path, self.options.private_copies)?
             }
         };
+        let module = opened.module;
         (module.init())(host_side::HOST_LOGGER, log::max_level().into());
         let ffi_factories =
             (module.factories())().into_result().map_err(|e| LoadError::FactoriesFailed(e.into()))?;
+        // `{"factory": {"input": schema, "output": schema}}`; none from an older plugin.
+        let schemas: serde_json::Map<String, serde_json::Value> = opened
+            .schemas
+            .and_then(|describe| serde_json::from_str(describe().as_str()).ok())
+            .unwrap_or_default();
         let info = PluginInfo {
             name: module.name().to_string(),
             version: module.version().to_string(),
@@ -220,7 +226,11 @@ impl Registry {
         }
         let mut factories: Vec<Factory> = Vec::new();
         for ffi in ffi_factories {
-            let factory = Factory::new(&info, ffi);
+            let declared = |name: &str, which: &str| {
+                schemas.get(name).and_then(|s| s.get(which)).map(serde_json::Value::to_string)
+            };
+            let name = ffi.info.name().to_string();
+            let factory = Factory::new(&info, ffi, declared(&name, "input"), declared(&name, "output"));
             let name = factory.name().to_owned();
             if !crate::job::is_valid_name(&name) {
                 return Err(LoadError::InvalidFactoryName(name));
