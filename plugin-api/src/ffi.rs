@@ -12,8 +12,8 @@
 //! [`SCHEMAS_SYMBOL`]). The `#[sabi_trait]` vtables of [`HostJob`] and [`JobRunner`] are prefix
 //! types too, with the same limit. [`FfiFactory`], [`FfiFailure`] and [`LogRecord`] are fixed.
 //! Changing an existing field or method is a breaking (major) change. (Measured: a plugin built
-//! with two more `FactoryInfo` fields than its host, or two fewer, is refused as "too many
-//! fields".)
+//! before two fields were appended to `FactoryInfo` was refused by a host that had them: "too
+//! many fields, expected 8, found 6".)
 
 use abi_stable::{
     declare_root_module_statics,
