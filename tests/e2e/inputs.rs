@@ -81,7 +81,28 @@ fn every_submission_path_refuses_an_input_its_schema_refuses_naming_each_field()
     }
     let missing = server.post("/v1/jobs", &json!({"job": "pack", "input": {"items": []}}));
     assert_eq!(missing.code(), "invalid_input", "{missing:?}");
-    assert!(pointers(&missing.body["error"]).len() >= 3, "each failing field: {missing:?}");
+    // Each missing field by its own pointer.
+    let named = pointers(&missing.body["error"]);
+    for field in ["/customer", "/priority", "/items"] {
+        assert!(named.iter().any(|p| p == field), "{field} not named: {missing:?}");
+    }
+    // Past 20 failing fields, a last entry says there were more.
+    let many: Vec<Value> = (0..30).map(|_| json!({"sku": 1, "quantity": 0})).collect();
+    let flood = server.post(
+        "/v1/jobs",
+        &json!({"job": "pack", "input": {"customer": {"name": "A"}, "priority": "low", "items": many}}),
+    );
+    let fields = flood.body["error"]["fields"].as_array().unwrap();
+    assert_eq!(fields.len(), 21, "{flood:?}");
+    assert!(fields[20]["message"].as_str().unwrap().contains("more fields fail"), "{flood:?}");
+    // A whole-number float in an integer field is the integer the schema let through.
+    let mut whole = order();
+    whole["items"][0]["quantity"] = json!(2.0);
+    let id = server.post("/v1/jobs", &json!({"job": "pack", "input": whole})).body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(server.wait_finished(&id, LONG)["result"], json!({"lines": 2, "units": 3}));
     let negative = server.post("/v1/jobs", &json!({"job": "sleep", "input": {"seconds": -1}}));
     assert_eq!(pointers(&negative.body["error"]), ["/seconds"], "{negative:?}");
 
@@ -121,8 +142,14 @@ fn every_submission_path_refuses_an_input_its_schema_refuses_naming_each_field()
     let typed = listed["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "typed").unwrap();
     assert_eq!(typed["factories"][0]["input_schema"]["properties"]["items"]["minItems"], 1, "{typed}");
 
-    // Nothing refused was stored.
-    assert_eq!(count(&server), 1);
+    // `plugins run` checks as the server does.
+    let typed = plugins.path().join(library_file("typed"));
+    let run = jobhost(["plugins", "run", typed.to_str().unwrap(), "pack", r#"{"customer": {"name": 1}}"#]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("/customer/name") && run.stderr.contains("invalid_input"), "{run:?}");
+
+    // Nothing refused was stored (the good order and the whole-number one ran).
+    assert_eq!(count(&server), 2);
 }
 
 #[test]

@@ -109,7 +109,19 @@ pub fn run(options: LoadOptions, plugin: &Path, factory: &str, input: Option<&st
         );
         return EXIT_USAGE;
     };
-    match factory.run_once(input) {
+    // Checked as the server checks a submission, so what runs here would be accepted there.
+    let input = match crate::plugins::Schemas::default().admit(factory.info(), input.to_owned()) {
+        Ok(input) => input,
+        Err(errors) => {
+            eprintln!(
+                "error: invalid input for `{}` (the server would refuse it: invalid_input): {}",
+                factory.name(),
+                crate::plugins::describe_fields(&errors)
+            );
+            return EXIT_FAILED;
+        }
+    };
+    match factory.run_once(&input) {
         Ok(result) => {
             println!("{result}");
             EXIT_OK

@@ -21,8 +21,47 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// The most failing fields one answer names.
+/// The most failing fields one answer names (a last entry says when there were more).
 const MAX_FIELDS: usize = 20;
+
+/// A field's message echoes the value it refuses: cut to this many characters.
+struct Clip(usize);
+const MESSAGE: Clip = Clip(300);
+
+impl Clip {
+    fn clip(&self, text: &str) -> String {
+        match text.char_indices().nth(self.0) {
+            Some((at, _)) => format!("{}…", &text[..at]),
+            None => text.to_owned(),
+        }
+    }
+}
+
+/// The input with every whole-number float (`2.0`, `1e0`) written as an integer, if it has any:
+/// JSON Schema counts them as integers, and the plugin's integer fields (serde's `u8`, `i64`)
+/// would refuse them at run time; a float field takes an integer as well.
+pub fn whole_numbers_as_integers(input: &str) -> Option<String> {
+    fn fix(value: &mut serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                let whole = f.fract() == 0.0 && f.abs() < 9.0e15;
+                if whole {
+                    *value = serde_json::Value::from(f as i64);
+                }
+                whole
+            }
+            serde_json::Value::Array(items) => items.iter_mut().fold(false, |changed, v| fix(v) | changed),
+            serde_json::Value::Object(map) => map.values_mut().fold(false, |changed, v| fix(v) | changed),
+            _ => false,
+        }
+    }
+    if !input.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        return None;
+    }
+    let mut value: serde_json::Value = serde_json::from_str(input).ok()?;
+    fix(&mut value).then(|| value.to_string())
+}
 
 /// `errors` in one line: `/a/b 5 is not of type "string" (type); ...`.
 pub fn describe(errors: &[FieldError]) -> String {
@@ -38,6 +77,18 @@ pub struct Schemas {
 }
 
 impl Schemas {
+    /// The input as a submission stores it: checked against `factory`'s schema, and for a
+    /// typed factory with whole-number floats written as integers (see
+    /// [`whole_numbers_as_integers`]).
+    pub fn admit(&self, factory: &FactoryInfo, input: String) -> Result<String, Vec<FieldError>> {
+        self.check(factory, &input)?;
+        let typed = factory.input_schema.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        Ok(match typed.filter(narrows) {
+            Some(_) => whole_numbers_as_integers(&input).unwrap_or(input),
+            None => input,
+        })
+    }
+
     /// Checks `input` (JSON text) against `factory`'s input schema: every failing field.
     pub fn check(&self, factory: &FactoryInfo, input: &str) -> Result<(), Vec<FieldError>> {
         let Some(schema) = &factory.input_schema else { return Ok(()) };
@@ -46,13 +97,22 @@ impl Schemas {
             vec![FieldError { pointer: String::new(), message: format!("not valid JSON: {e}") }]
         })?;
         let mut errors = Vec::new();
+        let mut more = false;
         for error in validator.iter_errors(&value) {
-            named(&error, &mut errors);
             if errors.len() >= MAX_FIELDS {
+                more = true;
                 break;
             }
+            named(&error, &mut errors);
         }
-        errors.truncate(MAX_FIELDS);
+        if errors.len() > MAX_FIELDS {
+            more = true;
+            errors.truncate(MAX_FIELDS);
+        }
+        if more {
+            let message = format!("more fields fail; the first {MAX_FIELDS} are listed");
+            errors.push(FieldError { pointer: String::new(), message });
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -105,12 +165,17 @@ fn named(error: &jsonschema::ValidationError<'_>, out: &mut Vec<FieldError>) {
     use jsonschema::error::ValidationErrorKind;
     let branches = match error.kind() {
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => context,
+        // A missing property is named by its own pointer, not its parent's.
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
+            let pointer = format!("{}/{}", error.instance_path(), name.replace('~', "~0").replace('/', "~1"));
+            out.push(FieldError { pointer, message: "missing (required)".to_owned() });
+            return;
+        }
         _ => {
             let rule = error.kind().keyword();
-            out.push(FieldError {
-                pointer: error.instance_path().to_string(),
-                message: format!("{error} ({rule})"),
-            });
+            let message = format!("{} ({rule})", MESSAGE.clip(&error.to_string()));
+            out.push(FieldError { pointer: error.instance_path().to_string(), message });
             return;
         }
     };

@@ -108,9 +108,12 @@ impl Host {
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&input) {
             return Err(HostError::invalid("input", format!("not valid JSON: {e}")));
         }
-        if let Err(errors) = self.inner.shared.schemas.check(factory, &input) {
-            return Err(HostError::InvalidInput { factory: factory.name.clone(), errors });
-        }
+        let input = self
+            .inner
+            .shared
+            .schemas
+            .admit(factory, input)
+            .map_err(|errors| HostError::InvalidInput { factory: factory.name.clone(), errors })?;
         let max_attempts = req
             .max_attempts
             .or(factory.defaults.max_attempts)
