@@ -79,7 +79,7 @@ pub struct Schemas {
 impl Schemas {
     /// The input as a submission stores it: checked against `factory`'s schema, and for a
     /// typed factory with whole-number floats written as integers (see
-    /// [`whole_numbers_as_integers`]).
+    /// `whole_numbers_as_integers`).
     pub fn admit(&self, factory: &FactoryInfo, input: String) -> Result<String, Vec<FieldError>> {
         self.check(factory, &input)?;
         let typed = factory.input_schema.as_deref().and_then(|s| serde_json::from_str(s).ok());
