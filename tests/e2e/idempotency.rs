@@ -70,6 +70,10 @@ fn a_repeated_submission_gets_what_the_first_made_even_after_a_restart() {
     let gone = server.post_keyed("/v1/jobs", "order-42", &body);
     assert_eq!((gone.status, gone.code()), (409, "idempotent_result_gone"), "{gone:?}");
     assert_eq!(jobs(&server), 2);
+    let schedule_id = made.body["id"].as_str().unwrap();
+    assert_eq!(server.delete(&format!("/v1/schedules/{schedule_id}")).status, 200);
+    let gone = server.post_keyed("/v1/schedules", "nightly", &schedule);
+    assert_eq!((gone.status, gone.code()), (409, "idempotent_result_gone"), "{gone:?}");
 }
 
 #[test]

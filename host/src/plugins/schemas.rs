@@ -37,30 +37,27 @@ impl Clip {
     }
 }
 
-/// The input with every whole-number float (`2.0`, `1e0`) written as an integer, if it has any:
+/// Writes every whole-number float (`2.0`, `1e0`) in `value` as an integer; whether it did.
 /// JSON Schema counts them as integers, and the plugin's integer fields (serde's `u8`, `i64`)
 /// would refuse them at run time; a float field takes an integer as well.
-pub fn whole_numbers_as_integers(input: &str) -> Option<String> {
-    fn fix(value: &mut serde_json::Value) -> bool {
-        match value {
-            serde_json::Value::Number(n) if n.is_f64() => {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                let whole = f.fract() == 0.0 && f.abs() < 9.0e15;
-                if whole {
-                    *value = serde_json::Value::from(f as i64);
-                }
-                whole
+fn whole_numbers_as_integers(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            let whole = f.fract() == 0.0 && f.abs() < 9.0e15;
+            if whole {
+                *value = serde_json::Value::from(f as i64);
             }
-            serde_json::Value::Array(items) => items.iter_mut().fold(false, |changed, v| fix(v) | changed),
-            serde_json::Value::Object(map) => map.values_mut().fold(false, |changed, v| fix(v) | changed),
-            _ => false,
+            whole
         }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().fold(false, |changed, v| whole_numbers_as_integers(v) | changed)
+        }
+        serde_json::Value::Object(map) => {
+            map.values_mut().fold(false, |changed, v| whole_numbers_as_integers(v) | changed)
+        }
+        _ => false,
     }
-    if !input.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
-        return None;
-    }
-    let mut value: serde_json::Value = serde_json::from_str(input).ok()?;
-    fix(&mut value).then(|| value.to_string())
 }
 
 /// `errors` in one line: `/a/b 5 is not of type "string" (type); ...`.
@@ -77,22 +74,27 @@ pub struct Schemas {
 }
 
 impl Schemas {
-    /// The input as a submission stores it: checked against `factory`'s schema, and for a
-    /// typed factory with whole-number floats written as integers (see
-    /// `whole_numbers_as_integers`).
+    /// The input as a submission stores it: checked against `factory`'s schema, and when there
+    /// is one to check, with whole-number floats written as integers (parsed once for both).
     pub fn admit(&self, factory: &FactoryInfo, input: String) -> Result<String, Vec<FieldError>> {
-        self.check(factory, &input)?;
-        let typed = factory.input_schema.as_deref().and_then(|s| serde_json::from_str(s).ok());
-        Ok(match typed.filter(narrows) {
-            Some(_) => whole_numbers_as_integers(&input).unwrap_or(input),
-            None => input,
-        })
+        let Some(mut value) = self.checked(factory, &input)? else { return Ok(input) };
+        Ok(if whole_numbers_as_integers(&mut value) { value.to_string() } else { input })
     }
 
     /// Checks `input` (JSON text) against `factory`'s input schema: every failing field.
     pub fn check(&self, factory: &FactoryInfo, input: &str) -> Result<(), Vec<FieldError>> {
-        let Some(schema) = &factory.input_schema else { return Ok(()) };
-        let Some(validator) = self.validator(&factory.name, schema) else { return Ok(()) };
+        self.checked(factory, input).map(|_| ())
+    }
+
+    /// [`check`](Self::check), giving the parsed input when there was a schema to check it
+    /// against (`None`: the factory takes any JSON, and the input was not parsed).
+    fn checked(
+        &self,
+        factory: &FactoryInfo,
+        input: &str,
+    ) -> Result<Option<serde_json::Value>, Vec<FieldError>> {
+        let Some(schema) = &factory.input_schema else { return Ok(None) };
+        let Some(validator) = self.validator(&factory.name, schema) else { return Ok(None) };
         let value: serde_json::Value = serde_json::from_str(input).map_err(|e| {
             vec![FieldError { pointer: String::new(), message: format!("not valid JSON: {e}") }]
         })?;
@@ -114,7 +116,7 @@ impl Schemas {
             errors.push(FieldError { pointer: String::new(), message });
         }
         if errors.is_empty() {
-            Ok(())
+            Ok(Some(value))
         } else {
             Err(errors)
         }

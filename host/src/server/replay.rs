@@ -27,11 +27,7 @@ pub async fn replay(state: &AppState, created: Created) -> ApiResult<Response> {
             ),
         )
     };
-    let answer = tokio::task::spawn_blocking(move || -> ApiResult<Response> {
-        let lost = |e: HostError, what: String| match e {
-            HostError::NotFound(_) | HostError::ScheduleNotFound(_) => gone(what),
-            other => ApiError::from(other),
-        };
+    let mut answer = tokio::task::spawn_blocking(move || -> ApiResult<Response> {
         Ok(match created {
             Created::Job { id, existing } => {
                 let job = host.get(JobId(id))?.ok_or_else(|| gone(format!("job {id}")))?;
@@ -47,14 +43,15 @@ pub async fn replay(state: &AppState, created: Created) -> ApiResult<Response> {
                 (StatusCode::CREATED, Json(BatchAdded { jobs })).into_response()
             }
             Created::Schedule { id } => {
-                let schedule =
-                    host.get_schedule(ScheduleId(id)).map_err(|e| lost(e, format!("schedule {id}")))?;
+                let schedule = host.get_schedule(ScheduleId(id)).map_err(|e| match e {
+                    HostError::ScheduleNotFound(_) => gone(format!("schedule {id}")),
+                    other => ApiError::from(other),
+                })?;
                 (StatusCode::CREATED, Json(ScheduleView::from(&schedule))).into_response()
             }
         })
     })
     .await??;
-    let mut answer = answer;
     answer.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
     Ok(answer)
 }
