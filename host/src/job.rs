@@ -27,10 +27,13 @@ pub enum Status {
     Completed,
     Error,
     Cancelled,
+    /// Waiting for the jobs it depends on (last, so older records' tags keep their meaning).
+    Waiting,
 }
 
 impl Status {
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
+        Status::Waiting,
         Status::Queued,
         Status::Scheduled,
         Status::Held,
@@ -55,6 +58,7 @@ impl Status {
             Status::Completed => "completed",
             Status::Error => "error",
             Status::Cancelled => "cancelled",
+            Status::Waiting => "waiting",
         }
     }
 }
@@ -122,10 +126,12 @@ pub struct Job {
     pub unique_key: Option<String>,
     /// The schedule that created this job, if one did.
     pub schedule_id: Option<ScheduleId>,
+    /// The jobs it depends on, and how many it still waits for (see [`Deps`]).
+    pub deps: Option<Deps>,
 }
 
 impl Job {
-    /// Scheduled, held, queued or processing: not finished.
+    /// Waiting, scheduled, held, queued or processing: not finished.
     pub fn is_pending(&self) -> bool {
         !self.status.is_finished()
     }
@@ -159,6 +165,8 @@ pub struct NewJob {
     pub hold: bool,
     pub unique_key: Option<String>,
     pub schedule_id: Option<ScheduleId>,
+    /// The jobs it waits for: `waiting` until they complete (the store counts them).
+    pub depends_on: Vec<NewParent>,
 }
 
 /// Longest queue and factory names (they appear in index keys, URLs and metric labels).
@@ -213,8 +221,15 @@ pub enum Outcome {
 ///   attempt);
 /// - `processing` → `completed`, `queued` (retry, released by a stopping host, worker lost),
 ///   `error`, `cancelled`;
-/// - `error`, `cancelled` → `queued` (retried by hand). `completed` is final.
+/// - `waiting` → `queued` or `scheduled` (its parents completed), `cancelled` (a parent
+///   failed, or by hand);
+/// - `error`, `cancelled` → `queued` (retried by hand); `cancelled` → `waiting` (cancelled for
+///   a failed parent, which was retried). `completed` is final.
 pub const TRANSITIONS: &[(Status, Status)] = &[
+    (Status::Waiting, Status::Queued),
+    (Status::Waiting, Status::Scheduled),
+    (Status::Waiting, Status::Cancelled),
+    (Status::Cancelled, Status::Waiting),
     (Status::Scheduled, Status::Queued),
     (Status::Scheduled, Status::Cancelled),
     (Status::Held, Status::Queued),
@@ -263,8 +278,16 @@ impl Job {
     /// A new record for `new`: `held` if asked, `scheduled` until a future run time, else
     /// `queued`.
     pub fn new(id: JobId, new: NewJob, now: Micros) -> Job {
+        Job::new_in_batch(id, new, &[], now)
+    }
+
+    /// [`Job::new`] for a job of a batch whose jobs have the ids `batch`, in order (what its
+    /// `Upon::Item` parents name).
+    pub fn new_in_batch(id: JobId, new: NewJob, batch: &[JobId], now: Micros) -> Job {
         let run_at = new.run_at.map_or(now, |at| at.max(now));
-        let status = if new.hold {
+        let status = if !new.depends_on.is_empty() {
+            Status::Waiting
+        } else if new.hold {
             Status::Held
         } else if run_at > now {
             Status::Scheduled
@@ -292,6 +315,10 @@ impl Job {
             cancel_requested: false,
             unique_key: new.unique_key,
             schedule_id: new.schedule_id,
+            deps: (!new.depends_on.is_empty()).then(|| Deps {
+                parents: new.depends_on.iter().map(|p| p.resolve(batch)).collect(),
+                ..Deps::default()
+            }),
         }
     }
 
@@ -418,7 +445,7 @@ impl Job {
     /// A waiting job is `cancelled` at once; a running one gets its cancellation requested.
     pub fn cancel(&mut self, now: Micros) -> Result<CancelEffect, Refused> {
         match self.status {
-            Status::Queued | Status::Scheduled | Status::Held => {
+            Status::Queued | Status::Scheduled | Status::Held | Status::Waiting => {
                 self.finish(Status::Cancelled, now);
                 Ok(CancelEffect::Now)
             }
@@ -444,9 +471,16 @@ impl Job {
         self.result = None;
         self.progress = None;
         self.cancel_requested = false;
+        // Retried by hand, it runs now, whatever its parents did.
+        if let Some(deps) = self.deps.as_mut() {
+            deps.blocked_by = None;
+        }
         Ok(())
     }
 }
+
+mod deps;
+pub use deps::{dependency_failed, Deps, NewParent, OnFailure, Parent, Standing, Upon};
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,10 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use jobhost::clock::{Micros, SystemClock};
-use jobhost::job::{AttemptToken, JobId, NewJob, Outcome, Progress, ScheduleId, Status, DEFAULT_QUEUE};
+use jobhost::job::{
+    AttemptToken, JobId, NewJob, NewParent, OnFailure, Outcome, Progress, ScheduleId, Status, Upon,
+    DEFAULT_QUEUE,
+};
 use jobhost::schedule::{MissedPolicy, Schedule, Trigger};
 use jobhost::store::{
     Cancelled, ClaimFilter, Claimed, Created, Finished, Keyed, LeaseTerms, ListFilter, Once, Removal, Report,
@@ -52,6 +55,11 @@ conformance!(
     concurrent_claimers_never_take_the_same_job,
     counts_stay_exact_while_hosts_add_claim_and_finish_at_once,
     an_idempotency_key_creates_once_however_many_race_and_lapses_after_its_window,
+    a_dependent_waits_for_every_parent_then_queues,
+    a_failed_parent_cancels_its_chain_and_its_retry_revives_it,
+    a_batch_submits_a_graph_by_position_and_parents_are_checked,
+    a_waiting_job_cancelled_by_hand_cancels_its_dependents_for_good,
+    a_parent_finishing_while_its_dependent_is_added_never_strands_it,
 );
 
 const LEASE: LeaseTerms = LeaseTerms { duration: Duration::from_secs(30) };
@@ -692,4 +700,183 @@ fn an_idempotency_key_creates_once_however_many_race_and_lapses_after_its_window
     assert_eq!(store.forget_keys(later, 100).unwrap(), 1, "the schedule's key");
     assert!(store.remembered("batch", later).unwrap().is_some());
     assert!(store.remembered("race", later).unwrap().is_some());
+}
+
+fn after(parents: &[JobId], on_failure: OnFailure) -> Vec<NewParent> {
+    parents.iter().map(|&id| NewParent { upon: Upon::Job(id), on_failure }).collect()
+}
+
+fn dependent(n: u32, parents: &[JobId]) -> NewJob {
+    NewJob { depends_on: after(parents, OnFailure::Cancel), ..new_job(n) }
+}
+
+/// Claims the next job, which must be `id`, and ends it with `outcome`.
+fn run(store: &dyn Store, id: JobId, outcome: Outcome, at: Micros) {
+    let claimed = claim_one(store, at);
+    assert_eq!(claimed.job.id, id, "the next job to run");
+    assert!(matches!(finish(store, &claimed, outcome, at), Finished::Applied(_)));
+}
+
+fn a_dependent_waits_for_every_parent_then_queues(store: &TestStore) {
+    let t = now();
+    let a = add(&**store, new_job(1), t);
+    let b = add(&**store, new_job(2), t);
+    let c = add(&**store, dependent(3, &[a, b]), t);
+    let job = store.get(c).unwrap().unwrap();
+    assert_eq!(job.status, Status::Waiting);
+    let deps = job.deps.expect("its dependencies");
+    assert_eq!((deps.left, deps.failed, deps.parents.len()), (2, 0, 2));
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Waiting), 1);
+    run(&**store, a, completed(), t);
+    assert_eq!(status(&**store, c), Status::Waiting, "one parent left");
+    assert_eq!(store.get(c).unwrap().unwrap().deps.unwrap().left, 1);
+    // The waiting job is not claimable: only b is.
+    let claimed = claim_one(&**store, t);
+    assert_eq!(claimed.job.id, b);
+    assert!(store.claim(&ANY, t, LEASE).unwrap().is_none(), "a waiting job is never claimed");
+    finish(&**store, &claimed, completed(), t + SEC);
+    let job = store.get(c).unwrap().unwrap();
+    assert_eq!((job.status, job.deps.unwrap().left), (Status::Queued, 0));
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Waiting), 0);
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Queued), 1);
+    run(&**store, c, completed(), t + 2 * SEC);
+    // A job depending on one that already completed queues at once.
+    let d = add(&**store, dependent(4, &[c]), t + 3 * SEC);
+    assert_eq!(status(&**store, d), Status::Queued);
+}
+
+fn a_failed_parent_cancels_its_chain_and_its_retry_revives_it(store: &TestStore) {
+    let t = now();
+    let a = add(&**store, NewJob { max_attempts: 1, ..new_job(1) }, t);
+    let b = add(&**store, dependent(2, &[a]), t);
+    let c = add(&**store, dependent(3, &[b]), t);
+    let anyway = add(&**store, NewJob { depends_on: after(&[a], OnFailure::Run), ..new_job(4) }, t);
+    run(&**store, a, Outcome::Failed { error: "broken".into() }, t);
+    let job_b = store.get(b).unwrap().unwrap();
+    assert_eq!(job_b.status, Status::Cancelled);
+    assert!(
+        job_b.errors.last().unwrap().contains(&format!("depends on job {a}, which ended error")),
+        "{:?}",
+        job_b.errors
+    );
+    assert_eq!(job_b.deps.as_ref().unwrap().blocked_by, Some(a));
+    let job_c = store.get(c).unwrap().unwrap();
+    assert_eq!(job_c.status, Status::Cancelled, "down the chain");
+    assert!(job_c.errors.last().unwrap().contains(&format!("depends on job {b}, which ended cancelled")));
+    assert_eq!(status(&**store, anyway), Status::Queued, "`run` edges run whatever the parent did");
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Cancelled), 2);
+
+    // Retrying the parent brings the chain back to waiting; its completion runs it.
+    store.retry(a, None, t + SEC).unwrap();
+    assert_eq!((status(&**store, b), status(&**store, c)), (Status::Waiting, Status::Waiting));
+    let job_b = store.get(b).unwrap().unwrap();
+    assert_eq!((job_b.finished_at, job_b.deps.as_ref().unwrap().blocked_by), (None, None));
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Cancelled), 0);
+    assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Waiting), 2);
+    assert_eq!(status(&**store, anyway), Status::Queued, "already released: unchanged");
+    run(&**store, anyway, completed(), t + SEC);
+    run(&**store, a, completed(), t + 2 * SEC);
+    assert_eq!((status(&**store, b), status(&**store, c)), (Status::Queued, Status::Waiting));
+    run(&**store, b, completed(), t + 3 * SEC);
+    run(&**store, c, completed(), t + 4 * SEC);
+    let removed = store.remove(&Removal::default()).unwrap();
+    assert_eq!(removed.get(&Status::Completed), Some(&4));
+}
+
+fn a_batch_submits_a_graph_by_position_and_parents_are_checked(store: &TestStore) {
+    let t = now();
+    let item = |i: usize| NewParent { upon: Upon::Item(i), on_failure: OnFailure::Cancel };
+    // A child listed before its parent, and a fan-in.
+    let jobs = store
+        .add_batch(
+            vec![
+                NewJob { depends_on: vec![item(1)], ..new_job(0) },
+                new_job(1),
+                NewJob { depends_on: vec![item(0), item(1)], ..new_job(2) },
+            ],
+            t,
+        )
+        .unwrap();
+    assert_eq!(
+        jobs.iter().map(|j| j.status).collect::<Vec<_>>(),
+        [Status::Waiting, Status::Queued, Status::Waiting]
+    );
+    let parents: Vec<JobId> = jobs[2].parents().iter().map(|p| p.id).collect();
+    assert_eq!(parents, [jobs[0].id, jobs[1].id], "positions resolved to the batch's ids");
+    run(&**store, jobs[1].id, completed(), t);
+    run(&**store, jobs[0].id, completed(), t);
+    run(&**store, jobs[2].id, completed(), t);
+
+    // An unknown parent refuses the whole batch.
+    let before = store.list(&ListFilter { limit: 100, ..ListFilter::default() }).unwrap().len();
+    let unknown = JobId(jobs[2].id.0 + 1_000_000);
+    match store.add_batch(vec![new_job(5), dependent(6, &[unknown])], t) {
+        Err(StoreError::UnknownParent(id)) => assert_eq!(id, unknown),
+        other => panic!("expected UnknownParent, got {other:?}"),
+    }
+    match store.add(dependent(7, &[unknown]), t) {
+        Err(StoreError::UnknownParent(id)) => assert_eq!(id, unknown),
+        other => panic!("expected UnknownParent, got {other:?}"),
+    }
+    assert_eq!(store.list(&ListFilter { limit: 100, ..ListFilter::default() }).unwrap().len(), before);
+
+    // A parent that already failed: cancelled at once, and so is its own dependent in the batch.
+    let failed = add(&**store, NewJob { max_attempts: 1, ..new_job(8) }, t);
+    run(&**store, failed, Outcome::Failed { error: "x".into() }, t);
+    let jobs = store
+        .add_batch(vec![dependent(9, &[failed]), NewJob { depends_on: vec![item(0)], ..new_job(10) }], t)
+        .unwrap();
+    assert_eq!(jobs.iter().map(|j| j.status).collect::<Vec<_>>(), [Status::Cancelled, Status::Cancelled]);
+    store.retry(failed, None, t).unwrap();
+    let revived: Vec<Status> = jobs.iter().map(|j| status(&**store, j.id)).collect();
+    assert_eq!(revived, [Status::Waiting, Status::Waiting]);
+}
+
+fn a_waiting_job_cancelled_by_hand_cancels_its_dependents_for_good(store: &TestStore) {
+    let t = now();
+    let a = add(&**store, new_job(1), t);
+    let b = add(&**store, dependent(2, &[a]), t);
+    let c = add(&**store, dependent(3, &[b]), t);
+    assert!(matches!(store.cancel(b, t).unwrap(), Cancelled::Now(j) if j.status == Status::Cancelled));
+    assert_eq!(status(&**store, c), Status::Cancelled);
+    run(&**store, a, completed(), t);
+    assert_eq!(
+        (status(&**store, b), status(&**store, c)),
+        (Status::Cancelled, Status::Cancelled),
+        "not revived"
+    );
+    // Retrying the dependent by hand runs it now, and releases its own dependents' wait.
+    let job = store.retry(b, None, t).unwrap();
+    assert_eq!(job.status, Status::Queued);
+    assert_eq!(status(&**store, c), Status::Waiting);
+    run(&**store, b, completed(), t);
+    assert_eq!(status(&**store, c), Status::Queued);
+}
+
+fn a_parent_finishing_while_its_dependent_is_added_never_strands_it(store: &TestStore) {
+    // Hosts finishing parents while others add their dependents: whichever commits first, a
+    // dependent ends queued once its parent completed.
+    let t = now();
+    let mut children = Vec::new();
+    for round in 0..40 {
+        let parent = add(&**store, new_job(round), t);
+        let parents = ClaimFilter { queue: Some(DEFAULT_QUEUE), factory: None };
+        let claimed = store.claim(&parents, t, LEASE).unwrap().expect("the parent");
+        assert_eq!(claimed.job.id, parent);
+        let barrier = Barrier::new(2);
+        let child = std::thread::scope(|s| {
+            let adder = s.spawn(|| {
+                barrier.wait();
+                // In a queue of their own: the next round claims its parent, not them.
+                add(&**store, NewJob { queue: "children".into(), ..dependent(1000 + round, &[parent]) }, t)
+            });
+            barrier.wait();
+            finish(&**store, &claimed, completed(), t);
+            adder.join().unwrap()
+        });
+        children.push(child);
+    }
+    for child in children {
+        assert_eq!(status(&**store, child), Status::Queued, "job {child} stranded");
+    }
 }

@@ -43,6 +43,13 @@ pub struct AddArgs {
     /// adding another.
     #[arg(long, value_name = "KEY")]
     pub unique_key: Option<String>,
+    /// Wait for job ID to complete first (repeat for several): the job is `waiting` until
+    /// they all complete, and ends `cancelled` if one fails for good.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["hold", "unique_key"])]
+    pub after: Vec<String>,
+    /// With --after: run once those jobs have finished, however they ended.
+    #[arg(long, requires = "after")]
+    pub even_if_failed: bool,
     /// Wait for the job to finish (showing its progress), print its result, and exit 0
     /// completed, 1 error, 2 cancelled.
     #[arg(long, conflicts_with = "batch")]
@@ -53,7 +60,7 @@ pub struct AddArgs {
     pub wait_timeout: Option<Duration>,
     /// Add the jobs of a JSON Lines file instead (`-`: standard input), one
     /// `{"job": ..., "input": ...}` object a line, 10,000 a request; all of a request or none.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["job", "input", "hold", "unique_key", "delay", "at"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["job", "input", "hold", "unique_key", "delay", "at", "after"])]
     pub batch: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub client: ClientArgs,
@@ -81,6 +88,15 @@ pub fn add(args: &AddArgs) -> u8 {
         run_at: args.at.clone(),
         hold: args.hold,
         unique_key: args.unique_key.clone(),
+        depends_on: args
+            .after
+            .iter()
+            .map(|id| match args.even_if_failed {
+                true => serde_json::json!({"id": id, "on_failure": "run"}),
+                false => Value::String(id.clone()),
+            })
+            .collect(),
+        reference: None,
     };
     // Ctrl-C while waiting leaves the job running: say so, and how to stop it. Set before the
     // job is sent, so that no moment of the wait ends the process without saying what became

@@ -34,7 +34,7 @@ const CRON: &str = concat!(
     r"|[Ww][Ee][Ee][Kk][Ll][Yy]|[Dd][Aa][Ii][Ll][Yy]|[Hh][Oo][Uu][Rr][Ll][Yy])",
     r"|\S+(\s+\S+){4})\s*$"
 );
-const STATUSES: &str = "(scheduled|held|queued|processing|completed|error|cancelled)";
+const STATUSES: &str = "(waiting|scheduled|held|queued|processing|completed|error|cancelled)";
 const FINISHED: &str = "(completed|error|cancelled)";
 /// Ten years, the longest delay or timeout (`extract::MAX_SECONDS`).
 const MAX_SECONDS: f64 = 315_360_000.0;
@@ -136,10 +136,43 @@ fn bodies(doc: &mut Value, served: &Served) {
         json!({"not": {"required": ["delay_seconds", "run_at"], "properties": {"delay_seconds": {"type": "number"}, "run_at": {"type": "string"}}}}),
     );
 
-    // A batch's jobs are single jobs without a unique key.
+    // Parents: stored jobs by id; in a batch, also the batch's own jobs by `ref`.
+    let on_failure = json!({"type": ["string", "null"], "enum": ["cancel", "run", null]});
+    let by_id = json!({"type": "object", "additionalProperties": false, "required": ["id"],
+        "properties": {"id": {"type": "string", "pattern": ID}, "on_failure": on_failure}});
+    let by_ref = json!({"type": "object", "additionalProperties": false, "required": ["ref"],
+        "properties": {"ref": {"type": "string", "minLength": 1, "maxLength": 64}, "on_failure": on_failure}});
+    let parents = |alternatives: Vec<Value>| {
+        json!({"type": "array", "maxItems": crate::service::MAX_PARENTS, "uniqueItems": true,
+        "description": "Jobs this one waits for (see `DependencyRef`).", "items": {"oneOf": alternatives}})
+    };
+    let id = json!({"type": "string", "pattern": ID});
+    property(doc, "AddJobRequest", "depends_on", parents(vec![id.clone(), by_id.clone()]));
+    // A job with parents waits for them: not for a start, and it holds no unique key.
+    for other in [json!({"hold": {"const": true}}), json!({"unique_key": {"type": "string"}})] {
+        let mut properties = json!({"depends_on": {"type": "array", "minItems": 1}});
+        let name = other.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
+        properties[&name] = other[&name].clone();
+        let all_of = at(doc, &["components", "schemas", "AddJobRequest", "allOf"]);
+        if !all_of.is_array() {
+            *all_of = json!([]);
+        }
+        if let Some(list) = all_of.as_array_mut() {
+            list.push(json!({"not": {"required": ["depends_on", name], "properties": properties}}));
+        }
+    }
+
+    // A batch's jobs are single jobs without a unique key, which may name each other.
     let mut batch_job = at(doc, &["components", "schemas", "AddJobRequest"]).clone();
     if let Some(properties) = batch_job.get_mut("properties").and_then(Value::as_object_mut) {
         properties.remove("unique_key");
+        properties.insert("depends_on".into(), parents(vec![id, by_id, by_ref]));
+    }
+    if let Some(properties) = at(doc, &["components", "schemas", "AddJobRequest"])
+        .get_mut("properties")
+        .and_then(Value::as_object_mut)
+    {
+        properties.remove("ref");
     }
     *at(doc, &["components", "schemas", "BatchJobRequest"]) = batch_job;
     property(

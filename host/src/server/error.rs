@@ -86,6 +86,17 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
+    /// A batch refused for its `items`: `422` when every one is refused for its dependencies
+    /// (which depend on the store and on the batch as a whole), else `400`.
+    pub fn invalid_batch(items: Vec<ItemError>, message: impl Into<String>) -> Self {
+        let status = if items.iter().all(|i| i.code == DEPENDENCIES) {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError { items: Some(items), ..ApiError::new(status, "invalid_batch", message) }
+    }
+
     pub fn unknown_id(id: impl std::fmt::Display) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "unknown_id", format!("no job with id {id}"))
     }
@@ -94,6 +105,9 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 }
+
+/// The code of a refusal for a job's `depends_on` that no schema can state (`422`).
+pub const DEPENDENCIES: &str = "invalid_dependencies";
 
 impl From<HostError> for ApiError {
     fn from(e: HostError) -> Self {
@@ -113,6 +127,9 @@ impl From<HostError> for ApiError {
             HostError::Refused(_) | HostError::KeyHeld(_) => {
                 ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
             }
+            HostError::Dependencies(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_dependencies", e.to_string())
+            }
             HostError::KeyReused(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", e.to_string())
             }
@@ -124,15 +141,13 @@ impl From<HostError> for ApiError {
                             HostError::UnknownFactory { .. } => ("unknown_job", None),
                             HostError::Invalid { .. } => ("invalid_request", None),
                             HostError::InvalidInput { errors, .. } => ("invalid_input", Some(field_views(errors))),
+                            HostError::Dependencies(_) => (DEPENDENCIES, None),
                             _ => ("internal", None),
                         };
                         ItemError { index: *index, code, message: e.to_string(), fields }
                     })
                     .collect();
-                ApiError {
-                    items: Some(items),
-                    ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_batch", e.to_string())
-                }
+                ApiError::invalid_batch(items, e.to_string())
             }
             HostError::NoWorker(_) => {
                 log::error!("request failed: {e}");

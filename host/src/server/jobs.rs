@@ -11,13 +11,13 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 
-use super::error::{ApiError, ApiResult, ErrorBody, ItemError};
+use super::error::{ApiError, ApiResult, ErrorBody, ItemError, DEPENDENCIES};
 use super::extract::{seconds, Creating, PathParam, QueryParams, MIN_SECONDS};
 use super::replay::replay;
 use super::state::AppState;
 use super::types::{AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, JobView};
 use crate::clock::{duration_micros, Micros};
-use crate::job::{Job, JobId};
+use crate::job::{Job, JobId, NewParent, OnFailure, Upon};
 use crate::service::{AddJob, Created, Keyed, RequestKey};
 use crate::text::clip;
 
@@ -27,7 +27,14 @@ fn parse_id(text: &str) -> ApiResult<JobId> {
 
 /// A request as the service's `AddJob`; an input larger than `max_input` bytes of JSON (the
 /// single-job body limit, which a batch would otherwise let one job pass) is refused.
-fn to_add_job(req: AddJobRequest, now: Micros, max_input: usize) -> ApiResult<AddJob> {
+/// `refs`: the names (`ref`) of a batch's jobs, by position; `None` for a single job.
+fn to_add_job(req: AddJobRequest, now: Micros, max_input: usize, refs: Option<&Refs>) -> ApiResult<AddJob> {
+    if refs.is_none() && req.reference.is_some() {
+        return Err(ApiError::invalid_request(
+            "ref: names a job for the others of its batch; only in POST /v1/jobs/batch",
+        ));
+    }
+    let depends_on = parse_depends_on(&req.depends_on, refs)?;
     let input = req.input.to_string();
     if input.len() > max_input {
         return Err(ApiError::invalid_request(format!(
@@ -57,7 +64,99 @@ fn to_add_job(req: AddJobRequest, now: Micros, max_input: usize) -> ApiResult<Ad
         hold: req.hold,
         unique_key: req.unique_key,
         schedule_id: None,
+        depends_on,
     })
+}
+
+/// A batch's job names (`ref`) → their positions.
+type Refs = std::collections::HashMap<String, usize>;
+
+/// Longest `ref`.
+const MAX_REF_LEN: usize = 64;
+
+/// `depends_on` as sent: each a job id (a decimal string or a number), or `{"id": …}` or,
+/// in a batch, `{"ref": …}`, with an optional `on_failure`.
+fn parse_depends_on(values: &[serde_json::Value], refs: Option<&Refs>) -> ApiResult<Vec<NewParent>> {
+    use serde_json::Value;
+    let bad = |i: usize, what: String| ApiError::invalid_request(format!("depends_on[{i}]: {what}"));
+    let id_of = |i: usize, v: &Value| -> ApiResult<JobId> {
+        match v {
+            Value::String(s) => {
+                s.parse().map_err(|_| bad(i, format!("`{}` is not a job id (a decimal number)", clip(s))))
+            }
+            Value::Number(n) => n.as_u64().map(JobId).ok_or_else(|| bad(i, format!("{n} is not a job id"))),
+            other => Err(bad(i, format!("a job id is a string or a number, not {other}"))),
+        }
+    };
+    let mut parents = Vec::with_capacity(values.len());
+    for (i, value) in values.iter().enumerate() {
+        let parent = match value {
+            Value::Object(edge) => {
+                if let Some(unknown) =
+                    edge.keys().find(|k| !matches!(k.as_str(), "id" | "ref" | "on_failure"))
+                {
+                    return Err(bad(
+                        i,
+                        format!(
+                            "unknown field `{}`; expected `id` or `ref`, and `on_failure`",
+                            clip(unknown)
+                        ),
+                    ));
+                }
+                let on_failure = match edge.get("on_failure") {
+                    None | Some(Value::Null) => OnFailure::Cancel,
+                    Some(Value::String(s)) if s == "cancel" => OnFailure::Cancel,
+                    Some(Value::String(s)) if s == "run" => OnFailure::Run,
+                    Some(other) => {
+                        return Err(bad(
+                            i,
+                            format!("on_failure: `{}`; expected `cancel` or `run`", clip(&other.to_string())),
+                        ))
+                    }
+                };
+                let upon =
+                    match (edge.get("id").filter(|v| !v.is_null()), edge.get("ref").filter(|v| !v.is_null()))
+                    {
+                        (Some(id), None) => Upon::Job(id_of(i, id)?),
+                        (None, Some(Value::String(name))) => {
+                            let Some(refs) = refs else {
+                                return Err(bad(
+                                    i,
+                                    "a `ref` names a job of the same batch: only in POST /v1/jobs/batch"
+                                        .into(),
+                                ));
+                            };
+                            match refs.get(name) {
+                                Some(&index) => Upon::Item(index),
+                                None => {
+                                    let message = format!(
+                                        "depends_on[{i}]: no job of the batch has the ref `{}`",
+                                        clip(name)
+                                    );
+                                    return Err(ApiError::new(
+                                        StatusCode::UNPROCESSABLE_ENTITY,
+                                        DEPENDENCIES,
+                                        message,
+                                    ));
+                                }
+                            }
+                        }
+                        (None, Some(other)) => return Err(bad(i, format!("ref: a string, not {other}"))),
+                        (Some(_), Some(_)) => return Err(bad(i, "give `id` or `ref`, not both".into())),
+                        (None, None) => {
+                            return Err(bad(
+                                i,
+                                "give `id` (a stored job) or `ref` (a job of the batch)".into(),
+                            ))
+                        }
+                    };
+                NewParent { upon, on_failure }
+            }
+            other => NewParent { upon: Upon::Job(id_of(i, other)?), on_failure: OnFailure::Cancel },
+        };
+        parents.push(parent);
+    }
+    Ok(parents)
 }
 
 /// An RFC 3339 time from outside.
@@ -83,7 +182,7 @@ pub async fn add_job(State(state): State<AppState>, request: Creating<AddJobRequ
     if let Some(created) = repeat_of(&state, &key).await? {
         return replay(&state, created).await;
     }
-    let add = to_add_job(req, state.host.clock().now(), state.limits.max_body_bytes.get())?;
+    let add = to_add_job(req, state.host.clock().now(), state.limits.max_body_bytes.get(), None)?;
     let host = state.host.clone();
     let added = match key {
         None => tokio::task::spawn_blocking(move || host.add(add)).await??,
@@ -128,19 +227,45 @@ pub async fn add_batch(
     let max_input = state.limits.max_body_bytes.get();
     let mut adds = Vec::with_capacity(req.jobs.len());
     let mut items = Vec::new();
+    let item_error =
+        |index: usize, e: ApiError| ItemError { index, code: e.code, message: e.message, fields: e.fields };
+    // Every job read first, for the names (`ref`) the others' `depends_on` may give.
+    let mut parsed = Vec::with_capacity(req.jobs.len());
+    let mut refs = Refs::new();
     for (index, value) in req.jobs.into_iter().enumerate() {
-        let parsed = serde_json::from_str::<AddJobRequest>(value.get())
-            .map_err(|e| ApiError::invalid_request(format!("invalid job: {e}")))
-            .and_then(|r| to_add_job(r, now, max_input));
-        match parsed {
+        match serde_json::from_str::<AddJobRequest>(value.get()) {
+            Ok(r) => {
+                if let Some(name) = &r.reference {
+                    if name.is_empty() || name.chars().count() > MAX_REF_LEN {
+                        let e = ApiError::invalid_request(format!(
+                            "ref: must be 1 to {MAX_REF_LEN} characters long"
+                        ));
+                        items.push(item_error(index, e));
+                    } else if let Some(first) = refs.insert(name.clone(), index) {
+                        let e = ApiError::invalid_request(format!(
+                            "ref: `{}` is already the ref of jobs[{first}]",
+                            clip(name)
+                        ));
+                        items.push(item_error(index, e));
+                    }
+                }
+                parsed.push((index, r));
+            }
+            Err(e) => items.push(item_error(index, ApiError::invalid_request(format!("invalid job: {e}")))),
+        }
+    }
+    for (index, r) in parsed {
+        match to_add_job(r, now, max_input, Some(&refs)) {
             Ok(add) => adds.push((index, add)),
-            Err(e) => items.push(ItemError { index, code: e.code, message: e.message, fields: e.fields }),
+            Err(e) => items.push(item_error(index, e)),
         }
     }
     let total = items.len() + adds.len();
     if !items.is_empty() {
         // Report every refused job at once: the ones that parsed are checked too.
-        let parsed: Vec<AddJob> = adds.iter().map(|(_, add)| add.clone()).collect();
+        // Without their edges: positions in this subset are not the batch's.
+        let parsed: Vec<AddJob> =
+            adds.iter().map(|(_, add)| AddJob { depends_on: Vec::new(), ..add.clone() }).collect();
         if let Err(e) = state.host.add_batch_check(parsed) {
             if let ApiError { items: Some(more), .. } = ApiError::from(e) {
                 items.extend(more.into_iter().map(|i| ItemError { index: adds[i.index].0, ..i }));
@@ -148,10 +273,7 @@ pub async fn add_batch(
         }
         items.sort_by_key(|i| i.index);
         let message = format!("{} of {total} jobs are invalid; nothing was added", items.len());
-        return Err(ApiError {
-            items: Some(items),
-            ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_batch", message)
-        });
+        return Err(ApiError::invalid_batch(items, message));
     }
     let host = state.host.clone();
     let adds = adds.into_iter().map(|(_, add)| add).collect();

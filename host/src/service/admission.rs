@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::error::HostError;
 use super::host::Host;
 use crate::clock::Micros;
-use crate::job::{Job, NewJob, ScheduleId, DEFAULT_QUEUE, MAX_NAME_LEN};
+use crate::job::{Job, NewJob, NewParent, ScheduleId, Upon, DEFAULT_QUEUE, MAX_NAME_LEN};
 use crate::store::Added;
 use crate::text::clip;
 
@@ -31,7 +31,12 @@ pub struct AddJob {
     pub unique_key: Option<String>,
     /// The schedule making this job (set by the scheduler).
     pub schedule_id: Option<ScheduleId>,
+    /// The jobs it waits for (`Upon::Item`: another job of the same batch, by position).
+    pub depends_on: Vec<NewParent>,
 }
+
+/// Most parents one job may name.
+pub const MAX_PARENTS: usize = 10_000;
 
 /// Longest unique key (it is part of an index key).
 pub const MAX_UNIQUE_KEY_LEN: usize = 256;
@@ -41,6 +46,11 @@ impl Host {
     /// unique key). Blocking: async callers use `spawn_blocking`. Wakes the job's queue,
     /// starting it if it is new and autostarts.
     pub fn add(&self, req: AddJob) -> Result<Added, HostError> {
+        if req.depends_on.iter().any(|p| matches!(p.upon, Upon::Item(_))) {
+            return Err(HostError::Dependencies(
+                "a `ref` names another job of the same batch: only in a batch".into(),
+            ));
+        }
         let new = self.validate(req)?;
         let added = self.inner.shared.store.add(new, self.now())?;
         if !added.existing {
@@ -77,7 +87,28 @@ impl Host {
         let total = reqs.len();
         let mut news = Vec::with_capacity(total);
         let mut items = Vec::new();
+        let edges: Vec<Vec<usize>> = reqs
+            .iter()
+            .map(|r| {
+                r.depends_on
+                    .iter()
+                    .filter_map(|p| if let Upon::Item(i) = p.upon { Some(i) } else { None })
+                    .collect()
+            })
+            .collect();
+        if let Some(cycle) = first_cycle(&edges) {
+            let path: Vec<String> = cycle.iter().map(|i| format!("jobs[{i}]")).collect();
+            let message = format!("the batch's jobs wait for each other in a cycle: {}", path.join(" → "));
+            items.push((cycle[0], HostError::Dependencies(message)));
+        }
         for (index, req) in reqs.into_iter().enumerate() {
+            if let Some(i) = edges[index].iter().find(|&&i| i >= total) {
+                items.push((
+                    index,
+                    HostError::Dependencies(format!("refers to jobs[{i}]; the batch has {total} jobs")),
+                ));
+                continue;
+            }
             if req.unique_key.is_some() {
                 let message = "not accepted in a batch; add jobs with unique keys one at a time";
                 items.push((index, HostError::invalid("unique_key", message)));
@@ -97,6 +128,7 @@ impl Host {
 
     /// Checks a request against the registry and the limits, and fills in the defaults.
     pub fn validate(&self, req: AddJob) -> Result<NewJob, HostError> {
+        check_parents(&req)?;
         let catalog = self.inner.shared.catalog();
         let factory = catalog.factory(&req.factory).ok_or_else(|| HostError::UnknownFactory {
             name: req.factory.clone(),
@@ -145,7 +177,97 @@ impl Host {
             hold: req.hold,
             unique_key: req.unique_key,
             schedule_id: req.schedule_id,
+            depends_on: req.depends_on,
         })
+    }
+}
+
+/// A job's parents: not too many, none twice, and not with what waiting for them would
+/// contradict (a hold, which waits for a person; a unique key, held from submission).
+fn check_parents(req: &AddJob) -> Result<(), HostError> {
+    let parents = &req.depends_on;
+    if parents.is_empty() {
+        return Ok(());
+    }
+    if parents.len() > MAX_PARENTS {
+        return Err(HostError::Dependencies(format!("{} jobs; at most {MAX_PARENTS}", parents.len())));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for p in parents {
+        if !seen.insert(p.upon) {
+            let which = match p.upon {
+                Upon::Job(id) => format!("job {id}"),
+                Upon::Item(i) => format!("jobs[{i}]"),
+            };
+            return Err(HostError::Dependencies(format!("names {which} twice")));
+        }
+    }
+    if req.hold {
+        return Err(HostError::invalid(
+            "hold",
+            "a job with depends_on waits for its parents, not for a start",
+        ));
+    }
+    if req.unique_key.is_some() {
+        return Err(HostError::invalid("unique_key", "not accepted with depends_on"));
+    }
+    Ok(())
+}
+
+/// A cycle among a batch's jobs (`edges[i]`: the positions job `i` depends on), as the
+/// positions along it, the first repeated at the end; `None` if there is none.
+pub fn first_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
+    // Iterative depth-first search: 0 unvisited, 1 on the current path, 2 done.
+    let n = edges.len();
+    let mut state = vec![0u8; n];
+    for start in 0..n {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(&mut (node, ref mut next)) = path.last_mut() {
+            let Some(&child) = edges[node].get(*next) else {
+                state[node] = 2;
+                path.pop();
+                continue;
+            };
+            *next += 1;
+            if child >= n {
+                continue;
+            }
+            match state[child] {
+                0 => {
+                    state[child] = 1;
+                    path.push((child, 0));
+                }
+                1 => {
+                    let from = path.iter().position(|&(p, _)| p == child).unwrap_or(0);
+                    let mut cycle: Vec<usize> = path[from..].iter().map(|&(p, _)| p).collect();
+                    cycle.push(child);
+                    return Some(cycle);
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_cycle;
+
+    #[test]
+    fn cycles_are_found_and_named_along_their_path() {
+        assert_eq!(first_cycle(&[vec![], vec![0], vec![0, 1]]), None);
+        assert_eq!(first_cycle(&[vec![0]]), Some(vec![0, 0]));
+        assert_eq!(first_cycle(&[vec![2], vec![0], vec![1]]), Some(vec![0, 2, 1, 0]));
+        assert_eq!(first_cycle(&[vec![], vec![2], vec![3], vec![1]]), Some(vec![1, 2, 3, 1]));
+        // A long chain is no cycle, and needs no deep recursion.
+        let chain: Vec<Vec<usize>> =
+            (0..100_000).map(|i| if i == 0 { vec![] } else { vec![i - 1] }).collect();
+        assert_eq!(first_cycle(&chain), None);
     }
 }
 

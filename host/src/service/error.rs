@@ -16,6 +16,10 @@ pub enum HostError {
     /// Some jobs of a batch are invalid (by index); nothing was added.
     #[error("{} of {total} jobs are invalid; nothing was added", items.len())]
     InvalidBatch { total: usize, items: Vec<(usize, HostError)> },
+    /// A job's parents cannot be: one does not exist, one is named twice, a batch's jobs wait
+    /// for each other in a cycle, too many.
+    #[error("invalid depends_on: {0}")]
+    Dependencies(String),
     #[error("no job with id {0}")]
     NotFound(JobId),
     #[error("no schedule with id {0}")]
@@ -46,6 +50,9 @@ impl From<StoreError> for HostError {
             StoreError::ScheduleNotFound(id) => HostError::ScheduleNotFound(id),
             StoreError::Refused(refused) => HostError::Refused(refused),
             held @ StoreError::KeyHeld { .. } => HostError::KeyHeld(held),
+            StoreError::UnknownParent(id) => {
+                HostError::Dependencies(format!("no job with id {id} (it never existed, or was removed)"))
+            }
             other => HostError::Store(other),
         }
     }

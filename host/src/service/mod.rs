@@ -18,7 +18,7 @@ mod idempotency;
 mod maintenance;
 mod schedules;
 
-pub use admission::{AddJob, MAX_UNIQUE_KEY_LEN};
+pub use admission::{AddJob, MAX_PARENTS, MAX_UNIQUE_KEY_LEN};
 pub use error::{FieldError, HostError};
 pub use host::Host;
 pub use hosts::HostStatus;

@@ -32,6 +32,9 @@ pub enum StoreError {
     NotFound(JobId),
     #[error("no schedule with id {0}")]
     ScheduleNotFound(ScheduleId),
+    /// A new job names a parent that does not exist (never did, or was removed).
+    #[error("depends_on: no job with id {0}")]
+    UnknownParent(JobId),
     /// The job's status does not allow the change asked for.
     #[error(transparent)]
     Refused(#[from] Refused),

@@ -5,6 +5,7 @@
 //! so a job's record and its index entries never disagree, even across a crash; statuses
 //! change only through the transitions of [`crate::job`].
 
+mod dependents;
 mod error;
 pub mod postgres;
 pub mod sled;

@@ -27,6 +27,8 @@ pub fn bench(url: &str, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         run_at: None,
         hold: false,
         unique_key: None,
+        depends_on: Vec::new(),
+        reference: None,
     };
 
     // Latency first, while the server is idle: after the drain below it is still writing

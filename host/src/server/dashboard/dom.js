@@ -2,8 +2,8 @@
 // parsed as markup), redraws only when the data changed (keyboard focus kept), tables, badges,
 // numbers and times, and the confirmation dialog.
 
-export const STATUSES = ["queued", "scheduled", "held", "processing", "completed", "error", "cancelled"];
-export const PENDING = ["queued", "scheduled", "held", "processing"];
+export const STATUSES = ["waiting", "queued", "scheduled", "held", "processing", "completed", "error", "cancelled"];
+export const PENDING = ["waiting", "queued", "scheduled", "held", "processing"];
 export const FINISHED = ["completed", "error", "cancelled"];
 
 /** Builds an element: props are attributes (`on…` are listeners), children text or nodes. */

@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
-use crate::job::{Job, Progress, Status};
+use crate::job::{Deps, Job, OnFailure, Progress, Status};
 use crate::server::extract::integral;
 
 /// `POST /v1/jobs`
@@ -46,6 +46,74 @@ pub struct AddJobRequest {
     /// processing, adding returns that job (`200`, `"existing": true`) instead of a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_key: Option<String>,
+    /// Jobs this one waits for: it is `waiting` until every one of them completes, then
+    /// `queued`. Each is a job id, or an object naming a job by `id` or, in a batch, another
+    /// job of the batch by its `ref`, with `on_failure`: `cancel` (the default: this job ends
+    /// `cancelled`, naming the failed one; retrying that one brings this one back) or `run`
+    /// (this job runs once that one has finished, however it ended). At most 10,000; not with
+    /// `hold` or `unique_key`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<DependencyRef>)]
+    pub depends_on: Vec<Value>,
+    /// In a batch: this job's name for the others' `depends_on` (`{"ref": "…"}`), unique
+    /// within the batch.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// An entry of `depends_on`: a job id, or an object.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum DependencyRef {
+    /// A stored job's id.
+    Id(String),
+    Edge(DependencyEdge),
+}
+
+/// A parent named by `id` (a stored job) or `ref` (a job of the same batch), exactly one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DependencyEdge {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Default `cancel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+}
+
+/// A job's parents, as its view shows them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DependenciesView {
+    /// In the order given.
+    pub parents: Vec<ParentView>,
+    /// Parents it still waits for.
+    pub waiting_for: u32,
+    /// Parents whose failure cancels it (not retried since).
+    pub failed: u32,
+    /// While it is `cancelled` because a parent failed: that parent's id.
+    pub blocked_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ParentView {
+    pub id: String,
+    pub on_failure: OnFailure,
+}
+
+impl From<&Deps> for DependenciesView {
+    fn from(d: &Deps) -> Self {
+        DependenciesView {
+            parents: d
+                .parents
+                .iter()
+                .map(|p| ParentView { id: p.id.to_string(), on_failure: p.on_failure })
+                .collect(),
+            waiting_for: d.left,
+            failed: d.failed,
+            blocked_by: d.blocked_by.map(|id| id.to_string()),
+        }
+    }
 }
 
 /// `POST /v1/jobs`: the job, and whether it already existed (a unique key's holder).
@@ -114,6 +182,9 @@ pub struct JobView {
     pub unique_key: Option<String>,
     /// The schedule that made this job.
     pub schedule_id: Option<String>,
+    /// The jobs it depends on (absent for a job without any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<DependenciesView>,
 }
 
 /// A job without its input, result and error texts: a row of a list that is read again every
@@ -193,6 +264,7 @@ impl From<&Job> for JobView {
             cancel_requested: job.cancel_requested,
             unique_key: job.unique_key.clone(),
             schedule_id: job.schedule_id.map(|id| id.to_string()),
+            dependencies: job.deps.as_ref().map(DependenciesView::from),
         }
     }
 }

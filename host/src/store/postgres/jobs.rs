@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::dependents;
 use super::errors::{db_error, is_unique_violation};
 use super::idempotency::Step;
 use super::rows::{
@@ -13,6 +14,7 @@ use super::session::Sql;
 use super::store::PgStore;
 use crate::clock::Micros;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
+use crate::store::dependents::Moved;
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::JobStore;
 use crate::store::types::{
@@ -24,7 +26,7 @@ use crate::store::types::{
 const REMOVE_BATCH: i64 = 5_000;
 
 /// The pending statuses, as the unique index names them.
-const PENDING: &str = "('scheduled', 'held', 'queued', 'processing')";
+const PENDING: &str = "('waiting', 'scheduled', 'held', 'queued', 'processing')";
 
 /// The query for one page of `list` ($1 the limit, then those of the cursor, the queue and the
 /// factory that are given: a condition with `$n IS NULL OR` would keep a generic plan from
@@ -100,6 +102,17 @@ impl PgStore {
 impl JobStore for PgStore {
     fn add(&self, new: NewJob, now: Micros) -> StoreResult<Added> {
         let now = self.db_now(now);
+        if !new.depends_on.is_empty() {
+            // Admitted against its parents in one transaction: its id is taken first, for the
+            // edges. (No unique key: refused with dependencies.)
+            return self.transact(|tx| {
+                let id = next_job_ids(tx, 1)?[0];
+                let mut job = Job::new(id, new, now);
+                dependents::admit(tx, std::slice::from_mut(&mut job), now)?;
+                insert_jobs(tx, &[&job]).map_err(db_error)?;
+                Ok(Added { job, existing: false })
+            });
+        }
         let unique = new.unique_key.clone();
         // With a unique key, the index decides between concurrent adds on any host: the
         // loser's insert fails and it returns the winner. The holder can finish between that
@@ -143,7 +156,9 @@ impl JobStore for PgStore {
         }
         self.transact(|tx| {
             let ids = next_job_ids(tx, news.len())?;
-            let jobs: Vec<Job> = news.into_iter().zip(ids).map(|(new, id)| Job::new(id, new, now)).collect();
+            let mut jobs: Vec<Job> =
+                news.into_iter().zip(&ids).map(|(new, &id)| Job::new_in_batch(id, new, &ids, now)).collect();
+            dependents::admit(tx, &mut jobs, now)?;
             let refs: Vec<&Job> = jobs.iter().collect();
             insert_jobs(tx, &refs).map_err(db_error)?;
             Ok(jobs)
@@ -154,6 +169,10 @@ impl JobStore for PgStore {
         let db_now = self.db_now(now);
         self.keyed(once, now, &|tx| {
             let mut job = Job::new(JobId(0), new.clone(), db_now);
+            if !new.depends_on.is_empty() {
+                job.id = next_job_ids(tx, 1)?[0];
+                dependents::admit(tx, std::slice::from_mut(&mut job), db_now)?;
+            }
             if let Some(key) = &new.unique_key {
                 if let Some(holder) = unique_holder(tx, &new.factory, key)? {
                     let created = Created::Job { id: holder.id.0, existing: true };
@@ -178,8 +197,13 @@ impl JobStore for PgStore {
         let db_now = self.db_now(now);
         self.keyed(once, now, &|tx| {
             let ids = next_job_ids(tx, news.len())?;
-            let jobs: Vec<Job> =
-                news.iter().cloned().zip(ids).map(|(new, id)| Job::new(id, new, db_now)).collect();
+            let mut jobs: Vec<Job> = news
+                .iter()
+                .cloned()
+                .zip(&ids)
+                .map(|(new, &id)| Job::new_in_batch(id, new, &ids, db_now))
+                .collect();
+            dependents::admit(tx, &mut jobs, db_now)?;
             let refs: Vec<&Job> = jobs.iter().collect();
             insert_jobs(tx, &refs).map_err(db_error)?;
             let created = Created::Batch { ids: jobs.iter().map(|j| j.id.0).collect() };
@@ -209,8 +233,10 @@ impl JobStore for PgStore {
         let now = self.db_now(now);
         self.transact(|tx| {
             let mut job = lock_job(tx, id)?;
+            let from = job.status;
             let effect = job.cancel(now)?;
             save_jobs(tx, &[&job], None)?;
+            dependents::propagate(tx, &[Moved::of(from, &job)], now)?;
             Ok(match effect {
                 CancelEffect::Now => Cancelled::Now(job),
                 CancelEffect::Requested => Cancelled::Requested(job),
@@ -222,6 +248,7 @@ impl JobStore for PgStore {
         let now = self.db_now(now);
         self.transact(|tx| {
             let mut job = lock_job(tx, id)?;
+            let from = job.status;
             job.retry(max_attempts, now)?;
             // Pending again, it takes its unique key back: unless another pending job holds
             // it meanwhile, which a retry must not duplicate.
@@ -231,6 +258,7 @@ impl JobStore for PgStore {
                 }
             }
             save_jobs(tx, &[&job], None)?;
+            dependents::propagate(tx, &[Moved::of(from, &job)], now)?;
             Ok(job)
         })
     }
@@ -282,12 +310,15 @@ impl JobStore for PgStore {
         let mut removed = BTreeMap::new();
         loop {
             let rows = self.run(|c| {
+                // Finished and gone, a job changes no more: its edges to dependents go with it.
                 c.query(
-                    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL \
+                    "WITH gone AS (DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL \
                      AND ($1::timestamptz IS NULL OR finished_at < $1) AND status = ANY($2) \
                      AND ($4::text IS NULL OR queue = $4) AND ($5::text IS NULL OR factory = $5) \
                      AND ($6::bigint IS NULL OR id = $6) \
-                     ORDER BY finished_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING status",
+                     ORDER BY finished_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, status), \
+                     edges AS (DELETE FROM job_dependents WHERE parent IN (SELECT id FROM gone)) \
+                     SELECT status FROM gone",
                     &[&before, &wanted, &REMOVE_BATCH, &which.queue, &which.factory, &which.id.map(id_sql)],
                 )
                 .map_err(db_error)

@@ -180,6 +180,23 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
 "#,
+    // 9: jobs that wait for other jobs: the `waiting` status (pending, so it holds a unique
+    // key like the others), each dependent's parents and counters (`deps`, JSON), and the
+    // edges a parent's change follows to its dependents.
+    r#"
+ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_status_check;
+ALTER TABLE jobs ADD CONSTRAINT jobs_status_check CHECK (status IN
+    ('waiting', 'scheduled', 'held', 'queued', 'processing', 'completed', 'error', 'cancelled'));
+DROP INDEX jobs_unique_pending;
+CREATE UNIQUE INDEX jobs_unique_pending ON jobs (factory, unique_key)
+    WHERE unique_key IS NOT NULL AND status IN ('waiting', 'scheduled', 'held', 'queued', 'processing');
+ALTER TABLE jobs ADD COLUMN deps text;
+CREATE TABLE job_dependents (
+    parent bigint NOT NULL,
+    child bigint NOT NULL,
+    PRIMARY KEY (parent, child)
+);
+"#,
 ];
 
 /// The schema version this build writes and reads.

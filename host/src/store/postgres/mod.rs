@@ -8,6 +8,7 @@
 //! attempt before it commits; a pending job's unique key is unique by index; a notification
 //! is sent by the transaction that makes jobs ready, never before its commit.
 
+mod dependents;
 mod errors;
 mod idempotency;
 mod jobs;

@@ -15,12 +15,12 @@ use crate::schedule::Schedule;
 use crate::store::error::{StoreError, StoreResult};
 
 /// How many columns [`JOB_COLUMNS`] names: a query may select more after them.
-pub const JOB_COLUMN_COUNT: usize = 22;
+pub const JOB_COLUMN_COUNT: usize = 23;
 
 /// Every column of `jobs`, in the order [`job_from_row`] reads them.
 pub const JOB_COLUMNS: &str = "id, factory, queue, priority, input, status, result, errors, attempts, \
      max_attempts, timeout_ms, created_at, started_at, finished_at, run_at, progress_fraction, \
-     progress_message, lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id";
+     progress_message, lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps";
 
 pub fn at(micros: Micros) -> DateTime<Utc> {
     to_datetime(micros)
@@ -54,6 +54,14 @@ pub fn job_from_row(row: &Row) -> StoreResult<Job> {
     let expires: Option<DateTime<Utc>> = row.get(18);
     let timeout_ms: Option<i64> = row.get(10);
     let schedule_id: Option<i64> = row.get(21);
+    let deps: Option<String> = row.get(22);
+    let deps =
+        match deps {
+            Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                StoreError::Database(format!("job {id}: stored dependencies unreadable: {e}"))
+            })?),
+            None => None,
+        };
     Ok(Job {
         id: JobId(id as u64),
         factory: row.get(1),
@@ -77,6 +85,7 @@ pub fn job_from_row(row: &Row) -> StoreResult<Job> {
         cancel_requested: row.get(19),
         unique_key: row.get(20),
         schedule_id: schedule_id.map(|s| ScheduleId(s as u64)),
+        deps,
     })
 }
 
@@ -115,6 +124,8 @@ struct Columns {
     cancel_requested: Vec<bool>,
     unique_key: Vec<Option<String>>,
     schedule_id: Vec<Option<i64>>,
+    /// Each dependent's `Deps` as JSON.
+    deps: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -143,6 +154,7 @@ impl Columns {
             cancel_requested: Vec::with_capacity(n),
             unique_key: Vec::with_capacity(n),
             schedule_id: Vec::with_capacity(n),
+            deps: Vec::with_capacity(n),
         };
         for job in jobs {
             c.id.push(id_sql(job.id));
@@ -170,19 +182,20 @@ impl Columns {
             c.cancel_requested.push(job.cancel_requested);
             c.unique_key.push(job.unique_key.clone());
             c.schedule_id.push(job.schedule_id.map(|s| s.0 as i64));
+            c.deps.push(job.deps.as_ref().and_then(|d| serde_json::to_string(d).ok()));
         }
         c
     }
 }
 
-/// The rows of `unnest` over [`Columns`] (`$1` to `$22`), named as the table's columns.
+/// The rows of `unnest` over [`Columns`] (`$1` to `$23`), named as the table's columns.
 const UNNEST: &str = "unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], \
      $7::text[], $8::text[], $9::integer[], $10::integer[], $11::bigint[], $12::timestamptz[], \
      $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::float8[], $17::text[], \
-     $18::bigint[], $19::timestamptz[], $20::boolean[], $21::text[], $22::bigint[]) \
+     $18::bigint[], $19::timestamptz[], $20::boolean[], $21::text[], $22::bigint[], $23::text[]) \
      AS u(id, factory, queue, priority, input, status, result, errors, attempts, max_attempts, \
      timeout_ms, created_at, started_at, finished_at, run_at, progress_fraction, progress_message, \
-     lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id)";
+     lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps)";
 
 const ERRORS: &str = "ARRAY(SELECT jsonb_array_elements_text(u.errors::jsonb))";
 
@@ -193,7 +206,7 @@ fn query_with_columns(
     extra: &[&(dyn postgres::types::ToSql + Sync)],
 ) -> Result<Vec<Row>, postgres::Error> {
     let c = Columns::of(jobs);
-    let columns: [&(dyn postgres::types::ToSql + Sync); 22] = [
+    let columns: [&(dyn postgres::types::ToSql + Sync); 23] = [
         &c.id,
         &c.factory,
         &c.queue,
@@ -216,6 +229,7 @@ fn query_with_columns(
         &c.cancel_requested,
         &c.unique_key,
         &c.schedule_id,
+        &c.deps,
     ];
     let params: Vec<&(dyn postgres::types::ToSql + Sync)> = columns.iter().chain(extra).copied().collect();
     client.query(sql, &params)
@@ -233,7 +247,7 @@ pub fn insert_jobs(client: &mut impl Sql, jobs: &[&Job]) -> Result<Vec<JobId>, p
          u.factory, u.queue, u.priority, u.input, u.status, \
          u.result, {ERRORS}, u.attempts, u.max_attempts, u.timeout_ms, u.created_at, u.started_at, \
          u.finished_at, u.run_at, u.progress_fraction, u.progress_message, u.lease_token, \
-         u.lease_expires_at, u.cancel_requested, u.unique_key, u.schedule_id FROM {UNNEST} RETURNING id"
+         u.lease_expires_at, u.cancel_requested, u.unique_key, u.schedule_id, u.deps FROM {UNNEST} RETURNING id"
     );
     let rows = query_with_columns(client, &sql, jobs, &[])?;
     Ok(rows.iter().map(|r| JobId(r.get::<_, i64>(0) as u64)).collect())
@@ -253,8 +267,8 @@ pub fn save_jobs(client: &mut impl Sql, jobs: &[&Job], lease_host: Option<&str>)
          run_at = u.run_at, progress_fraction = u.progress_fraction, \
          progress_message = u.progress_message, lease_token = u.lease_token, \
          lease_expires_at = u.lease_expires_at, cancel_requested = u.cancel_requested, \
-         unique_key = u.unique_key, lease_host = CASE WHEN u.status = 'processing' \
-         THEN coalesce($23::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id"
+         unique_key = u.unique_key, deps = u.deps, lease_host = CASE WHEN u.status = 'processing' \
+         THEN coalesce($24::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id"
     );
     query_with_columns(client, &sql, jobs, &[&lease_host]).map_err(db_error)?;
     Ok(())

@@ -8,14 +8,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::dependents;
 use super::errors::db_error;
 use super::rows::{at, id_sql, jobs_from_rows, save_jobs, token_sql, JOB_COLUMNS, JOB_COLUMN_COUNT};
 use super::session::{Sql, Tx};
 use super::store::PgStore;
 use crate::clock::{duration_micros, Micros, SystemClock};
+use crate::job::Status;
 use crate::job::{
     worker_lost_host_silent, AttemptToken, Job, JobId, Lease, Progress, WORKER_LOST_LEASE_EXPIRED,
 };
+use crate::store::dependents::Moved;
 use crate::store::error::StoreResult;
 use crate::store::traits::{Report, WorkStore};
 use crate::store::types::{ClaimFilter, Claimed, Finished, HostRecord, LeaseTerms, Notice};
@@ -90,6 +93,8 @@ impl PgStore {
                 }
             }
             save_jobs(tx, &jobs.iter().collect::<Vec<_>>(), None)?;
+            let moved: Vec<Moved> = jobs.iter().map(|j| Moved::of(Status::Processing, j)).collect();
+            dependents::propagate(tx, &moved, now)?;
             Ok(jobs.iter().map(|j| j.id).collect())
         })
     }
@@ -204,6 +209,8 @@ impl WorkStore for PgStore {
             }
             let changed: Vec<&Job> = changed.iter().filter_map(|id| jobs.get(id)).collect();
             save_jobs(tx, &changed, None)?;
+            let moved: Vec<Moved> = changed.iter().map(|j| Moved::of(Status::Processing, j)).collect();
+            dependents::propagate(tx, &moved, now)?;
             Ok(finished)
         })
     }
@@ -227,6 +234,8 @@ impl WorkStore for PgStore {
             }
             let refs: Vec<&Job> = changed.iter().filter_map(|id| jobs.get(id)).collect();
             save_jobs(tx, &refs, None)?;
+            let moved: Vec<Moved> = refs.iter().map(|j| Moved::of(Status::Processing, j)).collect();
+            dependents::propagate(tx, &moved, now)?;
             Ok(changed.len())
         })
     }

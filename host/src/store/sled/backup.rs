@@ -121,7 +121,7 @@ pub fn restore(file: &Path, dir: &Path) -> StoreResult<BackupSummary> {
     std::fs::create_dir_all(dir)
         .map_err(|e| StoreError::Io { what: format!("cannot create {}", dir.display()), error: e })?;
     let db = open_db(dir, StoreOptions::default())?;
-    let trees = Trees::open(&db, Default::default())?;
+    let trees = Trees::open(&db, Default::default(), super::tx::unmoved())?;
     let all = trees.all();
     let mut batches: Vec<sled::Batch> = all.iter().map(|_| sled::Batch::default()).collect();
     let mut pending = 0;

@@ -129,6 +129,17 @@ impl SledStore {
             if let Some(missing) = missing {
                 report.problem(format!("job {id} ({}): {missing}", job.status.as_str()));
             }
+            // A waiting job that its parent does not list would wait forever.
+            if job.status == Status::Waiting {
+                for parent in job.parents() {
+                    let listed = trees.dependents.get(keys::id_key(parent.id))?.is_some_and(|list| {
+                        list.chunks_exact(8).any(|c| keys::id_from(c) == Some(id))
+                    });
+                    if !listed {
+                        report.problem(format!("job {id} (waiting): not among the dependents of job {}", parent.id));
+                    }
+                }
+            }
             if let Some(key) = unique_index_key(&job).filter(|_| job.is_pending()) {
                 expected.unique += 1;
                 if trees.unique.get(&key)?.and_then(|v| keys::id_from(&v)) != Some(id) {

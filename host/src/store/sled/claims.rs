@@ -13,6 +13,7 @@ use crate::clock::{duration_micros, Micros};
 use crate::job::{
     AttemptToken, Job, JobId, Lease, Progress, Status, WORKER_LOST_HOST_STOPPED, WORKER_LOST_LEASE_EXPIRED,
 };
+use crate::store::dependents::Moved;
 use crate::store::error::StoreResult;
 use crate::store::traits::{Report, WorkStore};
 use crate::store::types::{ClaimFilter, Claimed, Finished, LeaseTerms};
@@ -261,6 +262,7 @@ impl WorkStore for SledStore {
                 job.release(now);
                 tx.settle(&job, now)?;
                 tx.save(&job)?;
+                tx.propagate(&[Moved::of(Status::Processing, &job)], now)?;
                 released.push(job);
             }
             Ok(released)
@@ -304,5 +306,11 @@ impl WorkStore for SledStore {
 
     fn heal(&self) -> StoreResult<bool> {
         self.reopen_when_writable()
+    }
+
+    /// Nothing else writes this store, but a job's change can release its dependents: their
+    /// queues are told here (see `tx::AfterMove`).
+    fn on_notice(&self, tell: std::sync::Arc<dyn Fn(crate::store::types::Notice) + Send + Sync>) {
+        let _ = self.notices.set(tell);
     }
 }

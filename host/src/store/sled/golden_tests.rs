@@ -9,7 +9,7 @@ use super::claim_journal;
 use super::codec;
 use super::keys;
 use crate::ids::{AttemptToken, JobId, ScheduleId};
-use crate::job::{Job, Lease, Progress, Status};
+use crate::job::{Deps, Job, Lease, OnFailure, Parent, Progress, Status};
 use crate::schedule::{MissedPolicy, Schedule, Trigger};
 
 fn hex(bytes: &[u8]) -> String {
@@ -43,15 +43,41 @@ fn job() -> Job {
         cancel_requested: true,
         unique_key: Some("k".into()),
         schedule_id: Some(ScheduleId(9)),
+        deps: None,
+    }
+}
+
+/// A dependent with every field of its dependencies set.
+fn dependent() -> Job {
+    Job {
+        status: Status::Cancelled,
+        deps: Some(Deps {
+            parents: vec![
+                Parent { id: JobId(5), on_failure: OnFailure::Cancel },
+                Parent { id: JobId(300), on_failure: OnFailure::Run },
+            ],
+            left: 1,
+            failed: 1,
+            blocked_by: Some(JobId(5)),
+        }),
+        ..job()
     }
 }
 
 const JOB_V2: &str = "02fb0201046563686f0764656661756c7403077b2261223a317d0301013201275b323032362d31322d30335430303a30303a30302e3030303030302b30303a30305d20626f6f6d020301fbdc05fd00c074c9018a0c0001fd02c074c9018a0c0001fd04c074c9018a0c00fd06c074c9018a0c0001000000000000e03f0468616c660107fd08c074c9018a0c000101016b0109";
 
+const JOB_V3: &str = "PLACEHOLDER3";
+const DEPENDENT_V3: &str = "PLACEHOLDERD";
+
 #[test]
 fn a_job_record_keeps_its_bytes() {
     let bytes = codec::encode(&job());
-    assert_eq!(hex(&bytes), JOB_V2, "the job record format changed: see this file's header");
+    assert_eq!(hex(&bytes), JOB_V3, "the job record format changed: see this file's header");
+    assert_eq!(codec::decode_job(&unhex(JOB_V3)).unwrap(), job());
+    let bytes = codec::encode(&dependent());
+    assert_eq!(hex(&bytes), DEPENDENT_V3, "the job record format changed: see this file's header");
+    assert_eq!(codec::decode_job(&unhex(DEPENDENT_V3)).unwrap(), dependent());
+    // Format 2 (before dependencies) still reads, as a job without any.
     assert_eq!(codec::decode_job(&unhex(JOB_V2)).unwrap(), job());
 }
 
@@ -66,6 +92,7 @@ fn every_status_keeps_its_tag() {
         Status::Completed,
         Status::Error,
         Status::Cancelled,
+        Status::Waiting,
     ]
     .into_iter()
     .map(|status| (status, codec::encode(&status)[1]))
@@ -78,6 +105,7 @@ fn every_status_keeps_its_tag() {
         (Status::Completed, 4),
         (Status::Error, 5),
         (Status::Cancelled, 6),
+        (Status::Waiting, 7),
     ];
     assert_eq!(tags, expected);
 }

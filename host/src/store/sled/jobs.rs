@@ -8,6 +8,7 @@ use super::store::SledStore;
 use super::tx::{abort, decode_job, unique_index_key, Trees};
 use crate::clock::Micros;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
+use crate::store::dependents::Moved;
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::JobStore;
 use crate::store::types::{Added, Cancelled, Counts, Created, Keyed, ListFilter, Once, Remembered, Removal};
@@ -18,21 +19,42 @@ impl SledStore {
     /// is placed as of its own `created_at`: combined adds come from callers with their own
     /// clocks.
     /// With `once`, the idempotency key is stored with them (a batch's).
-    pub(super) fn insert_new(&self, trees: &Trees, jobs: &[Job], once: Option<&Once>) -> StoreResult<()> {
-        trees.transact(|tx| {
-            for job in jobs {
+    /// Jobs with parents are admitted against them in the transaction (`waiting`, or
+    /// released or cancelled at once): the jobs as stored are returned.
+    pub(super) fn insert_new(
+        &self,
+        trees: &Trees,
+        jobs: &[Job],
+        once: Option<&Once>,
+    ) -> StoreResult<Vec<Job>> {
+        let dependents = jobs.iter().any(|j| j.deps.is_some());
+        let admitted = trees.transact(|tx| {
+            let admitted = if dependents {
+                let mut jobs = jobs.to_vec();
+                let now = jobs.first().map_or(0, |j| j.created_at);
+                tx.admit(&mut jobs, now)?;
+                Some(jobs)
+            } else {
+                None
+            };
+            for job in admitted.as_deref().unwrap_or(jobs) {
                 tx.save(job)?;
-                tx.place(job, job.created_at)?;
+                if job.status.is_finished() {
+                    tx.settle(job, job.created_at)?;
+                } else {
+                    tx.place(job, job.created_at)?;
+                }
             }
             if let Some(once) = once {
                 tx.remember(once, &Created::Batch { ids: jobs.iter().map(|j| j.id.0).collect() })?;
             }
-            Ok(())
+            Ok(admitted)
         })?;
-        for job in jobs {
+        let stored = admitted.unwrap_or_else(|| jobs.to_vec());
+        for job in &stored {
             self.counts.count(job, None, Some(job.status));
         }
-        Ok(())
+        Ok(stored)
     }
 }
 
@@ -59,7 +81,11 @@ impl SledStore {
             }
         }
         job.id = self.next_id();
-        self.live()?.trees.transact(|tx| {
+        let job = self.live()?.trees.transact(|tx| {
+            let mut job = job.clone();
+            if job.deps.is_some() {
+                tx.admit(std::slice::from_mut(&mut job), now)?;
+            }
             if let Some(key) = unique_index_key(&job) {
                 tx.unique.insert(key, &keys::id_key(job.id))?;
             }
@@ -67,7 +93,12 @@ impl SledStore {
                 tx.remember(once, &Created::Job { id: job.id.0, existing: false })?;
             }
             tx.save(&job)?;
-            tx.place(&job, now)
+            if job.status.is_finished() {
+                tx.settle(&job, now)?;
+            } else {
+                tx.place(&job, now)?;
+            }
+            Ok(job)
         })?;
         self.counts.count(&job, None, Some(job.status));
         self.durable()?;
@@ -80,15 +111,16 @@ impl SledStore {
             return Ok(Vec::new());
         }
         let first = self.next_ids(news.len() as u64).0;
+        let ids: Vec<JobId> = (first..first + news.len() as u64).map(JobId).collect();
         let jobs: Vec<Job> = news
             .into_iter()
-            .zip(first..)
-            .map(|(new, id)| {
+            .zip(&ids)
+            .map(|(new, &id)| {
                 debug_assert!(new.unique_key.is_none(), "batches carry no unique keys");
-                Job::new(JobId(id), new, now)
+                Job::new_in_batch(id, new, &ids, now)
             })
             .collect();
-        self.insert_new(&self.live()?.trees, &jobs, once)?;
+        let jobs = self.insert_new(&self.live()?.trees, &jobs, once)?;
         self.durable()?;
         Ok(jobs)
     }
@@ -115,7 +147,7 @@ impl SledStore {
 
 impl JobStore for SledStore {
     fn add(&self, new: NewJob, now: Micros) -> StoreResult<Added> {
-        if new.unique_key.is_none() {
+        if new.unique_key.is_none() && new.depends_on.is_empty() {
             // Shares a transaction with the additions made meanwhile (see `Combiner`); the id
             // is taken in commit order, so ids stay consecutive. The database is taken first:
             // the commit's only errors are then sled's own.
@@ -123,7 +155,7 @@ impl JobStore for SledStore {
             let job = self.adds.submit(
                 move || Job::new(self.next_id(), new, now),
                 |jobs| {
-                    self.insert_new(&live.trees, jobs, None).map_err(|e| match e {
+                    self.insert_new(&live.trees, jobs, None).map(drop).map_err(|e| match e {
                         StoreError::Sled(e) => e,
                         // Storing new records aborts on nothing of its own.
                         other => sled::Error::ReportableBug(other.to_string()),
@@ -192,6 +224,7 @@ impl JobStore for SledStore {
                     tx.dequeue(&job)?;
                     tx.settle(&job, now)?;
                     tx.save(&job)?;
+                    tx.propagate(&[Moved::of(from, &job)], now)?;
                     Ok((from, Cancelled::Now(job)))
                 }
                 Ok(CancelEffect::Requested) => {
@@ -232,6 +265,7 @@ impl JobStore for SledStore {
             }
             tx.save(&job)?;
             tx.enqueue(&job, now)?;
+            tx.propagate(&[Moved::of(from, &job)], now)?;
             Ok((from, job))
         })?;
         self.counts.count(&job, Some(from), Some(Status::Queued));
@@ -316,6 +350,8 @@ impl JobStore for SledStore {
                     return Ok(None);
                 }
                 tx.jobs.remove(&keys::id_key(id))?;
+                // Finished and gone, it changes no more: its dependents need no edge to it.
+                tx.dependents.remove(&keys::id_key(id))?;
                 tx.unfinish(&index_key)?;
                 let high =
                     tx.meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or_default();

@@ -5,6 +5,7 @@ use super::keys;
 use super::store::SledStore;
 use crate::clock::Micros;
 use crate::job::{Job, JobId, Status, WORKER_LOST_HOST_STOPPED};
+use crate::store::dependents::Moved;
 use crate::store::error::StoreResult;
 use crate::store::traits::JobStore;
 use crate::sync;
@@ -36,6 +37,7 @@ impl SledStore {
                     tx.settle(&job, now)?;
                 }
                 tx.save(&job)?;
+                tx.propagate(&[Moved::of(Status::Queued, &job)], now)?;
                 Ok(Some(job))
             })?;
             if let Some(job) = counted {
@@ -63,6 +65,7 @@ impl SledStore {
                 job.lose_worker(reason, now);
                 tx.settle(&job, now)?;
                 tx.save(&job)?;
+                tx.propagate(&[Moved::of(Status::Processing, &job)], now)?;
                 Ok(Some(job))
             })?;
             if let Some(job) = lost {

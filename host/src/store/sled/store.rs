@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use super::claim_journal::{self, ClaimJournal};
@@ -18,9 +18,10 @@ use super::health::{self, Health};
 use super::keys::{self, META_FINISHED_HIGH_WATER, META_FORMAT, META_ID_HIGH_WATER, META_SCHEDULE_ID};
 use super::options::{ClaimDurability, OnLoss, StoreOptions};
 use super::state_file::{Progress, StateFile};
-use super::tx::Trees;
-use crate::job::{Job, JobId};
+use super::tx::{AfterMove, Trees};
+use crate::job::{Job, JobId, Status};
 use crate::store::error::{io_words, StoreError, StoreResult};
+use crate::store::types::Notice;
 use crate::sync;
 
 /// The embedded store. Its fields are the module's own: the capability files (`jobs`,
@@ -53,7 +54,36 @@ pub struct SledStore {
     /// One reopen at a time.
     heal_lock: Mutex<()>,
     /// Jobs per (queue, status); see `counts`.
-    pub(super) counts: Counts,
+    pub(super) counts: Arc<Counts>,
+    /// What a commit does with the dependents it moved (see `tx::AfterMove`): kept for the
+    /// trees of a reopened database.
+    after_move: AfterMove,
+    /// Where the host wants to hear of jobs made ready by another job's change (dependents
+    /// released), once it asked (`on_notice`).
+    pub(super) notices: Arc<OnceLock<NoticeSink>>,
+}
+
+/// The host's ear for [`Notice`]s.
+pub(super) type NoticeSink = Arc<dyn Fn(Notice) + Send + Sync>;
+
+/// Dependents moved by a commit: counted, and the queues of those released woken.
+fn after_move(counts: Arc<Counts>, notices: Arc<OnceLock<NoticeSink>>) -> AfterMove {
+    Arc::new(move |moved: &[(Status, Job)]| {
+        let mut ready: Vec<&str> = Vec::new();
+        for (from, job) in moved {
+            counts.count(job, Some(*from), Some(job.status));
+            if matches!(job.status, Status::Queued | Status::Scheduled)
+                && !ready.contains(&job.queue.as_str())
+            {
+                ready.push(&job.queue);
+            }
+        }
+        if let Some(tell) = notices.get() {
+            for queue in ready {
+                tell(Notice::Ready(Some(queue.to_owned())));
+            }
+        }
+    })
 }
 
 /// One opening of the database: dropped (flusher stopped, files closed) before the next.
@@ -89,7 +119,10 @@ impl SledStore {
         let existed = path.join("db").metadata().is_ok_and(|m| m.len() > 0);
         let mut wiped = false;
         let health = Arc::new(Health::default());
-        let live = Live::open(path, options, &health)?;
+        let counts = Arc::new(Counts::default());
+        let notices: Arc<OnceLock<NoticeSink>> = Arc::default();
+        let after_move = after_move(counts.clone(), notices.clone());
+        let live = Live::open(path, options, &health, after_move.clone())?;
         let meta = &live.trees.meta;
         match meta.get(META_FORMAT)?.map(|v| v.first().copied().unwrap_or(0)) {
             Some(FORMAT_VERSION) => {}
@@ -139,7 +172,9 @@ impl SledStore {
             claim_lock: Mutex::new(()),
             unique_lock: Mutex::new(()),
             heal_lock: Mutex::new(()),
-            counts: Counts::default(),
+            counts,
+            after_move,
+            notices,
         };
         let trees = &store.live()?.trees;
         store.counts.rebuild(trees)?;
@@ -194,7 +229,7 @@ impl SledStore {
                 }
             }
         }
-        let live = match Live::open(&self.path, self.options, &self.health) {
+        let live = match Live::open(&self.path, self.options, &self.health, self.after_move.clone()) {
             Ok(live) => live,
             Err(e) => {
                 log::warn!("store at {}: reopening failed, trying again: {e}", self.path.display());
@@ -278,9 +313,14 @@ impl Drop for Live {
 }
 
 impl Live {
-    fn open(path: &Path, options: StoreOptions, health: &Arc<Health>) -> StoreResult<Live> {
+    fn open(
+        path: &Path,
+        options: StoreOptions,
+        health: &Arc<Health>,
+        after_move: AfterMove,
+    ) -> StoreResult<Live> {
         let db = open_db(path, options)?;
-        let trees = Trees::open(&db, health.clone())?;
+        let trees = Trees::open(&db, health.clone(), after_move)?;
         let interval = Duration::from_millis(options.flush_interval_ms.max(1));
         let flushes = Arc::new(Flushes::new(db.clone(), interval, health.clone()));
         let flusher = Flusher::start(flushes.clone()).map_err(StoreError::Flusher)?;

@@ -10,6 +10,7 @@
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
+use std::cell::RefCell;
 use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
 use super::health::Health;
@@ -19,6 +20,7 @@ use super::{codec, keys};
 use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, ScheduleId, Status};
 use crate::schedule::Schedule;
+use crate::store::dependents::{self, Moved};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::Report;
 use crate::sync;
@@ -41,17 +43,23 @@ pub(super) struct Trees {
     pub idempotency: Tree,
     /// (expiry time, key) of every idempotency key: the sweep reads this, not every key.
     pub idempotency_expiry: Tree,
+    /// Parent id → the ids of the jobs that depend on it (8 bytes each), in the order they
+    /// were added: what a parent's change must reach. A dependent removed since is skipped.
+    pub dependents: Tree,
     /// Told when a transaction fails to write (see `health`).
     health: Arc<Health>,
+    /// Told, after a commit, of the dependents it moved (see [`AfterMove`]).
+    after_move: AfterMove,
     /// Every transaction holds it shared; a backup holds it alone while it copies the trees,
     /// so what it copies is one consistent state.
     barrier: Arc<RwLock<()>>,
 }
 
 impl Trees {
-    pub fn open(db: &sled::Db, health: Arc<Health>) -> sled::Result<Trees> {
+    pub fn open(db: &sled::Db, health: Arc<Health>, after_move: AfterMove) -> sled::Result<Trees> {
         Ok(Trees {
             health,
+            after_move,
             barrier: Arc::default(),
             jobs: db.open_tree("jobs")?,
             ready: db.open_tree("ready")?,
@@ -64,6 +72,7 @@ impl Trees {
             meta: db.open_tree("meta")?,
             idempotency: db.open_tree("idempotency")?,
             idempotency_expiry: db.open_tree("idempotency_expiry")?,
+            dependents: db.open_tree("dependents")?,
         })
     }
 }
@@ -82,6 +91,19 @@ pub(super) struct Tx<'a> {
     pub meta: &'a TransactionalTree,
     pub idempotency: &'a TransactionalTree,
     pub idempotency_expiry: &'a TransactionalTree,
+    pub dependents: &'a TransactionalTree,
+    /// The dependents this transaction moved, with their status before (see `propagate`).
+    moved: RefCell<Vec<(Status, Job)>>,
+}
+
+/// What the store does after a commit with the dependents it moved (their status before, and
+/// the record now): counts them and wakes the queues of those released. They changed as a
+/// consequence of another job's change, which is all the caller knows of.
+pub(super) type AfterMove = Arc<dyn Fn(&[(Status, Job)]) + Send + Sync>;
+
+/// An [`AfterMove`] that does nothing (a store opened to be copied, not used).
+pub(super) fn unmoved() -> AfterMove {
+    Arc::new(|_: &[(Status, Job)]| {})
 }
 
 pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -108,6 +130,7 @@ impl Trees {
             &t.meta,
             &t.idempotency,
             &t.idempotency_expiry,
+            &t.dependents,
         );
         let result = trees.transaction(
             |(
@@ -122,8 +145,10 @@ impl Trees {
                 meta,
                 idempotency,
                 idempotency_expiry,
+                dependents,
             )| {
-                f(&Tx {
+                let tx = Tx {
+                    moved: RefCell::default(),
                     jobs,
                     ready,
                     waiting,
@@ -135,22 +160,29 @@ impl Trees {
                     meta,
                     idempotency,
                     idempotency_expiry,
-                })
+                    dependents,
+                };
+                let result = f(&tx)?;
+                Ok((result, tx.moved.take()))
             },
         );
-        result.map_err(|e| match e {
+        let (result, moved) = result.map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => {
                 self.health.fail(&e);
                 StoreError::Sled(e)
             }
-        })
+        })?;
+        if !moved.is_empty() {
+            (self.after_move)(&moved);
+        }
+        Ok(result)
     }
 }
 
 impl Trees {
     /// Every tree's name, in the order backups number them (never reorder: append).
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 12] = [
         "jobs",
         "ready",
         "waiting",
@@ -162,10 +194,11 @@ impl Trees {
         "meta",
         "idempotency",
         "idempotency_expiry",
+        "dependents",
     ];
 
     /// Every tree with its name, in the order of [`Trees::NAMES`].
-    pub fn all(&self) -> [(&'static str, &Tree); 11] {
+    pub fn all(&self) -> [(&'static str, &Tree); 12] {
         let trees = [
             &self.jobs,
             &self.ready,
@@ -178,6 +211,7 @@ impl Trees {
             &self.meta,
             &self.idempotency,
             &self.idempotency_expiry,
+            &self.dependents,
         ];
         let mut i = 0;
         trees.map(|tree| {
@@ -319,7 +353,61 @@ impl Tx<'_> {
             self.settle(&job, now)?;
         }
         self.save(&job)?;
+        self.propagate(&[Moved::of(Status::Processing, &job)], now)?;
         Ok(Some(job))
+    }
+
+    /// New jobs learn where their parents stand (see `store::dependents::admit`), and each
+    /// parent records them as its dependents. A parent that is neither stored nor among
+    /// `jobs` aborts with `UnknownParent`.
+    pub fn admit(&self, jobs: &mut [Job], now: Micros) -> TxResult<()> {
+        let new: std::collections::BTreeSet<JobId> = jobs.iter().map(|j| j.id).collect();
+        let mut existing = std::collections::BTreeMap::new();
+        let mut children: std::collections::BTreeMap<JobId, Vec<JobId>> = Default::default();
+        for job in jobs.iter() {
+            for parent in job.parents() {
+                children.entry(parent.id).or_default().push(job.id);
+                if new.contains(&parent.id) || existing.contains_key(&parent.id) {
+                    continue;
+                }
+                match self.find(parent.id)? {
+                    Some(found) => existing.insert(parent.id, found.status),
+                    None => return abort(StoreError::UnknownParent(parent.id)),
+                };
+            }
+        }
+        dependents::admit(jobs, &existing, now);
+        for (parent, kids) in children {
+            self.add_children(parent, &kids)?;
+        }
+        Ok(())
+    }
+
+    /// The jobs that depend on `parent` (some perhaps removed since).
+    pub fn children_of(&self, parent: JobId) -> TxResult<Vec<JobId>> {
+        Ok(match self.dependents.get(keys::id_key(parent))? {
+            Some(list) => list.chunks_exact(8).filter_map(keys::id_from).collect(),
+            None => Vec::new(),
+        })
+    }
+
+    /// Records `children` as dependents of `parent`, after those it has.
+    pub fn add_children(&self, parent: JobId, children: &[JobId]) -> TxResult<()> {
+        let mut list = self.dependents.get(keys::id_key(parent))?.map(|v| v.to_vec()).unwrap_or_default();
+        for child in children {
+            list.extend_from_slice(&keys::id_key(*child));
+        }
+        self.dependents.insert(&keys::id_key(parent), list)?;
+        Ok(())
+    }
+
+    /// Tells the dependents of the jobs in `moved` (changed in this transaction), and theirs
+    /// (see `store::dependents`); those that changed status are told to [`AfterMove`] once
+    /// the transaction commits.
+    pub fn propagate(&self, moved: &[Moved], now: Micros) -> TxResult<()> {
+        let changed = dependents::propagate(&mut TxGraph(self), moved, now)?;
+        self.moved.borrow_mut().extend(changed);
+        Ok(())
     }
 
     pub fn load_schedule(&self, id: ScheduleId) -> TxResult<Option<Schedule>> {
@@ -338,6 +426,48 @@ impl Tx<'_> {
             self.schedules_due.insert(&key, &[])?;
         }
         self.schedules.insert(&keys::id_key(schedule.id), codec::encode(schedule))?;
+        Ok(())
+    }
+}
+
+/// The walk of `store::dependents` over this transaction.
+struct TxGraph<'t, 'a>(&'t Tx<'a>);
+
+impl dependents::Graph for TxGraph<'_, '_> {
+    type Error = ConflictableTransactionError<StoreError>;
+
+    fn children_of(&mut self, parents: &[JobId]) -> TxResult<Vec<(JobId, JobId)>> {
+        let mut edges = Vec::new();
+        for &parent in parents {
+            edges.extend(self.0.children_of(parent)?.into_iter().map(|child| (parent, child)));
+        }
+        Ok(edges)
+    }
+
+    fn load(&mut self, ids: &[JobId]) -> TxResult<Vec<Job>> {
+        let mut jobs = Vec::with_capacity(ids.len());
+        for &id in ids {
+            jobs.extend(self.0.find(id)?);
+        }
+        Ok(jobs)
+    }
+
+    fn save(&mut self, changed: &[(Job, Job)], now: Micros) -> TxResult<()> {
+        let tx = self.0;
+        for (before, after) in changed {
+            if before.status != after.status {
+                match before.finished_at {
+                    Some(at) if before.status.is_finished() => tx.unfinish(&keys::time_key(at, before.id))?,
+                    _ => tx.dequeue(before)?,
+                }
+                if after.status.is_finished() {
+                    tx.settle(after, now)?;
+                } else {
+                    tx.place(after, now)?;
+                }
+            }
+            tx.save(after)?;
+        }
         Ok(())
     }
 }

@@ -1,0 +1,97 @@
+//! Dependencies on PostgreSQL: a new dependent admitted against its parents (locked `FOR
+//! SHARE`, so a parent finishing on another host either commits first, and is read
+//! finished, or waits, and then finds the new edge), and a job's change walked to its
+//! dependents (`job_dependents`, locked `FOR UPDATE` by id) with the shared walk of
+//! `store::dependents`.
+
+use std::collections::BTreeMap;
+
+use super::errors::db_error;
+use super::rows::{id_sql, jobs_from_rows, save_jobs, JOB_COLUMNS};
+use super::session::{Sql, Tx};
+use crate::clock::Micros;
+use crate::job::{Job, JobId, Status};
+use crate::store::dependents::{self, Graph, Moved};
+use crate::store::error::{StoreError, StoreResult};
+
+/// New jobs (not yet inserted) learn where their parents stand; their edges are written.
+/// A parent that is neither stored nor among `jobs` is `UnknownParent`.
+pub fn admit(tx: &mut Tx<'_>, jobs: &mut [Job], now: Micros) -> StoreResult<()> {
+    let new: std::collections::BTreeSet<JobId> = jobs.iter().map(|j| j.id).collect();
+    let mut outside: Vec<i64> = Vec::new();
+    let (mut parents, mut children) = (Vec::new(), Vec::new());
+    for job in jobs.iter() {
+        for p in job.parents() {
+            parents.push(id_sql(p.id));
+            children.push(id_sql(job.id));
+            if !new.contains(&p.id) {
+                outside.push(id_sql(p.id));
+            }
+        }
+    }
+    if parents.is_empty() {
+        return Ok(());
+    }
+    outside.sort_unstable();
+    outside.dedup();
+    let rows = tx
+        .query("SELECT id, status FROM jobs WHERE id = ANY($1) ORDER BY id FOR SHARE", &[&outside])
+        .map_err(db_error)?;
+    let mut existing = BTreeMap::new();
+    for row in &rows {
+        let status: String = row.get(1);
+        let status: Status = status.parse().map_err(StoreError::Database)?;
+        existing.insert(JobId(row.get::<_, i64>(0) as u64), status);
+    }
+    if let Some(missing) = outside.iter().find(|id| !existing.contains_key(&JobId(**id as u64))) {
+        return Err(StoreError::UnknownParent(JobId(*missing as u64)));
+    }
+    dependents::admit(jobs, &existing, now);
+    tx.execute(
+        "INSERT INTO job_dependents (parent, child) SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
+         ON CONFLICT DO NOTHING",
+        &[&parents, &children],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Tells the dependents of the jobs in `moved` (changed and saved in this transaction), and
+/// theirs; their changes are saved here.
+pub fn propagate(tx: &mut Tx<'_>, moved: &[Moved], now: Micros) -> StoreResult<()> {
+    if moved.is_empty() {
+        return Ok(());
+    }
+    dependents::propagate(&mut PgGraph(tx), moved, now)?;
+    Ok(())
+}
+
+struct PgGraph<'t, 'c>(&'t mut Tx<'c>);
+
+impl Graph for PgGraph<'_, '_> {
+    type Error = StoreError;
+
+    fn children_of(&mut self, parents: &[JobId]) -> StoreResult<Vec<(JobId, JobId)>> {
+        let ids: Vec<i64> = parents.iter().map(|p| id_sql(*p)).collect();
+        let rows = self
+            .0
+            .query("SELECT parent, child FROM job_dependents WHERE parent = ANY($1)", &[&ids])
+            .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| (JobId(r.get::<_, i64>(0) as u64), JobId(r.get::<_, i64>(1) as u64)))
+            .collect())
+    }
+
+    fn load(&mut self, ids: &[JobId]) -> StoreResult<Vec<Job>> {
+        let ids: Vec<i64> = ids.iter().map(|p| id_sql(*p)).collect();
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+        let rows = self.0.query(&sql, &[&ids]).map_err(db_error)?;
+        jobs_from_rows(&rows)
+    }
+
+    fn save(&mut self, changed: &[(Job, Job)], _now: Micros) -> StoreResult<()> {
+        // A row's columns are its indexes: writing the records moves them, in one statement.
+        save_jobs(self.0, &changed.iter().map(|(_, after)| after).collect::<Vec<_>>(), None)
+    }
+}
