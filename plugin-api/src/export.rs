@@ -74,6 +74,12 @@ macro_rules! export_plugin {
                 __p::schemas_json(|| ::std::vec![$($factory),*])
             }
 
+            // Looked up by name beside the root module (see `ffi::PARENTS_SYMBOL`).
+            #[no_mangle]
+            pub extern "C" fn jobhost_plugin_parents(parents: __p::RStr<'_>) {
+                __p::set_parents(parents.as_str())
+            }
+
             extern "C" fn __jobhost_erased_module() -> __p::RootModuleResult {
                 __p::__call_root_module_loader(__jobhost_module)
             }

@@ -87,6 +87,18 @@ pub const SCHEMAS_SYMBOL: &str = "jobhost_plugin_schemas";
 /// The type of [`SCHEMAS_SYMBOL`].
 pub type SchemasFn = extern "C" fn() -> RString;
 
+/// The name of the function a plugin exports, from SDK 0.1 with dependencies on, through which
+/// the host hands a job its parents' outcomes: `extern "C" fn(RStr)`, called on the job's
+/// thread just before [`JobRunner::run`], with a JSON array `[{"id": "12", "status":
+/// "completed", "result": …}]` in the order the job named them. The SDK keeps it for that
+/// run's [`Context::parents`](crate::Context::parents). A function beside the root module, not
+/// a method of [`HostJob`], for the reason given at [`SCHEMAS_SYMBOL`]: a plugin built before
+/// it lacks the symbol and its jobs are never told.
+pub const PARENTS_SYMBOL: &str = "jobhost_plugin_parents";
+
+/// The type of [`PARENTS_SYMBOL`].
+pub type ParentsFn = extern "C" fn(parents: RStr<'_>);
+
 /// Runs one job. Implemented by the SDK for the author's typed function; the implementation
 /// never unwinds (panics are caught inside the plugin and become retryable failures).
 #[sabi_trait]

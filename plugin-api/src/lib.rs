@@ -9,7 +9,7 @@ pub mod ffi;
 mod logging;
 pub mod testing;
 
-pub use context::{Context, CANCEL_POLL_INTERVAL};
+pub use context::{Context, ParentOutcome, CANCEL_POLL_INTERVAL};
 pub use factory::Factory;
 pub use failure::{Failure, JobResult};
 pub use ffi::FailureKind;
@@ -36,6 +36,7 @@ pub mod prelude {
 /// Items the [`export_plugin!`] expansion names. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::context::set_parents;
     pub use crate::export::{build_factories, schemas_json, ROOT_SYMBOL};
     pub use crate::ffi::{FfiFactory, HostLogger, LevelFilter, PluginModule, PluginModule_Ref};
     pub use crate::logging::init as init_logging;

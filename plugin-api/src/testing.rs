@@ -54,6 +54,19 @@ impl TestHost {
         self.progress.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
+    /// Runs `factory` as a dependent whose parents ended as `parents` (what
+    /// [`Context::parents`](crate::Context::parents) then returns), e.g.
+    /// `json!([{"id": "1", "status": "completed", "result": 42}])`.
+    pub fn run_after(
+        &self,
+        factory: &Factory,
+        parents: &serde_json::Value,
+        input_json: &str,
+    ) -> JobResult<serde_json::Value> {
+        crate::context::set_parents(&parents.to_string());
+        self.run(factory, input_json)
+    }
+
     /// Runs `factory` on `input_json` and parses the result as JSON.
     pub fn run(&self, factory: &Factory, input_json: &str) -> JobResult<serde_json::Value> {
         let host = HostJob_TO::from_ptr(self, TD_Opaque);

@@ -40,3 +40,4 @@ mod scheduling;
 mod service;
 mod stores;
 mod web;
+mod workflows;

@@ -87,7 +87,7 @@ fn a_running_job_sees_the_cancellation_flag() {
     let dir = plugin_dir(&["sleep"]);
     let registry = load(dir.path());
     let cancel = AtomicBool::new(true);
-    let ctx = RunContext { job_id: 9, attempt: 1, cancel: &cancel, progress: &NoProgress };
+    let ctx = RunContext { job_id: 9, attempt: 1, cancel: &cancel, progress: &NoProgress, parents: None };
     let started = std::time::Instant::now();
     let outcome = registry.get("sleep").unwrap().run(&ctx, "30");
     assert!(outcome.is_err(), "a cancelled sleep must not report success");
@@ -235,7 +235,7 @@ fn a_plugin_log_line_reaches_the_host_logger_tagged_with_plugin_and_job() {
     let dir = plugin_dir(&["echo", "fatal"]);
     let registry = load(dir.path());
     let cancel = AtomicBool::new(false);
-    let ctx = RunContext { job_id: 4242, attempt: 1, cancel: &cancel, progress: &NoProgress };
+    let ctx = RunContext { job_id: 4242, attempt: 1, cancel: &cancel, progress: &NoProgress, parents: None };
     registry.get("echo").unwrap().run(&ctx, "{}").unwrap();
     registry.get("fatal").unwrap().run(&ctx, "null").unwrap_err();
 

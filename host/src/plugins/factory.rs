@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use abi_stable::std_types::RBox;
-use jobhost_plugin_api::ffi::{FfiFactory, JobRunner_TO};
+use jobhost_plugin_api::ffi::{FfiFactory, JobRunner_TO, ParentsFn};
 use jobhost_plugin_api::Failure;
 
 use super::catalog::{FactoryDefaults, FactoryInfo, PluginInfo};
@@ -19,6 +19,8 @@ pub struct Factory(Arc<FactoryInner>);
 struct FactoryInner {
     info: FactoryInfo,
     runner: JobRunner_TO<'static, RBox<()>>,
+    /// The plugin's `ffi::PARENTS_SYMBOL`, if it exports one.
+    parents: Option<ParentsFn>,
 }
 
 impl Factory {
@@ -28,6 +30,7 @@ impl Factory {
         ffi: FfiFactory,
         input_schema: Option<String>,
         output_schema: Option<String>,
+        parents: Option<ParentsFn>,
     ) -> Self {
         let info = ffi.info;
         let ms = |v: Option<u64>| v.map(Duration::from_millis);
@@ -46,7 +49,7 @@ impl Factory {
             input_schema,
             output_schema,
         };
-        Factory(Arc::new(FactoryInner { info, runner: ffi.runner }))
+        Factory(Arc::new(FactoryInner { info, runner: ffi.runner, parents }))
     }
 
     pub fn name(&self) -> &str {
@@ -67,6 +70,10 @@ impl Factory {
         use abi_stable::sabi_trait::TD_Opaque;
         use jobhost_plugin_api::ffi::HostJob_TO;
         let host = HostJob_TO::from_ptr(ctx, TD_Opaque);
+        // On this thread, just before the run: the plugin keeps it for this run's context.
+        if let (Some(parents), Some(tell)) = (ctx.parents, self.0.parents) {
+            tell(parents.into());
+        }
         match self.0.runner.run(host, input.into()).into_result() {
             Ok(json) => Ok(json.into_string()),
             Err(failure) => Err(Failure::from_ffi(failure)),
@@ -76,7 +83,10 @@ impl Factory {
     /// Runs one attempt with no cancellation or progress (for `plugins run` and tests).
     pub fn run_once(&self, input: &str) -> Result<String, Failure> {
         let cancel = AtomicBool::new(false);
-        self.run(&RunContext { job_id: 0, attempt: 1, cancel: &cancel, progress: &NoProgress }, input)
+        self.run(
+            &RunContext { job_id: 0, attempt: 1, cancel: &cancel, progress: &NoProgress, parents: None },
+            input,
+        )
     }
 }
 

@@ -47,6 +47,8 @@ pub struct RunContext<'a> {
     pub attempt: u32,
     pub cancel: &'a AtomicBool,
     pub progress: &'a dyn ProgressSink,
+    /// The job's parents' outcomes as JSON (`ffi::PARENTS_SYMBOL`), for a job with parents.
+    pub parents: Option<&'a str>,
 }
 
 impl HostJob for RunContext<'_> {

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{AbiHeaderRef, ROOT_MODULE_LOADER_NAME_WITH_NUL};
-use jobhost_plugin_api::ffi::{PluginModule_Ref, SchemasFn, SCHEMAS_SYMBOL};
+use jobhost_plugin_api::ffi::{ParentsFn, PluginModule_Ref, SchemasFn, PARENTS_SYMBOL, SCHEMAS_SYMBOL};
 
 use super::error::one_line;
 use super::error::LoadError;
@@ -46,6 +46,9 @@ pub fn open_module(path: &Path, private_copy: bool) -> Result<Opened, LoadError>
 pub struct Opened {
     pub module: PluginModule_Ref,
     pub schemas: Option<SchemasFn>,
+    /// How its jobs are told their parents' outcomes (a plugin built before dependencies
+    /// cannot be).
+    pub parents: Option<ParentsFn>,
 }
 
 /// The checked root module of an opened library, which stays mapped for the process's life.
@@ -65,10 +68,15 @@ fn root_module(library: libloading::Library) -> Result<Opened, LoadError> {
         let name = format!("{SCHEMAS_SYMBOL}\0");
         library.get::<SchemasFn>(name.as_bytes()).ok().map(|symbol| *symbol)
     };
+    // SAFETY: likewise, `ffi::ParentsFn`.
+    let parents = unsafe {
+        let name = format!("{PARENTS_SYMBOL}\0");
+        library.get::<ParentsFn>(name.as_bytes()).ok().map(|symbol| *symbol)
+    };
     // Keep the library mapped forever; everything below borrows from it as `'static`.
     std::mem::forget(library);
     let header = header.upgrade()?;
-    Ok(Opened { module: header.init_root_module::<PluginModule_Ref>()?, schemas })
+    Ok(Opened { module: header.init_root_module::<PluginModule_Ref>()?, schemas, parents })
 }
 
 /// Opens the sealed image of `path` the host handed this process as descriptor `fd` (see

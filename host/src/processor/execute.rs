@@ -9,6 +9,7 @@ use super::attempt::{
     StoreProgress, Unready,
 };
 use super::isolated::Isolated;
+use super::parents::parent_outcomes;
 use super::plugins::Plugins;
 use super::queue::Queue;
 use super::running::RunningJobs;
@@ -95,8 +96,14 @@ fn run_in_process(shared: &Shared, attempt: &Attempt) -> Ending {
         return Ending::Outcome(unknown_factory(job));
     };
     let sink = StoreProgress { store: shared.store.clone(), id: job.id, token: attempt.claimed.token };
-    let ctx =
-        RunContext { job_id: job.id.0, attempt: job.attempts, cancel: &attempt.cancel, progress: &sink };
+    let parents = parent_outcomes(shared, job);
+    let ctx = RunContext {
+        job_id: job.id.0,
+        attempt: job.attempts,
+        cancel: &attempt.cancel,
+        progress: &sink,
+        parents: parents.as_deref(),
+    };
     let returned = factory.run(&ctx, &job.input);
     Ending::Outcome(if attempt.timed_out.load(Ordering::Relaxed) {
         timed_out(shared, attempt, None)

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::attempt::{
     completed, failure_outcome, refused, retry_or_fail, timed_out, Attempt, Ending, StoreProgress, Unready,
 };
+use super::parents::parent_outcomes;
 use super::plugins::Plugins;
 use super::queue::Queue;
 use super::running::RunningJobs;
@@ -158,6 +159,7 @@ impl Isolated {
             attempt: job.attempts,
             factory: job.factory.clone(),
             input: job.input.clone(),
+            parents: parent_outcomes(shared, job),
         };
         match process.send(run) {
             Ok(()) => {

@@ -9,7 +9,8 @@
 //! `queue` (one queue's runtime state), `worker` (the loop, the one place that claims),
 //! `recorder` and `outcomes` (outcomes handed over, and the thread that writes many per
 //! transaction), `attempt` (one attempt and the outcomes it can come to), `execute` (a slot's
-//! executor: in process, or `isolated`, the slot's worker process with its restarts), `supervisor` (leases, timeouts, cancels, kills), `running` (the attempts running
+//! executor: in process, or `isolated`, the slot's worker process with its restarts), `parents` (what a
+//! dependent is told of its parents), `supervisor` (leases, timeouts, cancels, kills), `running` (the attempts running
 //! here), `retry` (backoff).
 
 mod attempt;
@@ -17,6 +18,7 @@ mod config;
 mod execute;
 mod isolated;
 mod outcomes;
+mod parents;
 mod plugins;
 mod pool;
 mod queue;

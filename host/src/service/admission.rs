@@ -254,6 +254,20 @@ pub fn first_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
     None
 }
 
+fn validate_name(field: &'static str, name: &str) -> Result<(), HostError> {
+    if crate::job::is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(HostError::invalid(
+            field,
+            format!(
+                "{:?}: use 1 to {MAX_NAME_LEN} characters from a-z, A-Z, 0-9, `_`, `-`, `.`, not `.` or `..`",
+                clip(name)
+            ),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::first_cycle;
@@ -268,19 +282,5 @@ mod tests {
         let chain: Vec<Vec<usize>> =
             (0..100_000).map(|i| if i == 0 { vec![] } else { vec![i - 1] }).collect();
         assert_eq!(first_cycle(&chain), None);
-    }
-}
-
-fn validate_name(field: &'static str, name: &str) -> Result<(), HostError> {
-    if crate::job::is_valid_name(name) {
-        Ok(())
-    } else {
-        Err(HostError::invalid(
-            field,
-            format!(
-                "{:?}: use 1 to {MAX_NAME_LEN} characters from a-z, A-Z, 0-9, `_`, `-`, `.`, not `.` or `..`",
-                clip(name)
-            ),
-        ))
     }
 }

@@ -358,8 +358,13 @@ fn run_jobs(
             Some(factory) => {
                 let sink =
                     SocketProgress { id: job.id, writer: writer.clone(), state: progress_state.clone() };
-                let ctx =
-                    RunContext { job_id: job.id, attempt: job.attempt, cancel: &cancel, progress: &sink };
+                let ctx = RunContext {
+                    job_id: job.id,
+                    attempt: job.attempt,
+                    cancel: &cancel,
+                    progress: &sink,
+                    parents: job.parents.as_deref(),
+                };
                 factory.run(&ctx, &job.input).map_err(WireFailure::from)
             }
             None => Err(WireFailure {

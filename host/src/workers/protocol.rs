@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::plugins::Catalog;
 
 /// Raised whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame either side reads: more than any job input or result the API accepts.
 pub const MAX_FRAME: usize = 256 << 20;
@@ -38,6 +38,8 @@ pub struct RunJob {
     pub factory: String,
     /// JSON text.
     pub input: String,
+    /// Its parents' outcomes (JSON, see `ffi::PARENTS_SYMBOL`), for a job with parents.
+    pub parents: Option<String>,
 }
 
 /// Worker → host.
@@ -123,7 +125,13 @@ mod tests {
     #[test]
     fn frames_round_trip_and_a_closed_stream_between_frames_is_the_end() {
         let mut wire = Vec::new();
-        let run = ToWorker::Run(RunJob { id: 7, attempt: 2, factory: "echo".into(), input: "{}".into() });
+        let run = ToWorker::Run(RunJob {
+            id: 7,
+            attempt: 2,
+            factory: "echo".into(),
+            input: "{}".into(),
+            parents: Some("[]".into()),
+        });
         write_frame(&mut wire, &run).unwrap();
         write_frame(&mut wire, &ToWorker::Cancel { id: 7 }).unwrap();
         let mut reader = &wire[..];

@@ -132,11 +132,15 @@ impl SledStore {
             // A waiting job that its parent does not list would wait forever.
             if job.status == Status::Waiting {
                 for parent in job.parents() {
-                    let listed = trees.dependents.get(keys::id_key(parent.id))?.is_some_and(|list| {
-                        list.chunks_exact(8).any(|c| keys::id_from(c) == Some(id))
-                    });
+                    let listed = trees
+                        .dependents
+                        .get(keys::id_key(parent.id))?
+                        .is_some_and(|list| list.chunks_exact(8).any(|c| keys::id_from(c) == Some(id)));
                     if !listed {
-                        report.problem(format!("job {id} (waiting): not among the dependents of job {}", parent.id));
+                        report.problem(format!(
+                            "job {id} (waiting): not among the dependents of job {}",
+                            parent.id
+                        ));
                     }
                 }
             }

@@ -1,0 +1,319 @@
+//! Jobs that wait for other jobs, over HTTP against the real binary with real plugins: a graph
+//! submitted in one batch runs in its order and each job reads its parents' results; a failed
+//! parent cancels its chain and its retry revives it; what cannot be is refused with a reason;
+//! the CLI's `--after`; and a host killed again and again mid-graph, on both stores, never
+//! runs a dependent before its parents completed.
+
+use std::time::{Duration, Instant};
+
+use jobhost_tests::server::Server;
+use jobhost_tests::stores::{postgres_skipped, Schema};
+use jobhost_tests::{artefacts, jobhost, library_file, plugin_dir};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// The example plugins `echo` and `error`, and the `graph` fixture (`sum`, `tally`).
+fn plugins() -> TempDir {
+    let plugins = plugin_dir(&["echo", "error"]);
+    std::fs::copy(artefacts().fixture("graph"), plugins.path().join(library_file("graph"))).unwrap();
+    plugins
+}
+
+fn ids(answer: &Value) -> Vec<String> {
+    answer["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()).collect()
+}
+
+fn time(job: &Value, field: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(job[field].as_str().unwrap_or_else(|| panic!("{field} of {job}")))
+        .unwrap()
+}
+
+#[test]
+fn a_graph_submitted_in_one_batch_runs_in_order_and_reads_its_parents_results() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    // A diamond, its sink listed first: top → (left, right) → sink.
+    let batch = json!({"jobs": [
+        {"job": "sum", "input": {"n": 1000}, "depends_on": [{"ref": "left"}, {"ref": "right"}]},
+        {"job": "sum", "input": {"n": 1}, "ref": "top"},
+        {"job": "sum", "input": {"n": 10}, "ref": "left", "depends_on": [{"ref": "top"}]},
+        {"job": "sum", "input": {"n": 100}, "ref": "right", "depends_on": [{"ref": "top"}]},
+    ]});
+    let made = server.post("/v1/jobs/batch", &batch);
+    assert_eq!(made.status, 201, "{made:?}");
+    let statuses: Vec<&str> =
+        made.body["jobs"].as_array().unwrap().iter().map(|j| j["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["waiting", "queued", "waiting", "waiting"]);
+    let [sink, top, left, right] = <[String; 4]>::try_from(ids(&made.body)).unwrap();
+    let done = server.wait_finished(&sink, LONG);
+    // 1000 + (10 + 1) + (100 + 1): each job saw its parents' results.
+    assert_eq!((done["status"].as_str(), done["result"].as_i64()), (Some("completed"), Some(1112)), "{done}");
+    let parents: Vec<&str> = done["dependencies"]["parents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(parents, [left.as_str(), right.as_str()]);
+    assert_eq!(done["dependencies"]["waiting_for"], 0);
+    let (top, left, right) = (server.job(&top), server.job(&left), server.job(&right));
+    for child in [&left, &right] {
+        assert!(time(child, "started_at") >= time(&top, "finished_at"), "{child} before {top}");
+        assert!(time(&done, "started_at") >= time(child, "finished_at"), "{done} before {child}");
+    }
+    // A job added after its parent completed runs at once.
+    let later = server.post("/v1/jobs", &json!({"job": "sum", "input": {"n": 5}, "depends_on": [sink]}));
+    assert_eq!(later.status, 201, "{later:?}");
+    let later = server.wait_finished(later.body["id"].as_str().unwrap(), LONG);
+    assert_eq!(later["result"].as_i64(), Some(1117));
+}
+
+#[test]
+fn a_failed_parent_cancels_its_chain_naming_it_and_its_retry_revives_the_chain() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    let batch = json!({"jobs": [
+        {"job": "error", "ref": "bad", "max_attempts": 1},
+        {"job": "sum", "input": {"n": 1}, "ref": "next", "depends_on": [{"ref": "bad"}]},
+        {"job": "sum", "input": {"n": 2}, "depends_on": [{"ref": "next"}]},
+        {"job": "tally", "depends_on": [{"ref": "bad", "on_failure": "run"}]},
+    ]});
+    let made = server.post("/v1/jobs/batch", &batch);
+    assert_eq!(made.status, 201, "{made:?}");
+    let [bad, next, last, tally] = <[String; 4]>::try_from(ids(&made.body)).unwrap();
+    let tallied = server.wait_finished(&tally, LONG);
+    assert_eq!(tallied["result"], json!({"parents": 1, "by_status": {"error": 1}}), "{tallied}");
+    let next_job = server.wait_finished(&next, LONG);
+    assert_eq!(next_job["status"], "cancelled");
+    let reason = next_job["errors"].as_array().unwrap().last().unwrap().as_str().unwrap();
+    assert!(reason.contains(&format!("it depends on job {bad}, which ended error")), "{reason}");
+    assert_eq!(next_job["dependencies"]["blocked_by"].as_str(), Some(bad.as_str()));
+    let last_job = server.wait_finished(&last, LONG);
+    assert!(last_job["errors"][0].as_str().unwrap().contains(&format!("job {next}, which ended cancelled")));
+
+    // Retrying the failed parent brings the chain back to waiting; it fails again, and so
+    // the chain is cancelled again.
+    let retried = server.post_empty(&format!("/v1/jobs/{bad}/retry"));
+    assert_eq!(retried.status, 200, "{retried:?}");
+    let revived = server.job(&next);
+    assert!(matches!(revived["status"].as_str(), Some("waiting" | "cancelled")), "{revived}");
+    server.wait_until(&next, LONG, |j| {
+        j["status"] == "cancelled" && j["errors"].as_array().unwrap().len() == 2
+    });
+    // Cancelling a waiting job by hand: its dependents are cancelled, and it is not revived.
+    let parent = server.post("/v1/jobs", &json!({"job": "echo", "hold": true}));
+    let parent = parent.body["id"].as_str().unwrap().to_owned();
+    let child = server.post("/v1/jobs", &json!({"job": "sum", "input": {"n": 1}, "depends_on": [parent]}));
+    let child = child.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.job(&child)["status"], "waiting");
+    let grandchild =
+        server.post("/v1/jobs", &json!({"job": "sum", "input": {"n": 1}, "depends_on": [child]}));
+    let grandchild = grandchild.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.post_empty(&format!("/v1/jobs/{child}/cancel")).status, 200);
+    assert_eq!(server.job(&grandchild)["status"], "cancelled");
+    assert_eq!(server.post_empty(&format!("/v1/jobs/{parent}/start")).status, 200);
+    server.wait_finished(&parent, LONG);
+    assert_eq!(server.job(&child)["status"], "cancelled", "cancelled by hand: not revived");
+}
+
+#[test]
+fn what_cannot_be_waited_for_is_refused_with_the_reason() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &["--paused"]);
+    let parent = server.add("echo", json!(1));
+    let refused = |body: Value, path: &str, status: u16, code: &str, words: &str| {
+        let answer = server.post(path, &body);
+        assert_eq!((answer.status, answer.code()), (status, code), "{body}: {answer:?}");
+        assert!(answer.text.contains(words), "{body}: {}", answer.text);
+    };
+    let one = "/v1/jobs";
+    let many = "/v1/jobs/batch";
+    refused(
+        json!({"job": "echo", "depends_on": ["999999"]}),
+        one,
+        422,
+        "invalid_dependencies",
+        "no job with id 999999",
+    );
+    refused(
+        json!({"job": "echo", "depends_on": [parent, {"id": parent}]}),
+        one,
+        422,
+        "invalid_dependencies",
+        "twice",
+    );
+    refused(
+        json!({"job": "echo", "depends_on": ["x1"]}),
+        one,
+        400,
+        "invalid_request",
+        "depends_on[0]: `x1` is not a job id",
+    );
+    refused(
+        json!({"job": "echo", "depends_on": [{"id": parent, "ref": "a"}]}),
+        one,
+        400,
+        "invalid_request",
+        "not both",
+    );
+    refused(
+        json!({"job": "echo", "depends_on": [{"id": parent, "on_failure": "maybe"}]}),
+        one,
+        400,
+        "invalid_request",
+        "on_failure",
+    );
+    refused(
+        json!({"job": "echo", "depends_on": [parent], "hold": true}),
+        one,
+        400,
+        "invalid_request",
+        "hold",
+    );
+    refused(
+        json!({"job": "echo", "depends_on": [parent], "unique_key": "k"}),
+        one,
+        400,
+        "invalid_request",
+        "unique_key",
+    );
+    refused(json!({"job": "echo", "ref": "a"}), one, 400, "invalid_request", "only in POST /v1/jobs/batch");
+    refused(
+        json!({"job": "echo", "depends_on": [{"ref": "a"}]}),
+        one,
+        400,
+        "invalid_request",
+        "only in POST /v1/jobs/batch",
+    );
+    let cycle = json!({"jobs": [
+        {"job": "echo", "ref": "a", "depends_on": [{"ref": "c"}]},
+        {"job": "echo", "ref": "b", "depends_on": [{"ref": "a"}]},
+        {"job": "echo", "ref": "c", "depends_on": [{"ref": "b"}]},
+    ]});
+    refused(cycle, many, 422, "invalid_batch", "cycle: jobs[0] → jobs[2] → jobs[1] → jobs[0]");
+    refused(
+        json!({"jobs": [{"job": "echo", "ref": "a", "depends_on": [{"ref": "a"}]}]}),
+        many,
+        422,
+        "invalid_batch",
+        "cycle",
+    );
+    refused(
+        json!({"jobs": [{"job": "echo", "depends_on": [{"ref": "nowhere"}]}]}),
+        many,
+        422,
+        "invalid_batch",
+        "no job of the batch has the ref `nowhere`",
+    );
+    refused(
+        json!({"jobs": [{"job": "echo", "ref": "a"}, {"job": "echo", "ref": "a"}]}),
+        many,
+        400,
+        "invalid_batch",
+        "already the ref of jobs[0]",
+    );
+    refused(
+        json!({"jobs": [{"job": "echo"}, {"job": "echo", "depends_on": ["999999"]}]}),
+        many,
+        422,
+        "invalid_dependencies",
+        "no job with id 999999",
+    );
+    // Nothing of any refused request was stored.
+    assert_eq!(server.get("/v1/jobs?limit=100").body["jobs"].as_array().unwrap().len(), 1);
+
+    // The CLI: `--after`, and the job shows its parent.
+    let url = server.url.clone();
+    let out = jobhost(["add", "echo", "2", "--after", &parent, "--server", &url]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let child = out.stdout.trim().to_owned();
+    let shown = jobhost(["status", &child, "--json", "--server", &url]);
+    let shown: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(
+        (shown["status"].as_str(), shown["dependencies"]["parents"][0]["id"].as_str()),
+        (Some("waiting"), Some(parent.as_str()))
+    );
+    let out = jobhost(["add", "echo", "--after", "nope", "--server", &url]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("is not a job id"), "{out:?}");
+}
+
+/// A chain of `sum` jobs of 1 each, every one reading its parent: the last one's result is the
+/// chain's length only if every job ran after its parent completed.
+fn chain(n: usize, sleep_ms: u64) -> Value {
+    let jobs: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut job =
+                json!({"job": "sum", "input": {"n": 1, "sleep_ms": sleep_ms}, "ref": format!("j{i}")});
+            if i > 0 {
+                job["depends_on"] = json!([{"ref": format!("j{}", i - 1)}]);
+            }
+            job
+        })
+        .collect();
+    json!({"jobs": jobs})
+}
+
+/// Starts a host, submits chains, and kills it with SIGKILL whenever more jobs completed, then
+/// starts it again, until every chain is done; then checks each job's result is its place.
+fn killed_again_and_again(start: &dyn Fn() -> Server) {
+    let mut server = start();
+    let made: Vec<Vec<String>> = (0..3)
+        .map(|_| {
+            let answer = server.post("/v1/jobs/batch", &chain(12, 150));
+            assert_eq!(answer.status, 201, "{answer:?}");
+            ids(&answer.body)
+        })
+        .collect();
+    let completed = |server: &Server| -> usize {
+        made.iter().flatten().filter(|id| server.job(id)["status"] == "completed").count()
+    };
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let before = completed(&server);
+        if before == 36 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{before} of 36 jobs completed after {kills} kills");
+        // Wait for progress, then kill mid-graph.
+        while completed(&server) == before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if kills < 6 {
+            server.kill();
+            kills += 1;
+            server = start();
+        }
+    }
+    assert!(kills >= 3, "only {kills} kills landed before the end");
+    for chain in &made {
+        for (place, id) in chain.iter().enumerate() {
+            let job = server.job(id);
+            assert_eq!(job["result"].as_i64(), Some(place as i64 + 1), "job {id}, place {place}: {job}");
+        }
+    }
+}
+
+#[test]
+fn a_host_killed_mid_graph_never_runs_a_dependent_early_on_the_embedded_store() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    killed_again_and_again(&|| Server::start(&dir.path().join("data"), plugins.path(), &[]));
+}
+
+#[test]
+fn a_host_killed_mid_graph_never_runs_a_dependent_early_on_postgresql() {
+    if postgres_skipped("workflows::a_host_killed_mid_graph_never_runs_a_dependent_early_on_postgresql") {
+        return;
+    }
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let schema = Schema::new();
+    // A short lease: the killed host's jobs come back within seconds.
+    let config = dir.path().join("jobhost.toml");
+    std::fs::write(&config, "host_name = \"graph\"\nlease = \"2s\"\n").unwrap();
+    let url = schema.url();
+    let args = ["--config", config.to_str().unwrap(), "--store-url", &url];
+    killed_again_and_again(&|| Server::start(&dir.path().join("data"), plugins.path(), &args));
+}
