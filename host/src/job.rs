@@ -128,6 +128,8 @@ pub struct Job {
     pub schedule_id: Option<ScheduleId>,
     /// The jobs it depends on, and how many it still waits for (see [`Deps`]).
     pub deps: Option<Deps>,
+    /// The group it belongs to, as a member or a callback.
+    pub group: Option<Membership>,
 }
 
 impl Job {
@@ -167,6 +169,8 @@ pub struct NewJob {
     pub schedule_id: Option<ScheduleId>,
     /// The jobs it waits for: `waiting` until they complete (the store counts them).
     pub depends_on: Vec<NewParent>,
+    /// In a batch with a group: this job's part in it (the store makes the group).
+    pub group: Option<NewMembership>,
 }
 
 /// Longest queue and factory names (they appear in index keys, URLs and metric labels).
@@ -319,6 +323,11 @@ impl Job {
                 parents: new.depends_on.iter().map(|p| p.resolve(batch)).collect(),
                 ..Deps::default()
             }),
+            // The group's id is its first job's, which the batch's store assigns.
+            group: new
+                .group
+                .as_ref()
+                .and_then(|m| batch.first().map(|&first| Membership { group: first, callback: m.callback })),
         }
     }
 
@@ -480,7 +489,10 @@ impl Job {
 }
 
 mod deps;
-pub use deps::{dependency_failed, Deps, NewParent, OnFailure, Parent, Standing, Upon};
+pub use deps::{
+    dependency_failed, Callback, Deps, Membership, NewMembership, NewParent, OnFailure, Parent, Standing,
+    Upon,
+};
 
 #[cfg(test)]
 mod tests;

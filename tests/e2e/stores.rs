@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use jobhost::clock::{Micros, SystemClock};
 use jobhost::job::{
-    AttemptToken, JobId, NewJob, NewParent, OnFailure, Outcome, Progress, ScheduleId, Status, Upon,
-    DEFAULT_QUEUE,
+    AttemptToken, Callback, JobId, NewJob, NewMembership, NewParent, OnFailure, Outcome, Progress,
+    ScheduleId, Status, Upon, DEFAULT_QUEUE,
 };
 use jobhost::schedule::{MissedPolicy, Schedule, Trigger};
 use jobhost::store::{
@@ -60,6 +60,7 @@ conformance!(
     a_batch_submits_a_graph_by_position_and_parents_are_checked,
     a_waiting_job_cancelled_by_hand_cancels_its_dependents_for_good,
     a_parent_finishing_while_its_dependent_is_added_never_strands_it,
+    a_group_is_stored_with_its_batch_counted_and_lasts_as_long_as_its_first_job,
 );
 
 const LEASE: LeaseTerms = LeaseTerms { duration: Duration::from_secs(30) };
@@ -879,4 +880,39 @@ fn a_parent_finishing_while_its_dependent_is_added_never_strands_it(store: &Test
     for child in children {
         assert_eq!(status(&**store, child), Status::Queued, "job {child} stranded");
     }
+}
+
+fn a_group_is_stored_with_its_batch_counted_and_lasts_as_long_as_its_first_job(store: &TestStore) {
+    let t = now();
+    let member =
+        |n| NewJob { group: Some(NewMembership { name: Some("g".into()), callback: None }), ..new_job(n) };
+    let callback = NewJob {
+        group: Some(NewMembership { name: Some("g".into()), callback: Some(Callback::OnComplete) }),
+        depends_on: (0..2).map(|i| NewParent { upon: Upon::Item(i), on_failure: OnFailure::Run }).collect(),
+        ..new_job(9)
+    };
+    let jobs = store.add_batch(vec![member(1), member(2), callback], t).unwrap();
+    let id = jobs[0].id;
+    assert!(jobs.iter().all(|j| j.group.is_some_and(|m| m.group == id)));
+    let state = store.group(id).unwrap().expect("the group");
+    assert_eq!(state.group.members, [jobs[0].id, jobs[1].id]);
+    assert_eq!(state.group.callbacks, [(Callback::OnComplete, jobs[2].id)]);
+    assert_eq!(state.group.name.as_deref(), Some("g"));
+    assert_eq!(state.members.get(&Status::Queued), Some(&2));
+    assert_eq!(state.callbacks, [(Callback::OnComplete, jobs[2].id, Some(Status::Waiting))]);
+    assert!(store.group(jobs[1].id).unwrap().is_none(), "a group is known by its first job's id");
+    assert_eq!(store.dependents(id, 10).unwrap(), [jobs[2].id]);
+    run(&**store, jobs[0].id, completed(), t);
+    run(&**store, jobs[1].id, Outcome::Failed { error: "x".into() }, t);
+    let state = store.group(id).unwrap().unwrap();
+    assert_eq!(
+        (state.members.get(&Status::Completed), state.members.get(&Status::Error)),
+        (Some(&1), Some(&1))
+    );
+    assert_eq!(state.callbacks[0].2, Some(Status::Queued), "on_complete runs whatever the members did");
+    run(&**store, jobs[2].id, completed(), t);
+    store.remove(&Removal { id: Some(jobs[1].id), ..Removal::default() }).unwrap();
+    assert_eq!(store.group(id).unwrap().unwrap().removed, 1);
+    store.remove(&Removal { id: Some(id), ..Removal::default() }).unwrap();
+    assert!(store.group(id).unwrap().is_none(), "gone with its first job");
 }

@@ -317,3 +317,103 @@ fn a_host_killed_mid_graph_never_runs_a_dependent_early_on_postgresql() {
     let args = ["--config", config.to_str().unwrap(), "--store-url", &url];
     killed_again_and_again(&|| Server::start(&dir.path().join("data"), plugins.path(), &args));
 }
+
+#[test]
+fn a_group_runs_each_callback_once_all_members_finished_and_shows_its_progress() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    let batch = json!({
+        "jobs": [
+            {"job": "sum", "input": {"n": 1}},
+            {"job": "sum", "input": {"n": 2}},
+            {"job": "error", "max_attempts": 1},
+            {"job": "echo", "input": "x"},
+        ],
+        "group": {"name": "nightly import", "on_complete": {"job": "tally"}, "on_success": {"job": "tally"}},
+    });
+    let made = server.post("/v1/jobs/batch", &batch);
+    assert_eq!(made.status, 201, "{made:?}");
+    assert_eq!(made.body["jobs"].as_array().unwrap().len(), 4, "callbacks are not members: {}", made.body);
+    let group = made.body["group"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(group, made.body["jobs"][0]["id"].as_str().unwrap(), "a group's id is its first job's");
+    let on_complete = made.body["group"]["on_complete"]["id"].as_str().unwrap().to_owned();
+    let on_success = made.body["group"]["on_success"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(made.body["group"]["on_complete"]["status"], "waiting");
+
+    let done = server.wait_finished(&on_complete, LONG);
+    assert_eq!(done["result"], json!({"parents": 4, "by_status": {"completed": 3, "error": 1}}), "{done}");
+    assert_eq!(done["attempts"], 1, "ran once");
+    let cancelled = server.wait_finished(&on_success, LONG);
+    assert_eq!(cancelled["status"], "cancelled", "a member failed: {cancelled}");
+    let shown = server.get(&format!("/v1/groups/{group}"));
+    assert_eq!(shown.status, 200, "{shown:?}");
+    assert_eq!(
+        (&shown.body["name"], &shown.body["total"], &shown.body["finished"], &shown.body["counts"]),
+        (&json!("nightly import"), &json!(4), &json!(true), &json!({"completed": 3, "error": 1})),
+        "{}",
+        shown.body
+    );
+    let kinds: Vec<(&str, &str)> = shown.body["callbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["kind"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("on_complete", "completed"), ("on_success", "cancelled")]);
+    // The CLI shows the same.
+    let out = jobhost(["group", "show", &group, "--server", &server.url]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("nightly import") && out.stdout.contains("4 finished of 4"),
+        "{}",
+        out.stdout
+    );
+    // Retrying the failed member revives on_success, which then runs once it completes... it
+    // fails again (it always does): on_success is cancelled again, on_complete never reruns.
+    let failed = made.body["jobs"][2]["id"].as_str().unwrap();
+    assert_eq!(server.post_empty(&format!("/v1/jobs/{failed}/retry")).status, 200);
+    server.wait_until(&on_success, LONG, |j| {
+        j["status"] == "cancelled" && j["errors"].as_array().unwrap().len() == 2
+    });
+    assert_eq!(server.job(&on_complete)["attempts"], 1, "a callback fires once");
+
+    // Unknown groups, and callbacks that name parents of their own.
+    assert_eq!(server.get("/v1/groups/999999").code(), "unknown_group");
+    assert_eq!(server.get("/v1/groups/x").code(), "unknown_group");
+    let bad = server.post(
+        "/v1/jobs/batch",
+        &json!({"jobs": [{"job": "echo"}], "group": {"on_complete": {"job": "tally", "depends_on": [group]}}}),
+    );
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(bad.text.contains("group.on_complete: a callback depends on every member"), "{}", bad.text);
+    // A member's dependents: its group's callbacks.
+    let dependents = server.get(&format!("/v1/jobs/{group}/dependents"));
+    let ids: Vec<&str> =
+        dependents.body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [on_complete.as_str(), on_success.as_str()]);
+}
+
+#[test]
+fn cancelling_a_group_stops_its_members_and_its_on_complete_callback_tells_so() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    let batch = json!({
+        "jobs": (0..4).map(|_| json!({"job": "sum", "input": {"n": 1, "sleep_ms": 60_000}})).collect::<Vec<_>>(),
+        "group": {"on_complete": {"job": "tally"}, "on_success": {"job": "tally"}},
+    });
+    let made = server.post("/v1/jobs/batch", &batch);
+    assert_eq!(made.status, 201, "{made:?}");
+    let group = made.body["group"]["id"].as_str().unwrap().to_owned();
+    // Once one runs: cancelling stops the running ones and cancels the queued ones.
+    server.wait_until(&group, LONG, |j| j["status"] == "processing");
+    let cancelled = server.post_empty(&format!("/v1/groups/{group}/cancel"));
+    assert_eq!(cancelled.status, 200, "{cancelled:?}");
+    assert_eq!(cancelled.body["cancelled"], 4);
+    let on_complete = made.body["group"]["on_complete"]["id"].as_str().unwrap();
+    let done = server.wait_finished(on_complete, LONG);
+    assert_eq!(done["result"], json!({"parents": 4, "by_status": {"cancelled": 4}}), "{done}");
+    let on_success = server.wait_finished(made.body["group"]["on_success"]["id"].as_str().unwrap(), LONG);
+    assert_eq!(on_success["status"], "cancelled");
+    let again = server.post_empty(&format!("/v1/groups/{group}/cancel"));
+    assert_eq!((again.status, &again.body["cancelled"]), (200, &json!(0)), "nothing left to cancel");
+}

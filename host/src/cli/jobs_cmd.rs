@@ -149,6 +149,13 @@ pub fn status(args: &IdArgs) -> u8 {
         if job.cancel_requested && !job.status.is_finished() {
             rows.push(("cancel", "requested".to_owned()));
         }
+        if let Some(deps) = &job.dependencies {
+            let parents: Vec<&str> = deps.parents.iter().map(|p| p.id.as_str()).collect();
+            rows.push(("after", parents.join(", ")));
+            if job.status == Status::Waiting {
+                rows.push(("waiting", format!("for {} of {}", deps.waiting_for, deps.parents.len())));
+            }
+        }
         rows.extend(job.errors.last().map(|e| ("last error", e.clone())));
         for (key, value) in rows {
             println!("{key:<10} {value}");

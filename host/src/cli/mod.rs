@@ -8,6 +8,7 @@
 mod add_cmd;
 mod bench;
 pub(crate) mod client;
+mod group_cmd;
 mod jobs_cmd;
 mod local;
 mod logs;
@@ -74,6 +75,9 @@ pub enum Command {
     Queue(jobs_cmd::QueueCommand),
     /// List the job factories the server has; `factories show NAME`: one, with its input schema.
     Factories(jobs_cmd::FactoriesArgs),
+    /// A batch's group: `group show ID`, `group cancel ID`.
+    #[command(subcommand)]
+    Group(group_cmd::GroupCommand),
     /// Manage schedules (cron and delay items).
     #[command(subcommand)]
     Schedule(schedule_cmd::ScheduleCommand),
@@ -198,6 +202,7 @@ pub fn main() -> ExitCode {
         Command::Queues(args) => jobs_cmd::queues(&args),
         Command::Queue(command) => jobs_cmd::queue(&command),
         Command::Factories(args) => jobs_cmd::factories(&args),
+        Command::Group(command) => group_cmd::group(&command),
         Command::Schedule(command) => schedule_cmd::schedule(&command),
         Command::Cron(command) => schedule_cmd::cron(&command),
         Command::Store(command) => store_cmd::run(&command),

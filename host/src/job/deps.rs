@@ -59,6 +59,48 @@ impl NewParent {
     }
 }
 
+/// A job's place in a group: a member, or one of its callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The group's id: its first job's.
+    pub group: JobId,
+    pub callback: Option<Callback>,
+}
+
+/// A group's callback: a job that depends on every member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Callback {
+    /// Runs once every member has finished, however each ended (`run` edges).
+    OnComplete,
+    /// Runs once every member has completed; cancelled if one fails for good (`cancel` edges).
+    OnSuccess,
+}
+
+impl Callback {
+    pub fn on_failure(self) -> OnFailure {
+        match self {
+            Callback::OnComplete => OnFailure::Run,
+            Callback::OnSuccess => OnFailure::Cancel,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Callback::OnComplete => "on_complete",
+            Callback::OnSuccess => "on_success",
+        }
+    }
+}
+
+/// What a batch's job says of the batch's group (see `Group`): the group's name, and whether
+/// the job is a callback rather than a member.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewMembership {
+    pub name: Option<String>,
+    pub callback: Option<Callback>,
+}
+
 /// What a dependent records about its parents.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Deps {

@@ -174,6 +174,26 @@ fn bodies(doc: &mut Value, served: &Served) {
     {
         properties.remove("ref");
     }
+    // A group's callback: a job that depends on every member, and on nothing else.
+    let mut callback = batch_job.clone();
+    if let Some(properties) = callback.get_mut("properties").and_then(Value::as_object_mut) {
+        for name in ["depends_on", "ref", "hold"] {
+            properties.remove(name);
+        }
+    }
+    if let Some(object) = callback.as_object_mut() {
+        object.remove("allOf");
+    }
+    *at(doc, &["components", "schemas", "CallbackJobRequest"]) = callback;
+    for name in ["on_complete", "on_success"] {
+        property(
+            doc,
+            "GroupRequest",
+            name,
+            json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/CallbackJobRequest"}]}),
+        );
+    }
+    property(doc, "GroupRequest", "name", json!({"type": ["string", "null"], "maxLength": 200}));
     *at(doc, &["components", "schemas", "BatchJobRequest"]) = batch_job;
     property(
         doc,
@@ -226,7 +246,7 @@ fn typed_jobs(doc: &mut Value, served: &Served) {
     if served.input_schemas.is_empty() {
         return;
     }
-    for base in ["AddJobRequest", "BatchJobRequest"] {
+    for base in ["AddJobRequest", "BatchJobRequest", "CallbackJobRequest"] {
         let template = at(doc, &["components", "schemas", base]).clone();
         let mut variants = Vec::new();
         for (factory, schema) in &served.input_schemas {

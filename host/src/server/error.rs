@@ -121,6 +121,9 @@ impl From<HostError> for ApiError {
                 ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string())
             },
             HostError::NotFound(id) => ApiError::unknown_id(id),
+            HostError::GroupNotFound(id) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_group", format!("no group with id {id}"))
+            }
             HostError::ScheduleNotFound(id) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_schedule", format!("no schedule with id {id}"))
             }

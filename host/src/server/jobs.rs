@@ -15,9 +15,11 @@ use super::error::{ApiError, ApiResult, ErrorBody, ItemError, DEPENDENCIES};
 use super::extract::{seconds, Creating, PathParam, QueryParams, MIN_SECONDS};
 use super::replay::replay;
 use super::state::AppState;
-use super::types::{AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, JobView};
+use super::types::{
+    AddJobRequest, AddedView, BatchAdded, BatchRequest, GroupRequest, JobSummary, JobView, SummaryPage,
+};
 use crate::clock::{duration_micros, Micros};
-use crate::job::{Job, JobId, NewParent, OnFailure, Upon};
+use crate::job::{Callback, Job, JobId, NewMembership, NewParent, OnFailure, Upon};
 use crate::service::{AddJob, Created, Keyed, RequestKey};
 use crate::text::clip;
 
@@ -65,7 +67,46 @@ fn to_add_job(req: AddJobRequest, now: Micros, max_input: usize, refs: Option<&R
         unique_key: req.unique_key,
         schedule_id: None,
         depends_on,
+        group: None,
     })
+}
+
+/// Longest group name.
+const MAX_GROUP_NAME: usize = 200;
+
+/// Makes `adds` (the batch's jobs, all of them members) a group, and appends its callbacks,
+/// each depending on every member.
+fn grouped(adds: &mut Vec<AddJob>, group: GroupRequest, now: Micros, max_input: usize) -> ApiResult<()> {
+    if let Some(name) = &group.name {
+        if name.chars().count() > MAX_GROUP_NAME {
+            return Err(ApiError::invalid_request(format!(
+                "group.name: at most {MAX_GROUP_NAME} characters"
+            )));
+        }
+    }
+    let membership = |callback| Some(NewMembership { name: group.name.clone(), callback });
+    let members = adds.len();
+    for add in adds.iter_mut() {
+        add.group = membership(None);
+    }
+    for (callback, req) in
+        [(Callback::OnComplete, group.on_complete), (Callback::OnSuccess, group.on_success)]
+    {
+        let Some(req) = req else { continue };
+        let field = format!("group.{}", callback.as_str());
+        if !req.depends_on.is_empty() || req.reference.is_some() {
+            return Err(ApiError::invalid_request(format!(
+                "{field}: a callback depends on every member; give it no depends_on or ref"
+            )));
+        }
+        let mut add = to_add_job(req, now, max_input, None)
+            .map_err(|e| ApiError { message: format!("{field}: {}", e.message), ..e })?;
+        let on_failure = callback.on_failure();
+        add.depends_on = (0..members).map(|i| NewParent { upon: Upon::Item(i), on_failure }).collect();
+        add.group = membership(Some(callback));
+        adds.push(add);
+    }
+    Ok(())
 }
 
 /// A batch's job names (`ref`) → their positions.
@@ -276,7 +317,10 @@ pub async fn add_batch(
         return Err(ApiError::invalid_batch(items, message));
     }
     let host = state.host.clone();
-    let adds = adds.into_iter().map(|(_, add)| add).collect();
+    let mut adds: Vec<AddJob> = adds.into_iter().map(|(_, add)| add).collect();
+    if let Some(group) = req.group {
+        grouped(&mut adds, group, now, max_input)?;
+    }
     let jobs = match key {
         None => tokio::task::spawn_blocking(move || host.add_batch(adds)).await??,
         Some(key) => match tokio::task::spawn_blocking(move || host.add_batch_keyed(adds, &key)).await?? {
@@ -284,8 +328,33 @@ pub async fn add_batch(
             Keyed::Before(first) => return replay(&state, first.created).await,
         },
     };
-    let jobs = jobs.iter().map(|j| BatchItem { id: j.id.to_string(), status: j.status }).collect();
-    Ok((StatusCode::CREATED, Json(BatchAdded { jobs })).into_response())
+    Ok((StatusCode::CREATED, Json(BatchAdded::of(&jobs))).into_response())
+}
+
+/// The jobs that wait for this one (or did, if they were added while it was pending), oldest
+/// first, at most 1,000.
+#[utoipa::path(get, path = "/v1/jobs/{id}/dependents", tag = "jobs",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, body = SummaryPage),
+        (status = 404, description = "`unknown_id`", body = ErrorBody),
+    ))]
+pub async fn get_dependents(
+    State(state): State<AppState>,
+    PathParam(id): PathParam,
+) -> ApiResult<Json<SummaryPage>> {
+    let id = parse_id(&id)?;
+    let host = state.host.clone();
+    let jobs = tokio::task::spawn_blocking(move || -> Result<Vec<Job>, crate::service::HostError> {
+        host.get(id)?.ok_or(crate::service::HostError::NotFound(id))?;
+        let mut jobs = Vec::new();
+        for child in host.dependents(id, 1000)? {
+            jobs.extend(host.get(child)?);
+        }
+        Ok(jobs)
+    })
+    .await??;
+    Ok(Json(SummaryPage { jobs: jobs.iter().map(JobSummary::from).collect(), next: None }))
 }
 
 /// Queue a `held` job (or a `scheduled` one, now).

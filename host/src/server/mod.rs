@@ -15,6 +15,7 @@ mod contract;
 mod dashboard;
 pub mod error;
 mod extract;
+mod groups;
 mod guard;
 mod head;
 mod http;

@@ -8,7 +8,7 @@ use axum::Json;
 
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
-use super::types::{AddedView, BatchAdded, BatchItem, JobView, ScheduleView};
+use super::types::{AddedView, BatchAdded, JobView, ScheduleView};
 use crate::job::{JobId, ScheduleId};
 use crate::service::{Created, HostError};
 
@@ -37,10 +37,9 @@ pub async fn replay(state: &AppState, created: Created) -> ApiResult<Response> {
             Created::Batch { ids } => {
                 let mut jobs = Vec::with_capacity(ids.len());
                 for id in ids {
-                    let job = host.get(JobId(id))?.ok_or_else(|| gone(format!("its job {id}")))?;
-                    jobs.push(BatchItem { id: job.id.to_string(), status: job.status });
+                    jobs.push(host.get(JobId(id))?.ok_or_else(|| gone(format!("its job {id}")))?);
                 }
-                (StatusCode::CREATED, Json(BatchAdded { jobs })).into_response()
+                (StatusCode::CREATED, Json(BatchAdded::of(&jobs))).into_response()
             }
             Created::Schedule { id } => {
                 let schedule = host.get_schedule(ScheduleId(id)).map_err(|e| match e {

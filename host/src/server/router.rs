@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::state::AppState;
-use super::{admin, auth, dashboard, guard, head, job_lists, jobs, schedules};
+use super::{admin, auth, dashboard, groups, guard, head, job_lists, jobs, schedules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,6 +39,9 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::start_job))
+        .routes(routes!(jobs::get_dependents))
+        .routes(routes!(groups::get_group))
+        .routes(routes!(groups::cancel_group))
         .routes(routes!(schedules::add_schedule, schedules::list_schedules))
         .routes(routes!(schedules::get_schedule, schedules::update_schedule, schedules::remove_schedule))
         .routes(routes!(schedules::cron_next))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::error::HostError;
 use super::host::Host;
 use crate::clock::Micros;
-use crate::job::{Job, NewJob, NewParent, ScheduleId, Upon, DEFAULT_QUEUE, MAX_NAME_LEN};
+use crate::job::{Job, NewJob, NewMembership, NewParent, ScheduleId, Upon, DEFAULT_QUEUE, MAX_NAME_LEN};
 use crate::store::Added;
 use crate::text::clip;
 
@@ -33,6 +33,8 @@ pub struct AddJob {
     pub schedule_id: Option<ScheduleId>,
     /// The jobs it waits for (`Upon::Item`: another job of the same batch, by position).
     pub depends_on: Vec<NewParent>,
+    /// In a batch with a group: its part in the group.
+    pub group: Option<NewMembership>,
 }
 
 /// Most parents one job may name.
@@ -178,6 +180,7 @@ impl Host {
             unique_key: req.unique_key,
             schedule_id: req.schedule_id,
             depends_on: req.depends_on,
+            group: req.group,
         })
     }
 }

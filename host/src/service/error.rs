@@ -24,6 +24,8 @@ pub enum HostError {
     NotFound(JobId),
     #[error("no schedule with id {0}")]
     ScheduleNotFound(ScheduleId),
+    #[error("no group with id {0}")]
+    GroupNotFound(JobId),
     /// The job's status does not allow what was asked.
     #[error(transparent)]
     Refused(Refused),

@@ -3,7 +3,8 @@
 //!
 //! The files: `host` (the struct, reads, cancel, retry, start, remove, queues, shutdown),
 //! `admission` (adding jobs and their checks), `schedules` (schedule CRUD and the scheduler's
-//! pass), `idempotency` (creations under an Idempotency-Key), `maintenance` (the lease reaper and the retention sweeper), `hosts` (this host among
+//! pass), `idempotency` (creations under an Idempotency-Key), `groups`
+//! (a batch's group read and cancelled), `maintenance` (the lease reaper and the retention sweeper), `hosts` (this host among
 //! those sharing the store), `error` (`HostError`). Opening a store under a host is the
 //! composition root's (`runtime`).
 //!
@@ -12,6 +13,7 @@
 
 mod admission;
 mod error;
+mod groups;
 mod host;
 mod hosts;
 mod idempotency;
@@ -31,5 +33,6 @@ pub use crate::processor::{
     DEFAULT_CLAIM_BATCH,
 };
 pub use crate::store::{
-    Added, ClaimDurability, ClaimFilter, Created, Keyed, ListFilter, Remembered, Removal, StoreOptions,
+    Added, ClaimDurability, ClaimFilter, Created, Group, GroupState, Keyed, ListFilter, Remembered, Removal,
+    StoreOptions,
 };

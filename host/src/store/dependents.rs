@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 
 use crate::clock::Micros;
-use crate::job::{Job, JobId, Standing, Status};
+use crate::job::{Job, JobId, NewJob, Standing, Status};
+use crate::store::types::{Group, GroupState};
 
 /// The reads and writes the walk needs, inside one transaction of a store.
 pub trait Graph {
@@ -137,4 +138,34 @@ fn topological(jobs: &[Job], index: &BTreeMap<JobId, usize>) -> Vec<usize> {
         order.extend((0..n).filter(|i| !placed.contains(i)));
     }
     order
+}
+
+/// The group a batch makes, if its jobs say they belong to one: its id is the first job's,
+/// its members the jobs that are not callbacks.
+pub fn new_group(news: &[NewJob], ids: &[JobId], now: Micros) -> Option<Group> {
+    let first = news.iter().find_map(|n| n.group.as_ref())?;
+    let (&id, _) = ids.split_first()?;
+    let mut group =
+        Group { id, name: first.name.clone(), created_at: now, members: Vec::new(), callbacks: Vec::new() };
+    for (new, &job) in news.iter().zip(ids) {
+        match new.group.as_ref().and_then(|m| m.callback) {
+            Some(callback) => group.callbacks.push((callback, job)),
+            None => group.members.push(job),
+        }
+    }
+    Some(group)
+}
+
+/// A group with the statuses its jobs have (`None`: removed), counted.
+pub fn group_state(group: Group, status_of: impl Fn(JobId) -> Option<Status>) -> GroupState {
+    let mut members = BTreeMap::new();
+    let mut removed = 0;
+    for &id in &group.members {
+        match status_of(id) {
+            Some(status) => *members.entry(status).or_insert(0) += 1,
+            None => removed += 1,
+        }
+    }
+    let callbacks = group.callbacks.iter().map(|&(c, id)| (c, id, status_of(id))).collect();
+    GroupState { group, members, removed, callbacks }
 }

@@ -19,6 +19,6 @@ pub use error::{StoreError, StoreResult};
 pub use postgres::PgStore;
 pub use traits::{JobStore, Report, ScheduleStore, Store, WorkStore};
 pub use types::{
-    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Created, Finished, Fired, HostRecord,
-    Keyed, LeaseTerms, ListFilter, Notice, Once, Remembered, Removal,
+    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Created, Finished, Fired, Group,
+    GroupState, HostRecord, Keyed, LeaseTerms, ListFilter, Notice, Once, Remembered, Removal,
 };

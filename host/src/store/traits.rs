@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use super::error::StoreResult;
 use super::types::{
-    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, HostRecord, Keyed,
-    LeaseTerms, ListFilter, Notice, Once, Remembered, Removal,
+    Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, GroupState, HostRecord,
+    Keyed, LeaseTerms, ListFilter, Notice, Once, Remembered, Removal,
 };
 use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, NewJob, Outcome, Progress, ScheduleId, Status};
@@ -53,6 +53,12 @@ pub trait JobStore: Send + Sync + 'static {
     fn retry(&self, id: JobId, max_attempts: Option<u32>, now: Micros) -> StoreResult<Job>;
 
     fn get(&self, id: JobId) -> StoreResult<Option<Job>>;
+
+    /// Group `id` (a batch's, by its first job's id) and where its jobs are.
+    fn group(&self, id: JobId) -> StoreResult<Option<GroupState>>;
+
+    /// The jobs that wait for job `id` (or did), in the order they were added, at most `limit`.
+    fn dependents(&self, id: JobId, limit: usize) -> StoreResult<Vec<JobId>>;
 
     fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>>;
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::clock::Micros;
-use crate::job::{AttemptToken, Job, JobId, Status};
+use crate::job::{AttemptToken, Callback, Job, JobId, Status};
 use crate::schedule::Schedule;
 
 /// What `add` did: stored a new job, or found a pending one with the same unique key.
@@ -204,4 +204,27 @@ pub struct Remembered {
 pub enum Keyed<T> {
     New(T),
     Before(Remembered),
+}
+
+/// A batch's group, as stored with the batch: its members and its callbacks (jobs that depend
+/// on every member). Its id is its first job's. It lasts as long as that job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Group {
+    pub id: JobId,
+    pub name: Option<String>,
+    pub created_at: Micros,
+    pub members: Vec<JobId>,
+    pub callbacks: Vec<(Callback, JobId)>,
+}
+
+/// A group and where its jobs are now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    pub group: Group,
+    /// Members per status.
+    pub members: std::collections::BTreeMap<Status, u64>,
+    /// Members removed since (retention, or by hand).
+    pub removed: u64,
+    /// Each callback's status (`None`: removed).
+    pub callbacks: Vec<(Callback, JobId, Option<Status>)>,
 }

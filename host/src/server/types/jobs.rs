@@ -7,8 +7,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
-use crate::job::{Deps, Job, OnFailure, Progress, Status};
+use crate::job::{Callback, Deps, Job, OnFailure, Progress, Status};
 use crate::server::extract::integral;
+use crate::service::GroupState;
 
 /// `POST /v1/jobs`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -135,12 +136,121 @@ pub struct BatchRequest {
     /// Each kept as its text until it is read (a parsed tree would cost many times the body).
     #[schema(value_type = Vec<AddJobRequest>)]
     pub jobs: Vec<Box<serde_json::value::RawValue>>,
+    /// Makes the batch's jobs a group, with callbacks that run once when all of them have
+    /// finished (`GET /v1/groups/{id}` shows its progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupRequest>,
+}
+
+/// A batch's group: a name, and callback jobs (each as for `POST /v1/jobs`, without
+/// `depends_on`, `unique_key` or `hold`: a callback depends on every member).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRequest {
+    /// Up to 200 characters, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Runs once every member has finished, however each ended; reads each member's outcome
+    /// through `Context::parents`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_complete: Option<AddJobRequest>,
+    /// Runs once every member has completed; ends `cancelled` if one fails for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<AddJobRequest>,
 }
 
 /// The jobs of a batch, in order.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BatchAdded {
     pub jobs: Vec<BatchItem>,
+    /// The batch's group, if it made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupAdded>,
+}
+
+/// A group just made: its id and its callbacks.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GroupAdded {
+    /// The group's id (its first job's).
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_complete: Option<BatchItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<BatchItem>,
+}
+
+impl BatchAdded {
+    /// A batch's answer from its stored jobs: members in `jobs`, callbacks under `group`.
+    pub fn of(jobs: &[Job]) -> BatchAdded {
+        let item = |j: &Job| BatchItem { id: j.id.to_string(), status: j.status };
+        let mut group = jobs.first().and_then(|j| j.group).map(|m| GroupAdded {
+            id: m.group.to_string(),
+            on_complete: None,
+            on_success: None,
+        });
+        let mut members = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match (job.group.and_then(|m| m.callback), group.as_mut()) {
+                (Some(Callback::OnComplete), Some(g)) => g.on_complete = Some(item(job)),
+                (Some(Callback::OnSuccess), Some(g)) => g.on_success = Some(item(job)),
+                _ => members.push(item(job)),
+            }
+        }
+        BatchAdded { jobs: members, group }
+    }
+}
+
+/// `GET /v1/groups/{id}`: a group's progress.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GroupView {
+    pub id: String,
+    pub name: Option<String>,
+    pub created_at: String,
+    /// How many members it has.
+    pub total: u64,
+    /// Members per status (those with none are left out).
+    pub counts: BTreeMap<Status, u64>,
+    /// Members removed since (retention, or by hand).
+    pub removed: u64,
+    /// Every member has finished (or was removed).
+    pub finished: bool,
+    pub callbacks: Vec<CallbackView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CallbackView {
+    pub kind: Callback,
+    pub id: String,
+    /// `null` once removed.
+    pub status: Option<Status>,
+}
+
+impl From<&GroupState> for GroupView {
+    fn from(g: &GroupState) -> Self {
+        let pending: u64 = g.members.iter().filter(|(s, _)| !s.is_finished()).map(|(_, n)| n).sum();
+        GroupView {
+            id: g.group.id.to_string(),
+            name: g.group.name.clone(),
+            created_at: rfc3339(g.group.created_at),
+            total: g.group.members.len() as u64,
+            counts: g.members.clone(),
+            removed: g.removed,
+            finished: pending == 0,
+            callbacks: g
+                .callbacks
+                .iter()
+                .map(|&(kind, id, status)| CallbackView { kind, id: id.to_string(), status })
+                .collect(),
+        }
+    }
+}
+
+/// `POST /v1/groups/{id}/cancel`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GroupCancelled {
+    /// Members cancelled now (or, running, asked to stop).
+    pub cancelled: u64,
+    pub group: GroupView,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -12,8 +12,9 @@ pub use admin::{
     WorkerView,
 };
 pub use jobs::{
-    AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, JobPage, JobSummary, JobView, Removed,
-    Retried, SummaryPage,
+    AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, CallbackView, DependencyEdge,
+    DependencyRef, GroupAdded, GroupCancelled, GroupRequest, GroupView, JobPage, JobSummary, JobView,
+    Removed, Retried, SummaryPage,
 };
 pub use schedules::{CronCheck, CronTimes, MissedView, SchedulePatchRequest, ScheduleRequest, ScheduleView};
 pub use stats::{PercentilesView, QueueTotals, StatsPoint, StatsView};

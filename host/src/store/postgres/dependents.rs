@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 
 use super::errors::db_error;
-use super::rows::{id_sql, jobs_from_rows, save_jobs, JOB_COLUMNS};
+use super::rows::{at, id_sql, jobs_from_rows, save_jobs, JOB_COLUMNS};
 use super::session::{Sql, Tx};
 use crate::clock::Micros;
-use crate::job::{Job, JobId, Status};
+use crate::job::{Callback, Job, JobId, Status};
 use crate::store::dependents::{self, Graph, Moved};
 use crate::store::error::{StoreError, StoreResult};
+use crate::store::types::{Group, GroupState};
 
 /// New jobs (not yet inserted) learn where their parents stand; their edges are written.
 /// A parent that is neither stored nor among `jobs` is `UnknownParent`.
@@ -54,6 +55,52 @@ pub fn admit(tx: &mut Tx<'_>, jobs: &mut [Job], now: Micros) -> StoreResult<()> 
     )
     .map_err(db_error)?;
     Ok(())
+}
+
+/// Stores a batch's group record.
+pub fn insert_group(tx: &mut Tx<'_>, group: &Group) -> StoreResult<()> {
+    let members: Vec<i64> = group.members.iter().map(|id| id_sql(*id)).collect();
+    let callbacks = serde_json::to_string(&group.callbacks)
+        .map_err(|e| StoreError::Database(format!("group {}: cannot encode: {e}", group.id)))?;
+    tx.execute(
+        "INSERT INTO job_groups (id, name, created_at, members, callbacks) VALUES ($1, $2, $3, $4, $5)",
+        &[&id_sql(group.id), &group.name, &at(group.created_at), &members, &callbacks],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Group `id` and the statuses of its jobs, in two statements.
+pub fn group(client: &mut impl Sql, id: JobId) -> StoreResult<Option<GroupState>> {
+    let Some(row) = client
+        .query_opt(
+            "SELECT name, created_at, members, callbacks FROM job_groups WHERE id = $1",
+            &[&id_sql(id)],
+        )
+        .map_err(db_error)?
+    else {
+        return Ok(None);
+    };
+    let members: Vec<i64> = row.get(2);
+    let callbacks: String = row.get(3);
+    let callbacks: Vec<(Callback, JobId)> = serde_json::from_str(&callbacks)
+        .map_err(|e| StoreError::Database(format!("group {id}: stored callbacks unreadable: {e}")))?;
+    let group = Group {
+        id,
+        name: row.get(0),
+        created_at: row.get::<_, chrono::DateTime<chrono::Utc>>(1).timestamp_micros(),
+        members: members.iter().map(|m| JobId(*m as u64)).collect(),
+        callbacks,
+    };
+    let all: Vec<i64> = members.into_iter().chain(group.callbacks.iter().map(|(_, j)| id_sql(*j))).collect();
+    let rows = client.query("SELECT id, status FROM jobs WHERE id = ANY($1)", &[&all]).map_err(db_error)?;
+    let mut statuses = std::collections::HashMap::new();
+    for row in rows {
+        let status: String = row.get(1);
+        let status: Status = status.parse().map_err(StoreError::Database)?;
+        statuses.insert(JobId(row.get::<_, i64>(0) as u64), status);
+    }
+    Ok(Some(dependents::group_state(group, |job| statuses.get(&job).copied())))
 }
 
 /// Tells the dependents of the jobs in `moved` (changed and saved in this transaction), and

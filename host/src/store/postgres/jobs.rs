@@ -14,11 +14,12 @@ use super::session::Sql;
 use super::store::PgStore;
 use crate::clock::Micros;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
-use crate::store::dependents::Moved;
+use crate::store::dependents::{self as store_dependents, Moved};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::JobStore;
 use crate::store::types::{
-    Added, BackupSummary, Cancelled, Counts, Created, Keyed, ListFilter, Once, Remembered, Removal,
+    Added, BackupSummary, Cancelled, Counts, Created, GroupState, Keyed, ListFilter, Once, Remembered,
+    Removal,
 };
 
 /// Finished jobs deleted per transaction by `remove`: bounded, so a retention sweep over a
@@ -156,9 +157,13 @@ impl JobStore for PgStore {
         }
         self.transact(|tx| {
             let ids = next_job_ids(tx, news.len())?;
+            let group = store_dependents::new_group(&news, &ids, now);
             let mut jobs: Vec<Job> =
                 news.into_iter().zip(&ids).map(|(new, &id)| Job::new_in_batch(id, new, &ids, now)).collect();
             dependents::admit(tx, &mut jobs, now)?;
+            if let Some(group) = &group {
+                dependents::insert_group(tx, group)?;
+            }
             let refs: Vec<&Job> = jobs.iter().collect();
             insert_jobs(tx, &refs).map_err(db_error)?;
             Ok(jobs)
@@ -197,6 +202,7 @@ impl JobStore for PgStore {
         let db_now = self.db_now(now);
         self.keyed(once, now, &|tx| {
             let ids = next_job_ids(tx, news.len())?;
+            let group = store_dependents::new_group(&news, &ids, db_now);
             let mut jobs: Vec<Job> = news
                 .iter()
                 .cloned()
@@ -204,6 +210,9 @@ impl JobStore for PgStore {
                 .map(|(new, &id)| Job::new_in_batch(id, new, &ids, db_now))
                 .collect();
             dependents::admit(tx, &mut jobs, db_now)?;
+            if let Some(group) = &group {
+                dependents::insert_group(tx, group)?;
+            }
             let refs: Vec<&Job> = jobs.iter().collect();
             insert_jobs(tx, &refs).map_err(db_error)?;
             let created = Created::Batch { ids: jobs.iter().map(|j| j.id.0).collect() };
@@ -271,6 +280,23 @@ impl JobStore for PgStore {
         })
     }
 
+    fn group(&self, id: JobId) -> StoreResult<Option<GroupState>> {
+        self.run(|c| dependents::group(c, id))
+    }
+
+    fn dependents(&self, id: JobId, limit: usize) -> StoreResult<Vec<JobId>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(|c| {
+            let rows = c
+                .query(
+                    "SELECT child FROM job_dependents WHERE parent = $1 ORDER BY child LIMIT $2",
+                    &[&id_sql(id), &limit],
+                )
+                .map_err(db_error)?;
+            Ok(rows.iter().map(|r| JobId(r.get::<_, i64>(0) as u64)).collect())
+        })
+    }
+
     fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>> {
         // Ids are `bigint` here: past its range no job follows (ascending), all precede.
         let after = match filter.after {
@@ -317,7 +343,8 @@ impl JobStore for PgStore {
                      AND ($4::text IS NULL OR queue = $4) AND ($5::text IS NULL OR factory = $5) \
                      AND ($6::bigint IS NULL OR id = $6) \
                      ORDER BY finished_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, status), \
-                     edges AS (DELETE FROM job_dependents WHERE parent IN (SELECT id FROM gone)) \
+                     edges AS (DELETE FROM job_dependents WHERE parent IN (SELECT id FROM gone)), \
+                     groups AS (DELETE FROM job_groups WHERE id IN (SELECT id FROM gone)) \
                      SELECT status FROM gone",
                     &[&before, &wanted, &REMOVE_BATCH, &which.queue, &which.factory, &which.id.map(id_sql)],
                 )

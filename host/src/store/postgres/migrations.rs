@@ -181,8 +181,8 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
 "#,
     // 9: jobs that wait for other jobs: the `waiting` status (pending, so it holds a unique
-    // key like the others), each dependent's parents and counters (`deps`, JSON), and the
-    // edges a parent's change follows to its dependents.
+    // key like the others), each dependent's parents and counters (`deps`, JSON), the edges a
+    // parent's change follows to its dependents; groups (a batch's members and callbacks).
     r#"
 ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_status_check;
 ALTER TABLE jobs ADD CONSTRAINT jobs_status_check CHECK (status IN
@@ -191,10 +191,19 @@ DROP INDEX jobs_unique_pending;
 CREATE UNIQUE INDEX jobs_unique_pending ON jobs (factory, unique_key)
     WHERE unique_key IS NOT NULL AND status IN ('waiting', 'scheduled', 'held', 'queued', 'processing');
 ALTER TABLE jobs ADD COLUMN deps text;
+ALTER TABLE jobs ADD COLUMN group_id bigint;
+ALTER TABLE jobs ADD COLUMN group_callback text CHECK (group_callback IN ('on_complete', 'on_success'));
 CREATE TABLE job_dependents (
     parent bigint NOT NULL,
     child bigint NOT NULL,
     PRIMARY KEY (parent, child)
+);
+CREATE TABLE job_groups (
+    id bigint PRIMARY KEY,
+    name text,
+    created_at timestamptz NOT NULL,
+    members bigint[] NOT NULL,
+    callbacks text NOT NULL
 );
 "#,
 ];
@@ -290,7 +299,7 @@ mod tests {
         "4fe840e7bb9d5cde",
         "ca9447492f054877",
         "08678a25e2ab7e07",
-        "626b631a3c950378",
+        "2b7b9b10928b628e",
     ];
 
     #[test]

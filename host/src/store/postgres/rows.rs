@@ -10,17 +10,17 @@ use super::session::Sql;
 
 use super::errors::db_error;
 use crate::clock::{to_datetime, Micros};
-use crate::job::{AttemptToken, Job, JobId, Lease, Progress, ScheduleId, Status};
+use crate::job::{AttemptToken, Callback, Job, JobId, Lease, Membership, Progress, ScheduleId, Status};
 use crate::schedule::Schedule;
 use crate::store::error::{StoreError, StoreResult};
 
 /// How many columns [`JOB_COLUMNS`] names: a query may select more after them.
-pub const JOB_COLUMN_COUNT: usize = 23;
+pub const JOB_COLUMN_COUNT: usize = 25;
 
 /// Every column of `jobs`, in the order [`job_from_row`] reads them.
 pub const JOB_COLUMNS: &str = "id, factory, queue, priority, input, status, result, errors, attempts, \
      max_attempts, timeout_ms, created_at, started_at, finished_at, run_at, progress_fraction, \
-     progress_message, lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps";
+     progress_message, lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps, group_id, group_callback";
 
 pub fn at(micros: Micros) -> DateTime<Utc> {
     to_datetime(micros)
@@ -62,6 +62,16 @@ pub fn job_from_row(row: &Row) -> StoreResult<Job> {
             })?),
             None => None,
         };
+    let group_id: Option<i64> = row.get(23);
+    let callback: Option<String> = row.get(24);
+    let callback = match callback.as_deref() {
+        None => None,
+        Some("on_complete") => Some(Callback::OnComplete),
+        Some("on_success") => Some(Callback::OnSuccess),
+        Some(other) => {
+            return Err(StoreError::Database(format!("job {id}: stored group callback `{other}`")))
+        }
+    };
     Ok(Job {
         id: JobId(id as u64),
         factory: row.get(1),
@@ -86,6 +96,7 @@ pub fn job_from_row(row: &Row) -> StoreResult<Job> {
         unique_key: row.get(20),
         schedule_id: schedule_id.map(|s| ScheduleId(s as u64)),
         deps,
+        group: group_id.map(|g| Membership { group: JobId(g as u64), callback }),
     })
 }
 
@@ -126,6 +137,8 @@ struct Columns {
     schedule_id: Vec<Option<i64>>,
     /// Each dependent's `Deps` as JSON.
     deps: Vec<Option<String>>,
+    group_id: Vec<Option<i64>>,
+    group_callback: Vec<Option<&'static str>>,
 }
 
 impl Columns {
@@ -155,6 +168,8 @@ impl Columns {
             unique_key: Vec::with_capacity(n),
             schedule_id: Vec::with_capacity(n),
             deps: Vec::with_capacity(n),
+            group_id: Vec::with_capacity(n),
+            group_callback: Vec::with_capacity(n),
         };
         for job in jobs {
             c.id.push(id_sql(job.id));
@@ -183,19 +198,22 @@ impl Columns {
             c.unique_key.push(job.unique_key.clone());
             c.schedule_id.push(job.schedule_id.map(|s| s.0 as i64));
             c.deps.push(job.deps.as_ref().and_then(|d| serde_json::to_string(d).ok()));
+            c.group_id.push(job.group.map(|m| id_sql(m.group)));
+            c.group_callback.push(job.group.and_then(|m| m.callback).map(Callback::as_str));
         }
         c
     }
 }
 
-/// The rows of `unnest` over [`Columns`] (`$1` to `$23`), named as the table's columns.
+/// The rows of `unnest` over [`Columns`] (`$1` to `$25`), named as the table's columns.
 const UNNEST: &str = "unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], \
      $7::text[], $8::text[], $9::integer[], $10::integer[], $11::bigint[], $12::timestamptz[], \
      $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::float8[], $17::text[], \
-     $18::bigint[], $19::timestamptz[], $20::boolean[], $21::text[], $22::bigint[], $23::text[]) \
+     $18::bigint[], $19::timestamptz[], $20::boolean[], $21::text[], $22::bigint[], $23::text[], $24::bigint[], $25::text[]) \
      AS u(id, factory, queue, priority, input, status, result, errors, attempts, max_attempts, \
      timeout_ms, created_at, started_at, finished_at, run_at, progress_fraction, progress_message, \
-     lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps)";
+     lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps, group_id, \
+     group_callback)";
 
 const ERRORS: &str = "ARRAY(SELECT jsonb_array_elements_text(u.errors::jsonb))";
 
@@ -206,7 +224,7 @@ fn query_with_columns(
     extra: &[&(dyn postgres::types::ToSql + Sync)],
 ) -> Result<Vec<Row>, postgres::Error> {
     let c = Columns::of(jobs);
-    let columns: [&(dyn postgres::types::ToSql + Sync); 23] = [
+    let columns: [&(dyn postgres::types::ToSql + Sync); 25] = [
         &c.id,
         &c.factory,
         &c.queue,
@@ -230,6 +248,8 @@ fn query_with_columns(
         &c.unique_key,
         &c.schedule_id,
         &c.deps,
+        &c.group_id,
+        &c.group_callback,
     ];
     let params: Vec<&(dyn postgres::types::ToSql + Sync)> = columns.iter().chain(extra).copied().collect();
     client.query(sql, &params)
@@ -247,7 +267,7 @@ pub fn insert_jobs(client: &mut impl Sql, jobs: &[&Job]) -> Result<Vec<JobId>, p
          u.factory, u.queue, u.priority, u.input, u.status, \
          u.result, {ERRORS}, u.attempts, u.max_attempts, u.timeout_ms, u.created_at, u.started_at, \
          u.finished_at, u.run_at, u.progress_fraction, u.progress_message, u.lease_token, \
-         u.lease_expires_at, u.cancel_requested, u.unique_key, u.schedule_id, u.deps FROM {UNNEST} RETURNING id"
+         u.lease_expires_at, u.cancel_requested, u.unique_key, u.schedule_id, u.deps, u.group_id, u.group_callback FROM {UNNEST} RETURNING id"
     );
     let rows = query_with_columns(client, &sql, jobs, &[])?;
     Ok(rows.iter().map(|r| JobId(r.get::<_, i64>(0) as u64)).collect())
@@ -268,7 +288,7 @@ pub fn save_jobs(client: &mut impl Sql, jobs: &[&Job], lease_host: Option<&str>)
          progress_message = u.progress_message, lease_token = u.lease_token, \
          lease_expires_at = u.lease_expires_at, cancel_requested = u.cancel_requested, \
          unique_key = u.unique_key, deps = u.deps, lease_host = CASE WHEN u.status = 'processing' \
-         THEN coalesce($24::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id"
+         THEN coalesce($26::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id"
     );
     query_with_columns(client, &sql, jobs, &[&lease_host]).map_err(db_error)?;
     Ok(())

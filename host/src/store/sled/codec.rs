@@ -140,6 +140,7 @@ impl From<JobV2> for Job {
             unique_key: v.unique_key,
             schedule_id: v.schedule_id,
             deps: None,
+            group: None,
         }
     }
 }
@@ -168,6 +169,7 @@ impl From<JobV1> for Job {
             unique_key: None,
             schedule_id: None,
             deps: None,
+            group: None,
         }
     }
 }

@@ -3,15 +3,18 @@
 
 use std::collections::BTreeMap;
 
+use super::codec;
 use super::keys::{self, META_ID_HIGH_WATER};
 use super::store::SledStore;
 use super::tx::{abort, decode_job, unique_index_key, Trees};
 use crate::clock::Micros;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
-use crate::store::dependents::Moved;
+use crate::store::dependents::{self, Moved};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::JobStore;
-use crate::store::types::{Added, Cancelled, Counts, Created, Keyed, ListFilter, Once, Remembered, Removal};
+use crate::store::types::{
+    Added, Cancelled, Counts, Created, Group, GroupState, Keyed, ListFilter, Once, Remembered, Removal,
+};
 use crate::sync;
 
 impl SledStore {
@@ -21,11 +24,13 @@ impl SledStore {
     /// With `once`, the idempotency key is stored with them (a batch's).
     /// Jobs with parents are admitted against them in the transaction (`waiting`, or
     /// released or cancelled at once): the jobs as stored are returned.
+    /// With `group`, its record is stored with them.
     pub(super) fn insert_new(
         &self,
         trees: &Trees,
         jobs: &[Job],
         once: Option<&Once>,
+        group: Option<&Group>,
     ) -> StoreResult<Vec<Job>> {
         let dependents = jobs.iter().any(|j| j.deps.is_some());
         let admitted = trees.transact(|tx| {
@@ -47,6 +52,9 @@ impl SledStore {
             }
             if let Some(once) = once {
                 tx.remember(once, &Created::Batch { ids: jobs.iter().map(|j| j.id.0).collect() })?;
+            }
+            if let Some(group) = group {
+                tx.groups.insert(&keys::id_key(group.id), codec::encode(group))?;
             }
             Ok(admitted)
         })?;
@@ -112,6 +120,7 @@ impl SledStore {
         }
         let first = self.next_ids(news.len() as u64).0;
         let ids: Vec<JobId> = (first..first + news.len() as u64).map(JobId).collect();
+        let group = dependents::new_group(&news, &ids, now);
         let jobs: Vec<Job> = news
             .into_iter()
             .zip(&ids)
@@ -120,7 +129,7 @@ impl SledStore {
                 Job::new_in_batch(id, new, &ids, now)
             })
             .collect();
-        let jobs = self.insert_new(&self.live()?.trees, &jobs, once)?;
+        let jobs = self.insert_new(&self.live()?.trees, &jobs, once, group.as_ref())?;
         self.durable()?;
         Ok(jobs)
     }
@@ -155,7 +164,7 @@ impl JobStore for SledStore {
             let job = self.adds.submit(
                 move || Job::new(self.next_id(), new, now),
                 |jobs| {
-                    self.insert_new(&live.trees, jobs, None).map(drop).map_err(|e| match e {
+                    self.insert_new(&live.trees, jobs, None, None).map(drop).map_err(|e| match e {
                         StoreError::Sled(e) => e,
                         // Storing new records aborts on nothing of its own.
                         other => sled::Error::ReportableBug(other.to_string()),
@@ -282,6 +291,26 @@ impl JobStore for SledStore {
         }
     }
 
+    fn group(&self, id: JobId) -> StoreResult<Option<GroupState>> {
+        let Some(bytes) = self.live()?.trees.groups.get(keys::id_key(id))? else { return Ok(None) };
+        let group: Group = codec::decode(&bytes)
+            .map_err(|error| StoreError::Corrupt { what: format!("group {id}"), error })?;
+        let mut statuses = std::collections::HashMap::new();
+        for &job in group.members.iter().chain(group.callbacks.iter().map(|(_, j)| j)) {
+            if let Some(found) = self.get(job)? {
+                statuses.insert(job, found.status);
+            }
+        }
+        Ok(Some(dependents::group_state(group, |job| statuses.get(&job).copied())))
+    }
+
+    fn dependents(&self, id: JobId, limit: usize) -> StoreResult<Vec<JobId>> {
+        Ok(match self.live()?.trees.dependents.get(keys::id_key(id))? {
+            Some(list) => list.chunks_exact(8).filter_map(keys::id_from).take(limit).collect(),
+            None => Vec::new(),
+        })
+    }
+
     fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>> {
         if filter.statuses.is_empty() && filter.queue.is_none() && filter.factory.is_none() {
             return self.list_all(&self.live()?.trees, filter);
@@ -352,6 +381,8 @@ impl JobStore for SledStore {
                 tx.jobs.remove(&keys::id_key(id))?;
                 // Finished and gone, it changes no more: its dependents need no edge to it.
                 tx.dependents.remove(&keys::id_key(id))?;
+                // A group lasts as long as its first job.
+                tx.groups.remove(&keys::id_key(id))?;
                 tx.unfinish(&index_key)?;
                 let high =
                     tx.meta.get(META_ID_HIGH_WATER)?.and_then(|v| keys::id_from(&v)).unwrap_or_default();

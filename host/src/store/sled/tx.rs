@@ -46,6 +46,8 @@ pub(super) struct Trees {
     /// Parent id → the ids of the jobs that depend on it (8 bytes each), in the order they
     /// were added: what a parent's change must reach. A dependent removed since is skipped.
     pub dependents: Tree,
+    /// Group id (its first job's) → the `Group` record.
+    pub groups: Tree,
     /// Told when a transaction fails to write (see `health`).
     health: Arc<Health>,
     /// Told, after a commit, of the dependents it moved (see [`AfterMove`]).
@@ -73,6 +75,7 @@ impl Trees {
             idempotency: db.open_tree("idempotency")?,
             idempotency_expiry: db.open_tree("idempotency_expiry")?,
             dependents: db.open_tree("dependents")?,
+            groups: db.open_tree("groups")?,
         })
     }
 }
@@ -92,6 +95,7 @@ pub(super) struct Tx<'a> {
     pub idempotency: &'a TransactionalTree,
     pub idempotency_expiry: &'a TransactionalTree,
     pub dependents: &'a TransactionalTree,
+    pub groups: &'a TransactionalTree,
     /// The dependents this transaction moved, with their status before (see `propagate`).
     moved: RefCell<Vec<(Status, Job)>>,
 }
@@ -131,6 +135,7 @@ impl Trees {
             &t.idempotency,
             &t.idempotency_expiry,
             &t.dependents,
+            &t.groups,
         );
         let result = trees.transaction(
             |(
@@ -146,6 +151,7 @@ impl Trees {
                 idempotency,
                 idempotency_expiry,
                 dependents,
+                groups,
             )| {
                 let tx = Tx {
                     moved: RefCell::default(),
@@ -161,6 +167,7 @@ impl Trees {
                     idempotency,
                     idempotency_expiry,
                     dependents,
+                    groups,
                 };
                 let result = f(&tx)?;
                 Ok((result, tx.moved.take()))
@@ -182,7 +189,7 @@ impl Trees {
 
 impl Trees {
     /// Every tree's name, in the order backups number them (never reorder: append).
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "jobs",
         "ready",
         "waiting",
@@ -195,10 +202,11 @@ impl Trees {
         "idempotency",
         "idempotency_expiry",
         "dependents",
+        "groups",
     ];
 
     /// Every tree with its name, in the order of [`Trees::NAMES`].
-    pub fn all(&self) -> [(&'static str, &Tree); 12] {
+    pub fn all(&self) -> [(&'static str, &Tree); 13] {
         let trees = [
             &self.jobs,
             &self.ready,
@@ -212,6 +220,7 @@ impl Trees {
             &self.idempotency,
             &self.idempotency_expiry,
             &self.dependents,
+            &self.groups,
         ];
         let mut i = 0;
         trees.map(|tree| {
