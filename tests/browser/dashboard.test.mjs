@@ -394,3 +394,48 @@ test("a new job's form follows its factory's schema and shows the server's messa
     [/status of 400/],
   );
 });
+
+test("a job shows what it waits for and what waits for it; a group's page shows its progress and cancels it", async () => {
+  await withPage("workflows", async (page) => {
+    const parent = await api("/v1/jobs", { method: "POST", body: { job: "echo", input: "first", hold: true } });
+    const child = await api("/v1/jobs", { method: "POST", body: { job: "echo", input: "second", depends_on: [parent.id] } });
+    await page.goto(`${URL}/#/jobs/${child.id}`);
+    const parents = page.locator("#parents");
+    await parents.waitFor({ timeout: WAIT });
+    assert.match(await parents.textContent(), /1 of 1 not done yet/);
+    await parents.locator("a").click();
+    await page.waitForURL(new RegExp(`#/jobs/${parent.id}$`));
+    const dependents = page.locator("#dependents");
+    await dependents.waitFor({ timeout: WAIT });
+    assert.match(await dependents.textContent(), new RegExp(`${child.id} echo`));
+    await page.locator("#job-start").click();
+    await confirm(page);
+    await until("the child completes once its parent did", async () => (await api(`/v1/jobs/${child.id}`)).status === "completed");
+
+    // A group whose members are held: its page offers to cancel them, and its on-complete
+    // callback then runs.
+    const made = await api("/v1/jobs/batch", {
+      method: "POST",
+      body: {
+        jobs: [{ job: "echo", hold: true }, { job: "echo", hold: true }, { job: "echo", hold: true }],
+        group: { name: "import <b>3</b>", on_complete: { job: "echo", input: "all done" }, on_success: { job: "echo" } },
+      },
+    });
+    await page.goto(`${URL}/#/jobs/${made.jobs[1].id}`);
+    await page.locator("#group-link").click();
+    await page.waitForURL(new RegExp(`#/groups/${made.group.id}$`));
+    const progress = page.locator("#group-progress");
+    await progress.waitFor({ timeout: WAIT });
+    assert.equal(await progress.textContent(), "0 of 3 finished");
+    assert.equal(await page.locator("dd", { hasText: "import" }).textContent(), "import <b>3</b>", "a name is text");
+    await page.locator("#group-cancel").click();
+    await confirm(page);
+    await until("the group page shows every member cancelled", async () => (await progress.textContent()) === "3 of 3 finished");
+    const callbacks = page.locator("#group-callbacks");
+    await until("on complete ran and on success was cancelled", async () => {
+      const text = await callbacks.textContent();
+      return /on complete: job \d+ completed/.test(text) && /on success: job \d+ cancelled/.test(text);
+    });
+    assert.equal(await page.locator("#group-cancel").count(), 0, "nothing left to cancel");
+  });
+});

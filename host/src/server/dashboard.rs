@@ -27,6 +27,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("overview.js", JS, include_str!("dashboard/overview.js")),
     ("jobs.js", JS, include_str!("dashboard/jobs.js")),
     ("job.js", JS, include_str!("dashboard/job.js")),
+    ("group.js", JS, include_str!("dashboard/group.js")),
     ("schedules.js", JS, include_str!("dashboard/schedules.js")),
     ("new.js", JS, include_str!("dashboard/new.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("dashboard/app.css")),

@@ -3,13 +3,14 @@
 // Text from jobs (inputs, results, errors) is only ever set as text, never parsed as markup.
 // This module routes and themes; each view is a module of its own (native ES modules, no
 // build step): api.js, dom.js and shell.js below them, overview.js, jobs.js, job.js and
-// schedules.js and new.js the views.
+// schedules.js, new.js and group.js the views.
 
 import { TOKEN_KEY, authNeeded } from "./api.js";
 import { main, setRouter, showLogin, showView } from "./shell.js";
 import { overview } from "./overview.js";
 import { jobsView } from "./jobs.js";
 import { jobView } from "./job.js";
+import { groupView } from "./group.js";
 import { scheduleEditor, schedulesView } from "./schedules.js";
 import { newJobView } from "./new.js";
 
@@ -39,6 +40,9 @@ function route() {
     section = "jobs";
   } else if (parts[0] === "jobs") {
     view = jobsView(params);
+    section = "jobs";
+  } else if (parts[0] === "groups" && parts[1]) {
+    view = groupView(parts[1]);
     section = "jobs";
   } else if (parts[0] === "schedules" && parts[1]) {
     view = scheduleEditor(parts[1]);

@@ -54,7 +54,8 @@ export function jobView(id) {
     );
   };
 
-  const render = (job) => {
+  const render = ({ job, dependents }) => {
+    const deps = job.dependencies;
     const fields = [
       ["Status", [badge(job.status), job.cancel_requested ? " cancel requested" : ""]],
       ["Job", job.job],
@@ -68,6 +69,15 @@ export function jobView(id) {
       ["Finished", when(job.finished_at)],
       job.unique_key ? ["Unique key", h("code", {}, job.unique_key)] : null,
       job.schedule_id ? ["Schedule", h("a", { href: `#/schedules/${job.schedule_id}` }, job.schedule_id)] : null,
+      deps
+        ? ["Waits for", h("span", { id: "parents" },
+            deps.parents.flatMap((p, i) => [i ? ", " : "", h("a", { href: `#/jobs/${p.id}` }, p.id), p.on_failure === "run" ? " (even if it fails)" : ""]),
+            job.status === "waiting" ? ` — ${deps.waiting_for} of ${deps.parents.length} not done yet` : "")]
+        : null,
+      deps?.blocked_by ? ["Blocked by", [h("a", { href: `#/jobs/${deps.blocked_by}` }, deps.blocked_by), " failed; retrying it brings this job back"]] : null,
+      job.group
+        ? ["Group", [h("a", { id: "group-link", href: `#/groups/${job.group.id}` }, job.group.id), job.group.callback ? ` (its ${job.group.callback.replace("_", " ")} callback)` : ""]]
+        : null,
     ].filter(Boolean);
     return [
       h(
@@ -91,6 +101,14 @@ export function jobView(id) {
         h("section", { class: "card" }, h("h2", {}, "Input"), h("pre", { id: "input" }, pretty(job.input))),
         h("section", { class: "card" }, h("h2", {}, "Result"), h("pre", { id: "result" }, pretty(job.result))),
       ),
+      dependents.length
+        ? h(
+            "section",
+            { class: "card" },
+            h("h2", {}, `Jobs waiting for it (${dependents.length}${dependents.length >= 1000 ? "+" : ""})`),
+            h("ul", { id: "dependents", class: "links" }, dependents.map((d) => h("li", {}, h("a", { href: `#/jobs/${d.id}` }, `${d.id} ${d.job}`), " ", badge(d.status)))),
+          )
+        : null,
       h("div", { class: "stack" }),
       h(
         "section",
@@ -112,7 +130,8 @@ export function jobView(id) {
       if (gone) return;
       try {
         const job = await api(`/v1/jobs/${seg(id)}`);
-        update(body, job, render);
+        const dependents = (await api(`/v1/jobs/${seg(id)}/dependents`)).jobs;
+        update(body, { job, dependents }, render);
       } catch (e) {
         if (e.status === 404 || e.status === 400) {
           gone = true;

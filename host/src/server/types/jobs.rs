@@ -295,6 +295,18 @@ pub struct JobView {
     /// The jobs it depends on (absent for a job without any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<DependenciesView>,
+    /// The group it belongs to (absent outside one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<MembershipView>,
+}
+
+/// A job's place in a group.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MembershipView {
+    /// The group's id (`GET /v1/groups/{id}`).
+    pub id: String,
+    /// Which of its callbacks this job is; `null` for a member.
+    pub callback: Option<Callback>,
 }
 
 /// A job without its input, result and error texts: a row of a list that is read again every
@@ -375,6 +387,7 @@ impl From<&Job> for JobView {
             unique_key: job.unique_key.clone(),
             schedule_id: job.schedule_id.map(|id| id.to_string()),
             dependencies: job.deps.as_ref().map(DependenciesView::from),
+            group: job.group.map(|m| MembershipView { id: m.group.to_string(), callback: m.callback }),
         }
     }
 }
