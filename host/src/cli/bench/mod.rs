@@ -4,6 +4,7 @@
 //! list at the server's depth. Speed is measured here, never in CI tests.
 
 mod baseline;
+mod graph;
 mod http;
 mod listing;
 
@@ -60,6 +61,10 @@ pub struct BenchArgs {
     /// Keep-alive HTTP clients submitting at once (with --server).
     #[arg(long, value_name = "K", default_value_t = 16)]
     pub clients: usize,
+    /// Time a fan-out/fan-in graph of `--jobs` jobs (at most 10,000: one batch) against the
+    /// same jobs without edges, instead of the other figures.
+    #[arg(long, conflicts_with_all = ["listing", "preload", "baseline"])]
+    pub graph: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -70,6 +75,7 @@ pub struct BenchArgs {
 pub fn run(allow_insecure: bool, args: &BenchArgs) -> u8 {
     let report = match &args.server {
         Some(url) if args.listing => listing::bench(url, args),
+        Some(url) if args.graph => graph::http(url, args),
         Some(url) => http::bench(url, args),
         None => bench(allow_insecure, args),
     };
@@ -79,6 +85,8 @@ pub fn run(allow_insecure: bool, args: &BenchArgs) -> u8 {
                 println!("{report}");
             } else if args.listing {
                 listing::print_human(&report);
+            } else if args.graph {
+                graph::print_human(&report);
             } else {
                 print_human(&report);
             }
@@ -113,6 +121,12 @@ fn bench(allow_insecure: bool, args: &BenchArgs) -> anyhow::Result<serde_json::V
     };
     let (host, store) = crate::runtime::open_host_with_store(dir.path(), store_options, plugins, config)?;
     let runtime = super::local::runtime()?;
+    if args.graph {
+        let _in_runtime = runtime.enter();
+        let report = graph::local(&host, args);
+        runtime.block_on(host.shutdown(Duration::from_secs(5)))?;
+        return report;
+    }
 
     let preload_started = Instant::now();
     baseline::preload(store.as_ref(), args.preload)?;

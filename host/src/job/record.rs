@@ -1,12 +1,8 @@
-//! A job record and its life cycle: what is stored, the closed set of statuses, and the state
-//! machine: which status may follow which, and what each transition sets on the record.
-//!
-//! **Invariant:** a job's record changes status only through the transitions below (stores
-//! apply them, inside their transactions, and keep their indexes in step); every transition
-//! is one of [`TRANSITIONS`], which a test checks the methods against.
+//! The record and its state machine (see the module's header).
 
 use serde::{Deserialize, Serialize};
 
+use super::edges::{Deps, Membership, NewMembership, NewParent};
 use crate::clock::{self, Micros};
 pub use crate::ids::{AttemptToken, JobId, ScheduleId};
 
@@ -331,7 +327,7 @@ impl Job {
         }
     }
 
-    fn become_(&mut self, to: Status) {
+    pub(super) fn become_(&mut self, to: Status) {
         debug_assert!(
             self.status.may_become(to),
             "job {}: {} → {to} is not a transition",
@@ -341,7 +337,7 @@ impl Job {
         self.status = to;
     }
 
-    fn finish(&mut self, to: Status, now: Micros) {
+    pub(super) fn finish(&mut self, to: Status, now: Micros) {
         self.become_(to);
         self.finished_at = Some(now);
     }
@@ -487,12 +483,3 @@ impl Job {
         Ok(())
     }
 }
-
-mod deps;
-pub use deps::{
-    dependency_failed, Callback, Deps, Membership, NewMembership, NewParent, OnFailure, Parent, Standing,
-    Upon,
-};
-
-#[cfg(test)]
-mod tests;
