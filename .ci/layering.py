@@ -30,7 +30,7 @@ FLOORS = [
     ["service"],
     ["processor"],
     ["store", "workers"],
-    ["metrics", "history", "events", "schedule", "plugins"],
+    ["metrics", "history", "events", "schedule", "plugins", "limits"],
     ["job", "cron"],
     ["clock", "ids", "sync", "durations"],
     ["text"],

@@ -15,6 +15,7 @@ pub mod events;
 pub mod history;
 pub mod ids;
 pub mod job;
+pub mod limits;
 pub mod metrics;
 pub mod plugins;
 pub mod processor;

@@ -12,6 +12,7 @@ use jobhost::job::{
     AttemptToken, Callback, JobId, NewJob, NewMembership, NewParent, OnFailure, Outcome, Progress,
     ScheduleId, Status, Upon, DEFAULT_QUEUE,
 };
+use jobhost::limits::{Limit, Rate, Scope};
 use jobhost::schedule::{MissedPolicy, Schedule, Trigger};
 use jobhost::store::{
     Cancelled, ClaimFilter, Claimed, Created, Finished, Keyed, LeaseTerms, ListFilter, Once, Removal, Report,
@@ -61,6 +62,9 @@ conformance!(
     a_waiting_job_cancelled_by_hand_cancels_its_dependents_for_good,
     a_parent_finishing_while_its_dependent_is_added_never_strands_it,
     a_group_is_stored_with_its_batch_counted_and_lasts_as_long_as_its_first_job,
+    a_concurrency_limit_passes_jobs_over_without_costing_attempts,
+    a_per_key_limit_counts_each_key_and_a_rate_spaces_starts,
+    claimers_racing_under_a_limit_never_start_more_than_it_allows,
 );
 
 const LEASE: LeaseTerms = LeaseTerms { duration: Duration::from_secs(30) };
@@ -915,4 +919,93 @@ fn a_group_is_stored_with_its_batch_counted_and_lasts_as_long_as_its_first_job(s
     assert_eq!(store.group(id).unwrap().unwrap().removed, 1);
     store.remove(&Removal { id: Some(id), ..Removal::default() }).unwrap();
     assert!(store.group(id).unwrap().is_none(), "gone with its first job");
+}
+
+fn limit(scope: Scope, concurrency: Option<u32>, per_key: Option<u32>, rate: Option<Rate>) -> Limit {
+    Limit { scope, concurrency, per_key, rate }
+}
+
+fn a_concurrency_limit_passes_jobs_over_without_costing_attempts(store: &TestStore) {
+    let t = now();
+    let default = || Scope::Queue(DEFAULT_QUEUE.into());
+    store.set_limit(limit(default(), Some(2), None, None)).unwrap();
+    let ids: Vec<JobId> = (0..5).map(|n| add(&**store, new_job(n), t)).collect();
+    let first = store.claim_batch(&ANY, t, LEASE, 10).unwrap();
+    assert_eq!(first.iter().map(|c| c.job.id).collect::<Vec<_>>(), ids[..2], "two at once, in order");
+    assert!(store.claim_batch(&ANY, t, LEASE, 10).unwrap().is_empty(), "the limit is full");
+    let passed_over = store.get(ids[2]).unwrap().unwrap();
+    assert_eq!((passed_over.status, passed_over.attempts), (Status::Queued, 0), "no attempt spent");
+    finish(&**store, &first[0], completed(), t);
+    let next = store.claim_batch(&ANY, t, LEASE, 10).unwrap();
+    assert_eq!(next.iter().map(|c| c.job.id).collect::<Vec<_>>(), [ids[2]]);
+    // Another queue is not limited; a limit changed at run time applies to the next claim.
+    let other = add(&**store, NewJob { queue: "other".into(), ..new_job(9) }, t);
+    assert_eq!(claim_one(&**store, t).job.id, other);
+    store.set_limit(limit(default(), Some(4), None, None)).unwrap();
+    assert_eq!(store.claim_batch(&ANY, t, LEASE, 10).unwrap().len(), 2);
+    assert_eq!(store.limits().unwrap().len(), 1);
+    assert!(store.remove_limit(&default()).unwrap());
+    assert!(!store.remove_limit(&default()).unwrap());
+    assert!(store.limits().unwrap().is_empty());
+}
+
+fn a_per_key_limit_counts_each_key_and_a_rate_spaces_starts(store: &TestStore) {
+    let t = now();
+    let keyed = |n, key: Option<&str>| NewJob { limit_key: key.map(str::to_owned), ..new_job(n) };
+    store.set_limit(limit(Scope::Factory("echo".into()), None, Some(1), None)).unwrap();
+    let a1 = add(&**store, keyed(1, Some("acme")), t);
+    let a2 = add(&**store, keyed(2, Some("acme")), t);
+    let b = add(&**store, keyed(3, Some("zenith")), t);
+    let none = add(&**store, keyed(4, None), t);
+    let claimed: Vec<JobId> =
+        store.claim_batch(&ANY, t, LEASE, 10).unwrap().iter().map(|c| c.job.id).collect();
+    assert_eq!(claimed, [a1, b, none], "acme's second waits for its first");
+    assert_eq!(status(&**store, a2), Status::Queued);
+    assert!(store.remove_limit(&Scope::Factory("echo".into())).unwrap());
+
+    // Two starts a second: one every 500 ms, however many are ready and asked for.
+    let queue = || Scope::Queue("paced".into());
+    store.set_limit(limit(queue(), None, None, Some(Rate { starts: 2, per_ms: 1000 }))).unwrap();
+    for n in 0..4 {
+        add(&**store, NewJob { queue: "paced".into(), ..new_job(10 + n) }, t);
+    }
+    let paced = ClaimFilter { queue: Some("paced"), factory: None };
+    let at = |ms: i64| store.claim_batch(&paced, t + ms * 1000, LEASE, 10).unwrap().len();
+    assert_eq!(at(0), 1);
+    assert_eq!(at(0), 0);
+    assert_eq!(at(499), 0);
+    assert_eq!(at(500), 1);
+    assert_eq!(at(5_000), 1, "an idle spell saves up no burst");
+    assert_eq!(at(5_000), 0);
+    let state = store.limits().unwrap().into_iter().find(|l| l.limit.scope == queue()).unwrap();
+    assert_eq!(state.next_start, t + 5_500_000, "the pace is kept in the store");
+}
+
+fn claimers_racing_under_a_limit_never_start_more_than_it_allows(store: &TestStore) {
+    // Hosts claiming at once (threads here; on PostgreSQL each on a connection of its own):
+    // the limit counts every claim's jobs, whoever made it.
+    let t = now();
+    store.set_limit(limit(Scope::Queue(DEFAULT_QUEUE.into()), Some(3), None, None)).unwrap();
+    for n in 0..200 {
+        add(&**store, new_job(n), t);
+    }
+    for round in 0..8 {
+        let barrier = Barrier::new(8);
+        let claimed: Vec<Claimed> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        (0..3).flat_map(|_| store.claim_batch(&ANY, t, LEASE, 4).unwrap()).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(claimed.len(), 3, "round {round}");
+        assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Processing), 3);
+        for c in &claimed {
+            finish(&**store, c, completed(), t);
+        }
+    }
 }

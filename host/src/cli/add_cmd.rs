@@ -47,6 +47,9 @@ pub struct AddArgs {
     /// they all complete, and ends `cancelled` if one fails for good.
     #[arg(long, value_name = "ID", conflicts_with_all = ["hold", "unique_key"])]
     pub after: Vec<String>,
+    /// What a limit's `per_key` counts this job by (a customer, a tenant).
+    #[arg(long, value_name = "KEY")]
+    pub limit_key: Option<String>,
     /// With --after: run once those jobs have finished, however they ended.
     #[arg(long, requires = "after")]
     pub even_if_failed: bool,
@@ -97,6 +100,7 @@ pub fn add(args: &AddArgs) -> u8 {
             })
             .collect(),
         reference: None,
+        limit_key: args.limit_key.clone(),
     };
     // Ctrl-C while waiting leaves the job running: say so, and how to stop it. Set before the
     // job is sent, so that no moment of the wait ends the process without saying what became

@@ -175,6 +175,15 @@ impl Client {
         self.answer(&url, request.send_json(body))
     }
 
+    pub fn put<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
+        let url = self.url(path)?;
+        let mut request = self.agent.put(&url);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        self.answer(&url, request.send_json(body))
+    }
+
     pub fn delete<T: DeserializeOwned>(
         &self,
         path: &str,

@@ -10,6 +10,7 @@ mod bench;
 pub(crate) mod client;
 mod group_cmd;
 mod jobs_cmd;
+mod limit_cmd;
 mod local;
 mod logs;
 mod plugins_cmd;
@@ -75,6 +76,10 @@ pub enum Command {
     Queue(jobs_cmd::QueueCommand),
     /// List the job factories the server has; `factories show NAME`: one, with its input schema.
     Factories(jobs_cmd::FactoriesArgs),
+    /// Flow control: `limit list`, `limit set queue NAME --concurrency 2 --rate 100/1s`,
+    /// `limit remove queue NAME`.
+    #[command(subcommand)]
+    Limit(limit_cmd::LimitCommand),
     /// A batch's group: `group show ID`, `group cancel ID`.
     #[command(subcommand)]
     Group(group_cmd::GroupCommand),
@@ -203,6 +208,7 @@ pub fn main() -> ExitCode {
         Command::Queue(command) => jobs_cmd::queue(&command),
         Command::Factories(args) => jobs_cmd::factories(&args),
         Command::Group(command) => group_cmd::group(&command),
+        Command::Limit(command) => limit_cmd::limit(&command),
         Command::Schedule(command) => schedule_cmd::schedule(&command),
         Command::Cron(command) => schedule_cmd::cron(&command),
         Command::Store(command) => store_cmd::run(&command),

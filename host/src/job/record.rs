@@ -126,6 +126,8 @@ pub struct Job {
     pub deps: Option<Deps>,
     /// The group it belongs to, as a member or a callback.
     pub group: Option<Membership>,
+    /// What a limit's `per_key` counts it by (a customer, a tenant).
+    pub limit_key: Option<String>,
 }
 
 impl Job {
@@ -167,6 +169,7 @@ pub struct NewJob {
     pub depends_on: Vec<NewParent>,
     /// In a batch with a group: this job's part in it (the store makes the group).
     pub group: Option<NewMembership>,
+    pub limit_key: Option<String>,
 }
 
 /// Longest queue and factory names (they appear in index keys, URLs and metric labels).
@@ -324,6 +327,7 @@ impl Job {
                 .group
                 .as_ref()
                 .and_then(|m| batch.first().map(|&first| Membership { group: first, callback: m.callback })),
+            limit_key: new.limit_key,
         }
     }
 

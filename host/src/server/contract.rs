@@ -136,6 +136,12 @@ fn bodies(doc: &mut Value, served: &Served) {
         json!({"not": {"required": ["delay_seconds", "run_at"], "properties": {"delay_seconds": {"type": "number"}, "run_at": {"type": "string"}}}}),
     );
 
+    property(
+        doc,
+        "AddJobRequest",
+        "limit_key",
+        json!({"type": ["string", "null"], "minLength": 1, "maxLength": MAX_UNIQUE_KEY_LEN, "pattern": "^[^\\u0000]*$"}),
+    );
     // Parents: stored jobs by id; in a batch, also the batch's own jobs by `ref`.
     let on_failure = json!({"type": ["string", "null"], "enum": ["cancel", "run", null]});
     let by_id = json!({"type": "object", "additionalProperties": false, "required": ["id"],
@@ -230,6 +236,31 @@ fn bodies(doc: &mut Value, served: &Served) {
     property(doc, "SchedulePatchRequest", "max_attempts", attempts);
     property(doc, "SchedulePatchRequest", "cron", json!({"type": ["string", "null"], "pattern": CRON}));
     property(doc, "SchedulePatchRequest", "timezone", zone);
+
+    // A limit gives at least one part, each in range.
+    property(
+        doc,
+        "LimitRequest",
+        "concurrency",
+        json!({"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX}),
+    );
+    property(
+        doc,
+        "LimitRequest",
+        "per_key",
+        json!({"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX}),
+    );
+    property(doc, "RateView", "starts", json!({"type": "integer", "minimum": 1, "maximum": u32::MAX}));
+    property(doc, "RateView", "per_seconds", json!({"type": "number", "minimum": 0.001, "maximum": 86400}));
+    refine(
+        doc,
+        &["components", "schemas", "LimitRequest"],
+        json!({"anyOf": [
+            {"required": ["concurrency"], "properties": {"concurrency": {"type": "integer"}}},
+            {"required": ["per_key"], "properties": {"per_key": {"type": "integer"}}},
+            {"required": ["rate"], "properties": {"rate": {"type": "object"}}}
+        ]}),
+    );
 
     typed_jobs(doc, served);
 
@@ -352,6 +383,7 @@ fn parameters(doc: &mut Value) {
         };
         set("id", json!({"type": "string", "pattern": ID}));
         set("name", json!({"type": "string", "pattern": QUEUE}));
+        set("kind", json!({"type": "string", "enum": ["queue", "factory"]}));
         match (path.as_str(), method.as_str()) {
             ("/v1/jobs", "get") | ("/v1/jobs/summaries", "get") => {
                 set("status", json!({"type": "string", "pattern": list(STATUSES)}));

@@ -121,6 +121,7 @@ impl From<HostError> for ApiError {
                 ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string())
             },
             HostError::NotFound(id) => ApiError::unknown_id(id),
+            HostError::LimitNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_limit", e.to_string()),
             HostError::GroupNotFound(id) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_group", format!("no group with id {id}"))
             }

@@ -208,6 +208,20 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     }
 }
 
+/// Two path segments (`/v1/limits/{kind}/{name}`), as [`PathParam`] takes one.
+pub struct PathPair(pub String, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathPair {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<(String, String)>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path((a, b))) => Ok(PathPair(a, b)),
+            Err(rejection) => Err(ApiError::invalid_request(format!("path: {}", rejection.body_text()))),
+        }
+    }
+}
+
 /// Integer fields of request bodies. JSON Schema counts `2.0` as an integer, so a client
 /// generated from the document may send it: any number with no fractional part in the
 /// field's range is taken.
@@ -238,6 +252,10 @@ pub mod integral {
 
     pub fn opt_i32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
         Option::<serde_json::Number>::deserialize(d)?.map(whole::<D, i32>).transpose()
+    }
+
+    pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        whole::<D, u32>(serde_json::Number::deserialize(d)?)
     }
 
     pub fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {

@@ -68,6 +68,7 @@ fn to_add_job(req: AddJobRequest, now: Micros, max_input: usize, refs: Option<&R
         schedule_id: None,
         depends_on,
         group: None,
+        limit_key: req.limit_key,
     })
 }
 

@@ -21,6 +21,7 @@ mod head;
 mod http;
 mod job_lists;
 mod jobs;
+mod limits;
 mod opening;
 mod quiet;
 mod replay;

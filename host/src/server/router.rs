@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::state::AppState;
-use super::{admin, auth, dashboard, groups, guard, head, job_lists, jobs, schedules};
+use super::{admin, auth, dashboard, groups, guard, head, job_lists, jobs, limits, schedules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -50,6 +50,8 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::factory))
         .routes(routes!(admin::plugins))
         .routes(routes!(admin::queues))
+        .routes(routes!(limits::list_limits))
+        .routes(routes!(limits::set_limit, limits::remove_limit))
         .routes(routes!(admin::start_queue))
         .routes(routes!(admin::stop_queue))
         .routes(routes!(admin::workers))

@@ -35,6 +35,8 @@ pub struct AddJob {
     pub depends_on: Vec<NewParent>,
     /// In a batch with a group: its part in the group.
     pub group: Option<NewMembership>,
+    /// What a limit's `per_key` counts it by.
+    pub limit_key: Option<String>,
 }
 
 /// Most parents one job may name.
@@ -155,6 +157,14 @@ impl Host {
         if max_attempts == 0 {
             return Err(HostError::invalid("max_attempts", "must be at least 1"));
         }
+        if let Some(key) = &req.limit_key {
+            if key.is_empty() || key.chars().count() > MAX_UNIQUE_KEY_LEN || key.contains('\0') {
+                return Err(HostError::invalid(
+                    "limit_key",
+                    format!("must be 1 to {MAX_UNIQUE_KEY_LEN} characters long, without NUL"),
+                ));
+            }
+        }
         if let Some(key) = &req.unique_key {
             // Characters, as the API document's `maxLength` counts them.
             if key.is_empty() || key.chars().count() > MAX_UNIQUE_KEY_LEN {
@@ -181,6 +191,7 @@ impl Host {
             schedule_id: req.schedule_id,
             depends_on: req.depends_on,
             group: req.group,
+            limit_key: req.limit_key,
         })
     }
 }

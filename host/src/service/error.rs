@@ -26,6 +26,8 @@ pub enum HostError {
     ScheduleNotFound(ScheduleId),
     #[error("no group with id {0}")]
     GroupNotFound(JobId),
+    #[error("no limit on {0}")]
+    LimitNotFound(String),
     /// The job's status does not allow what was asked.
     #[error(transparent)]
     Refused(Refused),

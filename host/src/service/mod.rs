@@ -17,6 +17,7 @@ mod groups;
 mod host;
 mod hosts;
 mod idempotency;
+mod limits;
 mod maintenance;
 mod schedules;
 
@@ -25,6 +26,7 @@ pub use error::{FieldError, HostError};
 pub use host::Host;
 pub use hosts::HostStatus;
 pub use idempotency::RequestKey;
+pub use limits::MAX_RATE_PER_MS;
 pub use schedules::{NewSchedule, SchedulePatch};
 
 pub use crate::events::JobEvent;

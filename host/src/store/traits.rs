@@ -15,6 +15,7 @@ use super::types::{
 };
 use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, NewJob, Outcome, Progress, ScheduleId, Status};
+use crate::limits::{Limit, LimitState, Scope};
 use crate::schedule::Schedule;
 
 /// Jobs as their submitters and operators see them.
@@ -68,6 +69,16 @@ pub trait JobStore: Send + Sync + 'static {
     /// Jobs per queue and status.
     fn counts(&self) -> StoreResult<Counts>;
 
+    /// Every limit (see `crate::limits`), with its rate's state, by scope.
+    fn limits(&self) -> StoreResult<Vec<LimitState>>;
+
+    /// Sets the limit on `limit.scope` (adding or replacing it; its rate's pace is kept).
+    /// Durable; claims from then on pass it.
+    fn set_limit(&self, limit: Limit) -> StoreResult<LimitState>;
+
+    /// Removes the limit on `scope`; false if there was none. Durable.
+    fn remove_limit(&self, scope: &Scope) -> StoreResult<bool>;
+
     /// Writes a consistent copy of the whole store to `out`, for `jobhost store restore`.
     /// Writes wait while it is taken; reads go on.
     fn backup(&self, out: &mut dyn std::io::Write) -> StoreResult<BackupSummary>;
@@ -80,12 +91,14 @@ pub trait WorkStore: Send + Sync + 'static {
     /// right even for queues nobody claims from.
     fn promote_due(&self, now: Micros) -> StoreResult<usize>;
 
-    /// The earliest time a waiting job becomes due, if any (for the workers' sleep).
+    /// The earliest time a waiting job becomes due, or a rate limit's next start after now, if
+    /// any (for the workers' sleep).
     fn next_due(&self) -> StoreResult<Option<Micros>>;
 
     /// Moves due retry waits to ready, then claims up to `max` ready jobs matching `filter`,
     /// in queue order, in one transaction: each `processing`, its attempt counted, a fresh
-    /// lease token. Kept before it returns (see the store's claim durability), so an attempt
+    /// lease token. A job some limit does not admit now is passed over and stays `queued`
+    /// (see `crate::limits`). Kept before it returns (see the store's claim durability), so an attempt
     /// that kills the host is counted (poison jobs end after max attempts).
     fn claim_batch(
         &self,

@@ -29,6 +29,7 @@ pub fn bench(url: &str, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         unique_key: None,
         depends_on: Vec::new(),
         reference: None,
+        limit_key: None,
     };
 
     // Latency first, while the server is idle: after the drain below it is still writing

@@ -56,6 +56,10 @@ pub struct AddJobRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<DependencyRef>)]
     pub depends_on: Vec<Value>,
+    /// What a limit's `per_key` counts this job by (a customer, a tenant): `PUT
+    /// /v1/limits/{kind}/{name}` with `per_key: 2` runs at most two jobs of one key at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_key: Option<String>,
     /// In a batch: this job's name for the others' `depends_on` (`{"ref": "…"}`), unique
     /// within the batch.
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
@@ -298,6 +302,8 @@ pub struct JobView {
     /// The group it belongs to (absent outside one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<MembershipView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_key: Option<String>,
 }
 
 /// A job's place in a group.
@@ -388,6 +394,7 @@ impl From<&Job> for JobView {
             schedule_id: job.schedule_id.map(|id| id.to_string()),
             dependencies: job.deps.as_ref().map(DependenciesView::from),
             group: job.group.map(|m| MembershipView { id: m.group.to_string(), callback: m.callback }),
+            limit_key: job.limit_key.clone(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod jobs;
+mod limits;
 mod schedules;
 mod stats;
 
@@ -16,5 +17,6 @@ pub use jobs::{
     DependencyRef, GroupAdded, GroupCancelled, GroupRequest, GroupView, JobPage, JobSummary, JobView,
     Removed, Retried, SummaryPage,
 };
+pub use limits::{LimitRequest, LimitView, RateView};
 pub use schedules::{CronCheck, CronTimes, MissedView, SchedulePatchRequest, ScheduleRequest, ScheduleView};
 pub use stats::{PercentilesView, QueueTotals, StatsPoint, StatsView};

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use super::dependents;
 use super::errors::{db_error, is_unique_violation};
 use super::idempotency::Step;
+use super::limits;
 use super::rows::{
     at, id_sql, insert_jobs, job_from_row, jobs_from_rows, next_job_ids, save_jobs, JOB_COLUMNS,
 };
@@ -14,6 +15,7 @@ use super::session::Sql;
 use super::store::PgStore;
 use crate::clock::Micros;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
+use crate::limits::{Limit, LimitState, Scope};
 use crate::store::dependents::{self as store_dependents, Moved};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::JobStore;
@@ -380,6 +382,18 @@ impl JobStore for PgStore {
             }
             Ok(counts)
         })
+    }
+
+    fn limits(&self) -> StoreResult<Vec<LimitState>> {
+        self.run(limits::all)
+    }
+
+    fn set_limit(&self, limit: Limit) -> StoreResult<LimitState> {
+        self.run(|c| limits::set(c, &limit))
+    }
+
+    fn remove_limit(&self, scope: &Scope) -> StoreResult<bool> {
+        self.run(|c| limits::remove(c, scope))
     }
 
     fn backup(&self, _out: &mut dyn std::io::Write) -> StoreResult<BackupSummary> {

@@ -182,7 +182,8 @@ CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
 "#,
     // 9: jobs that wait for other jobs: the `waiting` status (pending, so it holds a unique
     // key like the others), each dependent's parents and counters (`deps`, JSON), the edges a
-    // parent's change follows to its dependents; groups (a batch's members and callbacks).
+    // parent's change follows to its dependents; groups (a batch's members and callbacks);
+    // flow control's limits and each job's `limit_key`.
     r#"
 ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_status_check;
 ALTER TABLE jobs ADD CONSTRAINT jobs_status_check CHECK (status IN
@@ -197,6 +198,13 @@ CREATE TABLE job_dependents (
     parent bigint NOT NULL,
     child bigint NOT NULL,
     PRIMARY KEY (parent, child)
+);
+ALTER TABLE jobs ADD COLUMN limit_key text;
+-- Flow control: each limit and its rate's next start, locked by claims it covers.
+CREATE TABLE job_limits (
+    scope text PRIMARY KEY,
+    definition text NOT NULL,
+    next_start timestamptz
 );
 CREATE TABLE job_groups (
     id bigint PRIMARY KEY,
@@ -299,7 +307,7 @@ mod tests {
         "4fe840e7bb9d5cde",
         "ca9447492f054877",
         "08678a25e2ab7e07",
-        "2b7b9b10928b628e",
+        "f903d1339d8d7254",
     ];
 
     #[test]

@@ -12,6 +12,7 @@ mod dependents;
 mod errors;
 mod idempotency;
 mod jobs;
+mod limits;
 mod listen;
 mod migrations;
 mod rows;

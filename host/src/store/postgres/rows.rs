@@ -15,12 +15,12 @@ use crate::schedule::Schedule;
 use crate::store::error::{StoreError, StoreResult};
 
 /// How many columns [`JOB_COLUMNS`] names: a query may select more after them.
-pub const JOB_COLUMN_COUNT: usize = 25;
+pub const JOB_COLUMN_COUNT: usize = 26;
 
 /// Every column of `jobs`, in the order [`job_from_row`] reads them.
 pub const JOB_COLUMNS: &str = "id, factory, queue, priority, input, status, result, errors, attempts, \
      max_attempts, timeout_ms, created_at, started_at, finished_at, run_at, progress_fraction, \
-     progress_message, lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps, group_id, group_callback";
+     progress_message, lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps, group_id, group_callback, limit_key";
 
 pub fn at(micros: Micros) -> DateTime<Utc> {
     to_datetime(micros)
@@ -97,6 +97,7 @@ pub fn job_from_row(row: &Row) -> StoreResult<Job> {
         schedule_id: schedule_id.map(|s| ScheduleId(s as u64)),
         deps,
         group: group_id.map(|g| Membership { group: JobId(g as u64), callback }),
+        limit_key: row.get(25),
     })
 }
 
@@ -139,6 +140,7 @@ struct Columns {
     deps: Vec<Option<String>>,
     group_id: Vec<Option<i64>>,
     group_callback: Vec<Option<&'static str>>,
+    limit_key: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -170,6 +172,7 @@ impl Columns {
             deps: Vec::with_capacity(n),
             group_id: Vec::with_capacity(n),
             group_callback: Vec::with_capacity(n),
+            limit_key: Vec::with_capacity(n),
         };
         for job in jobs {
             c.id.push(id_sql(job.id));
@@ -200,20 +203,21 @@ impl Columns {
             c.deps.push(job.deps.as_ref().and_then(|d| serde_json::to_string(d).ok()));
             c.group_id.push(job.group.map(|m| id_sql(m.group)));
             c.group_callback.push(job.group.and_then(|m| m.callback).map(Callback::as_str));
+            c.limit_key.push(job.limit_key.clone());
         }
         c
     }
 }
 
-/// The rows of `unnest` over [`Columns`] (`$1` to `$25`), named as the table's columns.
+/// The rows of `unnest` over [`Columns`] (`$1` to `$26`), named as the table's columns.
 const UNNEST: &str = "unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], \
      $7::text[], $8::text[], $9::integer[], $10::integer[], $11::bigint[], $12::timestamptz[], \
      $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::float8[], $17::text[], \
-     $18::bigint[], $19::timestamptz[], $20::boolean[], $21::text[], $22::bigint[], $23::text[], $24::bigint[], $25::text[]) \
+     $18::bigint[], $19::timestamptz[], $20::boolean[], $21::text[], $22::bigint[], $23::text[], $24::bigint[], $25::text[], $26::text[]) \
      AS u(id, factory, queue, priority, input, status, result, errors, attempts, max_attempts, \
      timeout_ms, created_at, started_at, finished_at, run_at, progress_fraction, progress_message, \
      lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps, group_id, \
-     group_callback)";
+     group_callback, limit_key)";
 
 const ERRORS: &str = "ARRAY(SELECT jsonb_array_elements_text(u.errors::jsonb))";
 
@@ -224,7 +228,7 @@ fn query_with_columns(
     extra: &[&(dyn postgres::types::ToSql + Sync)],
 ) -> Result<Vec<Row>, postgres::Error> {
     let c = Columns::of(jobs);
-    let columns: [&(dyn postgres::types::ToSql + Sync); 25] = [
+    let columns: [&(dyn postgres::types::ToSql + Sync); 26] = [
         &c.id,
         &c.factory,
         &c.queue,
@@ -250,6 +254,7 @@ fn query_with_columns(
         &c.deps,
         &c.group_id,
         &c.group_callback,
+        &c.limit_key,
     ];
     let params: Vec<&(dyn postgres::types::ToSql + Sync)> = columns.iter().chain(extra).copied().collect();
     client.query(sql, &params)
@@ -267,7 +272,7 @@ pub fn insert_jobs(client: &mut impl Sql, jobs: &[&Job]) -> Result<Vec<JobId>, p
          u.factory, u.queue, u.priority, u.input, u.status, \
          u.result, {ERRORS}, u.attempts, u.max_attempts, u.timeout_ms, u.created_at, u.started_at, \
          u.finished_at, u.run_at, u.progress_fraction, u.progress_message, u.lease_token, \
-         u.lease_expires_at, u.cancel_requested, u.unique_key, u.schedule_id, u.deps, u.group_id, u.group_callback FROM {UNNEST} RETURNING id"
+         u.lease_expires_at, u.cancel_requested, u.unique_key, u.schedule_id, u.deps, u.group_id, u.group_callback, u.limit_key FROM {UNNEST} RETURNING id"
     );
     let rows = query_with_columns(client, &sql, jobs, &[])?;
     Ok(rows.iter().map(|r| JobId(r.get::<_, i64>(0) as u64)).collect())
@@ -288,7 +293,7 @@ pub fn save_jobs(client: &mut impl Sql, jobs: &[&Job], lease_host: Option<&str>)
          progress_message = u.progress_message, lease_token = u.lease_token, \
          lease_expires_at = u.lease_expires_at, cancel_requested = u.cancel_requested, \
          unique_key = u.unique_key, deps = u.deps, lease_host = CASE WHEN u.status = 'processing' \
-         THEN coalesce($26::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id"
+         THEN coalesce($27::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id"
     );
     query_with_columns(client, &sql, jobs, &[&lease_host]).map_err(db_error)?;
     Ok(())

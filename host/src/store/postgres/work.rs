@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::dependents;
 use super::errors::db_error;
+use super::limits as pg_limits;
 use super::rows::{at, id_sql, jobs_from_rows, save_jobs, token_sql, JOB_COLUMNS, JOB_COLUMN_COUNT};
 use super::session::{Sql, Tx};
 use super::store::PgStore;
@@ -18,6 +19,7 @@ use crate::job::Status;
 use crate::job::{
     worker_lost_host_silent, AttemptToken, Job, JobId, Lease, Progress, WORKER_LOST_LEASE_EXPIRED,
 };
+use crate::limits::{self, Gate};
 use crate::store::dependents::Moved;
 use crate::store::error::StoreResult;
 use crate::store::traits::{Report, WorkStore};
@@ -32,6 +34,13 @@ use crate::sync;
 /// index bounds in any plan: `jobs_ready` (queue, priority DESC, run_at, id), in order, to
 /// the limit.
 pub fn claim_sql(filter: &ClaimFilter<'_>) -> String {
+    claim_sql_with(filter, false)
+}
+
+/// [`claim_sql`], and with `closed`, `AND NOT (factory = ANY($n))` after the filter's
+/// parameters: the factories no limit lets start now, whose jobs a claim under limits does not
+/// read.
+pub fn claim_sql_with(filter: &ClaimFilter<'_>, closed: bool) -> String {
     let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND run_at <= $1");
     let mut n = 2;
     if filter.queue.is_some() {
@@ -42,9 +51,16 @@ pub fn claim_sql(filter: &ClaimFilter<'_>) -> String {
         n += 1;
         sql.push_str(&format!(" AND factory = ${n}"));
     }
+    if closed {
+        n += 1;
+        sql.push_str(&format!(" AND NOT (factory = ANY(${n}))"));
+    }
     sql.push_str(" ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED");
     sql
 }
+
+/// Ready jobs a claim under limits reads at most (see the embedded store's).
+const LIMITED_CANDIDATES: usize = 512;
 
 /// The earliest time a job becomes due: of the scheduled jobs (`jobs_scheduled`), and of the
 /// queued ones waiting for a retry time (`jobs_waiting`); each an index's first entry past
@@ -109,12 +125,14 @@ impl WorkStore for PgStore {
     fn next_due(&self) -> StoreResult<Option<Micros>> {
         // Retry waits are `queued` with a later run time; the earliest of those still ahead,
         // or of the scheduled jobs.
-        let now = at(self.db_now(SystemClock.now_micros()));
+        let db_now = self.db_now(SystemClock.now_micros());
+        let now = at(db_now);
         self.run(|c| {
             let row = c.query_one(NEXT_DUE_SQL, &[&now]).map_err(db_error)?;
-            Ok(row
-                .get::<_, Option<chrono::DateTime<chrono::Utc>>>(0)
-                .map(|t| self.host_time(t.timestamp_micros())))
+            let due = row.get::<_, Option<chrono::DateTime<chrono::Utc>>>(0).map(|t| t.timestamp_micros());
+            // A rate limit's next start, for a worker passed over by it.
+            let paced = limits::next_start_after(&pg_limits::all(c)?, db_now);
+            Ok(due.into_iter().chain(paced).min().map(|t| self.host_time(t)))
         })
     }
 
@@ -136,9 +154,34 @@ impl WorkStore for PgStore {
         let me = sync::lock(&self.me).clone();
         self.transact(|tx| {
             PgStore::promote(tx, now)?;
-            let rows = tx.query(&sql, &params).map_err(db_error)?;
-            let mut claimed = Vec::with_capacity(rows.len());
-            let mut jobs = jobs_from_rows(&rows)?;
+            let covering = pg_limits::lock_covering(tx, filter.queue)?;
+            let mut jobs = if covering.is_empty() {
+                let rows = tx.query(&sql, &params).map_err(db_error)?;
+                jobs_from_rows(&rows)?
+            } else {
+                // Under limits: what runs everywhere now, then candidates past the closed
+                // factories, each admitted or passed over (left queued, unlocked at commit).
+                let running = pg_limits::running(tx)?;
+                let mut gate = Gate::new(covering.clone(), &running);
+                if filter.queue.is_some_and(|q| gate.queue_closed(q, now)) {
+                    return Ok(Vec::new());
+                }
+                let closed = gate.closed_factories(now);
+                let candidates = LIMITED_CANDIDATES.max(max) as i64;
+                let mut limited: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&now_at, &candidates];
+                limited.extend(params[2..].iter().copied());
+                limited.push(&closed);
+                let rows = tx.query(&claim_sql_with(filter, true), &limited).map_err(db_error)?;
+                let mut admitted = Vec::new();
+                for job in jobs_from_rows(&rows)? {
+                    if admitted.len() < max.max(1) && gate.admit(&job, now) {
+                        admitted.push(job);
+                    }
+                }
+                pg_limits::save_paces(tx, &covering, &gate.limits)?;
+                admitted
+            };
+            let mut claimed = Vec::with_capacity(jobs.len());
             for job in &mut jobs {
                 let token = AttemptToken::random();
                 job.claim(Lease { token, expires_at }, now);

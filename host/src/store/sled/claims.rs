@@ -5,19 +5,25 @@
 //! a transaction, so claimers never race for the same key and retry. A claim is kept (see
 //! `ClaimDurability`) after the lock is released, so concurrent claims share flushes.
 
-use super::keys;
 use super::options::ClaimDurability;
 use super::store::SledStore;
 use super::tx::{ready_key, Tx, TxResult};
+use super::{codec, keys};
+use crate::clock::SystemClock;
 use crate::clock::{duration_micros, Micros};
 use crate::job::{
     AttemptToken, Job, JobId, Lease, Progress, Status, WORKER_LOST_HOST_STOPPED, WORKER_LOST_LEASE_EXPIRED,
 };
+use crate::limits::{self, Gate, LimitState, Running};
 use crate::store::dependents::Moved;
-use crate::store::error::StoreResult;
-use crate::store::traits::{Report, WorkStore};
+use crate::store::error::{StoreError, StoreResult};
+use crate::store::traits::{JobStore, Report, WorkStore};
 use crate::store::types::{ClaimFilter, Claimed, Finished, LeaseTerms};
 use crate::sync;
+
+/// Ready jobs a claim under limits reads at most, past those no limit admits (a backlog of
+/// one key at its limit ahead of others costs each claim this many reads, not the backlog).
+const LIMITED_CANDIDATES: usize = 512;
 
 /// The ready job a claim picked (under the claim lock), and the lease it will hold.
 struct NextClaim {
@@ -52,6 +58,101 @@ impl NextClaim {
 }
 
 impl SledStore {
+    /// Every limit, with its rate's state.
+    pub(super) fn limit_states(&self) -> StoreResult<Vec<LimitState>> {
+        let trees = &self.live()?.trees;
+        if trees.limits.is_empty() {
+            return Ok(Vec::new());
+        }
+        trees
+            .limits
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                codec::decode(&value).map_err(|error| StoreError::Corrupt {
+                    what: format!("limit {}", String::from_utf8_lossy(&key)),
+                    error,
+                })
+            })
+            .collect()
+    }
+
+    /// A claim under limits: the jobs running now counted (one process holds this store, and
+    /// claims hold the claim lock), ready jobs read past the factories no limit lets start,
+    /// each candidate admitted or passed over, the limits' paces written with the claims.
+    fn claim_limited(
+        &self,
+        filter: &ClaimFilter<'_>,
+        now: Micros,
+        terms: LeaseTerms,
+        max: usize,
+        limits: Vec<LimitState>,
+    ) -> StoreResult<Vec<Claimed>> {
+        let trees = &self.live()?.trees;
+        let mut running = Vec::new();
+        for entry in trees.leases.iter() {
+            let (key, _) = entry?;
+            let Some((_, id)) = keys::parse_time_key(&key) else { continue };
+            if let Some(job) = self.get(id)? {
+                running.push(Running::of(&job));
+            }
+        }
+        let gate = Gate::new(limits.clone(), &running);
+        if filter.queue.is_some_and(|q| gate.queue_closed(q, now)) {
+            return Ok(Vec::new());
+        }
+        let closed = gate.closed_factories(now);
+        let candidates: Vec<(sled::IVec, JobId)> = {
+            let iter = match filter.queue {
+                Some(queue) => trees.ready.scan_prefix(keys::queue_prefix(queue)),
+                None => trees.ready.iter(),
+            };
+            let mut found = Vec::new();
+            for entry in iter {
+                let (key, factory) = entry?;
+                let factory = String::from_utf8_lossy(&factory);
+                if filter.factory.is_some_and(|f| f != factory) || closed.iter().any(|c| *c == factory) {
+                    continue;
+                }
+                if let Some((_, id)) = keys::parse_ready_key(&key) {
+                    found.push((key, id));
+                    if found.len() >= LIMITED_CANDIDATES.max(max) {
+                        break;
+                    }
+                }
+            }
+            found
+        };
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let picks: Vec<NextClaim> =
+            candidates.into_iter().map(|(key, id)| NextClaim::new(key, id, now, terms)).collect();
+        let taken = trees.transact(|tx| {
+            let mut gate = Gate::new(limits.clone(), &running);
+            let mut taken = Vec::new();
+            for pick in &picks {
+                if taken.len() >= max {
+                    break;
+                }
+                let Some(job) = tx.find(pick.id)? else { continue };
+                if job.status != Status::Queued || !gate.admit(&job, now) {
+                    continue;
+                }
+                if let Some(job) = pick.take(tx)? {
+                    taken.push((job, pick.lease.token));
+                }
+            }
+            for (before, after) in limits.iter().zip(&gate.limits) {
+                if before != after {
+                    tx.limits.insert(after.limit.scope.key().as_bytes(), codec::encode(after))?;
+                }
+            }
+            Ok(taken)
+        })?;
+        Ok(taken.into_iter().map(|(job, token)| self.count_claimed(job, token)).collect())
+    }
+
     /// Moves every waiting job due by `now` to `ready`; how many.
     fn promote_waiting(&self, now: Micros) -> StoreResult<usize> {
         let mut promoted_count = 0;
@@ -163,10 +264,16 @@ impl WorkStore for SledStore {
     }
 
     fn next_due(&self) -> StoreResult<Option<Micros>> {
-        Ok(match self.live()?.trees.waiting.first()? {
+        let waiting = match self.live()?.trees.waiting.first()? {
             Some((key, _)) => keys::parse_time_key(&key).map(|(at, _)| at),
             None => None,
-        })
+        };
+        let limits = self.limit_states()?;
+        if limits.is_empty() {
+            return Ok(waiting);
+        }
+        let paced = limits::next_start_after(&limits, SystemClock.now_micros());
+        Ok(waiting.into_iter().chain(paced).min())
     }
 
     fn claim_batch(
@@ -179,6 +286,13 @@ impl WorkStore for SledStore {
         let claimed = {
             let _one_claimer = sync::lock(&self.claim_lock);
             self.promote_waiting(now)?;
+            let limits = self.limit_states()?;
+            if !limits.is_empty() {
+                let claimed = self.claim_limited(filter, now, lease, max.max(1), limits)?;
+                drop(_one_claimer);
+                self.keep_claims(&claimed)?;
+                return Ok(claimed);
+            }
             let picks: Vec<NextClaim> = self
                 .next_ready_n(filter, max.max(1))?
                 .into_iter()

@@ -141,6 +141,7 @@ impl From<JobV2> for Job {
             schedule_id: v.schedule_id,
             deps: None,
             group: None,
+            limit_key: None,
         }
     }
 }
@@ -170,6 +171,7 @@ impl From<JobV1> for Job {
             schedule_id: None,
             deps: None,
             group: None,
+            limit_key: None,
         }
     }
 }

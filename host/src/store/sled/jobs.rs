@@ -9,6 +9,7 @@ use super::store::SledStore;
 use super::tx::{abort, decode_job, unique_index_key, Trees};
 use crate::clock::Micros;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
+use crate::limits::{Limit, LimitState, Scope};
 use crate::store::dependents::{self, Moved};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::JobStore;
@@ -408,5 +409,34 @@ impl JobStore for SledStore {
 
     fn counts(&self) -> StoreResult<Counts> {
         Ok(self.counts.snapshot())
+    }
+
+    fn limits(&self) -> StoreResult<Vec<LimitState>> {
+        self.limit_states()
+    }
+
+    fn set_limit(&self, limit: Limit) -> StoreResult<LimitState> {
+        // Under the claim lock: no claim reads the limits between this read and the write.
+        let _no_claim = sync::lock(&self.claim_lock);
+        let key = limit.scope.key();
+        let state = self.live()?.trees.transact(|tx| {
+            let next_start = match tx.limits.get(key.as_bytes())? {
+                Some(old) => codec::decode::<LimitState>(&old).map(|s| s.next_start).unwrap_or(0),
+                None => 0,
+            };
+            let state = LimitState { limit: limit.clone(), next_start };
+            tx.limits.insert(key.as_bytes(), codec::encode(&state))?;
+            Ok(state)
+        })?;
+        self.durable()?;
+        Ok(state)
+    }
+
+    fn remove_limit(&self, scope: &Scope) -> StoreResult<bool> {
+        let _no_claim = sync::lock(&self.claim_lock);
+        let key = scope.key();
+        let removed = self.live()?.trees.transact(|tx| Ok(tx.limits.remove(key.as_bytes())?.is_some()))?;
+        self.durable()?;
+        Ok(removed)
     }
 }

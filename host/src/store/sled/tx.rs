@@ -48,6 +48,8 @@ pub(super) struct Trees {
     pub dependents: Tree,
     /// Group id (its first job's) → the `Group` record.
     pub groups: Tree,
+    /// Scope key (`queue/NAME`, `factory/NAME`) → its `LimitState`.
+    pub limits: Tree,
     /// Told when a transaction fails to write (see `health`).
     health: Arc<Health>,
     /// Told, after a commit, of the dependents it moved (see [`AfterMove`]).
@@ -76,6 +78,7 @@ impl Trees {
             idempotency_expiry: db.open_tree("idempotency_expiry")?,
             dependents: db.open_tree("dependents")?,
             groups: db.open_tree("groups")?,
+            limits: db.open_tree("limits")?,
         })
     }
 }
@@ -96,6 +99,7 @@ pub(super) struct Tx<'a> {
     pub idempotency_expiry: &'a TransactionalTree,
     pub dependents: &'a TransactionalTree,
     pub groups: &'a TransactionalTree,
+    pub limits: &'a TransactionalTree,
     /// The dependents this transaction moved, with their status before (see `propagate`).
     moved: RefCell<Vec<(Status, Job)>>,
 }
@@ -136,6 +140,7 @@ impl Trees {
             &t.idempotency_expiry,
             &t.dependents,
             &t.groups,
+            &t.limits,
         );
         let result = trees.transaction(
             |(
@@ -152,6 +157,7 @@ impl Trees {
                 idempotency_expiry,
                 dependents,
                 groups,
+                limits,
             )| {
                 let tx = Tx {
                     moved: RefCell::default(),
@@ -168,6 +174,7 @@ impl Trees {
                     idempotency_expiry,
                     dependents,
                     groups,
+                    limits,
                 };
                 let result = f(&tx)?;
                 Ok((result, tx.moved.take()))
@@ -189,7 +196,7 @@ impl Trees {
 
 impl Trees {
     /// Every tree's name, in the order backups number them (never reorder: append).
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 14] = [
         "jobs",
         "ready",
         "waiting",
@@ -203,10 +210,11 @@ impl Trees {
         "idempotency_expiry",
         "dependents",
         "groups",
+        "limits",
     ];
 
     /// Every tree with its name, in the order of [`Trees::NAMES`].
-    pub fn all(&self) -> [(&'static str, &Tree); 13] {
+    pub fn all(&self) -> [(&'static str, &Tree); 14] {
         let trees = [
             &self.jobs,
             &self.ready,
@@ -221,6 +229,7 @@ impl Trees {
             &self.idempotency_expiry,
             &self.dependents,
             &self.groups,
+            &self.limits,
         ];
         let mut i = 0;
         trees.map(|tree| {

@@ -1,0 +1,280 @@
+//! Flow control: limits on the jobs of a queue or of a factory — how many run at once (across
+//! every host sharing the store), how many run at once per key (`limit_key`, say one per
+//! customer), how many start per interval — and the gate a claim passes its candidates through.
+//!
+//! The rate is a generic cell rate (GCRA) without burst: a scope's next start is due one
+//! interval (`per / starts`) after the previous one, or now if it has been idle, so starts are
+//! spread evenly and an idle spell saves up no burst. The state is one time per limit, kept in
+//! the store and changed in the claim's transaction, so every host sharing a store keeps one
+//! pace.
+//!
+//! **Invariant:** a claim starts a job only if every limit covering it admits it, counted
+//! against the jobs `processing` in the store when the claim's transaction reads them (a
+//! store serializes claims under limits); a job refused stays `queued` with its attempts
+//! untouched.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Micros;
+use crate::job::Job;
+
+/// What a limit covers: the jobs of one queue, or of one factory (in any queue).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Queue(String),
+    Factory(String),
+}
+
+impl Scope {
+    pub fn covers(&self, job: &Job) -> bool {
+        match self {
+            Scope::Queue(q) => *q == job.queue,
+            Scope::Factory(f) => *f == job.factory,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::Queue(_) => "queue",
+            Scope::Factory(_) => "factory",
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Scope::Queue(n) | Scope::Factory(n) => n,
+        }
+    }
+
+    /// `queue/NAME` or `factory/NAME`: the store's key for it.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.kind(), self.name())
+    }
+
+    /// The scope named by `kind` (`queue` or `factory`) and `name`.
+    pub fn parse(kind: &str, name: &str) -> Result<Scope, String> {
+        match kind {
+            "queue" => Ok(Scope::Queue(name.to_owned())),
+            "factory" => Ok(Scope::Factory(name.to_owned())),
+            other => Err(format!("`{}`: a limit is on a `queue` or a `factory`", crate::text::clip(other))),
+        }
+    }
+}
+
+/// At most `starts` starts per `per_ms`, evenly spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rate {
+    pub starts: u32,
+    pub per_ms: u64,
+}
+
+impl Rate {
+    /// The time between two starts, in microseconds (at least 1).
+    pub fn interval(self) -> Micros {
+        ((self.per_ms as i128 * 1000) / i128::from(self.starts.max(1))).clamp(1, i64::MAX as i128) as Micros
+    }
+}
+
+/// A limit as set: each part optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limit {
+    pub scope: Scope,
+    /// Jobs of the scope running at once, on every host together.
+    pub concurrency: Option<u32>,
+    /// Jobs of the scope with one `limit_key` running at once.
+    pub per_key: Option<u32>,
+    pub rate: Option<Rate>,
+}
+
+/// A limit and its rate's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitState {
+    pub limit: Limit,
+    /// When the next start is due (the rate's theoretical arrival time); 0 before the first.
+    pub next_start: Micros,
+}
+
+/// A running job as the gate counts it: its queue, factory and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    pub queue: String,
+    pub factory: String,
+    pub limit_key: Option<String>,
+}
+
+impl Running {
+    pub fn of(job: &Job) -> Running {
+        Running { queue: job.queue.clone(), factory: job.factory.clone(), limit_key: job.limit_key.clone() }
+    }
+
+    fn as_job_like(&self) -> (&str, &str) {
+        (&self.queue, &self.factory)
+    }
+}
+
+/// One claim's passage through the limits: what runs now, counted, and each limit's pace.
+pub struct Gate {
+    pub limits: Vec<LimitState>,
+    /// Running jobs per limit (by position), and per (limit, key).
+    running: HashMap<usize, u32>,
+    by_key: HashMap<(usize, String), u32>,
+}
+
+impl Gate {
+    pub fn new(limits: Vec<LimitState>, running: &[Running]) -> Gate {
+        let mut gate = Gate { limits, running: HashMap::new(), by_key: HashMap::new() };
+        for job in running {
+            let (queue, factory) = job.as_job_like();
+            for i in 0..gate.limits.len() {
+                if covers(&gate.limits[i].limit.scope, queue, factory) {
+                    *gate.running.entry(i).or_insert(0) += 1;
+                    if let Some(key) = &job.limit_key {
+                        *gate.by_key.entry((i, key.clone())).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+        gate
+    }
+
+    /// Whether any limit covers `job`'s queue and factory.
+    pub fn applies(&self, job: &Job) -> bool {
+        self.limits.iter().any(|l| l.limit.scope.covers(job))
+    }
+
+    /// Whether `job` may start at `now`: every limit covering it has room (and, for a rate, its
+    /// next start is due). If so it is counted as running and each rate's next start moves on.
+    pub fn admit(&mut self, job: &Job, now: Micros) -> bool {
+        let covering: Vec<usize> =
+            (0..self.limits.len()).filter(|&i| self.limits[i].limit.scope.covers(job)).collect();
+        for &i in &covering {
+            let state = &self.limits[i];
+            let running = self.running.get(&i).copied().unwrap_or(0);
+            if state.limit.concurrency.is_some_and(|c| running >= c) {
+                return false;
+            }
+            if let (Some(per_key), Some(key)) = (state.limit.per_key, &job.limit_key) {
+                if self.by_key.get(&(i, key.clone())).copied().unwrap_or(0) >= per_key {
+                    return false;
+                }
+            }
+            if state.limit.rate.is_some() && state.next_start > now {
+                return false;
+            }
+        }
+        for &i in &covering {
+            *self.running.entry(i).or_insert(0) += 1;
+            if let Some(key) = &job.limit_key {
+                *self.by_key.entry((i, key.clone())).or_insert(0) += 1;
+            }
+            let state = &mut self.limits[i];
+            if let Some(rate) = state.limit.rate {
+                state.next_start = state.next_start.max(now).saturating_add(rate.interval());
+            }
+        }
+        true
+    }
+
+    /// Factories none of whose jobs may start now: a factory limit at its concurrency, or
+    /// whose next start is not due (a claim leaves their jobs unread).
+    pub fn closed_factories(&self, now: Micros) -> Vec<String> {
+        (0..self.limits.len())
+            .filter_map(|i| {
+                let state = &self.limits[i];
+                let Scope::Factory(name) = &state.limit.scope else { return None };
+                let full =
+                    state.limit.concurrency.is_some_and(|c| self.running.get(&i).copied().unwrap_or(0) >= c);
+                let early = state.limit.rate.is_some() && state.next_start > now;
+                (full || early).then(|| name.clone())
+            })
+            .collect()
+    }
+
+    /// Whether the limit on `queue` lets nothing start now.
+    pub fn queue_closed(&self, queue: &str, now: Micros) -> bool {
+        self.limits.iter().enumerate().any(|(i, state)| {
+            matches!(&state.limit.scope, Scope::Queue(q) if q == queue)
+                && (state.limit.concurrency.is_some_and(|c| self.running.get(&i).copied().unwrap_or(0) >= c)
+                    || (state.limit.rate.is_some() && state.next_start > now))
+        })
+    }
+}
+
+fn covers(scope: &Scope, queue: &str, factory: &str) -> bool {
+    match scope {
+        Scope::Queue(q) => q == queue,
+        Scope::Factory(f) => f == factory,
+    }
+}
+
+/// The earliest rate slot after `now` among `limits` (when an idle worker should look again).
+pub fn next_start_after(limits: &[LimitState], now: Micros) -> Option<Micros> {
+    limits.iter().filter(|l| l.limit.rate.is_some() && l.next_start > now).map(|l| l.next_start).min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{JobId, NewJob};
+
+    fn job(queue: &str, factory: &str, key: Option<&str>) -> Job {
+        let new = NewJob {
+            factory: factory.into(),
+            queue: queue.into(),
+            max_attempts: 1,
+            limit_key: key.map(str::to_owned),
+            ..NewJob::default()
+        };
+        Job::new(JobId(1), new, 0)
+    }
+
+    fn limit(scope: Scope, concurrency: Option<u32>, per_key: Option<u32>, rate: Option<Rate>) -> LimitState {
+        LimitState { limit: Limit { scope, concurrency, per_key, rate }, next_start: 0 }
+    }
+
+    #[test]
+    fn concurrency_counts_what_runs_everywhere_and_what_this_claim_starts() {
+        let running = [Running::of(&job("q", "echo", None))];
+        let mut gate = Gate::new(vec![limit(Scope::Queue("q".into()), Some(2), None, None)], &running);
+        assert!(gate.admit(&job("q", "echo", None), 0));
+        assert!(!gate.admit(&job("q", "echo", None), 0), "two running: one before, one now");
+        assert!(gate.admit(&job("other", "echo", None), 0), "another queue is not limited");
+        assert!(gate.queue_closed("q", 0));
+    }
+
+    #[test]
+    fn per_key_limits_each_key_alone_and_a_factory_limit_closes_it() {
+        let mut gate = Gate::new(
+            vec![limit(Scope::Factory("mail".into()), Some(3), Some(1), None)],
+            &[Running::of(&job("a", "mail", Some("acme")))],
+        );
+        assert!(!gate.admit(&job("b", "mail", Some("acme")), 0), "acme has its one");
+        assert!(gate.admit(&job("b", "mail", Some("zenith")), 0));
+        assert!(gate.admit(&job("b", "mail", None), 0), "no key: only the concurrency counts");
+        assert_eq!(gate.closed_factories(0), ["mail"], "three running");
+        assert!(!gate.admit(&job("b", "mail", Some("other")), 0));
+    }
+
+    #[test]
+    fn a_rate_spreads_starts_evenly_and_saves_no_burst_while_idle() {
+        let rate = Rate { starts: 100, per_ms: 1000 };
+        assert_eq!(rate.interval(), 10_000);
+        let mut gate = Gate::new(vec![limit(Scope::Queue("q".into()), None, None, Some(rate))], &[]);
+        let j = job("q", "echo", None);
+        assert!(gate.admit(&j, 1_000_000));
+        assert!(!gate.admit(&j, 1_000_000), "one start per 10 ms");
+        assert!(!gate.admit(&j, 1_009_999));
+        assert!(gate.admit(&j, 1_010_000));
+        assert_eq!(next_start_after(&gate.limits, 1_010_000), Some(1_020_000));
+        // A minute idle: one start, not a minute's worth.
+        assert!(gate.admit(&j, 61_000_000));
+        assert!(!gate.admit(&j, 61_000_000));
+        // Starts over a second of claims every millisecond: 100.
+        let mut gate = Gate::new(vec![limit(Scope::Queue("q".into()), None, None, Some(rate))], &[]);
+        let started = (0..1000).filter(|ms| gate.admit(&j, ms * 1000)).count();
+        assert_eq!(started, 100);
+    }
+}
