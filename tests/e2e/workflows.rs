@@ -417,3 +417,147 @@ fn cancelling_a_group_stops_its_members_and_its_on_complete_callback_tells_so() 
     let again = server.post_empty(&format!("/v1/groups/{group}/cancel"));
     assert_eq!((again.status, &again.body["cancelled"]), (200, &json!(0)), "nothing left to cancel");
 }
+
+/// The most jobs of `queue` seen `processing` at once while `done` is false, sampled from the
+/// API of `server` every 20 ms.
+fn most_running(server: &Server, queue: &str, mut done: impl FnMut() -> bool) -> u64 {
+    let mut most = 0;
+    let deadline = Instant::now() + LONG;
+    while !done() {
+        let queues = server.get("/v1/queues");
+        let running = queues
+            .body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|q| q["name"] == queue)
+            .and_then(|q| q["jobs"]["processing"].as_u64())
+            .unwrap_or(0);
+        most = most.max(running);
+        assert!(Instant::now() < deadline, "not done in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    most
+}
+
+#[test]
+fn a_limit_set_at_run_time_holds_jobs_queued_without_attempts_and_bad_limits_are_refused() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    let set = server.put("/v1/limits/queue/limited", &json!({"concurrency": 2}));
+    assert_eq!(set.status, 200, "{set:?}");
+    assert_eq!(
+        (&set.body["kind"], &set.body["name"], &set.body["concurrency"]),
+        (&json!("queue"), &json!("limited"), &json!(2))
+    );
+    let jobs: Vec<Value> = (0..6)
+        .map(|_| json!({"job": "sum", "queue": "limited", "input": {"n": 1, "sleep_ms": 400}}))
+        .collect();
+    let made = server.post("/v1/jobs/batch", &json!({"jobs": jobs}));
+    assert_eq!(made.status, 201, "{made:?}");
+    let ids = ids(&made.body);
+    let most =
+        most_running(&server, "limited", || ids.iter().all(|id| server.job(id)["status"] == "completed"));
+    assert_eq!(most, 2, "at most two at once, and two did run at once");
+    for id in &ids {
+        assert_eq!(server.job(id)["attempts"], 1, "waiting for the limit cost no attempt");
+    }
+    let listed = server.get("/v1/limits");
+    assert_eq!(listed.body.as_array().unwrap().len(), 1, "{}", listed.text);
+
+    // What a limit cannot be.
+    let put = |path: &str, body: Value| server.put(path, &body);
+    for (path, body, status) in [
+        ("/v1/limits/queue/limited", json!({}), 400),
+        ("/v1/limits/queue/limited", json!({"concurrency": 0}), 400),
+        ("/v1/limits/queue/limited", json!({"rate": {"starts": 5, "per_seconds": 0}}), 400),
+        ("/v1/limits/queue/limited", json!({"concurrency": 1, "speed": 3}), 400),
+        ("/v1/limits/bogus/limited", json!({"concurrency": 1}), 404),
+    ] {
+        let answer = put(path, body.clone());
+        assert_eq!(answer.status, status, "{path} {body}: {answer:?}");
+    }
+    assert_eq!(server.delete("/v1/limits/queue/nowhere").code(), "unknown_limit");
+
+    // The CLI sets, lists and removes them.
+    let url = server.url.clone();
+    let out =
+        jobhost(["limit", "set", "factory", "sum", "--rate", "5/1s", "--per-key", "1", "--server", &url]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = jobhost(["limit", "list", "--server", &url]);
+    assert!(
+        out.stdout.contains("factory  sum") && out.stdout.contains("1 at once per key, 5 starts per 1 s"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(jobhost(["limit", "remove", "queue", "limited", "--server", &url]).code, 0);
+    let out = jobhost(["limit", "set", "queue", "x", "--server", &url]);
+    assert_ne!(out.code, 0, "no part given");
+    assert_eq!(server.get("/v1/limits").body.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn hosts_killed_under_a_concurrency_limit_never_run_more_than_it_allows_on_postgresql() {
+    if postgres_skipped(
+        "workflows::hosts_killed_under_a_concurrency_limit_never_run_more_than_it_allows_on_postgresql",
+    ) {
+        return;
+    }
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let schema = Schema::new();
+    let url = schema.url();
+    let start = |name: &str| {
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&config, format!("host_name = \"{name}\"\nlease = \"2s\"\n")).unwrap();
+        Server::start(
+            &dir.path().join(name),
+            plugins.path(),
+            &["--config", config.to_str().unwrap(), "--store-url", &url],
+        )
+    };
+    let mut hosts = vec![start("a"), start("b"), start("c")];
+    let set = hosts[0].put("/v1/limits/queue/limited", &json!({"concurrency": 2}));
+    assert_eq!(set.status, 200, "{set:?}");
+    let jobs: Vec<Value> = (0..16)
+        .map(|_| json!({"job": "sum", "queue": "limited", "input": {"n": 1, "sleep_ms": 300}}))
+        .collect();
+    let made = hosts[0].post("/v1/jobs/batch", &json!({"jobs": jobs}));
+    let ids = ids(&made.body);
+    // Sample the database itself, every host's jobs, while hosts are killed and restarted.
+    let sampler = std::thread::spawn({
+        let schema_url = url.clone();
+        move || {
+            let mut client = postgres::Client::connect(&schema_url, postgres::NoTls).unwrap();
+            let mut most = 0i64;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let row = client.query_one(
+                    "SELECT count(*) FILTER (WHERE status = 'processing'), count(*) FILTER (WHERE status = 'completed') FROM jobs WHERE queue = 'limited'", &[]).unwrap();
+                most = most.max(row.get::<_, i64>(0));
+                if row.get::<_, i64>(1) == 16 || Instant::now() > deadline {
+                    return most;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    for round in 0..3 {
+        // Kill a host while jobs run, and start it again.
+        let victim = round % 3;
+        let before = ids.iter().filter(|id| hosts[1].job(id)["status"] == "completed").count();
+        let deadline = Instant::now() + LONG;
+        while ids.iter().filter(|id| hosts[1].job(id)["status"] == "completed").count() == before
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        hosts[victim].kill();
+        hosts[victim] = start(["a", "b", "c"][victim]);
+    }
+    let most = sampler.join().unwrap();
+    for id in &ids {
+        assert_eq!(hosts[0].wait_finished(id, LONG)["status"], "completed");
+    }
+    assert!(most <= 2, "{most} ran at once under a limit of 2");
+    assert_eq!(most, 2, "the limit's two places were used");
+}

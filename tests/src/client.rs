@@ -44,6 +44,7 @@ pub enum Request<'a> {
     /// A POST with a raw body (malformed JSON, oversized bodies).
     Raw(&'a str, Vec<u8>),
     Patch(&'a str, Value),
+    Put(&'a str, Value),
     Delete(&'a str),
 }
 
@@ -111,6 +112,7 @@ impl Client {
                 self.auth(self.agent.post(url(path))).content_type("application/json").send(&body[..]),
             ),
             Request::Patch(path, body) => self.answer(self.auth(self.agent.patch(url(path))).send_json(body)),
+            Request::Put(path, body) => self.answer(self.auth(self.agent.put(url(path))).send_json(body)),
             Request::Delete(path) => self.answer(self.auth(self.agent.delete(url(path))).call()),
         }
     }
@@ -172,6 +174,10 @@ impl Client {
 
     pub fn post_raw(&self, path: &str, body: &[u8]) -> Answer {
         self.send(&Request::Raw(path, body.to_vec()))
+    }
+
+    pub fn put(&self, path: &str, body: &Value) -> Answer {
+        self.send(&Request::Put(path, body.clone()))
     }
 
     pub fn patch(&self, path: &str, body: &Value) -> Answer {
