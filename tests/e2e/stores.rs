@@ -729,8 +729,10 @@ fn a_dependent_waits_for_every_parent_then_queues(store: &TestStore) {
     let c = add(&**store, dependent(3, &[a, b]), t);
     let job = store.get(c).unwrap().unwrap();
     assert_eq!(job.status, Status::Waiting);
+    assert_eq!(job.parents.iter().map(|p| p.id).collect::<Vec<_>>(), [a, b], "read with its parents");
+    assert_eq!(store.parents(c).unwrap(), job.parents);
     let deps = job.deps.expect("its dependencies");
-    assert_eq!((deps.left, deps.failed, deps.parents.len()), (2, 0, 2));
+    assert_eq!((deps.total, deps.left, deps.failed), (2, 2, 0));
     assert_eq!(count(&**store, DEFAULT_QUEUE, Status::Waiting), 1);
     run(&**store, a, completed(), t);
     assert_eq!(status(&**store, c), Status::Waiting, "one parent left");

@@ -101,11 +101,13 @@ pub struct NewMembership {
     pub callback: Option<Callback>,
 }
 
-/// What a dependent records about its parents.
+/// What a dependent's record keeps of its parents: counters only, so that a parent's change
+/// rewrites a few bytes whatever the fan-in (the list of parents is kept apart by the store,
+/// written once: see `Job::parents`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Deps {
-    /// In the order they were given.
-    pub parents: Vec<Parent>,
+    /// How many parents it has.
+    pub total: u32,
     /// Parents it still waits for.
     pub left: u32,
     /// Parents whose failure cancels it (not retried since).

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::edges::{Deps, Membership, NewMembership, NewParent};
+use super::edges::{Deps, Membership, NewMembership, NewParent, Parent};
 use crate::clock::{self, Micros};
 pub use crate::ids::{AttemptToken, JobId, ScheduleId};
 
@@ -128,6 +128,12 @@ pub struct Job {
     pub group: Option<Membership>,
     /// What a limit's `per_key` counts it by (a customer, a tenant).
     pub limit_key: Option<String>,
+    /// The jobs it depends on, in the order given. Not part of the record as encoded: the
+    /// store keeps the list apart (written once, at submission), fills it in on the reads
+    /// callers make (`JobStore::get`, `list`), and leaves it empty on its own reads, so that a
+    /// parent's change never reads or rewrites a fan-in's list.
+    #[serde(skip)]
+    pub parents: Vec<Parent>,
 }
 
 impl Job {
@@ -318,10 +324,9 @@ impl Job {
             cancel_requested: false,
             unique_key: new.unique_key,
             schedule_id: new.schedule_id,
-            deps: (!new.depends_on.is_empty()).then(|| Deps {
-                parents: new.depends_on.iter().map(|p| p.resolve(batch)).collect(),
-                ..Deps::default()
-            }),
+            deps: (!new.depends_on.is_empty())
+                .then(|| Deps { total: new.depends_on.len() as u32, ..Deps::default() }),
+            parents: new.depends_on.iter().map(|p| p.resolve(batch)).collect(),
             // The group's id is its first job's, which the batch's store assigns.
             group: new
                 .group

@@ -8,6 +8,11 @@ fn job(status: Status) -> Job {
     Job { status, ..Job::new(JobId(1), new, 0) }
 }
 
+/// A `cancel` edge from `id`.
+fn edge(id: JobId) -> Parent {
+    Parent { id, on_failure: OnFailure::Cancel }
+}
+
 /// A new job waiting for `parents` (each with a `cancel` edge).
 fn dependent(parents: &[JobId]) -> Job {
     let depends_on =
@@ -32,34 +37,30 @@ fn a_dependent_follows_its_parents_counters_and_all() {
     let counters = |j: &Job| j.deps.as_ref().map(|d| (d.left, d.failed, d.blocked_by));
     assert_eq!((j.status, counters(&j)), (Status::Waiting, Some((2, 0, None))));
     // A move within a standing changes nothing; a parent not its own changes nothing.
-    assert!(!j.parent_moved(a, Standing::Pending, Standing::Pending, Status::Processing, 2));
-    assert!(!j.parent_moved(JobId(99), Standing::Pending, Standing::Completed, Status::Completed, 2));
-    assert!(!j.parent_moved(a, Standing::Pending, Standing::Completed, Status::Completed, 2));
+    assert!(!j.parent_moved(edge(a), Standing::Pending, Standing::Pending, Status::Processing, 2));
+    assert!(!j.parent_moved(edge(a), Standing::Pending, Standing::Completed, Status::Completed, 2));
     assert_eq!(counters(&j), Some((1, 0, None)));
     // b fails: cancelled, naming it.
-    assert!(j.parent_moved(b, Standing::Pending, Standing::Failed, Status::Error, 3));
+    assert!(j.parent_moved(edge(b), Standing::Pending, Standing::Failed, Status::Error, 3));
     assert_eq!((j.status, counters(&j)), (Status::Cancelled, Some((0, 1, Some(b)))));
     assert_eq!(
         j.errors.last().map(String::as_str).map(|e| e.ends_with("it depends on job 2, which ended error")),
         Some(true)
     );
     // b retried: waiting again, for b.
-    assert!(j.parent_moved(b, Standing::Failed, Standing::Pending, Status::Queued, 4));
+    assert!(j.parent_moved(edge(b), Standing::Failed, Standing::Pending, Status::Queued, 4));
     assert_eq!((j.status, counters(&j), j.finished_at), (Status::Waiting, Some((1, 0, None)), None));
-    assert!(j.parent_moved(b, Standing::Pending, Standing::Completed, Status::Completed, 5));
+    assert!(j.parent_moved(edge(b), Standing::Pending, Standing::Completed, Status::Completed, 5));
     assert_eq!((j.status, j.run_at), (Status::Queued, 5), "released now: its place in line is now");
     // Cancelled by hand, it is not revived by a parent's retry.
     let mut j = dependent(&[a]);
     j.admit_parents(&[(a, Status::Queued)], 1);
     j.cancel(2).unwrap();
-    assert!(!j.parent_moved(a, Standing::Pending, Standing::Failed, Status::Error, 3));
-    assert!(!j.parent_moved(a, Standing::Failed, Standing::Pending, Status::Queued, 4));
+    assert!(!j.parent_moved(edge(a), Standing::Pending, Standing::Failed, Status::Error, 3));
+    assert!(!j.parent_moved(edge(a), Standing::Failed, Standing::Pending, Status::Queued, 4));
     assert_eq!(j.status, Status::Cancelled);
     // A `run` edge: a failed parent releases it like a completed one.
-    let mut j = Job {
-        deps: Some(Deps { parents: vec![Parent { id: a, on_failure: OnFailure::Run }], ..Deps::default() }),
-        ..dependent(&[a])
-    };
+    let mut j = Job { parents: vec![Parent { id: a, on_failure: OnFailure::Run }], ..dependent(&[a]) };
     j.admit_parents(&[(a, Status::Cancelled)], 1);
     assert_eq!(j.status, Status::Queued);
 }
@@ -134,7 +135,7 @@ fn every_transition_is_listed_and_sets_what_its_status_implies() {
             let parent = JobId(7);
             let mut j = dependent(&[parent]);
             j.admit_parents(&[(parent, Status::Error)], 5);
-            assert!(j.parent_moved(parent, Standing::Failed, Standing::Pending, Status::Queued, 6));
+            assert!(j.parent_moved(edge(parent), Standing::Failed, Standing::Pending, Status::Queued, 6));
             assert_eq!((j.status, j.finished_at), (Status::Waiting, None));
             record(&j);
         }

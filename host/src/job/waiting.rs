@@ -59,9 +59,9 @@ pub fn dependency_failed(parent: JobId, status: Status) -> String {
 }
 
 impl Job {
-    /// The parents this job waits for (none for a job without dependencies).
+    /// The parents this job waits for, where the store filled them in (see `Job::parents`).
     pub fn parents(&self) -> &[Parent] {
-        self.deps.as_ref().map_or(&[], |d| &d.parents)
+        &self.parents
     }
 
     /// A new dependent learns each parent's status (`statuses`, by id), then takes the status that implies: `waiting`, or released at once, or
@@ -71,7 +71,7 @@ impl Job {
         deps.left = 0;
         deps.failed = 0;
         let mut first_failed = None;
-        for parent in deps.parents.clone() {
+        for parent in self.parents.clone() {
             let status = statuses.iter().find(|(id, _)| *id == parent.id).map_or(Status::Queued, |(_, s)| *s);
             let c = counter(Standing::of(status), parent.on_failure);
             if c == Counter::Failed && first_failed.is_none() {
@@ -82,20 +82,21 @@ impl Job {
         self.reconsider(first_failed, now);
     }
 
-    /// Parent `parent` moved from `before` to `after` (its new status `status`): the counters
-    /// follow, and so does this job's status if it was waiting for it, or cancelled for it. True
-    /// if this job's status changed (its own dependents must then hear of it).
+    /// Parent `parent.id` (over an edge saying `parent.on_failure`) moved from `before` to
+    /// `after` (its new status `status`): the counters follow, and so does this job's status
+    /// if it was waiting for it, or cancelled for it. True if this job's status changed (its
+    /// own dependents must then hear of it).
     pub fn parent_moved(
         &mut self,
-        parent: JobId,
+        parent: Parent,
         before: Standing,
         after: Standing,
         status: Status,
         now: Micros,
     ) -> bool {
         let Some(deps) = self.deps.as_mut() else { return false };
-        let Some(edge) = deps.parents.iter().find(|p| p.id == parent).copied() else { return false };
-        let (from, to) = (counter(before, edge.on_failure), counter(after, edge.on_failure));
+        let (from, to) = (counter(before, parent.on_failure), counter(after, parent.on_failure));
+        let parent = parent.id;
         if from == to {
             return false;
         }

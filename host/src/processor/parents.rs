@@ -15,10 +15,14 @@ pub const MAX_PARENT_RESULTS: usize = 64 << 20;
 /// for a job without. A parent removed since is `removed`; one the store cannot read now is
 /// `unknown` (the attempt runs: its parents completed before it was queued).
 pub fn parent_outcomes(shared: &Shared, job: &Job) -> Option<String> {
-    let parents = job.parents();
-    if parents.is_empty() {
-        return None;
-    }
+    job.deps.as_ref()?;
+    let parents = match shared.store.parents(job.id) {
+        Ok(parents) => parents,
+        Err(e) => {
+            log::warn!("job {}: its parents cannot be read: {e}", job.id);
+            return Some("[]".to_owned());
+        }
+    };
     let mut budget = MAX_PARENT_RESULTS;
     let mut cut = 0usize;
     let list: Vec<Value> = parents

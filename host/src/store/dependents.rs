@@ -9,14 +9,15 @@
 use std::collections::BTreeMap;
 
 use crate::clock::Micros;
-use crate::job::{Job, JobId, NewJob, Standing, Status};
+use crate::job::{Job, JobId, NewJob, Parent, Standing, Status};
 use crate::store::types::{Group, GroupState};
 
 /// The reads and writes the walk needs, inside one transaction of a store.
 pub trait Graph {
     type Error;
-    /// The edges `(parent, child)` leaving `parents`.
-    fn children_of(&mut self, parents: &[JobId]) -> Result<Vec<(JobId, JobId)>, Self::Error>;
+    /// The edges leaving `parents`: each `(parent, child)` with what the parent's failure does
+    /// to the child.
+    fn children_of(&mut self, parents: &[JobId]) -> Result<Vec<(Parent, JobId)>, Self::Error>;
     /// The records of `ids` that exist (locked for update, where the store locks).
     fn load(&mut self, ids: &[JobId]) -> Result<Vec<Job>, Self::Error>;
     /// Writes dependents that changed, each `(before, after)`, with whatever index entries
@@ -61,7 +62,8 @@ pub fn propagate<G: Graph>(
         let mut children: BTreeMap<JobId, (Job, Job)> =
             graph.load(&ids)?.into_iter().map(|job| (job.id, (job.clone(), job))).collect();
         for (parent, child) in edges {
-            let (Some(m), Some((_, job))) = (level.iter().find(|m| m.id == parent), children.get_mut(&child))
+            let (Some(m), Some((_, job))) =
+                (level.iter().find(|m| m.id == parent.id), children.get_mut(&child))
             else {
                 continue; // a dependent removed since
             };

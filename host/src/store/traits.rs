@@ -14,7 +14,7 @@ use super::types::{
     Keyed, LeaseTerms, ListFilter, Notice, Once, Remembered, Removal,
 };
 use crate::clock::Micros;
-use crate::job::{AttemptToken, Job, JobId, NewJob, Outcome, Progress, ScheduleId, Status};
+use crate::job::{AttemptToken, Job, JobId, NewJob, Outcome, Parent, Progress, ScheduleId, Status};
 use crate::limits::{Limit, LimitState, Scope};
 use crate::schedule::Schedule;
 
@@ -53,7 +53,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// error history. Durable.
     fn retry(&self, id: JobId, max_attempts: Option<u32>, now: Micros) -> StoreResult<Job>;
 
+    /// The job, with its parents filled in (see `Job::parents`).
     fn get(&self, id: JobId) -> StoreResult<Option<Job>>;
+
+    /// The jobs job `id` depends on, in the order given (none for a job without parents).
+    fn parents(&self, id: JobId) -> StoreResult<Vec<Parent>>;
 
     /// Group `id` (a batch's, by its first job's id) and where its jobs are.
     fn group(&self, id: JobId) -> StoreResult<Option<GroupState>>;

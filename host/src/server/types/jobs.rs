@@ -90,8 +90,10 @@ pub struct DependencyEdge {
 /// A job's parents, as its view shows them.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DependenciesView {
-    /// In the order given.
+    /// In the order given (in `GET /v1/jobs/{id}`; empty in lists, which give `total`).
     pub parents: Vec<ParentView>,
+    /// How many parents it has.
+    pub total: u32,
     /// Parents it still waits for.
     pub waiting_for: u32,
     /// Parents whose failure cancels it (not retried since).
@@ -106,18 +108,21 @@ pub struct ParentView {
     pub on_failure: OnFailure,
 }
 
-impl From<&Deps> for DependenciesView {
-    fn from(d: &Deps) -> Self {
-        DependenciesView {
-            parents: d
+impl DependenciesView {
+    /// `job`'s, if it has parents (listed as the store filled them in).
+    fn of(job: &Job) -> Option<Self> {
+        let d: &Deps = job.deps.as_ref()?;
+        Some(DependenciesView {
+            parents: job
                 .parents
                 .iter()
                 .map(|p| ParentView { id: p.id.to_string(), on_failure: p.on_failure })
                 .collect(),
+            total: d.total,
             waiting_for: d.left,
             failed: d.failed,
             blocked_by: d.blocked_by.map(|id| id.to_string()),
-        }
+        })
     }
 }
 
@@ -392,7 +397,7 @@ impl From<&Job> for JobView {
             cancel_requested: job.cancel_requested,
             unique_key: job.unique_key.clone(),
             schedule_id: job.schedule_id.map(|id| id.to_string()),
-            dependencies: job.deps.as_ref().map(DependenciesView::from),
+            dependencies: DependenciesView::of(job),
             group: job.group.map(|m| MembershipView { id: m.group.to_string(), callback: m.callback }),
             limit_key: job.limit_key.clone(),
         }

@@ -10,7 +10,7 @@ use super::errors::db_error;
 use super::rows::{at, id_sql, jobs_from_rows, save_jobs, JOB_COLUMNS};
 use super::session::{Sql, Tx};
 use crate::clock::Micros;
-use crate::job::{Callback, Job, JobId, Status};
+use crate::job::{Callback, Job, JobId, OnFailure, Parent, Status};
 use crate::store::dependents::{self, Graph, Moved};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::types::{Group, GroupState};
@@ -20,11 +20,12 @@ use crate::store::types::{Group, GroupState};
 pub fn admit(tx: &mut Tx<'_>, jobs: &mut [Job], now: Micros) -> StoreResult<()> {
     let new: std::collections::BTreeSet<JobId> = jobs.iter().map(|j| j.id).collect();
     let mut outside: Vec<i64> = Vec::new();
-    let (mut parents, mut children) = (Vec::new(), Vec::new());
+    let (mut parents, mut children, mut run) = (Vec::new(), Vec::new(), Vec::new());
     for job in jobs.iter() {
         for p in job.parents() {
             parents.push(id_sql(p.id));
             children.push(id_sql(job.id));
+            run.push(p.on_failure == OnFailure::Run);
             if !new.contains(&p.id) {
                 outside.push(id_sql(p.id));
             }
@@ -49,9 +50,9 @@ pub fn admit(tx: &mut Tx<'_>, jobs: &mut [Job], now: Micros) -> StoreResult<()> 
     }
     dependents::admit(jobs, &existing, now);
     tx.execute(
-        "INSERT INTO job_dependents (parent, child) SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
-         ON CONFLICT DO NOTHING",
-        &[&parents, &children],
+        "INSERT INTO job_dependents (parent, child, run_on_failure) \
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[]) ON CONFLICT DO NOTHING",
+        &[&parents, &children, &run],
     )
     .map_err(db_error)?;
     Ok(())
@@ -118,15 +119,21 @@ struct PgGraph<'t, 'c>(&'t mut Tx<'c>);
 impl Graph for PgGraph<'_, '_> {
     type Error = StoreError;
 
-    fn children_of(&mut self, parents: &[JobId]) -> StoreResult<Vec<(JobId, JobId)>> {
+    fn children_of(&mut self, parents: &[JobId]) -> StoreResult<Vec<(Parent, JobId)>> {
         let ids: Vec<i64> = parents.iter().map(|p| id_sql(*p)).collect();
         let rows = self
             .0
-            .query("SELECT parent, child FROM job_dependents WHERE parent = ANY($1)", &[&ids])
+            .query("SELECT parent, child, run_on_failure FROM job_dependents WHERE parent = ANY($1)", &[&ids])
             .map_err(db_error)?;
         Ok(rows
             .iter()
-            .map(|r| (JobId(r.get::<_, i64>(0) as u64), JobId(r.get::<_, i64>(1) as u64)))
+            .map(|r| {
+                let on_failure = if r.get::<_, bool>(2) { OnFailure::Run } else { OnFailure::Cancel };
+                (
+                    Parent { id: JobId(r.get::<_, i64>(0) as u64), on_failure },
+                    JobId(r.get::<_, i64>(1) as u64),
+                )
+            })
             .collect())
     }
 

@@ -9,11 +9,12 @@ use super::errors::{db_error, is_unique_violation};
 use super::idempotency::Step;
 use super::limits;
 use super::rows::{
-    at, id_sql, insert_jobs, job_from_row, jobs_from_rows, next_job_ids, save_jobs, JOB_COLUMNS,
+    at, id_sql, insert_jobs, job_from_row, jobs_from_rows, next_job_ids, parents_of, save_jobs, JOB_COLUMNS,
 };
 use super::session::Sql;
 use super::store::PgStore;
 use crate::clock::Micros;
+use crate::job::Parent;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
 use crate::limits::{Limit, LimitState, Scope};
 use crate::store::dependents::{self as store_dependents, Moved};
@@ -100,6 +101,21 @@ impl PgStore {
             Ok(())
         })
     }
+}
+
+/// `jobs` with the parents of those that have any filled in, for a caller (one statement).
+fn with_parents(client: &mut impl Sql, jobs: &mut [Job]) -> StoreResult<()> {
+    let ids: Vec<JobId> = jobs.iter().filter(|j| j.deps.is_some()).map(|j| j.id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut parents = parents_of(client, &ids)?;
+    for job in jobs.iter_mut() {
+        if let Some(list) = parents.remove(&job.id) {
+            job.parents = list;
+        }
+    }
+    Ok(())
 }
 
 impl JobStore for PgStore {
@@ -277,9 +293,17 @@ impl JobStore for PgStore {
     fn get(&self, id: JobId) -> StoreResult<Option<Job>> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
         self.run(|c| match c.query_opt(&sql, &[&id_sql(id)]).map_err(db_error)? {
-            Some(row) => Ok(Some(job_from_row(&row)?)),
+            Some(row) => {
+                let mut jobs = vec![job_from_row(&row)?];
+                with_parents(c, &mut jobs)?;
+                Ok(jobs.pop())
+            }
             None => Ok(None),
         })
+    }
+
+    fn parents(&self, id: JobId) -> StoreResult<Vec<Parent>> {
+        self.run(|c| Ok(parents_of(c, &[id])?.remove(&id).unwrap_or_default()))
     }
 
     fn group(&self, id: JobId) -> StoreResult<Option<GroupState>> {
@@ -324,7 +348,9 @@ impl JobStore for PgStore {
         }
         self.run(|c| {
             let rows = c.query(&sql, &params).map_err(db_error)?;
-            jobs_from_rows(&rows)
+            let mut jobs = jobs_from_rows(&rows)?;
+            with_parents(c, &mut jobs)?;
+            Ok(jobs)
         })
     }
 

@@ -194,9 +194,11 @@ CREATE UNIQUE INDEX jobs_unique_pending ON jobs (factory, unique_key)
 ALTER TABLE jobs ADD COLUMN deps text;
 ALTER TABLE jobs ADD COLUMN group_id bigint;
 ALTER TABLE jobs ADD COLUMN group_callback text CHECK (group_callback IN ('on_complete', 'on_success'));
+ALTER TABLE jobs ADD COLUMN parents text;
 CREATE TABLE job_dependents (
     parent bigint NOT NULL,
     child bigint NOT NULL,
+    run_on_failure boolean NOT NULL,
     PRIMARY KEY (parent, child)
 );
 ALTER TABLE jobs ADD COLUMN limit_key text;
@@ -307,7 +309,7 @@ mod tests {
         "4fe840e7bb9d5cde",
         "ca9447492f054877",
         "08678a25e2ab7e07",
-        "f903d1339d8d7254",
+        "ba7b501c5be06326",
     ];
 
     #[test]

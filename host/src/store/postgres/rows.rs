@@ -10,7 +10,9 @@ use super::session::Sql;
 
 use super::errors::db_error;
 use crate::clock::{to_datetime, Micros};
-use crate::job::{AttemptToken, Callback, Job, JobId, Lease, Membership, Progress, ScheduleId, Status};
+use crate::job::{
+    AttemptToken, Callback, Job, JobId, Lease, Membership, Parent, Progress, ScheduleId, Status,
+};
 use crate::schedule::Schedule;
 use crate::store::error::{StoreError, StoreResult};
 
@@ -98,6 +100,8 @@ pub fn job_from_row(row: &Row) -> StoreResult<Job> {
         deps,
         group: group_id.map(|g| Membership { group: JobId(g as u64), callback }),
         limit_key: row.get(25),
+        // Kept in its own column, read only by `parents_of` (see `Job::parents`).
+        parents: Vec::new(),
     })
 }
 
@@ -141,6 +145,8 @@ struct Columns {
     group_id: Vec<Option<i64>>,
     group_callback: Vec<Option<&'static str>>,
     limit_key: Vec<Option<String>>,
+    /// Each dependent's parents as JSON: written by inserts only.
+    parents: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -173,6 +179,7 @@ impl Columns {
             group_id: Vec::with_capacity(n),
             group_callback: Vec::with_capacity(n),
             limit_key: Vec::with_capacity(n),
+            parents: Vec::with_capacity(n),
         };
         for job in jobs {
             c.id.push(id_sql(job.id));
@@ -204,20 +211,23 @@ impl Columns {
             c.group_id.push(job.group.map(|m| id_sql(m.group)));
             c.group_callback.push(job.group.and_then(|m| m.callback).map(Callback::as_str));
             c.limit_key.push(job.limit_key.clone());
+            c.parents.push(
+                (!job.parents.is_empty()).then(|| serde_json::to_string(&job.parents).unwrap_or_default()),
+            );
         }
         c
     }
 }
 
-/// The rows of `unnest` over [`Columns`] (`$1` to `$26`), named as the table's columns.
+/// The rows of `unnest` over [`Columns`] (`$1` to `$27`), named as the table's columns.
 const UNNEST: &str = "unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], \
      $7::text[], $8::text[], $9::integer[], $10::integer[], $11::bigint[], $12::timestamptz[], \
      $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::float8[], $17::text[], \
-     $18::bigint[], $19::timestamptz[], $20::boolean[], $21::text[], $22::bigint[], $23::text[], $24::bigint[], $25::text[], $26::text[]) \
+     $18::bigint[], $19::timestamptz[], $20::boolean[], $21::text[], $22::bigint[], $23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[]) \
      AS u(id, factory, queue, priority, input, status, result, errors, attempts, max_attempts, \
      timeout_ms, created_at, started_at, finished_at, run_at, progress_fraction, progress_message, \
      lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps, group_id, \
-     group_callback, limit_key)";
+     group_callback, limit_key, parents)";
 
 const ERRORS: &str = "ARRAY(SELECT jsonb_array_elements_text(u.errors::jsonb))";
 
@@ -228,7 +238,7 @@ fn query_with_columns(
     extra: &[&(dyn postgres::types::ToSql + Sync)],
 ) -> Result<Vec<Row>, postgres::Error> {
     let c = Columns::of(jobs);
-    let columns: [&(dyn postgres::types::ToSql + Sync); 26] = [
+    let columns: [&(dyn postgres::types::ToSql + Sync); 27] = [
         &c.id,
         &c.factory,
         &c.queue,
@@ -255,6 +265,7 @@ fn query_with_columns(
         &c.group_id,
         &c.group_callback,
         &c.limit_key,
+        &c.parents,
     ];
     let params: Vec<&(dyn postgres::types::ToSql + Sync)> = columns.iter().chain(extra).copied().collect();
     client.query(sql, &params)
@@ -268,11 +279,11 @@ pub fn insert_jobs(client: &mut impl Sql, jobs: &[&Job]) -> Result<Vec<JobId>, p
         return Ok(Vec::new());
     }
     let sql = format!(
-        "INSERT INTO jobs ({JOB_COLUMNS}) SELECT CASE WHEN u.id = 0 THEN nextval('jobs_id_seq') ELSE u.id END, \
+        "INSERT INTO jobs ({JOB_COLUMNS}, parents) SELECT CASE WHEN u.id = 0 THEN nextval('jobs_id_seq') ELSE u.id END, \
          u.factory, u.queue, u.priority, u.input, u.status, \
          u.result, {ERRORS}, u.attempts, u.max_attempts, u.timeout_ms, u.created_at, u.started_at, \
          u.finished_at, u.run_at, u.progress_fraction, u.progress_message, u.lease_token, \
-         u.lease_expires_at, u.cancel_requested, u.unique_key, u.schedule_id, u.deps, u.group_id, u.group_callback, u.limit_key FROM {UNNEST} RETURNING id"
+         u.lease_expires_at, u.cancel_requested, u.unique_key, u.schedule_id, u.deps, u.group_id, u.group_callback, u.limit_key, u.parents FROM {UNNEST} RETURNING id"
     );
     let rows = query_with_columns(client, &sql, jobs, &[])?;
     Ok(rows.iter().map(|r| JobId(r.get::<_, i64>(0) as u64)).collect())
@@ -293,10 +304,31 @@ pub fn save_jobs(client: &mut impl Sql, jobs: &[&Job], lease_host: Option<&str>)
          progress_message = u.progress_message, lease_token = u.lease_token, \
          lease_expires_at = u.lease_expires_at, cancel_requested = u.cancel_requested, \
          unique_key = u.unique_key, deps = u.deps, lease_host = CASE WHEN u.status = 'processing' \
-         THEN coalesce($27::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id"
+         THEN coalesce($28::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id"
     );
     query_with_columns(client, &sql, jobs, &[&lease_host]).map_err(db_error)?;
     Ok(())
+}
+
+/// The parents of the dependents among `ids`, by id (its own column: never read by the
+/// changes that rewrite a dependent's row).
+pub fn parents_of(
+    client: &mut impl Sql,
+    ids: &[JobId],
+) -> StoreResult<std::collections::HashMap<JobId, Vec<Parent>>> {
+    let ids: Vec<i64> = ids.iter().map(|id| id_sql(*id)).collect();
+    let rows = client
+        .query("SELECT id, parents FROM jobs WHERE id = ANY($1) AND parents IS NOT NULL", &[&ids])
+        .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            let id = JobId(r.get::<_, i64>(0) as u64);
+            let text: String = r.get(1);
+            let parents = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Database(format!("job {id}: stored parents unreadable: {e}")))?;
+            Ok((id, parents))
+        })
+        .collect()
 }
 
 /// Takes `n` new job ids, in increasing order.

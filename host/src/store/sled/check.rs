@@ -135,7 +135,7 @@ impl SledStore {
                     let listed = trees
                         .dependents
                         .get(keys::id_key(parent.id))?
-                        .is_some_and(|list| list.chunks_exact(8).any(|c| keys::id_from(c) == Some(id)));
+                        .is_some_and(|list| keys::edges(&list).any(|(child, _)| child == id));
                     if !listed {
                         report.problem(format!(
                             "job {id} (waiting): not among the dependents of job {}",

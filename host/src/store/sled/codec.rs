@@ -142,6 +142,7 @@ impl From<JobV2> for Job {
             deps: None,
             group: None,
             limit_key: None,
+            parents: Vec::new(),
         }
     }
 }
@@ -172,6 +173,7 @@ impl From<JobV1> for Job {
             deps: None,
             group: None,
             limit_key: None,
+            parents: Vec::new(),
         }
     }
 }

@@ -8,6 +8,7 @@ use super::keys::{self, META_ID_HIGH_WATER};
 use super::store::SledStore;
 use super::tx::{abort, decode_job, unique_index_key, Trees};
 use crate::clock::Micros;
+use crate::job::Parent;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
 use crate::limits::{Limit, LimitState, Scope};
 use crate::store::dependents::{self, Moved};
@@ -135,6 +136,14 @@ impl SledStore {
         Ok(jobs)
     }
 
+    /// `job` with its parents filled in, for a caller (see `Job::parents`).
+    fn with_parents(&self, mut job: Job) -> StoreResult<Job> {
+        if job.deps.is_some() {
+            job.parents = self.parents(job.id)?;
+        }
+        Ok(job)
+    }
+
     /// Every job in id order, from the records themselves.
     fn list_all(&self, trees: &Trees, filter: &ListFilter) -> StoreResult<Vec<Job>> {
         let range = match filter.after {
@@ -149,7 +158,7 @@ impl SledStore {
             .take(filter.limit)
             .map(|entry| {
                 let (key, value) = entry?;
-                decode_job(keys::id_from(&key).unwrap_or_default(), &value)
+                self.with_parents(decode_job(keys::id_from(&key).unwrap_or_default(), &value)?)
             })
             .collect()
     }
@@ -287,8 +296,16 @@ impl JobStore for SledStore {
 
     fn get(&self, id: JobId) -> StoreResult<Option<Job>> {
         match self.live()?.trees.jobs.get(keys::id_key(id))? {
-            Some(bytes) => Ok(Some(decode_job(id, &bytes)?)),
+            Some(bytes) => Ok(Some(self.with_parents(decode_job(id, &bytes)?)?)),
             None => Ok(None),
+        }
+    }
+
+    fn parents(&self, id: JobId) -> StoreResult<Vec<Parent>> {
+        match self.live()?.trees.dependents.get(keys::parents_key(id))? {
+            Some(bytes) => codec::decode(&bytes)
+                .map_err(|error| StoreError::Corrupt { what: format!("the parents of job {id}"), error }),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -307,7 +324,7 @@ impl JobStore for SledStore {
 
     fn dependents(&self, id: JobId, limit: usize) -> StoreResult<Vec<JobId>> {
         Ok(match self.live()?.trees.dependents.get(keys::id_key(id))? {
-            Some(list) => list.chunks_exact(8).filter_map(keys::id_from).take(limit).collect(),
+            Some(list) => keys::edges(&list).map(|(child, _)| child).take(limit).collect(),
             None => Vec::new(),
         })
     }
@@ -380,8 +397,10 @@ impl JobStore for SledStore {
                     return Ok(None);
                 }
                 tx.jobs.remove(&keys::id_key(id))?;
-                // Finished and gone, it changes no more: its dependents need no edge to it.
+                // Finished and gone, it changes no more: its dependents need no edge to it, and
+                // its own list of parents goes with it.
                 tx.dependents.remove(&keys::id_key(id))?;
+                tx.dependents.remove(&keys::parents_key(id))?;
                 // A group lasts as long as its first job.
                 tx.groups.remove(&keys::id_key(id))?;
                 tx.unfinish(&index_key)?;

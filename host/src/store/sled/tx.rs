@@ -18,7 +18,7 @@ use super::keys::{META_FINISHED_HIGH_WATER, META_ID_HIGH_WATER, META_SCHEDULE_ID
 use super::state_file::Progress;
 use super::{codec, keys};
 use crate::clock::Micros;
-use crate::job::{AttemptToken, Job, JobId, ScheduleId, Status};
+use crate::job::{AttemptToken, Job, JobId, OnFailure, Parent, ScheduleId, Status};
 use crate::schedule::Schedule;
 use crate::store::dependents::{self, Moved};
 use crate::store::error::{StoreError, StoreResult};
@@ -43,8 +43,12 @@ pub(super) struct Trees {
     pub idempotency: Tree,
     /// (expiry time, key) of every idempotency key: the sweep reads this, not every key.
     pub idempotency_expiry: Tree,
-    /// Parent id → the ids of the jobs that depend on it (8 bytes each), in the order they
-    /// were added: what a parent's change must reach. A dependent removed since is skipped.
+    /// Both directions of the edges (sled's transactions take at most 14 trees). Parent id →
+    /// the jobs that depend on it (`keys::edge_entry`: id and `on_failure`), in the order they
+    /// were added: what a parent's change must reach (a dependent removed since is skipped).
+    /// `keys::parents_key(dependent)` → its parents (`Vec<Parent>`), written once at
+    /// submission: kept out of the job's record, which a parent's change rewrites (see
+    /// `Job::parents`).
     pub dependents: Tree,
     /// Group id (its first job's) → the `Group` record.
     pub groups: Tree,
@@ -381,10 +385,13 @@ impl Tx<'_> {
     pub fn admit(&self, jobs: &mut [Job], now: Micros) -> TxResult<()> {
         let new: std::collections::BTreeSet<JobId> = jobs.iter().map(|j| j.id).collect();
         let mut existing = std::collections::BTreeMap::new();
-        let mut children: std::collections::BTreeMap<JobId, Vec<JobId>> = Default::default();
+        let mut children: std::collections::BTreeMap<JobId, Vec<(JobId, OnFailure)>> = Default::default();
         for job in jobs.iter() {
+            if job.deps.is_some() {
+                self.dependents.insert(&keys::parents_key(job.id), codec::encode(&job.parents))?;
+            }
             for parent in job.parents() {
-                children.entry(parent.id).or_default().push(job.id);
+                children.entry(parent.id).or_default().push((job.id, parent.on_failure));
                 if new.contains(&parent.id) || existing.contains_key(&parent.id) {
                     continue;
                 }
@@ -402,18 +409,18 @@ impl Tx<'_> {
     }
 
     /// The jobs that depend on `parent` (some perhaps removed since).
-    pub fn children_of(&self, parent: JobId) -> TxResult<Vec<JobId>> {
+    pub fn children_of(&self, parent: JobId) -> TxResult<Vec<(JobId, OnFailure)>> {
         Ok(match self.dependents.get(keys::id_key(parent))? {
-            Some(list) => list.chunks_exact(8).filter_map(keys::id_from).collect(),
+            Some(list) => keys::edges(&list).collect(),
             None => Vec::new(),
         })
     }
 
     /// Records `children` as dependents of `parent`, after those it has.
-    pub fn add_children(&self, parent: JobId, children: &[JobId]) -> TxResult<()> {
+    pub fn add_children(&self, parent: JobId, children: &[(JobId, OnFailure)]) -> TxResult<()> {
         let mut list = self.dependents.get(keys::id_key(parent))?.map(|v| v.to_vec()).unwrap_or_default();
-        for child in children {
-            list.extend_from_slice(&keys::id_key(*child));
+        for &(child, on_failure) in children {
+            list.extend_from_slice(&keys::edge_entry(child, on_failure));
         }
         self.dependents.insert(&keys::id_key(parent), list)?;
         Ok(())
@@ -454,10 +461,11 @@ struct TxGraph<'t, 'a>(&'t Tx<'a>);
 impl dependents::Graph for TxGraph<'_, '_> {
     type Error = ConflictableTransactionError<StoreError>;
 
-    fn children_of(&mut self, parents: &[JobId]) -> TxResult<Vec<(JobId, JobId)>> {
+    fn children_of(&mut self, parents: &[JobId]) -> TxResult<Vec<(Parent, JobId)>> {
         let mut edges = Vec::new();
-        for &parent in parents {
-            edges.extend(self.0.children_of(parent)?.into_iter().map(|child| (parent, child)));
+        for &id in parents {
+            let children = self.0.children_of(id)?;
+            edges.extend(children.into_iter().map(|(child, on_failure)| (Parent { id, on_failure }, child)));
         }
         Ok(edges)
     }
