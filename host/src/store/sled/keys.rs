@@ -109,6 +109,31 @@ pub fn unique_key(factory: &str, key: &str) -> Vec<u8> {
     out
 }
 
+/// One entry of a parent's `dependents` list: the child's id, then 1 if the parent's failure
+/// lets it run (`on_failure: run`), else 0.
+pub fn edge_entry(child: JobId, on_failure: OnFailure) -> [u8; 9] {
+    let mut entry = [0u8; 9];
+    entry[..8].copy_from_slice(&id_key(child));
+    entry[8] = u8::from(on_failure == OnFailure::Run);
+    entry
+}
+
+/// The entries of a `dependents` list, in order.
+pub fn edges(list: &[u8]) -> impl Iterator<Item = (JobId, OnFailure)> + '_ {
+    list.chunks_exact(9).filter_map(|entry| {
+        let on_failure = if entry[8] == 1 { OnFailure::Run } else { OnFailure::Cancel };
+        id_from(&entry[..8]).map(|id| (id, on_failure))
+    })
+}
+
+/// Where the `dependents` tree keeps a dependent's parents: `P` and its id (9 bytes, never a
+/// parent's 8-byte key).
+pub fn parents_key(dependent: JobId) -> [u8; 9] {
+    let mut key = [b'P'; 9];
+    key[1..].copy_from_slice(&id_key(dependent));
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,29 +163,4 @@ mod tests {
         assert!(time_key(10, u64::MAX) < time_key(11, 0u64));
         assert_eq!(parse_time_key(&time_key(-42, JobId(7))), Some((-42, JobId(7))));
     }
-}
-
-/// One entry of a parent's `dependents` list: the child's id, then 1 if the parent's failure
-/// lets it run (`on_failure: run`), else 0.
-pub fn edge_entry(child: JobId, on_failure: OnFailure) -> [u8; 9] {
-    let mut entry = [0u8; 9];
-    entry[..8].copy_from_slice(&id_key(child));
-    entry[8] = u8::from(on_failure == OnFailure::Run);
-    entry
-}
-
-/// The entries of a `dependents` list, in order.
-pub fn edges(list: &[u8]) -> impl Iterator<Item = (JobId, OnFailure)> + '_ {
-    list.chunks_exact(9).filter_map(|entry| {
-        let on_failure = if entry[8] == 1 { OnFailure::Run } else { OnFailure::Cancel };
-        id_from(&entry[..8]).map(|id| (id, on_failure))
-    })
-}
-
-/// Where the `dependents` tree keeps a dependent's parents: `P` and its id (9 bytes, never a
-/// parent's 8-byte key).
-pub fn parents_key(dependent: JobId) -> [u8; 9] {
-    let mut key = [b'P'; 9];
-    key[1..].copy_from_slice(&id_key(dependent));
-    key
 }
