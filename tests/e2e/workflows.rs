@@ -515,7 +515,7 @@ fn hosts_killed_under_a_concurrency_limit_never_run_more_than_it_allows_on_postg
             &["--config", config.to_str().unwrap(), "--store-url", &url],
         )
     };
-    let mut hosts = vec![start("a"), start("b"), start("c")];
+    let mut hosts = [start("a"), start("b"), start("c")];
     let set = hosts[0].put("/v1/limits/queue/limited", &json!({"concurrency": 2}));
     assert_eq!(set.status, 200, "{set:?}");
     let jobs: Vec<Value> = (0..16)
