@@ -388,6 +388,12 @@ fn openapi_document_parses_and_names_every_route() {
         ("get", "/metrics"),
         ("get", "/v1/backup"),
         ("get", "/v1/openapi.json"),
+        ("get", "/v1/jobs/{id}/dependents"),
+        ("get", "/v1/groups/{id}"),
+        ("post", "/v1/groups/{id}/cancel"),
+        ("get", "/v1/limits"),
+        ("put", "/v1/limits/{kind}/{name}"),
+        ("delete", "/v1/limits/{kind}/{name}"),
     ];
     for (method, path) in routes {
         let item = paths.get(path).unwrap_or_else(|| panic!("{path} is not in the document"));
@@ -396,11 +402,12 @@ fn openapi_document_parses_and_names_every_route() {
             "post" => item.post.as_ref(),
             "delete" => item.delete.as_ref(),
             "patch" => item.patch.as_ref(),
+            "put" => item.put.as_ref(),
             _ => None,
         };
         assert!(op.is_some(), "{method} {path} is not in the document");
         // Every route the document names is served (not a 404 from the fallback).
-        let concrete = path.replace("{id}", "1").replace("{name}", "default");
+        let concrete = path.replace("{id}", "1").replace("{name}", "default").replace("{kind}", "queue");
         let answer = match method {
             "get" => server.get(&concrete),
             "post" if path == "/v1/jobs" => server.post(&concrete, &json!({"job": "echo"})),
@@ -410,12 +417,13 @@ fn openapi_document_parses_and_names_every_route() {
             }
             "post" => server.post_empty(&concrete),
             "patch" => server.patch(&concrete, &json!({"active": true})),
+            "put" => server.put(&concrete, &json!({"concurrency": 2})),
             _ => server.delete(&concrete),
         };
         assert_ne!(answer.code(), "not_found", "{method} {path}: {answer:?}");
         assert_ne!(answer.status, 405, "{method} {path}: {answer:?}");
     }
-    assert_eq!(paths.len(), 25, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 30, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
     let components = spec.components.as_ref().expect("components");
     for schema in [
         "JobView",

@@ -46,7 +46,7 @@ fn the_layering_check_fails_on_each_kind_of_break() {
         ("config/file.rs", "use crate::store::postgres::Tls;", "config holds no backend code"),
         ("service/host.rs", "use crate::store::SledStore;", "name a concrete store"),
         ("store/types.rs", "use crate::service::Host;", "a floor above"),
-        ("job.rs", "use crate::cron::CronSpec;", "its own floor"),
+        ("job/record.rs", "use crate::cron::CronSpec;", "its own floor"),
         ("text.rs", "use crate::ids::JobId;", "import cycle"),
     ];
     for (file, line, says) in cases {
