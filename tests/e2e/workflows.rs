@@ -210,7 +210,7 @@ fn what_cannot_be_waited_for_is_refused_with_the_reason() {
     refused(
         json!({"jobs": [{"job": "echo", "ref": "a"}, {"job": "echo", "ref": "a"}]}),
         many,
-        400,
+        422,
         "invalid_batch",
         "already the ref of jobs[0]",
     );

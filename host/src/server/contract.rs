@@ -173,6 +173,7 @@ fn bodies(doc: &mut Value, served: &Served) {
     if let Some(properties) = batch_job.get_mut("properties").and_then(Value::as_object_mut) {
         properties.remove("unique_key");
         properties.insert("depends_on".into(), parents(vec![id, by_id, by_ref]));
+        properties.insert("ref".into(), json!({"type": ["string", "null"], "minLength": 1, "maxLength": 64}));
     }
     if let Some(properties) = at(doc, &["components", "schemas", "AddJobRequest"])
         .get_mut("properties")

@@ -222,6 +222,19 @@ impl<S: Send + Sync> FromRequestParts<S> for PathPair {
     }
 }
 
+/// Object fields of request bodies: serde fills a struct from an array of its fields too
+/// (`"group": [null, null]`), which the document does not allow; these take objects only.
+pub mod object {
+    use serde::de::{DeserializeOwned, Error};
+    use serde::{Deserialize, Deserializer};
+
+    pub fn opt<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+        let map = Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)?;
+        map.map(|m| serde_json::from_value(serde_json::Value::Object(m)).map_err(D::Error::custom))
+            .transpose()
+    }
+}
+
 /// Integer fields of request bodies. JSON Schema counts `2.0` as an integer, so a client
 /// generated from the document may send it: any number with no fractional part in the
 /// field's range is taken.

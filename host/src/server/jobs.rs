@@ -12,7 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody, ItemError, DEPENDENCIES};
-use super::extract::{seconds, Creating, PathParam, QueryParams, MIN_SECONDS};
+use super::extract::{parse_json, seconds, Creating, PathParam, QueryParams, MIN_SECONDS};
 use super::replay::replay;
 use super::state::AppState;
 use super::types::{
@@ -275,7 +275,7 @@ pub async fn add_batch(
     let mut parsed = Vec::with_capacity(req.jobs.len());
     let mut refs = Refs::new();
     for (index, value) in req.jobs.into_iter().enumerate() {
-        match serde_json::from_str::<AddJobRequest>(value.get()) {
+        match parse_json::<AddJobRequest>(value.get().as_bytes()) {
             Ok(r) => {
                 if let Some(name) = &r.reference {
                     if name.is_empty() || name.chars().count() > MAX_REF_LEN {
@@ -284,16 +284,15 @@ pub async fn add_batch(
                         ));
                         items.push(item_error(index, e));
                     } else if let Some(first) = refs.insert(name.clone(), index) {
-                        let e = ApiError::invalid_request(format!(
-                            "ref: `{}` is already the ref of jobs[{first}]",
-                            clip(name)
-                        ));
+                        let message = format!("ref: `{}` is already the ref of jobs[{first}]", clip(name));
+                        let e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, DEPENDENCIES, message);
                         items.push(item_error(index, e));
                     }
                 }
                 parsed.push((index, r));
             }
-            Err(e) => items.push(item_error(index, ApiError::invalid_request(format!("invalid job: {e}")))),
+            Err(e) => items
+                .push(item_error(index, ApiError { message: format!("invalid job: {}", e.message), ..e })),
         }
     }
     for (index, r) in parsed {

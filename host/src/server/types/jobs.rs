@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
 use crate::job::{Callback, Deps, Job, OnFailure, Progress, Status};
-use crate::server::extract::integral;
+use crate::server::extract::{integral, object};
 use crate::service::GroupState;
 
 /// `POST /v1/jobs`
@@ -147,7 +147,7 @@ pub struct BatchRequest {
     pub jobs: Vec<Box<serde_json::value::RawValue>>,
     /// Makes the batch's jobs a group, with callbacks that run once when all of them have
     /// finished (`GET /v1/groups/{id}` shows its progress).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "object::opt")]
     pub group: Option<GroupRequest>,
 }
 
@@ -161,10 +161,10 @@ pub struct GroupRequest {
     pub name: Option<String>,
     /// Runs once every member has finished, however each ended; reads each member's outcome
     /// through `Context::parents`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "object::opt")]
     pub on_complete: Option<AddJobRequest>,
     /// Runs once every member has completed; ends `cancelled` if one fails for good.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "object::opt")]
     pub on_success: Option<AddJobRequest>,
 }
 

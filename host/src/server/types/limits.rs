@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
 use crate::limits::LimitState;
-use crate::server::extract::integral;
+use crate::server::extract::{integral, object};
 
 /// `PUT /v1/limits/{kind}/{name}`: each part optional, at least one given.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -20,7 +20,7 @@ pub struct LimitRequest {
     #[schema(minimum = 1)]
     pub per_key: Option<u32>,
     /// Starts per interval, spread evenly (no bursts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "object::opt")]
     pub rate: Option<RateView>,
 }
 
