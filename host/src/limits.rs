@@ -2,9 +2,11 @@
 //! every host sharing the store), how many run at once per key (`limit_key`, say one per
 //! customer), how many start per interval — and the gate a claim passes its candidates through.
 //!
-//! The rate is a generic cell rate (GCRA) without burst: a scope's next start is due one
-//! interval (`per / starts`) after the previous one, or now if it has been idle, so starts are
-//! spread evenly and an idle spell saves up no burst. The state is one time per limit, kept in
+//! The rate is a generic cell rate (GCRA): a scope's next start is due one interval (`per /
+//! starts`) after the previous one's slot, so starts are spread evenly. A start a little late
+//! (a worker woke or claimed late) keeps the schedule, so the rate over a minute holds; after
+//! an idle spell the schedule restarts from now less [`CATCH_UP`] intervals, so an idle spell
+//! saves up a burst of at most that many starts. The state is one time per limit, kept in
 //! the store and changed in the claim's transaction, so every host sharing a store keeps one
 //! pace.
 //!
@@ -97,6 +99,10 @@ pub struct LimitState {
     pub next_start: Micros,
 }
 
+/// How many intervals late a start may be and still keep the schedule (the most an idle
+/// spell lets start at once, beyond the one due).
+pub const CATCH_UP: i64 = 4;
+
 /// A running job as the gate counts it: its queue, factory and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Running {
@@ -172,7 +178,10 @@ impl Gate {
             }
             let state = &mut self.limits[i];
             if let Some(rate) = state.limit.rate {
-                state.next_start = state.next_start.max(now).saturating_add(rate.interval());
+                // The first start ever has no schedule to catch up with.
+                let slack = if state.next_start == 0 { 0 } else { rate.interval().saturating_mul(CATCH_UP) };
+                state.next_start =
+                    state.next_start.max(now.saturating_sub(slack)).saturating_add(rate.interval());
             }
         }
         true
@@ -191,6 +200,36 @@ impl Gate {
                 (full || early).then(|| name.clone())
             })
             .collect()
+    }
+
+    /// How many jobs of `queue` the limits on the queue itself let start now, if any bound
+    /// them (a rate: its due starts; a concurrency: its free places), so that a claim reads no
+    /// more candidates than it could start. `None` when a per-key limit covers the queue (a
+    /// claim then reads past keys at their limit) or nothing bounds it.
+    pub fn room(&self, queue: &str, now: Micros) -> Option<usize> {
+        let mut room: Option<usize> = None;
+        for (i, state) in self.limits.iter().enumerate() {
+            if state.limit.per_key.is_some() {
+                return None;
+            }
+            let Scope::Queue(q) = &state.limit.scope else { continue };
+            if q != queue {
+                continue;
+            }
+            if let Some(c) = state.limit.concurrency {
+                let free = c.saturating_sub(self.running.get(&i).copied().unwrap_or(0)) as usize;
+                room = Some(room.map_or(free, |r| r.min(free)));
+            }
+            if let Some(rate) = state.limit.rate {
+                let due = if state.next_start > now {
+                    0
+                } else {
+                    (1 + (now - state.next_start) / rate.interval()).min(CATCH_UP + 1) as usize
+                };
+                room = Some(room.map_or(due, |r| r.min(due)));
+            }
+        }
+        room
     }
 
     /// Whether the limit on `queue` lets nothing start now.
@@ -259,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rate_spreads_starts_evenly_and_saves_no_burst_while_idle() {
+    fn a_rate_spreads_starts_evenly_keeps_its_pace_when_late_and_bursts_little_after_idle() {
         let rate = Rate { starts: 100, per_ms: 1000 };
         assert_eq!(rate.interval(), 10_000);
         let mut gate = Gate::new(vec![limit(Scope::Queue("q".into()), None, None, Some(rate))], &[]);
@@ -269,9 +308,13 @@ mod tests {
         assert!(!gate.admit(&j, 1_009_999));
         assert!(gate.admit(&j, 1_010_000));
         assert_eq!(next_start_after(&gate.limits, 1_010_000), Some(1_020_000));
-        // A minute idle: one start, not a minute's worth.
-        assert!(gate.admit(&j, 61_000_000));
-        assert!(!gate.admit(&j, 61_000_000));
+        // A minute idle: a burst of at most CATCH_UP + 1 starts, not a minute's worth.
+        let burst = (0..100).filter(|_| gate.admit(&j, 61_000_000)).count();
+        assert_eq!(burst as i64, CATCH_UP + 1);
+        // Claims coming late (every 15 ms, each taking what is due) keep the rate.
+        let mut gate = Gate::new(vec![limit(Scope::Queue("q".into()), None, None, Some(rate))], &[]);
+        let late: usize = (0..67).map(|k| (0..3).filter(|_| gate.admit(&j, k * 15_000)).count()).sum();
+        assert!((100..=102).contains(&late), "{late} starts in a second at 100/s");
         // Starts over a second of claims every millisecond: 100.
         let mut gate = Gate::new(vec![limit(Scope::Queue("q".into()), None, None, Some(rate))], &[]);
         let started = (0..1000).filter(|ms| gate.admit(&j, ms * 1000)).count();

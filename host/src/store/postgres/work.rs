@@ -167,7 +167,13 @@ impl WorkStore for PgStore {
                     return Ok(Vec::new());
                 }
                 let closed = gate.closed_factories(now);
-                let candidates = LIMITED_CANDIDATES.max(max) as i64;
+                // No more candidates than could start: a rate's due starts, a concurrency's
+                // free places (each candidate read is a row locked until the commit).
+                let candidates = match filter.queue.and_then(|q| gate.room(q, now)) {
+                    Some(0) => return Ok(Vec::new()),
+                    Some(room) => room.min(max.max(1)),
+                    None => LIMITED_CANDIDATES.max(max),
+                } as i64;
                 let mut limited: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&now_at, &candidates];
                 limited.extend(params[2..].iter().copied());
                 limited.push(&closed);

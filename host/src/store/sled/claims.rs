@@ -102,6 +102,11 @@ impl SledStore {
             return Ok(Vec::new());
         }
         let closed = gate.closed_factories(now);
+        let wanted = match filter.queue.and_then(|q| gate.room(q, now)) {
+            Some(0) => return Ok(Vec::new()),
+            Some(room) => room.min(max),
+            None => LIMITED_CANDIDATES.max(max),
+        };
         let candidates: Vec<(sled::IVec, JobId)> = {
             let iter = match filter.queue {
                 Some(queue) => trees.ready.scan_prefix(keys::queue_prefix(queue)),
@@ -116,7 +121,7 @@ impl SledStore {
                 }
                 if let Some((_, id)) = keys::parse_ready_key(&key) {
                     found.push((key, id));
-                    if found.len() >= LIMITED_CANDIDATES.max(max) {
+                    if found.len() >= wanted {
                         break;
                     }
                 }
