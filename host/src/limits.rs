@@ -249,9 +249,19 @@ fn covers(scope: &Scope, queue: &str, factory: &str) -> bool {
     }
 }
 
-/// The earliest rate slot after `now` among `limits` (when an idle worker should look again).
+/// How long after a rate's slot an idle worker still looks at it: a worker passed over by a
+/// rate that asks a moment after the slot came (its claim took that long) claims again at
+/// once rather than sleeping the poll interval; one on an empty queue stops looking soon.
+const SLOT_GRACE: Micros = 20_000;
+
+/// The earliest rate slot still to take among `limits` (when an idle worker should look
+/// again): one ahead of `now`, or one that came within the last 20 ms.
 pub fn next_start_after(limits: &[LimitState], now: Micros) -> Option<Micros> {
-    limits.iter().filter(|l| l.limit.rate.is_some() && l.next_start > now).map(|l| l.next_start).min()
+    limits
+        .iter()
+        .filter(|l| l.limit.rate.is_some() && l.next_start > now.saturating_sub(SLOT_GRACE))
+        .map(|l| l.next_start)
+        .min()
 }
 
 #[cfg(test)]
