@@ -65,6 +65,7 @@ conformance!(
     a_concurrency_limit_passes_jobs_over_without_costing_attempts,
     a_per_key_limit_counts_each_key_and_a_rate_spaces_starts,
     claimers_racing_under_a_limit_never_start_more_than_it_allows,
+    a_finished_job_stays_while_a_job_that_depends_on_it_has_not_finished,
 );
 
 const LEASE: LeaseTerms = LeaseTerms { duration: Duration::from_secs(30) };
@@ -1010,4 +1011,21 @@ fn claimers_racing_under_a_limit_never_start_more_than_it_allows(store: &TestSto
             finish(&**store, c, completed(), t);
         }
     }
+}
+
+fn a_finished_job_stays_while_a_job_that_depends_on_it_has_not_finished(store: &TestStore) {
+    let t = now();
+    let a = add(&**store, new_job(1), t);
+    let b = add(&**store, new_job(2), t);
+    let c = add(&**store, dependent(3, &[a, b]), t);
+    run(&**store, a, completed(), t);
+    // Retention and bulk removal pass over `a`: `c` reads its result when it runs.
+    let removed =
+        store.remove(&Removal { finished_before: Some(t + 10 * SEC), ..Removal::default() }).unwrap();
+    assert!(removed.is_empty(), "{removed:?}");
+    assert!(store.remove(&Removal { id: Some(a), ..Removal::default() }).unwrap().is_empty());
+    run(&**store, b, completed(), t);
+    run(&**store, c, completed(), t);
+    let removed = store.remove(&Removal::default()).unwrap();
+    assert_eq!(removed.get(&Status::Completed), Some(&3), "once it finished, all go");
 }

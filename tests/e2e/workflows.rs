@@ -63,6 +63,15 @@ fn a_graph_submitted_in_one_batch_runs_in_order_and_reads_its_parents_results() 
         assert!(time(child, "started_at") >= time(&top, "finished_at"), "{child} before {top}");
         assert!(time(&done, "started_at") >= time(child, "finished_at"), "{done} before {child}");
     }
+    // A finished job that a pending job depends on cannot be removed.
+    let held = server.post("/v1/jobs", &json!({"job": "echo", "hold": true}));
+    let held = held.body["id"].as_str().unwrap().to_owned();
+    let waiting =
+        server.post("/v1/jobs", &json!({"job": "sum", "input": {"n": 1}, "depends_on": [top["id"], held]}));
+    assert_eq!(waiting.status, 201, "{waiting:?}");
+    let refused = server.delete(&format!("/v1/jobs/{}", top["id"].as_str().unwrap()));
+    assert_eq!((refused.status, refused.code()), (409, "invalid_transition"), "{refused:?}");
+    assert!(refused.text.contains("depends on it"), "{}", refused.text);
     // A job added after its parent completed runs at once.
     let later = server.post("/v1/jobs", &json!({"job": "sum", "input": {"n": 5}, "depends_on": [sink]}));
     assert_eq!(later.status, 201, "{later:?}");
@@ -260,10 +269,19 @@ fn chain(n: usize, sleep_ms: u64) -> Value {
 /// starts it again, until every chain is done; then checks each job's result is its place.
 fn killed_again_and_again(start: &dyn Fn() -> Server) {
     let mut server = start();
+    let mut callbacks = Vec::new();
     let made: Vec<Vec<String>> = (0..3)
-        .map(|_| {
-            let answer = server.post("/v1/jobs/batch", &chain(12, 150));
+        .map(|i| {
+            let mut batch = chain(12, 150);
+            if i == 0 {
+                // The first chain is a group: its callbacks are released once, after all 12.
+                batch["group"] = json!({"on_complete": {"job": "tally"}, "on_success": {"job": "tally"}});
+            }
+            let answer = server.post("/v1/jobs/batch", &batch);
             assert_eq!(answer.status, 201, "{answer:?}");
+            for kind in ["on_complete", "on_success"] {
+                callbacks.extend(answer.body["group"][kind]["id"].as_str().map(str::to_owned));
+            }
             ids(&answer.body)
         })
         .collect();
@@ -289,6 +307,11 @@ fn killed_again_and_again(start: &dyn Fn() -> Server) {
         }
     }
     assert!(kills >= 3, "only {kills} kills landed before the end");
+    assert_eq!(callbacks.len(), 2);
+    for callback in &callbacks {
+        let done = server.wait_finished(callback, LONG);
+        assert_eq!(done["result"], json!({"parents": 12, "by_status": {"completed": 12}}), "{done}");
+    }
     for chain in &made {
         for (place, id) in chain.iter().enumerate() {
             let job = server.job(id);
@@ -560,4 +583,30 @@ fn hosts_killed_under_a_concurrency_limit_never_run_more_than_it_allows_on_postg
     }
     assert!(most <= 2, "{most} ran at once under a limit of 2");
     assert_eq!(most, 2, "the limit's two places were used");
+}
+
+#[test]
+fn a_host_killed_under_a_concurrency_limit_never_runs_more_than_it_allows_on_the_embedded_store() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let start = || Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    let mut server = start();
+    assert_eq!(server.put("/v1/limits/queue/limited", &json!({"concurrency": 2})).status, 200);
+    let jobs: Vec<Value> = (0..12)
+        .map(|_| json!({"job": "sum", "queue": "limited", "input": {"n": 1, "sleep_ms": 300}}))
+        .collect();
+    let ids = ids(&server.post("/v1/jobs/batch", &json!({"jobs": jobs})).body);
+    let mut most = 0;
+    for _ in 0..3 {
+        // Sample until one more completes, then kill the host and start it on the same store.
+        let done = |s: &Server| ids.iter().filter(|id| s.job(id)["status"] == "completed").count();
+        let before = done(&server);
+        most = most.max(most_running(&server, "limited", || done(&server) > before));
+        server.kill();
+        server = start();
+    }
+    most = most.max(most_running(&server, "limited", || {
+        ids.iter().all(|id| server.job(id)["status"] == "completed")
+    }));
+    assert_eq!(most, 2, "at most two at once across restarts, and two did run at once");
+    assert_eq!(server.get("/v1/limits").body.as_array().unwrap().len(), 1, "the limit outlives the crash");
 }

@@ -128,7 +128,7 @@ impl From<HostError> for ApiError {
             HostError::ScheduleNotFound(id) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_schedule", format!("no schedule with id {id}"))
             }
-            HostError::Refused(_) | HostError::KeyHeld(_) => {
+            HostError::Refused(_) | HostError::KeyHeld(_) | HostError::Needed { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
             }
             HostError::Dependencies(_) => {

@@ -100,6 +100,11 @@ fn grouped(adds: &mut Vec<AddJob>, group: GroupRequest, now: Micros, max_input: 
                 "{field}: a callback depends on every member; give it no depends_on or ref"
             )));
         }
+        if req.hold || req.unique_key.is_some() {
+            return Err(ApiError::invalid_request(format!(
+                "{field}: a callback runs when the members have finished; give it no hold or unique_key"
+            )));
+        }
         let mut add = to_add_job(req, now, max_input, None)
             .map_err(|e| ApiError { message: format!("{field}: {}", e.message), ..e })?;
         let on_failure = callback.on_failure();
@@ -271,6 +276,7 @@ pub async fn add_batch(
     let mut items = Vec::new();
     let item_error =
         |index: usize, e: ApiError| ItemError { index, code: e.code, message: e.message, fields: e.fields };
+    let submitted = req.jobs.len();
     // Every job read first, for the names (`ref`) the others' `depends_on` may give.
     let mut parsed = Vec::with_capacity(req.jobs.len());
     let mut refs = Refs::new();
@@ -301,7 +307,7 @@ pub async fn add_batch(
             Err(e) => items.push(item_error(index, e)),
         }
     }
-    let total = items.len() + adds.len();
+    let total = submitted;
     if !items.is_empty() {
         // Report every refused job at once: the ones that parsed are checked too.
         // Without their edges: positions in this subset are not the batch's.

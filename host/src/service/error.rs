@@ -31,6 +31,10 @@ pub enum HostError {
     /// The job's status does not allow what was asked.
     #[error(transparent)]
     Refused(Refused),
+    /// The job cannot be removed: a job that depends on it has not finished (it reads the
+    /// job's outcome when it runs).
+    #[error("job {id} cannot be removed: job {dependent} ({status}) depends on it")]
+    Needed { id: JobId, dependent: JobId, status: crate::job::Status },
     /// Retrying would duplicate a pending job's unique key.
     #[error(transparent)]
     KeyHeld(StoreError),

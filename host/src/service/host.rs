@@ -317,6 +317,11 @@ impl Host {
         if !job.status.is_finished() {
             return Err(HostError::Refused(Refused { id, status: job.status, action: "remove" }));
         }
+        for child in self.dependents(id, 1000)? {
+            if let Some(waiting) = self.get(child)?.filter(|c| c.is_pending()) {
+                return Err(HostError::Needed { id, dependent: waiting.id, status: waiting.status });
+            }
+        }
         let removed = self.inner.shared.store.remove(&Removal { id: Some(id), ..Removal::default() })?;
         if removed.values().sum::<u64>() == 0 {
             // Retried (or removed) since it was read.

@@ -362,18 +362,24 @@ impl JobStore for PgStore {
         };
         let before = which.finished_before.map(at);
         let mut removed = BTreeMap::new();
-        loop {
-            let rows = self.run(|c| {
-                // Finished and gone, a job changes no more: its edges to dependents go with it.
-                c.query(
-                    "WITH gone AS (DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL \
+        // Finished and gone, a job changes no more: its edges to dependents go with it. A job
+        // that a pending job depends on stays (the dependent reads its outcome when it runs).
+        let sql = format!(
+            "WITH gone AS (DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL \
                      AND ($1::timestamptz IS NULL OR finished_at < $1) AND status = ANY($2) \
                      AND ($4::text IS NULL OR queue = $4) AND ($5::text IS NULL OR factory = $5) \
                      AND ($6::bigint IS NULL OR id = $6) \
+                     AND NOT EXISTS (SELECT 1 FROM job_dependents d JOIN jobs c ON c.id = d.child \
+                     WHERE d.parent = jobs.id AND c.status IN {PENDING}) \
                      ORDER BY finished_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, status), \
                      edges AS (DELETE FROM job_dependents WHERE parent IN (SELECT id FROM gone)), \
                      groups AS (DELETE FROM job_groups WHERE id IN (SELECT id FROM gone)) \
-                     SELECT status FROM gone",
+                     SELECT status FROM gone"
+        );
+        loop {
+            let rows = self.run(|c| {
+                c.query(
+                    &sql,
                     &[&before, &wanted, &REMOVE_BATCH, &which.queue, &which.factory, &which.id.map(id_sql)],
                 )
                 .map_err(db_error)

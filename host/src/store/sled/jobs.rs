@@ -396,6 +396,12 @@ impl JobStore for SledStore {
                 if !job.status.is_finished() || !which.covers(&job) {
                     return Ok(None);
                 }
+                // A job others still wait for stays: they read its outcome when they run.
+                for (child, _) in tx.children_of(id)? {
+                    if tx.find(child)?.is_some_and(|c| c.is_pending()) {
+                        return Ok(None);
+                    }
+                }
                 tx.jobs.remove(&keys::id_key(id))?;
                 // Finished and gone, it changes no more: its dependents need no edge to it, and
                 // its own list of parents goes with it.
