@@ -249,13 +249,17 @@ fn what_cannot_be_waited_for_is_refused_with_the_reason() {
     assert!(out.stderr.contains("is not a job id"), "{out:?}");
 }
 
+/// Attempts enough for a job to be killed mid-run at every kill of the tests below (each such
+/// kill counts an attempt, and on a slow machine the same job may be running at each).
+const MANY: u32 = 10;
+
 /// A chain of `sum` jobs of 1 each, every one reading its parent: the last one's result is the
 /// chain's length only if every job ran after its parent completed.
 fn chain(n: usize, sleep_ms: u64) -> Value {
     let jobs: Vec<Value> = (0..n)
         .map(|i| {
             let mut job =
-                json!({"job": "sum", "input": {"n": 1, "sleep_ms": sleep_ms}, "ref": format!("j{i}")});
+                json!({"job": "sum", "input": {"n": 1, "sleep_ms": sleep_ms}, "ref": format!("j{i}"), "max_attempts": MANY});
             if i > 0 {
                 job["depends_on"] = json!([{"ref": format!("j{}", i - 1)}]);
             }
@@ -295,7 +299,12 @@ fn killed_again_and_again(start: &dyn Fn() -> Server) {
         if before == 36 {
             break;
         }
-        assert!(Instant::now() < deadline, "{before} of 36 jobs completed after {kills} kills");
+        assert!(
+            Instant::now() < deadline,
+            "{before} of 36 jobs completed after {kills} kills; jobs: {}; log:\n{}",
+            server.get("/v1/jobs?limit=100").body,
+            server.log()
+        );
         // Wait for progress, then kill mid-graph.
         while completed(&server) == before && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
@@ -542,7 +551,7 @@ fn hosts_killed_under_a_concurrency_limit_never_run_more_than_it_allows_on_postg
     let set = hosts[0].put("/v1/limits/queue/limited", &json!({"concurrency": 2}));
     assert_eq!(set.status, 200, "{set:?}");
     let jobs: Vec<Value> = (0..16)
-        .map(|_| json!({"job": "sum", "queue": "limited", "input": {"n": 1, "sleep_ms": 300}}))
+        .map(|_| json!({"job": "sum", "queue": "limited", "input": {"n": 1, "sleep_ms": 300}, "max_attempts": MANY}))
         .collect();
     let made = hosts[0].post("/v1/jobs/batch", &json!({"jobs": jobs}));
     let ids = ids(&made.body);
@@ -592,7 +601,7 @@ fn a_host_killed_under_a_concurrency_limit_never_runs_more_than_it_allows_on_the
     let mut server = start();
     assert_eq!(server.put("/v1/limits/queue/limited", &json!({"concurrency": 2})).status, 200);
     let jobs: Vec<Value> = (0..12)
-        .map(|_| json!({"job": "sum", "queue": "limited", "input": {"n": 1, "sleep_ms": 300}}))
+        .map(|_| json!({"job": "sum", "queue": "limited", "input": {"n": 1, "sleep_ms": 300}, "max_attempts": MANY}))
         .collect();
     let ids = ids(&server.post("/v1/jobs/batch", &json!({"jobs": jobs})).body);
     let mut most = 0;
