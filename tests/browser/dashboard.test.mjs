@@ -79,6 +79,8 @@ async function withPage(name, body, options = {}, expected = []) {
 
 const confirm = async (page) => {
   await page.locator("dialog#confirm").waitFor({ state: "visible" });
+  // The harmless choice has the focus: Enter out of habit changes nothing.
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "confirm-back");
   await page.locator("#confirm-ok").click();
 };
 
@@ -140,6 +142,47 @@ test("a failed fatal job shows its timestamped errors, and retry from its page s
   await api(`/v1/queues/${queue}/start`, { method: "POST" });
 });
 
+test("failed lists show each job's last error; search finds jobs by error text, input field and id", async () => {
+  const queue = "dash-triage";
+  const acme = await api("/v1/jobs", { method: "POST", body: { job: "error", queue, input: { customer: "acme" } } });
+  const slow = await api("/v1/jobs", { method: "POST", body: { job: "sleep", queue, input: 30, timeout_seconds: 1, max_attempts: 1 } });
+  for (const job of [acme, slow]) {
+    await until(`job ${job.id} failed`, async () => (await api(`/v1/jobs/${job.id}`)).status === "error");
+  }
+  await withPage("triage", async (page) => {
+    await page.goto(`${URL}/#/jobs?status=error&queue=${queue}`);
+    const row = (id) => page.locator(`tr[data-job="${id}"]`);
+    await row(slow.id).waitFor({ timeout: WAIT });
+    assert.match(await row(slow.id).locator("td.last-error").textContent(), /timed out/);
+    assert.match(await row(acme.id).locator("td.last-error").textContent(), /An error occurred\./);
+
+    await page.locator("#s-error").fill("TIMED OUT");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/error=TIMED(%20|\+)OUT/);
+    await until("only the timed-out job is listed", async () => (await page.locator("tr[data-job]").count()) === 1);
+    await row(slow.id).waitFor();
+    await page.getByText(/^1 found among \d+ jobs searched\.$/).waitFor();
+    assert.equal(await page.locator("#bulk-retry").count(), 0, "a bulk action never takes a search's matches");
+
+    await page.locator("#s-clear").click();
+    await page.locator("#s-input").fill("customer=acme");
+    await page.locator("#s-go").click();
+    await until("only acme's job is listed", async () =>
+      (await page.locator("tr[data-job]").count()) === 1 && (await row(acme.id).count()) === 1);
+    // Back returns to the error search, as a browser's history should.
+    await page.goBack();
+    await page.waitForURL((url) => !url.hash.includes("input="));
+
+    await page.locator("#s-id").fill("abc");
+    await page.keyboard.press("Enter");
+    await page.getByText('"abc" is not a job id (a number).').waitFor();
+    await page.locator("#s-id").fill(acme.id);
+    await page.keyboard.press("Enter");
+    await page.waitForURL(new RegExp(`#/jobs/${acme.id}$`));
+    await page.locator("#errors li").first().waitFor({ timeout: WAIT });
+  });
+});
+
 test("cancel a running sleep job from its page; pause and resume a queue from the keyboard", async () => {
   const job = await api("/v1/jobs", { method: "POST", body: { job: "sleep", input: 120 } });
   await until("the sleep job runs", async () => (await api(`/v1/jobs/${job.id}`)).status === "processing");
@@ -158,7 +201,21 @@ test("cancel a running sleep job from its page; pause and resume a queue from th
     await toggle.focus();
     await page.keyboard.press("Enter");
     await page.locator('tr[data-queue="default"] .badge.paused').waitFor({ timeout: WAIT });
-    assert.equal((await api("/v1/queues")).find((q) => q.name === "default").processing, false);
+    const paused = (await api("/v1/queues")).find((q) => q.name === "default");
+    assert.equal(paused.processing, false);
+    // Who paused it and when: the store's record, which a restart keeps.
+    const by = await page.locator("#paused-default").textContent();
+    assert.ok(by.startsWith(`by ${paused.paused.by} `) && /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(by), by);
+    // The store's totals per status, summed over the queues, each linking to its list.
+    const cancelled = async () => (await api("/v1/queues")).reduce((sum, q) => sum + (q.jobs.cancelled ?? 0), 0);
+    await until("the cancelled total is the store's", async () =>
+      (await page.locator("#total-cancelled").textContent()) === (await cancelled()).toLocaleString("en-US"));
+    assert.ok((await cancelled()) >= 1);
+    await page.locator("#total-cancelled").click();
+    await page.waitForURL(/#\/jobs\?status=cancelled/);
+    await page.getByRole("link", { name: "Overview" }).click();
+    await toggle.waitFor();
+    await toggle.focus();
     // Focus stays on the button through the refresh, so the same key resumes.
     await until("the button offers Resume", async () => (await toggle.textContent()) === "Resume");
     await page.keyboard.press("Enter");

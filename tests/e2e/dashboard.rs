@@ -88,7 +88,7 @@ fn the_dashboard_in_chromium() {
         open.log()
     );
     // Every test ran (a test file that loads none would pass).
-    assert!(report.contains("# pass 10") && report.contains("# fail 0"), "{report}");
+    assert!(report.contains("# pass 11") && report.contains("# fail 0"), "{report}");
     for name in [
         "overview-and-a-job",
         "failed-job",
@@ -98,6 +98,7 @@ fn the_dashboard_in_chromium() {
         "phone-dark",
         "new-job",
         "workflows",
+        "triage",
     ] {
         assert!(screenshots.join(format!("{name}.png")).exists(), "no screenshot {name}.png");
     }

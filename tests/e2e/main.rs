@@ -19,6 +19,8 @@
 //!
 //! - `inputs`: typed inputs: factories' schemas published and checked at every submission.
 //! - `idempotency`: `Idempotency-Key` on creating requests over HTTP.
+//! - `triage`: finding why jobs fail: latest errors in lists, searching by error and input.
+//! - `pauses`: queue pauses kept in the store, across restarts and hosts.
 //! - `web`: what a browser on another site, or under a rebound name, may do: nothing.
 //!
 //! New tests go in the module of the area they exercise; a new area gets a new module here.
@@ -33,11 +35,13 @@ mod idempotency;
 mod inputs;
 mod isolation;
 mod layering;
+mod pauses;
 mod plugins;
 mod postgres;
 mod queue;
 mod scheduling;
 mod service;
 mod stores;
+mod triage;
 mod web;
 mod workflows;

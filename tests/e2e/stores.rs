@@ -15,8 +15,8 @@ use jobhost::job::{
 use jobhost::limits::{Limit, Rate, Scope};
 use jobhost::schedule::{MissedPolicy, Schedule, Trigger};
 use jobhost::store::{
-    Cancelled, ClaimFilter, Claimed, Created, Finished, Keyed, LeaseTerms, ListFilter, Once, Removal, Report,
-    Store, StoreError,
+    Cancelled, ClaimFilter, Claimed, Created, Finished, Keyed, LeaseTerms, ListFilter, Once, QueuePause,
+    Removal, Report, Store, StoreError,
 };
 use jobhost_tests::stores::{Backend, TestStore};
 
@@ -66,6 +66,7 @@ conformance!(
     a_per_key_limit_counts_each_key_and_a_rate_spaces_starts,
     claimers_racing_under_a_limit_never_start_more_than_it_allows,
     a_finished_job_stays_while_a_job_that_depends_on_it_has_not_finished,
+    a_queue_pause_is_kept_with_who_and_when_until_resumed,
 );
 
 const LEASE: LeaseTerms = LeaseTerms { duration: Duration::from_secs(30) };
@@ -1028,4 +1029,21 @@ fn a_finished_job_stays_while_a_job_that_depends_on_it_has_not_finished(store: &
     run(&**store, c, completed(), t);
     let removed = store.remove(&Removal::default()).unwrap();
     assert_eq!(removed.get(&Status::Completed), Some(&3), "once it finished, all go");
+}
+
+fn a_queue_pause_is_kept_with_who_and_when_until_resumed(store: &TestStore) {
+    let t = now();
+    assert!(store.pauses().unwrap().is_empty());
+    let pause = |queue: &str, by: &str, at| QueuePause { queue: queue.into(), by: by.into(), at };
+    assert_eq!(store.pause(&pause("mail", "host-a", t)).unwrap(), pause("mail", "host-a", t));
+    // Paused again (another host, later): the first record stands.
+    assert_eq!(store.pause(&pause("mail", "host-b", t + SEC)).unwrap(), pause("mail", "host-a", t));
+    store.pause(&pause("bulk", "host-b", t)).unwrap();
+    // Seen by every host of the store.
+    let other = if store.schema().is_some() { store.another_host() } else { store.store.clone() };
+    let seen: Vec<String> = other.pauses().unwrap().into_iter().map(|p| p.queue).collect();
+    assert_eq!(seen, ["bulk", "mail"]);
+    assert!(other.resume("mail").unwrap());
+    assert!(!store.resume("mail").unwrap(), "resumed already");
+    assert_eq!(store.pauses().unwrap(), [pause("bulk", "host-b", t)]);
 }

@@ -60,9 +60,10 @@ pub struct ClientOnly {
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
-    /// Start processing a queue.
+    /// Start processing a queue, ending its pause on every host.
     Start(QueueArgs),
-    /// Stop claiming from a queue (it still accepts jobs; running jobs finish).
+    /// Pause a queue: no host claims from it, restarts included, until `queue start` (it still
+    /// accepts jobs; running jobs finish).
     Stop(QueueArgs),
 }
 
@@ -290,10 +291,9 @@ pub fn queues(args: &ClientOnly) -> u8 {
             return Ok(EXIT_OK);
         }
         let rows = queues.iter().map(|q| {
-            let state = if q.processing { "processing" } else { "stopped" };
             vec![
                 q.name.clone(),
-                state.to_owned(),
+                queue_state(q),
                 q.concurrency.to_string(),
                 q.queued.to_string(),
                 q.running.to_string(),
@@ -302,6 +302,16 @@ pub fn queues(args: &ClientOnly) -> u8 {
         print_table(&["QUEUE", "STATE", "CONCURRENCY", "QUEUED", "RUNNING"], rows);
         Ok(EXIT_OK)
     })
+}
+
+/// `processing`, `paused by HOST at TIME` (the store's pause, on every host) or `stopped` (on
+/// this host only: `serve --paused`, `autostart = false`).
+fn queue_state(queue: &QueueView) -> String {
+    match &queue.paused {
+        Some(pause) => format!("paused by {} at {}", pause.by, pause.at),
+        None if queue.processing => "processing".to_owned(),
+        None => "stopped".to_owned(),
+    }
 }
 
 pub fn queue(command: &QueueCommand) -> u8 {
@@ -315,8 +325,13 @@ pub fn queue(command: &QueueCommand) -> u8 {
         if args.client.json {
             print_json(&queue);
         } else {
-            let state = if queue.processing { "processing" } else { "stopped" };
-            println!("queue {}: {state} ({} queued, {} running)", queue.name, queue.queued, queue.running);
+            println!(
+                "queue {}: {} ({} queued, {} running)",
+                queue.name,
+                queue_state(&queue),
+                queue.queued,
+                queue.running
+            );
         }
         Ok(EXIT_OK)
     })

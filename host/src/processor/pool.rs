@@ -36,6 +36,25 @@ pub struct QueueInfo {
     pub stuck: usize,
     /// The store's jobs of this queue by status (every host's, on a shared store).
     pub jobs: BTreeMap<crate::job::Status, u64>,
+    /// Who paused it and when, while it is paused (filled by the host from the store).
+    pub paused: Option<crate::store::QueuePause>,
+}
+
+impl QueueInfo {
+    /// A queue this host has not seen: nothing running, nothing counted.
+    pub fn named(name: &str) -> QueueInfo {
+        QueueInfo {
+            name: name.to_owned(),
+            processing: false,
+            concurrency: 0,
+            queued: 0,
+            running: 0,
+            worker_restarts: 0,
+            stuck: 0,
+            jobs: BTreeMap::new(),
+            paused: None,
+        }
+    }
 }
 
 /// What a graceful shutdown did.
@@ -73,8 +92,8 @@ impl Pool {
 
     /// Starts the queues that autostart among the configured ones (the default queue among
     /// them) and `stored`: the queues the store holds jobs of, which would otherwise wait for
-    /// a new job to start their queue after a restart.
-    pub fn start_configured(&self, stored: &[String]) {
+    /// a new job to start their queue after a restart. `paused` are left stopped.
+    pub fn start_configured(&self, stored: &[String], paused: &std::collections::BTreeSet<String>) {
         let config = &self.state.shared.config;
         let mut names: Vec<String> = config.queues.keys().cloned().collect();
         names.push(DEFAULT_QUEUE.to_owned());
@@ -82,7 +101,7 @@ impl Pool {
         names.sort();
         names.dedup();
         for name in &names {
-            if config.queue(name).autostart {
+            if config.queue(name).autostart && !paused.contains(name) {
                 self.start_queue(name);
             }
         }
@@ -183,6 +202,7 @@ impl Pool {
                     stuck: stuck.get(&name).copied().unwrap_or(0),
                     queued,
                     jobs: counts.get(&name).cloned().unwrap_or_default(),
+                    paused: None,
                     name,
                 }
             })

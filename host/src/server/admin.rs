@@ -104,7 +104,8 @@ fn check_queue_name(name: &str) -> ApiResult<()> {
     }
 }
 
-/// Start processing a queue (it keeps accepting jobs while stopped).
+/// Start processing a queue, ending its pause: this host starts it at once, every other host
+/// that stopped it for the pause within a second.
 #[utoipa::path(post, path = "/v1/queues/{name}/start", tag = "queues",
     params(("name" = String, Path, description = "The queue name")),
     responses(
@@ -117,11 +118,13 @@ pub async fn start_queue(
     PathParam(name): PathParam,
 ) -> ApiResult<Json<QueueView>> {
     known_queue(&state, &name)?;
-    state.host.start_queue(&name);
+    state.host.resume_queue(&name)?;
     Ok(Json(queue_view(&state, &name)?))
 }
 
-/// Stop claiming jobs from a queue; its running jobs finish.
+/// Pause a queue: no host claims jobs from it (this one at once, every other host sharing the
+/// store within a second) until it is started again, restarts included. Running jobs finish;
+/// it keeps accepting jobs. Who paused it and when shows in `paused`.
 #[utoipa::path(post, path = "/v1/queues/{name}/stop", tag = "queues",
     params(("name" = String, Path, description = "The queue name")),
     responses(
@@ -134,7 +137,7 @@ pub async fn stop_queue(
     PathParam(name): PathParam,
 ) -> ApiResult<Json<QueueView>> {
     known_queue(&state, &name)?;
-    state.host.stop_queue(&name);
+    state.host.pause_queue(&name)?;
     Ok(Json(queue_view(&state, &name)?))
 }
 

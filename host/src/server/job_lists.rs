@@ -10,6 +10,7 @@ use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::QueryParams;
+use super::job_search::{Search, SEARCH_CHUNK, SEARCH_MAX};
 use super::state::AppState;
 use super::types::{JobPage, JobSummary, JobView, Removed, Retried, SummaryPage};
 use crate::job::{Job, JobId, Status};
@@ -44,6 +45,16 @@ pub struct ListParams {
     /// `oldest` (ascending ids, the default) or `newest` first.
     #[param(inline, value_type = Option<String>, pattern = "^(oldest|newest)$")]
     order: Option<String>,
+    /// Only jobs with an error containing this text (any case), at most 200 characters.
+    /// Searched, not indexed: a page examines at most 10,000 jobs (`searched` says how many);
+    /// `next` goes on from where it stopped.
+    #[param(max_length = 200)]
+    error: Option<String>,
+    /// Only jobs whose input has this top-level field with this value, as `field=value`: a
+    /// string field's text, or another value's JSON (`customer=acme`, `n=5`, `urgent=true`).
+    /// Searched like `error`.
+    #[param(max_length = 200, pattern = r"^([^=]+=[\s\S]*)?$")]
+    input: Option<String>,
 }
 
 /// List jobs, oldest or newest first, a page at a time. Each filter (status, queue, job, and
@@ -59,8 +70,8 @@ pub async fn list_jobs(
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<JobPage>> {
     let max_bytes = state.limits.max_page_bytes.get();
-    let (jobs, next) = page(&state, params, |job| JobView::from(job), Some(max_bytes)).await?;
-    Ok(Json(JobPage { jobs, next }))
+    let (jobs, next, searched) = page(&state, params, |job| JobView::from(job), Some(max_bytes)).await?;
+    Ok(Json(JobPage { jobs, next, searched }))
 }
 
 /// The same pages as `GET /v1/jobs`, each job without its input, result and error texts: for
@@ -75,8 +86,8 @@ pub async fn list_summaries(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<SummaryPage>> {
-    let (jobs, next) = page(&state, params, |job| JobSummary::from(job), None).await?;
-    Ok(Json(SummaryPage { jobs, next }))
+    let (jobs, next, searched) = page(&state, params, |job| JobSummary::from(job), None).await?;
+    Ok(Json(SummaryPage { jobs, next, searched }))
 }
 
 /// Jobs read from the store at a time while a page is built: what a page holds in memory
@@ -91,16 +102,21 @@ fn weight(job: &Job) -> usize {
         + 512
 }
 
-/// One page of the list, each job as `view` makes it, and the cursor of the next, if any.
-/// Read `CHUNK` jobs at a time; with `max_bytes`, the page ends early (with a cursor) before
-/// the jobs' data would pass it, though never before its first job.
+/// One page of the list, each job as `view` makes it, the cursor of the next, if any, and
+/// with a search how many jobs it examined. Read `CHUNK` jobs at a time; with `max_bytes`,
+/// the page ends early (with a cursor) before the jobs' data would pass it, though never
+/// before its first job; a search ends it once it examined `SEARCH_MAX`.
 async fn page<T>(
     state: &AppState,
     params: ListParams,
     view: fn(&Job) -> T,
     max_bytes: Option<usize>,
-) -> ApiResult<(Vec<T>, Option<String>)> {
+) -> ApiResult<(Vec<T>, Option<String>, Option<u64>)> {
     let statuses = parse_statuses(params.status.as_deref())?;
+    let search = Search::parse(params.error.as_deref(), params.input.as_deref())?;
+    let chunk = if search.is_empty() { CHUNK } else { SEARCH_CHUNK };
+    let mut searched = 0usize;
+    let shown = |searched: usize| (!search.is_empty()).then_some(searched as u64);
     let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
         None => None,
         Some(a) => Some(
@@ -128,6 +144,8 @@ async fn page<T>(
     let mut cursor = after;
     loop {
         let wanted = (limit - page.len()).min(CHUNK);
+        // A search reads past the jobs it skips; a plain list reads what it keeps.
+        let wanted = if search.is_empty() { wanted } else { chunk.min(SEARCH_MAX - searched) };
         // One more than wanted tells whether more follow.
         let filter = ListFilter {
             statuses: statuses.clone(),
@@ -141,19 +159,30 @@ async fn page<T>(
         let jobs = tokio::task::spawn_blocking(move || host.list(&filter)).await??;
         let more = jobs.len() > wanted;
         for job in jobs.iter().take(wanted) {
+            if !search.matches(job) {
+                searched += 1;
+                cursor = Some(job.id);
+                continue;
+            }
             let weighs = weight(job);
             if max_bytes.is_some_and(|max| !page.is_empty() && bytes + weighs > max) {
-                return Ok((page, cursor.map(|id| id.to_string())));
+                return Ok((page, cursor.map(|id| id.to_string()), shown(searched)));
             }
             bytes += weighs;
+            searched += 1;
             page.push(view(job));
             cursor = Some(job.id);
+            if page.len() == limit {
+                let next =
+                    (more || job.id != jobs[wanted.min(jobs.len()) - 1].id).then(|| job.id.to_string());
+                return Ok((page, next, shown(searched)));
+            }
         }
         if !more {
-            return Ok((page, None));
+            return Ok((page, None, shown(searched)));
         }
-        if page.len() == limit {
-            return Ok((page, cursor.map(|id| id.to_string())));
+        if page.len() == limit || searched >= SEARCH_MAX {
+            return Ok((page, cursor.map(|id| id.to_string()), shown(searched)));
         }
     }
 }

@@ -360,7 +360,7 @@ pub async fn get_dependents(
         Ok(jobs)
     })
     .await??;
-    Ok(Json(SummaryPage { jobs: jobs.iter().map(JobSummary::from).collect(), next: None }))
+    Ok(Json(SummaryPage { jobs: jobs.iter().map(JobSummary::from).collect(), next: None, searched: None }))
 }
 
 /// Queue a `held` job (or a `scheduled` one, now).

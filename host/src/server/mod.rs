@@ -20,6 +20,7 @@ mod guard;
 mod head;
 mod http;
 mod job_lists;
+mod job_search;
 mod jobs;
 mod limits;
 mod opening;

@@ -36,6 +36,8 @@ pub(super) struct HostInner {
     pub schedules_changed: Notify,
     /// This host among the hosts sharing the store.
     pub me: crate::store::HostRecord,
+    /// Queues this host stopped because the store holds them paused (see `pauses`).
+    pub held_by_pause: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Host {
@@ -65,8 +67,13 @@ impl Host {
         }
         let me = crate::store::HostRecord::this_process(config.host_name.as_deref(), clock.now());
         let shared = Arc::new(Shared::new(store, plugins, clock, config));
-        let inner =
-            HostInner { pool: Pool::new(shared.clone()), shared, schedules_changed: Notify::new(), me };
+        let inner = HostInner {
+            pool: Pool::new(shared.clone()),
+            shared,
+            schedules_changed: Notify::new(),
+            me,
+            held_by_pause: Default::default(),
+        };
         let host = Host { inner: Arc::new(inner) };
         // Jobs made ready by other hosts sharing the store wake this one's workers; a cancel
         // requested through another host reaches the job running here.
@@ -196,6 +203,7 @@ impl Host {
         self.spawn_sweeper();
         self.spawn_summary();
         self.spawn_healer();
+        self.spawn_pause_watch();
     }
 
     /// Starts the configured queues that autostart, and those the store holds jobs of (unless
@@ -208,7 +216,13 @@ impl Host {
                 Vec::new()
             }
         };
-        self.inner.pool.start_configured(&stored);
+        // Paused queues are stopped first, so not one claim is made from them.
+        match self.pauses() {
+            Ok(pauses) => self.follow_pauses(&pauses),
+            Err(e) => log::warn!("cannot read the paused queues (each is stopped once read): {e}"),
+        }
+        let held = sync::lock(&self.inner.held_by_pause).clone();
+        self.inner.pool.start_configured(&stored, &held);
     }
 
     /// Starts processing `name` (no-op if it runs). Stopped queues still accept jobs.
@@ -228,7 +242,16 @@ impl Host {
 
     /// Every queue that is configured, in use, or holds jobs.
     pub fn queues(&self) -> Result<Vec<QueueInfo>, HostError> {
-        Ok(self.inner.pool.queues(&self.inner.shared.store.counts()?))
+        let mut queues = self.inner.pool.queues(&self.inner.shared.store.counts()?);
+        for pause in self.pauses()? {
+            match queues.binary_search_by(|q| q.name.cmp(&pause.queue)) {
+                Ok(i) => queues[i].paused = Some(pause),
+                // Paused on another host before this one knew of it.
+                Err(i) => queues
+                    .insert(i, QueueInfo { paused: Some(pause.clone()), ..QueueInfo::named(&pause.queue) }),
+            }
+        }
+        Ok(queues)
     }
 
     /// Claims the next ready job matching `filter` and runs it to its end on this task

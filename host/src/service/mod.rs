@@ -19,6 +19,7 @@ mod hosts;
 mod idempotency;
 mod limits;
 mod maintenance;
+mod pauses;
 mod schedules;
 
 pub use admission::{AddJob, MAX_PARENTS, MAX_UNIQUE_KEY_LEN};

@@ -20,5 +20,5 @@ pub use postgres::PgStore;
 pub use traits::{JobStore, Report, ScheduleStore, Store, WorkStore};
 pub use types::{
     Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Created, Finished, Fired, Group,
-    GroupState, HostRecord, Keyed, LeaseTerms, ListFilter, Notice, Once, Remembered, Removal,
+    GroupState, HostRecord, Keyed, LeaseTerms, ListFilter, Notice, Once, QueuePause, Remembered, Removal,
 };

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::error::StoreResult;
 use super::types::{
     Added, BackupSummary, Cancelled, ClaimFilter, Claimed, Counts, Finished, Fired, GroupState, HostRecord,
-    Keyed, LeaseTerms, ListFilter, Notice, Once, Remembered, Removal,
+    Keyed, LeaseTerms, ListFilter, Notice, Once, QueuePause, Remembered, Removal,
 };
 use crate::clock::Micros;
 use crate::job::{AttemptToken, Job, JobId, NewJob, Outcome, Parent, Progress, ScheduleId, Status};
@@ -82,6 +82,16 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Removes the limit on `scope`; false if there was none. Durable.
     fn remove_limit(&self, scope: &Scope) -> StoreResult<bool>;
+
+    /// The queues operators paused, by name.
+    fn pauses(&self) -> StoreResult<Vec<QueuePause>>;
+
+    /// Pauses `pause.queue`; a queue paused already keeps its first record, which is returned.
+    /// Durable.
+    fn pause(&self, pause: &QueuePause) -> StoreResult<QueuePause>;
+
+    /// Resumes `queue`; false if it was not paused. Durable.
+    fn resume(&self, queue: &str) -> StoreResult<bool>;
 
     /// Writes a consistent copy of the whole store to `out`, for `jobhost store restore`.
     /// Writes wait while it is taken; reads go on.

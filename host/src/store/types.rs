@@ -112,6 +112,16 @@ pub enum Notice {
     Cancel(JobId),
 }
 
+/// A queue an operator paused: no host claims from it until it is resumed. Kept in the store,
+/// so it outlives restarts and, on a shared store, holds on every host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueuePause {
+    pub queue: String,
+    /// The host that took the request.
+    pub by: String,
+    pub at: Micros,
+}
+
 /// A host process using the store, as it last told the store it was alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostRecord {

@@ -60,7 +60,9 @@ export function table(headers, rows, empty = "Nothing here.") {
 }
 
 export const badge = (status, label = status) => h("span", { class: `badge ${status}` }, label);
-export const num = (n) => h("td", { class: "num" }, n ?? 0);
+/** A count with the reader's thousands separators. */
+export const count = (n) => (n ?? 0).toLocaleString();
+export const num = (n) => h("td", { class: "num" }, count(n));
 export const fmt = (n) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n >= 1 ? n.toFixed(2) : n.toFixed(3));
 
 /**
@@ -87,7 +89,8 @@ export function confirmAction(text, okLabel, danger) {
   document.getElementById("confirm-ok").className = danger ? "danger" : "";
   confirmDialog.returnValue = "";
   confirmDialog.showModal();
-  document.getElementById("confirm-ok").focus();
+  // Focus on the harmless choice: Enter pressed out of habit must not remove anything.
+  document.getElementById("confirm-back").focus();
   return new Promise((resolve) => {
     confirmDialog.addEventListener("close", () => resolve(confirmDialog.returnValue === "ok"), { once: true });
   });

@@ -1,7 +1,8 @@
-// The jobs list: filters, order, cursor paging, bulk retry and removal.
+// The jobs list: filters, search (by id, error text, an input field), order, cursor paging,
+// bulk retry and removal.
 
 import { api, q } from "./api.js";
-import { STATUSES, badge, h, table, update, when } from "./dom.js";
+import { STATUSES, badge, count as counted, h, table, update, when } from "./dom.js";
 import { act, main } from "./shell.js";
 
 
@@ -15,7 +16,10 @@ export function jobsView(params) {
     job: params.get("job") ?? "",
     order: params.get("order") === "oldest" ? "oldest" : "newest",
     after: params.get("after") ?? "",
+    error: params.get("error") ?? "",
+    input: params.get("input") ?? "",
   };
+  const searching = Boolean(filter.error || filter.input);
   const go = (changes) => {
     if (!("after" in changes) || changes.after === "") cursors.length = 0;
     const next = { ...filter, ...changes };
@@ -33,6 +37,31 @@ export function jobsView(params) {
         options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)),
       ),
     );
+  const field = (id, label, value, placeholder) =>
+    h("label", { for: id }, label, h("input", { id, type: "search", value, placeholder, autocomplete: "off" }));
+  const searchNote = h("div", { role: "status" });
+  const search = h(
+    "form",
+    {
+      class: "filters",
+      id: "job-search",
+      onsubmit: (e) => {
+        e.preventDefault();
+        const id = document.getElementById("s-id").value.trim();
+        if (id) {
+          if (/^[1-9][0-9]*$/.test(id)) location.hash = `#/jobs/${id}`;
+          else searchNote.replaceChildren(h("div", { class: "alert", role: "alert" }, `"${id}" is not a job id (a number).`));
+          return;
+        }
+        go({ error: document.getElementById("s-error").value.trim(), input: document.getElementById("s-input").value.trim(), after: "" });
+      },
+    },
+    field("s-id", "Job id", "", "e.g. 1234"),
+    field("s-error", "Error contains", filter.error, "e.g. timed out"),
+    field("s-input", "Input field", filter.input, "e.g. customer=acme"),
+    h("button", { type: "submit", id: "s-go" }, "Search"),
+    searching ? h("button", { type: "button", class: "ghost", id: "s-clear", onclick: () => go({ error: "", input: "", after: "" }) }, "Clear search") : null,
+  );
   const queueSelect = h("span");
   const factorySelect = h("span");
   const summary = h("p", { class: "muted" });
@@ -57,6 +86,8 @@ export function jobsView(params) {
           go({ order: v, after: "" }),
         ),
       ),
+      search,
+      searchNote,
       summary,
       bulk,
       note,
@@ -71,7 +102,8 @@ export function jobsView(params) {
   };
 
   const bulkActions = (count) => {
-    if (filter.status !== "error" && filter.status !== "cancelled") return [];
+    // A bulk action takes the status, queue and factory filter, never a search's matches.
+    if (searching || (filter.status !== "error" && filter.status !== "cancelled")) return [];
     const scope = [filter.queue && `in queue ${filter.queue}`, filter.job && `of factory ${filter.job}`].filter(Boolean).join(" ");
     const kind = filter.status === "error" ? "failed" : "cancelled";
     const what = count === null ? `every ${kind} job` : count === 1 ? `the 1 ${kind} job` : `the ${count} ${kind} jobs`;
@@ -129,7 +161,7 @@ export function jobsView(params) {
       );
       // Counts come from the store's per-queue counts (no scan); by factory there are none.
       let count = null;
-      if (!filter.job) {
+      if (!filter.job && !searching) {
         count = 0;
         for (const queue of queues) {
           if (filter.queue && queue.name !== filter.queue) continue;
@@ -138,11 +170,23 @@ export function jobsView(params) {
           }
         }
       }
-      update(summary, count, (c) => (c === null ? "" : c === 1 ? "1 job matches." : `${c} jobs match.`));
+      update(summary, [count, page.searched ?? null, page.jobs.length, Boolean(page.next)], ([c, searched, found, more]) => {
+        if (searched !== null) {
+          const bound = more && searched >= 10000 ? " (a page searches at most 10,000: Next page searches on)" : "";
+          return `${counted(found)} found among ${counted(searched)} jobs searched${bound}.`;
+        }
+        return c === null ? "" : c === 1 ? "1 job matches." : `${counted(c)} jobs match.`;
+      });
       update(bulk, [filter, count], () => bulkActions(count));
+      // Failed and cancelled lists say why, so a pattern shows without opening each job.
+      const showErrors = page.jobs.some((job) => job.last_error);
       update(list, page.jobs, (jobs) =>
         table(
-          [["Id"], ["Job"], ["Queue"], ["Status"], ["Attempts", "num"], ["Created", "hide-narrow"], ["Finished", "hide-narrow"]],
+          [
+            ["Id"], ["Job"], ["Queue"], ["Status"], ["Attempts", "num"],
+            ...(showErrors ? [["Last error"]] : []),
+            ["Created", "hide-narrow"], ["Finished", "hide-narrow"],
+          ],
           jobs.map((job) =>
             h(
               "tr",
@@ -152,6 +196,7 @@ export function jobsView(params) {
               h("td", {}, job.queue),
               h("td", {}, badge(job.status), job.progress && job.status === "processing" ? ` ${Math.round(job.progress.fraction * 100)} %` : ""),
               h("td", { class: "num" }, `${job.attempts}/${job.max_attempts}`),
+              showErrors ? h("td", { class: "last-error", title: job.last_error ?? "" }, job.last_error ?? "") : null,
               h("td", { class: "hide-narrow" }, when(job.created_at)),
               h("td", { class: "hide-narrow" }, when(job.finished_at)),
             ),

@@ -1,9 +1,16 @@
 // The overview: queues with pause/resume, throughput and latency, workers, plugins.
 
 import { api, q, seg } from "./api.js";
-import { badge, fmt, h, num, s, table, update } from "./dom.js";
+import { badge, count, fmt, h, num, s, table, update, when } from "./dom.js";
 import { main, refreshNow } from "./shell.js";
 
+
+// The statuses counted per queue, from the store's counts (every host's, restarts included).
+const COUNTED = ["queued", "processing", "scheduled", "held", "waiting", "completed", "error", "cancelled"];
+const LABELS = {
+  queued: "Queued", processing: "Running", scheduled: "Scheduled", held: "Held", waiting: "Waiting",
+  completed: "Completed", error: "Failed", cancelled: "Cancelled",
+};
 
 export function overview() {
   const queues = h("div");
@@ -26,19 +33,22 @@ export function overview() {
     h("section", { class: "card" }, h("h2", {}, "Plugins"), plugins),
   );
 
-  const queueRow = (queue, failedLastHour) => {
+  const queueRow = (queue) => {
     const jobs = queue.jobs ?? {};
     const link = (status) =>
-      h("a", { id: `count-${queue.name}-${status}`, href: `#/jobs${q({ queue: queue.name, status })}` }, jobs[status] ?? 0);
+      h("a", { id: `count-${queue.name}-${status}`, href: `#/jobs${q({ queue: queue.name, status })}` }, count(jobs[status]));
+    // A pause is the store's (every host, restarts included); a queue stopped without one is
+    // stopped on this host only (`serve --paused`, `autostart = false`).
+    const running = queue.processing && !queue.paused;
     const toggle = h(
       "button",
       {
         id: `queue-toggle-${queue.name}`,
         class: "ghost",
         type: "button",
-        "aria-label": `${queue.processing ? "Pause" : "Resume"} queue ${queue.name}`,
+        "aria-label": `${running ? "Pause" : "Resume"} queue ${queue.name}`,
         onclick: async () => {
-          const verb = queue.processing ? "stop" : "start";
+          const verb = running ? "stop" : "start";
           try {
             await api(`/v1/queues/${seg(queue.name)}/${verb}`, { method: "POST" });
             note.replaceChildren();
@@ -48,19 +58,23 @@ export function overview() {
           }
         },
       },
-      queue.processing ? "Pause" : "Resume",
+      running ? "Pause" : "Resume",
     );
+    const state = queue.paused
+      ? h(
+          "td",
+          {},
+          badge("paused", "paused"),
+          h("div", { class: "muted small", id: `paused-${queue.name}` }, `by ${queue.paused.by} `, when(queue.paused.at)),
+        )
+      : h("td", {}, running ? badge("processing-on", "running") : badge("paused", "stopped here"));
     return h(
       "tr",
       { "data-queue": queue.name },
       h("th", { scope: "row" }, h("a", { id: `queue-${queue.name}`, href: `#/jobs${q({ queue: queue.name })}` }, queue.name)),
-      h("td", {}, queue.processing ? badge("processing-on", "running") : badge("paused", "paused")),
+      state,
       num(queue.concurrency),
-      h("td", { class: "num" }, link("queued")),
-      h("td", { class: "num" }, link("processing")),
-      h("td", { class: "num" }, link("scheduled")),
-      h("td", { class: "num" }, link("held")),
-      h("td", { class: "num" }, h("a", { id: `count-${queue.name}-failed`, href: `#/jobs${q({ queue: queue.name, status: "error" })}`, title: "Failed in the last hour; the link lists every failed job of the queue" }, failedLastHour)),
+      COUNTED.map((status) => h("td", { class: "num" }, link(status))),
       num(queue.worker_restarts),
       h("td", {}, toggle),
     );
@@ -74,17 +88,38 @@ export function overview() {
         api("/v1/workers"),
         api("/v1/plugins"),
       ]);
-      const rows = queueList.map((queue) => ({ queue, failed: stats.queues[queue.name]?.failed ?? 0 }));
-      update(queues, rows, () =>
-        table(
+      update(queues, queueList, () => {
+        const drawn = table(
           [
-            ["Queue"], ["State"], ["Concurrency", "num"], ["Queued", "num"], ["Running", "num"],
-            ["Scheduled", "num"], ["Held", "num"], ["Failed (1 h)", "num"], ["Worker restarts", "num"], ["Action"],
+            ["Queue"], ["State"], ["Concurrency", "num"],
+            ...COUNTED.map((status) => [LABELS[status], "num"]),
+            ["Worker restarts", "num"], ["Action"],
           ],
-          rows.map((r) => queueRow(r.queue, r.failed)),
+          queueList.map(queueRow),
           "No queue yet: add a job and its queue appears here.",
-        ),
-      );
+        );
+        // The store's totals over every queue: the same counts the job lists page through.
+        const total = (status) => queueList.reduce((sum, queue) => sum + (queue.jobs?.[status] ?? 0), 0);
+        drawn.querySelector?.("table")?.append(
+          h(
+            "tfoot",
+            {},
+            h(
+              "tr",
+              { id: "queue-totals" },
+              h("th", { scope: "row" }, "All queues"),
+              h("td", {}),
+              h("td", {}),
+              COUNTED.map((status) =>
+                h("td", { class: "num" }, h("a", { id: `total-${status}`, href: `#/jobs${q({ status })}` }, count(total(status)))),
+              ),
+              h("td", {}),
+              h("td", {}),
+            ),
+          ),
+        );
+        return drawn;
+      });
       update(chart, stats.series, () => throughputChart(stats));
       update(latency, [stats.samples, stats.run_ms, stats.wait_ms], () => latencyTable(stats));
       update(workers, [workerList, pluginList.isolation], () => [

@@ -152,6 +152,19 @@ pub struct QueueView {
     /// with none are left out.
     #[serde(default)]
     pub jobs: BTreeMap<Status, u64>,
+    /// Set while the queue is paused (`POST /v1/queues/{name}/stop`): no host claims from it,
+    /// restarts included, until it is started again.
+    #[serde(default)]
+    pub paused: Option<PauseView>,
+}
+
+/// Who paused a queue, and when.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PauseView {
+    /// The host that took the request (its `host_name`).
+    pub by: String,
+    /// RFC 3339.
+    pub at: String,
 }
 
 impl From<crate::service::QueueInfo> for QueueView {
@@ -165,6 +178,7 @@ impl From<crate::service::QueueInfo> for QueueView {
             jobs: q.jobs,
             worker_restarts: q.worker_restarts,
             stuck: q.stuck,
+            paused: q.paused.map(|p| PauseView { by: p.by, at: crate::clock::rfc3339(p.at) }),
         }
     }
 }

@@ -333,6 +333,10 @@ pub struct JobSummary {
     pub max_attempts: u32,
     /// How many errors its history holds.
     pub error_count: usize,
+    /// The first line of its latest error (cut at 300 characters), if it has any: what a
+    /// list of failed jobs shows.
+    #[serde(default)]
+    pub last_error: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -352,6 +356,7 @@ impl From<&Job> for JobSummary {
             attempts: job.attempts,
             max_attempts: job.max_attempts,
             error_count: job.errors.len(),
+            last_error: job.errors.last().map(|e| crate::text::clip(e.lines().next().unwrap_or_default())),
             created_at: rfc3339(job.created_at),
             started_at: job.started_at.map(rfc3339),
             finished_at: job.finished_at.map(rfc3339),
@@ -368,6 +373,10 @@ pub struct SummaryPage {
     pub jobs: Vec<JobSummary>,
     /// Pass as `after` for the next page; `null` on the last page.
     pub next: Option<String>,
+    /// With `error` or `input`: the jobs this page examined. At 10,000 the page ends, perhaps
+    /// short of `limit`, and `next` searches on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub searched: Option<u64>,
 }
 
 /// Stored JSON text shown as JSON; text that is not (it never should be) shows as a string.
@@ -410,6 +419,10 @@ pub struct JobPage {
     pub jobs: Vec<JobView>,
     /// Pass as `after` for the next page; `null` on the last page.
     pub next: Option<String>,
+    /// With `error` or `input`: the jobs this page examined. At 10,000 the page ends, perhaps
+    /// short of `limit`, and `next` searches on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub searched: Option<u64>,
 }
 
 /// `DELETE /v1/jobs`

@@ -9,8 +9,8 @@ mod schedules;
 mod stats;
 
 pub use admin::{
-    ConflictView, FactoryView, Health, HostView, PluginView, PluginsView, QueueView, RejectionView,
-    WorkerView,
+    ConflictView, FactoryView, Health, HostView, PauseView, PluginView, PluginsView, QueueView,
+    RejectionView, WorkerView,
 };
 pub use jobs::{
     AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, CallbackView, DependencyEdge,

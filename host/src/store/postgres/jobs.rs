@@ -8,6 +8,7 @@ use super::dependents;
 use super::errors::{db_error, is_unique_violation};
 use super::idempotency::Step;
 use super::limits;
+use super::pauses;
 use super::rows::{
     at, id_sql, insert_jobs, job_from_row, jobs_from_rows, next_job_ids, parents_of, save_jobs, JOB_COLUMNS,
 };
@@ -21,8 +22,8 @@ use crate::store::dependents::{self as store_dependents, Moved};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::JobStore;
 use crate::store::types::{
-    Added, BackupSummary, Cancelled, Counts, Created, GroupState, Keyed, ListFilter, Once, Remembered,
-    Removal,
+    Added, BackupSummary, Cancelled, Counts, Created, GroupState, Keyed, ListFilter, Once, QueuePause,
+    Remembered, Removal,
 };
 
 /// Finished jobs deleted per transaction by `remove`: bounded, so a retention sweep over a
@@ -426,6 +427,18 @@ impl JobStore for PgStore {
 
     fn remove_limit(&self, scope: &Scope) -> StoreResult<bool> {
         self.run(|c| limits::remove(c, scope))
+    }
+
+    fn pauses(&self) -> StoreResult<Vec<QueuePause>> {
+        self.run(pauses::all)
+    }
+
+    fn pause(&self, pause: &QueuePause) -> StoreResult<QueuePause> {
+        self.run(|c| pauses::pause(c, pause))
+    }
+
+    fn resume(&self, queue: &str) -> StoreResult<bool> {
+        self.run(|c| pauses::resume(c, queue))
     }
 
     fn backup(&self, _out: &mut dyn std::io::Write) -> StoreResult<BackupSummary> {

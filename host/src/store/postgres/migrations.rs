@@ -216,6 +216,14 @@ CREATE TABLE job_groups (
     callbacks text NOT NULL
 );
 "#,
+    // 10: queues paused by operators, which every host sharing the store leaves alone.
+    r#"
+CREATE TABLE queue_pauses (
+    queue text PRIMARY KEY,
+    paused_by text NOT NULL,
+    paused_at timestamptz NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes and reads.
@@ -310,6 +318,7 @@ mod tests {
         "ca9447492f054877",
         "08678a25e2ab7e07",
         "ba7b501c5be06326",
+        "c529b276564f30b8",
     ];
 
     #[test]

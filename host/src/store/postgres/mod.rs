@@ -15,6 +15,7 @@ mod jobs;
 mod limits;
 mod listen;
 mod migrations;
+mod pauses;
 mod rows;
 mod schedules;
 mod session;

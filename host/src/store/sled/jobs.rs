@@ -15,7 +15,8 @@ use crate::store::dependents::{self, Moved};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::traits::JobStore;
 use crate::store::types::{
-    Added, Cancelled, Counts, Created, Group, GroupState, Keyed, ListFilter, Once, Remembered, Removal,
+    Added, Cancelled, Counts, Created, Group, GroupState, Keyed, ListFilter, Once, QueuePause, Remembered,
+    Removal,
 };
 use crate::sync;
 
@@ -455,6 +456,18 @@ impl JobStore for SledStore {
         })?;
         self.durable()?;
         Ok(state)
+    }
+
+    fn pauses(&self) -> StoreResult<Vec<QueuePause>> {
+        self.paused_queues()
+    }
+
+    fn pause(&self, pause: &QueuePause) -> StoreResult<QueuePause> {
+        self.pause_queue(pause)
+    }
+
+    fn resume(&self, queue: &str) -> StoreResult<bool> {
+        self.resume_queue(queue)
     }
 
     fn remove_limit(&self, scope: &Scope) -> StoreResult<bool> {

@@ -32,6 +32,13 @@ pub const META_FINISHED_HIGH_WATER: &[u8] = b"finished_high_water";
 /// built at open).
 pub const META_FINISHED_INDEX: &[u8] = b"finished_index";
 
+/// A paused queue's record (`QueuePause`) is under this prefix and the queue's name.
+pub const META_PAUSE_PREFIX: &[u8] = b"pause/";
+
+pub fn pause_key(queue: &str) -> Vec<u8> {
+    [META_PAUSE_PREFIX, queue.as_bytes()].concat()
+}
+
 /// Signed → unsigned preserving order.
 fn ordered_i64(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()

@@ -37,6 +37,7 @@ mod jobs;
 mod keys;
 mod listing;
 mod options;
+mod pauses;
 mod recovery;
 mod schedules;
 mod state_file;
