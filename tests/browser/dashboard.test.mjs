@@ -183,6 +183,46 @@ test("failed lists show each job's last error; search finds jobs by error text, 
   });
 });
 
+test("pages survive Back, Forward and a reload; updates can be paused and resumed", async () => {
+  const queue = "dash-pages";
+  const jobs = Array.from({ length: 60 }, (_, n) => ({ job: "echo", queue, hold: true, input: n }));
+  await api("/v1/jobs/batch", { method: "POST", body: { jobs } });
+  await withPage("paging", async (page) => {
+    await page.goto(`${URL}/#/jobs?queue=${queue}&status=held`);
+    const first = async () => page.locator("tr[data-job]").first().getAttribute("data-job");
+    const pageOne = await until("page 1 shows", first);
+    await page.getByText("60 jobs match.").waitFor({ timeout: WAIT });
+    await page.locator("#page-next").click();
+    const pageTwo = await until("page 2 shows", async () => ((await first()) !== pageOne ? first() : null));
+    await page.locator("#page-next").click();
+    const pageThree = await until("page 3 shows", async () => ((await first()) !== pageTwo ? first() : null));
+    await page.reload();
+    await until("a reload shows page 3 again", async () => (await first()) === pageThree);
+    await page.locator("#page-back").click();
+    await until("Previous after a reload shows page 2", async () => (await first()) === pageTwo);
+    await page.locator("#page-back").click();
+    await until("and then page 1", async () => (await first()) === pageOne);
+    await page.goBack();
+    await until("Back shows page 2", async () => (await first()) === pageTwo);
+    await page.goForward();
+    await until("Forward shows page 1", async () => (await first()) === pageOne);
+
+    // Paused updates: a new job does not move the rows until updates resume.
+    await page.locator("#live").click();
+    assert.equal(await page.locator("#live").getAttribute("aria-pressed"), "true");
+    await page.getByText(/^Updates paused; last updated \d+ s ago$/).waitFor();
+    const added = await api("/v1/jobs", { method: "POST", body: { job: "echo", queue, hold: true } });
+    // Two refresh periods and more: the list stays as it was.
+    const end = Date.now() + 4500;
+    while (Date.now() < end) {
+      assert.equal(await first(), pageOne, "rows moved while updates were paused");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await page.locator("#live").click();
+    await until("resumed updates show the new job", async () => (await first()) === added.id);
+  });
+});
+
 test("cancel a running sleep job from its page; pause and resume a queue from the keyboard", async () => {
   const job = await api("/v1/jobs", { method: "POST", body: { job: "sleep", input: 120 } });
   await until("the sleep job runs", async () => (await api(`/v1/jobs/${job.id}`)).status === "processing");

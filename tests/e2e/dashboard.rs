@@ -88,7 +88,7 @@ fn the_dashboard_in_chromium() {
         open.log()
     );
     // Every test ran (a test file that loads none would pass).
-    assert!(report.contains("# pass 11") && report.contains("# fail 0"), "{report}");
+    assert!(report.contains("# pass 12") && report.contains("# fail 0"), "{report}");
     for name in [
         "overview-and-a-job",
         "failed-job",
@@ -99,6 +99,7 @@ fn the_dashboard_in_chromium() {
         "new-job",
         "workflows",
         "triage",
+        "paging",
     ] {
         assert!(screenshots.join(format!("{name}.png")).exists(), "no screenshot {name}.png");
     }

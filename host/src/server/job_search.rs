@@ -82,7 +82,10 @@ mod tests {
 
     fn job(input: &str, errors: &[&str]) -> Job {
         let new = crate::job::NewJob { input: input.into(), ..crate::job::NewJob::default() };
-        Job { errors: errors.iter().map(|e| e.to_string()).collect(), ..Job::new(crate::job::JobId(1), new, 0) }
+        Job {
+            errors: errors.iter().map(|e| e.to_string()).collect(),
+            ..Job::new(crate::job::JobId(1), new, 0)
+        }
     }
 
     #[test]

@@ -6,8 +6,8 @@ import { STATUSES, badge, count as counted, h, table, update, when } from "./dom
 import { act, main } from "./shell.js";
 
 
-/** The cursors of the pages before this one (Previous page), for the filter shown. */
-const cursors = [];
+/** Pages before this one a URL remembers (its `prev`): beyond, Previous goes to the first. */
+const MAX_PREV = 50;
 
 export function jobsView(params) {
   const filter = {
@@ -18,10 +18,15 @@ export function jobsView(params) {
     after: params.get("after") ?? "",
     error: params.get("error") ?? "",
     input: params.get("input") ?? "",
+    // The cursors of the pages before this one, oldest first: in the URL, so Back, Forward and
+    // a reload show the same page with the same Previous.
+    prev: params.get("prev") ?? "",
   };
+  const prev = filter.prev ? filter.prev.split(",") : [];
   const searching = Boolean(filter.error || filter.input);
   const go = (changes) => {
-    if (!("after" in changes) || changes.after === "") cursors.length = 0;
+    if (!("after" in changes)) changes = { ...changes, after: "" };
+    if (!("prev" in changes)) changes = { ...changes, prev: "" };
     const next = { ...filter, ...changes };
     if (next.order === "newest") delete next.order;
     location.hash = `#/jobs${q(next)}`;
@@ -151,7 +156,7 @@ export function jobsView(params) {
         api("/v1/queues"),
         api("/v1/factories"),
         // Summaries: a list read every two seconds must not carry every job's input and result.
-        api(`/v1/jobs/summaries${q({ ...filter, order: filter.order, limit: 25 })}`),
+        api(`/v1/jobs/summaries${q({ ...filter, prev: undefined, limit: 25 })}`),
       ]);
       update(queueSelect, [queues.map((x) => x.name), filter.queue], ([list]) =>
         select("f-queue", "Queue", filter.queue, names(list, filter.queue), (v) => go({ queue: v, after: "" })),
@@ -166,7 +171,7 @@ export function jobsView(params) {
         for (const queue of queues) {
           if (filter.queue && queue.name !== filter.queue) continue;
           for (const [status, n] of Object.entries(queue.jobs ?? {})) {
-            if (!filter.status || status === filter.status) count += n;
+            if (!filter.status || filter.status.split(",").includes(status)) count += n;
           }
         }
       }
@@ -206,14 +211,13 @@ export function jobsView(params) {
       );
       update(pager, [filter.after, page.next], ([after, next]) => [
         after ? h("button", { id: "page-first", class: "ghost", type: "button", onclick: () => go({ after: "" }) }, "First page") : null,
-        after && cursors.length
-          ? h("button", { id: "page-back", class: "ghost", type: "button", onclick: () => go({ after: cursors.pop() }) }, "Previous page")
+        after
+          ? h("button", { id: "page-back", class: "ghost", type: "button", onclick: () =>
+              go({ after: prev.at(-1) ?? "", prev: prev.slice(0, -1).join(",") }) }, "Previous page")
           : null,
         next
-          ? h("button", { id: "page-next", class: "ghost", type: "button", onclick: () => {
-              cursors.push(after);
-              go({ after: next });
-            } }, "Next page")
+          ? h("button", { id: "page-next", class: "ghost", type: "button", onclick: () =>
+              go({ after: next, prev: after === "" && prev.length === 0 ? "" : [...prev, after].slice(-MAX_PREV).join(",") }) }, "Next page")
           : null,
       ]);
     },

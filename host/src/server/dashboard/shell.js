@@ -67,12 +67,33 @@ function showUpdated() {
     return;
   }
   const ago = Math.max(0, Math.round((Date.now() - lastOk) / 1000));
-  updated.textContent = lastError ? `Update failed (${lastError}); last updated ${ago} s ago` : `Updated ${ago} s ago`;
-  updated.classList.toggle("stale", Boolean(lastError) || ago > 10);
+  updated.textContent = lastError
+    ? `Update failed (${lastError}); last updated ${ago} s ago`
+    : held
+      ? `Updates paused; last updated ${ago} s ago`
+      : `Updated ${ago} s ago`;
+  updated.classList.toggle("stale", Boolean(lastError) || (!held && ago > 10));
+}
+
+// Updates paused by the operator (the Pause updates button): nothing moves under the pointer.
+let held = false;
+const live = document.getElementById("live");
+live.addEventListener("click", () => {
+  held = !held;
+  live.textContent = held ? "Resume updates" : "Pause updates";
+  live.setAttribute("aria-pressed", String(held));
+  if (!held) refreshNow();
+  showUpdated();
+});
+
+/** Text selected in the page: a redraw would drop it, so the refresh waits until it is gone. */
+function selecting() {
+  const selection = window.getSelection();
+  return Boolean(selection && !selection.isCollapsed && main.contains(selection.anchorNode));
 }
 
 setInterval(() => {
-  if (!document.hidden) refreshNow();
+  if (!document.hidden && !held && !selecting()) refreshNow();
 }, REFRESH_MS);
 setInterval(showUpdated, 1000);
 
