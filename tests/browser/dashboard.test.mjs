@@ -234,6 +234,9 @@ test("cancel a running sleep job from its page; pause and resume a queue from th
     await confirm(page);
     await page.locator("dd .badge.cancelled").waitFor({ timeout: WAIT });
     assert.equal((await api(`/v1/jobs/${job.id}`)).status, "cancelled");
+    // Finished: neither a pending cancel request nor a running attempt's progress is shown.
+    assert.equal(await page.locator("#progress").count(), 0);
+    assert.doesNotMatch(await page.locator("dl.fields").textContent(), /cancel requested/);
 
     await page.getByRole("link", { name: "Overview" }).click();
     const toggle = page.locator("#queue-toggle-default");

@@ -57,7 +57,8 @@ export function jobView(id) {
   const render = ({ job, dependents }) => {
     const deps = job.dependencies;
     const fields = [
-      ["Status", [badge(job.status), job.cancel_requested ? " cancel requested" : ""]],
+      // "Cancel requested" only while the request is pending: a finished job says what it ended as.
+      ["Status", [badge(job.status), job.cancel_requested && job.status === "processing" ? " cancel requested" : ""]],
       ["Job", job.job],
       ["Queue", h("a", { href: `#/jobs${q({ queue: job.queue })}` }, job.queue)],
       ["Priority", job.priority],
@@ -84,7 +85,8 @@ export function jobView(id) {
         "section",
         { class: "card" },
         h("dl", { class: "fields" }, fields.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
-        job.progress
+        // Progress belongs to a running attempt; a finished job's last report is history.
+        job.progress && job.status === "processing"
           ? h(
               "p",
               { id: "progress" },
