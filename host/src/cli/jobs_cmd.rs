@@ -293,13 +293,14 @@ pub fn queues(args: &ClientOnly) -> u8 {
         let rows = queues.iter().map(|q| {
             vec![
                 q.name.clone(),
-                queue_state(q),
+                queue_state(q).split(' ').next().unwrap_or_default().to_owned(),
                 q.concurrency.to_string(),
                 q.queued.to_string(),
                 q.running.to_string(),
+                q.paused.as_ref().map_or_else(String::new, |p| format!("by {} at {}", p.by, p.at)),
             ]
         });
-        print_table(&["QUEUE", "STATE", "CONCURRENCY", "QUEUED", "RUNNING"], rows);
+        print_table(&["QUEUE", "STATE", "CONCURRENCY", "QUEUED", "RUNNING", "PAUSED"], rows);
         Ok(EXIT_OK)
     })
 }
