@@ -183,6 +183,26 @@ test("failed lists show each job's last error; search finds jobs by error text, 
   });
 });
 
+test("removing every cancelled job runs on the server with progress, one operation at a time", async () => {
+  const queue = "dash-bulk";
+  const jobs = Array.from({ length: 5000 }, (_, n) => ({ job: "echo", queue, hold: true, input: n }));
+  const batch = await api("/v1/jobs/batch", { method: "POST", body: { jobs, group: { name: "bulk" } } });
+  await api(`/v1/groups/${batch.group.id}/cancel`, { method: "POST" });
+  await withPage("bulk", async (page) => {
+    await page.goto(`${URL}/#/jobs?status=cancelled&queue=${queue}`);
+    await page.getByText("5,000 jobs match.").waitFor({ timeout: WAIT });
+    await page.locator("#bulk-remove").click();
+    await confirm(page);
+    // While it runs: its progress and Cancel, and no button to start another.
+    await page.locator("#bulk-progress").waitFor({ timeout: WAIT });
+    assert.match(await page.locator("#bulk-progress").textContent(), /Removing: [\d,]+ of 5,000 done/);
+    assert.equal(await page.locator("#bulk-retry, #bulk-remove").count(), 0);
+    await page.getByText("Removed 5,000 jobs.").waitFor({ timeout: 60_000 });
+    const left = (await api("/v1/queues")).find((q) => q.name === queue);
+    assert.equal(left?.jobs?.cancelled ?? 0, 0);
+  });
+});
+
 test("pages survive Back, Forward and a reload; updates can be paused and resumed", async () => {
   const queue = "dash-pages";
   const jobs = Array.from({ length: 60 }, (_, n) => ({ job: "echo", queue, hold: true, input: n }));

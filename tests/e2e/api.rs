@@ -394,6 +394,10 @@ fn openapi_document_parses_and_names_every_route() {
         ("get", "/v1/limits"),
         ("put", "/v1/limits/{kind}/{name}"),
         ("delete", "/v1/limits/{kind}/{name}"),
+        ("post", "/v1/operations"),
+        ("get", "/v1/operations"),
+        ("get", "/v1/operations/{id}"),
+        ("post", "/v1/operations/{id}/cancel"),
     ];
     for (method, path) in routes {
         let item = paths.get(path).unwrap_or_else(|| panic!("{path} is not in the document"));
@@ -412,6 +416,7 @@ fn openapi_document_parses_and_names_every_route() {
             "get" => server.get(&concrete),
             "post" if path == "/v1/jobs" => server.post(&concrete, &json!({"job": "echo"})),
             "post" if path == "/v1/jobs/batch" => server.post(&concrete, &json!({"jobs": [{"job": "echo"}]})),
+            "post" if path == "/v1/operations" => server.post(&concrete, &json!({"action": "remove"})),
             "post" if path == "/v1/schedules" => {
                 server.post(&concrete, &json!({"job": "echo", "cron": "* * * * *"}))
             }
@@ -423,7 +428,7 @@ fn openapi_document_parses_and_names_every_route() {
         assert_ne!(answer.code(), "not_found", "{method} {path}: {answer:?}");
         assert_ne!(answer.status, 405, "{method} {path}: {answer:?}");
     }
-    assert_eq!(paths.len(), 30, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 33, "no undocumented extra paths: {:?}", paths.keys().collect::<Vec<_>>());
     let components = spec.components.as_ref().expect("components");
     for schema in [
         "JobView",

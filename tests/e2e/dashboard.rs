@@ -88,7 +88,7 @@ fn the_dashboard_in_chromium() {
         open.log()
     );
     // Every test ran (a test file that loads none would pass).
-    assert!(report.contains("# pass 12") && report.contains("# fail 0"), "{report}");
+    assert!(report.contains("# pass 13") && report.contains("# fail 0"), "{report}");
     for name in [
         "overview-and-a-job",
         "failed-job",
@@ -100,6 +100,7 @@ fn the_dashboard_in_chromium() {
         "workflows",
         "triage",
         "paging",
+        "bulk",
     ] {
         assert!(screenshots.join(format!("{name}.png")).exists(), "no screenshot {name}.png");
     }

@@ -85,3 +85,93 @@ fn a_search_examines_at_most_ten_thousand_jobs_a_page_and_goes_on_with_next() {
         (vec!["10002".to_owned()], &json!(2), &Value::Null)
     );
 }
+
+fn operation(server: &Server, id: &str) -> Value {
+    server.get(&format!("/v1/operations/{id}")).body
+}
+
+fn until_ended(server: &Server, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let now = operation(server, id);
+        if now["state"] != "running" {
+            return now;
+        }
+        assert!(std::time::Instant::now() < deadline, "operation {id} still running: {now}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn bulk_retry_and_removal_run_in_the_background_with_progress_and_can_be_cancelled() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugin_dir(&EXAMPLE_PLUGINS));
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    // 3,000 cancelled jobs in `bulk` (held, then cancelled: nothing runs), 10 in `other`.
+    let cancelled = |queue: &str, n: usize| {
+        let jobs: Vec<Value> =
+            (0..n).map(|i| json!({"job": "echo", "queue": queue, "hold": true, "input": i})).collect();
+        for id in ids(&server.post("/v1/jobs/batch", &json!({"jobs": jobs})).body) {
+            assert_eq!(server.post_empty(&format!("/v1/jobs/{id}/cancel")).status, 200);
+        }
+    };
+    cancelled("bulk", 3_000);
+    cancelled("other", 10);
+    assert_eq!(server.post_empty("/v1/queues/bulk/stop").status, 200, "retried jobs stay queued");
+
+    let started =
+        server.post("/v1/operations", &json!({"action": "retry", "status": ["cancelled"], "queue": "bulk"}));
+    assert_eq!(started.status, 202, "{started:?}");
+    assert_eq!((&started.body["total"], &started.body["action"]), (&json!(3_000), &json!("retry")));
+    let id = started.body["id"].as_str().unwrap().to_owned();
+    let ended = until_ended(&server, &id);
+    assert_eq!(
+        (&ended["state"], &ended["done"], &ended["skipped"]),
+        (&json!("completed"), &json!(3_000), &json!(0)),
+        "{ended}"
+    );
+    let queues = server.get("/v1/queues").body;
+    let counts =
+        |name: &str| queues.as_array().unwrap().iter().find(|q| q["name"] == name).unwrap()["jobs"].clone();
+    assert_eq!(counts("bulk"), json!({"queued": 3_000}));
+    assert_eq!(counts("other"), json!({"cancelled": 10}), "another queue is left alone");
+    assert_eq!(server.get("/v1/operations").body.as_array().unwrap().len(), 1);
+
+    // Cancelled at once: it stops between two pages, leaving the rest as they were. 10,000
+    // cancelled jobs (a group's, cancelled in one request), one transaction each to remove.
+    let jobs: Vec<Value> =
+        (0..10_000).map(|i| json!({"job": "echo", "queue": "many", "hold": true, "input": i})).collect();
+    let batch = server.post("/v1/jobs/batch", &json!({"jobs": jobs, "group": {"name": "many"}}));
+    let group = batch.body["group"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.post_empty(&format!("/v1/groups/{group}/cancel")).body["cancelled"], 10_000);
+    let removal = server.post("/v1/operations", &json!({"action": "remove", "queue": "other"}));
+    let removal = removal.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(until_ended(&server, &removal)["done"], 10);
+    let slow =
+        server.post("/v1/operations", &json!({"action": "remove", "status": ["cancelled"], "queue": "many"}));
+    let slow = slow.body["id"].as_str().unwrap().to_owned();
+    let cancel = server.post_empty(&format!("/v1/operations/{slow}/cancel"));
+    assert_eq!(cancel.status, 200, "{cancel:?}");
+    let stopped = until_ended(&server, &slow);
+    assert_eq!(stopped["state"], "cancelled", "{stopped}");
+    let removed = stopped["done"].as_u64().unwrap();
+    assert!(removed < 10_000, "{stopped}");
+    let left = server.get("/v1/queues").body;
+    let left =
+        left.as_array().unwrap().iter().find(|q| q["name"] == "many").unwrap()["jobs"]["cancelled"].clone();
+    assert_eq!(left, json!(10_000 - removed), "what it did not reach is left as it was");
+
+    for (body, says) in [
+        (json!({"action": "retry", "status": ["queued"]}), "only error, cancelled jobs can be retried"),
+        (json!({"action": "remove", "status": ["processing"]}), "can be removed, not `processing`"),
+    ] {
+        let refused = server.post("/v1/operations", &body);
+        assert_eq!((refused.status, refused.code()), (400, "invalid_request"), "{refused:?}");
+        assert!(refused.body["error"]["message"].as_str().unwrap().contains(says), "{refused:?}");
+    }
+    let refused = server.post("/v1/operations", &json!({"action": "purge"}));
+    assert_eq!(refused.status, 400, "{refused:?}");
+    for missing in ["999", "0", "01", "x"] {
+        let answer = server.get(&format!("/v1/operations/{missing}"));
+        assert_eq!((answer.status, answer.code()), (404, "unknown_operation"), "{missing}: {answer:?}");
+    }
+}

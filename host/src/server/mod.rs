@@ -24,6 +24,7 @@ mod job_search;
 mod jobs;
 mod limits;
 mod opening;
+mod operations;
 mod quiet;
 mod replay;
 mod router;

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::state::AppState;
-use super::{admin, auth, dashboard, groups, guard, head, job_lists, jobs, limits, schedules};
+use super::{admin, auth, dashboard, groups, guard, head, job_lists, jobs, limits, operations, schedules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -42,6 +42,9 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::get_dependents))
         .routes(routes!(groups::get_group))
         .routes(routes!(groups::cancel_group))
+        .routes(routes!(operations::start_operation, operations::list_operations))
+        .routes(routes!(operations::get_operation))
+        .routes(routes!(operations::cancel_operation))
         .routes(routes!(schedules::add_schedule, schedules::list_schedules))
         .routes(routes!(schedules::get_schedule, schedules::update_schedule, schedules::remove_schedule))
         .routes(routes!(schedules::cron_next))

@@ -38,6 +38,8 @@ pub(super) struct HostInner {
     pub me: crate::store::HostRecord,
     /// Queues this host stopped because the store holds them paused (see `pauses`).
     pub held_by_pause: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Bulk operations started here (see `operations`).
+    pub operations: super::operations::Operations,
 }
 
 impl Host {
@@ -73,6 +75,7 @@ impl Host {
             schedules_changed: Notify::new(),
             me,
             held_by_pause: Default::default(),
+            operations: Default::default(),
         };
         let host = Host { inner: Arc::new(inner) };
         // Jobs made ready by other hosts sharing the store wake this one's workers; a cancel

@@ -19,6 +19,7 @@ mod hosts;
 mod idempotency;
 mod limits;
 mod maintenance;
+mod operations;
 mod pauses;
 mod schedules;
 
@@ -28,6 +29,7 @@ pub use host::Host;
 pub use hosts::HostStatus;
 pub use idempotency::RequestKey;
 pub use limits::MAX_RATE_PER_MS;
+pub use operations::{Action, OperationStatus, Phase, Selection};
 pub use schedules::{NewSchedule, SchedulePatch};
 
 pub use crate::events::JobEvent;

@@ -2,8 +2,8 @@
 // bulk retry and removal.
 
 import { api, q } from "./api.js";
-import { STATUSES, badge, count as counted, h, table, update, when } from "./dom.js";
-import { act, main } from "./shell.js";
+import { STATUSES, badge, confirmAction, count as counted, h, table, update, when } from "./dom.js";
+import { main, refreshNow } from "./shell.js";
 
 
 /** Pages before this one a URL remembers (its `prev`): beyond, Previous goes to the first. */
@@ -106,58 +106,71 @@ export function jobsView(params) {
     return [["", "any"], ...all.map((n) => [n, n])];
   };
 
-  const bulkActions = (count) => {
+  // Bulk retry and removal run on the server (`/v1/operations`), a page at a time: while one
+  // runs its progress shows with Cancel, and no second one can be started from here.
+  const bulkActions = (count, running) => {
+    if (running) {
+      const verb = running.action === "retry" ? "Retrying" : "Removing";
+      const of = running.total === null ? "" : ` of ${counted(running.total)}`;
+      return h(
+        "div",
+        { class: "actions", id: "bulk-progress", role: "status" },
+        h("progress", { max: running.total || 1, value: running.total ? Math.min(running.done, running.total) : 0, "aria-label": "Bulk action progress" }),
+        ` ${verb}: ${counted(running.done)}${of} done${running.skipped ? `, ${counted(running.skipped)} passed over` : ""}. `,
+        h("button", { id: "bulk-cancel", type: "button", class: "ghost", onclick: () =>
+          api(`/v1/operations/${running.id}/cancel`, { method: "POST" }).then(refreshNow, (e) => {
+            if (e.status !== 401) note.replaceChildren(h("div", { class: "alert", role: "alert" }, e.message));
+          }) }, "Cancel"),
+      );
+    }
     // A bulk action takes the status, queue and factory filter, never a search's matches.
     if (searching || (filter.status !== "error" && filter.status !== "cancelled")) return [];
     const scope = [filter.queue && `in queue ${filter.queue}`, filter.job && `of factory ${filter.job}`].filter(Boolean).join(" ");
     const kind = filter.status === "error" ? "failed" : "cancelled";
-    const what = count === null ? `every ${kind} job` : count === 1 ? `the 1 ${kind} job` : `the ${count} ${kind} jobs`;
+    const what = count === null ? `every ${kind} job` : count === 1 ? `the 1 ${kind} job` : `the ${counted(count)} ${kind} jobs`;
     const scoped = `${what}${scope ? ` ${scope}` : ""}`;
-    const selection = { status: filter.status, queue: filter.queue, job: filter.job };
+    const start = (action) => async () => {
+      const question = action === "retry" ? `Retry ${scoped}? Each runs again with fresh attempts.` : `Remove ${scoped}? They are deleted for good.`;
+      if (!(await confirmAction(question, action === "retry" ? "Retry all" : "Remove all", action === "remove"))) return;
+      try {
+        const body = { action, status: [filter.status], queue: filter.queue || null, job: filter.job || null };
+        const started = await api("/v1/operations", { method: "POST", body });
+        mine = started.id;
+        note.replaceChildren();
+        await refreshNow();
+      } catch (e) {
+        if (e.status !== 401) note.replaceChildren(h("div", { class: "alert", role: "alert" }, e.message));
+      }
+    };
     return h(
       "div",
       { class: "actions" },
-      h(
-        "button",
-        {
-          id: "bulk-retry",
-          type: "button",
-          disabled: count === 0,
-          onclick: () =>
-            act(note, `Retry ${scoped}? Each runs again with fresh attempts.`, "Retry all", () =>
-              api(`/v1/jobs/retry${q(selection)}`, { method: "POST" }),
-              (r) => `${r.retried} job${r.retried === 1 ? "" : "s"} sent back to queued.`),
-        },
-        "Retry all matching",
-      ),
-      h(
-        "button",
-        {
-          id: "bulk-remove",
-          type: "button",
-          class: "danger",
-          disabled: count === 0,
-          onclick: () =>
-            act(note, `Remove ${scoped}? They are deleted for good.`, "Remove all", () =>
-              api(`/v1/jobs${q(selection)}`, { method: "DELETE" }),
-              (r) => {
-                const n = Object.values(r.removed).reduce((a, b) => a + b, 0);
-                return `${n} job${n === 1 ? "" : "s"} removed.`;
-              }, true),
-        },
-        "Remove all matching",
-      ),
+      h("button", { id: "bulk-retry", type: "button", disabled: count === 0, onclick: start("retry") }, "Retry all matching"),
+      h("button", { id: "bulk-remove", type: "button", class: "danger", disabled: count === 0, onclick: start("remove") }, "Remove all matching"),
     );
   };
+  /** The operation this tab started: its outcome is told once it ends. */
+  let mine = null;
+  const told = (op) =>
+    `${op.action === "retry" ? "Retried" : "Removed"} ${counted(op.done)} job${op.done === 1 ? "" : "s"}${
+      op.skipped ? ` (${counted(op.skipped)} passed over: changed meanwhile, or still needed)` : ""
+    }${op.state === "cancelled" ? "; cancelled before the rest" : op.state === "failed" ? `; stopped: ${op.error}` : ""}.`;
 
   return {
     refresh: async () => {
-      const [queues, factories, page] = await Promise.all([
+      const [queues, factories, page, operations] = await Promise.all([
         api("/v1/queues"),
         api("/v1/factories"),
         // Summaries: a list read every two seconds must not carry every job's input and result.
         api(`/v1/jobs/summaries${q({ ...filter, prev: undefined, limit: 25 })}`),
+        api("/v1/operations"),
       ]);
+      const running = operations.find((op) => op.state === "running") ?? null;
+      const ended = mine && operations.find((op) => op.id === mine && op.state !== "running");
+      if (ended) {
+        mine = null;
+        note.replaceChildren(h("div", { class: "note", role: "status", id: "bulk-done" }, told(ended)));
+      }
       update(queueSelect, [queues.map((x) => x.name), filter.queue], ([list]) =>
         select("f-queue", "Queue", filter.queue, names(list, filter.queue), (v) => go({ queue: v, after: "" })),
       );
@@ -182,7 +195,7 @@ export function jobsView(params) {
         }
         return c === null ? "" : c === 1 ? "1 job matches." : `${counted(c)} jobs match.`;
       });
-      update(bulk, [filter, count], () => bulkActions(count));
+      update(bulk, [filter, count, running], () => bulkActions(count, running));
       // Failed and cancelled lists say why, so a pattern shows without opening each job.
       const showErrors = page.jobs.some((job) => job.last_error);
       update(list, page.jobs, (jobs) =>

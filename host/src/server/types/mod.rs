@@ -5,6 +5,7 @@
 mod admin;
 mod jobs;
 mod limits;
+mod operations;
 mod schedules;
 mod stats;
 
@@ -18,5 +19,6 @@ pub use jobs::{
     Removed, Retried, SummaryPage,
 };
 pub use limits::{LimitRequest, LimitView, RateView};
+pub use operations::{OperationRequest, OperationView};
 pub use schedules::{CronCheck, CronTimes, MissedView, SchedulePatchRequest, ScheduleRequest, ScheduleView};
 pub use stats::{PercentilesView, QueueTotals, StatsPoint, StatsView};

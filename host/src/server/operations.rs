@@ -1,0 +1,81 @@
+//! `/v1/operations`: bulk retry and removal run in the background, with progress and cancel.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{JsonBody, PathParam};
+use super::state::AppState;
+use super::types::{OperationRequest, OperationView};
+use crate::service::Selection;
+
+fn unknown(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_operation",
+        format!(
+            "no operation {}: operations are kept by the host that started them, in memory, the latest 50",
+            crate::text::clip(id)
+        ),
+    )
+}
+
+fn operation_id(id: &str) -> ApiResult<u64> {
+    id.parse::<u64>().ok().filter(|n| *n > 0 && !id.starts_with('0')).ok_or_else(|| unknown(id))
+}
+
+/// Start retrying or removing every job the filter matches, a page at a time in the
+/// background: poll `GET /v1/operations/{id}` for its progress.
+#[utoipa::path(post, path = "/v1/operations", tag = "jobs",
+    request_body = OperationRequest,
+    responses(
+        (status = 202, body = OperationView),
+        (status = 400, description = "`invalid_request`: a status the action cannot take", body = ErrorBody),
+    ))]
+pub async fn start_operation(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<OperationRequest>,
+) -> ApiResult<(StatusCode, Json<OperationView>)> {
+    let selection = Selection { statuses: req.status, queue: req.queue, factory: req.job };
+    let host = state.host.clone();
+    let started = tokio::task::spawn_blocking(move || host.start_operation(req.action, selection)).await??;
+    Ok((StatusCode::ACCEPTED, Json(started.into())))
+}
+
+/// The operations this host started (the latest 50), oldest first.
+#[utoipa::path(get, path = "/v1/operations", tag = "jobs",
+    responses((status = 200, body = Vec<OperationView>)))]
+pub async fn list_operations(State(state): State<AppState>) -> Json<Vec<OperationView>> {
+    Json(state.host.operations().into_iter().map(OperationView::from).collect())
+}
+
+/// One operation and how far it got.
+#[utoipa::path(get, path = "/v1/operations/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The operation's id")),
+    responses(
+        (status = 200, body = OperationView),
+        (status = 404, description = "`unknown_operation`", body = ErrorBody),
+    ))]
+pub async fn get_operation(
+    State(state): State<AppState>,
+    PathParam(id): PathParam,
+) -> ApiResult<Json<OperationView>> {
+    let n = operation_id(&id)?;
+    state.host.operation(n).map(|o| Json(o.into())).ok_or_else(|| unknown(&id))
+}
+
+/// Stop an operation after the page it is on (what it changed stays changed).
+#[utoipa::path(post, path = "/v1/operations/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "The operation's id")),
+    responses(
+        (status = 200, body = OperationView),
+        (status = 404, description = "`unknown_operation`", body = ErrorBody),
+    ))]
+pub async fn cancel_operation(
+    State(state): State<AppState>,
+    PathParam(id): PathParam,
+) -> ApiResult<Json<OperationView>> {
+    let n = operation_id(&id)?;
+    state.host.cancel_operation(n).map(|o| Json(o.into())).ok_or_else(|| unknown(&id))
+}

@@ -1,0 +1,70 @@
+//! Bulk operations on the wire: `POST /v1/operations` and how they show.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::clock::rfc3339;
+use crate::job::Status;
+use crate::service::{Action, OperationStatus, Phase};
+
+/// `POST /v1/operations`: what to do to which jobs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperationRequest {
+    /// `retry` (`error` and `cancelled` jobs back to `queued`, fresh attempts) or `remove`
+    /// (finished jobs deleted).
+    pub action: Action,
+    /// The statuses it takes: for `retry` `error` and `cancelled`, for `remove` any finished
+    /// one. Default: all it can take.
+    #[serde(default)]
+    pub status: Vec<Status>,
+    /// Only jobs of this queue.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Only jobs of this factory.
+    #[serde(default)]
+    pub job: Option<String>,
+}
+
+/// A bulk operation and how far it got.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OperationView {
+    pub id: String,
+    pub action: Action,
+    pub status: Vec<Status>,
+    pub queue: Option<String>,
+    pub job: Option<String>,
+    /// `running`, `completed`, `cancelled` (stopped between two pages when asked) or `failed`
+    /// (`error` says why; what it changed stays changed).
+    pub state: Phase,
+    /// Matching jobs when it started, from the store's counts; `null` with a factory (not
+    /// counted).
+    pub total: Option<u64>,
+    /// Jobs changed so far.
+    pub done: u64,
+    /// Jobs passed over: changed by someone else meanwhile, still needed by a job that depends
+    /// on them (remove), or holding a unique key another job has (retry).
+    pub skipped: u64,
+    pub error: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl From<OperationStatus> for OperationView {
+    fn from(o: OperationStatus) -> Self {
+        OperationView {
+            id: o.id.to_string(),
+            action: o.action,
+            status: o.selection.statuses,
+            queue: o.selection.queue,
+            job: o.selection.factory,
+            state: o.phase,
+            total: o.total,
+            done: o.done,
+            skipped: o.skipped,
+            error: o.error,
+            started_at: rfc3339(o.started_at),
+            finished_at: o.finished_at.map(rfc3339),
+        }
+    }
+}

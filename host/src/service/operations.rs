@@ -1,0 +1,275 @@
+//! Bulk operations: retrying or removing every job a filter matches, run in the background a
+//! page at a time so an operator sees progress and can cancel (Sidekiq's and Oban's "retry
+//! all" at 100,000 jobs is minutes of work, not one request).
+//!
+//! **Invariant:** an operation changes only jobs that match its filter when it reaches them
+//! (each job is re-checked by the store as it is changed), counts each job once, and stops
+//! between two pages once cancelled. Operations are this host's, kept in memory: a restart
+//! ends them where they were (what they changed stays changed; running one again finishes
+//! the rest).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::error::HostError;
+use super::host::Host;
+use crate::clock::Micros;
+use crate::job::{JobId, Status};
+use crate::store::{ListFilter, Removal};
+use crate::sync;
+
+/// Operations kept for `GET /v1/operations` (finished ones beyond it are forgotten first).
+const KEPT: usize = 50;
+
+/// Jobs read, then changed, at a time; progress moves by a page.
+const PAGE: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Each matching `error` or `cancelled` job back to `queued` with fresh attempts.
+    Retry,
+    /// Each matching finished job deleted.
+    Remove,
+}
+
+/// Which jobs an operation takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub statuses: Vec<Status>,
+    pub queue: Option<String>,
+    pub factory: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Running,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+/// One operation as it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationStatus {
+    pub id: u64,
+    pub action: Action,
+    pub selection: Selection,
+    pub phase: Phase,
+    /// Matching jobs when it started, from the store's counts (none by factory: not counted).
+    pub total: Option<u64>,
+    /// Jobs changed so far.
+    pub done: u64,
+    /// Jobs passed over: changed by someone else meanwhile, or (remove) still needed by a job
+    /// that depends on them, or (retry) holding a unique key another job now has.
+    pub skipped: u64,
+    pub error: Option<String>,
+    pub started_at: Micros,
+    pub finished_at: Option<Micros>,
+}
+
+/// An operation while it runs: its counters move without a lock.
+pub(super) struct Operation {
+    id: u64,
+    action: Action,
+    selection: Selection,
+    total: Option<u64>,
+    started_at: Micros,
+    done: AtomicU64,
+    skipped: AtomicU64,
+    cancel: AtomicBool,
+    end: Mutex<Option<(Phase, Option<String>, Micros)>>,
+}
+
+impl Operation {
+    fn status(&self) -> OperationStatus {
+        let end = sync::lock(&self.end).clone();
+        OperationStatus {
+            id: self.id,
+            action: self.action,
+            selection: self.selection.clone(),
+            phase: end.as_ref().map_or(Phase::Running, |e| e.0),
+            total: self.total,
+            done: self.done.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            error: end.as_ref().and_then(|e| e.1.clone()),
+            started_at: self.started_at,
+            finished_at: end.map(|e| e.2),
+        }
+    }
+}
+
+/// This host's operations, newest last.
+#[derive(Default)]
+pub(super) struct Operations {
+    list: Mutex<VecDeque<Arc<Operation>>>,
+    last_id: AtomicU64,
+}
+
+impl Host {
+    /// Starts retrying or removing every job `selection` matches, in the background; returns
+    /// at once with its id. Refuses statuses the action cannot take.
+    pub fn start_operation(
+        &self,
+        action: Action,
+        selection: Selection,
+    ) -> Result<OperationStatus, HostError> {
+        let allowed: &[Status] = match action {
+            Action::Retry => &[Status::Error, Status::Cancelled],
+            Action::Remove => &Status::FINISHED,
+        };
+        if let Some(other) = selection.statuses.iter().find(|s| !allowed.contains(s)) {
+            let verb = if action == Action::Retry { "retried" } else { "removed" };
+            let names: Vec<String> = allowed.iter().map(Status::to_string).collect();
+            return Err(HostError::invalid(
+                "status",
+                format!("only {} jobs can be {verb}, not `{other}`", names.join(", ")),
+            ));
+        }
+        let mut selection = selection;
+        if selection.statuses.is_empty() {
+            selection.statuses = allowed.to_vec();
+        }
+        let total = match &selection.factory {
+            Some(_) => None,
+            None => {
+                let counts = self.inner.shared.store.counts()?;
+                let n = counts
+                    .iter()
+                    .filter(|(queue, _)| selection.queue.as_ref().is_none_or(|q| q == *queue))
+                    .flat_map(|(_, by_status)| by_status.iter())
+                    .filter(|(status, _)| selection.statuses.contains(status))
+                    .map(|(_, n)| *n)
+                    .sum();
+                Some(n)
+            }
+        };
+        let operations = &self.inner.operations;
+        let operation = Arc::new(Operation {
+            id: operations.last_id.fetch_add(1, Ordering::Relaxed) + 1,
+            action,
+            selection,
+            total,
+            started_at: self.now(),
+            done: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            cancel: AtomicBool::new(false),
+            end: Mutex::new(None),
+        });
+        {
+            let mut list = sync::lock(&operations.list);
+            list.push_back(operation.clone());
+            while list.len() > KEPT {
+                // The oldest finished one goes; running ones stay however many there are.
+                match list.iter().position(|o| sync::lock(&o.end).is_some()) {
+                    Some(i) => drop(list.remove(i)),
+                    None => break,
+                }
+            }
+        }
+        let host = self.clone();
+        let running = operation.clone();
+        std::thread::Builder::new()
+            .name(format!("operation-{}", operation.id))
+            .spawn(move || host.run_operation(&running))
+            .map_err(|e| {
+                HostError::Store(crate::store::StoreError::Io {
+                    what: "cannot start an operation's thread".into(),
+                    error: e,
+                })
+            })?;
+        Ok(operation.status())
+    }
+
+    /// Every operation this host remembers, oldest first.
+    pub fn operations(&self) -> Vec<OperationStatus> {
+        sync::lock(&self.inner.operations.list).iter().map(|o| o.status()).collect()
+    }
+
+    pub fn operation(&self, id: u64) -> Option<OperationStatus> {
+        self.find_operation(id).map(|o| o.status())
+    }
+
+    /// Asks operation `id` to stop after the page it is on; its status as it stands.
+    pub fn cancel_operation(&self, id: u64) -> Option<OperationStatus> {
+        let operation = self.find_operation(id)?;
+        operation.cancel.store(true, Ordering::Relaxed);
+        Some(operation.status())
+    }
+
+    fn find_operation(&self, id: u64) -> Option<Arc<Operation>> {
+        sync::lock(&self.inner.operations.list).iter().find(|o| o.id == id).cloned()
+    }
+
+    fn run_operation(&self, operation: &Operation) {
+        let ended = self.operation_pages(operation);
+        let (phase, error) = match ended {
+            Ok(true) => (Phase::Cancelled, None),
+            Ok(false) => (Phase::Completed, None),
+            Err(e) => {
+                log::error!("operation {} stopped: {e}", operation.id);
+                (Phase::Failed, Some(e.to_string()))
+            }
+        };
+        let status = operation.status();
+        log::info!(
+            "operation {} ({:?}) {phase:?}: {} changed, {} passed over",
+            operation.id,
+            operation.action,
+            status.done,
+            status.skipped
+        );
+        *sync::lock(&operation.end) = Some((phase, error, self.now()));
+    }
+
+    /// Pages through the selection, changing each job; true when cancelled.
+    fn operation_pages(&self, operation: &Operation) -> Result<bool, HostError> {
+        let selection = &operation.selection;
+        let mut filter = ListFilter {
+            statuses: selection.statuses.clone(),
+            queue: selection.queue.clone(),
+            factory: selection.factory.clone(),
+            limit: PAGE,
+            ..ListFilter::default()
+        };
+        loop {
+            if operation.cancel.load(Ordering::Relaxed) {
+                return Ok(true);
+            }
+            let page = self.list(&filter)?;
+            let Some(last) = page.last() else { return Ok(false) };
+            filter.after = Some(last.id);
+            for job in &page {
+                let changed = match operation.action {
+                    Action::Retry => self.retry_one(job.id)?,
+                    Action::Remove => self.remove_one(job.id, selection)?,
+                };
+                let counter = if changed { &operation.done } else { &operation.skipped };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Retries one job of an operation; false if it is no longer one to retry.
+    fn retry_one(&self, id: JobId) -> Result<bool, HostError> {
+        match self.retry(id) {
+            Ok(_) => Ok(true),
+            Err(HostError::NotFound(_) | HostError::Refused(_) | HostError::KeyHeld(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes one job of an operation if it still matches and nothing waits for it.
+    fn remove_one(&self, id: JobId, selection: &Selection) -> Result<bool, HostError> {
+        let which = Removal {
+            id: Some(id),
+            statuses: selection.statuses.clone(),
+            queue: selection.queue.clone(),
+            factory: selection.factory.clone(),
+            ..Removal::default()
+        };
+        Ok(self.inner.shared.store.remove(&which)?.values().sum::<u64>() > 0)
+    }
+}
