@@ -1043,7 +1043,14 @@ fn a_queue_pause_is_kept_with_who_and_when_until_resumed(store: &TestStore) {
     let other = if store.schema().is_some() { store.another_host() } else { store.store.clone() };
     let seen: Vec<String> = other.pauses().unwrap().into_iter().map(|p| p.queue).collect();
     assert_eq!(seen, ["bulk", "mail"]);
+    // Claims pass a paused queue's jobs over, named or not, whichever host claims.
+    let mail = add(&**store, NewJob { queue: "mail".into(), ..new_job(1) }, t);
+    let mail_only = ClaimFilter { queue: Some("mail"), factory: None };
+    assert!(other.claim(&mail_only, t, LEASE).unwrap().is_none());
+    assert!(store.claim_batch(&ANY, t, LEASE, 10).unwrap().is_empty());
+    assert_eq!(status(&**store, mail), Status::Queued);
     assert!(other.resume("mail").unwrap());
     assert!(!store.resume("mail").unwrap(), "resumed already");
     assert_eq!(store.pauses().unwrap(), [pause("bulk", "host-b", t)]);
+    assert_eq!(claim_one(&**store, t).job.id, mail, "resumed: claimed");
 }

@@ -175,3 +175,35 @@ fn bulk_retry_and_removal_run_in_the_background_with_progress_and_can_be_cancell
         assert_eq!((answer.status, answer.code()), (404, "unknown_operation"), "{missing}: {answer:?}");
     }
 }
+
+#[test]
+fn a_search_through_large_inputs_stops_at_32_mib_a_page_and_goes_on() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugin_dir(&EXAMPLE_PLUGINS));
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    let pad = "x".repeat(64 * 1024);
+    for batch in 0..6 {
+        let jobs: Vec<Value> = (0..100)
+            .map(|i| json!({"job": "echo", "hold": true, "input": {"n": batch * 100 + i, "pad": pad}}))
+            .collect();
+        assert_eq!(server.post("/v1/jobs/batch", &json!({"jobs": jobs})).status, 201);
+    }
+    // 600 jobs of 64 KiB: more than a page searches; each page reports what it read, and the
+    // pages together read every job once.
+    let (mut searched, mut pages, mut after) = (0, 0, String::new());
+    loop {
+        let page = server.get(&format!("/v1/jobs/summaries?input=n%3D599&after={after}"));
+        assert_eq!(page.status, 200, "{page:?}");
+        let read = page.body["searched"].as_u64().unwrap();
+        assert!(read <= 520, "a page read {read} jobs of 64 KiB");
+        searched += read;
+        pages += 1;
+        match page.body["next"].as_str() {
+            Some(next) => after = next.to_owned(),
+            None => {
+                assert_eq!(ids(&page.body), ["600"]);
+                break;
+            }
+        }
+    }
+    assert_eq!((searched, pages), (600, 2));
+}

@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::QueryParams;
-use super::job_search::{Search, SEARCH_CHUNK, SEARCH_MAX};
+use super::job_search::{Search, SEARCH_CHUNK, SEARCH_MAX, SEARCH_MAX_BYTES};
 use super::state::AppState;
 use super::types::{JobPage, JobSummary, JobView, Removed, Retried, SummaryPage};
 use crate::job::{Job, JobId, Status};
@@ -46,7 +46,8 @@ pub struct ListParams {
     #[param(inline, value_type = Option<String>, pattern = "^(oldest|newest)$")]
     order: Option<String>,
     /// Only jobs with an error containing this text (any case), at most 200 characters.
-    /// Searched, not indexed: a page examines at most 10,000 jobs (`searched` says how many);
+    /// Searched, not indexed: a page examines at most 10,000 jobs, or 32 MiB of their data
+    /// (`searched` says how many);
     /// `next` goes on from where it stopped.
     #[param(max_length = 200)]
     error: Option<String>,
@@ -113,9 +114,10 @@ async fn page<T>(
     max_bytes: Option<usize>,
 ) -> ApiResult<(Vec<T>, Option<String>, Option<u64>)> {
     let statuses = parse_statuses(params.status.as_deref())?;
-    let search = Search::parse(params.error.as_deref(), params.input.as_deref())?;
+    let search = std::sync::Arc::new(Search::parse(params.error.as_deref(), params.input.as_deref())?);
     let chunk = if search.is_empty() { CHUNK } else { SEARCH_CHUNK };
     let mut searched = 0usize;
+    let mut examined = 0usize;
     let shown = |searched: usize| (!search.is_empty()).then_some(searched as u64);
     let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
         None => None,
@@ -156,12 +158,24 @@ async fn page<T>(
             newest_first,
         };
         let host = state.host.clone();
-        let jobs = tokio::task::spawn_blocking(move || host.list(&filter)).await??;
+        // The matching runs beside the read, off the server's threads: a search through large
+        // inputs is CPU work.
+        let matcher = search.clone();
+        let (jobs, matched) = tokio::task::spawn_blocking(move || {
+            let jobs = host.list(&filter)?;
+            let matched: Vec<bool> = jobs.iter().map(|job| matcher.matches(job)).collect();
+            Ok::<_, crate::service::HostError>((jobs, matched))
+        })
+        .await??;
         let more = jobs.len() > wanted;
-        for job in jobs.iter().take(wanted) {
-            if !search.matches(job) {
+        for (job, &matches) in jobs.iter().zip(&matched).take(wanted) {
+            if !matches {
                 searched += 1;
+                examined += weight(job);
                 cursor = Some(job.id);
+                if examined >= SEARCH_MAX_BYTES {
+                    return Ok((page, cursor.map(|id| id.to_string()), shown(searched)));
+                }
                 continue;
             }
             let weighs = weight(job);
@@ -169,6 +183,7 @@ async fn page<T>(
                 return Ok((page, cursor.map(|id| id.to_string()), shown(searched)));
             }
             bytes += weighs;
+            examined += weighs;
             searched += 1;
             page.push(view(job));
             cursor = Some(job.id);
@@ -181,7 +196,7 @@ async fn page<T>(
         if !more {
             return Ok((page, None, shown(searched)));
         }
-        if page.len() == limit || searched >= SEARCH_MAX {
+        if page.len() == limit || searched >= SEARCH_MAX || examined >= SEARCH_MAX_BYTES {
             return Ok((page, cursor.map(|id| id.to_string()), shown(searched)));
         }
     }

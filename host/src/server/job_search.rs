@@ -11,6 +11,10 @@ use crate::text::clip;
 /// Jobs one page of a search examines at most.
 pub const SEARCH_MAX: usize = 10_000;
 
+/// Bytes of jobs' data (input, result, errors) one page of a search examines at most: 10,000
+/// jobs with 64 KiB inputs would otherwise be seconds of parsing per page.
+pub const SEARCH_MAX_BYTES: usize = 32 * 1024 * 1024;
+
 /// Jobs read from the store at a time while searching.
 pub const SEARCH_CHUNK: usize = 256;
 
@@ -60,8 +64,17 @@ impl Search {
         let error = self
             .error
             .as_ref()
-            .is_none_or(|text| job.errors.iter().any(|e| e.to_lowercase().contains(text.as_str())));
+            .is_none_or(|text| job.errors.iter().any(|e| message(e).to_lowercase().contains(text.as_str())));
         error && self.input.as_ref().is_none_or(|(name, value)| input_field_is(&job.input, name, value))
+    }
+}
+
+/// An error of the history without the time it was recorded (`[RFC 3339] message`): a search
+/// for `2026` or `[` is about what went wrong, not when.
+fn message(error: &str) -> &str {
+    match error.strip_prefix('[').and_then(|rest| rest.split_once("] ")) {
+        Some((_, text)) => text,
+        None => error,
     }
 }
 
@@ -92,6 +105,12 @@ mod tests {
     fn errors_match_in_any_case_and_input_fields_by_their_text_or_json() {
         let search = Search::parse(Some("Timed OUT"), None).unwrap();
         assert!(search.matches(&job("{}", &["first", "[t] job timed out after 5s"])));
+        let by_time = Search::parse(Some("2026-12"), None).unwrap();
+        assert!(
+            !by_time.matches(&job("{}", &["[2026-12-04T10:00:00+00:00] refused"])),
+            "the time is not searched"
+        );
+        assert!(by_time.matches(&job("{}", &["[2026-12-04T10:00:00+00:00] no data for 2026-12"])));
         assert!(!search.matches(&job("{}", &["refused"])));
         let by_customer = Search::parse(None, Some("customer=acme")).unwrap();
         assert!(by_customer.matches(&job(r#"{"customer":"acme","n":5}"#, &[])));

@@ -190,7 +190,7 @@ export function jobsView(params) {
       }
       update(summary, [count, page.searched ?? null, page.jobs.length, Boolean(page.next)], ([c, searched, found, more]) => {
         if (searched !== null) {
-          const bound = more && searched >= 10000 ? " (a page searches at most 10,000: Next page searches on)" : "";
+          const bound = more && found < 25 ? " (a page searches at most 10,000 jobs or 32 MiB of their data: Next page searches on)" : "";
           return `${counted(found)} found among ${counted(searched)} jobs searched${bound}.`;
         }
         return c === null ? "" : c === 1 ? "1 job matches." : `${counted(c)} jobs match.`;

@@ -373,8 +373,8 @@ pub struct SummaryPage {
     pub jobs: Vec<JobSummary>,
     /// Pass as `after` for the next page; `null` on the last page.
     pub next: Option<String>,
-    /// With `error` or `input`: the jobs this page examined. At 10,000 the page ends, perhaps
-    /// short of `limit`, and `next` searches on.
+    /// With `error` or `input`: the jobs this page examined. At 10,000 (or 32 MiB of their
+    /// data) the page ends, perhaps short of `limit`, and `next` searches on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub searched: Option<u64>,
 }
@@ -419,8 +419,8 @@ pub struct JobPage {
     pub jobs: Vec<JobView>,
     /// Pass as `after` for the next page; `null` on the last page.
     pub next: Option<String>,
-    /// With `error` or `input`: the jobs this page examined. At 10,000 the page ends, perhaps
-    /// short of `limit`, and `next` searches on.
+    /// With `error` or `input`: the jobs this page examined. At 10,000 (or 32 MiB of their
+    /// data) the page ends, perhaps short of `limit`, and `next` searches on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub searched: Option<u64>,
 }

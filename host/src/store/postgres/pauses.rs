@@ -20,17 +20,16 @@ pub fn all(client: &mut impl Sql) -> StoreResult<Vec<QueuePause>> {
     Ok(rows.iter().map(pause_from).collect())
 }
 
-/// Pauses a queue; one paused already keeps its first record.
+/// Pauses a queue; one paused already keeps its first record. One statement: a resume
+/// between an insert and a read could otherwise leave nothing to read.
 pub fn pause(client: &mut impl Sql, pause: &QueuePause) -> StoreResult<QueuePause> {
-    client
-        .execute(
+    let row = client
+        .query_one(
             "INSERT INTO queue_pauses (queue, paused_by, paused_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (queue) DO NOTHING",
+             ON CONFLICT (queue) DO UPDATE SET paused_by = queue_pauses.paused_by \
+             RETURNING queue, paused_by, paused_at",
             &[&pause.queue, &pause.by, &at(pause.at)],
         )
-        .map_err(db_error)?;
-    let row = client
-        .query_one("SELECT queue, paused_by, paused_at FROM queue_pauses WHERE queue = $1", &[&pause.queue])
         .map_err(db_error)?;
     Ok(pause_from(&row))
 }

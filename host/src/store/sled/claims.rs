@@ -107,6 +107,10 @@ impl SledStore {
             Some(room) => room.min(max),
             None => LIMITED_CANDIDATES.max(max),
         };
+        let paused = paused_names(trees)?;
+        if filter.queue.is_some_and(|q| paused.iter().any(|p| p == q)) {
+            return Ok(Vec::new());
+        }
         let candidates: Vec<(sled::IVec, JobId)> = {
             let iter = match filter.queue {
                 Some(queue) => trees.ready.scan_prefix(keys::queue_prefix(queue)),
@@ -119,7 +123,10 @@ impl SledStore {
                 if filter.factory.is_some_and(|f| f != factory) || closed.iter().any(|c| *c == factory) {
                     continue;
                 }
-                if let Some((_, id)) = keys::parse_ready_key(&key) {
+                if let Some((queue, id)) = keys::parse_ready_key(&key) {
+                    if paused.iter().any(|p| p == queue) {
+                        continue;
+                    }
                     found.push((key, id));
                     if found.len() >= wanted {
                         break;
@@ -207,9 +214,14 @@ impl SledStore {
         filter: &ClaimFilter<'_>,
         max: usize,
     ) -> StoreResult<(Vec<(sled::IVec, JobId)>, usize)> {
+        let live = self.live()?;
+        let paused = paused_names(&live.trees)?;
+        if filter.queue.is_some_and(|q| paused.iter().any(|p| p == q)) {
+            return Ok((Vec::new(), 0));
+        }
         let iter = match filter.queue {
-            Some(queue) => self.live()?.trees.ready.scan_prefix(keys::queue_prefix(queue)),
-            None => self.live()?.trees.ready.iter(),
+            Some(queue) => live.trees.ready.scan_prefix(keys::queue_prefix(queue)),
+            None => live.trees.ready.iter(),
         };
         let mut inspected = 0;
         let mut found = Vec::new();
@@ -219,7 +231,10 @@ impl SledStore {
             if filter.factory.is_some_and(|f| f.as_bytes() != &*factory) {
                 continue;
             }
-            if let Some((_, id)) = keys::parse_ready_key(&key) {
+            if let Some((queue, id)) = keys::parse_ready_key(&key) {
+                if paused.iter().any(|p| p == queue) {
+                    continue;
+                }
                 found.push((key, id));
                 if found.len() >= max {
                     break;
@@ -432,4 +447,15 @@ impl WorkStore for SledStore {
     fn on_notice(&self, tell: std::sync::Arc<dyn Fn(crate::store::types::Notice) + Send + Sync>) {
         let _ = self.notices.set(tell);
     }
+}
+
+/// The queues paused in the store (their `meta` keys; none is one seek): a claim passes their
+/// jobs over, as the hosts' pool does, so that the store alone keeps a pause.
+fn paused_names(trees: &super::tx::Trees) -> StoreResult<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in trees.meta.scan_prefix(keys::META_PAUSE_PREFIX) {
+        let (key, _) = entry?;
+        names.push(String::from_utf8_lossy(&key[keys::META_PAUSE_PREFIX.len()..]).into_owned());
+    }
+    Ok(names)
 }
