@@ -50,6 +50,12 @@ fn failed_lists_show_the_latest_error_and_search_by_error_text_and_input_field()
     assert_eq!(ids(&server.get("/v1/jobs?input=n%3D5&order=newest").body), [zeta.clone(), acme.clone()]);
     assert_eq!(ids(&server.get("/v1/jobs?input=customer%3Dacme&error=occurred&status=error").body), [acme]);
     assert!(ids(&server.get("/v1/jobs?input=customer%3Dnobody").body).is_empty());
+    // The CLI searches alike, and says how far.
+    let listed = jobhost_tests::jobhost(["list", "--error", "timed out", "--server", &server.url]);
+    assert_eq!(listed.code, 0, "{listed:?}");
+    let rows: Vec<&str> = listed.stdout.lines().skip(1).collect();
+    assert!(rows.len() == 1 && rows[0].starts_with(&format!("{slow} ")), "{listed:?}");
+    assert!(listed.stderr.contains("searched 3 job(s)"), "{listed:?}");
     // A page of one match goes on after it.
     let first = server.get("/v1/jobs?input=n%3D5&limit=1");
     assert_eq!(first.body["next"], json!(ids(&first.body)[0]));

@@ -39,6 +39,12 @@ pub struct ListArgs {
     /// Start after this job id (the `next` a previous page printed).
     #[arg(long)]
     pub after: Option<String>,
+    /// Only jobs with an error containing this text (any case; searched, a page at a time).
+    #[arg(long)]
+    pub error: Option<String>,
+    /// Only jobs whose input has this top-level field and value: `FIELD=VALUE`.
+    #[arg(long)]
+    pub input: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -246,6 +252,8 @@ pub fn list(args: &ListArgs) -> u8 {
         query.extend(args.job.clone().map(|s| ("job", s)));
         query.extend(args.queue.clone().map(|s| ("queue", s)));
         query.extend(args.after.clone().map(|s| ("after", s)));
+        query.extend(args.error.clone().map(|s| ("error", s)));
+        query.extend(args.input.clone().map(|s| ("input", s)));
         let page: JobPage = Client::new(&args.client).get("/v1/jobs", &query)?;
         if args.client.json {
             print_json(&page);
@@ -262,8 +270,11 @@ pub fn list(args: &ListArgs) -> u8 {
             ]
         });
         print_table(&["ID", "STATUS", "JOB", "QUEUE", "ATTEMPTS", "CREATED"], rows);
+        if let Some(searched) = page.searched {
+            eprintln!("searched {searched} job(s)");
+        }
         if let Some(next) = page.next {
-            eprintln!("more: jobhost list --after {next}");
+            eprintln!("more: jobhost list --after {next} (with the same filters)");
         }
         Ok(EXIT_OK)
     })
