@@ -39,7 +39,7 @@ pub(super) struct HostInner {
     /// Queues this host stopped because the store holds them paused (see `pauses`).
     pub held_by_pause: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Bulk operations started here (see `operations`).
-    pub operations: super::operations::Operations,
+    pub operations: super::bulk::Operations,
 }
 
 impl Host {

@@ -12,6 +12,7 @@
 //! the processor's internals; the value types of the service's own API are re-exported here.
 
 mod admission;
+mod bulk;
 mod error;
 mod groups;
 mod host;
@@ -24,12 +25,12 @@ mod pauses;
 mod schedules;
 
 pub use admission::{AddJob, MAX_PARENTS, MAX_UNIQUE_KEY_LEN};
+pub use bulk::{Action, OperationStatus, Phase, Selection};
 pub use error::{FieldError, HostError};
 pub use host::Host;
 pub use hosts::HostStatus;
 pub use idempotency::RequestKey;
 pub use limits::MAX_RATE_PER_MS;
-pub use operations::{Action, OperationStatus, Phase, Selection};
 pub use schedules::{NewSchedule, SchedulePatch};
 
 pub use crate::events::JobEvent;

@@ -8,105 +8,15 @@
 //! ends them where they were (what they changed stays changed; running one again finishes
 //! the rest).
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::bulk::{Action, Operation, OperationStatus, Phase, Selection, KEPT, PAGE};
 use super::error::HostError;
 use super::host::Host;
-use crate::clock::Micros;
 use crate::job::{JobId, Status};
 use crate::store::{ListFilter, Removal};
 use crate::sync;
-
-/// Operations kept for `GET /v1/operations` (finished ones beyond it are forgotten first).
-const KEPT: usize = 50;
-
-/// Jobs read, then changed, at a time; progress moves by a page.
-const PAGE: usize = 500;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Each matching `error` or `cancelled` job back to `queued` with fresh attempts.
-    Retry,
-    /// Each matching finished job deleted.
-    Remove,
-}
-
-/// Which jobs an operation takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selection {
-    pub statuses: Vec<Status>,
-    pub queue: Option<String>,
-    pub factory: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Running,
-    Completed,
-    Cancelled,
-    Failed,
-}
-
-/// One operation as it stands.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OperationStatus {
-    pub id: u64,
-    pub action: Action,
-    pub selection: Selection,
-    pub phase: Phase,
-    /// Matching jobs when it started, from the store's counts (none by factory: not counted).
-    pub total: Option<u64>,
-    /// Jobs changed so far.
-    pub done: u64,
-    /// Jobs passed over: changed by someone else meanwhile, or (remove) still needed by a job
-    /// that depends on them, or (retry) holding a unique key another job now has.
-    pub skipped: u64,
-    pub error: Option<String>,
-    pub started_at: Micros,
-    pub finished_at: Option<Micros>,
-}
-
-/// An operation while it runs: its counters move without a lock.
-pub(super) struct Operation {
-    id: u64,
-    action: Action,
-    selection: Selection,
-    total: Option<u64>,
-    started_at: Micros,
-    done: AtomicU64,
-    skipped: AtomicU64,
-    cancel: AtomicBool,
-    end: Mutex<Option<(Phase, Option<String>, Micros)>>,
-}
-
-impl Operation {
-    fn status(&self) -> OperationStatus {
-        let end = sync::lock(&self.end).clone();
-        OperationStatus {
-            id: self.id,
-            action: self.action,
-            selection: self.selection.clone(),
-            phase: end.as_ref().map_or(Phase::Running, |e| e.0),
-            total: self.total,
-            done: self.done.load(Ordering::Relaxed),
-            skipped: self.skipped.load(Ordering::Relaxed),
-            error: end.as_ref().and_then(|e| e.1.clone()),
-            started_at: self.started_at,
-            finished_at: end.map(|e| e.2),
-        }
-    }
-}
-
-/// This host's operations, newest last.
-#[derive(Default)]
-pub(super) struct Operations {
-    list: Mutex<VecDeque<Arc<Operation>>>,
-    last_id: AtomicU64,
-}
 
 impl Host {
     /// Starts retrying or removing every job `selection` matches, in the background; returns
