@@ -18,9 +18,10 @@ fn browser_tests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
 }
 
-/// Installs the browser tests' one package (Playwright's driver) when it is missing.
+/// Installs the browser tests' packages (Playwright's driver, axe-core) when one is missing.
 fn install_playwright(dir: &Path) {
-    if dir.join("node_modules/playwright-core/package.json").exists() {
+    let installed = |package: &str| dir.join(format!("node_modules/{package}/package.json")).exists();
+    if installed("playwright-core") && installed("axe-core") {
         return;
     }
     let status = Command::new("npm")
@@ -88,7 +89,7 @@ fn the_dashboard_in_chromium() {
         open.log()
     );
     // Every test ran (a test file that loads none would pass).
-    assert!(report.contains("# pass 13") && report.contains("# fail 0"), "{report}");
+    assert!(report.contains("# pass 15") && report.contains("# fail 0"), "{report}");
     for name in [
         "overview-and-a-job",
         "failed-job",

@@ -1,14 +1,58 @@
-// Schedules: the list with pause/resume, and the editor with a live cron preview.
+// Schedules: the list with pause/resume and a form for a new one, and the editor (cron with a
+// live preview, time zone, input) with Delete.
 
 import { api, q, seg } from "./api.js";
-import { badge, h, num, table, update, when } from "./dom.js";
+import { badge, confirmAction, h, num, table, update, when } from "./dom.js";
 import { main, refreshNow } from "./shell.js";
 
 
 export function schedulesView() {
   const note = h("div");
   const list = h("div");
-  main.replaceChildren(h("h1", {}, "Schedules"), h("section", { class: "card" }, note, list));
+  const factories = h("span");
+  const created = h("div", { "aria-live": "polite" });
+  const field = (id, label, props = {}) => h("label", { for: id }, label, h("input", { id, name: id, autocomplete: "off", ...props }));
+  // A new cron schedule: the server checks the expression, the zone and the input (against
+  // the factory's schema) and its message shows here.
+  const create = h(
+    "details",
+    { class: "card", id: "new-schedule" },
+    h("summary", {}, "New schedule"),
+    h(
+      "form",
+      {
+        onsubmit: async (event) => {
+          event.preventDefault();
+          const value = (id) => document.getElementById(id).value;
+          let input = null;
+          try {
+            input = value("ns-input").trim() ? JSON.parse(value("ns-input")) : null;
+          } catch (e) {
+            created.replaceChildren(h("div", { class: "alert", role: "alert" }, `Input: not JSON (${e.message}).`));
+            return;
+          }
+          try {
+            const body = { job: value("ns-job"), cron: value("ns-cron").trim(), timezone: value("ns-tz").trim() || "UTC", input };
+            const sc = await api("/v1/schedules", { method: "POST", body });
+            location.hash = `#/schedules/${sc.id}`;
+          } catch (e) {
+            if (e.status !== 401) created.replaceChildren(h("div", { class: "alert", role: "alert" }, e.message));
+          }
+        },
+      },
+      h(
+        "div",
+        { class: "filters" },
+        factories,
+        field("ns-cron", "Cron expression", { placeholder: "*/5 * * * *", required: true, class: "mono", spellcheck: "false" }),
+        field("ns-tz", "Time zone", { placeholder: "UTC" }),
+      ),
+      h("label", { for: "ns-input" }, "Input (JSON; empty for none)", h("textarea", { id: "ns-input", rows: 3, class: "json", spellcheck: "false" })),
+      created,
+      h("div", { class: "actions" }, h("button", { type: "submit", id: "ns-save" }, "Create schedule")),
+    ),
+  );
+  main.replaceChildren(h("h1", {}, "Schedules"), create, h("section", { class: "card" }, note, list));
   const row = (sc) => {
     const trigger = sc.cron ? [h("code", {}, sc.cron), sc.timezone ? ` (${sc.timezone})` : " (UTC)"] : `once, after ${sc.delay_seconds} s`;
     return h(
@@ -50,12 +94,15 @@ export function schedulesView() {
   };
   return {
     refresh: async () => {
-      const schedules = await api("/v1/schedules");
+      const [schedules, known] = await Promise.all([api("/v1/schedules"), api("/v1/factories")]);
+      update(factories, known.map((f) => f.name), (names) =>
+        h("label", { for: "ns-job" }, "Job", h("select", { id: "ns-job", name: "ns-job" }, names.map((n) => h("option", { value: n }, n)))),
+      );
       update(list, schedules, () =>
         table(
           [["Id"], ["Job"], ["When"], ["State"], ["Next run"], ["Last run", "hide-narrow"], ["Last job"], ["Runs", "num"], ["Last error"], ["Action"]],
           schedules.map(row),
-          "No schedule: add one with `jobhost schedule add` or POST /v1/schedules.",
+          "No schedule yet: add one above, with `jobhost schedule add` or POST /v1/schedules.",
         ),
       );
     },
@@ -75,6 +122,7 @@ export function scheduleEditor(id) {
     const problem = h("div", { id: "cron-error", "aria-live": "polite" });
     const preview = h("div", { id: "cron-preview", "aria-live": "polite" });
     const save = h("button", { id: "save", type: "submit" }, "Save");
+    const input = h("textarea", { id: "sc-input", rows: 4, class: "json", spellcheck: "false", value: JSON.stringify(sc.input, null, 2) });
     let seq = 0;
     let timer = 0;
     const check = async () => {
@@ -119,10 +167,17 @@ export function scheduleEditor(id) {
         {
           onsubmit: async (event) => {
             event.preventDefault();
+            let parsed;
+            try {
+              parsed = JSON.parse(input.value);
+            } catch (e) {
+              note.replaceChildren(h("div", { class: "alert", role: "alert" }, `Input: not JSON (${e.message}).`));
+              return;
+            }
             try {
               const saved = await api(`/v1/schedules/${seg(id)}`, {
                 method: "PATCH",
-                body: { cron: cron.value, timezone: tz.value || "UTC" },
+                body: { cron: cron.value, timezone: tz.value || "UTC", input: parsed },
               });
               note.replaceChildren(h("div", { class: "note", role: "status" }, `Saved: next run `, when(saved.next_run_at), "."));
               // Drawn again from what was saved (its next run has changed).
@@ -137,7 +192,22 @@ export function scheduleEditor(id) {
         h("datalist", { id: "zones" }, zones.map((z) => h("option", { value: z }))),
         problem,
         preview,
-        h("div", { class: "actions" }, save, h("a", { href: "#/schedules" }, "Back to schedules")),
+        h("label", { for: "sc-input" }, `Input of each ${sc.job} job (JSON, checked against the factory's schema)`, input),
+        h(
+          "div",
+          { class: "actions" },
+          save,
+          h("button", { id: "sc-delete", type: "button", class: "danger", onclick: async () => {
+            if (!(await confirmAction(`Delete schedule ${id}? It makes no more jobs; the jobs it made stay.`, "Delete", true))) return;
+            try {
+              await api(`/v1/schedules/${seg(id)}`, { method: "DELETE" });
+              location.hash = "#/schedules";
+            } catch (e) {
+              if (e.status !== 401) note.replaceChildren(h("div", { class: "alert", role: "alert" }, e.message));
+            }
+          } }, "Delete"),
+          h("a", { href: "#/schedules" }, "Back to schedules"),
+        ),
       ),
     );
   };
