@@ -174,6 +174,17 @@ fn bulk_retry_and_removal_run_in_the_background_with_progress_and_can_be_cancell
         assert_eq!((refused.status, refused.code()), (400, "invalid_request"), "{refused:?}");
         assert!(refused.body["error"]["message"].as_str().unwrap().contains(says), "{refused:?}");
     }
+    // At most four run at once on a host: a fifth waits (a client looping on POST would
+    // otherwise start a thread a request).
+    let busy: Vec<u16> = (0..6)
+        .map(|_| {
+            server
+                .post("/v1/operations", &json!({"action": "retry", "queue": "many", "status": ["cancelled"]}))
+                .status
+        })
+        .collect();
+    assert!(busy.contains(&409), "{busy:?}");
+    assert!(busy.iter().filter(|s| **s == 202).count() <= 4, "{busy:?}");
     let refused = server.post("/v1/operations", &json!({"action": "purge"}));
     assert_eq!(refused.status, 400, "{refused:?}");
     for missing in ["999", "0", "01", "x"] {

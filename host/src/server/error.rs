@@ -122,6 +122,7 @@ impl From<HostError> for ApiError {
             },
             HostError::NotFound(id) => ApiError::unknown_id(id),
             HostError::LimitNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_limit", e.to_string()),
+            HostError::OperationsBusy(_) => ApiError::new(StatusCode::CONFLICT, "operations_busy", e.to_string()),
             HostError::GroupNotFound(id) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_group", format!("no group with id {id}"))
             }

@@ -32,6 +32,7 @@ fn operation_id(id: &str) -> ApiResult<u64> {
     responses(
         (status = 202, body = OperationView),
         (status = 400, description = "`invalid_request`: a status the action cannot take", body = ErrorBody),
+        (status = 409, description = "`operations_busy`: 4 are running on this host already", body = ErrorBody),
     ))]
 pub async fn start_operation(
     State(state): State<AppState>,

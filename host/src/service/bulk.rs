@@ -12,6 +12,11 @@ use crate::sync;
 /// Operations kept for `GET /v1/operations` (finished ones beyond it are forgotten first).
 pub(super) const KEPT: usize = 50;
 
+/// Operations running at once on a host: each reads and writes the store as fast as it can,
+/// so more would only slow the jobs' own work (and a client looping on POST would start a
+/// thread per request).
+pub(super) const MAX_RUNNING: usize = 4;
+
 /// Jobs read, then changed, at a time; progress moves by a page.
 pub(super) const PAGE: usize = 500;
 

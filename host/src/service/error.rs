@@ -28,6 +28,10 @@ pub enum HostError {
     GroupNotFound(JobId),
     #[error("no limit on {0}")]
     LimitNotFound(String),
+    /// As many bulk operations as a host runs at once are running (each reads and writes the
+    /// store flat out): one more waits until one ends.
+    #[error("{0} bulk operations are running on this host, the most it runs at once: wait for one to end (GET /v1/operations) or cancel one")]
+    OperationsBusy(usize),
     /// The job's status does not allow what was asked.
     #[error(transparent)]
     Refused(Refused),

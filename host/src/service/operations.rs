@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::bulk::{Action, Operation, OperationStatus, Phase, Selection, KEPT, PAGE};
+use super::bulk::{Action, Operation, OperationStatus, Phase, Selection, KEPT, MAX_RUNNING, PAGE};
 use super::error::HostError;
 use super::host::Host;
 use crate::job::{JobId, Status};
@@ -57,6 +57,12 @@ impl Host {
             }
         };
         let operations = &self.inner.operations;
+        // Counted and added under one lock: parallel requests cannot pass the cap together.
+        let mut list = sync::lock(&operations.list);
+        let running = list.iter().filter(|o| sync::lock(&o.end).is_none()).count();
+        if running >= MAX_RUNNING {
+            return Err(HostError::OperationsBusy(running));
+        }
         let operation = Arc::new(Operation {
             id: operations.last_id.fetch_add(1, Ordering::Relaxed) + 1,
             action,
@@ -68,23 +74,24 @@ impl Host {
             cancel: AtomicBool::new(false),
             end: Mutex::new(None),
         });
-        {
-            let mut list = sync::lock(&operations.list);
-            list.push_back(operation.clone());
-            while list.len() > KEPT {
-                // The oldest finished one goes; running ones stay however many there are.
-                match list.iter().position(|o| sync::lock(&o.end).is_some()) {
-                    Some(i) => drop(list.remove(i)),
-                    None => break,
-                }
+        list.push_back(operation.clone());
+        while list.len() > KEPT {
+            // The oldest finished one goes; running ones stay however many there are.
+            match list.iter().position(|o| sync::lock(&o.end).is_some()) {
+                Some(i) => drop(list.remove(i)),
+                None => break,
             }
         }
+        drop(list);
         let host = self.clone();
         let running = operation.clone();
         std::thread::Builder::new()
             .name(format!("operation-{}", operation.id))
             .spawn(move || host.run_operation(&running))
             .map_err(|e| {
+                // Listed as failed, not as running for ever.
+                *sync::lock(&operation.end) =
+                    Some((Phase::Failed, Some(format!("no thread: {e}")), self.now()));
                 HostError::Store(crate::store::StoreError::Io {
                     what: "cannot start an operation's thread".into(),
                     error: e,
