@@ -185,6 +185,13 @@ fn bulk_retry_and_removal_run_in_the_background_with_progress_and_can_be_cancell
         .collect();
     assert!(busy.contains(&409), "{busy:?}");
     assert!(busy.iter().filter(|s| **s == 202).count() <= 4, "{busy:?}");
+    for bad in
+        [json!({"action": "remove", "queue": "q".repeat(65)}), json!({"action": "remove", "job": "../x"})]
+    {
+        let refused = server.post("/v1/operations", &bad);
+        assert_eq!((refused.status, refused.code()), (400, "invalid_request"), "{refused:?}");
+        assert!(refused.body["error"]["message"].as_str().unwrap().contains("is not a name"), "{refused:?}");
+    }
     let refused = server.post("/v1/operations", &json!({"action": "purge"}));
     assert_eq!(refused.status, 400, "{refused:?}");
     for missing in ["999", "0", "01", "x"] {

@@ -227,7 +227,10 @@ fn bodies(doc: &mut Value, served: &Served) {
         ]}),
     );
     property(doc, "SchedulePatchRequest", "input", any("The input of the jobs it makes from now on."));
-    property(doc, "SchedulePatchRequest", "queue", queue);
+    property(doc, "SchedulePatchRequest", "queue", queue.clone());
+    // A bulk operation's filter names a queue and a factory by the rule every name follows.
+    property(doc, "OperationRequest", "queue", queue.clone());
+    property(doc, "OperationRequest", "job", queue);
     property(
         doc,
         "SchedulePatchRequest",

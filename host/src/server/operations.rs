@@ -38,6 +38,15 @@ pub async fn start_operation(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<OperationRequest>,
 ) -> ApiResult<(StatusCode, Json<OperationView>)> {
+    for (field, name) in [("queue", &req.queue), ("job", &req.job)] {
+        if let Some(name) = name.as_deref().filter(|n| !crate::job::is_valid_name(n)) {
+            return Err(ApiError::invalid_request(format!(
+                "{field}: {:?} is not a name (1 to {} characters from a-z, A-Z, 0-9, `_`, `-`, `.`, not `.` or `..`)",
+                crate::text::clip(name),
+                crate::job::MAX_NAME_LEN
+            )));
+        }
+    }
     let selection = Selection { statuses: req.status, queue: req.queue, factory: req.job };
     let host = state.host.clone();
     let started = tokio::task::spawn_blocking(move || host.start_operation(req.action, selection)).await??;
