@@ -269,10 +269,14 @@ fn cancelled_before_start(attempt: &Attempt) -> Option<Ran> {
     })
 }
 
-/// An attempt ended: no longer running here; its outcome to the recorder.
+/// An attempt ended: its outcome to the recorder, then no longer running here. In that order:
+/// a shutdown waits for the running set to empty and then for the recorder, so an outcome
+/// must be with the recorder before its job leaves the set (the other way round, a stop on a
+/// loaded machine could find both empty in between and exit without it).
 fn finish(state: &Arc<PoolState>, attempt: Attempt, ran: Ran) {
-    state.running.remove(attempt.claimed.job.id);
+    let id = attempt.claimed.job.id;
     outcomes::submit(state, Record { claimed: attempt.claimed, ran, done: None });
+    state.running.remove(id);
 }
 
 /// Registers a claimed job here (for cancels, the supervisor and a shutdown), not started yet.
@@ -346,9 +350,10 @@ pub(super) async fn run_one(
         state2.running.start(id, attempt.timeout.map(|t| Instant::now() + t));
         let ran = executor.run(&state2.shared, &state2.running, &attempt, &one_shot);
         *sync::lock(&state2.one_shot) = Some(executor);
-        state2.running.remove(id);
         let (done, stored) = std::sync::mpsc::channel();
         outcomes::submit(&state2, Record { claimed: attempt.claimed, ran, done: Some(done) });
+        // After the outcome is with the recorder (see `finish`).
+        state2.running.remove(id);
         stored.recv().ok().flatten()
     })
     .await;
