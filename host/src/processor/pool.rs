@@ -3,8 +3,8 @@
 //!
 //! **Invariant:** stopping a queue stops claiming, never a running job (`stop_queue` returns
 //! only once no claim of the queue is in flight, a claim made with an outcome included), and
-//! every claimed job is in the running set before the claim lock is released, so a shutdown or
-//! a cancel never misses it. However many queues there are, at most `max_workers` jobs run at
+//! every claimed job is in the running set before the claim lock is released, and leaves it only
+//! once its outcome is with the recorder, so a shutdown or a cancel never misses it. However many queues there are, at most `max_workers` jobs run at
 //! once, on threads of the pool's own.
 
 use std::collections::BTreeMap;

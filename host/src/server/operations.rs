@@ -8,7 +8,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{JsonBody, PathParam};
 use super::state::AppState;
 use super::types::{OperationRequest, OperationView};
-use crate::service::Selection;
+use crate::service::{OperationStatus, Selection};
 
 fn unknown(id: &str) -> ApiError {
     ApiError::new(
@@ -71,8 +71,7 @@ pub async fn get_operation(
     State(state): State<AppState>,
     PathParam(id): PathParam,
 ) -> ApiResult<Json<OperationView>> {
-    let n = operation_id(&id)?;
-    state.host.operation(n).map(|o| Json(o.into())).ok_or_else(|| unknown(&id))
+    found(&id, |n| state.host.operation(n))
 }
 
 /// Stop an operation after the page it is on (what it changed stays changed).
@@ -86,6 +85,12 @@ pub async fn cancel_operation(
     State(state): State<AppState>,
     PathParam(id): PathParam,
 ) -> ApiResult<Json<OperationView>> {
-    let n = operation_id(&id)?;
-    state.host.cancel_operation(n).map(|o| Json(o.into())).ok_or_else(|| unknown(&id))
+    found(&id, |n| state.host.cancel_operation(n))
+}
+
+/// Operation `id` as `look` finds it by number; `unknown_operation` for an id that is not one
+/// or names none.
+fn found(id: &str, look: impl FnOnce(u64) -> Option<OperationStatus>) -> ApiResult<Json<OperationView>> {
+    let n = operation_id(id)?;
+    look(n).map(|o| Json(o.into())).ok_or_else(|| unknown(id))
 }

@@ -55,10 +55,8 @@ impl Host {
                 paused.iter().filter(|q| !held.contains(**q)).map(|q| (*q).to_owned()).collect();
             let to_start: Vec<String> =
                 held.iter().filter(|q| !paused.contains(q.as_str())).cloned().collect();
+            held.retain(|q| paused.contains(q.as_str()));
             held.extend(to_stop.iter().cloned());
-            to_start.iter().for_each(|q| {
-                held.remove(q);
-            });
             (to_stop, to_start)
         };
         for queue in &to_stop {

@@ -451,3 +451,20 @@ fn an_idempotency_key_creates_once_survives_a_backup_and_is_swept_after_its_wind
     assert!(store.remembered("k", 4_000).unwrap().is_some());
     assert_eq!(store.live().unwrap().trees.idempotency_expiry.len(), 1);
 }
+
+#[test]
+fn an_unreadable_pause_record_is_an_error_naming_it_and_claims_say_so_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.live().unwrap().trees.meta.insert(keys::pause_key("mail"), &b"\xff\xff"[..]).unwrap();
+    let err = store.pauses().unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("pause \"pause/mail\""), "{err}");
+    // A claim needs no record's content, only the queue's name: it passes the queue over.
+    store.add(NewJob { queue: "mail".into(), ..new_job(1) }, 0).unwrap();
+    let mail = ClaimFilter { queue: Some("mail"), factory: None };
+    assert!(store
+        .claim(&mail, 0, LeaseTerms { duration: std::time::Duration::from_secs(30) })
+        .unwrap()
+        .is_none());
+}
