@@ -115,6 +115,35 @@ test("the overview shows the example queue and plugins; a job added through the 
   });
 });
 
+test("after a restart the overview shows the store's totals, the pause, the hosts and the throughput from before", async () => {
+  // tests/e2e/dashboard.rs ran the open host once before: 2 completed and 1 failed in queue
+  // `before-restart`, which it paused, then stopped it.
+  const queue = "before-restart";
+  await withPage("after-restart", async (page) => {
+    await page.goto(`${URL}/`);
+    await page.locator(`#count-${queue}-completed`).filter({ hasText: /^2$/ }).waitFor({ timeout: WAIT });
+    assert.equal(await page.locator(`#count-${queue}-error`).textContent(), "1");
+    assert.match(await page.locator(`#paused-${queue}`).textContent(), /^by \S+ /);
+    assert.equal(await page.locator(`#queue-toggle-${queue}`).textContent(), "Resume");
+    // The chart and latency are the store's: the first life's attempts are in them.
+    const figure = async (id) => Number((await page.locator(id).textContent()).replace(/,/g, ""));
+    assert.ok((await figure("#chart-completed")) >= 2, "completed before the restart are charted");
+    assert.ok((await figure("#chart-failed")) >= 1);
+    assert.ok((await figure("#latency-samples")) >= 3);
+    const me = page.locator("tr[data-host]").filter({ hasText: "(this one)" });
+    await me.getByText("alive").waitFor();
+
+    // The range is a URL: 7 days, then Back to the last hour.
+    await page.locator("#range-7d").click();
+    await page.getByRole("heading", { name: "Throughput, last 7 days" }).waitFor();
+    assert.match(page.url(), /range=7d/);
+    assert.equal(await page.locator("#range-7d").getAttribute("aria-current"), "true");
+    assert.ok((await figure("#chart-completed")) >= 2);
+    await page.goBack();
+    await page.getByRole("heading", { name: "Throughput, last hour" }).waitFor();
+  });
+});
+
 test("a failed fatal job shows its timestamped errors, and retry from its page sends it back to queued", async () => {
   const queue = "dash-fatal";
   const job = await api("/v1/jobs", { method: "POST", body: { job: "fatal", queue, max_attempts: 2 } });

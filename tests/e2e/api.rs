@@ -234,8 +234,8 @@ fn newest_first_pages_bulk_retry_and_removal_and_stats() {
 
     // The last hour: 1 completed and 6 failed in the default queue, 1 failed in `other`.
     let stats = server.get("/v1/stats?step=60").body;
-    assert_eq!(stats["queues"]["default"], json!({"completed": 1, "failed": 6}), "{stats}");
-    assert_eq!(stats["queues"]["other"], json!({"completed": 0, "failed": 1}), "{stats}");
+    assert_eq!(stats["queues"]["default"], json!({"completed": 1, "failed": 6, "retried": 0}), "{stats}");
+    assert_eq!(stats["queues"]["other"], json!({"completed": 0, "failed": 1, "retried": 0}), "{stats}");
     let series = stats["series"].as_array().unwrap();
     assert_eq!(series.len(), 60);
     let per_second: f64 = series.iter().map(|p| p["failed"].as_f64().unwrap() * 60.0).sum();
@@ -243,6 +243,11 @@ fn newest_first_pages_bulk_retry_and_removal_and_stats() {
     assert_eq!(stats["samples"], 8);
     assert!(stats["run_ms"]["max"].as_f64().unwrap() >= stats["run_ms"]["p50"].as_f64().unwrap());
     assert_eq!(server.get("/v1/stats?step=0").status, 400);
+    assert_eq!(server.get("/v1/stats?step=90").status, 400, "whole minutes only");
+    assert_eq!(server.get("/v1/stats?window=604860").status, 400, "7 days at most");
+    let day = server.get("/v1/stats?window=86400").body;
+    assert_eq!((day["step"].as_i64(), day["series"].as_array().map(Vec::len)), (Some(720), Some(120)), "{day}");
+    assert_eq!(day["queues"]["default"]["failed"], 6, "{day}");
 
     // One job: only once it is finished.
     let waiting = server.post("/v1/jobs", &json!({"job": "echo", "hold": true})).body["id"]

@@ -55,7 +55,7 @@ fn the_dashboard_in_chromium() {
     let typed = plugins.path().join(jobhost_tests::library_file("typed"));
     std::fs::copy(artefacts().fixture("typed"), typed).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let open = Server::start(&data.path().join("open"), plugins.path(), &[]);
+    let open = restarted(&data.path().join("open"), plugins.path());
     let token = "dashboard-test-token-5f0c2a9e";
     let token_file = data.path().join("token");
     std::fs::write(&token_file, token).unwrap();
@@ -89,7 +89,7 @@ fn the_dashboard_in_chromium() {
         open.log()
     );
     // Every test ran (a test file that loads none would pass).
-    assert!(report.contains("# pass 15") && report.contains("# fail 0"), "{report}");
+    assert!(report.contains("# pass 16") && report.contains("# fail 0"), "{report}");
     for name in [
         "overview-and-a-job",
         "failed-job",
@@ -102,7 +102,26 @@ fn the_dashboard_in_chromium() {
         "triage",
         "paging",
         "bulk",
+        "after-restart",
     ] {
         assert!(screenshots.join(format!("{name}.png")).exists(), "no screenshot {name}.png");
     }
+}
+
+/// The open host, after a first life on the same store: two jobs completed and one failed in
+/// queue `before-restart`, which was then paused, and a graceful stop. What the browser test
+/// "after a restart" expects to find.
+fn restarted(data: &Path, plugins: &Path) -> Server {
+    let mut first = Server::start(data, plugins, &[]);
+    let add = |job: &str| {
+        let added = first.post("/v1/jobs", &serde_json::json!({"job": job, "queue": "before-restart"}));
+        added.body["id"].as_str().unwrap().to_owned()
+    };
+    for id in [add("echo"), add("echo"), add("error")] {
+        first.wait_finished(&id, std::time::Duration::from_secs(60));
+    }
+    assert_eq!(first.post_empty("/v1/queues/before-restart/stop").status, 200);
+    first.signal(libc::SIGTERM);
+    assert_eq!(first.wait_exit(std::time::Duration::from_secs(60)), Some(0), "{}", first.log());
+    Server::start(data, plugins, &[])
 }

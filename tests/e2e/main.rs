@@ -21,6 +21,7 @@
 //! - `idempotency`: `Idempotency-Key` on creating requests over HTTP.
 //! - `triage`: finding why jobs fail: latest errors in lists, searching by error and input.
 //! - `pauses`: queue pauses kept in the store, across restarts and hosts.
+//! - `history`: throughput history kept in the store, across restarts and hosts.
 //! - `web`: what a browser on another site, or under a rebound name, may do: nothing.
 //!
 //! New tests go in the module of the area they exercise; a new area gets a new module here.
@@ -31,6 +32,7 @@ mod dashboard;
 mod disk;
 mod dispatch;
 mod hardening;
+mod history;
 mod idempotency;
 mod inputs;
 mod isolation;

@@ -67,6 +67,7 @@ conformance!(
     claimers_racing_under_a_limit_never_start_more_than_it_allows,
     a_finished_job_stays_while_a_job_that_depends_on_it_has_not_finished,
     a_queue_pause_is_kept_with_who_and_when_until_resumed,
+    history_rows_add_up_across_hosts_and_are_kept_seven_days,
 );
 
 const LEASE: LeaseTerms = LeaseTerms { duration: Duration::from_secs(30) };
@@ -1029,6 +1030,37 @@ fn a_finished_job_stays_while_a_job_that_depends_on_it_has_not_finished(store: &
     run(&**store, c, completed(), t);
     let removed = store.remove(&Removal::default()).unwrap();
     assert_eq!(removed.get(&Status::Completed), Some(&3), "once it finished, all go");
+}
+
+fn history_rows_add_up_across_hosts_and_are_kept_seven_days(store: &TestStore) {
+    use jobhost::history::{History, Row, KEEP_MINUTES};
+    let t = now();
+    let minute = t.div_euclid(60 * SEC);
+    let count = |queue: &str, status, ms, at| {
+        let h = History::default();
+        h.record(queue, status, Duration::from_millis(ms), Duration::from_millis(1), at);
+        h.take()
+    };
+    assert!(store.history(minute - KEEP_MINUTES).unwrap().is_empty());
+    // Two hosts (on the embedded store, two writes) add to the same minute and queue.
+    let other = if store.schema().is_some() { store.another_host() } else { store.store.clone() };
+    store.add_history(&count("mail", Status::Completed, 10, t), t).unwrap();
+    other.add_history(&count("mail", Status::Error, 5_000, t), t).unwrap();
+    store.add_history(&count("bulk", Status::Queued, 1, t - 60 * SEC), t).unwrap();
+    let rows = other.history(minute - 1).unwrap();
+    let keys: Vec<(i64, &str)> = rows.iter().map(|r| (r.minute, r.queue.as_str())).collect();
+    assert_eq!(keys, [(minute - 1, "bulk"), (minute, "mail")]);
+    let mail = &rows[1].counts;
+    assert_eq!((mail.completed, mail.failed, mail.retried), (1, 1, 0));
+    assert_eq!((mail.run.count(), mail.run.max), (2, 5_000_000));
+    assert_eq!(mail.run.buckets.iter().filter(|&&c| c == 1).count(), 2, "{mail:?}");
+    assert_eq!(store.history(minute).unwrap().len(), 1, "from a minute on");
+    // A write 7 days and a minute later forgets both minutes, keeps its own.
+    let later = t + (KEEP_MINUTES + 2) * 60 * SEC;
+    store.add_history(&count("mail", Status::Completed, 1, later), later).unwrap();
+    let kept: Vec<Row> = store.history(0).unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].minute, later.div_euclid(60 * SEC));
 }
 
 fn a_queue_pause_is_kept_with_who_and_when_until_resumed(store: &TestStore) {

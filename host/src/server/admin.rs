@@ -155,26 +155,43 @@ pub async fn hosts(State(state): State<AppState>) -> ApiResult<Json<Vec<HostView
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatsParams {
-    /// Seconds per point of the series (1 to 3600; default 10).
-    #[param(minimum = 1, maximum = 3600)]
+    /// Seconds of history, whole minutes, up to 7 days (60 to 604800; default 3600).
+    #[param(minimum = 60, maximum = 604800, multiple_of = 60)]
+    window: Option<i64>,
+    /// Seconds per point of the series, whole minutes, at most the window (default: about 120
+    /// points).
+    #[param(minimum = 60, maximum = 604800, multiple_of = 60)]
     step: Option<i64>,
 }
 
-/// What this host finished in the last hour (kept in memory since it started): completed and
-/// failed jobs per second, per queue totals, and run and wait time percentiles of the latest
-/// attempts.
+/// Throughput and latency from the store's history (every host sharing it, restarts
+/// included; kept 7 days): completed and failed jobs per second, per queue totals, and run and
+/// wait time percentiles of every attempt that ended in the window.
 #[utoipa::path(get, path = "/v1/stats", tag = "queues",
     params(StatsParams),
-    responses((status = 200, body = StatsView), (status = 400, description = "`invalid_request`: a bad `step`", body = ErrorBody)))]
+    responses((status = 200, body = StatsView),
+        (status = 400, description = "`invalid_request`: a bad `window` or `step`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody)))]
 pub async fn stats(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<StatsParams>,
 ) -> ApiResult<Json<StatsView>> {
-    let step = params.step.unwrap_or(10);
-    if !(1..=crate::history::WINDOW_SECONDS).contains(&step) {
-        return Err(ApiError::invalid_request(format!("step: give 1 to 3600 seconds, not {step}")));
+    let max = crate::history::MAX_WINDOW_SECONDS;
+    let window = params.window.unwrap_or(3600);
+    if !(60..=max).contains(&window) || window % 60 != 0 {
+        return Err(ApiError::invalid_request(format!(
+            "window: give whole minutes in seconds, 60 to {max}, not {window}"
+        )));
     }
-    Ok(Json(StatsView::new(state.host.history(step), step)))
+    let step = params.step.unwrap_or_else(|| ((window / 120 + 59) / 60).max(1) * 60);
+    if !(60..=window).contains(&step) || step % 60 != 0 {
+        return Err(ApiError::invalid_request(format!(
+            "step: give whole minutes in seconds, 60 to the window ({window}), not {step}"
+        )));
+    }
+    let host = state.host.clone();
+    let snap = tokio::task::spawn_blocking(move || host.history(window, step)).await??;
+    Ok(Json(StatsView::new(snap)))
 }
 
 /// The host's workers (at most `max_workers`, shared by every queue): each one's worker

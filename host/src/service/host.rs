@@ -207,6 +207,7 @@ impl Host {
         self.spawn_summary();
         self.spawn_healer();
         self.spawn_pause_watch();
+        self.spawn_history_writer();
     }
 
     /// Starts the configured queues that autostart, and those the store holds jobs of (unless
@@ -378,6 +379,18 @@ impl Host {
     /// released uncounted, the store is flushed.
     pub async fn shutdown(&self, timeout: Duration) -> Result<Shutdown, HostError> {
         let stopped = self.inner.pool.shutdown(timeout).await?;
+        // The last seconds' counts, bounded: a store that is down must not hold up the stop.
+        let host = self.clone();
+        let write = tokio::task::spawn_blocking(move || {
+            host.write_history()?;
+            Ok::<_, HostError>(host.inner.shared.store.flush()?)
+        });
+        match tokio::time::timeout(super::history::LAST_WRITE, write).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => log::warn!("the last throughput history was not stored: {e}"),
+            Ok(Err(e)) => log::warn!("the last throughput history was not stored: {e}"),
+            Err(_) => log::warn!("the last throughput history was not stored: the store did not answer"),
+        }
         self.leave();
         Ok(stopped)
     }
@@ -392,13 +405,12 @@ impl Host {
 
     /// Writes everything to disk (the end of `run-once`).
     pub fn flush(&self) -> Result<(), HostError> {
+        if let Err(e) = self.write_history() {
+            log::warn!("the throughput history was not stored: {e}");
+        }
         Ok(self.inner.shared.store.flush()?)
     }
 
-    /// What this host finished in the last hour, in buckets of `step` seconds (see `history`).
-    pub fn history(&self, step: i64) -> crate::history::Snapshot {
-        self.inner.shared.history.snapshot(self.now(), step)
-    }
 
     /// The workers started so far (at most `max_workers`) and what each does.
     pub fn workers(&self) -> Vec<WorkerStatus> {

@@ -15,6 +15,7 @@ mod admission;
 mod bulk;
 mod error;
 mod groups;
+mod history;
 mod host;
 mod hosts;
 mod idempotency;

@@ -14,6 +14,7 @@ use super::types::{
     Keyed, LeaseTerms, ListFilter, Notice, Once, QueuePause, Remembered, Removal,
 };
 use crate::clock::Micros;
+use crate::history::Row as HistoryRow;
 use crate::job::{AttemptToken, Job, JobId, NewJob, Outcome, Parent, Progress, ScheduleId, Status};
 use crate::limits::{Limit, LimitState, Scope};
 use crate::schedule::Schedule;
@@ -92,6 +93,14 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Resumes `queue`; false if it was not paused. Durable.
     fn resume(&self, queue: &str) -> StoreResult<bool>;
+
+    /// Adds a host's throughput history (`crate::history`): each row summed into the stored
+    /// row of its minute and queue (on PostgreSQL, every host's into one), and the minutes
+    /// older than `history::KEEP_MINUTES` before `now` forgotten. Not synced on its own.
+    fn add_history(&self, rows: &[HistoryRow], now: Micros) -> StoreResult<()>;
+
+    /// The history rows from `from_minute` (minutes since the epoch) on, every queue.
+    fn history(&self, from_minute: i64) -> StoreResult<Vec<HistoryRow>>;
 
     /// Writes a consistent copy of the whole store to `out`, for `jobhost store restore`.
     /// Writes wait while it is taken; reads go on.

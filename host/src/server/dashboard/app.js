@@ -54,9 +54,9 @@ function route() {
     view = newJobView();
     section = "new";
   } else {
-    view = overview();
+    view = overview(params);
   }
-  for (const a of document.querySelectorAll("nav a")) {
+  for (const a of document.querySelectorAll("nav a[data-section]")) {
     if (a.dataset.section === section) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }

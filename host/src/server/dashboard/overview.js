@@ -12,23 +12,42 @@ const LABELS = {
   completed: "Completed", error: "Failed", cancelled: "Cancelled",
 };
 
-export function overview() {
+// The chart's ranges: the window asked of /v1/stats and the axis labels.
+const RANGES = {
+  "1h": { window: 3600, title: "last hour", labels: ["60 min ago", "30 min ago"] },
+  "24h": { window: 86400, title: "last 24 hours", labels: ["24 h ago", "12 h ago"] },
+  "7d": { window: 604800, title: "last 7 days", labels: ["7 days ago", "3½ days ago"] },
+};
+
+export function overview(params = new URLSearchParams()) {
+  const rangeName = RANGES[params.get("range")] ? params.get("range") : "1h";
+  const range = RANGES[rangeName];
   const queues = h("div");
   const chart = h("div", { class: "chart" });
   const latency = h("div");
   const workers = h("div");
   const plugins = h("div");
+  const hosts = h("div");
   const note = h("div");
+  // Links, not buttons: each range is a URL (Back returns to the one before, a reload keeps it).
+  const rangeLinks = h(
+    "nav",
+    { class: "ranges", "aria-label": "Chart range" },
+    Object.keys(RANGES).map((name) =>
+      h("a", { id: `range-${name}`, href: `#/${q({ range: name === "1h" ? "" : name })}`, "aria-current": name === rangeName ? "true" : null }, name),
+    ),
+  );
   main.replaceChildren(
     h("h1", {}, "Overview"),
     h("section", { class: "card", "aria-labelledby": "queues-h" }, h("h2", { id: "queues-h" }, "Queues"), note, queues),
     h(
       "div",
       { class: "grid" },
-      h("section", { class: "card" }, h("h2", {}, "Throughput, last hour"), chart),
+      h("section", { class: "card" }, h("h2", {}, `Throughput, ${range.title}`), rangeLinks, chart),
       h("section", { class: "card" }, h("h2", {}, "Latency"), latency),
     ),
     h("div", { class: "stack" }),
+    h("section", { class: "card" }, h("h2", {}, "Hosts"), hosts),
     h("section", { class: "card" }, h("h2", {}, "Workers"), workers),
     h("section", { class: "card" }, h("h2", {}, "Plugins"), plugins),
   );
@@ -82,11 +101,12 @@ export function overview() {
 
   return {
     refresh: async () => {
-      const [queueList, stats, workerList, pluginList] = await Promise.all([
+      const [queueList, stats, workerList, pluginList, hostList] = await Promise.all([
         api("/v1/queues"),
-        api("/v1/stats?step=10"),
+        api(`/v1/stats?window=${range.window}`),
         api("/v1/workers"),
         api("/v1/plugins"),
+        api("/v1/hosts"),
       ]);
       update(queues, queueList, () => {
         const drawn = table(
@@ -120,8 +140,9 @@ export function overview() {
         );
         return drawn;
       });
-      update(chart, stats.series, () => throughputChart(stats));
-      update(latency, [stats.samples, stats.run_ms, stats.wait_ms], () => latencyTable(stats));
+      update(chart, stats.series, () => throughputChart(stats, range));
+      update(latency, [stats.samples, stats.run_ms, stats.wait_ms], () => latencyTable(stats, range));
+      update(hosts, hostList, () => hostTable(hostList));
       update(workers, [workerList, pluginList.isolation], () => [
         h("p", { class: "muted" }, `Plugin code runs ${pluginList.isolation === "process" ? "in worker processes" : "in the host process"}.`),
         table(
@@ -146,7 +167,7 @@ export function overview() {
   };
 }
 
-function throughputChart(stats) {
+function throughputChart(stats, range) {
   const series = stats.series;
   const [W, H, left, bottom] = [720, 190, 44, 22];
   const peak = Math.max(0.1, ...series.map((p) => Math.max(p.completed, p.failed)));
@@ -158,15 +179,15 @@ function throughputChart(stats) {
   const svg = s("svg", {
     viewBox: `0 0 ${W} ${H}`,
     role: "img",
-    "aria-label": `Jobs per second over the last hour: ${completed} completed, ${failed} failed`,
+    "aria-label": `Jobs per second over the ${range.title}: ${completed} completed, ${failed} failed`,
   });
   svg.append(
     s("line", { class: "axis", x1: left, y1: H - bottom, x2: W, y2: H - bottom }),
     s("line", { class: "axis", x1: left, y1: 10, x2: left, y2: H - bottom }),
     s("text", { x: left - 6, y: 16, "text-anchor": "end" }, fmt(peak)),
     s("text", { x: left - 6, y: H - bottom, "text-anchor": "end" }, "0"),
-    s("text", { x: left, y: H - 6 }, "60 min ago"),
-    s("text", { x: (W + left) / 2, y: H - 6, "text-anchor": "middle" }, "30 min ago"),
+    s("text", { x: left, y: H - 6 }, range.labels[0]),
+    s("text", { x: (W + left) / 2, y: H - 6, "text-anchor": "middle" }, range.labels[1]),
     s("text", { x: W - 2, y: H - 6, "text-anchor": "end" }, "now"),
     s("polyline", { class: "completed", points: line("completed") }),
     s("polyline", { class: "failed", points: line("failed") }),
@@ -176,14 +197,34 @@ function throughputChart(stats) {
     h(
       "div",
       { class: "legend" },
-      h("span", {}, h("span", { class: "swatch completed" }), `completed per second (${completed} in the hour)`),
-      h("span", {}, h("span", { class: "swatch failed" }), `failed per second (${failed})`),
+      h("span", {}, h("span", { class: "swatch completed" }), "completed per second (", h("span", { id: "chart-completed" }, count(completed)), ")"),
+      h("span", {}, h("span", { class: "swatch failed" }), "failed per second (", h("span", { id: "chart-failed" }, count(failed)), ")"),
     ),
+    h("p", { class: "muted small" }, `Every host sharing the store, kept 7 days; one point per ${stats.step / 60} min.`),
   ];
 }
 
-function latencyTable(stats) {
-  if (!stats.samples) return h("p", { class: "muted" }, "No attempt has ended since the host started.");
+function hostTable(list) {
+  return table(
+    [["Host"], ["State"], ["Process"], ["Version"], ["Started"], ["Last heartbeat"]],
+    list.map((host) =>
+      h(
+        "tr",
+        { "data-host": host.name },
+        h("th", { scope: "row" }, host.name, host.this ? h("span", { class: "muted" }, " (this one)") : null),
+        h("td", {}, host.alive ? badge("processing-on", "alive") : badge("error", "silent")),
+        h("td", { class: "mono" }, host.pid),
+        h("td", {}, host.version),
+        h("td", {}, when(host.started_at)),
+        h("td", {}, when(host.heartbeat_at)),
+      ),
+    ),
+    "No host has registered with the store.",
+  );
+}
+
+function latencyTable(stats, range) {
+  if (!stats.samples) return h("p", { class: "muted" }, `No attempt ended in the ${range.title}.`);
   const row = (label, p) =>
     h("tr", {}, h("th", { scope: "row" }, label), ...[p.p50, p.p90, p.p99, p.max].map((v) => num(fmt(v))));
   return [
@@ -191,7 +232,7 @@ function latencyTable(stats) {
       row("Run (ms)", stats.run_ms),
       row("Wait (ms)", stats.wait_ms),
     ]),
-    h("p", { class: "muted" }, `Over the latest ${stats.samples} attempt${stats.samples === 1 ? "" : "s"} on this host. Wait is from when a job was due to its start.`),
+    h("p", { class: "muted" }, `Over `, h("span", { id: "latency-samples" }, count(stats.samples)), ` attempt${stats.samples === 1 ? "" : "s"} that ended in the ${range.title}, on every host (within a fifth above the true figure; the maximum exact). Wait is from when a job was due to its start.`),
   ];
 }
 

@@ -1,4 +1,4 @@
-//! `GET /v1/stats`: throughput per second and latency percentiles.
+//! `GET /v1/stats`: throughput per second and latency percentiles, from the store's history.
 
 use std::collections::BTreeMap;
 
@@ -8,15 +8,20 @@ use utoipa::ToSchema;
 /// `GET /v1/stats`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StatsView {
+    /// Seconds the series covers (the window asked for, rounded up to whole steps).
+    pub window: i64,
     /// Seconds per point.
     pub step: i64,
-    /// The last hour, oldest first: each point's start (RFC 3339) and its jobs per second.
+    /// Oldest first: each point's start (RFC 3339) and its jobs per second. The last point
+    /// is the current minute's, so far.
     pub series: Vec<StatsPoint>,
-    /// Per queue, jobs completed and failed (ended in `error`) in the last hour.
+    /// Per queue, attempts in the window that ended the job completed, failed (in `error`) or
+    /// retried. Queues beyond 500 in a minute are summed under `(other queues)`.
     pub queues: BTreeMap<String, QueueTotals>,
-    /// Attempts the percentiles are taken over (the latest, at most 4096).
-    pub samples: usize,
-    /// Attempt run time, milliseconds.
+    /// Attempts the percentiles are taken over: every attempt that ended in the window.
+    pub samples: u64,
+    /// Attempt run time, milliseconds (each percentile within about 19 % above the true value;
+    /// the maximum exact).
     pub run_ms: PercentilesView,
     /// From when a job was due to when its attempt started, milliseconds.
     pub wait_ms: PercentilesView,
@@ -33,6 +38,7 @@ pub struct StatsPoint {
 pub struct QueueTotals {
     pub completed: u64,
     pub failed: u64,
+    pub retried: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -44,7 +50,7 @@ pub struct PercentilesView {
 }
 
 impl StatsView {
-    pub fn new(snap: crate::history::Snapshot, step: i64) -> Self {
+    pub fn new(snap: crate::history::Snapshot) -> Self {
         let p = |p: crate::history::Percentiles| PercentilesView {
             p50: p.p50,
             p90: p.p90,
@@ -52,7 +58,8 @@ impl StatsView {
             max: p.max,
         };
         StatsView {
-            step,
+            window: snap.window,
+            step: snap.step,
             series: snap
                 .series
                 .iter()
@@ -65,7 +72,7 @@ impl StatsView {
             queues: snap
                 .totals
                 .into_iter()
-                .map(|(q, (completed, failed))| (q, QueueTotals { completed, failed }))
+                .map(|(q, t)| (q, QueueTotals { completed: t.completed, failed: t.failed, retried: t.retried }))
                 .collect(),
             samples: snap.samples,
             run_ms: p(snap.run),

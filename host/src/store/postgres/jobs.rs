@@ -8,6 +8,7 @@ use super::dependents;
 use super::errors::{db_error, is_unique_violation};
 use super::idempotency::Step;
 use super::limits;
+use super::history;
 use super::pauses;
 use super::rows::{
     at, id_sql, insert_jobs, job_from_row, jobs_from_rows, next_job_ids, parents_of, save_jobs, JOB_COLUMNS,
@@ -15,6 +16,7 @@ use super::rows::{
 use super::session::Sql;
 use super::store::PgStore;
 use crate::clock::Micros;
+use crate::history::Row as HistoryRow;
 use crate::job::Parent;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
 use crate::limits::{Limit, LimitState, Scope};
@@ -431,6 +433,14 @@ impl JobStore for PgStore {
 
     fn pauses(&self) -> StoreResult<Vec<QueuePause>> {
         self.run(pauses::all)
+    }
+
+    fn add_history(&self, rows: &[HistoryRow], now: Micros) -> StoreResult<()> {
+        self.run(|c| history::add(c, rows, now))
+    }
+
+    fn history(&self, from_minute: i64) -> StoreResult<Vec<HistoryRow>> {
+        self.run(|c| history::from(c, from_minute))
     }
 
     fn pause(&self, pause: &QueuePause) -> StoreResult<QueuePause> {

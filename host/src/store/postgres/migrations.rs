@@ -224,6 +224,21 @@ CREATE TABLE queue_pauses (
     paused_at timestamptz NOT NULL
 );
 "#,
+    // 11: throughput history, one row per minute and queue summed over every host.
+    r#"
+CREATE TABLE throughput_history (
+    minute bigint NOT NULL,
+    queue text NOT NULL,
+    completed bigint NOT NULL,
+    failed bigint NOT NULL,
+    retried bigint NOT NULL,
+    run_hist bigint[] NOT NULL,
+    run_max bigint NOT NULL,
+    wait_hist bigint[] NOT NULL,
+    wait_max bigint NOT NULL,
+    PRIMARY KEY (minute, queue)
+);
+"#,
 ];
 
 /// The schema version this build writes and reads.

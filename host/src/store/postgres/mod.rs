@@ -10,6 +10,7 @@
 
 mod dependents;
 mod errors;
+mod history;
 mod idempotency;
 mod jobs;
 mod limits;

@@ -8,6 +8,7 @@ use super::keys::{self, META_ID_HIGH_WATER};
 use super::store::SledStore;
 use super::tx::{abort, decode_job, unique_index_key, Trees};
 use crate::clock::Micros;
+use crate::history::Row as HistoryRow;
 use crate::job::Parent;
 use crate::job::{CancelEffect, Job, JobId, NewJob, Status};
 use crate::limits::{Limit, LimitState, Scope};
@@ -460,6 +461,14 @@ impl JobStore for SledStore {
 
     fn pauses(&self) -> StoreResult<Vec<QueuePause>> {
         self.paused_queues()
+    }
+
+    fn add_history(&self, rows: &[HistoryRow], now: Micros) -> StoreResult<()> {
+        self.add_history_rows(rows, now)
+    }
+
+    fn history(&self, from_minute: i64) -> StoreResult<Vec<HistoryRow>> {
+        self.history_rows(from_minute)
     }
 
     fn pause(&self, pause: &QueuePause) -> StoreResult<QueuePause> {

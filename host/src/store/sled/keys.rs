@@ -39,6 +39,18 @@ pub fn pause_key(queue: &str) -> Vec<u8> {
     [META_PAUSE_PREFIX, queue.as_bytes()].concat()
 }
 
+/// A history row's key in the `history` tree: its minute (in order) and queue.
+pub fn history_key(minute: i64, queue: &str) -> Vec<u8> {
+    [&ordered_i64(minute)[..], queue.as_bytes()].concat()
+}
+
+/// The minute and queue of a `history` key; `None` for a damaged key.
+pub fn history_of_key(key: &[u8]) -> Option<(i64, String)> {
+    let (minute, queue) = key.split_first_chunk::<8>()?;
+    let minute = (u64::from_be_bytes(*minute) ^ (1 << 63)) as i64;
+    Some((minute, String::from_utf8(queue.to_vec()).ok()?))
+}
+
 /// Signed → unsigned preserving order.
 fn ordered_i64(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()

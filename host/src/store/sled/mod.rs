@@ -32,6 +32,7 @@ mod damage;
 mod durability;
 mod flusher;
 mod health;
+mod history;
 mod idempotency;
 mod jobs;
 mod keys;
