@@ -188,7 +188,11 @@ impl History {
         let pending = sync::lock(&self.0);
         pending
             .iter()
-            .map(|((minute, queue), counts)| Row { minute: *minute, queue: queue.clone(), counts: counts.clone() })
+            .map(|((minute, queue), counts)| Row {
+                minute: *minute,
+                queue: queue.clone(),
+                counts: counts.clone(),
+            })
             .collect()
     }
 }

@@ -74,6 +74,12 @@ macro_rules! export_plugin {
                 __p::schemas_json(|| ::std::vec![$($factory),*])
             }
 
+            // Looked up by name beside the root module (see `ffi::PANIC_SYMBOL`).
+            #[no_mangle]
+            pub extern "C" fn jobhost_plugin_panic() -> __p::RString {
+                __p::take_panic()
+            }
+
             // Looked up by name beside the root module (see `ffi::PARENTS_SYMBOL`).
             #[no_mangle]
             pub extern "C" fn jobhost_plugin_parents(parents: __p::RStr<'_>) {

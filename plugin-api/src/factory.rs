@@ -153,6 +153,7 @@ where
     fn run<'a>(&self, host: HostJob_TO<'a, RRef<'a, ()>>, input: RStr<'_>) -> RResult<RString, FfiFailure> {
         let ctx = Context::new(host);
         let _job = logging::JobScope::enter(ctx.job_id());
+        let _panics = crate::panics::JobPanics::enter();
         // Nothing may unwind across the ABI: an unwinding panic there ends the host process
         // (abi_stable's shims do not catch it), so it is caught here, inside the plugin.
         let outcome = catch_unwind(AssertUnwindSafe(|| -> JobResult<String> {
@@ -163,7 +164,11 @@ where
         }));
         match outcome {
             Ok(Ok(json)) => RResult::ROk(json.into()),
-            Ok(Err(failure)) => RResult::RErr(failure.into_ffi()),
+            Ok(Err(failure)) => {
+                // A panic the job caught itself is not this failure's.
+                crate::panics::forget();
+                RResult::RErr(failure.into_ffi())
+            }
             Err(payload) => {
                 let message = failure::panic_message(payload.as_ref());
                 // A payload whose destructor panics must not escape either.

@@ -16,6 +16,7 @@ pub struct Failure {
     kind: FailureKind,
     message: String,
     retry_after: Option<Duration>,
+    backtrace: Option<String>,
 }
 
 /// What a job function returns.
@@ -24,12 +25,22 @@ pub type JobResult<T> = Result<T, Failure>;
 impl Failure {
     /// Retrying cannot help: bad input, a refused request.
     pub fn permanent(message: impl fmt::Display) -> Self {
-        Failure { kind: FailureKind::Permanent, message: message.to_string(), retry_after: None }
+        Failure {
+            kind: FailureKind::Permanent,
+            message: message.to_string(),
+            retry_after: None,
+            backtrace: None,
+        }
     }
 
     /// Another attempt may succeed: a timeout, a service that is down.
     pub fn retryable(message: impl fmt::Display) -> Self {
-        Failure { kind: FailureKind::Retryable, message: message.to_string(), retry_after: None }
+        Failure {
+            kind: FailureKind::Retryable,
+            message: message.to_string(),
+            retry_after: None,
+            backtrace: None,
+        }
     }
 
     /// The job stopped because the host asked it to (cancel or timeout). The host records the
@@ -56,6 +67,20 @@ impl Failure {
         self.retry_after
     }
 
+    /// Where the panic this failure stands for happened, and the stack then (`panicked at
+    /// src/lib.rs:12:5` and the frames), for a failure the SDK made of a caught panic. The host
+    /// keeps it with the job (`backtrace` in the API, shown on the dashboard's job page); the
+    /// message stays the panic's own.
+    pub fn backtrace(&self) -> Option<&str> {
+        self.backtrace.as_deref()
+    }
+
+    /// This failure with a panic's location and stack (see [`backtrace`](Self::backtrace)).
+    pub fn with_backtrace(mut self, backtrace: impl Into<String>) -> Self {
+        self.backtrace = Some(backtrace.into());
+        self
+    }
+
     pub(crate) fn into_ffi(self) -> FfiFailure {
         FfiFailure {
             kind: self.kind,
@@ -71,6 +96,7 @@ impl Failure {
             kind: failure.kind,
             message: failure.message.into_string(),
             retry_after: failure.retry_after_ms.into_option().map(Duration::from_millis),
+            backtrace: None,
         }
     }
 }

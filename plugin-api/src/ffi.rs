@@ -99,6 +99,18 @@ pub const PARENTS_SYMBOL: &str = "jobhost_plugin_parents";
 /// The type of [`PARENTS_SYMBOL`].
 pub type ParentsFn = extern "C" fn(parents: RStr<'_>);
 
+/// The name of the function a plugin exports, from SDK 0.1 with panic backtraces on, through
+/// which the host asks, on the job's thread just after [`JobRunner::run`] returned a failure,
+/// where the job panicked: `extern "C" fn() -> RString`, `panicked at FILE:LINE:COL` and the
+/// stack then (at most 16 KiB), or empty text when the failure was no panic. Taken: a second
+/// call answers empty. A function beside the root module for the reason given at
+/// [`SCHEMAS_SYMBOL`]; a plugin built before it has none, and its panics keep only their
+/// message.
+pub const PANIC_SYMBOL: &str = "jobhost_plugin_panic";
+
+/// The type of [`PANIC_SYMBOL`].
+pub type PanicFn = extern "C" fn() -> RString;
+
 /// Runs one job. Implemented by the SDK for the author's typed function; the implementation
 /// never unwinds (panics are caught inside the plugin and become retryable failures).
 #[sabi_trait]

@@ -7,6 +7,7 @@ mod factory;
 mod failure;
 pub mod ffi;
 mod logging;
+mod panics;
 pub mod testing;
 
 pub use context::{Context, ParentOutcome, CANCEL_POLL_INTERVAL};
@@ -40,6 +41,7 @@ pub mod __private {
     pub use crate::export::{build_factories, schemas_json, ROOT_SYMBOL};
     pub use crate::ffi::{FfiFactory, HostLogger, LevelFilter, PluginModule, PluginModule_Ref};
     pub use crate::logging::init as init_logging;
+    pub use crate::panics::take_for_host as take_panic;
     pub use abi_stable::library::{__call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult};
     pub use abi_stable::prefix_type::PrefixTypeTrait;
     pub use abi_stable::std_types::{RResult, RStr, RString, RVec};

@@ -73,7 +73,11 @@ impl TestHost {
         match factory.runner().run(host, input_json.into()).into_result() {
             Ok(json) => serde_json::from_str(&json)
                 .map_err(|e| Failure::permanent(format!("result is not JSON: {e}"))),
-            Err(failure) => Err(Failure::from_ffi(failure)),
+            // As the host does: a panic's location and stack come with its failure.
+            Err(failure) => Err(match crate::panics::take() {
+                Some(backtrace) => Failure::from_ffi(failure).with_backtrace(backtrace),
+                None => Failure::from_ffi(failure),
+            }),
         }
     }
 }

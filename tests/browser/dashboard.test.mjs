@@ -111,7 +111,7 @@ test("the overview shows the example queue and plugins; a job added through the 
 
     // Back on the overview, the hour's throughput counts it.
     await page.getByRole("link", { name: "Overview" }).click();
-    await page.getByText(/completed per second \([1-9]\d* in the hour\)/).waitFor({ timeout: WAIT });
+    await page.locator("#chart-completed").filter({ hasText: /^[1-9][\d,]*$/ }).waitFor({ timeout: WAIT });
   });
 });
 
@@ -141,6 +141,8 @@ test("after a restart the overview shows the store's totals, the pause, the host
     assert.ok((await figure("#chart-completed")) >= 2);
     await page.goBack();
     await page.getByRole("heading", { name: "Throughput, last hour" }).waitFor();
+    await page.locator("#chart-completed").waitFor();
+    await page.locator("#latency-samples").waitFor();
   });
 });
 
@@ -161,6 +163,11 @@ test("a failed fatal job shows its timestamped errors, and retry from its page s
       assert.equal(await errors.nth(i).locator(".message").textContent(), "An error occurred.");
     }
     await page.locator(".badge.error").first().waitFor();
+    // Where it panicked: folded away until asked for, then the file and line and the frames.
+    const backtrace = page.locator("#backtrace");
+    assert.equal(await backtrace.isVisible(), false);
+    await page.locator("#backtrace-box summary").click();
+    assert.match(await backtrace.textContent(), /\] panicked at plugins\/fatal\/src\/lib\.rs:\d+:\d+\n\s+0: fatal::fatal/);
     await page.screenshot({ path: join(SCREENSHOTS, "failed-job-before-retry.png"), fullPage: true });
 
     await page.locator("#job-retry").click();

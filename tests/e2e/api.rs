@@ -246,7 +246,11 @@ fn newest_first_pages_bulk_retry_and_removal_and_stats() {
     assert_eq!(server.get("/v1/stats?step=90").status, 400, "whole minutes only");
     assert_eq!(server.get("/v1/stats?window=604860").status, 400, "7 days at most");
     let day = server.get("/v1/stats?window=86400").body;
-    assert_eq!((day["step"].as_i64(), day["series"].as_array().map(Vec::len)), (Some(720), Some(120)), "{day}");
+    assert_eq!(
+        (day["step"].as_i64(), day["series"].as_array().map(Vec::len)),
+        (Some(720), Some(120)),
+        "{day}"
+    );
     assert_eq!(day["queues"]["default"]["failed"], 6, "{day}");
 
     // One job: only once it is finished.

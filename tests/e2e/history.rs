@@ -37,7 +37,6 @@ fn the_last_hour_survives_a_restart() {
     let after = server.get("/v1/stats").body;
     assert_eq!(after["queues"], before["queues"], "{after}");
     assert_eq!((&after["samples"], &after["run_ms"]["max"]), (&before["samples"], &before["run_ms"]["max"]));
-
 }
 
 #[test]
@@ -56,7 +55,8 @@ fn on_postgresql_every_host_shows_every_hosts_history() {
     // A runs nothing (its queues stopped here): what it shows is B's, read from the store.
     let a = host("a", &["--paused"]);
     let b = host("b", &[]);
-    let ids: Vec<String> = (0..4).map(|n| a.add("echo", json!(n))).chain([a.add("error", json!(null))]).collect();
+    let ids: Vec<String> =
+        (0..4).map(|n| a.add("echo", json!(n))).chain([a.add("error", json!(null))]).collect();
     for id in &ids {
         b.wait_finished(id, LONG);
     }

@@ -233,13 +233,13 @@ fn outcomes_complete_retry_later_or_fail_and_stale_tokens_change_nothing(store: 
             started_at: None,
             id: retried,
             token: claims[1].token,
-            outcome: Outcome::Retry { error: "later".into(), retry_at: t + 60 * SEC },
+            outcome: Outcome::Retry { error: "later".into(), retry_at: t + 60 * SEC, backtrace: None },
         },
         Report {
             started_at: None,
             id: failed,
             token: claims[2].token,
-            outcome: Outcome::Failed { error: "no".into() },
+            outcome: Outcome::Failed { error: "no".into(), backtrace: None },
         },
     ];
     let finished = store.finish_batch(&reports, t + SEC).unwrap();
@@ -286,13 +286,13 @@ fn retry_sends_a_finished_job_back_with_fresh_attempts_unless_its_key_is_held(st
     let id = add(&**store, keyed(1), t);
     assert!(matches!(store.retry(id, None, t), Err(StoreError::Refused(_))), "a queued job is not retried");
     let claimed = claim_one(&**store, t);
-    finish(&**store, &claimed, Outcome::Failed { error: "broken".into() }, t);
+    finish(&**store, &claimed, Outcome::Failed { error: "broken".into(), backtrace: None }, t);
     let job = store.retry(id, Some(5), t + SEC).unwrap();
     assert_eq!((job.status, job.attempts, job.max_attempts, job.errors.len()), (Status::Queued, 0, 5, 1));
     assert_eq!(store.get(id).unwrap().unwrap().finished_at, None);
     // Failed again; meanwhile a new job took the key: the retry would duplicate it.
     let claimed = claim_one(&**store, t + SEC);
-    finish(&**store, &claimed, Outcome::Failed { error: "again".into() }, t + SEC);
+    finish(&**store, &claimed, Outcome::Failed { error: "again".into(), backtrace: None }, t + SEC);
     let holder = add(&**store, keyed(2), t + 2 * SEC);
     match store.retry(id, None, t + 3 * SEC) {
         Err(StoreError::KeyHeld { id: refused, holder: h, .. }) => assert_eq!((refused, h), (id, holder)),
@@ -377,7 +377,7 @@ fn removal_takes_only_finished_jobs_and_honours_retention(store: &TestStore) {
     let late = claim_one(&**store, t);
     finish(&**store, &late, completed(), t + 100 * SEC);
     let failed = claim_one(&**store, t);
-    finish(&**store, &failed, Outcome::Failed { error: "x".into() }, t + SEC);
+    finish(&**store, &failed, Outcome::Failed { error: "x".into(), backtrace: None }, t + SEC);
     let removed = store
         .remove(&Removal {
             statuses: vec![Status::Completed],
@@ -413,7 +413,7 @@ fn lists_follow_status_changes_in_either_order_and_removal_takes_a_queue_or_fact
     let mut failed = Vec::new();
     for _ in 0..3 {
         let c = store.claim(&failing, t, LEASE).unwrap().unwrap();
-        finish(&**store, &c, Outcome::Failed { error: "no".into() }, t + SEC);
+        finish(&**store, &c, Outcome::Failed { error: "no".into(), backtrace: None }, t + SEC);
         failed.push(c.job.id);
     }
     let list = |f: ListFilter| ids(&store.list(&ListFilter { limit: 100, ..f }).unwrap());
@@ -588,7 +588,7 @@ fn counts_stay_exact_while_hosts_add_claim_and_finish_at_once(store: &TestStore)
                     let filter = ClaimFilter { queue: Some(queue), factory: None };
                     for claimed in host.claim_batch(&filter, t, LEASE, 4 + n).unwrap() {
                         let outcome = if claimed.job.id.0 % 3 == 0 {
-                            Outcome::Failed { error: "x".into() }
+                            Outcome::Failed { error: "x".into(), backtrace: None }
                         } else {
                             completed()
                         };
@@ -761,7 +761,7 @@ fn a_failed_parent_cancels_its_chain_and_its_retry_revives_it(store: &TestStore)
     let b = add(&**store, dependent(2, &[a]), t);
     let c = add(&**store, dependent(3, &[b]), t);
     let anyway = add(&**store, NewJob { depends_on: after(&[a], OnFailure::Run), ..new_job(4) }, t);
-    run(&**store, a, Outcome::Failed { error: "broken".into() }, t);
+    run(&**store, a, Outcome::Failed { error: "broken".into(), backtrace: None }, t);
     let job_b = store.get(b).unwrap().unwrap();
     assert_eq!(job_b.status, Status::Cancelled);
     assert!(
@@ -832,7 +832,7 @@ fn a_batch_submits_a_graph_by_position_and_parents_are_checked(store: &TestStore
 
     // A parent that already failed: cancelled at once, and so is its own dependent in the batch.
     let failed = add(&**store, NewJob { max_attempts: 1, ..new_job(8) }, t);
-    run(&**store, failed, Outcome::Failed { error: "x".into() }, t);
+    run(&**store, failed, Outcome::Failed { error: "x".into(), backtrace: None }, t);
     let jobs = store
         .add_batch(vec![dependent(9, &[failed]), NewJob { depends_on: vec![item(0)], ..new_job(10) }], t)
         .unwrap();
@@ -912,7 +912,7 @@ fn a_group_is_stored_with_its_batch_counted_and_lasts_as_long_as_its_first_job(s
     assert!(store.group(jobs[1].id).unwrap().is_none(), "a group is known by its first job's id");
     assert_eq!(store.dependents(id, 10).unwrap(), [jobs[2].id]);
     run(&**store, jobs[0].id, completed(), t);
-    run(&**store, jobs[1].id, Outcome::Failed { error: "x".into() }, t);
+    run(&**store, jobs[1].id, Outcome::Failed { error: "x".into(), backtrace: None }, t);
     let state = store.group(id).unwrap().unwrap();
     assert_eq!(
         (state.members.get(&Status::Completed), state.members.get(&Status::Error)),

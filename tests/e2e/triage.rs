@@ -231,3 +231,38 @@ fn a_search_through_large_inputs_stops_at_32_mib_a_page_and_goes_on() {
     }
     assert_eq!((searched, pages), (600, 2));
 }
+
+/// A panic keeps its message in `errors` and where it happened in `backtrace` (the job's own
+/// page only; lists leave it out), whether plugin code runs in worker processes or in the host.
+#[test]
+fn a_panic_records_its_message_and_where_it_happened_in_both_isolation_modes() {
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    for isolation in ["process", "none"] {
+        let dir = TempDir::new().unwrap();
+        let server = Server::start(&dir.path().join("data"), plugins.path(), &["--isolation", isolation]);
+        let id = server.post("/v1/jobs", &json!({"job": "fatal", "max_attempts": 1})).body["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let job = server.wait_finished(&id, LONG);
+        assert_eq!(job["status"], "error", "{isolation}: {job}");
+        let error = job["errors"][0].as_str().unwrap();
+        assert_eq!(error.split_once("] ").unwrap().1, "An error occurred.", "{isolation}: {job}");
+        let backtrace =
+            job["backtrace"].as_str().unwrap_or_else(|| panic!("{isolation}: no backtrace: {job}"));
+        let (stamp, text) = backtrace.split_once("] ").unwrap();
+        assert_eq!(stamp, error.split_once("] ").unwrap().0, "{isolation}: stamped as its error");
+        assert!(text.starts_with("panicked at plugins/fatal/src/lib.rs:"), "{isolation}: {backtrace}");
+        let first = text.lines().nth(1).unwrap_or_default();
+        assert!(
+            first.trim_start().starts_with("0: fatal::fatal"),
+            "{isolation}: the job's frame first: {backtrace}"
+        );
+        let listed = server.get("/v1/jobs?status=error");
+        assert_eq!(listed.body["jobs"][0]["id"], json!(id));
+        assert_eq!(listed.body["jobs"][0].get("backtrace"), None, "lists leave it out");
+        // A failure that is no panic brings none.
+        let plain = server.post("/v1/jobs", &json!({"job": "error"})).body["id"].as_str().unwrap().to_owned();
+        assert_eq!(server.wait_finished(&plain, LONG).get("backtrace"), None, "{isolation}");
+    }
+}

@@ -128,6 +128,10 @@ pub struct Job {
     pub group: Option<Membership>,
     /// What a limit's `per_key` counts it by (a customer, a tenant).
     pub limit_key: Option<String>,
+    /// Where its plugin code last panicked and the stack then, `[<RFC 3339>] panicked at …`
+    /// (at most [`MAX_BACKTRACE`] bytes), kept across later attempts and retries; none if it
+    /// never panicked, or its plugin's SDK cannot tell.
+    pub backtrace: Option<String>,
     /// The jobs it depends on, in the order given. Not part of the record as encoded: the
     /// store keeps the list apart (written once, at submission), fills it in on the reads
     /// callers make (`JobStore::get`, `list`), and leaves it empty on its own reads, so that a
@@ -146,6 +150,17 @@ impl Job {
     /// every time the API shows).
     pub fn push_error(&mut self, at: Micros, message: &str) {
         self.errors.push(format!("[{}] {message}", clock::rfc3339(at)));
+    }
+
+    /// A panic's location and stack replace the one kept (an attempt without one keeps it).
+    fn keep_backtrace(&mut self, at: Micros, backtrace: Option<&str>) {
+        if let Some(text) = backtrace {
+            let mut end = text.len().min(MAX_BACKTRACE);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.backtrace = Some(format!("[{}] {}", clock::rfc3339(at), &text[..end]));
+        }
     }
 
     /// The lease of the running attempt holding `token`; `None` when the job is not running
@@ -181,6 +196,9 @@ pub struct NewJob {
 /// Longest queue and factory names (they appear in index keys, URLs and metric labels).
 pub const MAX_NAME_LEN: usize = 64;
 
+/// The most of a panic's backtrace a job keeps, in bytes (the rest is cut).
+pub const MAX_BACKTRACE: usize = 16 * 1024;
+
 /// Queue and factory names: 1 to 64 characters from `a-z A-Z 0-9 _ - .`.
 pub fn is_valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
@@ -215,10 +233,13 @@ pub enum Outcome {
     Retry {
         error: String,
         retry_at: Micros,
+        /// A panic's location and stack, when the attempt panicked.
+        backtrace: Option<String>,
     },
     /// No more attempts: the job ends in `error`.
     Failed {
         error: String,
+        backtrace: Option<String>,
     },
 }
 
@@ -333,6 +354,7 @@ impl Job {
                 .as_ref()
                 .and_then(|m| batch.first().map(|&first| Membership { group: first, callback: m.callback })),
             limit_key: new.limit_key,
+            backtrace: None,
         }
     }
 
@@ -404,13 +426,15 @@ impl Job {
                 self.result = Some(result.clone());
                 self.finish(Status::Completed, now);
             }
-            Outcome::Retry { error, retry_at } => {
+            Outcome::Retry { error, retry_at, backtrace } => {
                 self.push_error(now, error);
+                self.keep_backtrace(now, backtrace.as_deref());
                 self.run_at = *retry_at;
                 self.become_(Status::Queued);
             }
-            Outcome::Failed { error } => {
+            Outcome::Failed { error, backtrace } => {
                 self.push_error(now, error);
+                self.keep_backtrace(now, backtrace.as_deref());
                 self.finish(Status::Error, now);
             }
         }

@@ -142,8 +142,8 @@ fn every_transition_is_listed_and_sets_what_its_status_implies() {
         if from == Status::Processing {
             let outcomes = [
                 Outcome::Completed { result: "1".into() },
-                Outcome::Retry { error: "again".into(), retry_at: 50 },
-                Outcome::Failed { error: "no".into() },
+                Outcome::Retry { error: "again".into(), retry_at: 50, backtrace: None },
+                Outcome::Failed { error: "no".into(), backtrace: None },
             ];
             for outcome in &outcomes {
                 let mut j = Job { attempts: 1, lease: Some(lease()), ..job(from) };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use abi_stable::std_types::RBox;
-use jobhost_plugin_api::ffi::{FfiFactory, JobRunner_TO, ParentsFn};
+use jobhost_plugin_api::ffi::{FfiFactory, JobRunner_TO, PanicFn, ParentsFn};
 use jobhost_plugin_api::Failure;
 
 use super::catalog::{FactoryDefaults, FactoryInfo, PluginInfo};
@@ -21,6 +21,8 @@ struct FactoryInner {
     runner: JobRunner_TO<'static, RBox<()>>,
     /// The plugin's `ffi::PARENTS_SYMBOL`, if it exports one.
     parents: Option<ParentsFn>,
+    /// The plugin's `ffi::PANIC_SYMBOL`, if it exports one.
+    panic: Option<PanicFn>,
 }
 
 impl Factory {
@@ -31,6 +33,7 @@ impl Factory {
         input_schema: Option<String>,
         output_schema: Option<String>,
         parents: Option<ParentsFn>,
+        panic: Option<PanicFn>,
     ) -> Self {
         let info = ffi.info;
         let ms = |v: Option<u64>| v.map(Duration::from_millis);
@@ -49,7 +52,7 @@ impl Factory {
             input_schema,
             output_schema,
         };
-        Factory(Arc::new(FactoryInner { info, runner: ffi.runner, parents }))
+        Factory(Arc::new(FactoryInner { info, runner: ffi.runner, parents, panic }))
     }
 
     pub fn name(&self) -> &str {
@@ -76,7 +79,15 @@ impl Factory {
         }
         match self.0.runner.run(host, input.into()).into_result() {
             Ok(json) => Ok(json.into_string()),
-            Err(failure) => Err(Failure::from_ffi(failure)),
+            Err(failure) => {
+                let failure = Failure::from_ffi(failure);
+                // On this thread, just after the run: where it panicked, if it did.
+                let panicked = self.0.panic.map(|take| take().into_string()).filter(|t| !t.is_empty());
+                Err(match panicked {
+                    Some(backtrace) => failure.with_backtrace(backtrace),
+                    None => failure,
+                })
+            }
         }
     }
 

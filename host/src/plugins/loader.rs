@@ -10,7 +10,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{AbiHeaderRef, ROOT_MODULE_LOADER_NAME_WITH_NUL};
-use jobhost_plugin_api::ffi::{ParentsFn, PluginModule_Ref, SchemasFn, PARENTS_SYMBOL, SCHEMAS_SYMBOL};
+use jobhost_plugin_api::ffi::{
+    PanicFn, ParentsFn, PluginModule_Ref, SchemasFn, PANIC_SYMBOL, PARENTS_SYMBOL, SCHEMAS_SYMBOL,
+};
 
 use super::error::one_line;
 use super::error::LoadError;
@@ -49,6 +51,8 @@ pub struct Opened {
     /// How its jobs are told their parents' outcomes (a plugin built before dependencies
     /// cannot be).
     pub parents: Option<ParentsFn>,
+    /// Where its jobs' panics happened (a plugin built before panic backtraces cannot say).
+    pub panic: Option<PanicFn>,
 }
 
 /// The checked root module of an opened library, which stays mapped for the process's life.
@@ -73,10 +77,15 @@ fn root_module(library: libloading::Library) -> Result<Opened, LoadError> {
         let name = format!("{PARENTS_SYMBOL}\0");
         library.get::<ParentsFn>(name.as_bytes()).ok().map(|symbol| *symbol)
     };
+    // SAFETY: likewise, `ffi::PanicFn`.
+    let panic = unsafe {
+        let name = format!("{PANIC_SYMBOL}\0");
+        library.get::<PanicFn>(name.as_bytes()).ok().map(|symbol| *symbol)
+    };
     // Keep the library mapped forever; everything below borrows from it as `'static`.
     std::mem::forget(library);
     let header = header.upgrade()?;
-    Ok(Opened { module: header.init_root_module::<PluginModule_Ref>()?, schemas, parents })
+    Ok(Opened { module: header.init_root_module::<PluginModule_Ref>()?, schemas, parents, panic })
 }
 
 /// Opens the sealed image of `path` the host handed this process as descriptor `fd` (see

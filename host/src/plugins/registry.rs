@@ -230,8 +230,14 @@ impl Registry {
                 schemas.get(name).and_then(|s| s.get(which)).map(serde_json::Value::to_string)
             };
             let name = ffi.info.name().to_string();
-            let factory =
-                Factory::new(&info, ffi, declared(&name, "input"), declared(&name, "output"), opened.parents);
+            let factory = Factory::new(
+                &info,
+                ffi,
+                declared(&name, "input"),
+                declared(&name, "output"),
+                opened.parents,
+                opened.panic,
+            );
             let name = factory.name().to_owned();
             if !crate::job::is_valid_name(&name) {
                 return Err(LoadError::InvalidFactoryName(name));

@@ -70,12 +70,16 @@ pub(super) fn refused(shared: &Shared, attempt: &Attempt) -> Option<Outcome> {
             job.factory,
             crate::plugins::describe_fields(&errors)
         ),
+        backtrace: None,
     })
 }
 
 pub(super) fn unknown_factory(job: &Job) -> Outcome {
     // The plugin is gone (the host restarted or reloaded without it): retrying cannot help.
-    Outcome::Failed { error: format!("unknown job factory `{}`: no loaded plugin provides it", job.factory) }
+    Outcome::Failed {
+        error: format!("unknown job factory `{}`: no loaded plugin provides it", job.factory),
+        backtrace: None,
+    }
 }
 
 /// A timed-out attempt: counted, retried or failed like a retryable failure.
@@ -100,18 +104,24 @@ pub(super) fn completed(shared: &Shared, result: String) -> Outcome {
                 "result too large ({} bytes, limit {limit}: limits.max_result_bytes)",
                 result.len()
             ),
+            backtrace: None,
         };
     }
     Outcome::Completed { result }
 }
 
 pub(super) fn failure_outcome(shared: &Shared, attempt: &Attempt, failure: Failure) -> Outcome {
-    match failure.kind() {
-        FailureKind::Permanent => Outcome::Failed { error: failure.message().to_owned() },
+    let backtrace = failure.backtrace().map(str::to_owned);
+    let mut outcome = match failure.kind() {
+        FailureKind::Permanent => Outcome::Failed { error: failure.message().to_owned(), backtrace: None },
         FailureKind::Retryable => {
             retry_or_fail(shared, attempt, failure.message().to_owned(), failure.retry_delay())
         }
+    };
+    if let Outcome::Retry { backtrace: kept, .. } | Outcome::Failed { backtrace: kept, .. } = &mut outcome {
+        *kept = backtrace;
     }
+    outcome
 }
 
 /// A retryable failure: another attempt after backoff, or `error` once attempts are spent.
@@ -123,11 +133,11 @@ pub(super) fn retry_or_fail(
 ) -> Outcome {
     let job = &attempt.claimed.job;
     if job.attempts >= job.max_attempts {
-        return Outcome::Failed { error };
+        return Outcome::Failed { error, backtrace: None };
     }
     let factory_delay = attempt.factory.as_ref().and_then(|f| f.defaults.retry_delay);
     let delay = shared.config.retry.delay(job.attempts, factory_delay, at_least);
-    Outcome::Retry { error, retry_at: shared.now().saturating_add(duration_micros(delay)) }
+    Outcome::Retry { error, retry_at: shared.now().saturating_add(duration_micros(delay)), backtrace: None }
 }
 
 /// Stores progress reports against the attempt's token.

@@ -236,7 +236,7 @@ impl Isolated {
             // Cancelled, or the host is stopping: the store ends it `cancelled`, or the
             // attempt was released and this outcome is stale.
             let error = format!("stopped by the host (worker killed after {}s grace)", grace.as_secs_f64());
-            return Outcome::Failed { error };
+            return Outcome::Failed { error, backtrace: None };
         }
         let wait = self.back_off();
         queue.worker_deaths.fetch_add(1, Ordering::Relaxed);

@@ -265,7 +265,11 @@ fn cancelled_before_start(attempt: &Attempt) -> Option<Ran> {
     attempt.cancel.load(Ordering::Relaxed).then(|| {
         // The store ends a job whose cancel was requested `cancelled`, whatever the outcome.
         let error = "cancelled before it started".to_owned();
-        Ran { ending: Ending::Outcome(Outcome::Failed { error }), elapsed: Duration::ZERO, started_at: None }
+        Ran {
+            ending: Ending::Outcome(Outcome::Failed { error, backtrace: None }),
+            elapsed: Duration::ZERO,
+            started_at: None,
+        }
     })
 }
 

@@ -71,7 +71,9 @@ pub async fn list_jobs(
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<JobPage>> {
     let max_bytes = state.limits.max_page_bytes.get();
-    let (jobs, next, searched) = page(&state, params, |job| JobView::from(job), Some(max_bytes)).await?;
+    let (jobs, next, searched) =
+        page(&state, params, |job| JobView { backtrace: None, ..JobView::from(job) }, Some(max_bytes))
+            .await?;
     Ok(Json(JobPage { jobs, next, searched }))
 }
 

@@ -411,7 +411,6 @@ impl Host {
         Ok(self.inner.shared.store.flush()?)
     }
 
-
     /// The workers started so far (at most `max_workers`) and what each does.
     pub fn workers(&self) -> Vec<WorkerStatus> {
         self.inner.pool.workers()

@@ -354,6 +354,7 @@ fn run_jobs(
                 permanent: true,
                 message: "cancelled before it started".to_owned(),
                 retry_after_ms: None,
+                backtrace: None,
             }),
             Some(factory) => {
                 let sink =
@@ -371,6 +372,7 @@ fn run_jobs(
                 permanent: true,
                 message: format!("unknown job factory `{}`: no loaded plugin provides it", job.factory),
                 retry_after_ms: None,
+                backtrace: None,
             }),
         };
         sync::lock(&current).running = None;
@@ -387,6 +389,7 @@ fn run_jobs(
                 permanent: true,
                 message: format!("result too large ({} bytes, limit {MAX_RESULT})", text.len()),
                 retry_after_ms: None,
+                backtrace: None,
             }),
             other => other,
         };

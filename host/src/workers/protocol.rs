@@ -56,6 +56,8 @@ pub struct WireFailure {
     pub permanent: bool,
     pub message: String,
     pub retry_after_ms: Option<u64>,
+    /// A panic's location and stack (see `Failure::backtrace`).
+    pub backtrace: Option<String>,
 }
 
 impl From<jobhost_plugin_api::Failure> for WireFailure {
@@ -64,6 +66,7 @@ impl From<jobhost_plugin_api::Failure> for WireFailure {
             permanent: f.kind() == jobhost_plugin_api::FailureKind::Permanent,
             message: f.message().to_owned(),
             retry_after_ms: f.retry_delay().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            backtrace: f.backtrace().map(str::to_owned),
         }
     }
 }
@@ -71,11 +74,15 @@ impl From<jobhost_plugin_api::Failure> for WireFailure {
 impl From<WireFailure> for jobhost_plugin_api::Failure {
     fn from(w: WireFailure) -> Self {
         use jobhost_plugin_api::Failure;
-        let failure = if w.permanent { Failure::permanent(w.message) } else { Failure::retryable(w.message) };
-        match w.retry_after_ms {
-            Some(ms) => failure.retry_after(std::time::Duration::from_millis(ms)),
-            None => failure,
+        let mut failure =
+            if w.permanent { Failure::permanent(w.message) } else { Failure::retryable(w.message) };
+        if let Some(ms) = w.retry_after_ms {
+            failure = failure.retry_after(std::time::Duration::from_millis(ms));
         }
+        if let Some(backtrace) = w.backtrace {
+            failure = failure.with_backtrace(backtrace);
+        }
+        failure
     }
 }
 

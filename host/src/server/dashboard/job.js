@@ -119,6 +119,15 @@ export function jobView(id) {
         job.errors.length
           ? h("ol", { class: "errors", id: "errors" }, job.errors.map(errorItem))
           : h("p", { class: "muted" }, "None."),
+        job.backtrace
+          ? h(
+              "details",
+              // A redraw (the job changed) keeps it open if it was.
+              { id: "backtrace-box", open: document.getElementById("backtrace-box")?.open === true },
+              h("summary", {}, "Where it last panicked (backtrace)"),
+              h("pre", { id: "backtrace" }, job.backtrace),
+            )
+          : null,
       ),
     ];
   };

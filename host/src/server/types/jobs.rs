@@ -309,6 +309,11 @@ pub struct JobView {
     pub group: Option<MembershipView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_key: Option<String>,
+    /// Where its plugin code last panicked and the stack then: `[<time>] panicked at
+    /// FILE:LINE:COL` and the frames (at most 16 KiB; absent if it never panicked, and in
+    /// lists: `GET /v1/jobs/{id}` has it). The panic's message is in `errors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtrace: Option<String>,
 }
 
 /// A job's place in a group.
@@ -409,6 +414,7 @@ impl From<&Job> for JobView {
             dependencies: DependenciesView::of(job),
             group: job.group.map(|m| MembershipView { id: m.group.to_string(), callback: m.callback }),
             limit_key: job.limit_key.clone(),
+            backtrace: job.backtrace.clone(),
         }
     }
 }

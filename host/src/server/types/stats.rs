@@ -72,7 +72,9 @@ impl StatsView {
             queues: snap
                 .totals
                 .into_iter()
-                .map(|(q, t)| (q, QueueTotals { completed: t.completed, failed: t.failed, retried: t.retried }))
+                .map(|(q, t)| {
+                    (q, QueueTotals { completed: t.completed, failed: t.failed, retried: t.retried })
+                })
                 .collect(),
             samples: snap.samples,
             run_ms: p(snap.run),

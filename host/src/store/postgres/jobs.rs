@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use super::dependents;
 use super::errors::{db_error, is_unique_violation};
+use super::history;
 use super::idempotency::Step;
 use super::limits;
-use super::history;
 use super::pauses;
 use super::rows::{
     at, id_sql, insert_jobs, job_from_row, jobs_from_rows, next_job_ids, parents_of, save_jobs, JOB_COLUMNS,

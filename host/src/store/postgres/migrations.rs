@@ -239,6 +239,10 @@ CREATE TABLE throughput_history (
     PRIMARY KEY (minute, queue)
 );
 "#,
+    // 12: where a job's plugin code last panicked, and the stack then.
+    r#"
+ALTER TABLE jobs ADD COLUMN backtrace text;
+"#,
 ];
 
 /// The schema version this build writes and reads.
@@ -334,6 +338,8 @@ mod tests {
         "08678a25e2ab7e07",
         "ba7b501c5be06326",
         "c529b276564f30b8",
+        "87f7a5b71c9fadd4",
+        "b9e300b16664a9f2",
     ];
 
     #[test]

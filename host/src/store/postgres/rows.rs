@@ -17,12 +17,12 @@ use crate::schedule::Schedule;
 use crate::store::error::{StoreError, StoreResult};
 
 /// How many columns [`JOB_COLUMNS`] names: a query may select more after them.
-pub const JOB_COLUMN_COUNT: usize = 26;
+pub const JOB_COLUMN_COUNT: usize = 27;
 
 /// Every column of `jobs`, in the order [`job_from_row`] reads them.
 pub const JOB_COLUMNS: &str = "id, factory, queue, priority, input, status, result, errors, attempts, \
      max_attempts, timeout_ms, created_at, started_at, finished_at, run_at, progress_fraction, \
-     progress_message, lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps, group_id, group_callback, limit_key";
+     progress_message, lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps, group_id, group_callback, limit_key, backtrace";
 
 pub fn at(micros: Micros) -> DateTime<Utc> {
     to_datetime(micros)
@@ -100,6 +100,7 @@ pub fn job_from_row(row: &Row) -> StoreResult<Job> {
         deps,
         group: group_id.map(|g| Membership { group: JobId(g as u64), callback }),
         limit_key: row.get(25),
+        backtrace: row.get(26),
         // Kept in its own column, read only by `parents_of` (see `Job::parents`).
         parents: Vec::new(),
     })
@@ -145,6 +146,7 @@ struct Columns {
     group_id: Vec<Option<i64>>,
     group_callback: Vec<Option<&'static str>>,
     limit_key: Vec<Option<String>>,
+    backtrace: Vec<Option<String>>,
     /// Each dependent's parents as JSON: written by inserts only.
     parents: Vec<Option<String>>,
 }
@@ -179,6 +181,7 @@ impl Columns {
             group_id: Vec::with_capacity(n),
             group_callback: Vec::with_capacity(n),
             limit_key: Vec::with_capacity(n),
+            backtrace: Vec::with_capacity(n),
             parents: Vec::with_capacity(n),
         };
         for job in jobs {
@@ -211,6 +214,7 @@ impl Columns {
             c.group_id.push(job.group.map(|m| id_sql(m.group)));
             c.group_callback.push(job.group.and_then(|m| m.callback).map(Callback::as_str));
             c.limit_key.push(job.limit_key.clone());
+            c.backtrace.push(job.backtrace.as_deref().map(without_nul));
             c.parents.push(
                 (!job.parents.is_empty()).then(|| serde_json::to_string(&job.parents).unwrap_or_default()),
             );
@@ -219,15 +223,15 @@ impl Columns {
     }
 }
 
-/// The rows of `unnest` over [`Columns`] (`$1` to `$27`), named as the table's columns.
+/// The rows of `unnest` over [`Columns`] (`$1` to `$28`), named as the table's columns.
 const UNNEST: &str = "unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], \
      $7::text[], $8::text[], $9::integer[], $10::integer[], $11::bigint[], $12::timestamptz[], \
      $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::float8[], $17::text[], \
-     $18::bigint[], $19::timestamptz[], $20::boolean[], $21::text[], $22::bigint[], $23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[]) \
+     $18::bigint[], $19::timestamptz[], $20::boolean[], $21::text[], $22::bigint[], $23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[], $28::text[]) \
      AS u(id, factory, queue, priority, input, status, result, errors, attempts, max_attempts, \
      timeout_ms, created_at, started_at, finished_at, run_at, progress_fraction, progress_message, \
      lease_token, lease_expires_at, cancel_requested, unique_key, schedule_id, deps, group_id, \
-     group_callback, limit_key, parents)";
+     group_callback, limit_key, parents, backtrace)";
 
 const ERRORS: &str = "ARRAY(SELECT jsonb_array_elements_text(u.errors::jsonb))";
 
@@ -238,7 +242,7 @@ fn query_with_columns(
     extra: &[&(dyn postgres::types::ToSql + Sync)],
 ) -> Result<Vec<Row>, postgres::Error> {
     let c = Columns::of(jobs);
-    let columns: [&(dyn postgres::types::ToSql + Sync); 27] = [
+    let columns: [&(dyn postgres::types::ToSql + Sync); 28] = [
         &c.id,
         &c.factory,
         &c.queue,
@@ -266,6 +270,7 @@ fn query_with_columns(
         &c.group_callback,
         &c.limit_key,
         &c.parents,
+        &c.backtrace,
     ];
     let params: Vec<&(dyn postgres::types::ToSql + Sync)> = columns.iter().chain(extra).copied().collect();
     client.query(sql, &params)
@@ -283,7 +288,7 @@ pub fn insert_jobs(client: &mut impl Sql, jobs: &[&Job]) -> Result<Vec<JobId>, p
          u.factory, u.queue, u.priority, u.input, u.status, \
          u.result, {ERRORS}, u.attempts, u.max_attempts, u.timeout_ms, u.created_at, u.started_at, \
          u.finished_at, u.run_at, u.progress_fraction, u.progress_message, u.lease_token, \
-         u.lease_expires_at, u.cancel_requested, u.unique_key, u.schedule_id, u.deps, u.group_id, u.group_callback, u.limit_key, u.parents FROM {UNNEST} RETURNING id"
+         u.lease_expires_at, u.cancel_requested, u.unique_key, u.schedule_id, u.deps, u.group_id, u.group_callback, u.limit_key, u.backtrace, u.parents FROM {UNNEST} RETURNING id"
     );
     let rows = query_with_columns(client, &sql, jobs, &[])?;
     Ok(rows.iter().map(|r| JobId(r.get::<_, i64>(0) as u64)).collect())
@@ -303,8 +308,9 @@ pub fn save_jobs(client: &mut impl Sql, jobs: &[&Job], lease_host: Option<&str>)
          run_at = u.run_at, progress_fraction = u.progress_fraction, \
          progress_message = u.progress_message, lease_token = u.lease_token, \
          lease_expires_at = u.lease_expires_at, cancel_requested = u.cancel_requested, \
-         unique_key = u.unique_key, deps = u.deps, lease_host = CASE WHEN u.status = 'processing' \
-         THEN coalesce($28::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id"
+         unique_key = u.unique_key, deps = u.deps, backtrace = u.backtrace, \
+         lease_host = CASE WHEN u.status = 'processing' \
+         THEN coalesce($29::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id"
     );
     query_with_columns(client, &sql, jobs, &[&lease_host]).map_err(db_error)?;
     Ok(())

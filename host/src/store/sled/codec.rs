@@ -10,7 +10,9 @@ use crate::clock::Micros;
 use crate::job::{Job, JobId, Lease, Progress, Status};
 
 /// The record format this build writes.
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
+/// The format before panic backtraces: job records without `backtrace`; other records as today.
+const FORMAT_3: u8 = 3;
 /// The format before dependencies: job records without `deps`; other records as today.
 const FORMAT_2: u8 = 2;
 /// The oldest format this build still reads.
@@ -43,8 +45,9 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
     match version {
-        // Format 3 changed job records only: every other record of format 2 reads as is.
-        FORMAT_VERSION | FORMAT_2 => decode_body(body),
+        // Formats 3 and 4 changed job records only: every other record of format 2 or 3
+        // reads as is.
+        FORMAT_VERSION | FORMAT_3 | FORMAT_2 => decode_body(body),
         v if v > FORMAT_VERSION => Err(CodecError::Newer(v)),
         v => Err(CodecError::Unknown(v)),
     }
@@ -55,6 +58,7 @@ pub fn decode_job(bytes: &[u8]) -> Result<Job, CodecError> {
     match bytes.first() {
         Some(1) => decode_body::<JobV1>(&bytes[1..]).map(Job::from),
         Some(&FORMAT_2) => decode_body::<JobV2>(&bytes[1..]).map(Job::from),
+        Some(&FORMAT_3) => decode_body::<JobV3>(&bytes[1..]).map(Job::from),
         _ => decode(bytes),
     }
 }
@@ -89,6 +93,66 @@ struct JobV1 {
     progress: Option<Progress>,
     lease: Option<Lease>,
     cancel_requested: bool,
+}
+
+/// A job as format 3 stored it (before panic backtraces): format 4's fields but `backtrace`.
+#[derive(Deserialize)]
+struct JobV3 {
+    id: JobId,
+    factory: String,
+    queue: String,
+    priority: i32,
+    input: String,
+    status: Status,
+    result: Option<String>,
+    errors: Vec<String>,
+    attempts: u32,
+    max_attempts: u32,
+    timeout_ms: Option<u64>,
+    created_at: Micros,
+    started_at: Option<Micros>,
+    finished_at: Option<Micros>,
+    run_at: Micros,
+    progress: Option<Progress>,
+    lease: Option<Lease>,
+    cancel_requested: bool,
+    unique_key: Option<String>,
+    schedule_id: Option<crate::ids::ScheduleId>,
+    deps: Option<crate::job::Deps>,
+    group: Option<crate::job::Membership>,
+    limit_key: Option<String>,
+}
+
+impl From<JobV3> for Job {
+    fn from(v: JobV3) -> Job {
+        Job {
+            id: v.id,
+            factory: v.factory,
+            queue: v.queue,
+            priority: v.priority,
+            input: v.input,
+            status: v.status,
+            result: v.result,
+            errors: v.errors,
+            attempts: v.attempts,
+            max_attempts: v.max_attempts,
+            timeout_ms: v.timeout_ms,
+            created_at: v.created_at,
+            started_at: v.started_at,
+            finished_at: v.finished_at,
+            run_at: v.run_at,
+            progress: v.progress,
+            lease: v.lease,
+            cancel_requested: v.cancel_requested,
+            unique_key: v.unique_key,
+            schedule_id: v.schedule_id,
+            deps: v.deps,
+            group: v.group,
+            limit_key: v.limit_key,
+            backtrace: None,
+            parents: Vec::new(),
+        }
+    }
 }
 
 /// A job as format 2 stored it (before dependencies): format 3's fields but `deps`.
@@ -142,6 +206,7 @@ impl From<JobV2> for Job {
             deps: None,
             group: None,
             limit_key: None,
+            backtrace: None,
             parents: Vec::new(),
         }
     }
@@ -173,6 +238,7 @@ impl From<JobV1> for Job {
             deps: None,
             group: None,
             limit_key: None,
+            backtrace: None,
             parents: Vec::new(),
         }
     }
@@ -194,6 +260,7 @@ mod tests {
         assert_eq!(decode::<u64>(&[0, 0]), Err(CodecError::Unknown(0)));
         assert_eq!(decode::<u64>(&[1, 0]), Err(CodecError::Unknown(1)), "only jobs have format 1");
         assert_eq!(decode::<u64>(&[2, 5]), Ok(5), "format 2 changed nothing but jobs");
+        assert_eq!(decode::<u64>(&[3, 5]), Ok(5), "format 3 changed nothing but jobs");
         assert!(matches!(decode::<String>(&[FORMAT_VERSION, 200]), Err(CodecError::Corrupt(_))));
         let mut trailing = encode(&1u8);
         trailing.push(9);

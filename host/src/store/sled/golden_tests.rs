@@ -46,6 +46,7 @@ fn job() -> Job {
         deps: None,
         group: None,
         limit_key: None,
+        backtrace: None,
         parents: Vec::new(),
     }
 }
@@ -66,13 +67,25 @@ const JOB_V2: &str = "02fb0201046563686f0764656661756c7403077b2261223a317d030101
 const JOB_V3: &str = "03fb0201046563686f0764656661756c7403077b2261223a317d0301013201275b323032362d31322d30335430303a30303a30302e3030303030302b30303a30305d20626f6f6d020301fbdc05fd00c074c9018a0c0001fd02c074c9018a0c0001fd04c074c9018a0c00fd06c074c9018a0c0001000000000000e03f0468616c660107fd08c074c9018a0c000101016b0109000000";
 const DEPENDENT_V3: &str = "03fb0201046563686f0764656661756c7403077b2261223a317d0601013201275b323032362d31322d30335430303a30303a30302e3030303030302b30303a30305d20626f6f6d020301fbdc05fd00c074c9018a0c0001fd02c074c9018a0c0001fd04c074c9018a0c00fd06c074c9018a0c0001000000000000e03f0468616c660107fd08c074c9018a0c000101016b010901020101010501050101010461636d65";
 
+const JOB_V4: &str = "04fb0201046563686f0764656661756c7403077b2261223a317d0301013201275b323032362d31322d30335430303a30303a30302e3030303030302b30303a30305d20626f6f6d020301fbdc05fd00c074c9018a0c0001fd02c074c9018a0c0001fd04c074c9018a0c00fd06c074c9018a0c0001000000000000e03f0468616c660107fd08c074c9018a0c000101016b010900000000";
+const DEPENDENT_V4: &str = "04fb0201046563686f0764656661756c7403077b2261223a317d0601013201275b323032362d31322d30335430303a30303a30302e3030303030302b30303a30305d20626f6f6d020301fbdc05fd00c074c9018a0c0001fd02c074c9018a0c0001fd04c074c9018a0c00fd06c074c9018a0c0001000000000000e03f0468616c660107fd08c074c9018a0c000101016b010901020101010501050101010461636d6500";
+/// A job that panicked: its backtrace, the one field format 4 added.
+const PANICKED_V4: &str = "04fb0201046563686f0764656661756c7403077b2261223a317d0301013201275b323032362d31322d30335430303a30303a30302e3030303030302b30303a30305d20626f6f6d020301fbdc05fd00c074c9018a0c0001fd02c074c9018a0c0001fd04c074c9018a0c00fd06c074c9018a0c0001000000000000e03f0468616c660107fd08c074c9018a0c000101016b0109000000013d5b323032362d31322d30355430303a30303a30302e3030303030302b30303a30305d2070616e69636b6564206174207372632f6c69622e72733a313a31";
+const BACKTRACE: &str = "[2026-12-05T00:00:00.000000+00:00] panicked at src/lib.rs:1:1";
+
 #[test]
 fn a_job_record_keeps_its_bytes() {
     let bytes = codec::encode(&job());
-    assert_eq!(hex(&bytes), JOB_V3, "the job record format changed: see this file's header");
-    assert_eq!(codec::decode_job(&unhex(JOB_V3)).unwrap(), job());
+    assert_eq!(hex(&bytes), JOB_V4, "the job record format changed: see this file's header");
+    assert_eq!(codec::decode_job(&unhex(JOB_V4)).unwrap(), job());
     let bytes = codec::encode(&dependent());
-    assert_eq!(hex(&bytes), DEPENDENT_V3, "the job record format changed: see this file's header");
+    assert_eq!(hex(&bytes), DEPENDENT_V4, "the job record format changed: see this file's header");
+    assert_eq!(codec::decode_job(&unhex(DEPENDENT_V4)).unwrap(), dependent());
+    let panicked = Job { backtrace: Some(BACKTRACE.into()), ..job() };
+    assert_eq!(hex(&codec::encode(&panicked)), PANICKED_V4, "the job record format changed");
+    assert_eq!(codec::decode_job(&unhex(PANICKED_V4)).unwrap(), panicked);
+    // Format 3 (before backtraces) still reads, as a job that never panicked.
+    assert_eq!(codec::decode_job(&unhex(JOB_V3)).unwrap(), job());
     assert_eq!(codec::decode_job(&unhex(DEPENDENT_V3)).unwrap(), dependent());
     // Format 2 (before dependencies) still reads, as a job without any.
     assert_eq!(codec::decode_job(&unhex(JOB_V2)).unwrap(), job());
@@ -152,10 +165,12 @@ const SCHEDULES_V2: [&str; 2] = [
 #[test]
 fn schedule_records_keep_their_bytes() {
     for (schedule, golden) in schedules().iter().zip(SCHEDULES_V2) {
-        // Format 3 changed job records only: a schedule's bytes are format 2's under the new
-        // version byte, and format 2's still read.
+        // Formats 3 and 4 changed job records only: a schedule's bytes are format 2's under
+        // the new version byte, and those of formats 2 and 3 still read.
         let v3 = format!("03{}", &golden[2..]);
-        assert_eq!(hex(&codec::encode(schedule)), v3, "the schedule format changed: see this file's header");
+        let v4 = format!("04{}", &golden[2..]);
+        assert_eq!(hex(&codec::encode(schedule)), v4, "the schedule format changed: see this file's header");
+        assert_eq!(&codec::decode::<Schedule>(&unhex(&v4)).unwrap(), schedule);
         assert_eq!(&codec::decode::<Schedule>(&unhex(&v3)).unwrap(), schedule);
         assert_eq!(&codec::decode::<Schedule>(&unhex(golden)).unwrap(), schedule);
     }

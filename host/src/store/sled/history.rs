@@ -24,7 +24,11 @@ impl SledStore {
             if let Some(old) = tree.get(&key)? {
                 match codec::decode::<Counts>(&old) {
                     Ok(old) => counts.merge(&old),
-                    Err(e) => log::warn!("history row of minute {} queue {:?} is unreadable ({e}); replaced", row.minute, row.queue),
+                    Err(e) => log::warn!(
+                        "history row of minute {} queue {:?} is unreadable ({e}); replaced",
+                        row.minute,
+                        row.queue
+                    ),
                 }
             }
             tree.insert(key, codec::encode(&counts))?;
@@ -44,7 +48,9 @@ impl SledStore {
             let decoded = keys::history_of_key(&key).zip(codec::decode::<Counts>(&value).ok());
             match decoded {
                 Some(((minute, queue), counts)) => rows.push(Row { minute, queue, counts }),
-                None => log::warn!("history entry {:?} is unreadable; left out", String::from_utf8_lossy(&key)),
+                None => {
+                    log::warn!("history entry {:?} is unreadable; left out", String::from_utf8_lossy(&key))
+                }
             }
         }
         Ok(rows)

@@ -114,7 +114,7 @@ fn a_lost_outcome_is_a_loss_but_a_removed_or_retried_latest_finish_is_not() {
     let claimed = {
         let store = open(dir.path());
         let claimed = store.claim(&ClaimFilter::default(), 3_000, LEASE).unwrap().unwrap();
-        let failed = Outcome::Failed { error: "no".into() };
+        let failed = Outcome::Failed { error: "no".into(), backtrace: None };
         store
             .finish(
                 Report { started_at: None, id: claimed.job.id, token: claimed.token, outcome: failed },

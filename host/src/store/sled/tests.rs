@@ -269,7 +269,7 @@ fn a_release_or_retry_supersedes_the_claim_in_the_journal() {
         store.add(new_job(1), 0).unwrap();
         store.add(new_job(2), 0).unwrap();
         let first = store.claim(&ClaimFilter::default(), 1, LEASE).unwrap().unwrap();
-        let failed = Outcome::Failed { error: "no".into() };
+        let failed = Outcome::Failed { error: "no".into(), backtrace: None };
         store
             .finish(Report { started_at: None, id: first.job.id, token: first.token, outcome: failed }, 2)
             .unwrap();
@@ -378,7 +378,7 @@ fn a_batch_of_outcomes_applies_each_and_a_stale_token_changes_only_its_job() {
             started_at: None,
             id: claimed[2].job.id,
             token: claimed[2].token,
-            outcome: Outcome::Retry { error: "again".into(), retry_at: 5 },
+            outcome: Outcome::Retry { error: "again".into(), retry_at: 5, backtrace: None },
         },
     ];
     let finished = store.finish_batch(&reports, 2).unwrap();
