@@ -120,6 +120,8 @@ test("after a restart the overview shows the store's totals, the pause, the host
   // `before-restart`, which it paused, then stopped it.
   const queue = "before-restart";
   await withPage("after-restart", async (page) => {
+    // What did not change between two refreshes comes back as a bodiless 304.
+    const unchanged = page.waitForResponse((r) => r.url().endsWith("/v1/plugins") && r.status() === 304, { timeout: WAIT });
     await page.goto(`${URL}/`);
     await page.locator(`#count-${queue}-completed`).filter({ hasText: /^2$/ }).waitFor({ timeout: WAIT });
     assert.equal(await page.locator(`#count-${queue}-error`).textContent(), "1");
@@ -132,6 +134,8 @@ test("after a restart the overview shows the store's totals, the pause, the host
     assert.ok((await figure("#latency-samples")) >= 3);
     const me = page.locator("tr[data-host]").filter({ hasText: "(this one)" });
     await me.getByText("alive").waitFor();
+    await unchanged;
+    await page.getByRole("rowheader", { name: "echo", exact: true }).waitFor();
 
     // The range is a URL: 7 days, then Back to the last hour.
     await page.locator("#range-7d").click();
@@ -325,6 +329,21 @@ test("pages survive Back, Forward and a reload; updates can be paused and resume
     await until("Back shows page 2", async () => (await first()) === pageTwo);
     await page.goForward();
     await until("Forward shows page 1", async () => (await first()) === pageOne);
+
+    // Scrolled down, off to a job and Back: the list is where it was; a reload keeps it too.
+    const room = await page.evaluate(() => document.documentElement.scrollHeight - window.innerHeight);
+    assert.ok(room > 200, `the page scrolls (${room} px)`);
+    const target = Math.floor(room / 2);
+    await page.evaluate((y) => window.scrollTo(0, y), target);
+    await until("the position is kept", async () => (await page.evaluate(() => history.state?.scroll)) === target);
+    await page.locator("tr[data-job] a").first().click();
+    await page.getByRole("heading", { name: `Job ${pageOne}` }).waitFor();
+    assert.equal(await page.evaluate(() => window.scrollY), 0, "a new page starts at the top");
+    await page.goBack();
+    await until("Back scrolls the list to where it was", async () => (await page.evaluate(() => window.scrollY)) === target);
+    await page.reload();
+    await until("a reload too", async () => (await page.evaluate(() => window.scrollY)) === target);
+    await page.evaluate(() => window.scrollTo(0, 0));
 
     // Paused updates: a new job does not move the rows until updates resume.
     await page.locator("#live").click();

@@ -358,6 +358,34 @@ fn bearer_token_auth() {
     assert_eq!(server.get("/v1/jobs").body["jobs"].as_array().unwrap().len(), 1, "nothing was added");
 }
 
+/// What the dashboard polls crosses the wire again only when it changed: a GET answer carries
+/// an ETag, and the same tag in `If-None-Match` gets a bodiless 304 until the answer changes.
+#[test]
+fn unchanged_answers_are_304_with_no_body() {
+    let server = App::with_token("s3cret");
+    let first = server.get("/v1/queues");
+    let tag = first.header("etag").expect("an ETag").to_owned();
+    assert_eq!(first.header("cache-control"), Some("no-store"), "still never kept by a cache");
+    let again = server.send_with("GET", "/v1/queues", &[("If-None-Match", &tag)], None);
+    assert_eq!((again.status, again.text.as_str(), again.header("etag")), (304, "", Some(tag.as_str())));
+    // A list of tags, one weak, as browsers send them.
+    let listed = format!("\"other\", W/{tag}");
+    assert_eq!(server.send_with("GET", "/v1/queues", &[("If-None-Match", &listed)], None).status, 304);
+    // Changed: the whole answer, under a new tag.
+    server.add("echo", json!(1));
+    let changed = server.send_with("GET", "/v1/queues", &[("If-None-Match", &tag)], None);
+    assert_eq!(changed.status, 200);
+    assert_ne!(changed.header("etag"), Some(tag.as_str()));
+    assert!(changed.body.as_array().is_some_and(|q| !q.is_empty()), "{changed:?}");
+    // Without the token, the tag earns nothing but the refusal.
+    let anonymous = server.with_token(None);
+    let refused = anonymous.send_with("GET", "/v1/queues", &[("If-None-Match", "*")], None);
+    assert_eq!((refused.status, refused.header("etag")), (401, None));
+    // Errors and writes carry no tag.
+    assert_eq!(server.get("/v1/jobs/99999").header("etag"), None);
+    assert_eq!(server.post("/v1/jobs", &json!({"job": "echo"})).header("etag"), None);
+}
+
 #[test]
 fn openapi_document_parses_and_names_every_route() {
     let server = App::with_config(paused());

@@ -14,6 +14,7 @@ mod auth;
 mod contract;
 mod dashboard;
 pub mod error;
+mod etag;
 mod extract;
 mod groups;
 mod guard;

@@ -10,7 +10,9 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::state::AppState;
-use super::{admin, auth, dashboard, groups, guard, head, job_lists, jobs, limits, operations, schedules};
+use super::{
+    admin, auth, dashboard, etag, groups, guard, head, job_lists, jobs, limits, operations, schedules,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -81,6 +83,8 @@ pub fn app(state: AppState) -> Router {
                 "this route does not take that method",
             )
         })
+        // Inside auth: only an answer the caller may read is compared with its tag.
+        .layer(axum::middleware::from_fn(etag::conditional))
         .layer(axum::middleware::from_fn_with_state(state.token.clone(), auth::require_token))
         // Before auth: a request a browser makes for another site is refused, token or not.
         .layer(axum::middleware::from_fn_with_state(state.allowed_hosts.clone(), guard::check))

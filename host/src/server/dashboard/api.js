@@ -20,11 +20,19 @@ export class ApiError extends Error {
   }
 }
 
+// The latest answer to each GET and its ETag: asked again with If-None-Match, an unchanged
+// answer comes back as a bodiless 304 and is taken from here (the API's answers are
+// `no-store`, so the browser's cache never holds them; this map lives as long as the tab).
+const seen = new Map();
+const SEEN_MAX = 64;
+
 /** One API call; an error answer becomes an ApiError carrying the server's message. */
 export async function api(path, { method = "GET", body, headers: extra = {} } = {}) {
   const headers = { Accept: "application/json", ...extra };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
+  const known = method === "GET" ? seen.get(path) : undefined;
+  if (known && known.token === token) headers["If-None-Match"] = known.etag;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   hooks.signedIn(Boolean(token));
   let response;
@@ -38,14 +46,22 @@ export async function api(path, { method = "GET", body, headers: extra = {} } = 
   } catch (e) {
     throw new ApiError(0, "unreachable", `the server cannot be reached (${e.message})`);
   }
-  const text = await response.text();
+  let text = await response.text();
+  if (response.status === 304 && known) {
+    text = known.text;
+  } else if (method === "GET" && response.ok && response.headers.get("ETag")) {
+    seen.delete(path);
+    seen.set(path, { etag: response.headers.get("ETag"), text, token });
+    if (seen.size > SEEN_MAX) seen.delete(seen.keys().next().value);
+  }
   let data = null;
   try {
     data = text ? JSON.parse(text) : null;
   } catch {
     data = null;
   }
-  if (!response.ok) {
+  if (!response.ok && !(response.status === 304 && known)) {
+    seen.delete(path);
     const error = data?.error ?? {};
     const message = error.message || `${response.status} ${response.statusText}`;
     if (response.status === 401) {

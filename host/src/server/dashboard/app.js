@@ -23,6 +23,10 @@ function route() {
     return;
   }
   focusAfter = document.activeElement && document.activeElement !== document.body ? document.activeElement.id : "";
+  // Where this entry of the history was scrolled to (Back, Forward, reload); a new one is at
+  // the top. Read before the old view goes: replacing it scrolls.
+  clearTimeout(scrollSave);
+  const scrollTo = history.state?.scroll ?? 0;
   const raw = location.hash.replace(/^#/, "") || "/";
   const [path, query = ""] = raw.split("?");
   const params = new URLSearchParams(query);
@@ -63,10 +67,21 @@ function route() {
   document.title = `jobhost: ${section}`;
   showView(view).then(() => {
     // A filter chosen from the keyboard redraws the page: focus goes back to it.
-    if (focusAfter) document.getElementById(focusAfter)?.focus();
+    if (focusAfter) document.getElementById(focusAfter)?.focus({ preventScroll: true });
     focusAfter = "";
+    // Once drawn, the page is long enough to scroll back to where it was.
+    window.scrollTo(0, scrollTo);
   });
 }
+
+// The browser would restore the scroll before a view has drawn its rows: the dashboard keeps
+// each history entry's position in its state instead, and restores it once drawn.
+history.scrollRestoration = "manual";
+let scrollSave = 0;
+window.addEventListener("scroll", () => {
+  clearTimeout(scrollSave);
+  scrollSave = setTimeout(() => history.replaceState({ ...(history.state ?? {}), scroll: window.scrollY }, ""), 100);
+});
 
 let focusAfter = "";
 
