@@ -244,6 +244,48 @@ test("removing every cancelled job runs on the server with progress, one operati
   });
 });
 
+test("rows selected on a page are retried or cancelled together; the others are left alone", async () => {
+  const queue = "dash-pick";
+  const jobs = Array.from({ length: 4 }, (_, n) => ({ job: "echo", queue, hold: true, input: n }));
+  const ids = (await api("/v1/jobs/batch", { method: "POST", body: { jobs } })).jobs.map((j) => j.id);
+  // Stopped, so that retried jobs stay queued to be seen.
+  await api(`/v1/queues/${queue}/stop`, { method: "POST" });
+  for (const id of ids.slice(0, 3)) await api(`/v1/jobs/${id}/cancel`, { method: "POST" });
+  const status = async (id) => (await api(`/v1/jobs/${id}`)).status;
+  await withPage("selection", async (page) => {
+    await page.goto(`${URL}/#/jobs?queue=${queue}&order=oldest`);
+    await page.locator(`#pick-${ids[3]}`).waitFor({ timeout: WAIT });
+    // Two of the cancelled ones, from the keyboard and the mouse; they stay ticked across refreshes.
+    await page.locator(`#pick-${ids[0]}`).check();
+    await page.locator(`#pick-${ids[1]}`).focus();
+    await page.keyboard.press("Space");
+    await page.getByText("2 selected.").waitFor();
+    assert.equal(await page.locator("#select-page").evaluate((b) => b.indeterminate), true);
+    // Cancelled ones only: Retry and Remove, no Cancel.
+    assert.equal(await page.locator("#selected-cancel").count(), 0);
+    await page.waitForTimeout(2500);
+    assert.equal(await page.locator(`#pick-${ids[0]}`).isChecked(), true, "a refresh keeps the selection");
+    await page.locator("#selected-retry").click();
+    await confirm(page);
+    await page.getByText("Retried 2 jobs.").waitFor({ timeout: WAIT });
+    assert.deepEqual(await Promise.all(ids.map(status)), ["queued", "queued", "cancelled", "held"]);
+    assert.equal(await page.locator("#selected-count").count(), 0, "the selection is done with");
+
+    // Every row of the page, then cancel: the pending ones are cancelled, the cancelled one passed over.
+    await page.locator("#select-page").check();
+    await page.getByText("4 selected.").waitFor();
+    await page.locator("#selected-cancel").click();
+    await confirm(page);
+    await page.getByText(/^Cancelled 3 jobs \(1 passed over/).waitFor({ timeout: WAIT });
+    assert.deepEqual(await Promise.all(ids.map(status)), ["cancelled", "cancelled", "cancelled", "cancelled"]);
+    await page.locator(`#pick-${ids[2]}`).check();
+    await page.locator("#selected-clear").click();
+    assert.equal(await page.locator("#selected-count").count(), 0);
+    assert.equal(await page.locator(`#pick-${ids[2]}`).isChecked(), false);
+  });
+  await api(`/v1/queues/${queue}/start`, { method: "POST" });
+});
+
 // axe-core (from npm), injected into each page: WCAG 2 A and AA rules, contrast included.
 const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 

@@ -89,7 +89,7 @@ fn the_dashboard_in_chromium() {
         open.log()
     );
     // Every test ran (a test file that loads none would pass).
-    assert!(report.contains("# pass 16") && report.contains("# fail 0"), "{report}");
+    assert!(report.contains("# pass 17") && report.contains("# fail 0"), "{report}");
     for name in [
         "overview-and-a-job",
         "failed-job",
@@ -103,6 +103,7 @@ fn the_dashboard_in_chromium() {
         "paging",
         "bulk",
         "after-restart",
+        "selection",
     ] {
         assert!(screenshots.join(format!("{name}.png")).exists(), "no screenshot {name}.png");
     }

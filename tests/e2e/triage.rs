@@ -266,3 +266,50 @@ fn a_panic_records_its_message_and_where_it_happened_in_both_isolation_modes() {
         assert_eq!(server.wait_finished(&plain, LONG).get("backtrace"), None, "{isolation}");
     }
 }
+
+/// An operator's selection: only the jobs named, and of those only the ones the filter still
+/// matches when reached; cancel takes pending jobs.
+#[test]
+fn operations_on_selected_jobs_change_only_those_the_filter_still_matches() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugin_dir(&EXAMPLE_PLUGINS));
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &[]);
+    let jobs: Vec<Value> =
+        (0..6).map(|i| json!({"job": "echo", "queue": "sel", "hold": true, "input": i})).collect();
+    let held = ids(&server.post("/v1/jobs/batch", &json!({"jobs": jobs})).body);
+    let finished = server.add("echo", json!("done"));
+    assert_eq!(server.wait_finished(&finished, LONG)["status"], "completed");
+
+    // Cancel three of the held jobs, and a finished one (passed over: not pending).
+    let picked = vec![held[0].clone(), held[2].clone(), held[4].clone(), finished.clone()];
+    let started = server.post("/v1/operations", &json!({"action": "cancel", "ids": picked}));
+    assert_eq!((started.status, &started.body["total"]), (202, &json!(4)), "{started:?}");
+    let ended = until_ended(&server, started.body["id"].as_str().unwrap());
+    assert_eq!(
+        (&ended["done"], &ended["skipped"], &ended["ids"][3]),
+        (&json!(3), &json!(1), &json!(finished))
+    );
+    let status = |id: &str| server.job(id)["status"].as_str().unwrap().to_owned();
+    let now: Vec<String> = held.iter().map(|id| status(id)).collect();
+    assert_eq!(now, ["cancelled", "held", "cancelled", "held", "cancelled", "held"]);
+    assert_eq!(status(&finished), "completed");
+
+    // Retry two of them, naming a held one too (passed over), within queue `sel` only
+    // (paused, so that the retried ones stay queued to be seen).
+    assert_eq!(server.post_empty("/v1/queues/sel/stop").status, 200);
+    let retry = json!({"action": "retry", "queue": "sel", "ids": [held[0], held[1], held[2]]});
+    let ended = until_ended(&server, server.post("/v1/operations", &retry).body["id"].as_str().unwrap());
+    assert_eq!((&ended["done"], &ended["skipped"]), (&json!(2), &json!(1)), "{ended}");
+    assert_eq!(status(&held[0]), "queued");
+    assert_eq!(status(&held[4]), "cancelled", "not selected: left alone");
+
+    let too_many: Vec<String> = (1..=1001).map(|n| n.to_string()).collect();
+    for (body, says) in [
+        (json!({"action": "remove", "ids": too_many}), "ids: at most 1000"),
+        (json!({"action": "remove", "ids": ["12", "x1"]}), "ids[1]: \"x1\" is not a job id"),
+        (json!({"action": "cancel", "status": ["error"]}), "can be cancelled, not `error`"),
+    ] {
+        let refused = server.post("/v1/operations", &body);
+        assert_eq!((refused.status, refused.code()), (400, "invalid_request"), "{refused:?}");
+        assert!(refused.body["error"]["message"].as_str().unwrap().contains(says), "{refused:?}");
+    }
+}

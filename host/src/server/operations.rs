@@ -25,13 +25,14 @@ fn operation_id(id: &str) -> ApiResult<u64> {
     id.parse::<u64>().ok().filter(|n| *n > 0 && !id.starts_with('0')).ok_or_else(|| unknown(id))
 }
 
-/// Start retrying or removing every job the filter matches, a page at a time in the
-/// background: poll `GET /v1/operations/{id}` for its progress.
+/// Start retrying, removing or cancelling every job the filter matches (or those of `ids` it
+/// matches), a page at a time in the background: poll `GET /v1/operations/{id}` for its
+/// progress.
 #[utoipa::path(post, path = "/v1/operations", tag = "jobs",
     request_body = OperationRequest,
     responses(
         (status = 202, body = OperationView),
-        (status = 400, description = "`invalid_request`: a status the action cannot take", body = ErrorBody),
+        (status = 400, description = "`invalid_request`: a status the action cannot take, a bad name or id, more than 1,000 ids", body = ErrorBody),
         (status = 409, description = "`operations_busy`: 4 are running on this host already", body = ErrorBody),
     ))]
 pub async fn start_operation(
@@ -47,7 +48,27 @@ pub async fn start_operation(
             )));
         }
     }
-    let selection = Selection { statuses: req.status, queue: req.queue, factory: req.job };
+    if req.ids.len() > crate::service::MAX_SELECTED {
+        return Err(ApiError::invalid_request(format!(
+            "ids: at most {} jobs one by one, not {}: select by filter instead",
+            crate::service::MAX_SELECTED,
+            req.ids.len()
+        )));
+    }
+    let mut ids = Vec::with_capacity(req.ids.len());
+    for (i, id) in req.ids.iter().enumerate() {
+        let parsed = id.parse::<u64>().ok().filter(|n| *n > 0 && !id.starts_with('0'));
+        match parsed {
+            Some(n) => ids.push(crate::job::JobId(n)),
+            None => {
+                return Err(ApiError::invalid_request(format!(
+                    "ids[{i}]: {:?} is not a job id (a decimal number)",
+                    crate::text::clip(id)
+                )))
+            }
+        }
+    }
+    let selection = Selection { statuses: req.status, queue: req.queue, factory: req.job, ids };
     let host = state.host.clone();
     let started = tokio::task::spawn_blocking(move || host.start_operation(req.action, selection)).await??;
     Ok((StatusCode::ACCEPTED, Json(started.into())))

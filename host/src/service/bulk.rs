@@ -27,7 +27,12 @@ pub enum Action {
     Retry,
     /// Each matching finished job deleted.
     Remove,
+    /// Each matching pending job cancelled (a running one asked to stop, as `cancel` does).
+    Cancel,
 }
+
+/// The most jobs an operation may name one by one (`Selection::ids`).
+pub const MAX_SELECTED: usize = 1_000;
 
 /// Which jobs an operation takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +40,9 @@ pub struct Selection {
     pub statuses: Vec<Status>,
     pub queue: Option<String>,
     pub factory: Option<String>,
+    /// These jobs only (those of them the filter matches), in this order; empty: every job
+    /// the filter matches.
+    pub ids: Vec<crate::job::JobId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]

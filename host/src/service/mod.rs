@@ -26,7 +26,7 @@ mod pauses;
 mod schedules;
 
 pub use admission::{AddJob, MAX_PARENTS, MAX_UNIQUE_KEY_LEN};
-pub use bulk::{Action, OperationStatus, Phase, Selection};
+pub use bulk::{Action, OperationStatus, Phase, Selection, MAX_SELECTED};
 pub use error::{FieldError, HostError};
 pub use host::Host;
 pub use hosts::HostStatus;

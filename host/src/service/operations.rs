@@ -1,5 +1,6 @@
-//! Bulk operations: retrying or removing every job a filter matches, run in the background a
-//! page at a time so an operator sees progress and can cancel (Sidekiq's and Oban's "retry
+//! Bulk operations: retrying, removing or cancelling every job a filter matches (or the jobs
+//! an operator selected, which the filter must match too), run in the background a page at a
+//! time so an operator sees progress and can cancel (Sidekiq's and Oban's "retry
 //! all" at 100,000 jobs is minutes of work, not one request).
 //!
 //! **Invariant:** an operation changes only jobs that match its filter when it reaches them
@@ -11,12 +12,18 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::bulk::{Action, Operation, OperationStatus, Phase, Selection, KEPT, MAX_RUNNING, PAGE};
+use super::bulk::{
+    Action, Operation, OperationStatus, Phase, Selection, KEPT, MAX_RUNNING, MAX_SELECTED, PAGE,
+};
 use super::error::HostError;
 use super::host::Host;
 use crate::job::{JobId, Status};
 use crate::store::{ListFilter, Removal};
 use crate::sync;
+
+/// What a cancel can take.
+const PENDING: [Status; 5] =
+    [Status::Waiting, Status::Queued, Status::Scheduled, Status::Held, Status::Processing];
 
 impl Host {
     /// Starts retrying or removing every job `selection` matches, in the background; returns
@@ -29,9 +36,14 @@ impl Host {
         let allowed: &[Status] = match action {
             Action::Retry => &[Status::Error, Status::Cancelled],
             Action::Remove => &Status::FINISHED,
+            Action::Cancel => &PENDING,
         };
         if let Some(other) = selection.statuses.iter().find(|s| !allowed.contains(s)) {
-            let verb = if action == Action::Retry { "retried" } else { "removed" };
+            let verb = match action {
+                Action::Retry => "retried",
+                Action::Remove => "removed",
+                Action::Cancel => "cancelled",
+            };
             let names: Vec<String> = allowed.iter().map(Status::to_string).collect();
             return Err(HostError::invalid(
                 "status",
@@ -42,7 +54,17 @@ impl Host {
         if selection.statuses.is_empty() {
             selection.statuses = allowed.to_vec();
         }
+        if selection.ids.len() > MAX_SELECTED {
+            return Err(HostError::invalid(
+                "ids",
+                format!(
+                    "at most {MAX_SELECTED} jobs one by one, not {}: select by filter",
+                    selection.ids.len()
+                ),
+            ));
+        }
         let total = match &selection.factory {
+            _ if !selection.ids.is_empty() => Some(selection.ids.len() as u64),
             Some(_) => None,
             None => {
                 let counts = self.inner.shared.store.counts()?;
@@ -144,6 +166,9 @@ impl Host {
     /// Pages through the selection, changing each job; true when cancelled.
     fn operation_pages(&self, operation: &Operation) -> Result<bool, HostError> {
         let selection = &operation.selection;
+        if !selection.ids.is_empty() {
+            return self.operation_on_ids(operation);
+        }
         let mut filter = ListFilter {
             statuses: selection.statuses.clone(),
             queue: selection.queue.clone(),
@@ -159,13 +184,53 @@ impl Host {
             let Some(last) = page.last() else { return Ok(false) };
             filter.after = Some(last.id);
             for job in &page {
-                let changed = match operation.action {
-                    Action::Retry => self.retry_one(job.id)?,
-                    Action::Remove => self.remove_one(job.id, selection)?,
-                };
-                let counter = if changed { &operation.done } else { &operation.skipped };
-                counter.fetch_add(1, Ordering::Relaxed);
+                self.change_one(operation, job.id)?;
             }
+        }
+    }
+
+    /// The selected jobs, a page at a time; each changed only if the filter matches it when
+    /// reached (a selection is of what the operator saw, which may have changed since).
+    fn operation_on_ids(&self, operation: &Operation) -> Result<bool, HostError> {
+        let selection = &operation.selection;
+        for page in selection.ids.chunks(PAGE) {
+            if operation.cancel.load(Ordering::Relaxed) {
+                return Ok(true);
+            }
+            for &id in page {
+                let matches = self.get(id)?.is_some_and(|job| {
+                    selection.statuses.contains(&job.status)
+                        && selection.queue.as_ref().is_none_or(|q| *q == job.queue)
+                        && selection.factory.as_ref().is_none_or(|f| *f == job.factory)
+                });
+                if matches {
+                    self.change_one(operation, id)?;
+                } else {
+                    operation.skipped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    fn change_one(&self, operation: &Operation, id: JobId) -> Result<(), HostError> {
+        let changed = match operation.action {
+            Action::Retry => self.retry_one(id)?,
+            Action::Remove => self.remove_one(id, &operation.selection)?,
+            Action::Cancel => self.cancel_one(id)?,
+        };
+        let counter = if changed { &operation.done } else { &operation.skipped };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Cancels one job of an operation (a running one is asked to stop); false if it is no
+    /// longer pending.
+    fn cancel_one(&self, id: JobId) -> Result<bool, HostError> {
+        match self.cancel(id) {
+            Ok(_) => Ok(true),
+            Err(HostError::NotFound(_) | HostError::Refused(_)) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

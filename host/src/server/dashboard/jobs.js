@@ -1,8 +1,8 @@
 // The jobs list: filters, search (by id, error text, an input field), order, cursor paging,
-// bulk retry and removal.
+// bulk retry and removal, and actions on the rows selected.
 
 import { api, q } from "./api.js";
-import { STATUSES, badge, confirmAction, count as counted, h, table, update, when } from "./dom.js";
+import { FINISHED, PENDING, STATUSES, badge, confirmAction, count as counted, h, table, update, when } from "./dom.js";
 import { main, refreshNow } from "./shell.js";
 
 
@@ -71,6 +71,7 @@ export function jobsView(params) {
   const factorySelect = h("span");
   const summary = h("p", { class: "muted" });
   const bulk = h("div");
+  const picked = h("div", { id: "selection" });
   const note = h("div");
   const list = h("div");
   const pager = h("div", { class: "pager" });
@@ -95,6 +96,7 @@ export function jobsView(params) {
       searchNote,
       summary,
       bulk,
+      picked,
       note,
       list,
       pager,
@@ -110,7 +112,7 @@ export function jobsView(params) {
   // runs its progress shows with Cancel, and no second one can be started from here.
   const bulkActions = (count, running) => {
     if (running) {
-      const verb = running.action === "retry" ? "Retrying" : "Removing";
+      const verb = { retry: "Retrying", remove: "Removing", cancel: "Cancelling" }[running.action];
       const of = running.total === null ? "" : ` of ${counted(running.total)}`;
       return h(
         "div",
@@ -152,9 +154,85 @@ export function jobsView(params) {
   /** The operation this tab started: its outcome is told once it ends. */
   let mine = null;
   const told = (op) =>
-    `${op.action === "retry" ? "Retried" : "Removed"} ${counted(op.done)} job${op.done === 1 ? "" : "s"}${
-      op.skipped ? ` (${counted(op.skipped)} passed over: changed meanwhile, or still needed)` : ""
+    `${{ retry: "Retried", remove: "Removed", cancel: "Cancelled" }[op.action]} ${counted(op.done)} job${op.done === 1 ? "" : "s"}${
+      op.skipped ? ` (${counted(op.skipped)} passed over: not one it could take, changed meanwhile, or still needed)` : ""
     }${op.state === "cancelled" ? "; cancelled before the rest" : op.state === "failed" ? `; stopped: ${op.error}` : ""}.`;
+
+  // The rows selected on this page (id → status as listed), and what can be done to them: one
+  // operation over exactly those jobs (each changed only if it still can be when reached).
+  const selected = new Map();
+  let shown = [];
+  let busy = false;
+  const drawSelection = () => {
+    const boxes = [...list.querySelectorAll("input.pick")];
+    const all = list.querySelector("#select-page");
+    if (all) {
+      all.checked = boxes.length > 0 && boxes.every((b) => b.checked);
+      all.indeterminate = !all.checked && boxes.some((b) => b.checked);
+    }
+    // Redrawn only when the selection or what may be started changed: a focused button stays.
+    update(picked, [[...selected.entries()], busy], () => selectionActions());
+  };
+  const selectionActions = () => {
+    if (!selected.size) return [];
+    const statuses = [...selected.values()];
+    const n = selected.size;
+    const jobs = n === 1 ? "1 selected job" : `${n} selected jobs`;
+    const act = (action, label, question, danger) =>
+      h("button", {
+        id: `selected-${action}`, type: "button", class: danger ? "danger" : null, disabled: busy,
+        onclick: async () => {
+          if (!(await confirmAction(question, label, danger))) return;
+          try {
+            const started = await api("/v1/operations", { method: "POST", body: { action, ids: [...selected.keys()] } });
+            mine = started.id;
+            selected.clear();
+            for (const box of list.querySelectorAll("input.pick")) box.checked = false;
+            drawSelection();
+            note.replaceChildren();
+            await refreshNow();
+          } catch (e) {
+            if (e.status !== 401) note.replaceChildren(h("div", { class: "alert", role: "alert" }, e.message));
+          }
+        },
+      }, label);
+    const some = (wanted) => statuses.some((st) => wanted.includes(st));
+    return h(
+        "div",
+        { class: "actions", role: "group", "aria-label": "Selected jobs" },
+        h("span", { id: "selected-count" }, `${n} selected.`),
+        some(["error", "cancelled"]) ? act("retry", "Retry selected", `Retry the ${jobs}? Failed and cancelled ones run again with fresh attempts; the rest are passed over.`) : null,
+        some(PENDING) ? act("cancel", "Cancel selected", `Cancel the ${jobs}? Pending ones are cancelled, running ones asked to stop; finished ones are passed over.`, true) : null,
+        some(FINISHED) ? act("remove", "Remove selected", `Remove the ${jobs}? Finished ones are deleted for good; pending ones are passed over.`, true) : null,
+        h("button", { id: "selected-clear", type: "button", class: "ghost", onclick: () => {
+          selected.clear();
+          for (const box of list.querySelectorAll("input.pick")) box.checked = false;
+          drawSelection();
+        } }, "Clear selection"),
+      );
+  };
+  const pick = (job) =>
+    h("input", {
+      type: "checkbox", class: "pick", id: `pick-${job.id}`, "aria-label": `Select job ${job.id}`,
+      checked: selected.has(job.id),
+      onchange: (e) => {
+        if (e.target.checked) selected.set(job.id, job.status);
+        else selected.delete(job.id);
+        drawSelection();
+      },
+    });
+  const pickAll = () =>
+    h("input", {
+      type: "checkbox", id: "select-page", "aria-label": "Select every job on this page",
+      onchange: (e) => {
+        for (const job of shown) {
+          if (e.target.checked) selected.set(job.id, job.status);
+          else selected.delete(job.id);
+        }
+        for (const box of list.querySelectorAll("input.pick")) box.checked = e.target.checked;
+        drawSelection();
+      },
+    });
 
   return {
     refresh: async () => {
@@ -166,6 +244,14 @@ export function jobsView(params) {
         api("/v1/operations"),
       ]);
       const running = operations.find((op) => op.state === "running") ?? null;
+      // A selection holds what is on this page, as it is listed now.
+      shown = page.jobs;
+      const listed = new Map(page.jobs.map((job) => [job.id, job.status]));
+      for (const id of [...selected.keys()]) {
+        if (listed.has(id)) selected.set(id, listed.get(id));
+        else selected.delete(id);
+      }
+      busy = Boolean(running);
       const ended = mine && operations.find((op) => op.id === mine && op.state !== "running");
       if (ended) {
         mine = null;
@@ -201,7 +287,7 @@ export function jobsView(params) {
       update(list, page.jobs, (jobs) =>
         table(
           [
-            ["Id"], ["Job"], ["Queue"], ["Status"], ["Attempts", "num"],
+            [pickAll(), "pick"], ["Id"], ["Job"], ["Queue"], ["Status"], ["Attempts", "num"],
             ...(showErrors ? [["Last error"]] : []),
             ["Created", "hide-narrow"], ["Finished", "hide-narrow"],
           ],
@@ -209,6 +295,7 @@ export function jobsView(params) {
             h(
               "tr",
               { "data-job": job.id },
+              h("td", { class: "pick" }, pick(job)),
               h("td", {}, h("a", { id: `job-link-${job.id}`, href: `#/jobs/${job.id}` }, job.id)),
               h("td", {}, job.job),
               h("td", {}, job.queue),
@@ -222,6 +309,7 @@ export function jobsView(params) {
           filter.after ? "No more jobs." : "No job matches.",
         ),
       );
+      drawSelection();
       update(pager, [filter.after, page.next], ([after, next]) => [
         after ? h("button", { id: "page-first", class: "ghost", type: "button", onclick: () => go({ after: "" }) }, "First page") : null,
         after

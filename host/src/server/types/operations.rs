@@ -11,11 +11,12 @@ use crate::service::{Action, OperationStatus, Phase};
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperationRequest {
-    /// `retry` (`error` and `cancelled` jobs back to `queued`, fresh attempts) or `remove`
-    /// (finished jobs deleted).
+    /// `retry` (`error` and `cancelled` jobs back to `queued`, fresh attempts), `remove`
+    /// (finished jobs deleted) or `cancel` (pending jobs cancelled; a running one is asked to
+    /// stop).
     pub action: Action,
     /// The statuses it takes: for `retry` `error` and `cancelled`, for `remove` any finished
-    /// one. Default: all it can take.
+    /// one, for `cancel` any pending one. Default: all it can take.
     #[serde(default)]
     pub status: Vec<Status>,
     /// Only jobs of this queue.
@@ -24,6 +25,11 @@ pub struct OperationRequest {
     /// Only jobs of this factory.
     #[serde(default)]
     pub job: Option<String>,
+    /// Only these jobs (at most 1,000), those of them the filter matches when reached: an
+    /// operator's selection. Default: every job the filter matches.
+    #[serde(default)]
+    #[schema(max_items = 1000)]
+    pub ids: Vec<String>,
 }
 
 /// A bulk operation and how far it got.
@@ -34,6 +40,8 @@ pub struct OperationView {
     pub status: Vec<Status>,
     pub queue: Option<String>,
     pub job: Option<String>,
+    /// The jobs it was given one by one (empty: every job the filter matched).
+    pub ids: Vec<String>,
     /// `running`, `completed`, `cancelled` (stopped between two pages when asked) or `failed`
     /// (`error` says why; what it changed stays changed).
     pub state: Phase,
@@ -58,6 +66,7 @@ impl From<OperationStatus> for OperationView {
             status: o.selection.statuses,
             queue: o.selection.queue,
             job: o.selection.factory,
+            ids: o.selection.ids.iter().map(|id| id.to_string()).collect(),
             state: o.phase,
             total: o.total,
             done: o.done,
