@@ -545,9 +545,19 @@ test("on a phone-sized screen in dark mode the pages fit the width and read ligh
         await page.locator("#updated").filter({ hasText: /Updated/ }).waitFor({ timeout: WAIT });
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
         assert.ok(overflow <= 0, `${path} is ${overflow} px wider than the screen`);
+        // Nor does any table scroll sideways inside it: rows are cards of labelled fields.
+        const sideways = await page.evaluate(() =>
+          [...document.querySelectorAll(".scroll")].filter((s) => s.scrollWidth > s.clientWidth + 1).length,
+        );
+        assert.equal(sideways, 0, `${path}: ${sideways} table(s) scroll sideways`);
       }
       await page.goto(`${URL}/`);
       await page.locator('tr[data-queue="default"]').waitFor();
+      // A count's link is a target of at least 24 by 24 px, and labelled by its column.
+      const link = page.locator("#count-default-completed");
+      const box = await link.boundingBox();
+      assert.ok(box.width >= 24 && box.height >= 24, `a count's link is ${box.width} x ${box.height} px`);
+      assert.equal(await link.evaluate((a) => a.parentElement.dataset.label), "Completed");
       const [bg, fg] = await page.evaluate(() => {
         const style = getComputedStyle(document.body);
         return [style.backgroundColor, style.color];

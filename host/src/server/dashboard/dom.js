@@ -47,6 +47,14 @@ export function update(container, data, build) {
 
 export function table(headers, rows, empty = "Nothing here.") {
   if (!rows.length) return h("p", { class: "muted" }, empty);
+  // Each cell carries its column's heading: on a phone a row shows as a card of labelled fields.
+  const labels = headers.map(([label]) => (typeof label === "string" ? label : ""));
+  for (const row of rows.flat(Infinity)) {
+    if (!(row instanceof Element)) continue;
+    [...row.children].forEach((cell, i) => {
+      if (labels[i] && cell.tagName === "TD" && !cell.hasAttribute("data-label")) cell.dataset.label = labels[i];
+    });
+  }
   return h(
     "div",
     { class: "scroll" },

@@ -128,13 +128,13 @@ export function overview(params = new URLSearchParams()) {
               "tr",
               { id: "queue-totals" },
               h("th", { scope: "row" }, "All queues"),
-              h("td", {}),
-              h("td", {}),
+              h("td", { class: "blank" }),
+              h("td", { class: "blank" }),
               COUNTED.map((status) =>
-                h("td", { class: "num" }, h("a", { id: `total-${status}`, href: `#/jobs${q({ status })}` }, count(total(status)))),
+                h("td", { class: "num", "data-label": LABELS[status] }, h("a", { id: `total-${status}`, href: `#/jobs${q({ status })}` }, count(total(status)))),
               ),
-              h("td", {}),
-              h("td", {}),
+              h("td", { class: "blank" }),
+              h("td", { class: "blank" }),
             ),
           ),
         );
