@@ -167,6 +167,7 @@ test("a failed fatal job shows its timestamped errors, and retry from its page s
       assert.equal(await errors.nth(i).locator(".message").textContent(), "An error occurred.");
     }
     await page.locator(".badge.error").first().waitFor();
+    assert.equal(await page.title(), `Job ${job.id} · jobhost`, "a title of its own");
     // Where it panicked: folded away until asked for, then the file and line and the frames.
     const backtrace = page.locator("#backtrace");
     assert.equal(await backtrace.isVisible(), false);
@@ -181,6 +182,15 @@ test("a failed fatal job shows its timestamped errors, and retry from its page s
     await page.getByText(`Job ${job.id} is queued again.`).waitFor();
   });
   await api(`/v1/queues/${queue}/start`, { method: "POST" });
+  // A scheduled job's row says when it runs.
+  const later = await api("/v1/jobs", { method: "POST", body: { job: "echo", queue: "dash-later", delay_seconds: 3600 } });
+  await withPage("scheduled", async (page) => {
+    await page.goto(`${URL}/#/jobs?status=scheduled&queue=dash-later`);
+    const runAt = page.locator(`tr[data-job="${later.id}"] td.run-at time`);
+    await runAt.waitFor({ timeout: WAIT });
+    assert.equal(await runAt.getAttribute("datetime"), later.run_at);
+    assert.equal(await page.title(), "Jobs: scheduled, dash-later · jobhost");
+  });
 });
 
 test("failed lists show each job's last error; search finds jobs by error text, input field and id", async () => {

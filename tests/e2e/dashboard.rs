@@ -104,6 +104,7 @@ fn the_dashboard_in_chromium() {
         "bulk",
         "after-restart",
         "selection",
+        "scheduled",
     ] {
         assert!(screenshots.join(format!("{name}.png")).exists(), "no screenshot {name}.png");
     }

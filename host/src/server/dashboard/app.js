@@ -64,7 +64,17 @@ function route() {
     if (a.dataset.section === section) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  document.title = `jobhost: ${section}`;
+  // A title per page, so that tabs, history and bookmarks tell them apart.
+  const filters = ["status", "queue", "job", "error", "input"].map((k) => params.get(k)).filter(Boolean);
+  const where =
+    parts[0] === "jobs" && parts[1] ? `Job ${parts[1]}`
+    : parts[0] === "jobs" ? `Jobs${filters.length ? `: ${filters.join(", ")}` : ""}`
+    : parts[0] === "groups" && parts[1] ? `Group ${parts[1]}`
+    : parts[0] === "schedules" && parts[1] ? `Schedule ${parts[1]}`
+    : parts[0] === "schedules" ? "Schedules"
+    : parts[0] === "new" ? "New job"
+    : "Overview";
+  document.title = `${where} · jobhost`;
   showView(view).then(() => {
     // A filter chosen from the keyboard redraws the page: focus goes back to it.
     if (focusAfter) document.getElementById(focusAfter)?.focus({ preventScroll: true });

@@ -284,11 +284,14 @@ export function jobsView(params) {
       update(bulk, [filter, count, running], () => bulkActions(count, running));
       // Failed and cancelled lists say why, so a pattern shows without opening each job.
       const showErrors = page.jobs.some((job) => job.last_error);
+      // Scheduled jobs say when they run.
+      const showRunAt = page.jobs.some((job) => job.status === "scheduled");
       update(list, page.jobs, (jobs) =>
         table(
           [
             [pickAll(), "pick"], ["Id"], ["Job"], ["Queue"], ["Status"], ["Attempts", "num"],
             ...(showErrors ? [["Last error"]] : []),
+            ...(showRunAt ? [["Runs at"]] : []),
             ["Created", "hide-narrow"], ["Finished", "hide-narrow"],
           ],
           jobs.map((job) =>
@@ -302,6 +305,7 @@ export function jobsView(params) {
               h("td", {}, badge(job.status), job.progress && job.status === "processing" ? ` ${Math.round(job.progress.fraction * 100)} %` : ""),
               h("td", { class: "num" }, `${job.attempts}/${job.max_attempts}`),
               showErrors ? h("td", { class: "last-error", title: job.last_error ?? "" }, job.last_error ?? "") : null,
+              showRunAt ? h("td", { class: "run-at" }, job.status === "scheduled" ? when(job.run_at) : "") : null,
               h("td", { class: "hide-narrow" }, when(job.created_at)),
               h("td", { class: "hide-narrow" }, when(job.finished_at)),
             ),

@@ -39,12 +39,32 @@ export const main = document.getElementById("main");
 let current = null; // { refresh } of the shown view
 let lastOk = 0;
 let lastError = "";
-let busy = false;
 const updated = document.getElementById("updated");
+// The refresh under way, and whether another was asked for meanwhile: an action's own refresh
+// must read what the action changed, not draw what a refresh begun before it read (a button
+// drawn from that would act on the state before).
+let inflight = null;
+let again = false;
 
-export async function refreshNow() {
-  if (!current || busy || loginShown) return;
-  busy = true;
+/** Reads the shown view's data now (after the refresh under way, if any); resolves once drawn. */
+export function refreshNow() {
+  if (!current || loginShown) return Promise.resolve();
+  if (inflight) {
+    again = true;
+    return inflight;
+  }
+  inflight = (async () => {
+    do {
+      again = false;
+      await refreshOnce();
+    } while (again && current && !loginShown);
+  })().finally(() => {
+    inflight = null;
+  });
+  return inflight;
+}
+
+async function refreshOnce() {
   const view = current;
   try {
     await view.refresh();
@@ -55,7 +75,6 @@ export async function refreshNow() {
   } catch (e) {
     if (e.status !== 401) lastError = e.message;
   } finally {
-    busy = false;
     showUpdated();
   }
 }
@@ -92,8 +111,10 @@ function selecting() {
   return Boolean(selection && !selection.isCollapsed && main.contains(selection.anchorNode));
 }
 
+// A tick while a refresh is under way is skipped, not queued: a slow server is not asked
+// back to back.
 setInterval(() => {
-  if (!document.hidden && !held && !selecting()) refreshNow();
+  if (!document.hidden && !held && !selecting() && !inflight) refreshNow();
 }, REFRESH_MS);
 setInterval(showUpdated, 1000);
 
@@ -171,7 +192,6 @@ hooks.unauthorized = showLogin;
 export function showView(view) {
   loginShown = false;
   current = view;
-  busy = false;
   lastOk = 0;
   lastError = "";
   return refreshNow();
