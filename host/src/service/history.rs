@@ -68,4 +68,22 @@ impl Host {
 }
 
 /// How long a stop waits for the last history write at most.
-pub(super) const LAST_WRITE: Duration = Duration::from_secs(5);
+const LAST_WRITE: Duration = Duration::from_secs(5);
+
+impl Host {
+    /// The end of a stop: the last seconds' counts into the store, and flushed; bounded, so a
+    /// store that is down does not hold up the stop.
+    pub(super) async fn write_last_history(&self) {
+        let host = self.clone();
+        let write = tokio::task::spawn_blocking(move || {
+            host.write_history()?;
+            Ok::<_, HostError>(host.inner.shared.store.flush()?)
+        });
+        match tokio::time::timeout(LAST_WRITE, write).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => log::warn!("the last throughput history was not stored: {e}"),
+            Ok(Err(e)) => log::warn!("the last throughput history was not stored: {e}"),
+            Err(_) => log::warn!("the last throughput history was not stored: the store did not answer"),
+        }
+    }
+}

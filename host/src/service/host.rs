@@ -379,18 +379,7 @@ impl Host {
     /// released uncounted, the store is flushed.
     pub async fn shutdown(&self, timeout: Duration) -> Result<Shutdown, HostError> {
         let stopped = self.inner.pool.shutdown(timeout).await?;
-        // The last seconds' counts, bounded: a store that is down must not hold up the stop.
-        let host = self.clone();
-        let write = tokio::task::spawn_blocking(move || {
-            host.write_history()?;
-            Ok::<_, HostError>(host.inner.shared.store.flush()?)
-        });
-        match tokio::time::timeout(super::history::LAST_WRITE, write).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => log::warn!("the last throughput history was not stored: {e}"),
-            Ok(Err(e)) => log::warn!("the last throughput history was not stored: {e}"),
-            Err(_) => log::warn!("the last throughput history was not stored: the store did not answer"),
-        }
+        self.write_last_history().await;
         self.leave();
         Ok(stopped)
     }
