@@ -63,6 +63,34 @@ pub fn decode_job(bytes: &[u8]) -> Result<Job, CodecError> {
     }
 }
 
+/// The fields every job record format (1 to 4) starts with, borrowed from its bytes: what
+/// opening a store needs of each job, read without allocating its input, result or errors.
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct JobHead<'a> {
+    pub id: u64,
+    #[serde(borrow)]
+    pub factory: &'a str,
+    #[serde(borrow)]
+    pub queue: &'a str,
+    pub priority: i32,
+    #[serde(borrow)]
+    pub input: &'a str,
+    pub status: Status,
+}
+
+/// A job record's [`JobHead`]; the rest of the record is not read (a record damaged past its
+/// head is found when it is read whole).
+pub fn decode_job_head(bytes: &[u8]) -> Result<JobHead<'_>, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    match version {
+        v if v > FORMAT_VERSION => Err(CodecError::Newer(v)),
+        v if v < OLDEST_READABLE => Err(CodecError::Unknown(v)),
+        _ => bincode::serde::borrow_decode_from_slice(body, config())
+            .map(|(head, _)| head)
+            .map_err(|e| CodecError::Corrupt(e.to_string())),
+    }
+}
+
 fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
     let (value, used) =
         bincode::serde::decode_from_slice(body, config()).map_err(|e| CodecError::Corrupt(e.to_string()))?;
@@ -265,6 +293,32 @@ mod tests {
         let mut trailing = encode(&1u8);
         trailing.push(9);
         assert!(matches!(decode::<u8>(&trailing), Err(CodecError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_job_head_reads_the_same_from_every_format() {
+        let job = Job::new(
+            JobId(9),
+            crate::job::NewJob { input: "{\"a\":1}".into(), queue: "q".into(), ..Default::default() },
+            5,
+        );
+        let bytes = encode(&job);
+        let head = decode_job_head(&bytes).unwrap();
+        assert_eq!(
+            (head.id, head.factory, head.queue, head.input, head.status),
+            (9, "", "q", "{\"a\":1}", Status::Queued)
+        );
+        let v1 = (
+            (7u64, "echo".to_owned(), "default".to_owned(), 0i32, "{}".to_owned(), Status::Completed),
+            (Some("{}".to_owned()), Vec::<String>::new(), 1u32, 3u32, None::<u64>, 10i64),
+            (Some(11i64), Some(12i64), 10i64, None::<Progress>, None::<Lease>, false),
+        );
+        let mut bytes = vec![1u8];
+        bincode::serde::encode_into_std_write(&v1, &mut bytes, config()).unwrap();
+        let head = decode_job_head(&bytes).unwrap();
+        assert_eq!((head.id, head.factory, head.status), (7, "echo", Status::Completed));
+        assert_eq!(decode_job_head(&[FORMAT_VERSION + 1, 0]), Err(CodecError::Newer(FORMAT_VERSION + 1)));
+        assert!(matches!(decode_job_head(&[FORMAT_VERSION, 200]), Err(CodecError::Corrupt(_))));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::claim_journal::{self, ClaimJournal};
 use super::codec::{CodecError, FORMAT_VERSION, OLDEST_READABLE};
-use super::counts::Counts;
+use super::counts::{self, Counts};
 use super::damage;
 use super::durability::Combiner;
 use super::flusher::StateKeeper;
@@ -177,8 +177,8 @@ impl SledStore {
             notices,
         };
         let trees = &store.live()?.trees;
-        store.counts.rebuild(trees)?;
-        if let Some(disagreement) = store.counts.disagreement(trees)? {
+        let sizes = counts::rebuild_and_size(&store.counts, trees)?;
+        if let Some(disagreement) = store.counts.disagreement(sizes) {
             if options.on_loss != OnLoss::Inspect {
                 return Err(StoreError::Damaged {
                     path: path.to_owned(),
