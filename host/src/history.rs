@@ -267,6 +267,22 @@ impl Snapshot {
             run.merge(&row.counts.run);
             wait.merge(&row.counts.wait);
         }
+        // A wide window may hold more queues than any minute: the busiest are named, the rest
+        // summed, so the answer stays bounded.
+        if totals.len() > MAX_QUEUES_PER_MINUTE {
+            let mut by_activity: Vec<(String, Totals)> = std::mem::take(&mut totals).into_iter().collect();
+            by_activity.sort_by_key(|(name, t)| {
+                (std::cmp::Reverse(t.completed + t.failed + t.retried), name.clone())
+            });
+            let rest = by_activity.split_off(MAX_QUEUES_PER_MINUTE - 1);
+            totals = by_activity.into_iter().collect();
+            let other = totals.entry(OTHER_QUEUES.to_owned()).or_default();
+            for (_, t) in rest {
+                other.completed += t.completed;
+                other.failed += t.failed;
+                other.retried += t.retried;
+            }
+        }
         let seconds = (step_min * 60) as f64;
         for point in &mut series {
             point.completed /= seconds;
@@ -341,6 +357,19 @@ mod tests {
         }
         let rows = h.take();
         assert_eq!(rows.len(), MAX_PENDING);
+        // Over a window, more queues than a minute may hold: the busiest named, the rest summed.
+        let spread: Vec<Row> = (0..(MAX_QUEUES_PER_MINUTE as i64 + 20))
+            .map(|i| Row {
+                minute: i % 5,
+                queue: format!("q{i:04}"),
+                counts: Counts { completed: 1 + u64::from(i == 300), ..Counts::default() },
+            })
+            .collect();
+        let snap = Snapshot::build(spread, 4 * MIN, 300, 60);
+        assert_eq!(snap.totals.len(), MAX_QUEUES_PER_MINUTE);
+        assert_eq!(snap.totals["q0300"].completed, 2, "the busiest is named");
+        let summed: u64 = snap.totals.values().map(|t| t.completed).sum();
+        assert_eq!(summed, MAX_QUEUES_PER_MINUTE as u64 + 21, "nothing is lost");
         assert_eq!(rows[0].minute, 50, "the oldest are dropped");
         h.put_back(rows.clone());
         h.put_back(rows);

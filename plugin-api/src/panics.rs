@@ -72,17 +72,18 @@ pub fn take_for_host() -> RString {
     take().unwrap_or_default().into()
 }
 
-/// The frames of a backtrace that are the job's: without the panic machinery and this hook
-/// before them, and without the SDK's runner and everything that called it (from its
-/// `catch_unwind` on) after them. Numbered from 0 again.
+/// The frames of a backtrace that are the job's: without the capture, the hook and the panic
+/// machinery before them (everything up to the last frame of std's or core's panicking, however
+/// a build names or inlines the frames above it), and without the SDK's runner and everything
+/// that called it (from its `catch_unwind` on) after them. Numbered from 0 again. A backtrace
+/// in another shape is kept as it is.
 fn job_frames(backtrace: &str) -> String {
-    const MACHINERY: [&str; 6] = [
-        "panics::JobPanics::enter",
-        "PanicHookInfo",
+    const PANICKING: [&str; 5] = [
         "std::panicking",
         "core::panicking",
         "rust_begin_unwind",
         "__rust_end_short_backtrace",
+        "begin_panic",
     ];
     // A frame is its numbered line (`  7: fatal::fatal`) and the `at …` lines after it.
     let mut frames: Vec<(String, Vec<&str>)> = Vec::new();
@@ -93,13 +94,15 @@ fn job_frames(backtrace: &str) -> String {
             }
             _ => match frames.last_mut() {
                 Some(frame) => frame.1.push(line),
-                None => return backtrace.to_owned(), // not std's format: kept as it is
+                None => return backtrace.to_owned(),
             },
         }
     }
-    let start = frames.iter().take_while(|f| MACHINERY.iter().any(|m| f.0.contains(m))).count();
-    let end =
-        frames[start..].iter().position(|f| f.0.contains("catch_unwind")).map_or(frames.len(), |n| start + n);
+    let end = frames.iter().position(|f| f.0.contains("catch_unwind")).unwrap_or(frames.len());
+    let start = frames[..end]
+        .iter()
+        .rposition(|f| PANICKING.iter().any(|m| f.0.contains(m)))
+        .map_or(0, |last| last + 1);
     let mut out = String::new();
     for (i, (name, at)) in frames[start..end].iter().enumerate() {
         out.push_str(&format!("{i:4}: {name}\n"));
@@ -155,6 +158,11 @@ mod tests {
         // A panic the job caught itself is not its failure's.
         let failure = host.run(&Factory::new("c", catches_then_fails), "null").unwrap_err();
         assert_eq!((failure.message(), failure.backtrace()), ("outer", None));
+        // Frames named as an optimised build names them: the capture's own and the hook's
+        // before std's panicking are left out too.
+        let raw = "   0: std::backtrace::Backtrace::create\n   1: jobhost_plugin_api::panics::hook\n   2: std::panicking::rust_panic_with_hook\n   3: core::panicking::panic_fmt\n   4: fatal::fatal\n             at ./src/lib.rs:21:5\n   5: std::panicking::catch_unwind\n   6: main\n";
+        assert_eq!(super::job_frames(raw), "   0: fatal::fatal\n             at ./src/lib.rs:21:5\n");
+        assert_eq!(super::job_frames("no frames here"), "no frames here");
         // Outside a job, a panic is not noted.
         let _ = std::panic::catch_unwind(|| panic!("not a job's"));
         assert_eq!(super::take(), None);

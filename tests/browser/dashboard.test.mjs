@@ -137,11 +137,17 @@ test("after a restart the overview shows the store's totals, the pause, the host
     await unchanged;
     await page.getByRole("rowheader", { name: "echo", exact: true }).waitFor();
 
-    // The range is a URL: 7 days, then Back to the last hour.
+    // The range is a URL: 7 days, then Back to the last hour. Changing it keeps the page
+    // where it was scrolled (the chart stays in view).
+    await page.locator("#range-7d").scrollIntoViewIfNeeded();
+    await page.evaluate(() => window.scrollBy(0, 40));
+    const scrolled = await page.evaluate(() => window.scrollY);
+    assert.ok(scrolled > 0, "the overview is scrolled down to the chart");
     await page.locator("#range-7d").click();
     await page.getByRole("heading", { name: "Throughput, last 7 days" }).waitFor();
     assert.match(page.url(), /range=7d/);
     assert.equal(await page.locator("#range-7d").getAttribute("aria-current"), "true");
+    await until("the page stays where it was", async () => Math.abs((await page.evaluate(() => window.scrollY)) - scrolled) <= 1);
     assert.ok((await figure("#chart-completed")) >= 2);
     await page.goBack();
     await page.getByRole("heading", { name: "Throughput, last hour" }).waitFor();
@@ -547,6 +553,8 @@ test("hostile names and data show as text, fit the screen, and odd queue names s
 });
 
 test("on a phone-sized screen in dark mode the pages fit the width and read light on dark", async () => {
+  // The longest queue name there can be must wrap, not widen its table.
+  await api("/v1/jobs", { method: "POST", body: { job: "echo", queue: "w".repeat(64), hold: true } });
   await withPage(
     "phone-dark",
     async (page) => {

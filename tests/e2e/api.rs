@@ -244,6 +244,7 @@ fn newest_first_pages_bulk_retry_and_removal_and_stats() {
     assert!(stats["run_ms"]["max"].as_f64().unwrap() >= stats["run_ms"]["p50"].as_f64().unwrap());
     assert_eq!(server.get("/v1/stats?step=0").status, 400);
     assert_eq!(server.get("/v1/stats?step=90").status, 400, "whole minutes only");
+    assert_eq!(server.get("/v1/stats?step=420").status, 400, "a step divides the window");
     assert_eq!(server.get("/v1/stats?window=604860").status, 400, "7 days at most");
     let day = server.get("/v1/stats?window=86400").body;
     assert_eq!(
@@ -381,6 +382,10 @@ fn unchanged_answers_are_304_with_no_body() {
     let anonymous = server.with_token(None);
     let refused = anonymous.send_with("GET", "/v1/queues", &[("If-None-Match", "*")], None);
     assert_eq!((refused.status, refused.header("etag")), (401, None));
+    // HEAD as GET.
+    let head =
+        server.send_with("HEAD", "/v1/queues", &[("If-None-Match", changed.header("etag").unwrap())], None);
+    assert_eq!(head.status, 304, "{head:?}");
     // Errors and writes carry no tag.
     assert_eq!(server.get("/v1/jobs/99999").header("etag"), None);
     assert_eq!(server.post("/v1/jobs", &json!({"job": "echo"})).header("etag"), None);

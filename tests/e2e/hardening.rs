@@ -344,6 +344,26 @@ fn a_page_of_jobs_ends_before_max_page_bytes_and_its_cursor_goes_on() {
     let summaries = server.get("/v1/jobs/summaries?limit=100").body;
     assert_eq!(summaries["jobs"].as_array().unwrap().len(), 7);
     assert!(summaries["next"].is_null());
+
+    // Long names and keys count too: every page's answer stays within the bound.
+    let queue = "q".repeat(64);
+    for i in 0..12 {
+        let job = json!({"job": "echo", "hold": true, "queue": queue, "input": "i".repeat(1000),
+            "unique_key": format!("{i}{}", "u".repeat(250)), "limit_key": "l".repeat(256)});
+        assert_eq!(server.post("/v1/jobs", &job).status, 201);
+    }
+    let mut after = String::new();
+    let mut listed = 0;
+    loop {
+        let page = server.get(&format!("/v1/jobs?queue={queue}&limit=100&after={after}"));
+        assert!(page.text.len() <= 10000, "a page of {} bytes on a 10,000-byte bound", page.text.len());
+        listed += page.body["jobs"].as_array().unwrap().len();
+        match page.body["next"].as_str() {
+            Some(next) => after = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(listed, 12);
 }
 
 #[test]

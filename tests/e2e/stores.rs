@@ -1061,6 +1061,24 @@ fn history_rows_add_up_across_hosts_and_are_kept_seven_days(store: &TestStore) {
     let kept: Vec<Row> = store.history(0).unwrap();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(kept[0].minute, later.div_euclid(60 * SEC));
+
+    // A minute holds at most MAX_QUEUES_PER_MINUTE queues, whichever writes (and hosts) bring
+    // them: the rest are counted under OTHER_QUEUES.
+    use jobhost::history::{MAX_QUEUES_PER_MINUTE, OTHER_QUEUES};
+    let many = MAX_QUEUES_PER_MINUTE + 7;
+    for chunk in (0..many).collect::<Vec<_>>().chunks(100) {
+        let h = History::default();
+        for i in chunk {
+            h.record(&format!("q{i:04}"), Status::Completed, Duration::ZERO, Duration::ZERO, later);
+        }
+        let writer = if chunk[0] % 200 == 0 { &other } else { &store.store };
+        writer.add_history(&h.take(), later).unwrap();
+    }
+    let rows: Vec<Row> = store.history(later.div_euclid(60 * SEC)).unwrap();
+    assert_eq!(rows.len(), MAX_QUEUES_PER_MINUTE + 1, "the bound, and the others' row");
+    let others = rows.iter().find(|r| r.queue == OTHER_QUEUES).expect("the others' row");
+    let total: u64 = rows.iter().map(|r| r.counts.completed).sum();
+    assert_eq!((others.counts.completed, total), (8, many as u64 + 1), "nothing is lost");
 }
 
 fn a_queue_pause_is_kept_with_who_and_when_until_resumed(store: &TestStore) {

@@ -279,8 +279,9 @@ fn operations_on_selected_jobs_change_only_those_the_filter_still_matches() {
     let finished = server.add("echo", json!("done"));
     assert_eq!(server.wait_finished(&finished, LONG)["status"], "completed");
 
-    // Cancel three of the held jobs, and a finished one (passed over: not pending).
-    let picked = vec![held[0].clone(), held[2].clone(), held[4].clone(), finished.clone()];
+    // Cancel three of the held jobs (one named twice: it counts once), and a finished one
+    // (passed over: not pending).
+    let picked = vec![held[0].clone(), held[2].clone(), held[4].clone(), held[2].clone(), finished.clone()];
     let started = server.post("/v1/operations", &json!({"action": "cancel", "ids": picked}));
     assert_eq!((started.status, &started.body["total"]), (202, &json!(4)), "{started:?}");
     let ended = until_ended(&server, started.body["id"].as_str().unwrap());
@@ -307,6 +308,10 @@ fn operations_on_selected_jobs_change_only_those_the_filter_still_matches() {
         (json!({"action": "remove", "ids": too_many}), "ids: at most 1000"),
         (json!({"action": "remove", "ids": ["12", "x1"]}), "ids[1]: \"x1\" is not a job id"),
         (json!({"action": "cancel", "status": ["error"]}), "can be cancelled, not `error`"),
+        (json!({"action": "remove", "ids": ["+12"]}), "ids[0]: \"+12\" is not a job id"),
+        // Empty lists select nothing: never "every job".
+        (json!({"action": "remove", "ids": []}), "ids: an empty list selects nothing"),
+        (json!({"action": "cancel", "status": []}), "status: an empty list selects nothing"),
     ] {
         let refused = server.post("/v1/operations", &body);
         assert_eq!((refused.status, refused.code()), (400, "invalid_request"), "{refused:?}");

@@ -158,7 +158,7 @@ pub struct StatsParams {
     /// Seconds of history, whole minutes, up to 7 days (60 to 604800; default 3600).
     #[param(minimum = 60, maximum = 604800, multiple_of = 60)]
     window: Option<i64>,
-    /// Seconds per point of the series, whole minutes, at most the window (default: about 120
+    /// Seconds per point of the series, whole minutes dividing the window (default: about 120
     /// points).
     #[param(minimum = 60, maximum = 604800, multiple_of = 60)]
     step: Option<i64>,
@@ -183,10 +183,15 @@ pub async fn stats(
             "window: give whole minutes in seconds, 60 to {max}, not {window}"
         )));
     }
-    let step = params.step.unwrap_or_else(|| ((window / 120 + 59) / 60).max(1) * 60);
-    if !(60..=window).contains(&step) || step % 60 != 0 {
+    // About 120 points: the smallest whole number of minutes per point, at least window/120,
+    // that divides the window.
+    let step = params.step.unwrap_or_else(|| {
+        let minutes = window / 60;
+        (((window / 120 + 59) / 60).max(1)..=minutes).find(|m| minutes % m == 0).unwrap_or(minutes) * 60
+    });
+    if !(60..=window).contains(&step) || step % 60 != 0 || window % step != 0 {
         return Err(ApiError::invalid_request(format!(
-            "step: give whole minutes in seconds, 60 to the window ({window}), not {step}"
+            "step: give whole minutes in seconds that divide the window ({window}), not {step}"
         )));
     }
     let host = state.host.clone();

@@ -15,20 +15,20 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// The largest answer given a tag (larger ones pass as they are: they are not polled).
-const MAX_TAGGED: usize = 8 * 1024 * 1024;
-
 pub async fn conditional(request: Request, next: Next) -> Response {
-    let tagged = request.method() == Method::GET && request.uri().path().starts_with("/v1/");
+    let tagged =
+        matches!(*request.method(), Method::GET | Method::HEAD) && request.uri().path().starts_with("/v1/");
     let wanted = request.headers().get(header::IF_NONE_MATCH).cloned();
     let response = next.run(request).await;
     if !tagged || response.status() != StatusCode::OK || !is_json(response.headers()) {
         return response;
     }
+    // Only an answer already whole in memory (its exact size known) is tagged: reading it
+    // costs nothing more, and a stream passes as it is.
+    let Some(size) = axum::body::HttpBody::size_hint(response.body()).exact() else { return response };
     let (mut parts, body) = response.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_TAGGED).await {
+    let bytes = match axum::body::to_bytes(body, usize::try_from(size).unwrap_or(usize::MAX)).await {
         Ok(bytes) => bytes,
-        // Too large or failed while read: nothing to answer with but an error.
         Err(e) => {
             log::warn!("an answer could not be read for its ETag: {e}");
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();

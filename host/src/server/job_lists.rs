@@ -97,12 +97,18 @@ pub async fn list_summaries(
 /// beside what it keeps, whatever the size of each job's input and result.
 const CHUNK: usize = 8;
 
-/// What a job's data weighs in a page (its input, result and errors).
+/// What a job weighs in a page: its text fields (each may be escaped to twice its length in
+/// JSON at most for the text a plugin wrote; names are plain) and the fixed part of its view.
 fn weight(job: &Job) -> usize {
     job.input.len()
         + job.result.as_ref().map_or(0, String::len)
-        + job.errors.iter().map(String::len).sum::<usize>()
-        + 512
+        + job.errors.iter().map(|e| e.len() + 4).sum::<usize>()
+        + job.factory.len()
+        + job.queue.len()
+        + job.unique_key.as_ref().map_or(0, String::len)
+        + job.limit_key.as_ref().map_or(0, String::len)
+        + job.progress.as_ref().map_or(0, |p| p.message.len())
+        + 1024
 }
 
 /// One page of the list, each job as `view` makes it, the cursor of the next, if any, and

@@ -48,18 +48,32 @@ pub async fn start_operation(
             )));
         }
     }
-    if req.ids.len() > crate::service::MAX_SELECTED {
+    let ids_given = req.ids.is_some();
+    let named = req.ids.unwrap_or_default();
+    if req.status.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiError::invalid_request(
+            "status: an empty list selects nothing; leave it out to take every status the action can",
+        ));
+    }
+    if named.is_empty() && ids_given {
+        return Err(ApiError::invalid_request(
+            "ids: an empty list selects nothing; name at least one job, or leave ids out to take every job the filter matches",
+        ));
+    }
+    if named.len() > crate::service::MAX_SELECTED {
         return Err(ApiError::invalid_request(format!(
             "ids: at most {} jobs one by one, not {}: select by filter instead",
             crate::service::MAX_SELECTED,
-            req.ids.len()
+            named.len()
         )));
     }
-    let mut ids = Vec::with_capacity(req.ids.len());
-    for (i, id) in req.ids.iter().enumerate() {
-        let parsed = id.parse::<u64>().ok().filter(|n| *n > 0 && !id.starts_with('0'));
-        match parsed {
-            Some(n) => ids.push(crate::job::JobId(n)),
+    let mut ids = Vec::with_capacity(named.len());
+    for (i, id) in named.iter().enumerate() {
+        let digits = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0');
+        match id.parse::<u64>().ok().filter(|_| digits) {
+            // A repeat counts once.
+            Some(n) if !ids.contains(&crate::job::JobId(n)) => ids.push(crate::job::JobId(n)),
+            Some(_) => {}
             None => {
                 return Err(ApiError::invalid_request(format!(
                     "ids[{i}]: {:?} is not a job id (a decimal number)",
@@ -68,7 +82,8 @@ pub async fn start_operation(
             }
         }
     }
-    let selection = Selection { statuses: req.status, queue: req.queue, factory: req.job, ids };
+    let statuses = req.status.unwrap_or_default();
+    let selection = Selection { statuses, queue: req.queue, factory: req.job, ids };
     let host = state.host.clone();
     let started = tokio::task::spawn_blocking(move || host.start_operation(req.action, selection)).await??;
     Ok((StatusCode::ACCEPTED, Json(started.into())))

@@ -6,7 +6,7 @@
 // schedules.js, new.js and group.js the views.
 
 import { TOKEN_KEY, authNeeded } from "./api.js";
-import { main, setRouter, showLogin, showView } from "./shell.js";
+import { main, setRouter, showLogin, showView, takeKeptScroll } from "./shell.js";
 import { overview } from "./overview.js";
 import { jobsView } from "./jobs.js";
 import { jobView } from "./job.js";
@@ -26,7 +26,7 @@ function route() {
   // Where this entry of the history was scrolled to (Back, Forward, reload); a new one is at
   // the top. Read before the old view goes: replacing it scrolls.
   clearTimeout(scrollSave);
-  const scrollTo = history.state?.scroll ?? 0;
+  const scrollTo = takeKeptScroll() ?? history.state?.scroll ?? 0;
   const raw = location.hash.replace(/^#/, "") || "/";
   const [path, query = ""] = raw.split("?");
   const params = new URLSearchParams(query);

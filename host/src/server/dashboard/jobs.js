@@ -183,8 +183,11 @@ export function jobsView(params) {
         id: `selected-${action}`, type: "button", class: danger ? "danger" : null, disabled: busy,
         onclick: async () => {
           if (!(await confirmAction(question, label, danger))) return;
+          // Never an empty list: the API refuses one, and it must never mean "everything".
+          const ids = [...selected.keys()];
+          if (!ids.length) return;
           try {
-            const started = await api("/v1/operations", { method: "POST", body: { action, ids: [...selected.keys()] } });
+            const started = await api("/v1/operations", { method: "POST", body: { action, ids } });
             mine = started.id;
             selected.clear();
             for (const box of list.querySelectorAll("input.pick")) box.checked = false;
@@ -244,13 +247,11 @@ export function jobsView(params) {
         api("/v1/operations"),
       ]);
       const running = operations.find((op) => op.state === "running") ?? null;
-      // A selection holds what is on this page, as it is listed now.
+      // A selection is the operator's: a row that left the page (it started, or newer jobs
+      // pushed it off) stays selected until acted on or cleared; the server re-checks each
+      // job against the action when it reaches it. Statuses are kept up to date where shown.
       shown = page.jobs;
-      const listed = new Map(page.jobs.map((job) => [job.id, job.status]));
-      for (const id of [...selected.keys()]) {
-        if (listed.has(id)) selected.set(id, listed.get(id));
-        else selected.delete(id);
-      }
+      for (const job of page.jobs) if (selected.has(job.id)) selected.set(job.id, job.status);
       busy = Boolean(running);
       const ended = mine && operations.find((op) => op.id === mine && op.state !== "running");
       if (ended) {

@@ -2,7 +2,7 @@
 
 import { api, q, seg } from "./api.js";
 import { badge, count, fmt, h, num, s, table, update, when } from "./dom.js";
-import { main, refreshNow } from "./shell.js";
+import { keepScroll, main, refreshNow } from "./shell.js";
 
 
 // The statuses counted per queue, from the store's counts (every host's, restarts included).
@@ -34,7 +34,10 @@ export function overview(params = new URLSearchParams()) {
     "nav",
     { class: "ranges", "aria-label": "Chart range" },
     Object.keys(RANGES).map((name) =>
-      h("a", { id: `range-${name}`, href: `#/${q({ range: name === "1h" ? "" : name })}`, "aria-current": name === rangeName ? "true" : null }, name),
+      h("a", { id: `range-${name}`, href: `#/${q({ range: name === "1h" ? "" : name })}`, "aria-current": name === rangeName ? "true" : null, onclick: (e) => {
+        // A link to the range shown already is no navigation: nothing to keep for.
+        if (e.currentTarget.getAttribute("href") !== (location.hash || "#/")) keepScroll();
+      } }, name),
     ),
   );
   main.replaceChildren(

@@ -197,6 +197,21 @@ export function showView(view) {
   return refreshNow();
 }
 
+let keptScroll = null;
+
+/** The next view keeps this page's scroll position: a change within a page (the chart's
+ * range) that is still a URL of its own. */
+export function keepScroll() {
+  keptScroll = window.scrollY;
+}
+
+/** The position [`keepScroll`] kept, once. */
+export function takeKeptScroll() {
+  const y = keptScroll;
+  keptScroll = null;
+  return y;
+}
+
 /** Stops refreshing the shown view (it is about to be left, e.g. after removing its job). */
 export function leaveView() {
   current = null;

@@ -16,20 +16,23 @@ pub struct OperationRequest {
     /// stop).
     pub action: Action,
     /// The statuses it takes: for `retry` `error` and `cancelled`, for `remove` any finished
-    /// one, for `cancel` any pending one. Default: all it can take.
+    /// one, for `cancel` any pending one. Default (absent): all it can take; an empty list is
+    /// refused.
     #[serde(default)]
-    pub status: Vec<Status>,
+    #[schema(min_items = 1)]
+    pub status: Option<Vec<Status>>,
     /// Only jobs of this queue.
     #[serde(default)]
     pub queue: Option<String>,
     /// Only jobs of this factory.
     #[serde(default)]
     pub job: Option<String>,
-    /// Only these jobs (at most 1,000), those of them the filter matches when reached: an
-    /// operator's selection. Default: every job the filter matches.
+    /// Only these jobs (1 to 1,000; a repeat counts once), those of them the filter matches
+    /// when reached: an operator's selection. Absent: every job the filter matches; an empty
+    /// list is refused (it would select nothing, never everything).
     #[serde(default)]
-    #[schema(max_items = 1000)]
-    pub ids: Vec<String>,
+    #[schema(min_items = 1, max_items = 1000)]
+    pub ids: Option<Vec<String>>,
 }
 
 /// A bulk operation and how far it got.

@@ -5,7 +5,7 @@
 use super::errors::db_error;
 use super::session::Sql;
 use crate::clock::Micros;
-use crate::history::{Counts, Histogram, Row, KEEP_MINUTES};
+use crate::history::{Counts, Histogram, Row, KEEP_MINUTES, MAX_QUEUES_PER_MINUTE, OTHER_QUEUES};
 use crate::store::error::StoreResult;
 
 /// The sum of two histograms' arrays, element by element (the shorter padded with zeros).
@@ -25,14 +25,18 @@ fn hist_from(buckets: Vec<i64>, max: i64) -> Histogram {
 }
 
 /// Adds `rows` in one transaction, in (minute, queue) order, so that two hosts adding the same
-/// rows lock them in the same order and never deadlock.
+/// rows lock them in the same order and never deadlock. A queue new to a minute that holds
+/// `MAX_QUEUES_PER_MINUTE` already is counted under `OTHER_QUEUES` (two hosts adding at once
+/// may each add one past the bound: it bounds, it is not exact).
 pub fn add(client: &mut super::session::Conn, rows: &[Row], now: Micros) -> StoreResult<()> {
     let mut sorted: Vec<&Row> = rows.iter().collect();
     sorted.sort_by(|a, b| (a.minute, &a.queue).cmp(&(b.minute, &b.queue)));
     let sql = format!(
         "INSERT INTO throughput_history AS h \
          (minute, queue, completed, failed, retried, run_hist, run_max, wait_hist, wait_max) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         SELECT $1, CASE WHEN EXISTS (SELECT 1 FROM throughput_history WHERE minute = $1 AND queue = $2) \
+           OR (SELECT count(*) FROM (SELECT 1 FROM throughput_history WHERE minute = $1 LIMIT $11) AS q) < $11 \
+           THEN $2 ELSE $10 END, $3, $4, $5, $6, $7, $8, $9 \
          ON CONFLICT (minute, queue) DO UPDATE SET \
          completed = h.completed + EXCLUDED.completed, failed = h.failed + EXCLUDED.failed, \
          retried = h.retried + EXCLUDED.retried, \
@@ -56,6 +60,8 @@ pub fn add(client: &mut super::session::Conn, rows: &[Row], now: Micros) -> Stor
                 &big(c.run.max),
                 &hist_param(&c.wait),
                 &big(c.wait.max),
+                &OTHER_QUEUES,
+                &(MAX_QUEUES_PER_MINUTE as i64),
             ],
         )
         .map_err(db_error)?;

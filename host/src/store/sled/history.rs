@@ -7,7 +7,7 @@ use super::codec;
 use super::keys;
 use super::store::SledStore;
 use crate::clock::Micros;
-use crate::history::{Counts, Row, KEEP_MINUTES};
+use crate::history::{Counts, Row, KEEP_MINUTES, MAX_QUEUES_PER_MINUTE, OTHER_QUEUES};
 use crate::store::error::StoreResult;
 
 /// The tree's name.
@@ -16,8 +16,24 @@ const TREE: &str = "history";
 impl SledStore {
     pub(super) fn add_history_rows(&self, rows: &[Row], now: Micros) -> StoreResult<()> {
         let tree = self.live()?.db.open_tree(TREE)?;
+        // Queues a minute holds already: past the bound, a new one is counted as the others.
+        let mut queues_in: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
         for row in rows {
-            let key = keys::history_key(row.minute, &row.queue);
+            let mut key = keys::history_key(row.minute, &row.queue);
+            if !tree.contains_key(&key)? {
+                let held = match queues_in.get(&row.minute) {
+                    Some(&n) => n,
+                    None => {
+                        let minute = keys::history_key(row.minute, "")..keys::history_key(row.minute + 1, "");
+                        tree.range(minute).keys().take(MAX_QUEUES_PER_MINUTE).count()
+                    }
+                };
+                if held >= MAX_QUEUES_PER_MINUTE {
+                    key = keys::history_key(row.minute, OTHER_QUEUES);
+                } else {
+                    queues_in.insert(row.minute, held + 1);
+                }
+            }
             let mut counts = row.counts.clone();
             // An unreadable stored row is replaced: it is a chart's history, and keeping it
             // would stop every later minute of the queue from being counted.
