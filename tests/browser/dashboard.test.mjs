@@ -403,6 +403,18 @@ test("pages survive Back, Forward and a reload; updates can be paused and resume
     await until("a reload too", async () => (await page.evaluate(() => window.scrollY)) === target);
     await page.evaluate(() => window.scrollTo(0, 0));
 
+    // With the mouse over the rows, a new job does not push them down; leaving, it shows.
+    await page.locator("tr[data-job]").nth(2).hover();
+    const arrived = await api("/v1/jobs", { method: "POST", body: { job: "echo", queue, hold: true } });
+    const until2 = Date.now() + 4500;
+    while (Date.now() < until2) {
+      assert.equal(await first(), pageOne, "rows moved under the pointer");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await page.mouse.move(5, 5);
+    await until("leaving the rows shows the new job", async () => (await first()) === arrived.id);
+    const pageOneNow = arrived.id;
+
     // Paused updates: a new job does not move the rows until updates resume.
     await page.locator("#live").click();
     assert.equal(await page.locator("#live").getAttribute("aria-pressed"), "true");
@@ -411,7 +423,7 @@ test("pages survive Back, Forward and a reload; updates can be paused and resume
     // Two refresh periods and more: the list stays as it was.
     const end = Date.now() + 4500;
     while (Date.now() < end) {
-      assert.equal(await first(), pageOne, "rows moved while updates were paused");
+      assert.equal(await first(), pageOneNow, "rows moved while updates were paused");
       await new Promise((r) => setTimeout(r, 250));
     }
     await page.locator("#live").click();

@@ -162,6 +162,17 @@ export function jobsView(params) {
   // operation over exactly those jobs (each changed only if it still can be when reached).
   const selected = new Map();
   let shown = [];
+  // While a mouse is over the rows, they are not redrawn: a new job at the top of a
+  // newest-first list would push the row being pointed at down. They catch up when it leaves.
+  let pointing = false;
+  list.addEventListener("pointerenter", (e) => {
+    if (e.pointerType === "mouse") pointing = true;
+  });
+  list.addEventListener("pointerleave", () => {
+    if (!pointing) return;
+    pointing = false;
+    refreshNow();
+  });
   let busy = false;
   const drawSelection = () => {
     const boxes = [...list.querySelectorAll("input.pick")];
@@ -250,7 +261,7 @@ export function jobsView(params) {
       // A selection is the operator's: a row that left the page (it started, or newer jobs
       // pushed it off) stays selected until acted on or cleared; the server re-checks each
       // job against the action when it reaches it. Statuses are kept up to date where shown.
-      shown = page.jobs;
+      if (!pointing) shown = page.jobs;
       for (const job of page.jobs) if (selected.has(job.id)) selected.set(job.id, job.status);
       busy = Boolean(running);
       const ended = mine && operations.find((op) => op.id === mine && op.state !== "running");
@@ -287,7 +298,7 @@ export function jobsView(params) {
       const showErrors = page.jobs.some((job) => job.last_error);
       // Scheduled jobs say when they run.
       const showRunAt = page.jobs.some((job) => job.status === "scheduled");
-      update(list, page.jobs, (jobs) =>
+      if (!pointing) update(list, page.jobs, (jobs) =>
         table(
           [
             [pickAll(), "pick"], ["Id"], ["Job"], ["Queue"], ["Status"], ["Attempts", "num"],
@@ -315,7 +326,8 @@ export function jobsView(params) {
         ),
       );
       drawSelection();
-      update(pager, [filter.after, page.next], ([after, next]) => [
+      // The pager goes with the rows drawn.
+      if (!pointing) update(pager, [filter.after, page.next], ([after, next]) => [
         after ? h("button", { id: "page-first", class: "ghost", type: "button", onclick: () => go({ after: "" }) }, "First page") : null,
         after
           ? h("button", { id: "page-back", class: "ghost", type: "button", onclick: () =>
