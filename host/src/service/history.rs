@@ -18,8 +18,8 @@ pub const WRITE_PERIOD: Duration = Duration::from_secs(5);
 
 impl Host {
     /// The `window` seconds up to now in buckets of `step` seconds (whole minutes, `step`
-    /// dividing nothing in particular: see `Snapshot::build`), every host's counts from the
-    /// store plus this host's not yet written.
+    /// dividing `window`: the caller checks both), every host's counts from the store plus
+    /// this host's not yet written.
     pub fn history(&self, window: i64, step: i64) -> Result<Snapshot, HostError> {
         let now = self.now();
         let from = now.div_euclid(60_000_000) - window / 60;
