@@ -298,6 +298,9 @@ test("rows selected on a page are retried or cancelled together; the others are 
     await page.locator("#selected-clear").click();
     assert.equal(await page.locator("#selected-count").count(), 0);
     assert.equal(await page.locator(`#pick-${ids[2]}`).isChecked(), false);
+    // Filtered by factory too, the list says how many match.
+    await page.goto(`${URL}/#/jobs?queue=${queue}&job=echo&status=cancelled`);
+    await page.getByText("4 jobs match.").waitFor({ timeout: WAIT });
   });
   await api(`/v1/queues/${queue}/start`, { method: "POST" });
 });

@@ -68,6 +68,7 @@ conformance!(
     a_finished_job_stays_while_a_job_that_depends_on_it_has_not_finished,
     a_queue_pause_is_kept_with_who_and_when_until_resumed,
     history_rows_add_up_across_hosts_and_are_kept_seven_days,
+    jobs_of_a_factory_are_counted_within_a_queue_and_up_to_a_cap,
 );
 
 const LEASE: LeaseTerms = LeaseTerms { duration: Duration::from_secs(30) };
@@ -1030,6 +1031,27 @@ fn a_finished_job_stays_while_a_job_that_depends_on_it_has_not_finished(store: &
     run(&**store, c, completed(), t);
     let removed = store.remove(&Removal::default()).unwrap();
     assert_eq!(removed.get(&Status::Completed), Some(&3), "once it finished, all go");
+}
+
+fn jobs_of_a_factory_are_counted_within_a_queue_and_up_to_a_cap(store: &TestStore) {
+    let t = now();
+    for (i, (factory, queue)) in
+        [("a", "q1"), ("a", "q1"), ("a", "q2"), ("b", "q1"), ("a", "q2")].iter().enumerate()
+    {
+        let job =
+            NewJob { factory: (*factory).into(), queue: (*queue).into(), hold: i == 4, ..new_job(i as u32) };
+        add(&**store, job, t);
+    }
+    let count = |factory: &str, queue: Option<&str>, statuses: &[Status], cap| {
+        store.count_of_factory(factory, queue, statuses, cap).unwrap()
+    };
+    assert_eq!(count("a", None, &[], 100), 4);
+    assert_eq!(count("a", Some("q1"), &[], 100), 2);
+    assert_eq!(count("a", Some("q2"), &[Status::Queued], 100), 1);
+    assert_eq!(count("a", None, &[Status::Queued, Status::Held], 100), 4);
+    assert_eq!(count("a", None, &[], 3), 3, "up to the cap");
+    assert_eq!(count("b", Some("q2"), &[], 100), 0);
+    assert_eq!(count("nobody", None, &[], 100), 0);
 }
 
 fn history_rows_add_up_across_hosts_and_are_kept_seven_days(store: &TestStore) {

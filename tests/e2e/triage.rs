@@ -32,6 +32,13 @@ fn failed_lists_show_the_latest_error_and_search_by_error_text_and_input_field()
         assert_eq!(server.wait_finished(id, LONG)["status"], "error");
     }
 
+    // Counted by factory (the store's counts are by queue): through an index, up to 100,000.
+    let counted = server.get("/v1/jobs/count?job=error&status=error,completed");
+    assert_eq!(counted.body, json!({"count": 2, "at_least": false}), "{counted:?}");
+    assert_eq!(server.get("/v1/jobs/count?job=error&queue=nowhere").body["count"], 0);
+    assert_eq!(server.get("/v1/jobs/count?job=error&status=bogus").status, 400);
+    assert_eq!(server.get("/v1/jobs/count").status, 400, "the factory is what is counted");
+
     let list = server.get("/v1/jobs/summaries?status=error");
     let last: Vec<&str> =
         list.body["jobs"].as_array().unwrap().iter().map(|j| j["last_error"].as_str().unwrap()).collect();

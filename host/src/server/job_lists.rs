@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::QueryParams;
 use super::job_search::{Search, SEARCH_CHUNK, SEARCH_MAX, SEARCH_MAX_BYTES};
 use super::state::AppState;
-use super::types::{JobPage, JobSummary, JobView, Removed, Retried, SummaryPage};
+use super::types::{JobCount, JobPage, JobSummary, JobView, Removed, Retried, SummaryPage};
 use crate::job::{Job, JobId, Status};
 use crate::service::{ListFilter, Removal};
 use crate::text::clip;
@@ -91,6 +91,44 @@ pub async fn list_summaries(
 ) -> ApiResult<Json<SummaryPage>> {
     let (jobs, next, searched) = page(&state, params, |job| JobSummary::from(job), None).await?;
     Ok(Json(SummaryPage { jobs, next, searched }))
+}
+
+/// `GET /v1/jobs/count`'s filter.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CountParams {
+    /// The job factory counted.
+    job: String,
+    /// Comma-separated statuses, e.g. `queued,processing` (default: any).
+    status: Option<String>,
+    /// Only jobs of this queue.
+    queue: Option<String>,
+}
+
+/// Counted at most: past it, `at_least` says so.
+const COUNT_CAP: u64 = 100_000;
+
+/// How many jobs of a factory there are (in statuses, within a queue), counted through an
+/// index up to 100,000. Counts by queue and status are `GET /v1/queues`' (from the store's
+/// counts, never counted).
+#[utoipa::path(get, path = "/v1/jobs/count", tag = "jobs",
+    params(CountParams),
+    responses(
+        (status = 200, body = JobCount),
+        (status = 400, description = "`invalid_request`: a bad parameter", body = ErrorBody),
+    ))]
+pub async fn count_jobs(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<CountParams>,
+) -> ApiResult<Json<JobCount>> {
+    let statuses = parse_statuses(params.status.as_deref())?;
+    let host = state.host.clone();
+    let count = tokio::task::spawn_blocking(move || {
+        host.count_of_factory(&params.job, params.queue.as_deref(), &statuses, COUNT_CAP)
+    })
+    .await??;
+    Ok(Json(JobCount { count, at_least: count >= COUNT_CAP }))
 }
 
 /// Jobs read from the store at a time while a page is built: what a page holds in memory

@@ -37,6 +37,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::add_batch))
         .routes(routes!(job_lists::retry_jobs))
         .routes(routes!(job_lists::list_summaries))
+        .routes(routes!(job_lists::count_jobs))
         .routes(routes!(jobs::get_job, jobs::remove_job))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::retry_job))

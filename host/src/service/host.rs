@@ -283,6 +283,22 @@ impl Host {
         Ok(self.inner.shared.store.list(filter)?)
     }
 
+    /// The jobs of `factory` (within `queue`, if given) in `statuses` (any when empty), counted
+    /// up to `cap`.
+    pub fn count_of_factory(
+        &self,
+        factory: &str,
+        queue: Option<&str>,
+        statuses: &[Status],
+        cap: u64,
+    ) -> Result<u64, HostError> {
+        let valid = crate::job::is_valid_name(factory) && queue.is_none_or(crate::job::is_valid_name);
+        if !valid {
+            return Ok(0);
+        }
+        Ok(self.inner.shared.store.count_of_factory(factory, queue, statuses, cap)?)
+    }
+
     /// Cancels a waiting job now; a running one gets its cancellation flag set and ends
     /// `cancelled` when its factory returns.
     pub fn cancel(&self, id: JobId) -> Result<Job, HostError> {

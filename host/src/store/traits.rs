@@ -94,6 +94,17 @@ pub trait JobStore: Send + Sync + 'static {
     /// Resumes `queue`; false if it was not paused. Durable.
     fn resume(&self, queue: &str) -> StoreResult<bool>;
 
+    /// The jobs of `factory` (and of `queue`, if given) in `statuses` (any when empty),
+    /// counted up to `cap`: an answer of `cap` means at least that many. (Counts by queue and
+    /// status are [`counts`](Self::counts).)
+    fn count_of_factory(
+        &self,
+        factory: &str,
+        queue: Option<&str>,
+        statuses: &[Status],
+        cap: u64,
+    ) -> StoreResult<u64>;
+
     /// Adds a host's throughput history (`crate::history`): each row summed into the stored
     /// row of its minute and queue (on PostgreSQL, every host's into one), and the minutes
     /// older than `history::KEEP_MINUTES` before `now` forgotten. Not synced on its own.

@@ -275,9 +275,15 @@ export function jobsView(params) {
       update(factorySelect, [factories.map((f) => f.name), filter.job], ([list]) =>
         select("f-job", "Job", filter.job, names(list, filter.job), (v) => go({ job: v, after: "" })),
       );
-      // Counts come from the store's per-queue counts (no scan); by factory there are none.
+      // Counts come from the store's per-queue counts (no scan); by factory, from an index,
+      // counted up to 100,000.
       let count = null;
-      if (!filter.job && !searching) {
+      let atLeast = false;
+      if (filter.job && !searching) {
+        const counted = await api(`/v1/jobs/count${q({ job: filter.job, queue: filter.queue, status: filter.status })}`);
+        count = counted.count;
+        atLeast = counted.at_least;
+      } else if (!searching) {
         count = 0;
         for (const queue of queues) {
           if (filter.queue && queue.name !== filter.queue) continue;
@@ -286,12 +292,12 @@ export function jobsView(params) {
           }
         }
       }
-      update(summary, [count, page.searched ?? null, page.jobs.length, Boolean(page.next)], ([c, searched, found, more]) => {
+      update(summary, [count, atLeast, page.searched ?? null, page.jobs.length, Boolean(page.next)], ([c, , searched, found, more]) => {
         if (searched !== null) {
           const bound = more && found < 25 ? " (a page searches at most 10,000 jobs or 32 MiB of their data: Next page searches on)" : "";
           return `${counted(found)} found among ${counted(searched)} jobs searched${bound}.`;
         }
-        return c === null ? "" : c === 1 ? "1 job matches." : `${counted(c)} jobs match.`;
+        return c === null ? "" : c === 1 ? "1 job matches." : `${counted(c)}${atLeast ? " or more" : ""} jobs match.`;
       });
       update(bulk, [filter, count, running], () => bulkActions(count, running));
       // Failed and cancelled lists say why, so a pattern shows without opening each job.

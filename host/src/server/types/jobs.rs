@@ -384,6 +384,15 @@ pub struct SummaryPage {
     pub searched: Option<u64>,
 }
 
+/// `GET /v1/jobs/count`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobCount {
+    /// The jobs that match, counted up to 100,000.
+    pub count: u64,
+    /// True when counting stopped at 100,000: at least that many match.
+    pub at_least: bool,
+}
+
 /// Stored JSON text shown as JSON; text that is not (it never should be) shows as a string.
 pub(super) fn json_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))

@@ -15,8 +15,8 @@ pub use admin::{
 };
 pub use jobs::{
     AddJobRequest, AddedView, BatchAdded, BatchItem, BatchRequest, CallbackView, DependencyEdge,
-    DependencyRef, GroupAdded, GroupCancelled, GroupRequest, GroupView, JobPage, JobSummary, JobView,
-    Removed, Retried, SummaryPage,
+    DependencyRef, GroupAdded, GroupCancelled, GroupRequest, GroupView, JobCount, JobPage, JobSummary,
+    JobView, Removed, Retried, SummaryPage,
 };
 pub use limits::{LimitRequest, LimitView, RateView};
 pub use operations::{OperationRequest, OperationView};

@@ -435,6 +435,30 @@ impl JobStore for PgStore {
         self.run(pauses::all)
     }
 
+    fn count_of_factory(
+        &self,
+        factory: &str,
+        queue: Option<&str>,
+        statuses: &[Status],
+        cap: u64,
+    ) -> StoreResult<u64> {
+        let statuses: Vec<&str> = if statuses.is_empty() { Status::ALL.iter() } else { statuses.iter() }
+            .map(|s| s.as_str())
+            .collect();
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        // An index range of `jobs_by_factory` (factory, status, id), stopped at the cap.
+        self.run(|c| {
+            let row = c
+                .query_one(
+                    "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE factory = $1 AND status = ANY($2) \
+                     AND ($3::text IS NULL OR queue = $3) LIMIT $4) AS matching",
+                    &[&factory, &statuses, &queue, &cap],
+                )
+                .map_err(db_error)?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+    }
+
     fn add_history(&self, rows: &[HistoryRow], now: Micros) -> StoreResult<()> {
         self.run(|c| history::add(c, rows, now))
     }

@@ -97,6 +97,12 @@ impl Counts {
         inner.listing.ids(by, &names, statuses, after, newest_first, n)
     }
 
+    /// Jobs of `factory` (and `queue`) in `statuses` (any when empty), up to `cap`.
+    pub fn count_of_factory(&self, factory: &str, queue: Option<&str>, statuses: &[Status], cap: u64) -> u64 {
+        let statuses = if statuses.is_empty() { &Status::ALL[..] } else { statuses };
+        sync::lock(&self.0).listing.count(factory, queue, statuses, cap)
+    }
+
     /// Jobs per queue and status.
     pub fn snapshot(&self) -> CountsView {
         let inner = sync::lock(&self.0);

@@ -463,6 +463,17 @@ impl JobStore for SledStore {
         self.paused_queues()
     }
 
+    fn count_of_factory(
+        &self,
+        factory: &str,
+        queue: Option<&str>,
+        statuses: &[Status],
+        cap: u64,
+    ) -> StoreResult<u64> {
+        self.live()?;
+        Ok(self.counts.count_of_factory(factory, queue, statuses, cap))
+    }
+
     fn add_history(&self, rows: &[HistoryRow], now: Micros) -> StoreResult<()> {
         self.add_history_rows(rows, now)
     }

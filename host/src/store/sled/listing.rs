@@ -75,6 +75,43 @@ impl Listing {
         self.queues.keys().cloned().collect()
     }
 
+    /// The ids listed for `factory` in `statuses` (and, with `queue`, listed for it too),
+    /// counted up to `cap`. Both lists are in id order: with a queue, a merge of the two.
+    pub fn count(&self, factory: &str, queue: Option<&str>, statuses: &[Status], cap: u64) -> u64 {
+        let Some(by_factory) = self.factories.get(factory) else { return 0 };
+        let by_queue = match queue {
+            Some(queue) => match self.queues.get(queue) {
+                Some(lists) => Some(lists),
+                None => return 0,
+            },
+            None => None,
+        };
+        let mut n = 0u64;
+        for status in statuses {
+            let of_factory = by_factory[slot(*status)].iter().filter(|(_, n)| **n > 0).map(|(id, _)| *id);
+            let left = usize::try_from(cap - n).unwrap_or(usize::MAX);
+            n += match by_queue {
+                None => of_factory.take(left).count() as u64,
+                // Both in id order: a merge, no copy of either.
+                Some(lists) => {
+                    let mut of_queue =
+                        lists[slot(*status)].iter().filter(|(_, n)| **n > 0).map(|(id, _)| *id).peekable();
+                    of_factory
+                        .filter(|id| {
+                            while of_queue.next_if(|q| q < id).is_some() {}
+                            of_queue.peek() == Some(id)
+                        })
+                        .take(left)
+                        .count() as u64
+                }
+            };
+            if n >= cap {
+                return cap;
+            }
+        }
+        n
+    }
+
     /// Up to `n` ids past `after` (below it when `newest_first`), in that order, from the
     /// union of `name`'s lists (by `by`) of `statuses`.
     pub fn ids(
@@ -146,5 +183,12 @@ mod tests {
         l.apply(JobId(3), "odd", "echo", Some(Status::Queued), None);
         assert_eq!(all(&l, &[Status::Queued], Some(JobId(1)), false), [2, 4, 5, 6].map(JobId));
         assert_eq!(l.queues().len(), 2);
+        // Counted by factory, and by factory within a queue (a merge of the two lists).
+        assert_eq!(l.count("echo", None, &[Status::Queued], 100), 5);
+        assert_eq!(l.count("echo", Some("even"), &[Status::Queued], 100), 3);
+        assert_eq!(l.count("echo", Some("odd"), &[Status::Queued, Status::Processing], 100), 3);
+        assert_eq!(l.count("echo", None, &Status::ALL, 2), 2, "up to the cap");
+        assert_eq!(l.count("other", None, &Status::ALL, 100), 0);
+        assert_eq!(l.count("echo", Some("none"), &Status::ALL, 100), 0);
     }
 }
