@@ -395,6 +395,7 @@ fn parameters(doc: &mut Value) {
                 set("limit", json!({"type": "integer", "minimum": 1, "maximum": usize::MAX}));
                 set("after", json!({"type": "string", "pattern": "^[0-9]{0,19}$"}));
             }
+            ("/v1/jobs/count", "get") => set("status", json!({"type": "string", "pattern": list(STATUSES)})),
             ("/v1/jobs", "delete") => set("status", json!({"type": "string", "pattern": list(FINISHED)})),
             ("/v1/jobs/retry", "post") => {
                 set("status", json!({"type": "string", "pattern": list("(error|cancelled)")}))
