@@ -762,3 +762,61 @@ test("a job shows what it waits for and what waits for it; a group's page shows 
     assert.equal(await page.locator("#group-cancel").count(), 0, "nothing left to cancel");
   });
 });
+
+// Last of the file: it adds 30 queues, which fold the overview of every test after it.
+test("with many queues the overview shows the busiest, filters by name, orders by a column and shows all on demand", async () => {
+  const names = Array.from({ length: 30 }, (_, n) => `fold-${String(n).padStart(2, "0")}`);
+  await api("/v1/jobs/batch", { method: "POST", body: { jobs: names.map((queue) => ({ job: "echo", queue, hold: true })) } });
+  // Two stopped queues with jobs waiting to run: the busiest.
+  for (const [queue, n] of [["fold-07", 50], ["fold-13", 40]]) {
+    await api(`/v1/queues/${queue}/stop`, { method: "POST" });
+    await api("/v1/jobs/batch", { method: "POST", body: { jobs: Array.from({ length: n }, () => ({ job: "echo", queue })) } });
+  }
+  const all = await api("/v1/queues");
+  const busy = (queue) => (queue.jobs?.processing ?? 0) + (queue.jobs?.queued ?? 0);
+  const rows = (page) => page.locator("#queues-h ~ div tbody tr").evaluateAll((trs) => trs.map((tr) => tr.dataset.queue));
+  await withPage("overview-many-queues", async (page) => {
+    await page.goto(`${URL}/#/`);
+    const fold = page.locator("#queue-fold");
+    await until("the overview folds its queues", async () => /^Showing 20 of [\d,]+ queues, busiest first/.test(await fold.textContent()));
+    let shown = await rows(page);
+    assert.equal(shown.length, 20);
+    const byName = new Map(all.map((queue) => [queue.name, queue]));
+    const counts = shown.map((name) => busy(byName.get(name)));
+    assert.deepEqual(counts, [...counts].sort((a, b) => b - a), "busiest first");
+    assert.equal(counts[0], Math.max(...all.map(busy)), "the busiest queue of all is the first");
+    assert.ok(shown.includes("fold-07") && shown.includes("fold-13"), `${shown}`);
+    assert.ok(shown.indexOf("fold-07") < shown.indexOf("fold-13"));
+    // The totals are every queue's, not only the rows shown.
+    const totalHeld = all.reduce((sum, queue) => sum + (queue.jobs?.held ?? 0), 0);
+    assert.equal(await page.locator("#total-held").textContent(), totalHeld.toLocaleString("en-US"));
+
+    // A filter as typed, kept in the address through a reload.
+    await page.locator("#queue-filter").fill("FOLD-2");
+    await until("the filter shows fold-20 to fold-29", async () => (await rows(page)).length === 10);
+    assert.deepEqual(await rows(page), names.slice(20), "by name when everything fits");
+    assert.match(await fold.textContent(), /^10 of [\d,]+ queues match\.$/);
+    assert.match(page.url(), /queues=FOLD-2/);
+    await page.reload();
+    await until("the filter survives a reload", async () => (await rows(page)).length === 10);
+    assert.equal(await page.locator("#queue-filter").inputValue(), "FOLD-2");
+    await page.locator("#queue-filter").fill("no such queue");
+    await page.getByText('No queue name contains "no such queue".').waitFor({ timeout: WAIT });
+    await page.locator("#queue-filter").fill("");
+    await until("the fold is back", async () => (await rows(page)).length === 20);
+
+    // Ordered by a column (largest first), then every queue, and Back to the fold.
+    await page.locator("#sort-held").click();
+    await page.waitForURL(/sort=held/);
+    await until("the order is the held count", async () => (await page.locator("#sort-held").locator("xpath=..").getAttribute("aria-sort")) === "descending");
+    shown = await rows(page);
+    const held = shown.map((name) => byName.get(name).jobs?.held ?? 0);
+    assert.deepEqual(held, [...held].sort((a, b) => b - a), "most held first");
+    await page.locator("#queues-all").click();
+    await page.waitForURL(/all=1/);
+    await until("every queue shows", async () => (await rows(page)).length === all.length);
+    assert.match(await fold.textContent(), new RegExp(`^Showing all ${all.length} queues, most held first\\.`));
+    await page.goBack();
+    await until("Back shows the fold again", async () => (await rows(page)).length === 20);
+  });
+});

@@ -89,7 +89,7 @@ fn the_dashboard_in_chromium() {
         open.log()
     );
     // Every test ran (a test file that loads none would pass).
-    assert!(report.contains("# pass 17") && report.contains("# fail 0"), "{report}");
+    assert!(report.contains("# pass 18") && report.contains("# fail 0"), "{report}");
     for name in [
         "overview-and-a-job",
         "failed-job",
@@ -105,6 +105,7 @@ fn the_dashboard_in_chromium() {
         "after-restart",
         "selection",
         "scheduled",
+        "overview-many-queues",
     ] {
         assert!(screenshots.join(format!("{name}.png")).exists(), "no screenshot {name}.png");
     }

@@ -48,7 +48,7 @@ export function update(container, data, build) {
 export function table(headers, rows, empty = "Nothing here.") {
   if (!rows.length) return h("p", { class: "muted" }, empty);
   // Each cell carries its column's heading: on a phone a row shows as a card of labelled fields.
-  const labels = headers.map(([label]) => (typeof label === "string" ? label : ""));
+  const labels = headers.map(([label]) => (typeof label === "string" ? label : (label?.textContent ?? "")));
   for (const row of rows.flat(Infinity)) {
     if (!(row instanceof Element)) continue;
     [...row.children].forEach((cell, i) => {
@@ -61,7 +61,7 @@ export function table(headers, rows, empty = "Nothing here.") {
     h(
       "table",
       {},
-      h("thead", {}, h("tr", {}, headers.map(([label, cls]) => h("th", { class: cls, scope: "col" }, label)))),
+      h("thead", {}, h("tr", {}, headers.map(([label, cls, props]) => h("th", { class: cls, scope: "col", ...props }, label)))),
       h("tbody", {}, rows),
     ),
   );

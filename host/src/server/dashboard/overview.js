@@ -12,6 +12,20 @@ const LABELS = {
   completed: "Completed", error: "Failed", cancelled: "Cancelled",
 };
 
+// Past this many queues the table folds to the busiest (or the first by the chosen order), with
+// "Show all": 300 queues are 16,000 px of rows nobody reads at 3 a.m.
+const FOLD = 20;
+// Orders of the queue table: by name, busiest (running and queued jobs, then failed), or by one
+// status's count (largest first). Each is a URL (`sort=`).
+const busy = (queue) => (queue.jobs?.processing ?? 0) + (queue.jobs?.queued ?? 0);
+const byName = (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+const ORDERS = {
+  name: byName,
+  busy: (a, b) => busy(b) - busy(a) || (b.jobs?.error ?? 0) - (a.jobs?.error ?? 0) || byName(a, b),
+  ...Object.fromEntries(COUNTED.map((status) => [status, (a, b) => (b.jobs?.[status] ?? 0) - (a.jobs?.[status] ?? 0) || byName(a, b)])),
+};
+const ORDER_TEXT = { name: "by name", busy: "busiest first (running and queued jobs, then failed)" };
+
 // The chart's ranges: the window asked of /v1/stats and the axis labels.
 const RANGES = {
   "1h": { window: 3600, title: "last hour", labels: ["60 min ago", "30 min ago"] },
@@ -22,7 +36,33 @@ const RANGES = {
 export function overview(params = new URLSearchParams()) {
   const rangeName = RANGES[params.get("range")] ? params.get("range") : "1h";
   const range = RANGES[rangeName];
+  // The queue table's order, fold and filter, from the URL.
+  const chosenOrder = ORDERS[params.get("sort")] && Object.hasOwn(ORDERS, params.get("sort")) ? params.get("sort") : "";
+  const showAll = params.get("all") === "1";
+  let filterText = params.get("queues") ?? "";
+  const here = (change) => `#/${q({ range: rangeName === "1h" ? "" : rangeName, sort: chosenOrder, all: showAll ? "1" : "", queues: filterText, ...change })}`;
   const queues = h("div");
+  const queueFilter = h("input", {
+    id: "queue-filter",
+    type: "search",
+    value: filterText,
+    placeholder: "part of a name",
+    autocomplete: "off",
+    // Filtering as typed is no navigation: the address follows (a reload keeps the filter),
+    // the history does not gain an entry per key.
+    oninput: (e) => {
+      filterText = e.target.value;
+      history.replaceState(history.state, "", here({}));
+      for (const name of Object.keys(RANGES)) document.getElementById(`range-${name}`)?.setAttribute("href", here({ range: name === "1h" ? "" : name }));
+      if (lastQueues) drawQueues(lastQueues);
+    },
+  });
+  const queueTools = h(
+    "form",
+    { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() },
+    h("label", { for: "queue-filter" }, "Filter queues", queueFilter),
+  );
+  const queueFold = h("div", { class: "muted small", id: "queue-fold", role: "status" });
   const chart = h("div", { class: "chart" });
   const latency = h("div");
   const workers = h("div");
@@ -34,7 +74,7 @@ export function overview(params = new URLSearchParams()) {
     "nav",
     { class: "ranges", "aria-label": "Chart range" },
     Object.keys(RANGES).map((name) =>
-      h("a", { id: `range-${name}`, href: `#/${q({ range: name === "1h" ? "" : name })}`, "aria-current": name === rangeName ? "true" : null, onclick: (e) => {
+      h("a", { id: `range-${name}`, href: here({ range: name === "1h" ? "" : name }), "aria-current": name === rangeName ? "true" : null, onclick: (e) => {
         // A link to the range shown already is no navigation: nothing to keep for.
         if (e.currentTarget.getAttribute("href") !== (location.hash || "#/")) keepScroll();
       } }, name),
@@ -42,7 +82,7 @@ export function overview(params = new URLSearchParams()) {
   );
   main.replaceChildren(
     h("h1", {}, "Overview"),
-    h("section", { class: "card", "aria-labelledby": "queues-h" }, h("h2", { id: "queues-h" }, "Queues"), note, queues),
+    h("section", { class: "card", "aria-labelledby": "queues-h" }, h("h2", { id: "queues-h" }, "Queues"), note, queueTools, queues, queueFold),
     h(
       "div",
       { class: "grid" },
@@ -102,6 +142,84 @@ export function overview(params = new URLSearchParams()) {
     );
   };
 
+  // While a mouse is over the table its rows keep their places (counts still change): in an
+  // order by counts, a refresh would move the row being pointed at. They catch up when it leaves.
+  let pointing = false;
+  let placed = [];
+  queues.addEventListener("pointerenter", (e) => {
+    if (e.pointerType === "mouse") pointing = true;
+  });
+  queues.addEventListener("pointerleave", () => {
+    if (!pointing) return;
+    pointing = false;
+    if (lastQueues) drawQueues(lastQueues);
+  });
+  let lastQueues = null;
+  const sortLink = (order, label) =>
+    h("a", {
+      class: "sort",
+      id: `sort-${order}`,
+      href: here({ sort: order }),
+      onclick: () => keepScroll(),
+    }, label);
+
+  const drawQueues = (queueList) => {
+    const needle = filterText.trim().toLowerCase();
+    const matching = needle ? queueList.filter((queue) => queue.name.toLowerCase().includes(needle)) : queueList;
+    const folded = !showAll && matching.length > FOLD;
+    const orderName = chosenOrder || (folded ? "busy" : "name");
+    let shown = [...matching].sort(ORDERS[orderName]);
+    if (folded) shown = shown.slice(0, FOLD);
+    if (pointing && placed.length) {
+      const now = new Map(matching.map((queue) => [queue.name, queue]));
+      shown = placed.map((name) => now.get(name)).filter(Boolean);
+    }
+    placed = shown.map((queue) => queue.name);
+    const orderText = ORDER_TEXT[orderName] ?? `most ${LABELS[orderName].toLowerCase()} first`;
+    update(queueFold, [queueList.length, matching.length, shown.length, folded, showAll, orderText, filterText], () => {
+      const all = queueList.length;
+      const of = needle ? `${count(matching.length)} of ${count(all)} queues match` : `${count(all)} queues`;
+      if (folded) return [`Showing ${count(shown.length)} of ${of}, ${orderText}. `, h("a", { id: "queues-all", href: here({ all: "1" }), onclick: () => keepScroll() }, `Show all ${count(matching.length)}`)];
+      if (showAll && matching.length > FOLD) return [`Showing all ${of}, ${orderText}. `, h("a", { id: "queues-fold", href: here({ all: "" }), onclick: () => keepScroll() }, `Show the first ${FOLD}`)];
+      return needle ? `${of}.` : "";
+    });
+    const headers = [
+      [sortLink("name", "Queue"), "", { "aria-sort": orderName === "name" ? "ascending" : null }],
+      ["State"], ["Concurrency", "num"],
+      ...COUNTED.map((status) => [sortLink(status, LABELS[status]), "num", { "aria-sort": orderName === status ? "descending" : null }]),
+      ["Worker restarts", "num"], ["Action"],
+    ];
+    update(queues, [shown, orderName, queueList, filterText], () => {
+      const drawn = table(
+        headers,
+        shown.map(queueRow),
+        needle ? `No queue name contains "${filterText.trim()}".` : "No queue yet: add a job and its queue appears here.",
+      );
+      // The store's totals over every queue (not only those shown): the same counts the job
+      // lists page through.
+      const total = (status) => queueList.reduce((sum, queue) => sum + (queue.jobs?.[status] ?? 0), 0);
+      drawn.querySelector?.("table")?.append(
+        h(
+          "tfoot",
+          {},
+          h(
+            "tr",
+            { id: "queue-totals" },
+            h("th", { scope: "row" }, "All queues"),
+            h("td", { class: "blank" }),
+            h("td", { class: "blank" }),
+            COUNTED.map((status) =>
+              h("td", { class: "num", "data-label": LABELS[status] }, h("a", { id: `total-${status}`, href: `#/jobs${q({ status })}` }, count(total(status)))),
+            ),
+            h("td", { class: "blank" }),
+            h("td", { class: "blank" }),
+          ),
+        ),
+      );
+      return drawn;
+    });
+  };
+
   return {
     refresh: async () => {
       const [queueList, stats, workerList, pluginList, hostList] = await Promise.all([
@@ -111,38 +229,8 @@ export function overview(params = new URLSearchParams()) {
         api("/v1/plugins"),
         api("/v1/hosts"),
       ]);
-      update(queues, queueList, () => {
-        const drawn = table(
-          [
-            ["Queue"], ["State"], ["Concurrency", "num"],
-            ...COUNTED.map((status) => [LABELS[status], "num"]),
-            ["Worker restarts", "num"], ["Action"],
-          ],
-          queueList.map(queueRow),
-          "No queue yet: add a job and its queue appears here.",
-        );
-        // The store's totals over every queue: the same counts the job lists page through.
-        const total = (status) => queueList.reduce((sum, queue) => sum + (queue.jobs?.[status] ?? 0), 0);
-        drawn.querySelector?.("table")?.append(
-          h(
-            "tfoot",
-            {},
-            h(
-              "tr",
-              { id: "queue-totals" },
-              h("th", { scope: "row" }, "All queues"),
-              h("td", { class: "blank" }),
-              h("td", { class: "blank" }),
-              COUNTED.map((status) =>
-                h("td", { class: "num", "data-label": LABELS[status] }, h("a", { id: `total-${status}`, href: `#/jobs${q({ status })}` }, count(total(status)))),
-              ),
-              h("td", { class: "blank" }),
-              h("td", { class: "blank" }),
-            ),
-          ),
-        );
-        return drawn;
-      });
+      lastQueues = queueList;
+      drawQueues(queueList);
       update(chart, stats.series, () => throughputChart(stats, range));
       update(latency, [stats.samples, stats.run_ms, stats.wait_ms], () => latencyTable(stats, range));
       update(hosts, hostList, () => hostTable(hostList));
