@@ -153,11 +153,12 @@ pub enum PluginsCommand {
 }
 
 /// Parses the command line, runs the command, and returns its exit code.
-/// glibc gives each thread that allocates under contention an arena of its own (up to 8 per
-/// CPU) and rarely returns their memory; sled's I/O threads, the workers and the submitters
-/// then hold fragmented arenas. Two arenas: peak RSS with 1,000,000 queued jobs 389 MB → 278 MB
-/// in `jobhost bench --preload 1000000`, throughput unchanged within this machine's noise.
-/// Must run before any thread starts; `MALLOC_ARENA_MAX` in the environment still wins.
+/// The host's own memory comes from jemalloc (main.rs); glibc's malloc still serves plugin code
+/// (a plugin library allocates through the C library), in the host with `isolation =
+/// "in-process"` and in every worker process. glibc gives each thread that allocates under
+/// contention an arena of its own (up to 8 per CPU) and rarely returns their memory: two
+/// arenas bound what plugins' threads leave fragmented. Must run before any thread starts;
+/// `MALLOC_ARENA_MAX` in the environment still wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

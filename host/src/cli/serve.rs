@@ -212,21 +212,6 @@ pub fn run(args: &ServeArgs, allow_insecure_plugins: bool) -> u8 {
     }
 }
 
-/// Every 10 s, hands the heap's free pages back to the OS. glibc's allocator keeps what a burst
-/// freed (decoded batch bodies, a million jobs' worth of pages read once) in its arenas: 1,000,000
-/// jobs added in 100 HTTP batches left the RSS at 482 MB, twice what the same store holds after
-/// a restart. `malloc_trim` returns the free pages of every arena.
-async fn give_back_freed_memory() {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        #[cfg(target_env = "gnu")]
-        // SAFETY: malloc_trim only releases free memory; it takes the allocator's own locks.
-        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
-    }
-}
-
 /// Raises this process's open-files limit to its hard limit: every connection, worker socket
 /// and store file is a descriptor, and the usual soft limit (1024) is far below what a server
 /// facing many clients needs. (The systemd unit sets the hard limit: `LimitNOFILE`.)
@@ -275,7 +260,6 @@ async fn serve(
     // The line scripts (and the tests) read to learn the address, e.g. with `--listen ...:0`.
     println!("jobhost listening on http://{addr}");
 
-    tokio::spawn(give_back_freed_memory());
     let rescan_host = host.clone();
     let shutdown = async move {
         let signal_name = loop {
