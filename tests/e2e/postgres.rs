@@ -412,6 +412,16 @@ fn a_claims_plan_keeps_to_its_queue_in_the_ready_index_even_generic_and_without_
         assert!(!plan.contains("Seq Scan on jobs") && !plan.contains("Sort"), "{sql}\n{plan}");
         assert!(plan.contains("InitPlan"), "the pauses are read once, not per job: {plan}");
     }
+    // Under limits: closed factories and keys at their limit passed over, still in the index.
+    let sql =
+        jobhost::store::postgres::claim_sql_with(&ClaimFilter { queue: Some("small"), factory: None }, true);
+    let plan = generic_plan(
+        &mut client,
+        &sql,
+        "now(), 10, 'small', '{sleep}'::text[], '{queue}'::text[], '{small}'::text[], '{customer}'::text[]",
+    );
+    assert!(plan.contains("jobs_ready"), "{sql}\n{plan}");
+    assert!(!plan.contains("Seq Scan on jobs") && !plan.contains("Sort"), "{sql}\n{plan}");
     // What every worker that goes idle asks: one entry of an index, not the backlog.
     let sql = jobhost::store::postgres::NEXT_DUE_SQL;
     let plan = generic_plan(&mut client, sql, "now()");

@@ -27,4 +27,4 @@ mod work;
 pub use migrations::{Migrated, SCHEMA_VERSION};
 pub use store::{describe, parse_url, PgStore};
 pub use tls::Tls;
-pub use work::{claim_sql, NEXT_DUE_SQL};
+pub use work::{claim_sql, claim_sql_with, NEXT_DUE_SQL};

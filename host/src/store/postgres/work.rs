@@ -39,7 +39,9 @@ pub fn claim_sql(filter: &ClaimFilter<'_>) -> String {
 
 /// [`claim_sql`], and with `closed`, `AND NOT (factory = ANY($n))` after the filter's
 /// parameters: the factories no limit lets start now, whose jobs a claim under limits does not
-/// read.
+/// read; then the keys at a per-key limit as three arrays (the limit's kind, its queue's or
+/// factory's name, the key), whose jobs it passes over, so that one key's backlog never hides
+/// the jobs queued behind it.
 pub fn claim_sql_with(filter: &ClaimFilter<'_>, closed: bool) -> String {
     let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND run_at <= $1");
     let mut n = 2;
@@ -54,6 +56,12 @@ pub fn claim_sql_with(filter: &ClaimFilter<'_>, closed: bool) -> String {
     if closed {
         n += 1;
         sql.push_str(&format!(" AND NOT (factory = ANY(${n}))"));
+        let (kinds, names, keys) = (n + 1, n + 2, n + 3);
+        sql.push_str(&format!(
+            " AND (limit_key IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(${kinds}::text[], ${names}::text[], \
+             ${keys}::text[]) AS full_key(kind, name, key) WHERE full_key.key = jobs.limit_key \
+             AND full_key.name = CASE full_key.kind WHEN 'queue' THEN jobs.queue ELSE jobs.factory END))"
+        ));
     }
     // Paused queues are left alone here too, not only by the hosts' pause watch: a host that
     // lost the database while a queue was paused claims nothing from it once back. The array
@@ -178,9 +186,16 @@ impl WorkStore for PgStore {
                     Some(room) => room.min(max.max(1)),
                     None => LIMITED_CANDIDATES.max(max),
                 } as i64;
+                let full = gate.full_keys();
+                let full_kinds: Vec<&str> = full.iter().map(|(scope, _)| scope.kind()).collect();
+                let full_names: Vec<&str> = full.iter().map(|(scope, _)| scope.name()).collect();
+                let full_keys: Vec<&str> = full.iter().map(|(_, key)| key.as_str()).collect();
                 let mut limited: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&now_at, &candidates];
                 limited.extend(params[2..].iter().copied());
                 limited.push(&closed);
+                limited.push(&full_kinds);
+                limited.push(&full_names);
+                limited.push(&full_keys);
                 let rows = tx.query(&claim_sql_with(filter, true), &limited).map_err(db_error)?;
                 let mut admitted = Vec::new();
                 for job in jobs_from_rows(&rows)? {

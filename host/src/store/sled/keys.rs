@@ -88,6 +88,26 @@ pub fn parse_ready_key(key: &[u8]) -> Option<(&str, JobId)> {
     Some((queue, id))
 }
 
+/// A ready entry's value: the job's factory, then NUL and its limit key if it has one (neither
+/// holds a NUL), so that a claim under per-key limits passes over the jobs of a key at its
+/// limit in the index alone. Entries written before keys were kept hold the factory alone.
+pub fn ready_value(factory: &str, limit_key: Option<&str>) -> Vec<u8> {
+    let mut value = factory.as_bytes().to_vec();
+    if let Some(key) = limit_key {
+        value.push(0);
+        value.extend_from_slice(key.as_bytes());
+    }
+    value
+}
+
+/// The factory and limit key of a ready entry's value.
+pub fn parse_ready_value(value: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match value.iter().position(|&b| b == 0) {
+        Some(nul) => (&value[..nul], Some(&value[nul + 1..])),
+        None => (value, None),
+    }
+}
+
 /// Time index (scheduled jobs and retry waits; leases by expiry; finished jobs; schedules by
 /// next run): (time, id).
 pub fn time_key(at: Micros, id: impl Into<u64>) -> [u8; 16] {

@@ -298,7 +298,7 @@ impl Tx<'_> {
     /// Puts a queued job where a claimer finds it: `ready` if due at `now`, else `waiting`.
     pub fn enqueue(&self, job: &Job, now: Micros) -> TxResult<()> {
         if job.run_at <= now {
-            self.ready.insert(ready_key(job), job.factory.as_bytes())?;
+            self.ready.insert(ready_key(job), ready_value(job))?;
         } else {
             self.waiting.insert(&keys::time_key(job.run_at, job.id), &[])?;
         }
@@ -500,6 +500,11 @@ impl dependents::Graph for TxGraph<'_, '_> {
 
 pub(super) fn ready_key(job: &Job) -> Vec<u8> {
     keys::ready_key(&job.queue, job.priority, job.run_at, job.id)
+}
+
+/// What a job's `ready` entry holds (see [`keys::ready_value`]).
+pub(super) fn ready_value(job: &Job) -> Vec<u8> {
+    keys::ready_value(&job.factory, job.limit_key.as_deref())
 }
 
 /// The `unique` index key of a job that has a unique key.
