@@ -911,7 +911,8 @@ fn a_group_is_stored_with_its_batch_counted_and_lasts_as_long_as_its_first_job(s
     assert_eq!(state.members.get(&Status::Queued), Some(&2));
     assert_eq!(state.callbacks, [(Callback::OnComplete, jobs[2].id, Some(Status::Waiting))]);
     assert!(store.group(jobs[1].id).unwrap().is_none(), "a group is known by its first job's id");
-    assert_eq!(store.dependents(id, 10).unwrap(), [jobs[2].id]);
+    assert_eq!(store.dependents(id, None, 10).unwrap(), [jobs[2].id]);
+    assert_eq!(store.dependents(id, Some(jobs[2].id), 10).unwrap(), []);
     run(&**store, jobs[0].id, completed(), t);
     run(&**store, jobs[1].id, Outcome::Failed { error: "x".into(), backtrace: None }, t);
     let state = store.group(id).unwrap().unwrap();

@@ -223,12 +223,25 @@ fn what_cannot_be_waited_for_is_refused_with_the_reason() {
         "invalid_batch",
         "already the ref of jobs[0]",
     );
+    // A stored parent that is not there: told by the index of the job naming it, as a
+    // batch's other refusals are.
+    let answer =
+        server.post(many, &json!({"jobs": [{"job": "echo"}, {"job": "echo", "depends_on": ["999999"]}]}));
+    assert_eq!((answer.status, answer.code()), (422, "invalid_batch"), "{answer:?}");
+    let item = &answer.body["error"]["items"][0];
+    assert_eq!(
+        (item["index"].as_u64(), item["code"].as_str()),
+        (Some(1), Some("invalid_dependencies")),
+        "{answer:?}"
+    );
+    assert!(item["message"].as_str().unwrap().contains("no job with id 999999"), "{answer:?}");
+    // A group's callback is named by its field, not by an index past the batch's jobs.
     refused(
-        json!({"jobs": [{"job": "echo"}, {"job": "echo", "depends_on": ["999999"]}]}),
+        json!({"jobs": [{"job": "echo"}], "group": {"on_success": {"job": "nope"}}}),
         many,
-        422,
-        "invalid_dependencies",
-        "no job with id 999999",
+        400,
+        "unknown_job",
+        "group.on_success: unknown job factory `nope`",
     );
     // Nothing of any refused request was stored.
     assert_eq!(server.get("/v1/jobs?limit=100").body["jobs"].as_array().unwrap().len(), 1);
@@ -618,4 +631,38 @@ fn a_host_killed_under_a_concurrency_limit_never_runs_more_than_it_allows_on_the
     }));
     assert_eq!(most, 2, "at most two at once across restarts, and two did run at once");
     assert_eq!(server.get("/v1/limits").body.as_array().unwrap().len(), 1, "the limit outlives the crash");
+}
+
+#[test]
+fn a_jobs_dependents_are_paged_and_a_needed_parent_is_kept_whatever_their_number() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &["--paused"]);
+    let parent = server.add("echo", json!(1));
+    let jobs: Vec<Value> = (0..1001)
+        .map(|n| json!({"job": "echo", "input": n, "depends_on": [{"id": parent, "on_failure": "run"}]}))
+        .collect();
+    let made = server.post("/v1/jobs/batch", &json!({"jobs": jobs}));
+    assert_eq!(made.status, 201, "{made:?}");
+    let made = ids(&made.body);
+    let first = server.get(&format!("/v1/jobs/{parent}/dependents"));
+    let listed: Vec<&str> =
+        first.body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, made[..1000]);
+    let next = first.body["next"].as_str().expect("a next page").to_owned();
+    let rest = server.get(&format!("/v1/jobs/{parent}/dependents?after={next}"));
+    let listed: Vec<&str> =
+        rest.body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!((listed, rest.body["next"].is_null()), (vec![made[1000].as_str()], true));
+    let bad = server.get(&format!("/v1/jobs/{parent}/dependents?after=x"));
+    assert_eq!((bad.status, bad.code()), (400, "invalid_request"), "{bad:?}");
+
+    // The parent, cancelled, is still needed by the last of them alone (queued, it reads the
+    // parent's outcome when it runs): it cannot be removed.
+    assert_eq!(server.post_empty(&format!("/v1/jobs/{parent}/cancel")).status, 200);
+    for id in &made[..1000] {
+        assert_eq!(server.post_empty(&format!("/v1/jobs/{id}/cancel")).status, 200);
+    }
+    let removed = server.delete(&format!("/v1/jobs/{parent}"));
+    assert_eq!((removed.status, removed.code()), (409, "invalid_transition"), "{removed:?}");
+    assert!(removed.text.contains(&made[1000]), "{removed:?}");
 }

@@ -119,7 +119,11 @@ pub(super) fn print_ending(job: &JobView, json: bool) -> u8 {
         }
         Status::Cancelled => {
             if !json {
-                eprintln!("job {} was cancelled", job.id);
+                // Why, if the job says: a parent that failed, a timeout before it started.
+                match job.errors.last() {
+                    Some(reason) => eprintln!("job {} was cancelled: {reason}", job.id),
+                    None => eprintln!("job {} was cancelled", job.id),
+                }
             }
             EXIT_CANCELLED
         }
@@ -308,10 +312,15 @@ pub fn queues(args: &ClientOnly) -> u8 {
                 q.concurrency.to_string(),
                 q.queued.to_string(),
                 q.running.to_string(),
+                q.jobs.get(&Status::Waiting).copied().unwrap_or(0).to_string(),
+                q.jobs.get(&Status::Error).copied().unwrap_or(0).to_string(),
                 q.paused.as_ref().map_or_else(String::new, |p| format!("by {} at {}", p.by, p.at)),
             ]
         });
-        print_table(&["QUEUE", "STATE", "CONCURRENCY", "QUEUED", "RUNNING", "PAUSED"], rows);
+        print_table(
+            &["QUEUE", "STATE", "CONCURRENCY", "QUEUED", "RUNNING", "WAITING", "FAILED", "PAUSED"],
+            rows,
+        );
         Ok(EXIT_OK)
     })
 }

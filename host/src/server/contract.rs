@@ -144,15 +144,16 @@ fn bodies(doc: &mut Value, served: &Served) {
     );
     // Parents: stored jobs by id; in a batch, also the batch's own jobs by `ref`.
     let on_failure = json!({"type": ["string", "null"], "enum": ["cancel", "run", null]});
+    // An id as a decimal string (as the API gives ids) or as a number.
+    let id = json!({"oneOf": [{"type": "string", "pattern": ID}, {"type": "integer", "minimum": 0, "maximum": 9_999_999_999_999_999_999u64}]});
     let by_id = json!({"type": "object", "additionalProperties": false, "required": ["id"],
-        "properties": {"id": {"type": "string", "pattern": ID}, "on_failure": on_failure}});
+        "properties": {"id": id, "on_failure": on_failure}});
     let by_ref = json!({"type": "object", "additionalProperties": false, "required": ["ref"],
         "properties": {"ref": {"type": "string", "minLength": 1, "maxLength": 64}, "on_failure": on_failure}});
     let parents = |alternatives: Vec<Value>| {
         json!({"type": "array", "maxItems": crate::service::MAX_PARENTS, "uniqueItems": true,
         "description": "Jobs this one waits for (see `DependencyRef`).", "items": {"oneOf": alternatives}})
     };
-    let id = json!({"type": "string", "pattern": ID});
     property(doc, "AddJobRequest", "depends_on", parents(vec![id.clone(), by_id.clone()]));
     // A job with parents waits for them: not for a start, and it holds no unique key.
     for other in [json!({"hold": {"const": true}}), json!({"unique_key": {"type": "string"}})] {
@@ -395,6 +396,9 @@ fn parameters(doc: &mut Value) {
                 set("limit", json!({"type": "integer", "minimum": 1, "maximum": usize::MAX}));
                 set("after", json!({"type": "string", "pattern": "^[0-9]{0,19}$"}));
             }
+            ("/v1/jobs/{id}/dependents", "get") => {
+                set("after", json!({"type": "string", "pattern": "^[0-9]{0,19}$"}))
+            }
             ("/v1/jobs/count", "get") => set("status", json!({"type": "string", "pattern": list(STATUSES)})),
             ("/v1/jobs", "delete") => set("status", json!({"type": "string", "pattern": list(FINISHED)})),
             ("/v1/jobs/retry", "post") => {
@@ -446,9 +450,14 @@ fn responses(doc: &mut Value) {
             method == "post" && matches!(path.as_str(), "/v1/jobs" | "/v1/jobs/batch" | "/v1/schedules");
         if creating {
             add("409", "`idempotent_result_gone`: a repeat (same Idempotency-Key) of a request whose job or schedule has been deleted since");
+            let dependencies = match path.as_str() {
+                "/v1/jobs" => "; `invalid_dependencies`: a parent that is not stored, or named twice",
+                "/v1/jobs/batch" => "; `invalid_batch` (its `items` give each refused job's index and code): jobs that wait for each other in a cycle, a `ref` given twice or named by no job, a parent that is not stored",
+                _ => "",
+            };
             add(
                 "422",
-                "`idempotency_key_reused`: the Idempotency-Key came with another request within its window",
+                &format!("`idempotency_key_reused`: the Idempotency-Key came with another request within its window{dependencies}"),
             );
             add(
                 "503",

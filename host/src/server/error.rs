@@ -132,7 +132,7 @@ impl From<HostError> for ApiError {
             HostError::Refused(_) | HostError::KeyHeld(_) | HostError::Needed { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
             }
-            HostError::Dependencies(_) => {
+            HostError::Dependencies(_) | HostError::UnknownParent(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_dependencies", e.to_string())
             }
             HostError::KeyReused(_) => {
@@ -146,7 +146,7 @@ impl From<HostError> for ApiError {
                             HostError::UnknownFactory { .. } => ("unknown_job", None),
                             HostError::Invalid { .. } => ("invalid_request", None),
                             HostError::InvalidInput { errors, .. } => ("invalid_input", Some(field_views(errors))),
-                            HostError::Dependencies(_) => (DEPENDENCIES, None),
+                            HostError::Dependencies(_) | HostError::UnknownParent(_) => (DEPENDENCIES, None),
                             _ => ("internal", None),
                         };
                         ItemError { index: *index, code, message: e.to_string(), fields }

@@ -20,7 +20,7 @@ use super::types::{
 };
 use crate::clock::{duration_micros, Micros};
 use crate::job::{Callback, Job, JobId, NewMembership, NewParent, OnFailure, Upon};
-use crate::service::{AddJob, Created, Keyed, RequestKey};
+use crate::service::{AddJob, Created, HostError, Keyed, RequestKey};
 use crate::text::clip;
 
 fn parse_id(text: &str) -> ApiResult<JobId> {
@@ -324,23 +324,83 @@ pub async fn add_batch(
     }
     let host = state.host.clone();
     let mut adds: Vec<AddJob> = adds.into_iter().map(|(_, add)| add).collect();
+    let callbacks = match &req.group {
+        Some(group) => [(Callback::OnComplete, &group.on_complete), (Callback::OnSuccess, &group.on_success)]
+            .into_iter()
+            .filter_map(|(callback, req)| req.as_ref().map(|_| callback))
+            .collect(),
+        None => Vec::new(),
+    };
+    // Which job names which stored parent: a parent the store does not hold is told by the
+    // index of the first job naming it.
+    let named: Vec<(usize, JobId)> = adds
+        .iter()
+        .enumerate()
+        .flat_map(|(index, add)| {
+            add.depends_on.iter().filter_map(move |p| {
+                if let Upon::Job(id) = p.upon {
+                    Some((index, id))
+                } else {
+                    None
+                }
+            })
+        })
+        .collect();
     if let Some(group) = req.group {
         grouped(&mut adds, group, now, max_input)?;
     }
-    let jobs = match key {
-        None => tokio::task::spawn_blocking(move || host.add_batch(adds)).await??,
-        Some(key) => match tokio::task::spawn_blocking(move || host.add_batch_keyed(adds, &key)).await?? {
-            Keyed::New(jobs) => jobs,
-            Keyed::Before(first) => return replay(&state, first.created).await,
-        },
+    let added = match key {
+        None => tokio::task::spawn_blocking(move || host.add_batch(adds)).await?.map(Keyed::New),
+        Some(key) => tokio::task::spawn_blocking(move || host.add_batch_keyed(adds, &key)).await?,
+    };
+    let jobs = match added.map_err(|e| batch_error(e, total, &callbacks, &named))? {
+        Keyed::New(jobs) => jobs,
+        Keyed::Before(first) => return replay(&state, first.created).await,
     };
     Ok((StatusCode::CREATED, Json(BatchAdded::of(&jobs))).into_response())
 }
 
+/// A batch's refusal in the batch's own terms: a group callback's errors (appended after the
+/// `total` jobs sent) named by their field, not by an index the batch does not have; a stored
+/// parent that does not exist by the index of the job naming it.
+fn batch_error(e: HostError, total: usize, callbacks: &[Callback], named: &[(usize, JobId)]) -> ApiError {
+    match e {
+        HostError::InvalidBatch { items, .. } if items.iter().any(|(index, _)| *index >= total) => {
+            let (members, of_callbacks): (Vec<_>, Vec<_>) =
+                items.into_iter().partition(|(index, _)| *index < total);
+            if !members.is_empty() {
+                return HostError::InvalidBatch { total, items: members }.into();
+            }
+            let (index, e) = of_callbacks.into_iter().next().expect("a callback's error");
+            let field = callbacks.get(index - total).map_or("group", |c| c.as_str());
+            let e = ApiError::from(e);
+            ApiError { message: format!("group.{field}: {}", e.message), ..e }
+        }
+        HostError::UnknownParent(id) => match named.iter().find(|(_, parent)| *parent == id) {
+            Some(&(index, _)) => {
+                HostError::InvalidBatch { total, items: vec![(index, HostError::UnknownParent(id))] }.into()
+            }
+            None => HostError::UnknownParent(id).into(),
+        },
+        e => e.into(),
+    }
+}
+
+/// Dependents listed on one page.
+const DEPENDENTS_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DependentsParams {
+    /// The `next` of the previous page.
+    after: Option<String>,
+}
+
 /// The jobs that wait for this one (or did, if they were added while it was pending), oldest
-/// first, at most 1,000.
+/// first, 1,000 a page (`next` gives the rest).
 #[utoipa::path(get, path = "/v1/jobs/{id}/dependents", tag = "jobs",
-    params(("id" = String, Path, description = "The job id")),
+    params(("id" = String, Path, description = "The job id"), DependentsParams),
     responses(
         (status = 200, body = SummaryPage),
         (status = 404, description = "`unknown_id`", body = ErrorBody),
@@ -348,19 +408,34 @@ pub async fn add_batch(
 pub async fn get_dependents(
     State(state): State<AppState>,
     PathParam(id): PathParam,
+    QueryParams(params): QueryParams<DependentsParams>,
 ) -> ApiResult<Json<SummaryPage>> {
     let id = parse_id(&id)?;
+    let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => Some(
+            a.parse::<JobId>()
+                .map_err(|_| ApiError::invalid_request(format!("after: `{}` is not a job id", clip(a))))?,
+        ),
+    };
     let host = state.host.clone();
-    let jobs = tokio::task::spawn_blocking(move || -> Result<Vec<Job>, crate::service::HostError> {
-        host.get(id)?.ok_or(crate::service::HostError::NotFound(id))?;
-        let mut jobs = Vec::new();
-        for child in host.dependents(id, 1000)? {
-            jobs.extend(host.get(child)?);
-        }
-        Ok(jobs)
-    })
-    .await??;
-    Ok(Json(SummaryPage { jobs: jobs.iter().map(JobSummary::from).collect(), next: None, searched: None }))
+    let (jobs, next) =
+        tokio::task::spawn_blocking(move || -> Result<(Vec<Job>, Option<JobId>), HostError> {
+            host.get(id)?.ok_or(HostError::NotFound(id))?;
+            let children = host.dependents(id, after, DEPENDENTS_PAGE)?;
+            let next = children.last().copied().filter(|_| children.len() == DEPENDENTS_PAGE);
+            let mut jobs = Vec::new();
+            for child in children {
+                jobs.extend(host.get(child)?);
+            }
+            Ok((jobs, next))
+        })
+        .await??;
+    Ok(Json(SummaryPage {
+        jobs: jobs.iter().map(JobSummary::from).collect(),
+        next: next.map(|n| n.to_string()),
+        searched: None,
+    }))
 }
 
 /// Queue a `held` job (or a `scheduled` one, now).

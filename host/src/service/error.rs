@@ -20,6 +20,9 @@ pub enum HostError {
     /// for each other in a cycle, too many.
     #[error("invalid depends_on: {0}")]
     Dependencies(String),
+    /// A parent named by id is not stored (the store's check, in the transaction that adds).
+    #[error("invalid depends_on: no job with id {0} (it never existed, or was removed)")]
+    UnknownParent(JobId),
     #[error("no job with id {0}")]
     NotFound(JobId),
     #[error("no schedule with id {0}")]
@@ -62,9 +65,7 @@ impl From<StoreError> for HostError {
             StoreError::ScheduleNotFound(id) => HostError::ScheduleNotFound(id),
             StoreError::Refused(refused) => HostError::Refused(refused),
             held @ StoreError::KeyHeld { .. } => HostError::KeyHeld(held),
-            StoreError::UnknownParent(id) => {
-                HostError::Dependencies(format!("no job with id {id} (it never existed, or was removed)"))
-            }
+            StoreError::UnknownParent(id) => HostError::UnknownParent(id),
             other => HostError::Store(other),
         }
     }

@@ -29,8 +29,8 @@ impl Host {
         Ok((cancelled, self.group(id)?))
     }
 
-    /// The jobs that wait for job `id` (or did), at most `limit`.
-    pub fn dependents(&self, id: JobId, limit: usize) -> Result<Vec<JobId>, HostError> {
-        Ok(self.inner.shared.store.dependents(id, limit)?)
+    /// The jobs that wait for job `id` (or did), by id, those after `after`, at most `limit`.
+    pub fn dependents(&self, id: JobId, after: Option<JobId>, limit: usize) -> Result<Vec<JobId>, HostError> {
+        Ok(self.inner.shared.store.dependents(id, after, limit)?)
     }
 }

@@ -360,9 +360,17 @@ impl Host {
         if !job.status.is_finished() {
             return Err(HostError::Refused(Refused { id, status: job.status, action: "remove" }));
         }
-        for child in self.dependents(id, 1000)? {
-            if let Some(waiting) = self.get(child)?.filter(|c| c.is_pending()) {
-                return Err(HostError::Needed { id, dependent: waiting.id, status: waiting.status });
+        let mut after = None;
+        loop {
+            let children = self.dependents(id, after, 1000)?;
+            for &child in &children {
+                if let Some(waiting) = self.get(child)?.filter(|c| c.is_pending()) {
+                    return Err(HostError::Needed { id, dependent: waiting.id, status: waiting.status });
+                }
+            }
+            match children.last() {
+                Some(&last) if children.len() == 1000 => after = Some(last),
+                _ => break,
             }
         }
         let removed = self.inner.shared.store.remove(&Removal { id: Some(id), ..Removal::default() })?;

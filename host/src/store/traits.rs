@@ -63,8 +63,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// Group `id` (a batch's, by its first job's id) and where its jobs are.
     fn group(&self, id: JobId) -> StoreResult<Option<GroupState>>;
 
-    /// The jobs that wait for job `id` (or did), in the order they were added, at most `limit`.
-    fn dependents(&self, id: JobId, limit: usize) -> StoreResult<Vec<JobId>>;
+    /// The jobs that wait for job `id` (or did), by id (the order they were added), those after
+    /// `after` if given, at most `limit`.
+    fn dependents(&self, id: JobId, after: Option<JobId>, limit: usize) -> StoreResult<Vec<JobId>>;
 
     fn list(&self, filter: &ListFilter) -> StoreResult<Vec<Job>>;
 

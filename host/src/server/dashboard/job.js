@@ -54,7 +54,7 @@ export function jobView(id) {
     );
   };
 
-  const render = ({ job, dependents }) => {
+  const render = ({ job, dependents, more }) => {
     const deps = job.dependencies;
     const fields = [
       // "Cancel requested" only while the request is pending: a finished job says what it ended as.
@@ -107,7 +107,7 @@ export function jobView(id) {
         ? h(
             "section",
             { class: "card" },
-            h("h2", {}, `Jobs waiting for it (${dependents.length}${dependents.length >= 1000 ? "+" : ""})`),
+            h("h2", {}, more ? `Jobs waiting for it (the first ${dependents.length.toLocaleString()})` : `Jobs waiting for it (${dependents.length})`),
             h("ul", { id: "dependents", class: "links" }, dependents.map((d) => h("li", {}, h("a", { href: `#/jobs/${d.id}` }, `${d.id} ${d.job}`), " ", badge(d.status)))),
           )
         : null,
@@ -141,8 +141,8 @@ export function jobView(id) {
       if (gone) return;
       try {
         const job = await api(`/v1/jobs/${seg(id)}`);
-        const dependents = (await api(`/v1/jobs/${seg(id)}/dependents`)).jobs;
-        update(body, { job, dependents }, render);
+        const page = await api(`/v1/jobs/${seg(id)}/dependents`);
+        update(body, { job, dependents: page.jobs, more: Boolean(page.next) }, render);
       } catch (e) {
         if (e.status === 404 || e.status === 400) {
           gone = true;

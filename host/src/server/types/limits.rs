@@ -41,7 +41,9 @@ pub struct LimitView {
     /// `queue` or `factory`.
     pub kind: String,
     pub name: String,
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 4294967295_u64)]
     pub concurrency: Option<u32>,
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 4294967295_u64)]
     pub per_key: Option<u32>,
     pub rate: Option<RateView>,
     /// When the rate lets the next job start (`null` before the first, or without a rate).

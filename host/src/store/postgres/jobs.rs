@@ -313,13 +313,19 @@ impl JobStore for PgStore {
         self.run(|c| dependents::group(c, id))
     }
 
-    fn dependents(&self, id: JobId, limit: usize) -> StoreResult<Vec<JobId>> {
+    fn dependents(&self, id: JobId, after: Option<JobId>, limit: usize) -> StoreResult<Vec<JobId>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Ids are `bigint` here: past its range no child follows.
+        let after = match after {
+            Some(a) if a.0 > i64::MAX as u64 => return Ok(Vec::new()),
+            Some(a) => a.0 as i64,
+            None => 0,
+        };
         self.run(|c| {
             let rows = c
                 .query(
-                    "SELECT child FROM job_dependents WHERE parent = $1 ORDER BY child LIMIT $2",
-                    &[&id_sql(id), &limit],
+                    "SELECT child FROM job_dependents WHERE parent = $1 AND child > $3 ORDER BY child LIMIT $2",
+                    &[&id_sql(id), &limit, &after],
                 )
                 .map_err(db_error)?;
             Ok(rows.iter().map(|r| JobId(r.get::<_, i64>(0) as u64)).collect())

@@ -324,9 +324,18 @@ impl JobStore for SledStore {
         Ok(Some(dependents::group_state(group, |job| statuses.get(&job).copied())))
     }
 
-    fn dependents(&self, id: JobId, limit: usize) -> StoreResult<Vec<JobId>> {
+    fn dependents(&self, id: JobId, after: Option<JobId>, limit: usize) -> StoreResult<Vec<JobId>> {
         Ok(match self.live()?.trees.dependents.get(keys::id_key(id))? {
-            Some(list) => keys::edges(&list).map(|(child, _)| child).take(limit).collect(),
+            Some(list) => {
+                // Edges are appended as dependents are added, so by id.
+                let mut children: Vec<JobId> = keys::edges(&list)
+                    .map(|(child, _)| child)
+                    .filter(|c| after.is_none_or(|a| *c > a))
+                    .collect();
+                children.sort_unstable();
+                children.truncate(limit);
+                children
+            }
             None => Vec::new(),
         })
     }
