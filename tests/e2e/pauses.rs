@@ -53,7 +53,7 @@ fn a_paused_queue_stays_paused_across_a_restart_and_says_who_paused_it() {
     );
     let listed = jobhost(["queues", "--server", &server.url]);
     let row: Vec<&str> = listed.stdout.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!((row[0], row[1], &row[5..7]), ("default", "paused", &["by", "night-shift"][..]), "{listed:?}");
+    assert_eq!((row[0], row[1], &row[7..9]), ("default", "paused", &["by", "night-shift"][..]), "{listed:?}");
 
     // Resumed from the CLI: it runs, and a restart keeps it running.
     let resumed = jobhost(["queue", "start", "default", "--server", &server.url]);

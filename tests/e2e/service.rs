@@ -76,8 +76,8 @@ fn m01_remote_readme_scenario_through_the_cli() {
             .nth(1)
             .unwrap()
             .split_whitespace()
-            .take(6)
-            .eq(["default", "paused", "2", "1", "0", "by"]),
+            .take(8)
+            .eq(["default", "paused", "2", "1", "0", "0", "2", "by"]),
         "{queues:?}"
     );
 
