@@ -555,8 +555,12 @@ test("hostile names and data show as text, fit the screen, and odd queue names s
       const toggle = page.locator('[id="queue-toggle-..."]');
       await toggle.waitFor({ timeout: WAIT });
       const before = (await api("/v1/queues")).find((q) => q.name === "...").processing;
+      const label = await toggle.textContent();
       await toggle.click();
       await until("the `...` queue changed", async () => (await api("/v1/queues")).find((q) => q.name === "...").processing !== before);
+      // The button is redrawn from the refresh that follows the change: until then it still
+      // offers what was just done.
+      await until("the button offers the way back", async () => (await toggle.textContent()) !== label);
       await toggle.click();
       await until("the `...` queue changed back", async () => (await api("/v1/queues")).find((q) => q.name === "...").processing === before);
       // A malformed address names the problem instead of failing.
