@@ -245,6 +245,12 @@ fn what_cannot_be_waited_for_is_refused_with_the_reason() {
     );
     // Nothing of any refused request was stored.
     assert_eq!(server.get("/v1/jobs?limit=100").body["jobs"].as_array().unwrap().len(), 1);
+    // An id as a number, `7.0` too (JSON Schema counts it an integer): taken.
+    let as_number = parent.parse::<u64>().unwrap() as f64;
+    let taken = server.post(one, &json!({"job": "echo", "depends_on": [{"id": as_number}]}));
+    assert_eq!(taken.status, 201, "{taken:?}");
+    let refused_fraction = server.post(one, &json!({"job": "echo", "depends_on": [as_number + 0.5]}));
+    assert_eq!(refused_fraction.code(), "invalid_request", "{refused_fraction:?}");
 
     // The CLI: `--after`, and the job shows its parent.
     let url = server.url.clone();

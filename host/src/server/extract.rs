@@ -259,6 +259,13 @@ pub mod integral {
         }
     }
 
+    /// A number with no fractional part, zero or more and below 2^64, as a `u64` (`7.0` too).
+    pub fn u64_of(number: &serde_json::Number) -> Option<u64> {
+        number.as_u64().or_else(|| {
+            number.as_f64().filter(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(f)).map(|f| f as u64)
+        })
+    }
+
     pub fn i32<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
         whole::<D, i32>(serde_json::Number::deserialize(d)?)
     }

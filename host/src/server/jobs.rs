@@ -12,7 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody, ItemError, DEPENDENCIES};
-use super::extract::{parse_json, seconds, Creating, PathParam, QueryParams, MIN_SECONDS};
+use super::extract::{integral, parse_json, seconds, Creating, PathParam, QueryParams, MIN_SECONDS};
 use super::replay::replay;
 use super::state::AppState;
 use super::types::{
@@ -131,7 +131,9 @@ fn parse_depends_on(values: &[serde_json::Value], refs: Option<&Refs>) -> ApiRes
             Value::String(s) => {
                 s.parse().map_err(|_| bad(i, format!("`{}` is not a job id (a decimal number)", clip(s))))
             }
-            Value::Number(n) => n.as_u64().map(JobId).ok_or_else(|| bad(i, format!("{n} is not a job id"))),
+            Value::Number(n) => {
+                integral::u64_of(n).map(JobId).ok_or_else(|| bad(i, format!("{n} is not a job id")))
+            }
             other => Err(bad(i, format!("a job id is a string or a number, not {other}"))),
         }
     };
