@@ -7,9 +7,9 @@
 //! woke or claimed late, hosts took turns) keeps the schedule for up to [`CATCH_UP`]
 //! intervals, the next ones coming sooner until it is back on it, so the rate over a minute
 //! holds on several hosts; after an idle spell (no start for [`IDLE`] and those intervals) the
-//! schedule restarts from the next start: an idle spell saves up no burst. The state is one time per limit, kept in
-//! the store and changed in the claim's transaction, so every host sharing a store keeps one
-//! pace.
+//! schedule restarts from the next start: an idle spell saves up no burst. The state is one
+//! time per limit, kept in the store and changed in the claim's transaction, so every host
+//! sharing a store keeps one pace.
 //!
 //! **Invariant:** a claim starts a job only if every limit covering it admits it, counted
 //! against the jobs `processing` in the store when the claim's transaction reads them (a
@@ -134,19 +134,22 @@ pub struct Gate {
     pub limits: Vec<LimitState>,
     /// Running jobs per limit (by position), and per (limit, key).
     running: HashMap<usize, u32>,
-    by_key: HashMap<(usize, String), u32>,
+    /// Per limit (by position): running jobs per key, looked up by `&str` (a claim's scan asks
+    /// once per ready entry with a key, without allocating).
+    by_key: Vec<HashMap<String, u32>>,
 }
 
 impl Gate {
     pub fn new(limits: Vec<LimitState>, running: &[Running]) -> Gate {
-        let mut gate = Gate { limits, running: HashMap::new(), by_key: HashMap::new() };
+        let by_key = vec![HashMap::new(); limits.len()];
+        let mut gate = Gate { limits, running: HashMap::new(), by_key };
         for job in running {
             let (queue, factory) = job.as_job_like();
             for i in 0..gate.limits.len() {
                 if covers(&gate.limits[i].limit.scope, queue, factory) {
                     *gate.running.entry(i).or_insert(0) += 1;
                     if let Some(key) = &job.limit_key {
-                        *gate.by_key.entry((i, key.clone())).or_insert(0) += 1;
+                        *gate.by_key[i].entry(key.clone()).or_insert(0) += 1;
                     }
                 }
             }
@@ -171,7 +174,7 @@ impl Gate {
                 return false;
             }
             if let (Some(per_key), Some(key)) = (state.limit.per_key, &job.limit_key) {
-                if self.by_key.get(&(i, key.clone())).copied().unwrap_or(0) >= per_key {
+                if self.key_running(i, key) >= per_key {
                     return false;
                 }
             }
@@ -182,7 +185,7 @@ impl Gate {
         for &i in &covering {
             *self.running.entry(i).or_insert(0) += 1;
             if let Some(key) = &job.limit_key {
-                *self.by_key.entry((i, key.clone())).or_insert(0) += 1;
+                *self.by_key[i].entry(key.clone()).or_insert(0) += 1;
             }
             let state = &mut self.limits[i];
             if let Some(rate) = state.limit.rate {
@@ -203,15 +206,19 @@ impl Gate {
     /// covering it; if so the place is taken (a claim's scan counts the candidates it keeps, so
     /// it keeps no more of one key than could start).
     pub fn take_key_place(&mut self, queue: &str, factory: &str, key: &str) -> bool {
-        let covering: Vec<(usize, u32)> = (0..self.limits.len())
-            .filter(|&i| covers(&self.limits[i].limit.scope, queue, factory))
-            .filter_map(|i| self.limits[i].limit.per_key.map(|per_key| (i, per_key)))
-            .collect();
-        if covering.iter().any(|&(i, per_key)| self.key_running(i, key) >= per_key) {
+        let keyed = |l: &LimitState| l.limit.per_key.filter(|_| covers(&l.limit.scope, queue, factory));
+        if self
+            .limits
+            .iter()
+            .enumerate()
+            .any(|(i, l)| keyed(l).is_some_and(|per_key| self.key_running(i, key) >= per_key))
+        {
             return false;
         }
-        for (i, _) in covering {
-            *self.by_key.entry((i, key.to_owned())).or_insert(0) += 1;
+        for i in 0..self.limits.len() {
+            if keyed(&self.limits[i]).is_some() {
+                *self.by_key[i].entry(key.to_owned()).or_insert(0) += 1;
+            }
         }
         true
     }
@@ -219,15 +226,19 @@ impl Gate {
     /// The keys at their per-key limit now, with the scope of that limit: a claim's query
     /// passes their jobs over.
     pub fn full_keys(&self) -> Vec<(Scope, String)> {
-        self.by_key
+        self.limits
             .iter()
-            .filter(|((i, _), &n)| self.limits[*i].limit.per_key.is_some_and(|per_key| n >= per_key))
-            .map(|((i, key), _)| (self.limits[*i].limit.scope.clone(), key.clone()))
+            .zip(&self.by_key)
+            .flat_map(|(l, keys)| {
+                keys.iter()
+                    .filter(|(_, &n)| l.limit.per_key.is_some_and(|per_key| n >= per_key))
+                    .map(|(key, _)| (l.limit.scope.clone(), key.clone()))
+            })
             .collect()
     }
 
     fn key_running(&self, limit: usize, key: &str) -> u32 {
-        self.by_key.get(&(limit, key.to_owned())).copied().unwrap_or(0)
+        self.by_key[limit].get(key).copied().unwrap_or(0)
     }
 
     /// Factories none of whose jobs may start now: a factory limit at its concurrency, or

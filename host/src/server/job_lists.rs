@@ -165,13 +165,7 @@ async fn page<T>(
     let mut searched = 0usize;
     let mut examined = 0usize;
     let shown = |searched: usize| (!search.is_empty()).then_some(searched as u64);
-    let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
-        None => None,
-        Some(a) => Some(
-            a.parse::<JobId>()
-                .map_err(|_| ApiError::invalid_request(format!("after: `{}` is not a job id", clip(a))))?,
-        ),
-    };
+    let after = parse_after(params.after.as_deref())?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 {
         return Err(ApiError::invalid_request("limit: must be at least 1"));
@@ -322,4 +316,16 @@ pub async fn retry_jobs(
     let retried =
         tokio::task::spawn_blocking(move || host.retry_all(&statuses, params.queue, params.job)).await??;
     Ok(Json(Retried { retried }))
+}
+
+/// A page's `after` cursor (the `next` of the page before): a job id, or none if absent or
+/// empty.
+pub(super) fn parse_after(after: Option<&str>) -> ApiResult<Option<JobId>> {
+    match after.filter(|a| !a.is_empty()) {
+        None => Ok(None),
+        Some(a) => a
+            .parse::<JobId>()
+            .map(Some)
+            .map_err(|_| ApiError::invalid_request(format!("after: `{}` is not a job id", clip(a)))),
+    }
 }

@@ -413,13 +413,7 @@ pub async fn get_dependents(
     QueryParams(params): QueryParams<DependentsParams>,
 ) -> ApiResult<Json<SummaryPage>> {
     let id = parse_id(&id)?;
-    let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
-        None => None,
-        Some(a) => Some(
-            a.parse::<JobId>()
-                .map_err(|_| ApiError::invalid_request(format!("after: `{}` is not a job id", clip(a))))?,
-        ),
-    };
+    let after = super::job_lists::parse_after(params.after.as_deref())?;
     let host = state.host.clone();
     let (jobs, next) =
         tokio::task::spawn_blocking(move || -> Result<(Vec<Job>, Option<JobId>), HostError> {
