@@ -135,3 +135,59 @@ fn started_at_is_when_a_job_started_not_when_it_was_claimed() {
         );
     }
 }
+
+/// The worker processes of the server under test.
+fn workers(server: &Server) -> Vec<i32> {
+    let workers = server.get("/v1/workers").body;
+    workers.as_array().unwrap().iter().filter_map(|w| w["pid"].as_i64()).map(|p| p as i32).collect()
+}
+
+#[test]
+fn a_job_waiting_behind_a_long_one_is_cancelled_at_once() {
+    let dir = TempDir::new().unwrap();
+    // One place: under backlog the worker sends the next job ahead to its worker process and
+    // keeps more claimed; none of them may wait for the long job to end its cancel.
+    let (server, _plugins) = serve(&dir, "[default_queue]\nconcurrency = 1\n");
+    let ids = add_sleeps(&server, &[600.0, 0.1, 0.1, 0.1, 0.1]);
+    server.wait_until(&ids[0], LONG, |j| j["status"] == "processing");
+    wait_for_condition(LONG, "the next job claimed behind the long one", || {
+        status(&server, &ids[1]) == "processing"
+    });
+    for id in &ids[1..] {
+        server.post_empty(&format!("/v1/jobs/{id}/cancel"));
+    }
+    for id in &ids[1..] {
+        let job = server.wait_finished(id, LONG);
+        // Within a minute: not after the 600 s job.
+        assert_eq!(job["status"], "cancelled", "{job}");
+        assert_eq!(job["result"], Value::Null, "it never ran: {job}");
+    }
+    assert_eq!(status(&server, &ids[0]), "processing", "the long job still runs");
+    cancel_all(&server, &ids[..1]);
+    assert_eq!(server.wait_finished(&ids[0], LONG)["status"], "cancelled");
+}
+
+#[test]
+fn a_worker_process_killed_costs_its_running_job_and_not_the_job_sent_ahead_to_it() {
+    let dir = TempDir::new().unwrap();
+    let (server, _plugins) = serve(&dir, "[default_queue]\nconcurrency = 1\n");
+    let ids = add_sleeps(&server, &[600.0, 0.1, 0.1, 0.1]);
+    server.wait_until(&ids[0], LONG, |j| j["status"] == "processing");
+    wait_for_condition(LONG, "the next job claimed behind the long one", || {
+        status(&server, &ids[1]) == "processing"
+    });
+    for pid in workers(&server) {
+        // SAFETY: kill(2) on a worker process of the server under test.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let killed = server.wait_until(&ids[0], LONG, |j| !j["errors"].as_array().unwrap().is_empty());
+    assert!(killed["errors"][0].as_str().unwrap().contains("SIGKILL"), "{killed}");
+    for id in &ids[1..] {
+        let job = server.wait_finished(id, LONG);
+        // Each ran once, on the next worker process: the death charged none of them.
+        assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("completed"), Some(1)), "{job}");
+        assert!(job["errors"].as_array().unwrap().is_empty(), "{job}");
+    }
+    cancel_all(&server, &ids[..1]);
+    server.wait_finished(&ids[0], LONG);
+}

@@ -32,6 +32,29 @@ pub(super) enum Ending {
     /// The host could not run it (no worker process would start): back to its queue, the
     /// attempt not counted.
     GiveBack(String),
+    /// It was sent ahead to a worker process and withdrawn before it started: it did not run,
+    /// and goes back to the pool (`Feed::give_back`), still claimed.
+    Withdrawn,
+}
+
+/// Where a worker slot gets a job to send ahead to its worker process, and gives back one
+/// that did not start there (see `worker::Lookahead`).
+pub(super) trait Feed {
+    /// A claimed job to send ahead of the one running, if the pool has one to spare.
+    fn next(&mut self) -> Option<Attempt>;
+    /// A job sent ahead that did not start (withdrawn, or its process died first).
+    fn give_back(&mut self, attempt: Attempt);
+}
+
+/// No jobs sent ahead (plugins in process, `process_next`).
+pub(super) struct NoFeed;
+
+impl Feed for NoFeed {
+    fn next(&mut self) -> Option<Attempt> {
+        None
+    }
+
+    fn give_back(&mut self, _: Attempt) {}
 }
 
 pub(super) struct Ran {

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::attempt::{
-    completed, failure_outcome, log_start, refused, timed_out, unknown_factory, Attempt, Ending, Ran,
+    completed, failure_outcome, log_start, refused, timed_out, unknown_factory, Attempt, Ending, Feed, Ran,
     StoreProgress, Unready,
 };
 use super::isolated::Isolated;
@@ -14,6 +14,7 @@ use super::plugins::Plugins;
 use super::queue::Queue;
 use super::running::RunningJobs;
 use super::shared::Shared;
+use crate::clock::duration_micros;
 use crate::plugins::RunContext;
 use crate::sync;
 
@@ -58,21 +59,31 @@ impl Executor {
         }
     }
 
-    /// Runs the attempt to its end (the calling thread blocks meanwhile). A worker process is
-    /// sent this one job and nothing more until it reports it: no job ever waits in a process
-    /// behind another.
-    pub fn run(&mut self, shared: &Shared, running: &RunningJobs, attempt: &Attempt, queue: &Queue) -> Ran {
+    /// Runs the attempt to its end (the calling thread blocks meanwhile). A worker process may
+    /// be sent the next job from `feed` ahead of this one (see `isolated`); if it went on to
+    /// that job, it is returned, and the caller runs it next, right away.
+    pub fn run(
+        &mut self,
+        shared: &Shared,
+        running: &RunningJobs,
+        attempt: &Attempt,
+        queue: &Queue,
+        feed: &mut dyn Feed,
+    ) -> (Ran, Option<Attempt>) {
         let started = Instant::now();
         let started_at = shared.now();
         log_start(attempt);
-        let ending = match self {
-            Executor::InProcess => run_in_process(shared, attempt),
-            Executor::Isolated(slot) => match slot.send(shared, attempt) {
-                Ok(()) => slot.receive(shared, running, attempt, queue),
-                Err(ending) => ending,
-            },
+        let (ending, ran_for, next) = match self {
+            Executor::InProcess => (run_in_process(shared, attempt), None, None),
+            Executor::Isolated(slot) => slot.run(shared, running, attempt, queue, feed),
         };
-        Ran { ending, elapsed: started.elapsed(), started_at: Some(started_at) }
+        // A worker process says when the job started there: for one sent ahead, that is when
+        // the job before it ended, which the host learns only on reading that job's answer.
+        let (elapsed, started_at) = match ran_for {
+            Some(ran_for) => (ran_for, shared.now() - duration_micros(ran_for)),
+            None => (started.elapsed(), started_at),
+        };
+        (Ran { ending, elapsed, started_at: Some(started_at) }, next)
     }
 
     /// Stops the slot's worker process, if any (the slot is ending).

@@ -2,15 +2,25 @@
 //! between jobs, restarted with backoff after a death, and the attempts sent to it and
 //! received back, each ending the way the process reported it or died.
 //!
+//! Under backlog, while its queue runs at its concurrency, the slot sends its process the next
+//! job ahead of the one running (one, no more), so the process goes from job to job without
+//! waiting for a round trip through the host. A job sent ahead is not started: it has no
+//! deadline and holds no place; it is asked back (`Withdraw`) when a worker with a free place
+//! finds nothing else to run, when it is cancelled, when its queue or the host stops, and at a
+//! plugin reload, so no job waits behind another while a place is free for it.
+//!
 //! **Invariant:** a worker process's death costs only the job it was running: that attempt is
-//! counted with the cause (`worker process killed by signal 6 (SIGABRT)`), and the slot starts
-//! a new process, waiting longer after each death in a row.
+//! counted with the cause (`worker process killed by signal 6 (SIGABRT)`), a job sent ahead of
+//! it goes back uncounted, and the slot starts a new process, waiting longer after each death
+//! in a row. The process runs its jobs in order and answers each (`Done` or `Withdrawn`), so
+//! the slot always knows which one was running.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::attempt::{
-    completed, failure_outcome, refused, retry_or_fail, timed_out, Attempt, Ending, StoreProgress, Unready,
+    completed, failure_outcome, refused, retry_or_fail, timed_out, Attempt, Ending, Feed, StoreProgress,
+    Unready,
 };
 use super::parents::parent_outcomes;
 use super::plugins::Plugins;
@@ -20,7 +30,7 @@ use super::shared::Shared;
 use crate::job::Outcome;
 use crate::plugins::ProgressSink;
 use crate::sync;
-use crate::workers::{Death, RunJob, WorkerProcess};
+use crate::workers::{Death, Received, RunJob, WorkerProcess};
 
 /// The first wait before restarting a worker process that died on its own; doubled per death
 /// in a row, up to [`BACKOFF_MAX`].
@@ -48,6 +58,9 @@ pub(super) struct Isolated {
     /// The plugin file its current process is dedicated to (`[worker_sandbox.plugins]`);
     /// `None`: a shared one.
     pub(super) profile: Option<std::path::PathBuf>,
+    /// The job sent ahead that its process went on to (the last `run` returned it): already
+    /// sent, so the next `run` only receives it.
+    sent_ahead: Option<u64>,
 }
 
 impl Isolated {
@@ -141,13 +154,90 @@ impl Isolated {
         wait
     }
 
-    pub(super) fn send(&mut self, shared: &Shared, attempt: &Attempt) -> Result<(), Ending> {
+    /// Runs `attempt` on the slot's worker process (sent now, or sent ahead before), sending
+    /// the next job ahead meanwhile if `feed` has one. Returns how it ended, how long ago it
+    /// started if the process ran it, and the job sent ahead if the process went on to it: the
+    /// caller runs that one next.
+    pub(super) fn run(
+        &mut self,
+        shared: &Shared,
+        running: &RunningJobs,
+        attempt: &Attempt,
+        queue: &Queue,
+        feed: &mut dyn Feed,
+    ) -> (Ending, Option<Duration>, Option<Attempt>) {
+        let id = attempt.claimed.job.id.0;
+        if self.sent_ahead.take() == Some(id) {
+            if let Some(process) = self.process.as_mut() {
+                process.started_ahead(id);
+            }
+        } else if let Err(ending) = self.send(shared, attempt) {
+            return (ending, None, None);
+        }
+        let mut ahead = self.send_ahead(shared, running, feed);
+        let (ending, started) = self.receive(shared, running, attempt, queue, &mut ahead, feed);
+        let Some(next) = ahead else { return (ending, started, None) };
+        if self.process.is_some() {
+            // Done (or withdrawn) with this one, the process has taken up the next.
+            self.sent_ahead = Some(next.claimed.job.id.0);
+            (ending, started, Some(next))
+        } else {
+            // It died before it got to it: it never started.
+            feed.give_back(next);
+            (ending, started, None)
+        }
+    }
+
+    /// Sends the next job ahead of the running one, if `feed` has one, the process is of the
+    /// current plugins, has room under `max_jobs` and the job's sandbox profile, and the job
+    /// can run at all (else it goes back for the usual path to end it).
+    fn send_ahead(&mut self, shared: &Shared, running: &RunningJobs, feed: &mut dyn Feed) -> Option<Attempt> {
+        let process = self.process.as_ref()?;
+        {
+            let plugins = sync::read(&shared.plugins);
+            let Plugins::Isolated { spec, generation, .. } = &*plugins else { return None };
+            if process.generation != *generation
+                || spec.limits.max_jobs.is_some_and(|max| self.jobs + 1 >= max)
+            {
+                return None;
+            }
+        }
+        let next = feed.next()?;
+        let job = &next.claimed.job;
+        let fits = {
+            let plugins = sync::read(&shared.plugins);
+            let Plugins::Isolated { dedicated, .. } = &*plugins else { return None };
+            self.profile.as_ref() == dedicated.get(&job.factory).map(|p| &p.path)
+        };
+        if !fits || refused(shared, &next).is_some() {
+            feed.give_back(next);
+            return None;
+        }
+        let run = RunJob {
+            id: job.id.0,
+            attempt: job.attempts,
+            factory: job.factory.clone(),
+            input: job.input.clone(),
+            parents: parent_outcomes(shared, job),
+        };
+        let process = self.process.as_mut()?;
+        running.attach(job.id, process.control());
+        if process.send_ahead(run).is_err() {
+            // Ending: the running job's receive says how; this one never got there.
+            feed.give_back(next);
+            return None;
+        }
+        self.jobs += 1;
+        Some(next)
+    }
+
+    fn send(&mut self, shared: &Shared, attempt: &Attempt) -> Result<(), Ending> {
         let job = &attempt.claimed.job;
         if let Some(outcome) = refused(shared, attempt) {
             return Err(Ending::Outcome(outcome));
         }
-        // A reload rolls the process, and a dead one is replaced, here: between jobs, as no
-        // job is ever sent ahead. No job starts on a worker of plugins replaced since.
+        // A reload rolls the process, and a dead one is replaced, here: between jobs. No job
+        // is sent to a worker of plugins replaced since (a reload withdraws those sent ahead).
         if let Err(unready) = self.prepare(shared, Some(&job.factory)) {
             return Err(Ending::GiveBack(unready.reason));
         }
@@ -174,23 +264,39 @@ impl Isolated {
         }
     }
 
-    pub(super) fn receive(
+    /// How `attempt` ends on the process, and how long ago it started there if it ran; `ahead`,
+    /// the job sent after it, goes back to `feed` if it is withdrawn meanwhile.
+    fn receive(
         &mut self,
         shared: &Shared,
         running: &RunningJobs,
         attempt: &Attempt,
         queue: &Queue,
-    ) -> Ending {
+        ahead: &mut Option<Attempt>,
+        feed: &mut dyn Feed,
+    ) -> (Ending, Option<Duration>) {
         let job = &attempt.claimed.job;
         let Some(process) = self.process.as_mut() else {
-            return Ending::GiveBack("its worker process ended before it started".to_owned());
+            return (Ending::GiveBack("its worker process ended before it started".to_owned()), None);
         };
         running.attach(job.id, process.control());
         let sink = StoreProgress { store: shared.store.clone(), id: job.id, token: attempt.claimed.token };
-        match process.receive(job.id.0, &mut |fraction, message| sink.report(fraction, message)) {
-            Ok(result) => {
+        let mut withdrawn = |id: u64| {
+            if ahead.as_ref().is_some_and(|next| next.claimed.job.id.0 == id) {
+                if let Some(next) = ahead.take() {
+                    feed.give_back(next);
+                }
+            }
+        };
+        match process.receive(
+            job.id.0,
+            &mut |fraction, message| sink.report(fraction, message),
+            &mut withdrawn,
+        ) {
+            Ok(Received::Withdrawn) => (Ending::Withdrawn, None),
+            Ok(Received::Done { result, started }) => {
                 self.crashes = 0;
-                Ending::Outcome(match result {
+                let ending = Ending::Outcome(match result {
                     Ok(result) if !attempt.timed_out.load(Ordering::Relaxed) => completed(shared, result),
                     Ok(_) => timed_out(shared, attempt, None),
                     Err(failure) => {
@@ -200,11 +306,12 @@ impl Isolated {
                             failure_outcome(shared, attempt, failure.into())
                         }
                     }
-                })
+                });
+                (ending, Some(started))
             }
             Err(death) => {
                 self.process = None;
-                Ending::Outcome(self.died(shared, attempt, queue, &death))
+                (Ending::Outcome(self.died(shared, attempt, queue, &death)), None)
             }
         }
     }

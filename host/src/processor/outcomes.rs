@@ -101,7 +101,7 @@ fn write(state: &Arc<PoolState>, batch: Vec<Record>) {
     let shared = &state.shared;
     let now = shared.now();
     let (give_back, ended): (Vec<Record>, Vec<Record>) =
-        batch.into_iter().partition(|r| matches!(r.ran.ending, Ending::GiveBack(_)));
+        batch.into_iter().partition(|r| matches!(r.ran.ending, Ending::GiveBack(_) | Ending::Withdrawn));
     if !give_back.is_empty() {
         let jobs: Vec<(JobId, _)> = give_back.iter().map(|r| (r.claimed.job.id, r.claimed.token)).collect();
         match shared.store.release_batch(&jobs, now) {
@@ -139,7 +139,7 @@ fn write(state: &Arc<PoolState>, batch: Vec<Record>) {
                 outcome: outcome.clone(),
                 started_at: r.ran.started_at,
             }),
-            Ending::GiveBack(_) => None,
+            Ending::GiveBack(_) | Ending::Withdrawn => None,
         })
         .collect();
     let (finished, maybe_applied) = finish_while_unavailable(state, &reports, now);

@@ -127,6 +127,8 @@ impl Pool {
         }
         drop(sync::write(&queue.claiming));
         self.give_back_claimed(Some(name));
+        // Jobs sent ahead to worker processes come back to their slots, which release them.
+        self.state.running.withdraw(Some(name), usize::MAX);
     }
 
     /// Gives jobs claimed and not started back to their queues, their attempts uncounted.
@@ -158,6 +160,19 @@ impl Pool {
         if queue.processing.load(Ordering::SeqCst) {
             self.offer(&queue);
         }
+    }
+
+    /// The plugins were reloaded: jobs sent ahead to worker processes of the old ones are
+    /// asked back, and every idle worker rolls its process. Returns once each was given back or
+    /// is known to have started before (a blocking wait of a round trip to each process): from
+    /// then on no job starts on the old code.
+    pub fn plugins_reloaded(&self) {
+        if self.state.running.withdraw(None, usize::MAX) > 0
+            && !self.state.running.wait_withdrawn(Duration::from_secs(5))
+        {
+            log::warn!("plugins reloaded: some worker processes did not answer within 5 s; a job sent ahead to one may still start on the old plugins");
+        }
+        self.wake_all();
     }
 
     /// Jobs may have become ready anywhere (due jobs promoted, leases recovered), or the
@@ -219,9 +234,14 @@ impl Pool {
         sync::lock(&self.state.workers).clone()
     }
 
-    /// Sets the cancellation flag of a job running here.
+    /// Sets the cancellation flag of a job running here. One claimed and waiting for a place
+    /// (perhaps behind a long job) ends now, cancelled; one sent ahead to a worker process is
+    /// asked back, and ends so when it comes back.
     pub fn cancel_running(&self, id: JobId) {
         self.state.running.cancel(id);
+        if let Some(attempt) = self.state.take_claimed_job(id) {
+            worker::end_cancelled(&self.state, attempt);
+        }
     }
 
     pub fn running_count(&self) -> usize {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::job::{AttemptToken, JobId};
 use crate::sync;
@@ -37,6 +37,37 @@ pub(super) struct RunningJob {
     pub asked_to_stop_at: Option<Instant>,
     /// Still running past its grace with no process to kill (`isolation = "none"`).
     pub stuck: bool,
+    /// Sent ahead to `worker` and asked back (see `withdraw`): asked once.
+    pub withdrawing: bool,
+}
+
+impl RunningJobs {
+    /// Waits until every job asked back is back or known to have started (each worker
+    /// process answers at once, whatever its running job does), at most `limit`: false if some
+    /// were still unanswered then (a worker stopped by a signal).
+    pub fn wait_withdrawn(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let pending = sync::lock(&self.0).values().any(|r| r.withdrawing && !r.started);
+            if !pending {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// The worker process `running` waits in, sent ahead and not asked back yet: asked now.
+fn ahead_of(running: &mut RunningJob) -> Option<Arc<Control>> {
+    if running.started || running.withdrawing {
+        return None;
+    }
+    let worker = running.worker.clone()?;
+    running.withdrawing = true;
+    Some(worker)
 }
 
 /// Every attempt running here, by job.
@@ -60,7 +91,19 @@ impl RunningJobs {
         }
     }
 
-    /// Records the worker process that runs the job.
+    /// A job that started on a worker, as far as the host knew, did not (it was withdrawn in
+    /// the moment it would have): it waits for a worker again.
+    pub fn unstart(&self, id: JobId) {
+        if let Some(running) = sync::lock(&self.0).get_mut(&id) {
+            running.started = false;
+            running.deadline = None;
+            running.worker = None;
+            running.withdrawing = false;
+            running.asked_to_stop_at = None;
+        }
+    }
+
+    /// Records the worker process that runs the job, or that it was sent ahead to.
     pub fn attach(&self, id: JobId, worker: Arc<Control>) {
         if let Some(running) = sync::lock(&self.0).get_mut(&id) {
             running.worker = Some(worker);
@@ -68,11 +111,41 @@ impl RunningJobs {
     }
 
     /// Sets the job's cancellation flag, if it runs here (the supervisor forwards it to a
-    /// worker process within a tick).
+    /// worker process within a tick). A job sent ahead and not started is withdrawn, so that
+    /// its cancel does not wait for the job before it.
     pub fn cancel(&self, id: JobId) {
-        if let Some(running) = sync::lock(&self.0).get(&id) {
+        let ahead = {
+            let mut jobs = sync::lock(&self.0);
+            let Some(running) = jobs.get_mut(&id) else { return };
             running.cancel.store(true, Ordering::Relaxed);
+            ahead_of(running)
+        };
+        if let Some(worker) = ahead {
+            worker.withdraw(id.0);
         }
+    }
+
+    /// Asks back the jobs of `queue` (every queue: `None`) sent ahead to worker processes and
+    /// not started, at most `limit`: a queue stops, the host stops or reloads its plugins, or
+    /// a worker with a free place found nothing else to run. Each comes back to its slot as
+    /// `Withdrawn` (or runs, if it had started).
+    pub fn withdraw(&self, queue: Option<&str>, limit: usize) -> usize {
+        let mut asked = Vec::new();
+        for (id, running) in sync::lock(&self.0).iter_mut() {
+            if asked.len() >= limit {
+                break;
+            }
+            if queue.is_some_and(|q| q != running.queue) {
+                continue;
+            }
+            if let Some(worker) = ahead_of(running) {
+                asked.push((*id, worker));
+            }
+        }
+        for (id, worker) in &asked {
+            worker.withdraw(id.0);
+        }
+        asked.len()
     }
 
     /// Attempts running on a worker now (not those waiting for one).

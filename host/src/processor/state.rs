@@ -114,6 +114,15 @@ impl PoolState {
         sync::lock(&self.claimed).get_mut(queue)?.pop_front()
     }
 
+    /// Takes job `id` from the jobs claimed and not started, wherever it waits.
+    pub fn take_claimed_job(&self, id: JobId) -> Option<Attempt> {
+        let mut claimed = sync::lock(&self.claimed);
+        claimed.values_mut().find_map(|q| {
+            let at = q.iter().position(|a| a.claimed.job.id == id)?;
+            q.remove(at)
+        })
+    }
+
     /// Keeps jobs claimed for `queue` for its next free places, after those kept already.
     pub fn keep_claimed(&self, queue: &str, attempts: impl IntoIterator<Item = Attempt>) {
         sync::lock(&self.claimed).entry(queue.to_owned()).or_default().extend(attempts);

@@ -12,10 +12,12 @@
 //! wait; idle workers also look at every queue when a waiting job becomes due and every poll
 //! interval (the fallback).
 //!
-//! A worker process is sent one job at a time, once a worker has taken it: a job never waits in
-//! a worker process behind another job, so no job waits while a place for it is free on
-//! another worker. Jobs claimed together under backlog wait in the pool (`PoolState::claimed`),
-//! shared by every worker of their queue, and a stop gives them back.
+//! Jobs claimed together under backlog wait in the pool (`PoolState::claimed`), shared by every
+//! worker of their queue, and a stop gives them back. A worker whose queue runs at its
+//! concurrency, with no other queue waiting, sends one of them ahead to its worker process
+//! (`Lookahead`), which goes on to it without a round trip; a worker with a free place that
+//! finds nothing else to run asks such a job back (`RunningJobs::withdraw`), so no job waits
+//! behind another while a place is free for it.
 //!
 //! **Invariant:** a worker claims a job only once it can run it (its worker process ready)
 //! and its queue has a free place; every claimed job is in `running` before the claim lock is
@@ -25,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::attempt::{Attempt, Ending, Ran};
+use super::attempt::{Attempt, Ending, Feed, NoFeed, Ran};
 use super::execute::Executor;
 use super::outcomes;
 use super::queue::Queue;
@@ -109,10 +111,12 @@ fn work(state: &Arc<PoolState>, id: usize) {
         });
         // The SDK catches panics inside the plugin; one escaping here is a host defect and
         // must not take the worker down with it.
+        let current = std::cell::Cell::new(job_id);
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run(state, &mut executor, attempt, &queue);
+            run(state, &mut executor, attempt, &queue, id, &current);
         }));
         if ran.is_err() {
+            let job_id = current.get();
             state.running.remove(job_id);
             log::error!("job {job_id}: its attempt panicked in the host; the lease will requeue it");
         }
@@ -183,6 +187,9 @@ fn next_job(state: &Arc<PoolState>, executor: &mut Executor, id: usize) -> Optio
         }
         Ok(_) => {
             queue.give_place();
+            // A place is free and nothing else is ready: a job sent ahead to a busy worker
+            // process is asked back, to run here.
+            state.running.withdraw(Some(&queue.name), 1);
             None
         }
         Err(e) => {
@@ -262,15 +269,23 @@ fn claim_for(state: &Arc<PoolState>, queue: &Queue) -> StoreResult<Vec<Attempt>>
 /// (A cancel in the moment between a claim and its registration sets no flag: that job runs,
 /// and the store still ends it `cancelled`, whatever it reports.)
 fn cancelled_before_start(attempt: &Attempt) -> Option<Ran> {
-    attempt.cancel.load(Ordering::Relaxed).then(|| {
-        // The store ends a job whose cancel was requested `cancelled`, whatever the outcome.
-        let error = "cancelled before it started".to_owned();
-        Ran {
-            ending: Ending::Outcome(Outcome::Failed { error, backtrace: None }),
-            elapsed: Duration::ZERO,
-            started_at: None,
-        }
-    })
+    attempt.cancel.load(Ordering::Relaxed).then(cancelled)
+}
+
+/// How a job cancelled before it started ends. The store ends a job whose cancel was requested
+/// `cancelled`, whatever the outcome.
+fn cancelled() -> Ran {
+    let error = "cancelled before it started".to_owned();
+    Ran {
+        ending: Ending::Outcome(Outcome::Failed { error, backtrace: None }),
+        elapsed: Duration::ZERO,
+        started_at: None,
+    }
+}
+
+/// A job claimed and not started, cancelled: it ends so without running.
+pub(super) fn end_cancelled(state: &Arc<PoolState>, attempt: Attempt) {
+    finish(state, attempt, cancelled());
 }
 
 /// An attempt ended: its outcome to the recorder, then no longer running here. In that order:
@@ -310,19 +325,122 @@ pub(super) fn begin(state: &Arc<PoolState>, claimed: Claimed, queue: &str) -> At
             worker: None,
             asked_to_stop_at: None,
             stuck: false,
+            withdrawing: false,
         },
     );
     Attempt { claimed, factory, timeout, cancel, timed_out, over_cpu }
 }
 
 /// Runs a registered attempt to its end on the calling thread and hands the outcome to the
-/// recorder. One cancelled while it waited for a worker does not run.
-fn run(state: &Arc<PoolState>, executor: &mut Executor, attempt: Attempt, queue: &Queue) {
-    let ran = match cancelled_before_start(&attempt) {
-        Some(ran) => ran,
-        None => executor.run(&state.shared, &state.running, &attempt, queue),
+/// recorder; then, if its worker process went on to a job sent ahead, that one the same way
+/// (`current` tells which runs). One cancelled while it waited for a worker does not run.
+fn run(
+    state: &Arc<PoolState>,
+    executor: &mut Executor,
+    attempt: Attempt,
+    queue: &Arc<Queue>,
+    worker: usize,
+    current: &std::cell::Cell<crate::job::JobId>,
+) {
+    let mut feed = Lookahead { state, queue };
+    let (ran, mut next) = match cancelled_before_start(&attempt) {
+        Some(ran) => (ran, None),
+        None => executor.run(&state.shared, &state.running, &attempt, queue, &mut feed),
     };
-    finish(state, attempt, ran);
+    end(state, &mut feed, attempt, ran);
+    while let Some(attempt) = next.take() {
+        // Already in its worker process, which has taken it up: it runs now, whatever its flag
+        // (a cancel reaches it there).
+        let job_id = attempt.claimed.job.id;
+        current.set(job_id);
+        taken(state, &attempt);
+        state.set_worker(worker, |w| w.job = Some(job_id));
+        let ran;
+        (ran, next) = executor.run(&state.shared, &state.running, &attempt, queue, &mut feed);
+        end(state, &mut feed, attempt, ran);
+    }
+}
+
+/// An attempt ended: recorded, or back to the pool if it was withdrawn before it started.
+fn end(state: &Arc<PoolState>, feed: &mut Lookahead<'_>, attempt: Attempt, ran: Ran) {
+    if matches!(ran.ending, Ending::Withdrawn) {
+        feed.give_back(attempt);
+    } else {
+        finish(state, attempt, ran);
+    }
+}
+
+/// Where a worker gets the job it sends ahead to its worker process: a job claimed for its
+/// queue and not started, only while the queue runs at its concurrency (no worker could take
+/// the job now) and no other queue waits for a worker (a worker goes on to the next queue in
+/// line after each job otherwise). Under backlog with none claimed, it claims.
+struct Lookahead<'a> {
+    state: &'a Arc<PoolState>,
+    queue: &'a Arc<Queue>,
+}
+
+impl Feed for Lookahead<'_> {
+    fn next(&mut self) -> Option<Attempt> {
+        let (state, queue) = (self.state, self.queue);
+        if state.stopping.load(Ordering::SeqCst)
+            || !queue.processing.load(Ordering::SeqCst)
+            || queue.running() < queue.concurrency
+            || sync::lock(&state.ready).queues.iter().any(|q| !Arc::ptr_eq(q, queue))
+        {
+            return None;
+        }
+        let attempt = match state.take_claimed(&queue.name) {
+            Some(attempt) => attempt,
+            None if queue.backlog() => {
+                // A failed claim is left to the next worker's claim, which reports it.
+                let mut claimed = claim_for(state, queue).ok()?.into_iter();
+                let first = claimed.next()?;
+                state.keep_claimed(&queue.name, claimed);
+                first
+            }
+            None => return None,
+        };
+        if attempt.cancel.load(Ordering::Relaxed) {
+            end_cancelled(state, attempt);
+            return None;
+        }
+        Some(attempt)
+    }
+
+    /// Back to the front of its queue's claimed jobs, for the next worker; released to the
+    /// store instead once the queue or the host stops (a stop gives back the claimed jobs
+    /// it finds, and this one may come after).
+    fn give_back(&mut self, attempt: Attempt) {
+        let (state, queue) = (self.state, self.queue);
+        let id = attempt.claimed.job.id;
+        if attempt.cancel.load(Ordering::Relaxed) {
+            // Asked back because it was cancelled: it ends now, without waiting for a place.
+            end_cancelled(state, attempt);
+            return;
+        }
+        state.running.unstart(id);
+        let stopped = {
+            let mut claimed = sync::lock(&state.claimed);
+            // Under the lock a stop drains the claimed jobs with, after it marked the queue
+            // stopped: kept here only if that drain is still to come.
+            if queue.processing.load(Ordering::SeqCst) && !state.stopping.load(Ordering::SeqCst) {
+                claimed.entry(queue.name.clone()).or_default().push_front(attempt);
+                None
+            } else {
+                Some(attempt)
+            }
+        };
+        let Some(attempt) = stopped else {
+            offer(state, queue);
+            return;
+        };
+        let shared = &state.shared;
+        if let Err(e) = shared.store.release(id, attempt.claimed.token, shared.now()) {
+            // Its lease requeues it.
+            log::warn!("job {id}: sent ahead and not started, could not be given back: {e}");
+        }
+        state.running.remove(id);
+    }
 }
 
 /// Claims the next ready job matching `filter` and runs it to its end on a blocking thread (the
@@ -352,7 +470,7 @@ pub(super) async fn run_one(
     let state2 = state.clone();
     let reported = tokio::task::spawn_blocking(move || {
         state2.running.start(id, attempt.timeout.map(|t| Instant::now() + t));
-        let ran = executor.run(&state2.shared, &state2.running, &attempt, &one_shot);
+        let (ran, _) = executor.run(&state2.shared, &state2.running, &attempt, &one_shot, &mut NoFeed);
         *sync::lock(&state2.one_shot) = Some(executor);
         let (done, stored) = std::sync::mpsc::channel();
         outcomes::submit(&state2, Record { claimed: attempt.claimed, ran, done: Some(done) });

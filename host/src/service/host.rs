@@ -172,8 +172,8 @@ impl Host {
         for conflict in &after.conflicts {
             log::warn!("plugin conflict: {conflict}");
         }
-        // Idle workers roll as soon as they look for work.
-        self.inner.pool.wake_all();
+        // Idle workers roll as soon as they look for work; busy ones after their job.
+        self.inner.pool.plugins_reloaded();
         Ok(before.changes_to(&after))
     }
 

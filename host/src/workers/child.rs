@@ -2,7 +2,8 @@
 //! resource limits, loads the plugin directories (private copies, so the files can be replaced
 //! under it), says hello with the catalog of what it loaded, then runs the jobs the host sends
 //! on its data socket, one at a time and in order (the host may send the next before the last
-//! is done), while a thread of its own reads the control socket for cancels and stops.
+//! is done), while a thread of its own reads the control socket for cancels, withdrawals of a
+//! job sent ahead, and stops.
 //!
 //! **Invariant:** the worker exits as soon as its control socket closes or its host dies,
 //! whatever its job is doing, and nothing its plugins started outlives the job that started
@@ -129,10 +130,10 @@ pub fn run(args: &WorkerArgs, allow_insecure: bool) -> u8 {
     let current: Current = Arc::new(Mutex::new(Jobs::default()));
     let stopping = Arc::new(AtomicBool::new(false));
     {
-        let (current, stopping) = (current.clone(), stopping.clone());
+        let (current, stopping, writer) = (current.clone(), stopping.clone(), writer.clone());
         let spawned = std::thread::Builder::new()
             .name("worker-control".to_owned())
-            .spawn(move || obey(control, current, stopping));
+            .spawn(move || obey(control, writer, current, stopping));
         if let Err(e) = spawned {
             log::error!("worker: cannot start its control thread: {e}");
             return 1;
@@ -263,20 +264,66 @@ fn confine(args: &WorkerArgs) -> Result<(), String> {
     sandbox::restrict(host, host_group)
 }
 
-/// The job running now (its id and cooperative flag), and jobs cancelled before they started.
+/// The job running now (its id and cooperative flag), jobs cancelled or withdrawn before they
+/// started, and the last jobs taken up (run or skipped).
 type Current = Arc<Mutex<Jobs>>;
 
 #[derive(Default)]
 struct Jobs {
     running: Option<(u64, Arc<AtomicBool>)>,
     cancelled: std::collections::HashSet<u64>,
+    withdrawn: std::collections::HashSet<u64>,
+    /// The last [`RECENT`] jobs taken up: a withdrawal arriving after its job was taken up is
+    /// too late, and must not be answered `Withdrawn`.
+    recent: std::collections::VecDeque<u64>,
 }
 
-/// The control thread: cancels reach the running job at once; a stop ends the worker once
-/// idle; a closed socket (the host is gone) ends it now, whatever its job is doing.
-fn obey(mut control: UnixStream, current: Current, stopping: Arc<AtomicBool>) {
+/// The host sends at most one job ahead of the running one, so a withdrawal that comes too
+/// late names one of the last two jobs taken up; a few more are kept for safety.
+const RECENT: usize = 8;
+
+impl Jobs {
+    /// The job thread takes up job `id`: false if it was withdrawn (it is skipped).
+    fn take_up(&mut self, id: u64) -> bool {
+        if self.withdrawn.remove(&id) {
+            return false;
+        }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(id);
+        true
+    }
+
+    /// A withdrawal of job `id`: true if it had not been taken up (it will be skipped).
+    fn withdraw(&mut self, id: u64) -> bool {
+        !self.recent.contains(&id) && self.withdrawn.insert(id)
+    }
+}
+
+/// The control thread: cancels reach the running job at once; a job sent ahead is withdrawn
+/// if not started; a stop ends the worker once idle; a closed socket (the host is gone) ends
+/// it now, whatever its job is doing.
+fn obey(
+    mut control: UnixStream,
+    writer: Arc<Mutex<UnixStream>>,
+    current: Current,
+    stopping: Arc<AtomicBool>,
+) {
     loop {
         match protocol::read_frame::<ToWorker>(&mut control) {
+            Ok(Some(ToWorker::Withdraw { id })) => {
+                // Under the lock the job thread takes a job up with: either it never starts
+                // and the host hears so, or it runs and the host hears its `Done`.
+                let mut current = sync::lock(&current);
+                if current.withdraw(id) {
+                    current.cancelled.remove(&id);
+                    let withdrawn = FromWorker::Withdrawn { id };
+                    if protocol::write_frame(&mut *sync::lock(&writer), &withdrawn).is_err() {
+                        exit_now(0);
+                    }
+                }
+            }
             Ok(Some(ToWorker::Cancel { id })) => {
                 let mut current = sync::lock(&current);
                 match &current.running {
@@ -342,9 +389,13 @@ fn run_jobs(
         let progress_state: Arc<Mutex<ProgressState>> = Arc::default();
         let cancelled_before = {
             let mut current = sync::lock(&current);
+            if !current.take_up(job.id) {
+                continue; // withdrawn: the host was told, and runs it elsewhere
+            }
             current.running = Some((job.id, cancel.clone()));
             current.cancelled.remove(&job.id)
         };
+        let started_ns = protocol::monotonic_ns();
         if let Err(e) = limits.limit_cpu_for_next_job() {
             log::warn!("worker: cannot set the CPU limit for job {}: {e}", job.id);
         }
@@ -394,7 +445,7 @@ fn run_jobs(
             other => other,
         };
         sink_flush(&writer, job.id, &progress_state);
-        let done = FromWorker::Done { id: job.id, result };
+        let done = FromWorker::Done { id: job.id, result, started_ns };
         if protocol::write_frame(&mut *sync::lock(&writer), &done).is_err() {
             return 0;
         }
@@ -470,4 +521,26 @@ fn sink_flush(writer: &Arc<Mutex<UnixStream>>, id: u64, state: &Arc<Mutex<Progre
 fn send_progress(writer: &Arc<Mutex<UnixStream>>, id: u64, fraction: f64, message: &str) {
     let progress = FromWorker::Progress { id, fraction, message: message.to_owned() };
     let _ = protocol::write_frame(&mut *sync::lock(writer), &progress);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_withdrawn_before_it_is_taken_up_is_skipped_and_one_taken_up_cannot_be_withdrawn() {
+        let mut jobs = Jobs::default();
+        // Sent ahead, withdrawn before the job thread got to it: skipped, answered once.
+        assert!(jobs.withdraw(2));
+        assert!(!jobs.withdraw(2), "a second withdrawal of the same job is not answered again");
+        assert!(!jobs.take_up(2));
+        // Taken up first: too late to withdraw, whether it still runs or is done.
+        assert!(jobs.take_up(3));
+        assert!(!jobs.withdraw(3));
+        for id in 4..4 + RECENT as u64 - 1 {
+            assert!(jobs.take_up(id));
+        }
+        assert!(!jobs.withdraw(3), "still among the last {RECENT} taken up");
+        assert!(jobs.withdrawn.is_empty());
+    }
 }

@@ -26,7 +26,7 @@ pub use limits::{format_bytes, parse_bytes, Limits};
 pub use orphans::{adopt as adopt_orphans, end_all as end_all_workers};
 pub use output::DEFAULT_OUTPUT_PER_JOB;
 pub use probe::{Probed, Prober, DEFAULT_LOAD_TIMEOUT};
-pub use process::{Control, SpawnError, WorkerProcess};
+pub use process::{Control, Received, SpawnError, WorkerProcess};
 pub use protocol::{RunJob, WireFailure, PROTOCOL_VERSION};
 pub use sandbox::{RunAs, Sandbox};
 pub use spec::Spec;

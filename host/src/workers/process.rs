@@ -1,6 +1,7 @@
 //! One worker process, from the host's side: spawning it (the same binary's hidden `worker`
 //! command, the socket as its fd 3, dying with the thread that spawned it), the handshake,
-//! running one job at a time, stopping and reaping it (`death` says how it died).
+//! running its jobs (one at a time, the next possibly sent ahead), stopping and reaping it
+//! (`death` says how it died).
 //!
 //! **Invariant:** a worker process never outlives the host: `PR_SET_PDEATHSIG` kills it when
 //! the thread that spawned it ends (the worker slot that owns it), and it exits at once when
@@ -74,6 +75,13 @@ impl Control {
         }
     }
 
+    /// Takes back job `id`, sent ahead, unless it has started; best effort. The worker answers
+    /// `Withdrawn` on the data socket (see [`WorkerProcess::receive`]) if it had not.
+    pub fn withdraw(&self, id: u64) {
+        let mut writer = sync::lock(&self.writer);
+        let _ = protocol::write_frame(&mut *writer, &ToWorker::Withdraw { id });
+    }
+
     pub fn killed_by_host(&self) -> bool {
         sync::lock(&self.state).1
     }
@@ -81,6 +89,15 @@ impl Control {
     pub fn pid(&self) -> i32 {
         self.pid
     }
+}
+
+/// How a job sent to a worker process ended there.
+#[derive(Debug)]
+pub enum Received {
+    /// It ran: its result, and how long ago it started (by the worker's word).
+    Done { result: Result<String, WireFailure>, started: Duration },
+    /// It was sent ahead and withdrawn before it started: it did not run.
+    Withdrawn,
 }
 
 /// A running worker process, owned by one worker slot.
@@ -238,34 +255,36 @@ impl WorkerProcess {
         self.control.pid
     }
 
-    /// Runs one job: sends it, relays its progress, and returns its result; or, if the process
-    /// died meanwhile, how (the process is then reaped and this handle spent).
-    pub fn run(
-        &mut self,
-        job: RunJob,
-        progress: &mut dyn FnMut(f64, &str),
-    ) -> Result<Result<String, WireFailure>, Death> {
-        let id = job.id;
-        self.send(job)?;
-        self.receive(id, progress)
-    }
-
-    /// Sends a job; its output is counted against a fresh budget from here. The host sends the
-    /// next job only once this one is done.
+    /// Sends a job to run next; its output is counted against a fresh budget from here.
     pub fn send(&mut self, job: RunJob) -> Result<(), Death> {
         self.output.start_job(job.id);
-        if protocol::write_frame(&mut self.writer, &ToWorker::Run(job)).is_err() {
+        if self.send_ahead(job).is_err() {
             return Err(self.reap_after_kill());
         }
         Ok(())
     }
 
-    /// The result of job `id`, the oldest sent and not done, relaying its progress meanwhile.
+    /// Sends a job to run after the one running (see [`WorkerProcess::started_ahead`]). An
+    /// error means the process is ending: the running job's `receive` tells how.
+    pub fn send_ahead(&mut self, job: RunJob) -> std::io::Result<()> {
+        protocol::write_frame(&mut self.writer, &ToWorker::Run(job))
+    }
+
+    /// Job `id`, sent ahead, runs now (the one before it is done): its output is counted
+    /// against a fresh budget from here.
+    pub fn started_ahead(&mut self, id: u64) {
+        self.output.start_job(id);
+    }
+
+    /// The result of job `id`, the oldest sent and not done, relaying its progress meanwhile;
+    /// `Withdrawn` if it was sent ahead and withdrawn before it started. A job sent ahead of
+    /// it and withdrawn meanwhile is passed to `withdrawn`.
     pub fn receive(
         &mut self,
         id: u64,
         progress: &mut dyn FnMut(f64, &str),
-    ) -> Result<Result<String, WireFailure>, Death> {
+        withdrawn: &mut dyn FnMut(u64),
+    ) -> Result<Received, Death> {
         loop {
             if self.reader.buffer().is_empty() && !self.wait_for_data() {
                 // Ended, and nothing more to read: it died (whoever holds its socket).
@@ -275,10 +294,13 @@ impl WorkerProcess {
                 Ok(Some(FromWorker::Progress { id: of, fraction, message })) if of == id => {
                     progress(fraction, &message)
                 }
-                Ok(Some(FromWorker::Done { id: of, result })) if of == id => {
+                Ok(Some(FromWorker::Done { id: of, result, started_ns })) if of == id => {
                     self.output.end_job();
-                    return Ok(result);
+                    let ago = Duration::from_nanos(protocol::monotonic_ns().saturating_sub(started_ns));
+                    return Ok(Received::Done { result, started: ago });
                 }
+                Ok(Some(FromWorker::Withdrawn { id: of })) if of == id => return Ok(Received::Withdrawn),
+                Ok(Some(FromWorker::Withdrawn { id: of })) => withdrawn(of),
                 Ok(Some(other)) => {
                     log::error!("worker process {}: unexpected message {other:?}; stopping it", self.pid());
                     return Err(self.reap_after_kill());

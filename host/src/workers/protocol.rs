@@ -1,9 +1,12 @@
 //! The host ↔ worker-process protocol over one Unix socket: frames of a `u32` little-endian
 //! length and a bincode-encoded message. The worker speaks first (`Hello`: the protocol it
 //! speaks, its pid and the catalog of what it loaded); a host refuses a worker of another
-//! version. Then the host sends one `Run` at a time and the worker answers with `Progress`
-//! frames and one `Done`; `Cancel` sets the running job's cooperative flag; `Stop` asks the
-//! worker to exit once idle. A closed socket ends the worker at once.
+//! version. Then the host sends `Run`s and the worker runs them one at a time, in order,
+//! answering each with `Progress` frames and one `Done`. The host sends at most one job ahead
+//! of the one running, and only under backlog. On the control socket, `Cancel` sets a job's
+//! cooperative flag; `Withdraw` takes back a job sent ahead, which the worker answers with
+//! `Withdrawn` on the data socket if it had not started it (else with the job's `Done` as
+//! usual); `Stop` asks the worker to exit once idle. A closed socket ends the worker at once.
 
 use std::io::{self, Read, Write};
 
@@ -13,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::plugins::Catalog;
 
 /// Raised whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest frame either side reads: more than any job input or result the API accepts.
 pub const MAX_FRAME: usize = 256 << 20;
@@ -24,6 +27,10 @@ pub enum ToWorker {
     Run(RunJob),
     /// Set the running job's cancellation flag (a cancel, a timeout, a stopping host).
     Cancel {
+        id: u64,
+    },
+    /// Do not start job `id`, sent ahead, if it has not started: answered `Withdrawn`.
+    Withdraw {
         id: u64,
     },
     /// Exit once the running job (if any) is done.
@@ -45,9 +52,26 @@ pub struct RunJob {
 /// Worker → host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FromWorker {
-    Hello { protocol: u32, pid: u32, catalog: Catalog },
-    Progress { id: u64, fraction: f64, message: String },
-    Done { id: u64, result: Result<String, WireFailure> },
+    Hello {
+        protocol: u32,
+        pid: u32,
+        catalog: Catalog,
+    },
+    Progress {
+        id: u64,
+        fraction: f64,
+        message: String,
+    },
+    /// Job `id` ran: its result, and when it was taken up (see [`monotonic_ns`]).
+    Done {
+        id: u64,
+        result: Result<String, WireFailure>,
+        started_ns: u64,
+    },
+    /// Job `id` was withdrawn before it started: it will not run here.
+    Withdrawn {
+        id: u64,
+    },
 }
 
 /// A plugin's failure as it crosses the socket.
@@ -84,6 +108,16 @@ impl From<WireFailure> for jobhost_plugin_api::Failure {
         }
         failure
     }
+}
+
+/// Now on `CLOCK_MONOTONIC`, in nanoseconds: one clock for the host and its workers (the same
+/// machine and time namespace), so a worker can say when a job started and the host knows it
+/// exactly, however late it reads the answer.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    u64::try_from(now.tv_sec).unwrap_or(0).saturating_mul(1_000_000_000).saturating_add(now.tv_nsec as u64)
 }
 
 fn config() -> bincode::config::Configuration {
@@ -141,12 +175,15 @@ mod tests {
         });
         write_frame(&mut wire, &run).unwrap();
         write_frame(&mut wire, &ToWorker::Cancel { id: 7 }).unwrap();
+        write_frame(&mut wire, &ToWorker::Withdraw { id: 8 }).unwrap();
         let mut reader = &wire[..];
         assert_eq!(read_frame::<ToWorker>(&mut reader).unwrap(), Some(run));
         assert_eq!(read_frame::<ToWorker>(&mut reader).unwrap(), Some(ToWorker::Cancel { id: 7 }));
+        assert_eq!(read_frame::<ToWorker>(&mut reader).unwrap(), Some(ToWorker::Withdraw { id: 8 }));
         assert_eq!(read_frame::<ToWorker>(&mut reader).unwrap(), None);
         // A torn frame is an error, not an end.
         let mut torn = &wire[..wire.len() - 1];
+        read_frame::<ToWorker>(&mut torn).unwrap();
         read_frame::<ToWorker>(&mut torn).unwrap();
         assert!(read_frame::<ToWorker>(&mut torn).is_err());
         // So is a length over the limit.
