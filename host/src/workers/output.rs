@@ -64,7 +64,20 @@ impl Budget {
             let step = (deadline - now).min(Duration::from_millis(5));
             spent = sync::wait_timeout(&self.drained, spent, step);
         }
-        self.note(&mut spent);
+        self.count_for(&mut spent, id);
+    }
+
+    /// Job `id`, sent ahead, runs now: its output is counted from zero, at once. Its process
+    /// took it up as soon as it answered the last job, so what is still in the pipe may be
+    /// either's: it is counted against this one rather than wait for it (this job may be
+    /// printing already, and the wait would then last its whole bound).
+    pub(super) fn switch_job(&self, id: u64) {
+        self.count_for(&mut sync::lock(&self.state), id);
+    }
+
+    /// What was dropped so far noted; output from here counted against job `id`.
+    fn count_for(&self, spent: &mut Spent, id: u64) {
+        self.note(spent);
         let (caught_up, pipe) = (spent.caught_up, spent.pipe);
         *spent = Spent { job: Some(id), caught_up, pipe, ..Spent::default() };
     }

@@ -273,7 +273,7 @@ impl WorkerProcess {
     /// Job `id`, sent ahead, runs now (the one before it is done): its output is counted
     /// against a fresh budget from here.
     pub fn started_ahead(&mut self, id: u64) {
-        self.output.start_job(id);
+        self.output.switch_job(id);
     }
 
     /// The result of job `id`, the oldest sent and not done, relaying its progress meanwhile;
