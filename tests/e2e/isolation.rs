@@ -1006,6 +1006,26 @@ fn a_worker_that_dies_between_jobs_charges_no_job_and_max_jobs_recycles_workers(
             && pids[3] != pids[4],
         "{pids:?}"
     );
+
+    // The same under backlog, where each worker process is sent its next job ahead: never
+    // past its max_jobs.
+    let batch: Vec<Value> = (0..6).map(|_| json!({"job": "log_thread", "input": "batch"})).collect();
+    let added = server.post("/v1/jobs/batch", &json!({ "jobs": batch }));
+    assert_eq!(added.status, 201, "{added:?}");
+    let pids: Vec<u64> = added.body["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| server.wait_finished(j["id"].as_str().unwrap(), LONG)["result"].as_u64().unwrap())
+        .collect();
+    let mut runs: Vec<(u64, usize)> = Vec::new();
+    for pid in pids.iter().copied() {
+        match runs.last_mut() {
+            Some((last, n)) if *last == pid => *n += 1,
+            _ => runs.push((pid, 1)),
+        }
+    }
+    assert!(runs.iter().all(|(_, n)| *n <= 2), "{pids:?}");
 }
 
 #[test]

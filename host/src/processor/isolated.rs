@@ -196,9 +196,7 @@ impl Isolated {
         {
             let plugins = sync::read(&shared.plugins);
             let Plugins::Isolated { spec, generation, .. } = &*plugins else { return None };
-            if process.generation != *generation
-                || spec.limits.max_jobs.is_some_and(|max| self.jobs + 1 >= max)
-            {
+            if process.generation != *generation || spec.limits.max_jobs.is_some_and(|max| self.jobs >= max) {
                 return None;
             }
         }
