@@ -108,6 +108,7 @@ fn sigterm_gives_back_every_job_not_started_and_lets_the_running_one_finish() {
         let job = server.job(id);
         // Not started after the signal, and its attempt not counted.
         assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("queued"), Some(0)), "{job}");
+        assert!(job["started_at"].is_null(), "{job}");
     }
 }
 

@@ -446,6 +446,8 @@ impl Job {
     pub fn release(&mut self, now: Micros) {
         self.lease = None;
         self.progress = None;
+        // The claim's provisional start: the attempt is given back, so it did not start.
+        self.started_at = None;
         if self.cancel_requested {
             return self.finish(Status::Cancelled, now);
         }

@@ -435,9 +435,13 @@ impl Feed for Lookahead<'_> {
             return;
         };
         let shared = &state.shared;
-        if let Err(e) = shared.store.release(id, attempt.claimed.token, shared.now()) {
+        match shared.store.release(id, attempt.claimed.token, shared.now()) {
+            Ok(true) => log::info!(
+                "job {id}: sent ahead to a worker process and not started; given back to its queue"
+            ),
+            Ok(false) => {}
             // Its lease requeues it.
-            log::warn!("job {id}: sent ahead and not started, could not be given back: {e}");
+            Err(e) => log::warn!("job {id}: sent ahead and not started, could not be given back: {e}"),
         }
         state.running.remove(id);
     }
