@@ -737,6 +737,35 @@ fn a_jobs_output_past_output_per_job_is_dropped_with_a_counted_note_and_the_next
 }
 
 #[test]
+fn under_backlog_the_output_a_job_leaves_in_the_pipe_counts_against_it_not_the_next_job() {
+    let dir = TempDir::new().unwrap();
+    let plugins = plugins_with_misbehave(&[]);
+    let config = "[queues.default]\nconcurrency = 1\n[worker_limits]\noutput_per_job = \"8KiB\"\n";
+    let server = serve(&dir, plugins.path(), config);
+    // Four floods of ~190 KB in one batch: each next job is sent ahead and starts as soon as
+    // the one before answers, with up to a pipe's worth of its output still unread.
+    let batch: Vec<Value> = (0..4).map(|_| json!({"job": "chatter", "input": 2000})).collect();
+    let added = server.post("/v1/jobs/batch", &json!({ "jobs": batch }));
+    assert_eq!(added.status, 201, "{added:?}");
+    let ids: Vec<String> =
+        added.body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()).collect();
+    for id in &ids {
+        assert_eq!(server.wait_finished(id, LONG)["status"], "completed");
+    }
+    let last = &ids[3];
+    wait_for_condition(LONG, "the last job's note", || {
+        server.log().contains(&format!("of job {last}'s output dropped"))
+    });
+    let log = server.log();
+    // Each job's first lines are logged, within its 8 KiB; none of its last lines are (they
+    // come after 190 KB), whatever job runs when they are read.
+    assert_eq!(log.matches("chatter 0 ").count(), 4, "{log}");
+    assert!(!log.contains("chatter 1999 "), "a job's last line was logged under the next job's budget");
+    let logged = log.lines().filter(|l| l.contains("chatter ")).count();
+    assert!(logged <= 4 * 90, "{logged} lines logged");
+}
+
+#[test]
 fn bad_bytes_and_a_huge_line_of_output_neither_stop_forwarding_nor_reach_the_log_whole() {
     let dir = TempDir::new().unwrap();
     let plugins = plugins_with_misbehave(&[]);

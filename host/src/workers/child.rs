@@ -445,7 +445,10 @@ fn run_jobs(
             other => other,
         };
         sink_flush(&writer, job.id, &progress_state);
-        let done = FromWorker::Done { id: job.id, result, started_ns };
+        // Where the job's output ends, if the host has not read all of it: the next job may
+        // start printing into the same pipe at once.
+        let marked = output_unread() && mark_end(job.id);
+        let done = FromWorker::Done { id: job.id, result, started_ns, marked };
         if protocol::write_frame(&mut *sync::lock(&writer), &done).is_err() {
             return 0;
         }
@@ -453,6 +456,21 @@ fn run_jobs(
             return 0;
         }
     }
+}
+
+/// Whether output this worker wrote is still in its pipe to the host.
+fn output_unread() -> bool {
+    let mut bytes: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer we pass, which is ours; fd 2 is the pipe
+    // the host reads (stdout joins it).
+    unsafe { libc::ioctl(libc::STDERR_FILENO, libc::FIONREAD, &mut bytes) == 0 && bytes > 0 }
+}
+
+/// Writes job `id`'s end marker to the output (one write: a pipe never splits it).
+fn mark_end(id: u64) -> bool {
+    use std::io::Write;
+    let marker = format!("{}{id}\n", super::output::END_MARKER);
+    std::io::stderr().write_all(marker.as_bytes()).is_ok()
 }
 
 /// The largest result a worker sends back (JSON text): far past any result a job system should

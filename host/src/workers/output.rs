@@ -21,6 +21,13 @@ pub const DEFAULT_OUTPUT_PER_JOB: u64 = 1024 * 1024;
 /// printed much may leave up to a pipe's worth behind when it ends).
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
+/// The line a worker writes to its output where a job's output ends, when some of it is still
+/// unread (followed by the job's id): a job sent ahead starts at once, so its output follows in
+/// the same pipe, and this is where the budget passes to it. A plugin could print one too;
+/// only the marker of the job running, once, counts, so at worst it moves the rest of its own
+/// output to the next job's budget.
+pub(super) const END_MARKER: &str = "\u{1}jobhost: end of job ";
+
 /// A worker's output allowance for the job it runs now, and what went over it.
 pub(super) struct Budget {
     limit: u64,
@@ -41,6 +48,12 @@ struct Spent {
     caught_up: bool,
     /// The pipe the forwarder reads (while it does).
     pipe: Option<RawFd>,
+    /// Job `.0` ended with its output partly unread and job `.1`, sent ahead, runs now: the
+    /// budget passes to `.1` at `.0`'s end marker.
+    switch: Option<(u64, u64)>,
+    /// The end marker of this job was read before the host learnt which job runs next: output
+    /// from there on is counted (with `job` unknown) against the next.
+    after: Option<u64>,
 }
 
 impl Budget {
@@ -64,22 +77,50 @@ impl Budget {
             let step = (deadline - now).min(Duration::from_millis(5));
             spent = sync::wait_timeout(&self.drained, spent, step);
         }
-        self.count_for(&mut spent, id);
+        self.count_for(&mut spent, Some(id));
     }
 
-    /// Job `id`, sent ahead, runs now: its output is counted from zero, at once. Its process
-    /// took it up as soon as it answered the last job, so what is still in the pipe may be
-    /// either's: it is counted against this one rather than wait for it (this job may be
-    /// printing already, and the wait would then last its whole bound).
-    pub(super) fn switch_job(&self, id: u64) {
-        self.count_for(&mut sync::lock(&self.state), id);
+    /// Job `next`, sent ahead, runs now: job `ended` answered before it, saying whether it
+    /// wrote its end marker (some of its output was still unread). Without one, all of
+    /// `ended`'s output had reached the forwarder (at most a buffer of it not yet counted), and
+    /// the budget passes now. Never waits: the next job may be printing already.
+    pub(super) fn switch_job(&self, ended: u64, next: u64, marked: bool) {
+        let mut spent = sync::lock(&self.state);
+        if spent.after == Some(ended) {
+            // Its marker was read already: what came since is the next job's.
+            spent.after = None;
+            spent.job = Some(next);
+            return;
+        }
+        if let Some((_, earlier)) = spent.switch.take() {
+            // The last marker never came (cut into a line a plugin left unfinished).
+            self.count_for(&mut spent, Some(earlier));
+        }
+        if marked {
+            spent.switch = Some((ended, next));
+        } else {
+            self.count_for(&mut spent, Some(next));
+        }
     }
 
-    /// What was dropped so far noted; output from here counted against job `id`.
-    fn count_for(&self, spent: &mut Spent, id: u64) {
+    /// The forwarder read job `ended`'s end marker.
+    fn marker(&self, ended: u64) {
+        let mut spent = sync::lock(&self.state);
+        match spent.switch {
+            Some((job, next)) if job == ended => self.count_for(&mut spent, Some(next)),
+            _ if spent.job == Some(ended) && spent.after.is_none() => {
+                self.count_for(&mut spent, None);
+                spent.after = Some(ended);
+            }
+            _ => {} // not the running job's: a plugin's imitation
+        }
+    }
+
+    /// What was dropped so far noted; output from here counted against `job`.
+    fn count_for(&self, spent: &mut Spent, job: Option<u64>) {
         self.note(spent);
         let (caught_up, pipe) = (spent.caught_up, spent.pipe);
-        *spent = Spent { job: Some(id), caught_up, pipe, ..Spent::default() };
+        *spent = Spent { job, caught_up, pipe, ..Spent::default() };
     }
 
     /// The forwarder reads `pipe`, until it ends (`None`).
@@ -166,6 +207,10 @@ pub(super) fn forward_output(
             idle: Some((fd, Box::new(move |caught_up| idle.caught_up(caught_up)))),
         };
         while let Some(line) = lines.next_line() {
+            if let Some(ended) = line.strip_prefix(END_MARKER).and_then(|id| id.parse::<u64>().ok()) {
+                budget.marker(ended);
+                continue;
+            }
             let said = Said::parse(&line);
             if budget.admit(line.len()) {
                 log::log!(
@@ -344,6 +389,37 @@ mod tests {
         budget.start_job(2);
         let spent = sync::lock(&budget.state);
         assert_eq!((spent.job, spent.used, spent.dropped_lines), (Some(2), 0, 0));
+    }
+
+    #[test]
+    fn a_job_sent_ahead_takes_over_the_budget_at_the_end_marker_of_the_job_before() {
+        let budget = Budget::new(10, 1);
+        let state = |budget: &Budget| {
+            let spent = sync::lock(&budget.state);
+            (spent.job, spent.used)
+        };
+        // The host learns job 2 runs before the forwarder reads job 1's marker: what comes
+        // before the marker is still job 1's.
+        budget.start_job(1);
+        assert!(budget.admit(4));
+        budget.switch_job(1, 2, true);
+        assert!(budget.admit(4));
+        assert!(!budget.admit(4), "job 1's, past its 10 bytes");
+        budget.marker(7); // an imitation: not the running job's
+        assert_eq!(state(&budget), (Some(1), 10));
+        budget.marker(1);
+        assert_eq!(state(&budget), (Some(2), 0));
+        assert!(budget.admit(4));
+        // The other way round: job 2's marker is read first; what follows it waits, counted,
+        // for the host to say which job it is.
+        budget.marker(2);
+        assert!(budget.admit(4));
+        assert_eq!(state(&budget), (None, 5));
+        budget.switch_job(2, 3, true);
+        assert_eq!(state(&budget), (Some(3), 5));
+        // No marker (all of job 3's output was read when it ended): job 4's budget starts now.
+        budget.switch_job(3, 4, false);
+        assert_eq!(state(&budget), (Some(4), 0));
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub struct WorkerProcess {
     tail: Arc<Tail>,
     /// What the job it runs may still print.
     output: Arc<Budget>,
+    /// The last job it answered `Done`, and whether its output ended with a marker.
+    last_done: (u64, bool),
     /// What it loaded.
     pub catalog: Catalog,
     /// The plugin generation it loaded (a reload starts a new one).
@@ -198,6 +200,7 @@ impl WorkerProcess {
             control,
             tail,
             output,
+            last_done: (0, false),
             catalog: Catalog::default(),
             generation,
         };
@@ -273,7 +276,8 @@ impl WorkerProcess {
     /// Job `id`, sent ahead, runs now (the one before it is done): its output is counted
     /// against a fresh budget from here.
     pub fn started_ahead(&mut self, id: u64) {
-        self.output.switch_job(id);
+        let (ended, marked) = self.last_done;
+        self.output.switch_job(ended, id, marked);
     }
 
     /// The result of job `id`, the oldest sent and not done, relaying its progress meanwhile;
@@ -294,8 +298,9 @@ impl WorkerProcess {
                 Ok(Some(FromWorker::Progress { id: of, fraction, message })) if of == id => {
                     progress(fraction, &message)
                 }
-                Ok(Some(FromWorker::Done { id: of, result, started_ns })) if of == id => {
+                Ok(Some(FromWorker::Done { id: of, result, started_ns, marked })) if of == id => {
                     self.output.end_job();
+                    self.last_done = (of, marked);
                     let ago = Duration::from_nanos(protocol::monotonic_ns().saturating_sub(started_ns));
                     return Ok(Received::Done { result, started: ago });
                 }

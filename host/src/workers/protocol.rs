@@ -62,11 +62,13 @@ pub enum FromWorker {
         fraction: f64,
         message: String,
     },
-    /// Job `id` ran: its result, and when it was taken up (see [`monotonic_ns`]).
+    /// Job `id` ran: its result, when it was taken up (see [`monotonic_ns`]), and whether the
+    /// worker wrote the job's end marker to its output (some of it was still unread).
     Done {
         id: u64,
         result: Result<String, WireFailure>,
         started_ns: u64,
+        marked: bool,
     },
     /// Job `id` was withdrawn before it started: it will not run here.
     Withdrawn {
