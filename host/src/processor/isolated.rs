@@ -211,13 +211,7 @@ impl Isolated {
             feed.give_back(next);
             return None;
         }
-        let run = RunJob {
-            id: job.id.0,
-            attempt: job.attempts,
-            factory: job.factory.clone(),
-            input: job.input.clone(),
-            parents: parent_outcomes(shared, job),
-        };
+        let run = run_job(shared, job);
         let process = self.process.as_mut()?;
         running.attach(job.id, process.control());
         if process.send_ahead(run).is_err() {
@@ -242,13 +236,7 @@ impl Isolated {
         let Some(process) = self.process.as_mut() else {
             return Err(Ending::GiveBack("no worker process".to_owned()));
         };
-        let run = RunJob {
-            id: job.id.0,
-            attempt: job.attempts,
-            factory: job.factory.clone(),
-            input: job.input.clone(),
-            parents: parent_outcomes(shared, job),
-        };
+        let run = run_job(shared, job);
         match process.send(run) {
             Ok(()) => {
                 self.jobs += 1;
@@ -360,6 +348,17 @@ impl Isolated {
             "job {} ({}): {cause}; a new worker process in {wait:?}", job.id, job.factory
         );
         retry_or_fail(shared, attempt, cause, None)
+    }
+}
+
+/// What a worker process is sent to run one attempt of `job`.
+fn run_job(shared: &Shared, job: &crate::job::Job) -> RunJob {
+    RunJob {
+        id: job.id.0,
+        attempt: job.attempts,
+        factory: job.factory.clone(),
+        input: job.input.clone(),
+        parents: parent_outcomes(shared, job),
     }
 }
 

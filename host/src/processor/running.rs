@@ -41,25 +41,6 @@ pub(super) struct RunningJob {
     pub withdrawing: bool,
 }
 
-impl RunningJobs {
-    /// Waits until every job asked back is back or known to have started (each worker
-    /// process answers at once, whatever its running job does), at most `limit`: false if some
-    /// were still unanswered then (a worker stopped by a signal).
-    pub fn wait_withdrawn(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            let pending = sync::lock(&self.0).values().any(|r| r.withdrawing && !r.started);
-            if !pending {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-}
-
 /// The worker process `running` waits in, sent ahead and not asked back yet: asked now.
 fn ahead_of(running: &mut RunningJob) -> Option<Arc<Control>> {
     if running.started || running.withdrawing {
@@ -146,6 +127,23 @@ impl RunningJobs {
             worker.withdraw(id.0);
         }
         asked.len()
+    }
+
+    /// Waits until every job asked back is back or known to have started (each worker
+    /// process answers at once, whatever its running job does), at most `limit`: false if some
+    /// were still unanswered then (a worker stopped by a signal).
+    pub fn wait_withdrawn(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let pending = sync::lock(&self.0).values().any(|r| r.withdrawing && !r.started);
+            if !pending {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Attempts running on a worker now (not those waiting for one).
