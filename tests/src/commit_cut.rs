@@ -110,9 +110,11 @@ fn relay(mut client: TcpStream, server: TcpStream, armed: &AtomicUsize, cut: &At
                     keyed_transaction = false;
                     if cut_now {
                         // The server gets the COMMIT; the client never hears its answer.
+                        // Counted before the cut: the client answers its caller as soon as the
+                        // connection drops, and the caller may read the count at once.
+                        cut.fetch_add(1, Ordering::SeqCst);
                         let _ = to_server.write_all(&message);
                         let _ = client.shutdown(Shutdown::Both);
-                        cut.fetch_add(1, Ordering::SeqCst);
                         std::thread::sleep(Duration::from_secs(1));
                         let _ = to_server.shutdown(Shutdown::Both);
                         return;

@@ -73,14 +73,17 @@ impl Executor {
         let started = Instant::now();
         let started_at = shared.now();
         log_start(attempt);
-        let (ending, ran_for, next) = match self {
+        let (ending, ran_since, next) = match self {
             Executor::InProcess => (run_in_process(shared, attempt), None, None),
             Executor::Isolated(slot) => slot.run(shared, running, attempt, queue, feed),
         };
         // A worker process says when the job started there: for one sent ahead, that is when
         // the job before it ended, which the host learns only on reading that job's answer.
-        let (elapsed, started_at) = match ran_for {
-            Some(ran_for) => (ran_for, shared.now() - duration_micros(ran_for)),
+        let (elapsed, started_at) = match ran_since {
+            Some(since) => {
+                let elapsed = since.elapsed();
+                (elapsed, shared.now() - duration_micros(elapsed))
+            }
             None => (started.elapsed(), started_at),
         };
         (Ran { ending, elapsed, started_at: Some(started_at) }, next)

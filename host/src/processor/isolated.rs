@@ -156,7 +156,7 @@ impl Isolated {
 
     /// Runs `attempt` on the slot's worker process (sent now, or sent ahead before), sending
     /// the next job ahead meanwhile if `feed` has one. Returns how it ended, how long ago it
-    /// started if the process ran it, and the job sent ahead if the process went on to it: the
+    /// started if the process ran it (when, by its word), and the job sent ahead if the process went on to it: the
     /// caller runs that one next.
     pub(super) fn run(
         &mut self,
@@ -165,7 +165,7 @@ impl Isolated {
         attempt: &Attempt,
         queue: &Queue,
         feed: &mut dyn Feed,
-    ) -> (Ending, Option<Duration>, Option<Attempt>) {
+    ) -> (Ending, Option<Instant>, Option<Attempt>) {
         let id = attempt.claimed.job.id.0;
         if self.sent_ahead.take() == Some(id) {
             if let Some(process) = self.process.as_mut() {
@@ -192,13 +192,8 @@ impl Isolated {
     /// current plugins, has room under `max_jobs` and the job's sandbox profile, and the job
     /// can run at all (else it goes back for the usual path to end it).
     fn send_ahead(&mut self, shared: &Shared, running: &RunningJobs, feed: &mut dyn Feed) -> Option<Attempt> {
-        let process = self.process.as_ref()?;
-        {
-            let plugins = sync::read(&shared.plugins);
-            let Plugins::Isolated { spec, generation, .. } = &*plugins else { return None };
-            if process.generation != *generation || spec.limits.max_jobs.is_some_and(|max| self.jobs >= max) {
-                return None;
-            }
+        if !self.may_take_ahead(&sync::read(&shared.plugins)) {
+            return None;
         }
         let next = feed.next()?;
         let job = &next.claimed.job;
@@ -212,15 +207,32 @@ impl Isolated {
             return None;
         }
         let run = run_job(shared, job);
-        let process = self.process.as_mut()?;
-        running.attach(job.id, process.control());
-        if process.send_ahead(run).is_err() {
-            // Ending: the running job's receive says how; this one never got there.
+        // Checked again and sent under the plugins lock: a reload swaps the plugins under it,
+        // then withdraws every job sent ahead. So a job sent to a worker of the old plugins is
+        // attached before the swap and withdrawn after it, never sent past the withdrawal.
+        let plugins = sync::read(&shared.plugins);
+        let sent = self.may_take_ahead(&plugins)
+            && self.process.as_mut().is_some_and(|process| {
+                running.attach(job.id, process.control());
+                // An error means the process is ending: the running job's receive says how.
+                process.send_ahead(run).is_ok()
+            });
+        drop(plugins);
+        if !sent {
             feed.give_back(next);
             return None;
         }
         self.jobs += 1;
         Some(next)
+    }
+
+    /// Whether the process may be sent a job ahead: it is of the current plugins and has room
+    /// under `max_jobs`.
+    fn may_take_ahead(&self, plugins: &Plugins) -> bool {
+        let Plugins::Isolated { spec, generation, .. } = plugins else { return false };
+        self.process.as_ref().is_some_and(|process| {
+            process.generation == *generation && !spec.limits.max_jobs.is_some_and(|max| self.jobs >= max)
+        })
     }
 
     fn send(&mut self, shared: &Shared, attempt: &Attempt) -> Result<(), Ending> {
@@ -250,7 +262,7 @@ impl Isolated {
         }
     }
 
-    /// How `attempt` ends on the process, and how long ago it started there if it ran; `ahead`,
+    /// How `attempt` ends on the process, and when it started there if it ran; `ahead`,
     /// the job sent after it, goes back to `feed` if it is withdrawn meanwhile.
     fn receive(
         &mut self,
@@ -260,7 +272,7 @@ impl Isolated {
         queue: &Queue,
         ahead: &mut Option<Attempt>,
         feed: &mut dyn Feed,
-    ) -> (Ending, Option<Duration>) {
+    ) -> (Ending, Option<Instant>) {
         let job = &attempt.claimed.job;
         let Some(process) = self.process.as_mut() else {
             return (Ending::GiveBack("its worker process ended before it started".to_owned()), None);

@@ -85,6 +85,13 @@ impl Plugins {
         }
     }
 
+    /// Shows a reloaded catalog (see [`Plugins::reload`]).
+    pub fn publish(&mut self, reloaded: Arc<Catalog>) {
+        match self {
+            Plugins::InProcess { catalog, .. } | Plugins::Isolated { catalog, .. } => *catalog = reloaded,
+        }
+    }
+
     pub fn is_isolated(&self) -> bool {
         matches!(self, Plugins::Isolated { .. })
     }
@@ -92,7 +99,9 @@ impl Plugins {
     /// Loads the plugin directories afresh (SIGHUP). In this process: files that appeared
     /// since (a loaded library cannot be unloaded). With worker processes: a scan of
     /// everything, kept by a new generation that workers roll to between jobs; factories
-    /// already loaded keep their files against new ones. Returns the catalog before and after.
+    /// already loaded keep their files against new ones. Returns the catalog before and after;
+    /// with worker processes the new one shows once [`Plugins::publish`]ed, after the jobs sent
+    /// ahead to workers of the old generation are withdrawn.
     pub fn reload(
         &mut self,
         dirs: &[std::path::PathBuf],
@@ -111,9 +120,8 @@ impl Plugins {
                 let scanned = scan(&mut next)?;
                 *dedicated = dedicate(&next, &scanned);
                 *spec = next;
-                *catalog = Arc::new(scanned);
                 *generation += 1;
-                Ok((before, catalog.clone()))
+                Ok((before, Arc::new(scanned)))
             }
         }
     }

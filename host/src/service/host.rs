@@ -172,8 +172,11 @@ impl Host {
         for conflict in &after.conflicts {
             log::warn!("plugin conflict: {conflict}");
         }
-        // Idle workers roll as soon as they look for work; busy ones after their job.
+        // Idle workers roll as soon as they look for work; busy ones after their job. The new
+        // set shows once no job can start on the old one any more: jobs sent ahead to workers
+        // of the old set are back or started by then.
         self.inner.pool.plugins_reloaded();
+        sync::write(&self.inner.shared.plugins).publish(after.clone());
         Ok(before.changes_to(&after))
     }
 

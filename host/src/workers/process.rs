@@ -94,8 +94,9 @@ impl Control {
 /// How a job sent to a worker process ended there.
 #[derive(Debug)]
 pub enum Received {
-    /// It ran: its result, and how long ago it started (by the worker's word).
-    Done { result: Result<String, WireFailure>, started: Duration },
+    /// It ran: its result, and when it started (by the worker's word, on this host's
+    /// monotonic clock, read the moment the answer arrived).
+    Done { result: Result<String, WireFailure>, started: Instant },
     /// It was sent ahead and withdrawn before it started: it did not run.
     Withdrawn,
 }
@@ -301,8 +302,12 @@ impl WorkerProcess {
                 Ok(Some(FromWorker::Done { id: of, result, started_ns, marked })) if of == id => {
                     self.output.end_job();
                     self.last_done = (of, marked);
+                    // Converted now: a conversion later would date the start later by however
+                    // long the caller took to get to it.
+                    let now = Instant::now();
                     let ago = Duration::from_nanos(protocol::monotonic_ns().saturating_sub(started_ns));
-                    return Ok(Received::Done { result, started: ago });
+                    let started = now.checked_sub(ago).unwrap_or(now);
+                    return Ok(Received::Done { result, started });
                 }
                 Ok(Some(FromWorker::Withdrawn { id: of })) if of == id => return Ok(Received::Withdrawn),
                 Ok(Some(FromWorker::Withdrawn { id: of })) => withdrawn(of),
