@@ -231,7 +231,7 @@ impl Isolated {
     fn may_take_ahead(&self, plugins: &Plugins) -> bool {
         let Plugins::Isolated { spec, generation, .. } = plugins else { return false };
         self.process.as_ref().is_some_and(|process| {
-            process.generation == *generation && !spec.limits.max_jobs.is_some_and(|max| self.jobs >= max)
+            process.generation == *generation && spec.limits.max_jobs.is_none_or(|max| self.jobs < max)
         })
     }
 
