@@ -377,6 +377,46 @@ fn a_reload_that_brings_a_conflicting_file_keeps_the_loaded_owner_and_reports_it
 }
 
 #[test]
+fn a_reload_that_finds_a_loaded_file_broken_keeps_its_loaded_version_and_its_queued_jobs() {
+    let dir = TempDir::new().unwrap();
+    let plugins = jobhost_tests::plugin_dir(&["sleep"]);
+    let file = plugins.path().join(library_file("sleep"));
+    let server = serve(&dir, plugins.path(), "[default_queue]\nconcurrency = 1\n");
+    let ids: Vec<String> = (0..30).map(|_| server.add("sleep", json!(0.05))).collect();
+    server.wait_until(&ids[0], LONG, |j| j["status"] != "queued");
+    // A copy caught half-written: the file's first page, which the probe cannot load.
+    let whole = fs::read(&file).unwrap();
+    fs::write(&file, &whole[..4096]).unwrap();
+    server.signal(libc::SIGHUP);
+    let deadline = Instant::now() + LONG;
+    let rejected = loop {
+        let listed = server.get("/v1/plugins").body;
+        if !listed["rejected"].as_array().unwrap().is_empty() {
+            break listed["rejected"][0]["reason"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "the broken file was not reported: {listed}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(rejected.contains("the version loaded before stays loaded"), "{rejected}");
+    assert!(factory_names(&server).contains(&"sleep".to_owned()));
+    // Every job queued behind the reload runs on the version loaded before.
+    for id in &ids {
+        let job = server.wait_finished(id, LONG);
+        assert_eq!(job["status"], "completed", "{job}");
+    }
+    let after = server.add("sleep", json!(0.01));
+    assert_eq!(server.wait_finished(&after, LONG)["status"], "completed");
+    // Once whole again, the next reload takes it and reports nothing.
+    fs::write(&file, &whole).unwrap();
+    server.signal(libc::SIGHUP);
+    let deadline = Instant::now() + LONG;
+    while !server.get("/v1/plugins").body["rejected"].as_array().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "still reported after the file was whole");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn in_process_a_job_past_its_timeout_and_grace_is_reported_stuck_and_shutdown_still_ends() {
     let dir = TempDir::new().unwrap();
     let plugins = plugins_with_misbehave(&[]);

@@ -66,7 +66,7 @@ impl Plugins {
     /// Probes the plugin files, then starts a worker process to learn what the accepted ones
     /// hold (its hello's catalog), then stops it.
     pub fn isolated(mut spec: Spec) -> Result<Self, SpawnError> {
-        let catalog = scan(&mut spec)?;
+        let catalog = scan(&mut spec, None)?;
         let dedicated = dedicate(&spec, &catalog);
         Ok(Plugins::Isolated { spec, catalog: Arc::new(catalog), generation: 1, dedicated })
     }
@@ -117,7 +117,7 @@ impl Plugins {
                 let before = catalog.clone();
                 let mut next = spec.clone();
                 next.keep = catalog.owners();
-                let scanned = scan(&mut next)?;
+                let scanned = scan(&mut next, Some(spec))?;
                 *dedicated = dedicate(&next, &scanned);
                 *spec = next;
                 *generation += 1;
@@ -129,9 +129,13 @@ impl Plugins {
 
 /// Probes the plugin files (each in a throwaway process: see `workers::Prober`), fixing the
 /// set every worker of `spec` loads from now on, then starts a worker on that set to learn its
-/// catalog, to which the files probing rejected are added.
-fn scan(spec: &mut Spec) -> Result<Catalog, SpawnError> {
-    let rejected = spec.probe();
+/// catalog, to which the files probing rejected are added. At a reload (`before`: the spec
+/// loaded until now), a loaded file rejected now keeps its loaded image.
+fn scan(spec: &mut Spec, before: Option<&Spec>) -> Result<Catalog, SpawnError> {
+    let mut rejected = spec.probe();
+    if let Some(before) = before {
+        spec.keep_loaded_versions(before, &mut rejected);
+    }
     let worker = WorkerProcess::spawn(spec, 0)?;
     let mut catalog = worker.catalog.clone();
     worker.stop(std::time::Duration::from_secs(2));

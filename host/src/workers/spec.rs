@@ -71,6 +71,24 @@ impl Spec {
         probed.rejected
     }
 
+    /// After a reload's probe: a file loaded before whose new contents were rejected (a copy
+    /// caught half-written, a broken build, a probe killed) keeps the image loaded before, so
+    /// its factories stay and their queued jobs do not end `error` as unknown; its rejection
+    /// says so. A file that is gone is not kept: removing it is how a plugin is retired.
+    pub fn keep_loaded_versions(&mut self, before: &Spec, rejected: &mut [crate::plugins::Rejected]) {
+        let Some(files) = self.files.as_mut() else { return };
+        for rejection in rejected.iter_mut() {
+            let path = std::fs::canonicalize(&rejection.path).unwrap_or_else(|_| rejection.path.clone());
+            if files.iter().any(|image| image.path == path) {
+                continue;
+            }
+            if let Some(loaded) = before.images().iter().find(|image| image.path == path) {
+                files.push(loaded.clone());
+                rejection.reason.push_str("; the version loaded before stays loaded");
+            }
+        }
+    }
+
     /// The spec of workers dedicated to `plugin` when `[worker_sandbox.plugins]` gives it
     /// paths of its own: they load its file alone (as accepted at the last probe) and may
     /// write those paths besides everyone's. `None`: the plugin has no paths of its own, or
