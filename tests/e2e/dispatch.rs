@@ -192,3 +192,33 @@ fn a_worker_process_killed_costs_its_running_job_and_not_the_job_sent_ahead_to_i
     cancel_all(&server, &ids[..1]);
     server.wait_finished(&ids[0], LONG);
 }
+
+#[test]
+fn workers_claiming_at_once_keep_no_more_jobs_claimed_than_one_claim_batch() {
+    let dir = TempDir::new().unwrap();
+    let config = "max_workers = 8\nclaim_batch = 64\n[default_queue]\nconcurrency = 8\n";
+    let (server, _plugins) = serve(&dir, config);
+    let ids = add_sleeps(&server, &[0.01; 3000]);
+    let last = ids.last().unwrap().clone();
+    // `processing` counts the jobs running, those sent ahead to a worker process (one per
+    // worker) and those claimed for the queue's next places (two `claim_batch` at most: one
+    // waiting, the next being claimed), and also jobs ended whose outcomes wait for the
+    // recorder (a few on a loaded machine): allowed for with half a batch more. Eight workers
+    // each claiming a whole batch reached 330–490.
+    let bound = 2 * 64 + 2 * 8 + 32;
+    let mut most = 0;
+    wait_for_condition(LONG * 3, "the drain", || {
+        let queues = server.get("/v1/queues").body;
+        let processing = queues
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == "default")
+            .and_then(|q| q["jobs"]["processing"].as_u64())
+            .unwrap_or(0);
+        most = most.max(processing);
+        processing == 0 && status(&server, &last) == "completed"
+    });
+    assert!(most <= bound, "{most} jobs processing at once, above {bound}");
+    assert!(most >= 8, "the queue ran at its concurrency ({most})");
+}

@@ -548,6 +548,43 @@ fn a_limit_set_at_run_time_holds_jobs_queued_without_attempts_and_bad_limits_are
 }
 
 #[test]
+fn a_job_held_by_a_limit_starts_once_the_job_before_it_ends_not_at_the_next_poll() {
+    // A poll interval no test waits for: only the end of the job holding the place may start
+    // the next one. The factory's limit spans two queues, so a job ending in one must wake
+    // the other.
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let config = dir.path().join("jobhost.toml");
+    std::fs::write(&config, "poll_interval = \"5m\"\nlease = \"10m\"\n").unwrap();
+    let server =
+        Server::start(&dir.path().join("data"), plugins.path(), &["--config", config.to_str().unwrap()]);
+    assert_eq!(server.put("/v1/limits/factory/sum", &json!({"concurrency": 1})).status, 200);
+    let jobs: Vec<Value> = (0..8)
+        .map(|i| {
+            let queue = ["left", "right"][i % 2];
+            json!({"job": "sum", "queue": queue, "input": {"n": 1, "sleep_ms": 100}})
+        })
+        .collect();
+    let made = server.post("/v1/jobs/batch", &json!({"jobs": jobs}));
+    assert_eq!(made.status, 201, "{made:?}");
+    let ids = ids(&made.body);
+    // All within a minute, where waiting for the poll would take 5 minutes per job.
+    let deadline = Instant::now() + LONG;
+    for id in &ids {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert_eq!(server.wait_finished(id, left)["status"], "completed", "job {id}");
+    }
+    let mut runs: Vec<(chrono::DateTime<chrono::FixedOffset>, chrono::DateTime<chrono::FixedOffset>)> = ids
+        .iter()
+        .map(|id| server.job(id))
+        .map(|j| (time(&j, "started_at"), time(&j, "finished_at")))
+        .collect();
+    runs.sort();
+    for pair in runs.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "one at a time: {pair:?}");
+    }
+}
+
+#[test]
 fn hosts_killed_under_a_concurrency_limit_never_run_more_than_it_allows_on_postgresql() {
     if postgres_skipped(
         "workflows::hosts_killed_under_a_concurrency_limit_never_run_more_than_it_allows_on_postgresql",

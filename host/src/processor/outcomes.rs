@@ -40,6 +40,7 @@ fn run(weak: &Weak<PoolState>) {
         busy = batch.len() > 1;
         write(&state, batch);
         state.recorder.written();
+        state.wake_starved();
     }
 }
 

@@ -86,6 +86,7 @@ impl Pool {
             tally: Mutex::new(BTreeMap::new()),
             claimed: Mutex::default(),
             recorder: Default::default(),
+            writes: Default::default(),
         };
         Pool { state: Arc::new(state) }
     }

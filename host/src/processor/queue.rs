@@ -28,6 +28,14 @@ pub(crate) struct Queue {
     claim_size: AtomicUsize,
     /// Its last claim came back full: more jobs may be ready than workers look at it.
     backlog: AtomicBool,
+    /// Jobs that claims in flight will keep claimed for its next places, beyond each
+    /// claimer's own: with those kept already, within `claim_batch` (changed under the pool's
+    /// lock of the jobs kept, `PoolState::reserve_extra`).
+    reserved: AtomicUsize,
+    /// Its last claim, with a place free, came back empty: a flow-control limit may hold its
+    /// jobs until an outcome the recorder has not written yet frees a place, and nothing
+    /// else would list it again before the poll interval (`PoolState::wake_starved`).
+    starved: AtomicBool,
 }
 
 impl Queue {
@@ -42,6 +50,8 @@ impl Queue {
             worker_deaths: AtomicU64::new(0),
             claim_size: AtomicUsize::new(1),
             backlog: AtomicBool::new(false),
+            starved: AtomicBool::new(false),
+            reserved: AtomicUsize::new(0),
         }
     }
 
@@ -50,12 +60,42 @@ impl Queue {
         self.claim_size.load(Ordering::Relaxed).max(1)
     }
 
-    /// A claim asked for `asked` and got `got`: full means a backlog (ask for twice as many
-    /// next time, up to `cap`); short means the queue is shallow (ask for what there was).
-    pub fn claimed(&self, asked: usize, got: usize, cap: usize) {
-        let next = if got >= asked { asked.saturating_mul(2) } else { got };
+    /// A claim meant to take `wanted` (its claim size), asked for `asked` (fewer when other
+    /// claims had reserved the rest) and got `got`: full means a backlog (ask for twice as
+    /// many as meant next time, up to `cap`: a claim cut short by the others' reservations
+    /// must not shrink the size, or batches fall to a job or two while workers claim at once);
+    /// short means the queue is shallow (ask for what there was).
+    pub fn claimed(&self, wanted: usize, asked: usize, got: usize, cap: usize) {
+        let next = if got >= asked { wanted.max(asked).saturating_mul(2) } else { got };
         self.claim_size.store(next.clamp(1, cap.max(1)), Ordering::Relaxed);
         self.backlog.store(got >= asked && got > 0, Ordering::Relaxed);
+    }
+
+    /// Reserves up to `wanted` jobs, within `room` less those reserved already; how many.
+    /// Called under the pool's lock of the jobs kept claimed.
+    pub fn reserve(&self, wanted: usize, room: usize) -> usize {
+        let granted = wanted.min(room.saturating_sub(self.reserved.load(Ordering::Acquire)));
+        self.reserved.fetch_add(granted, Ordering::AcqRel);
+        granted
+    }
+
+    /// Jobs reserved by claims in flight.
+    pub fn reserved(&self) -> usize {
+        self.reserved.load(Ordering::Acquire)
+    }
+
+    pub fn unreserve(&self, n: usize) {
+        self.reserved.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Its claim with a place free came back empty.
+    pub fn starve(&self) {
+        self.starved.store(true, Ordering::Release);
+    }
+
+    /// Whether its last claim came back empty, clearing the mark: the caller lists it again.
+    pub fn take_starved(&self) -> bool {
+        self.starved.swap(false, Ordering::AcqRel)
     }
 
     /// Whether its last claim came back full (more jobs may be ready).

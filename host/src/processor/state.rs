@@ -2,7 +2,7 @@
 //! workers, the attempts running here, the supervisor.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,10 @@ pub(super) struct PoolState {
     pub claimed: Mutex<HashMap<String, VecDeque<Attempt>>>,
     /// Writes outcomes, many per transaction.
     pub recorder: Recorder,
+    /// Outcome batches written so far: a claim that came back empty and saw this move
+    /// meanwhile may have missed a place freed by that write (`wake_starved` ran before the
+    /// queue was marked), so it looks again at once.
+    pub writes: AtomicU64,
 }
 
 /// Attempts ended on one queue, by how.
@@ -109,6 +113,22 @@ impl PoolState {
         }
     }
 
+    /// Outcomes were written: a job that ended may have freed a flow-control place (its
+    /// queue's, its factory's, its key's) that a claim found taken while the outcome waited
+    /// for the recorder. Every queue whose last claim came back empty looks again now rather
+    /// than at the next poll.
+    pub fn wake_starved(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let queues: Vec<Arc<Queue>> = sync::lock(&self.queues)
+            .values()
+            .filter(|q| q.take_starved() && q.processing.load(Ordering::SeqCst))
+            .cloned()
+            .collect();
+        for queue in &queues {
+            self.list(queue);
+        }
+    }
+
     /// The oldest job claimed for `queue` and not started yet.
     pub fn take_claimed(&self, queue: &str) -> Option<Attempt> {
         sync::lock(&self.claimed).get_mut(queue)?.pop_front()
@@ -123,9 +143,36 @@ impl PoolState {
         })
     }
 
-    /// Keeps jobs claimed for `queue` for its next free places, after those kept already.
-    pub fn keep_claimed(&self, queue: &str, attempts: impl IntoIterator<Item = Attempt>) {
-        sync::lock(&self.claimed).entry(queue.to_owned()).or_default().extend(attempts);
+    /// Reserves up to `wanted` jobs for a claim to keep for `queue`, within `cap` together
+    /// with the jobs kept for it and the reservations of its other claims in flight; how many.
+    pub fn reserve_extra(&self, queue: &Queue, wanted: usize, cap: usize) -> usize {
+        let claimed = sync::lock(&self.claimed);
+        let kept = claimed.get(&queue.name).map_or(0, VecDeque::len);
+        queue.reserve(wanted, cap.saturating_sub(kept))
+    }
+
+    /// Reserves jobs for a claim that tops up those kept for `queue` before they run out: once
+    /// the jobs kept and reserved are down to one `batch`, one more batch (within `window`
+    /// in all); else none.
+    pub fn reserve_top_up(&self, queue: &Queue, batch: usize, window: usize) -> usize {
+        let claimed = sync::lock(&self.claimed);
+        let kept = claimed.get(&queue.name).map_or(0, VecDeque::len);
+        if kept + queue.reserved() > batch {
+            return 0;
+        }
+        queue.reserve(batch, window.saturating_sub(kept))
+    }
+
+    /// Keeps jobs claimed for `queue` for its next free places, after those kept already, and
+    /// ends the claim's reservation of `reserved`: both at once, so that the count of jobs
+    /// kept or reserved never drops in between.
+    pub fn keep_reserved(&self, queue: &Queue, attempts: impl IntoIterator<Item = Attempt>, reserved: usize) {
+        let mut claimed = sync::lock(&self.claimed);
+        let mut attempts = attempts.into_iter().peekable();
+        if attempts.peek().is_some() {
+            claimed.entry(queue.name.clone()).or_default().extend(attempts);
+        }
+        queue.unreserve(reserved);
     }
 
     /// Whether jobs claimed for `queue` wait for a worker.
