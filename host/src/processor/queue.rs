@@ -29,8 +29,8 @@ pub(crate) struct Queue {
     /// Its last claim came back full: more jobs may be ready than workers look at it.
     backlog: AtomicBool,
     /// Jobs that claims in flight will keep claimed for its next places, beyond each
-    /// claimer's own: with those kept already, within `claim_batch` (changed under the pool's
-    /// lock of the jobs kept, `PoolState::reserve_extra`).
+    /// claimer's own: with those kept already, within the claim window (`worker.rs`; changed
+    /// under the pool's lock of the jobs kept, `PoolState::reserve_extra`).
     reserved: AtomicUsize,
     /// Its last claim, with a place free, came back empty: a flow-control limit may hold its
     /// jobs until an outcome the recorder has not written yet frees a place, and nothing
