@@ -585,6 +585,48 @@ fn a_job_held_by_a_limit_starts_once_the_job_before_it_ends_not_at_the_next_poll
 }
 
 #[test]
+fn a_limit_set_mid_drain_holds_for_the_jobs_already_claimed_ahead() {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let config = dir.path().join("jobhost.toml");
+    std::fs::write(&config, "max_workers = 8\n[queues.burst]\nconcurrency = 8\n").unwrap();
+    let server =
+        Server::start(&dir.path().join("data"), plugins.path(), &["--config", config.to_str().unwrap()]);
+    let jobs: Vec<Value> = (0..48)
+        .map(|_| json!({"job": "sum", "queue": "burst", "input": {"n": 1, "sleep_ms": 200}}))
+        .collect();
+    let made = server.post("/v1/jobs/batch", &json!({"jobs": jobs}));
+    assert_eq!(made.status, 201, "{made:?}");
+    let ids = ids(&made.body);
+    // Once the drain runs at full concurrency, with jobs claimed and sent ahead, the limit.
+    let running = || ids.iter().filter(|id| server.job(id)["status"] == "processing").count();
+    jobhost_tests::wait_for_condition(LONG, "the drain under way", || running() >= 8);
+    assert_eq!(server.put("/v1/limits/queue/burst", &json!({"concurrency": 1})).status, 200);
+    let set_at = chrono::Utc::now();
+    let deadline = Instant::now() + LONG;
+    for id in &ids {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert_eq!(server.wait_finished(id, left)["status"], "completed", "job {id}");
+    }
+    let runs: Vec<(chrono::DateTime<chrono::FixedOffset>, chrono::DateTime<chrono::FixedOffset>)> = ids
+        .iter()
+        .map(|id| server.job(id))
+        .map(|j| (time(&j, "started_at"), time(&j, "finished_at")))
+        .collect();
+    // A job started after the limit was set ran alone: whatever ran before it had ended.
+    let late: Vec<_> = runs.iter().filter(|(start, _)| *start > set_at).collect();
+    assert!(late.len() >= 8, "most jobs started under the limit: {}", late.len());
+    for (start, end) in &late {
+        let beside = runs.iter().filter(|(s, e)| s < end && e > start).count();
+        assert_eq!(
+            beside,
+            1,
+            "a job started at {start} under a limit of 1 ran beside {} other(s)",
+            beside - 1
+        );
+    }
+}
+
+#[test]
 fn hosts_killed_under_a_concurrency_limit_never_run_more_than_it_allows_on_postgresql() {
     if postgres_skipped(
         "workflows::hosts_killed_under_a_concurrency_limit_never_run_more_than_it_allows_on_postgresql",

@@ -87,6 +87,7 @@ impl Pool {
             claimed: Mutex::default(),
             recorder: Default::default(),
             writes: Default::default(),
+            running_limits: Mutex::new(None),
         };
         Pool { state: Arc::new(state) }
     }
@@ -173,6 +174,24 @@ impl Pool {
         {
             log::warn!("plugins reloaded: some worker processes did not answer within 5 s; a job sent ahead to one may still start on the old plugins");
         }
+        self.wake_all();
+    }
+
+    /// A limit was set or removed through this host. The workers read the limits afresh, and
+    /// the jobs claimed here and not started (those sent ahead to worker processes, once
+    /// asked back) go back to their queues uncounted, to be claimed again through the limits
+    /// as they are now: a limit set mid-drain holds within a round trip to each worker
+    /// process, not after two claim batches. Other hosts sharing the store start the jobs
+    /// they claimed before it. Then every queue looks again (a wider limit lets waiting jobs
+    /// start).
+    pub fn limits_changed(&self) {
+        *sync::lock(&self.state.running_limits) = None;
+        if self.state.running.withdraw(None, usize::MAX) > 0 {
+            // Back in their queues' claimed jobs within a round trip each; one that started
+            // meanwhile runs.
+            self.state.running.wait_withdrawn(Duration::from_secs(1));
+        }
+        self.give_back_claimed(None);
         self.wake_all();
     }
 

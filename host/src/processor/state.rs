@@ -47,6 +47,10 @@ pub(super) struct PoolState {
     /// meanwhile may have missed a place freed by that write (`wake_starved` ran before the
     /// queue was marked), so it looks again at once.
     pub writes: AtomicU64,
+    /// The scopes of the limits on how many run at once, and when they were read: an empty
+    /// claim asks whether one may cover its queue, and reading them each time would add a
+    /// statement per idle queue per poll on PostgreSQL.
+    pub running_limits: Mutex<Option<(Instant, Vec<crate::limits::Scope>)>>,
 }
 
 /// Attempts ended on one queue, by how.

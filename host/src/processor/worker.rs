@@ -215,17 +215,31 @@ fn next_job(state: &Arc<PoolState>, executor: &mut Executor, id: usize) -> Optio
     }
 }
 
+/// How long the scopes of the limits on how many run at once are taken as read: a limit set
+/// since is seen by an empty claim that long after at most (until then its queue waits for the
+/// poll, as before).
+const LIMITS_FRESH: Duration = Duration::from_secs(1);
+
 /// Whether a limit on how many run at once (in all, or per key) may cover jobs of `queue`: its
-/// own, or any factory's. Asked only after an empty claim; a store that cannot say counts as
-/// no limit (the poll interval still looks again).
+/// own, or any factory's. Asked only after an empty claim, from the scopes read within
+/// `LIMITS_FRESH`; a store that cannot say counts as no limit (the poll still looks again).
 fn under_running_limit(state: &PoolState, queue: &Queue) -> bool {
-    let Ok(limits) = state.shared.store.limits() else { return false };
-    limits.iter().any(|l| {
-        let covers = match &l.limit.scope {
+    let mut cached = sync::lock(&state.running_limits);
+    let fresh = cached.as_ref().is_some_and(|(at, _)| at.elapsed() < LIMITS_FRESH);
+    if !fresh {
+        let Ok(limits) = state.shared.store.limits() else { return false };
+        let scopes = limits
+            .into_iter()
+            .filter(|l| l.limit.concurrency.is_some() || l.limit.per_key.is_some())
+            .map(|l| l.limit.scope)
+            .collect();
+        *cached = Some((Instant::now(), scopes));
+    }
+    cached.as_ref().is_some_and(|(_, scopes)| {
+        scopes.iter().any(|scope| match scope {
             Scope::Queue(name) => *name == queue.name,
             Scope::Factory(_) => true,
-        };
-        covers && (l.limit.concurrency.is_some() || l.limit.per_key.is_some())
+        })
     })
 }
 

@@ -19,8 +19,9 @@ impl Host {
     pub fn set_limit(&self, limit: Limit) -> Result<LimitState, HostError> {
         check(&limit)?;
         let state = self.inner.shared.store.set_limit(limit)?;
-        // A wider limit lets jobs start that waited: every queue looks again.
-        self.inner.pool.wake_all();
+        // A narrower limit must hold for the jobs this host claimed ahead too, and a wider
+        // one lets jobs start that waited.
+        self.inner.pool.limits_changed();
         Ok(state)
     }
 
@@ -32,7 +33,7 @@ impl Host {
         if !self.inner.shared.store.remove_limit(scope)? {
             return Err(missing());
         }
-        self.inner.pool.wake_all();
+        self.inner.pool.limits_changed();
         Ok(found)
     }
 }
