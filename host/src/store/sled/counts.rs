@@ -35,10 +35,13 @@ pub(super) struct IndexSizes {
 pub(super) fn rebuild_and_size(counts: &Counts, trees: &Trees) -> StoreResult<IndexSizes> {
     let finished_first = trees.meta.get(META_FINISHED_INDEX)?.is_some();
     let (rebuilt, sized) = std::thread::scope(|scope| {
+        // Quietly: a panic of sled's here is passed on below, to be reported in one line.
         let sizing = scope.spawn(|| {
-            let ready_and_waiting = (trees.ready.len() + trees.waiting.len()) as u64;
-            let finished = if finished_first { Some(trees.finished.len() as u64) } else { None };
-            (ready_and_waiting, trees.leases.len() as u64, finished)
+            super::damage::quietly(|| {
+                let ready_and_waiting = (trees.ready.len() + trees.waiting.len()) as u64;
+                let finished = if finished_first { Some(trees.finished.len() as u64) } else { None };
+                (ready_and_waiting, trees.leases.len() as u64, finished)
+            })
         });
         (counts.rebuild(trees), sizing.join())
     });

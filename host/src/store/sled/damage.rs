@@ -33,6 +33,17 @@ pub fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
+/// Runs `f` on a thread of its own that work under [`contain`] spawned: a panic in it is
+/// printed by no one and still unwinds, for the spawner to pass on (`resume_unwind`) into its
+/// `contain`, whose message it then carries.
+pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    install_hook();
+    let was = CONTAINED.replace(true);
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    CONTAINED.set(was);
+    result.unwrap_or_else(|payload| panic::resume_unwind(payload))
+}
+
 /// Wraps whatever panic hook is installed once: contained threads record their panic, every
 /// other thread reports as before.
 fn install_hook() {
@@ -68,5 +79,20 @@ mod tests {
         assert!(caught.starts_with("tried to serialize Uninitialized (at "), "{caught}");
         assert!(caught.contains("damage.rs"), "{caught}");
         assert_eq!(contain(|| "after"), Ok("after"));
+    }
+
+    #[test]
+    fn a_panic_on_a_spawned_thread_comes_back_through_its_spawner() {
+        let caught = contain(|| {
+            let joined = std::thread::scope(|scope| {
+                scope.spawn(|| quietly(|| -> u8 { panic!("cannot find pid 500") })).join()
+            });
+            joined.unwrap_or_else(|payload| panic::resume_unwind(payload))
+        })
+        .unwrap_err();
+        assert_eq!(caught, "cannot find pid 500");
+        // Printed by no one: the hook records it, as on a contained thread.
+        assert!(std::thread::spawn(|| quietly(|| CONTAINED.get())).join().unwrap());
+        assert!(!std::thread::spawn(|| CONTAINED.get()).join().unwrap());
     }
 }
