@@ -21,6 +21,17 @@ fn plugins() -> TempDir {
     plugins
 }
 
+/// A host on the embedded store with these plugins and `config` (its temp dirs live as long
+/// as the test holds them).
+fn serve_with(config: &str) -> (TempDir, TempDir, Server) {
+    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
+    let file = dir.path().join("jobhost.toml");
+    std::fs::write(&file, config).unwrap();
+    let server =
+        Server::start(&dir.path().join("data"), plugins.path(), &["--config", file.to_str().unwrap()]);
+    (dir, plugins, server)
+}
+
 fn ids(answer: &Value) -> Vec<String> {
     answer["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()).collect()
 }
@@ -552,11 +563,7 @@ fn a_job_held_by_a_limit_starts_once_the_job_before_it_ends_not_at_the_next_poll
     // A poll interval no test waits for: only the end of the job holding the place may start
     // the next one. The factory's limit spans two queues, so a job ending in one must wake
     // the other.
-    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
-    let config = dir.path().join("jobhost.toml");
-    std::fs::write(&config, "poll_interval = \"5m\"\nlease = \"10m\"\n").unwrap();
-    let server =
-        Server::start(&dir.path().join("data"), plugins.path(), &["--config", config.to_str().unwrap()]);
+    let (_dir, _plugins, server) = serve_with("poll_interval = \"5m\"\nlease = \"10m\"\n");
     assert_eq!(server.put("/v1/limits/factory/sum", &json!({"concurrency": 1})).status, 200);
     let jobs: Vec<Value> = (0..8)
         .map(|i| {
@@ -586,11 +593,7 @@ fn a_job_held_by_a_limit_starts_once_the_job_before_it_ends_not_at_the_next_poll
 
 #[test]
 fn a_limit_set_mid_drain_holds_for_the_jobs_already_claimed_ahead() {
-    let (dir, plugins) = (TempDir::new().unwrap(), plugins());
-    let config = dir.path().join("jobhost.toml");
-    std::fs::write(&config, "max_workers = 8\n[queues.burst]\nconcurrency = 8\n").unwrap();
-    let server =
-        Server::start(&dir.path().join("data"), plugins.path(), &["--config", config.to_str().unwrap()]);
+    let (_dir, _plugins, server) = serve_with("max_workers = 8\n[queues.burst]\nconcurrency = 8\n");
     let jobs: Vec<Value> = (0..48)
         .map(|_| json!({"job": "sum", "queue": "burst", "input": {"n": 1, "sleep_ms": 200}}))
         .collect();

@@ -306,23 +306,36 @@ fn taken(state: &PoolState, attempt: &Attempt) {
 fn claim_for(state: &Arc<PoolState>, queue: &Queue) -> StoreResult<Option<Attempt>> {
     let shared = &state.shared;
     let Some(_claiming) = queue.open_for_claims() else { return Ok(None) };
-    let cap = shared.config.claim_batch;
     let wanted = queue.claim_size();
-    let extra = state.reserve_extra(queue, wanted.saturating_sub(1), claim_window(cap));
-    let asked = 1 + extra;
+    let extra = state.reserve_extra(queue, wanted.saturating_sub(1), claim_window(shared.config.claim_batch));
+    claim_reserved(state, queue, wanted, true, extra)
+}
+
+/// One claim of the caller's own job (if `own`) and `reserved` more, reserved before, to
+/// keep for the queue's next places (the claim size it meant: `wanted`). Each job is registered
+/// and kept while the claim is held open (the caller holds `open_for_claims`): a stop finds
+/// every one. Ends the reservation whatever the store answers. The caller's job, if any.
+fn claim_reserved(
+    state: &Arc<PoolState>,
+    queue: &Queue,
+    wanted: usize,
+    own: bool,
+    reserved: usize,
+) -> StoreResult<Option<Attempt>> {
+    let shared = &state.shared;
+    let asked = usize::from(own) + reserved;
     let claimed =
         match shared.store.claim_batch(&queue.claim_filter(), shared.now(), shared.lease_terms(), asked) {
             Ok(claimed) => claimed,
             Err(e) => {
-                state.keep_reserved(queue, Vec::new(), extra);
+                state.keep_reserved(queue, Vec::new(), reserved);
                 return Err(e);
             }
         };
-    queue.claimed(wanted, asked, claimed.len(), cap);
-    // Registered and kept while the claim is held open: a stop finds every one.
+    queue.claimed(wanted, asked, claimed.len(), shared.config.claim_batch);
     let mut attempts = claimed.into_iter().map(|c| begin(state, c, &queue.name));
-    let first = attempts.next();
-    state.keep_reserved(queue, attempts, extra);
+    let first = if own { attempts.next() } else { None };
+    state.keep_reserved(queue, attempts, reserved);
     Ok(first)
 }
 
@@ -350,15 +363,8 @@ fn top_up(state: &Arc<PoolState>, queue: &Queue) {
     if asked == 0 {
         return;
     }
-    let claimed = shared.store.claim_batch(&queue.claim_filter(), shared.now(), shared.lease_terms(), asked);
-    let attempts: Vec<Attempt> = match claimed {
-        Ok(claimed) => {
-            queue.claimed(asked, asked, claimed.len(), cap);
-            claimed.into_iter().map(|c| begin(state, c, &queue.name)).collect()
-        }
-        Err(_) => Vec::new(),
-    };
-    state.keep_reserved(queue, attempts, asked);
+    // A failure is left to the next claim, which reports it.
+    let _ = claim_reserved(state, queue, asked, false, asked);
 }
 
 /// The ending of an attempt cancelled while it waited for a worker, which then does not run.
