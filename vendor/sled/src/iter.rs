@@ -164,8 +164,9 @@ impl Iterator for Iter {
 impl DoubleEndedIterator for Iter {
     fn next_back(&mut self) -> Option<Self::Item> {
         let _measure = Measure::new(&M.tree_reverse_scan);
-        let guard = pin();
+        // jobhost patch: the lock before the pin (see `Tree::insert`).
         let _cc = concurrency_control::read();
+        let guard = pin();
 
         let (mut pid, mut node) = if let (false, Some((pid, node))) =
             (self.going_forward, self.cached_node.take())

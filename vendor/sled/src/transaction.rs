@@ -358,10 +358,21 @@ impl TransactionalTree {
 
     fn commit(&self) -> Result<()> {
         let writes = self.writes.borrow();
-        let mut guard = pin();
-        for (k, v_opt) in &*writes {
+        for (i, (k, v_opt)) in writes.iter().enumerate() {
+            // jobhost patch: one epoch pin per write, as `Tree::insert` does, not one for
+            // the whole transaction, and garbage collected as it is made. Every write
+            // replaces a node (and a split its parent too) and defers freeing the old one
+            // until no thread is pinned in an older epoch. One pin held across the 50,000
+            // writes of a large batch kept every replaced node and log buffer alive until
+            // its end; crossbeam collects at most 8 bags of garbage per 128 pins, fewer
+            // than a run of writes makes, so the rest piled up (~100 MB while 10,000-job
+            // batches were written) and stayed after the burst (nobody pins at rest).
+            let mut guard = pin();
             while self.tree.insert_inner(k, v_opt.clone(), &mut guard)?.is_err()
             {
+            }
+            if i % 16 == 15 {
+                collect_garbage(&guard);
             }
         }
         Ok(())
@@ -401,8 +412,10 @@ impl TransactionalTrees {
         true
     }
 
-    fn commit(&self, guard: &Guard) -> Result<()> {
-        let peg = self.inner[0].tree.context.pin_log(guard)?;
+    fn commit(&self) -> Result<()> {
+        // jobhost patch: the pin lasts only while the batch's log slot is reserved (the
+        // slot outlives it); see `TransactionalTree::commit`.
+        let peg = self.inner[0].tree.context.pin_log(&pin())?;
         for tree in &self.inner {
             tree.commit()?;
         }
@@ -410,7 +423,9 @@ impl TransactionalTrees {
         // when the peg drops, it ensures all updates
         // written to the log since its creation are
         // recovered atomically
-        peg.seal_batch()
+        let sealed = peg.seal_batch();
+        collect_garbage(&pin());
+        sealed
     }
 
     fn flush_if_configured(&self) -> Result<()> {
@@ -476,8 +491,7 @@ pub trait Transactional<E = ()> {
             }
             match ret {
                 Ok(r) => {
-                    let guard = pin();
-                    tt.commit(&guard)?;
+                    tt.commit()?;
                     drop(locks);
                     tt.flush_if_configured()?;
                     return Ok(r);
@@ -662,3 +676,10 @@ impl_transactional_tuple_trees!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10);
 impl_transactional_tuple_trees!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11);
 impl_transactional_tuple_trees!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12);
 impl_transactional_tuple_trees!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13);
+
+/// jobhost patch: hands this thread's deferred garbage to the global queue and frees what
+/// no pinned thread can still see (up to 8 bags a call, so once per 16 writes frees more
+/// than they make; see `TransactionalTree::commit`).
+pub(crate) fn collect_garbage(guard: &Guard) {
+    guard.flush();
+}

@@ -156,8 +156,11 @@ impl Tree {
         V: Into<IVec>,
     {
         let value = value.into();
-        let mut guard = pin();
+        // jobhost patch: the lock before the pin. A thread pinned while it waits out a
+        // transaction's write lock holds the epoch back for the whole transaction, and no
+        // node replaced meanwhile can be freed.
         let _cc = concurrency_control::read();
+        let mut guard = pin();
         loop {
             trace!("setting key {:?}", key.as_ref());
             if let Ok(res) =
@@ -375,24 +378,26 @@ impl Tree {
     /// ```
     pub fn apply_batch(&self, batch: Batch) -> Result<()> {
         let _cc = concurrency_control::write();
-        let mut guard = pin();
-        self.apply_batch_inner(batch, &mut guard)
+        self.apply_batch_inner(batch)
     }
 
-    pub(crate) fn apply_batch_inner(
-        &self,
-        batch: Batch,
-        guard: &mut Guard,
-    ) -> Result<()> {
-        let peg = self.context.pin_log(guard)?;
+    pub(crate) fn apply_batch_inner(&self, batch: Batch) -> Result<()> {
+        // jobhost patch: one epoch pin per write, not one for the whole batch (see
+        // `TransactionalTree::commit`).
+        let peg = self.context.pin_log(&pin())?;
         trace!("applying batch {:?}", batch);
-        for (k, v_opt) in batch.writes {
+        for (i, (k, v_opt)) in batch.writes.into_iter().enumerate() {
+            let mut guard = pin();
             loop {
-                if self.insert_inner(&k, v_opt.clone(), guard)?.is_ok() {
+                if self.insert_inner(&k, v_opt.clone(), &mut guard)?.is_ok() {
                     break;
                 }
             }
+            if i % 16 == 15 {
+                crate::transaction::collect_garbage(&guard);
+            }
         }
+        crate::transaction::collect_garbage(&pin());
 
         // when the peg drops, it ensures all updates
         // written to the log since its creation are
@@ -414,8 +419,9 @@ impl Tree {
     /// # Ok(()) }
     /// ```
     pub fn get<K: AsRef<[u8]>>(&self, key: K) -> Result<Option<IVec>> {
-        let mut guard = pin();
+        // jobhost patch: the lock before the pin (see `Tree::insert`).
         let _cc = concurrency_control::read();
+        let mut guard = pin();
         loop {
             if let Ok(get) = self.get_inner(key.as_ref(), &mut guard)? {
                 return Ok(get);
@@ -462,8 +468,9 @@ impl Tree {
     /// # Ok(()) }
     /// ```
     pub fn remove<K: AsRef<[u8]>>(&self, key: K) -> Result<Option<IVec>> {
-        let mut guard = pin();
+        // jobhost patch: the lock before the pin (see `Tree::insert`).
         let _cc = concurrency_control::read();
+        let mut guard = pin();
         loop {
             trace!("removing key {:?}", key.as_ref());
 
@@ -538,8 +545,9 @@ impl Tree {
         trace!("cas'ing key {:?}", key.as_ref());
         let _measure = Measure::new(&M.tree_cas);
 
-        let guard = pin();
+        // jobhost patch: the lock before the pin (see `Tree::insert`).
         let _cc = concurrency_control::read();
+        let guard = pin();
 
         let new = new.map(Into::into);
 

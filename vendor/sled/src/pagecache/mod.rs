@@ -860,8 +860,9 @@ impl PageCache {
         )
     ))]
     pub(crate) fn attempt_gc(&self) -> Result<bool> {
-        let guard = pin();
+        // jobhost patch: the lock before the pin (see `Tree::insert`).
         let cc = concurrency_control::read();
+        let guard = pin();
         let to_clean = self.log.iobufs.segment_cleaner.pop();
         let ret = if let Some((pid_to_clean, segment_to_clean)) = to_clean {
             self.rewrite_page(pid_to_clean, segment_to_clean, &guard)
