@@ -78,6 +78,9 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest<AppState> for JsonBody<T>
 pub struct Creating<T, const BATCH: bool = false> {
     pub body: T,
     pub key: Option<RequestKey>,
+    /// A batch's place among the batches decoded and stored at once (`AppState::batches`),
+    /// held until the handler is done with it.
+    pub place: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// The longest `Idempotency-Key`.
@@ -96,7 +99,16 @@ impl<T: DeserializeOwned + Send + 'static, const BATCH: bool> FromRequest<AppSta
         let bytes = read_body(req, limit, state.limits.header_timeout).await?;
         let key =
             key.map(|key| RequestKey { key, fingerprint: fingerprint(method.as_str(), &target, &bytes) });
-        Ok(Creating { body: parse_off_runtime(bytes).await?, key })
+        // A batch waits for its place only once its body is read: a client trickling its
+        // body holds no place, and one waiting holds its bytes, not their decoded jobs.
+        let place = if BATCH {
+            // The semaphore is never closed; were it, the batch is refused, not lost.
+            let closed = |_| ApiError::internal("no place for a batch: the server is stopping");
+            Some(state.batches.clone().acquire_owned().await.map_err(closed)?)
+        } else {
+            None
+        };
+        Ok(Creating { body: parse_off_runtime(bytes).await?, key, place })
     }
 }
 
