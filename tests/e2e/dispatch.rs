@@ -75,9 +75,18 @@ fn a_burst_onto_an_idle_queue_runs_at_its_full_concurrency() {
     wait_for_condition(LONG, "all 8 jobs processing at once", || {
         ids.iter().all(|id| status(&server, id) == "processing")
     });
-    let workers = server.get("/v1/workers").body;
-    let running = workers.as_array().unwrap().iter().filter(|w| w["state"] == "running").count();
-    assert_eq!(running, 8, "{workers}");
+    // A job is `processing` once claimed; its worker may still be starting (a loaded
+    // machine). Every one of the 8 must come to run at once, each on a worker of its own.
+    wait_for_condition(LONG, "8 workers running a job each", || {
+        let workers = server.get("/v1/workers").body;
+        let running: Vec<&Value> =
+            workers.as_array().unwrap().iter().filter(|w| w["state"] == "running").collect();
+        let mut jobs: Vec<&str> = running.iter().filter_map(|w| w["job"].as_str()).collect();
+        jobs.sort_unstable();
+        jobs.dedup();
+        running.len() == 8 && jobs.len() == 8
+    });
+    assert!(ids.iter().all(|id| status(&server, id) == "processing"), "all 8 still processing");
     cancel_all(&server, &ids);
     for id in &ids {
         assert_eq!(server.wait_finished(id, LONG)["status"], "cancelled");
