@@ -463,7 +463,7 @@ fn a_body_that_stalls_is_refused_and_its_connection_freed() {
     assert!(server.get("/v1/jobs").body["jobs"].as_array().unwrap().is_empty());
 }
 
-/// A field of `/proc/PID/status` in MiB (`VmRSS`: now; `VmHWM`: the most ever).
+/// A field of `/proc/PID/status` in MiB (`VmHWM`: the most ever resident).
 fn memory_mib(pid: i32, field: &str) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
@@ -479,13 +479,7 @@ fn bursts_of_large_batches_leave_no_garbage_behind() {
     // so added peak at ~160 MB (README, Performance).
     let dir = TempDir::new().unwrap();
     let plugins = plugin_dir(&["echo"]);
-    let file = dir.path().join("jobhost.toml");
-    fs::write(&file, "").unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        plugins.path(),
-        &["--config", file.to_str().unwrap(), "--paused"],
-    );
+    let server = Server::start(&dir.path().join("data"), plugins.path(), &["--paused"]);
     // Five clients at once: each batch in hand holds its jobs decoded, so the host takes one
     // batch at a time (`BATCHES_AT_ONCE`).
     let jobs: Vec<Value> = (0..10_000).map(|n| json!({"job": "echo", "input": {"n": n}})).collect();

@@ -227,7 +227,7 @@ pub fn parse_time(field: &str, text: &str) -> ApiResult<Micros> {
         (status = 413, description = "`body_too_large`", body = ErrorBody),
     ))]
 pub async fn add_job(State(state): State<AppState>, request: Creating<AddJobRequest>) -> ApiResult<Response> {
-    let Creating { body: req, key, place: _place } = request;
+    let Creating { body: req, key, place: _ } = request;
     if let Some(created) = repeat_of(&state, &key).await? {
         return replay(&state, created).await;
     }
@@ -264,6 +264,7 @@ pub async fn add_batch(
     State(state): State<AppState>,
     request: Creating<BatchRequest, true>,
 ) -> ApiResult<Response> {
+    // `_place` (not `_`): the batch keeps its place until it is stored.
     let Creating { body: req, key, place: _place } = request;
     if let Some(created) = repeat_of(&state, &key).await? {
         return replay(&state, created).await;

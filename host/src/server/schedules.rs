@@ -44,7 +44,7 @@ pub async fn add_schedule(
     State(state): State<AppState>,
     request: Creating<ScheduleRequest>,
 ) -> ApiResult<Response> {
-    let Creating { body: req, key, place: _place } = request;
+    let Creating { body: req, key, place: _ } = request;
     if let Some(created) = super::jobs::repeat_of(&state, &key).await? {
         return replay(&state, created).await;
     }
