@@ -125,9 +125,7 @@ fn retry_long_poll_paging_and_filters() {
     assert_eq!((again["status"].as_str(), errors(&again).len()), (Some("error"), 2));
 
     // Paging: `next` is the cursor; the last page has none.
-    for n in 0..5 {
-        server.add("echo", json!(n));
-    }
+    let echoes: Vec<String> = (0..5).map(|n| server.add("echo", json!(n))).collect();
     let mut ids = Vec::new();
     let mut after = String::new();
     loop {
@@ -156,8 +154,11 @@ fn retry_long_poll_paging_and_filters() {
     assert!(plugins["plugins"][0]["path"].as_str().unwrap().ends_with(".so"));
     assert_eq!(plugins["rejected"], json!([]));
 
-    // Health and metrics.
+    // Health and metrics, once the echoes have run (they were only listed above).
     assert_eq!(server.get("/v1/health").body["status"], "ok");
+    for echo in &echoes {
+        server.wait_finished(echo, LONG);
+    }
     let metrics = server.get("/metrics").text;
     assert!(metrics.contains("jobhost_jobs{queue=\"default\",status=\"completed\"} 6"), "{metrics}");
     assert!(
