@@ -498,3 +498,55 @@ fn bursts_of_large_batches_leave_no_garbage_behind() {
     let peak = memory_mib(server.pid(), "VmHWM");
     assert!(peak < 200, "100,000 jobs in 10 batches from 5 clients took the host to {peak} MiB");
 }
+
+#[test]
+fn a_page_cache_evicting_during_transactions_never_waits_on_them() {
+    // A store transaction writes its atomicity marker into the log buffer its own writes go
+    // to, and that buffer cannot be written before the transaction ends (see
+    // `vendor/README.md`). A page it changed, evicted by a small cache and read back during
+    // the transaction, would wait for that buffer forever: the store keeps pages with a part
+    // not yet on disk in memory. Without that rule this load hung the host on its first run
+    // (1 MiB cache: batches, single adds, claims and readers at once).
+    let dir = TempDir::new().unwrap();
+    let plugins = plugin_dir(&["echo"]);
+    let config = dir.path().join("jobhost.toml");
+    fs::write(&config, "[store]\ncache_bytes = 1048576\n[queues.default]\nconcurrency = 2\n").unwrap();
+    let server =
+        Server::start(&dir.path().join("data"), plugins.path(), &["--config", config.to_str().unwrap()]);
+    let jobs: Vec<Value> =
+        (0..5_000).map(|n| json!({"job": "echo", "input": {"n": n, "pad": "x".repeat(200)}})).collect();
+    let batch = json!({ "jobs": jobs });
+    let writing = std::sync::atomic::AtomicUsize::new(3);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                for _ in 0..2 {
+                    let added = server.post("/v1/jobs/batch", &batch);
+                    assert_eq!(added.status, 201, "{}", added.text);
+                    for n in 0..30 {
+                        let added = server.post("/v1/jobs", &json!({"job": "echo", "input": n}));
+                        assert_eq!(added.status, 201, "{}", added.text);
+                    }
+                }
+                writing.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        for _ in 0..2 {
+            s.spawn(|| {
+                while writing.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                    assert_eq!(server.get("/v1/jobs?status=completed&limit=50").status, 200);
+                    assert_eq!(server.get("/v1/queues").status, 200);
+                }
+            });
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let queue = &server.get("/v1/queues").body[0];
+        if queue["jobs"]["completed"] == 30_180 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the drain stalled: {queue}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -3,9 +3,10 @@
 //! made so far. Batches grow by themselves under load (everyone who arrives during a flush
 //! shares the next one) and shrink to one when idle, with no timer and no extra thread.
 //!
-//! [`Combiner`] does the same one step earlier, for transactions: each sled transaction
-//! writes and syncs its log buffer twice whatever its size, so concurrent additions are
-//! committed together, in one transaction led by whoever arrives while none is committing.
+//! [`Combiner`] does the same one step earlier, for transactions: a sled transaction costs
+//! its concurrency lock, its atomicity marker and its flush whatever its size, so concurrent
+//! additions are committed together, in one transaction led by whoever arrives while none is
+//! committing.
 
 use crate::sync;
 use std::collections::HashMap;

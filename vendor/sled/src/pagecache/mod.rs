@@ -517,6 +517,9 @@ pub struct PageCache {
     idgen_persists: Arc<AtomicU64>,
     idgen_persist_mu: Arc<Mutex<()>>,
     was_recovered: bool,
+    /// jobhost patch: pages the cache chose to evict while part of them was not yet on
+    /// disk, paged out once it is (see `page_out`).
+    unstable_evictions: Mutex<Vec<PageId>>,
 }
 
 unsafe impl Send for PageCache {}
@@ -657,6 +660,7 @@ impl PageCache {
             idgen: Arc::new(AtomicU64::new(0)),
             idgen_persists: Arc::new(AtomicU64::new(0)),
             was_recovered: false,
+            unstable_evictions: Mutex::new(Vec::new()),
         };
 
         // now we read it back in
@@ -759,7 +763,10 @@ impl PageCache {
     /// Flushes any pending IO buffers to disk to ensure durability.
     /// Returns the number of bytes written during this call.
     pub(crate) fn flush(&self) -> Result<usize> {
-        self.log.flush()
+        let written = self.log.flush()?;
+        // jobhost patch: what was kept in memory for want of a write can go now.
+        self.page_out(Vec::new(), &pin())?;
+        Ok(written)
     }
 
     /// Create a new page, trying to reuse old freed pages if possible
@@ -888,28 +895,21 @@ impl PageCache {
     /// combined with a concurrency control system in another
     /// component.
     pub(crate) fn pin_log(&self, guard: &Guard) -> Result<RecoveryGuard<'_>> {
-        // HACK: we are rolling the io buffer before AND
-        // after taking out the reservation pin to avoid
-        // a deadlock where the batch reservation causes
-        // writes to fail to flush to disk. in the future,
-        // this may be addressed in a nicer way by representing
-        // transactions with a begin and end message, rather
-        // than a single beginning message that needs to
-        // be held until we know the final batch LSN.
-        self.log.roll_iobuf()?;
-
+        // jobhost patch: the batch's reservation is taken in the current buffer, among the
+        // writes before it and with the batch's own writes after it, in one buffer written
+        // (and synced) once. Upstream rolled the buffer before the reservation and sealed it
+        // right after, writing and syncing a buffer holding only the manifest for every
+        // transaction (two syncs for a one-job transaction, and a buffer write per claim):
+        // the buffer holding the open reservation cannot be written before the batch ends,
+        // and a thread reading a page back from that buffer during the batch would wait for
+        // it forever. Here no page is ever read back from a buffer not yet written:
+        // `page_out` keeps every page with a part not yet on disk in memory until it is,
+        // so reading a page back never waits for a write, and the buffer can be shared.
         let batch_res = self.log.reserve(
             LogKind::Skip,
             BATCH_MANIFEST_PID,
             &BatchManifest::default(),
             guard,
-        )?;
-
-        iobuf::maybe_seal_and_write_iobuf(
-            &self.log.iobufs,
-            &batch_res.iobuf,
-            batch_res.iobuf.get_header(),
-            false,
         )?;
 
         Ok(RecoveryGuard { batch_res })
@@ -1921,8 +1921,20 @@ impl PageCache {
         }
     }
 
-    fn page_out(&self, to_evict: Vec<PageId>, guard: &Guard) -> Result<()> {
+    fn page_out(&self, mut to_evict: Vec<PageId>, guard: &Guard) -> Result<()> {
         let _measure = Measure::new(&M.page_out);
+        // jobhost patch: a page is evicted only once every part of it is on disk (see
+        // `pin_log`): one chosen before that waits here and is tried again on the next
+        // eviction and after every flush. They are few: what was written since the last
+        // flush, or during the batch being written.
+        let stable = self.log.iobufs.stable();
+        let mut waiting = self.unstable_evictions.lock();
+        if !waiting.is_empty() {
+            // A page chosen again while it waited is tried once.
+            to_evict.append(&mut waiting);
+            to_evict.sort_unstable();
+            to_evict.dedup();
+        }
         for pid in to_evict {
             if pid == COUNTER_PID
                 || pid == META_PID
@@ -1935,6 +1947,14 @@ impl PageCache {
                 if let Some(page_view) = self.inner.get(pid, guard) {
                     if page_view.is_free() {
                         // don't page-out Freed suckas
+                        break;
+                    }
+                    if page_view.update.is_none() {
+                        // already paged out
+                        break;
+                    }
+                    if page_view.cache_infos.iter().any(|ci| ci.lsn > stable) {
+                        waiting.push(pid);
                         break;
                     }
                     let new_page = Owned::new(Page {
@@ -1960,6 +1980,8 @@ impl PageCache {
                         break;
                     }
                     // keep looping until we page this sucka out
+                } else {
+                    break;
                 }
             }
         }
