@@ -520,6 +520,9 @@ pub struct PageCache {
     /// jobhost patch: pages the cache chose to evict while part of them was not yet on
     /// disk, paged out once it is (see `page_out`).
     unstable_evictions: Mutex<Vec<PageId>>,
+    /// jobhost patch: the stable point when `unstable_evictions` was last tried: they are
+    /// tried again only once it moved.
+    evictions_tried_at: AtomicLsn,
 }
 
 unsafe impl Send for PageCache {}
@@ -661,6 +664,7 @@ impl PageCache {
             idgen_persists: Arc::new(AtomicU64::new(0)),
             was_recovered: false,
             unstable_evictions: Mutex::new(Vec::new()),
+            evictions_tried_at: AtomicLsn::new(-1),
         };
 
         // now we read it back in
@@ -1924,12 +1928,15 @@ impl PageCache {
     fn page_out(&self, mut to_evict: Vec<PageId>, guard: &Guard) -> Result<()> {
         let _measure = Measure::new(&M.page_out);
         // jobhost patch: a page is evicted only once every part of it is on disk (see
-        // `pin_log`): one chosen before that waits here and is tried again on the next
-        // eviction and after every flush. They are few: what was written since the last
-        // flush, or during the batch being written.
+        // `pin_log`): one chosen before that waits here and is tried again on the first
+        // eviction or flush after the log's stable point moved. They are the pages changed
+        // since the last flush, or during the batch being written; until then the cache
+        // holds them beyond its capacity.
         let stable = self.log.iobufs.stable();
         let mut waiting = self.unstable_evictions.lock();
-        if !waiting.is_empty() {
+        if !waiting.is_empty()
+            && self.evictions_tried_at.swap(stable, SeqCst) < stable
+        {
             // A page chosen again while it waited is tried once.
             to_evict.append(&mut waiting);
             to_evict.sort_unstable();
