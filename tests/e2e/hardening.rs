@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use jobhost_tests::{plugin_dir, Server};
@@ -400,22 +401,22 @@ fn a_body_over_its_routes_limit_is_refused_before_it_is_read_whole() {
     let head =
         format!("POST /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
     streamed.write_all(head.as_bytes()).unwrap();
-    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sent = std::sync::Arc::new(AtomicUsize::new(0));
     let writer = std::thread::spawn({
         let mut stream = streamed.try_clone().unwrap();
         let sent = sent.clone();
         move || {
             let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
-            while sent.load(std::sync::atomic::Ordering::SeqCst) < 32 << 20 {
+            while sent.load(Ordering::SeqCst) < 32 << 20 {
                 if stream.write_all(chunk.as_bytes()).is_err() {
                     return;
                 }
-                sent.fetch_add(64 * 1024, std::sync::atomic::Ordering::SeqCst);
+                sent.fetch_add(64 * 1024, Ordering::SeqCst);
             }
         }
     });
     let text = answer(&mut streamed);
-    let at = sent.load(std::sync::atomic::Ordering::SeqCst);
+    let at = sent.load(Ordering::SeqCst);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(at < 12 << 20, "answered after {at} bytes were sent");
     drop(streamed);
@@ -516,7 +517,7 @@ fn a_page_cache_evicting_during_transactions_never_waits_on_them() {
     let jobs: Vec<Value> =
         (0..5_000).map(|n| json!({"job": "echo", "input": {"n": n, "pad": "x".repeat(200)}})).collect();
     let batch = json!({ "jobs": jobs });
-    let writing = std::sync::atomic::AtomicUsize::new(3);
+    let writing = AtomicUsize::new(3);
     std::thread::scope(|s| {
         for _ in 0..3 {
             s.spawn(|| {
@@ -528,25 +529,19 @@ fn a_page_cache_evicting_during_transactions_never_waits_on_them() {
                         assert_eq!(added.status, 201, "{}", added.text);
                     }
                 }
-                writing.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                writing.fetch_sub(1, Ordering::SeqCst);
             });
         }
         for _ in 0..2 {
             s.spawn(|| {
-                while writing.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                while writing.load(Ordering::SeqCst) > 0 {
                     assert_eq!(server.get("/v1/jobs?status=completed&limit=50").status, 200);
                     assert_eq!(server.get("/v1/queues").status, 200);
                 }
             });
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let queue = &server.get("/v1/queues").body[0];
-        if queue["jobs"]["completed"] == 30_180 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the drain stalled: {queue}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    jobhost_tests::wait_for_condition(Duration::from_secs(300), "every job completed", || {
+        server.get("/v1/queues").body[0]["jobs"]["completed"] == 30_180
+    });
 }
