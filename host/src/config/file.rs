@@ -86,8 +86,9 @@ pub struct Config {
     /// Jobs running at once on this host, whatever the queues (each queue bounded by its own
     /// concurrency): the workers, each with its worker process, are shared by every queue.
     pub max_workers: NonZeroUsize,
-    /// The most jobs one claim takes for a queue with a backlog (a higher-priority job added
-    /// meanwhile starts after at most this many already claimed). 1 claims job by job.
+    /// The most jobs one claim takes for a queue with a backlog, unless the queue starts more
+    /// in 10 ms (`processor/pace.rs`): a higher-priority job added meanwhile starts after at
+    /// most two claims' worth already claimed. 1 claims job by job.
     pub claim_batch: NonZeroUsize,
     pub worker_limits: WorkerLimits,
     /// Environment variables set for worker processes, beyond the few they keep of the host's

@@ -6,7 +6,7 @@
 //!
 //! The files: `config` (settings), `state` (what workers share with the service), `plugins`
 //! (where plugin code runs: here or in worker processes), `pool` (start, stop, shutdown),
-//! `queue` (one queue's runtime state), `worker` (the loop, the one place that claims),
+//! `queue` (one queue's runtime state), `pace` (how many jobs a claim may take), `worker` (the loop, the one place that claims),
 //! `recorder` and `outcomes` (outcomes handed over, and the thread that writes many per
 //! transaction), `attempt` (one attempt and the outcomes it can come to), `execute` (a slot's
 //! executor: in process, or `isolated`, the slot's worker process with its restarts), `parents` (what a
@@ -18,6 +18,7 @@ mod config;
 mod execute;
 mod isolated;
 mod outcomes;
+mod pace;
 mod parents;
 mod plugins;
 mod pool;
@@ -35,6 +36,7 @@ pub use config::{
     DEFAULT_KILL_GRACE, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RESULT_BYTES, DEFAULT_POLL_INTERVAL,
 };
 pub use isolated::{BACKOFF_FIRST, BACKOFF_MAX};
+pub use pace::ClaimPace;
 pub use plugins::Plugins;
 pub use pool::{Pool, QueueInfo, Shutdown};
 pub use retry::{RetryPolicy, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP};

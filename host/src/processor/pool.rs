@@ -29,6 +29,9 @@ pub struct QueueInfo {
     pub concurrency: usize,
     pub queued: u64,
     pub running: usize,
+    /// Jobs this host claimed for the queue's next free places, not given to a worker yet
+    /// (within the claim window).
+    pub claimed_ahead: usize,
     /// Worker processes that died running this queue's jobs (each was replaced).
     pub worker_restarts: u64,
     /// Jobs still running past their timeout or cancel plus the grace, which nothing can stop
@@ -49,6 +52,7 @@ impl QueueInfo {
             concurrency: 0,
             queued: 0,
             running: 0,
+            claimed_ahead: 0,
             worker_restarts: 0,
             stuck: 0,
             jobs: BTreeMap::new(),
@@ -233,6 +237,7 @@ impl Pool {
                     processing: live.is_some_and(|q| q.processing.load(Ordering::SeqCst)),
                     concurrency: live.map_or(config.queue(&name).concurrency, |q| q.concurrency),
                     running: live.map_or(0, |q| q.running()),
+                    claimed_ahead: self.state.claimed_count(&name),
                     worker_restarts: live.map_or(0, |q| q.worker_deaths.load(Ordering::Relaxed)),
                     stuck: stuck.get(&name).copied().unwrap_or(0),
                     queued,

@@ -4,7 +4,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
+use std::time::Instant;
 
+use super::pace::ClaimPace;
 use crate::store::ClaimFilter;
 use crate::sync;
 
@@ -36,6 +38,8 @@ pub(crate) struct Queue {
     /// jobs until an outcome the recorder has not written yet frees a place, and nothing
     /// else would list it again before the poll interval (`PoolState::wake_starved`).
     starved: AtomicBool,
+    /// How fast its claims take jobs: a fast queue's claims may take more than `claim_batch`.
+    pace: ClaimPace,
 }
 
 impl Queue {
@@ -52,7 +56,13 @@ impl Queue {
             backlog: AtomicBool::new(false),
             starved: AtomicBool::new(false),
             reserved: AtomicUsize::new(0),
+            pace: ClaimPace::new(Instant::now()),
         }
+    }
+
+    /// The most jobs one claim takes now: `claim_batch`, or more at a fast pace (`pace`).
+    pub fn claim_cap(&self, claim_batch: usize) -> usize {
+        self.pace.cap(claim_batch)
     }
 
     /// How many jobs the next claim asks for.
@@ -66,6 +76,7 @@ impl Queue {
     /// must not shrink the size, or batches fall to a job or two while workers claim at once);
     /// short means the queue is shallow (ask for what there was).
     pub fn claimed(&self, wanted: usize, asked: usize, got: usize, cap: usize) {
+        self.pace.claimed(got, Instant::now());
         let next = if got >= asked { wanted.max(asked).saturating_mul(2) } else { got };
         self.claim_size.store(next.clamp(1, cap.max(1)), Ordering::Relaxed);
         self.backlog.store(got >= asked && got > 0, Ordering::Relaxed);

@@ -179,6 +179,11 @@ impl PoolState {
         queue.unreserve(reserved);
     }
 
+    /// How many jobs claimed for `queue` wait for a worker.
+    pub fn claimed_count(&self, queue: &str) -> usize {
+        sync::lock(&self.claimed).get(queue).map_or(0, VecDeque::len)
+    }
+
     /// Whether jobs claimed for `queue` wait for a worker.
     pub fn has_claimed(&self, queue: &str) -> bool {
         sync::lock(&self.claimed).get(queue).is_some_and(|q| !q.is_empty())

@@ -4,7 +4,8 @@
 //! use), at most `max_workers` per host, shared by every queue: an idle worker takes the queue
 //! that has waited longest in the pool's list of queues with work, takes one of its places
 //! (its concurrency), and takes a job claimed for that queue earlier or claims: one job when
-//! the queue is shallow, up to `claim_batch` in one transaction under backlog (the rest wait,
+//! the queue is shallow, up to its claim cap (`claim_batch`, more at a fast pace: `pace`) in
+//! one transaction under backlog (the rest wait,
 //! claimed, for the queue's next free places, oldest first). It runs the job, hands the
 //! outcome to the recorder (many outcomes per transaction) and moves on to the next queue in
 //! line. Concurrency 1 is m01.remote's SimpleJobWorker (strict FIFO); N is its MultiJobWorker.
@@ -307,7 +308,8 @@ fn claim_for(state: &Arc<PoolState>, queue: &Queue) -> StoreResult<Option<Attemp
     let shared = &state.shared;
     let Some(_claiming) = queue.open_for_claims() else { return Ok(None) };
     let wanted = queue.claim_size();
-    let extra = state.reserve_extra(queue, wanted.saturating_sub(1), claim_window(shared.config.claim_batch));
+    let cap = queue.claim_cap(shared.config.claim_batch);
+    let extra = state.reserve_extra(queue, wanted.saturating_sub(1), claim_window(cap));
     claim_reserved(state, queue, wanted, true, extra)
 }
 
@@ -332,7 +334,7 @@ fn claim_reserved(
                 return Err(e);
             }
         };
-    queue.claimed(wanted, asked, claimed.len(), shared.config.claim_batch);
+    queue.claimed(wanted, asked, claimed.len(), queue.claim_cap(shared.config.claim_batch));
     let mut attempts = claimed.into_iter().map(|c| begin(state, c, &queue.name));
     let first = if own { attempts.next() } else { None };
     state.keep_reserved(queue, attempts, reserved);
@@ -340,11 +342,11 @@ fn claim_reserved(
 }
 
 /// How many jobs a queue keeps claimed for its next places at most, counting claims in
-/// flight: one batch waiting for workers while the next is claimed. One batch alone caps a
-/// drain at a batch per claim's round trip (on PostgreSQL at concurrency 8, 5,600–7,200 jobs/s
-/// against 7,400 with two, in one sitting).
-fn claim_window(claim_batch: usize) -> usize {
-    claim_batch.saturating_mul(2)
+/// flight, given its claim cap now (`Queue::claim_cap`): one batch waiting for workers while
+/// the next is claimed. One batch alone caps a drain at a batch per claim's round trip (on
+/// PostgreSQL at concurrency 8, 5,600–7,200 jobs/s against 7,400 with two, in one sitting).
+fn claim_window(cap: usize) -> usize {
+    cap.saturating_mul(2)
 }
 
 /// Under backlog, once the jobs kept claimed for `queue` (counting claims in flight) are down
@@ -354,7 +356,7 @@ fn claim_window(claim_batch: usize) -> usize {
 /// left to the next claim, which reports it.
 fn top_up(state: &Arc<PoolState>, queue: &Queue) {
     let shared = &state.shared;
-    let cap = shared.config.claim_batch;
+    let cap = queue.claim_cap(shared.config.claim_batch);
     if cap < 2 {
         return; // claims job by job
     }

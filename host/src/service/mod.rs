@@ -36,7 +36,7 @@ pub use schedules::{NewSchedule, SchedulePatch};
 
 pub use crate::events::JobEvent;
 pub use crate::processor::{
-    Plugins, ProcessorConfig, QueueConfig, QueueInfo, Shutdown, WorkerState, WorkerStatus,
+    ClaimPace, Plugins, ProcessorConfig, QueueConfig, QueueInfo, Shutdown, WorkerState, WorkerStatus,
     DEFAULT_CLAIM_BATCH,
 };
 pub use crate::store::{

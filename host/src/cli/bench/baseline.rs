@@ -87,13 +87,13 @@ pub fn measure(args: &BenchArgs, options: StoreOptions) -> anyhow::Result<Baseli
 }
 
 /// Drains `args.jobs` as the pool does: `args.concurrency` workers claim (1 job, doubling while
-/// claims come back full, up to the default `claim_batch`) and hand each outcome to one
-/// recorder, which writes all that wait in one transaction.
+/// claims come back full, up to the default `claim_batch` or more at a fast pace) and hand each
+/// outcome to one recorder, which writes all that wait in one transaction.
 fn drain(store: &Arc<dyn Store>, args: &BenchArgs, lease: LeaseTerms) -> anyhow::Result<()> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Condvar, Mutex};
     let clock = SystemClock;
-    let cap = crate::service::DEFAULT_CLAIM_BATCH;
+    let pace = crate::service::ClaimPace::new(std::time::Instant::now());
     let size = AtomicUsize::new(1);
     // With a preload the queue holds more than the run drains: claims stop at `args.jobs`.
     let claimed_so_far = AtomicUsize::new(0);
@@ -117,7 +117,7 @@ fn drain(store: &Arc<dyn Store>, args: &BenchArgs, lease: LeaseTerms) -> anyhow:
         });
         let workers: Vec<_> = (0..args.concurrency)
             .map(|_| {
-                let (size, outcomes, claimed_so_far) = (&size, &outcomes, &claimed_so_far);
+                let (size, outcomes, claimed_so_far, pace) = (&size, &outcomes, &claimed_so_far, &pace);
                 scope.spawn(move || -> anyhow::Result<()> {
                     let filter = ClaimFilter { queue: Some(DEFAULT_QUEUE), factory: None };
                     loop {
@@ -129,6 +129,8 @@ fn drain(store: &Arc<dyn Store>, args: &BenchArgs, lease: LeaseTerms) -> anyhow:
                         }
                         let claimed = store.claim_batch(&filter, clock.now(), lease, allowed)?;
                         claimed_so_far.fetch_sub(allowed - claimed.len(), Ordering::Relaxed);
+                        pace.claimed(claimed.len(), std::time::Instant::now());
+                        let cap = pace.cap(crate::service::DEFAULT_CLAIM_BATCH);
                         let next = if claimed.len() >= asked { asked * 2 } else { claimed.len() };
                         size.store(next.clamp(1, cap), Ordering::Relaxed);
                         if claimed.is_empty() {

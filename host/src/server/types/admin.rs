@@ -141,6 +141,10 @@ pub struct QueueView {
     pub queued: u64,
     /// Jobs running now.
     pub running: usize,
+    /// Jobs this host claimed for the queue's next free places and not given to a worker
+    /// yet: at most the claim window (see `claim_batch`).
+    #[serde(default)]
+    pub claimed_ahead: usize,
     /// Worker processes that died running this queue's jobs (each was replaced).
     #[serde(default)]
     pub worker_restarts: u64,
@@ -175,6 +179,7 @@ impl From<crate::service::QueueInfo> for QueueView {
             concurrency: q.concurrency,
             queued: q.queued,
             running: q.running,
+            claimed_ahead: q.claimed_ahead,
             jobs: q.jobs,
             worker_restarts: q.worker_restarts,
             stuck: q.stuck,

@@ -1,0 +1,129 @@
+//! How many jobs one claim for a queue may take: the configured `claim_batch`, or, for a queue
+//! that starts more jobs than that in [`HORIZON`], what it starts in `HORIZON` (at most
+//! [`MOST`]).
+//!
+//! **Invariant:** the cap never falls below `claim_batch`, and `claim_batch = 1` stays job by
+//! job. A queue claims a batch per claim's round trip at most; with no-op jobs at concurrency
+//! 8 the workers then wait on claims (the store's claim is one transaction at a time) and a
+//! fixed batch that hides the round trip there would keep a slow queue's higher-priority job
+//! waiting behind a great many claimed jobs. Measured in time instead, the jobs kept claimed
+//! ahead (two caps: the claim window) are about two `HORIZON`s of the queue's work, whatever
+//! its jobs last; a queue whose claims take longer than `HORIZON` (a slow disk, a distant
+//! database) claims as it would without the pace, since the cap only ever rises above
+//! `claim_batch`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::sync;
+
+/// The span of a queue's work a claim may take ahead of its workers.
+pub const HORIZON: Duration = Duration::from_millis(10);
+
+/// The most jobs one claim takes, however fast the queue: a transaction's size stays bounded.
+pub const MOST: usize = 1024;
+
+/// How long the claims are counted before the pace is measured again: long enough to span
+/// many claims, short enough that a burst onto an idle queue reaches its pace at once.
+const PERIOD: Duration = Duration::from_millis(100);
+
+/// A queue's pace of claims, from the jobs its claims took.
+pub struct ClaimPace {
+    counting: Mutex<Counting>,
+    /// Jobs claimed per `HORIZON` over the last whole period.
+    per_horizon: AtomicUsize,
+}
+
+struct Counting {
+    since: Instant,
+    claimed: usize,
+}
+
+impl ClaimPace {
+    pub fn new(now: Instant) -> Self {
+        ClaimPace {
+            counting: Mutex::new(Counting { since: now, claimed: 0 }),
+            per_horizon: AtomicUsize::new(0),
+        }
+    }
+
+    /// A claim took `n` jobs at `now`. Once a period has passed since the last measure, the
+    /// pace becomes the jobs claimed over it (an idle spell counts: after one, the pace
+    /// starts low again).
+    pub fn claimed(&self, n: usize, now: Instant) {
+        let mut counting = sync::lock(&self.counting);
+        counting.claimed = counting.claimed.saturating_add(n);
+        let elapsed = now.saturating_duration_since(counting.since);
+        if elapsed >= PERIOD {
+            let per_horizon = counting.claimed as u128 * HORIZON.as_nanos() / elapsed.as_nanos();
+            self.per_horizon.store(usize::try_from(per_horizon).unwrap_or(usize::MAX), Ordering::Relaxed);
+            *counting = Counting { since: now, claimed: 0 };
+        }
+    }
+
+    /// How many jobs one claim may take now, given the configured `claim_batch`.
+    pub fn cap(&self, claim_batch: usize) -> usize {
+        if claim_batch < 2 {
+            return 1;
+        }
+        self.per_horizon.load(Ordering::Relaxed).clamp(claim_batch, MOST.max(claim_batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Claims of `each` jobs every `every`, for `span`, starting at `start`; when they ended.
+    fn claim_for(pace: &ClaimPace, start: Instant, each: usize, every: Duration, span: Duration) -> Instant {
+        let mut at = start;
+        while at < start + span {
+            at += every;
+            pace.claimed(each, at);
+        }
+        at
+    }
+
+    #[test]
+    fn a_queue_starting_fewer_than_a_batch_per_horizon_claims_a_batch() {
+        let start = Instant::now();
+        let pace = ClaimPace::new(start);
+        assert_eq!(pace.cap(32), 32, "before any claim");
+        // 10 jobs every 5 ms: 20 per horizon, under the batch.
+        claim_for(&pace, start, 10, Duration::from_millis(5), Duration::from_secs(1));
+        assert_eq!(pace.cap(32), 32);
+    }
+
+    #[test]
+    fn a_fast_queue_claims_what_it_starts_in_the_horizon_up_to_the_most() {
+        let start = Instant::now();
+        let pace = ClaimPace::new(start);
+        // 64 jobs a millisecond: 640 per horizon.
+        let at = claim_for(&pace, start, 64, Duration::from_millis(1), Duration::from_millis(300));
+        assert_eq!(pace.cap(32), 640);
+        // 400 jobs a millisecond: 4,000 per horizon, above the most.
+        claim_for(&pace, at, 400, Duration::from_millis(1), Duration::from_millis(300));
+        assert_eq!(pace.cap(32), MOST);
+        assert_eq!(pace.cap(4096), 4096, "a configured batch above the most is kept");
+    }
+
+    #[test]
+    fn job_by_job_stays_job_by_job() {
+        let start = Instant::now();
+        let pace = ClaimPace::new(start);
+        claim_for(&pace, start, 64, Duration::from_millis(1), Duration::from_millis(300));
+        assert_eq!(pace.cap(1), 1);
+    }
+
+    #[test]
+    fn after_an_idle_spell_the_pace_starts_from_the_batch_again() {
+        let start = Instant::now();
+        let pace = ClaimPace::new(start);
+        let at = claim_for(&pace, start, 64, Duration::from_millis(1), Duration::from_millis(300));
+        assert_eq!(pace.cap(32), 640);
+        // One claim of a batch after ten idle seconds.
+        pace.claimed(32, at + Duration::from_secs(10));
+        assert_eq!(pace.cap(32), 32);
+    }
+}
