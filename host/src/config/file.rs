@@ -87,7 +87,7 @@ pub struct Config {
     /// concurrency): the workers, each with its worker process, are shared by every queue.
     pub max_workers: NonZeroUsize,
     /// The most jobs one claim takes for a queue with a backlog, unless the queue starts more
-    /// in 10 ms (`processor/pace.rs`): a higher-priority job added meanwhile starts after at
+    /// in 25 ms (`processor/pace.rs`): a higher-priority job added meanwhile starts after at
     /// most two claims' worth already claimed. 1 claims job by job.
     pub claim_batch: NonZeroUsize,
     pub worker_limits: WorkerLimits,
