@@ -570,3 +570,46 @@ fn a_postgres_host_stopped_50_times_under_load_exits_0_every_time_and_loses_noth
     });
     drop(server);
 }
+
+#[test]
+fn workers_stop_claiming_while_the_recorder_cannot_write_and_lose_nothing() {
+    if postgres_skipped("workers_stop_claiming_while_the_recorder_cannot_write") {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let schema = Schema::new();
+    let plugins = plugin_dir(&EXAMPLE_PLUGINS);
+    let server = host(&dir, &plugins, "host-a", &schema, "[default_queue]\nconcurrency = 2", &[]);
+    // Every batch of outcomes reads the ended jobs' dependents, and claims never do: with that
+    // table locked the recorder's transaction stalls (a real stall, as behind a long
+    // migration or a lock an operator's session forgot) while claims go on.
+    let mut client = schema.client();
+    let mut lock = client.transaction().unwrap();
+    lock.batch_execute("LOCK TABLE job_dependents IN ACCESS EXCLUSIVE MODE").unwrap();
+    let jobs: Vec<Value> = (0..6000).map(|n| json!({"job": "echo", "input": n})).collect();
+    for _ in 0..2 {
+        assert_eq!(server.post("/v1/jobs/batch", &json!({ "jobs": jobs })).status, 201);
+    }
+    let processing = || -> u64 {
+        let queues = server.get("/v1/queues").body;
+        queues[0]["jobs"]["processing"].as_u64().unwrap_or(0)
+    };
+    // The recorder falls one batch behind (4,096 outcomes) ...
+    jobhost_tests::wait_for_condition(LONG * 2, "outcomes pile up behind the lock", || processing() >= 4096);
+    // ... and the workers claim no further than the claim window beyond it (two claims of at
+    // most 1,024, and a job per place and one sent ahead to each worker process). Without
+    // the bound they ran all 12,000 meanwhile.
+    let bound = 4096 + 2 * 1024 + 2 * 2;
+    let watched = Instant::now();
+    let mut most = 0;
+    while watched.elapsed() < Duration::from_secs(3) {
+        most = most.max(processing());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(most <= bound, "{most} jobs claimed or ended unrecorded, above {bound}");
+    lock.rollback().unwrap();
+    jobhost_tests::wait_for_condition(LONG * 4, "every job completed once the lock went", || {
+        let queues = server.get("/v1/queues").body;
+        queues[0]["jobs"]["completed"].as_u64() == Some(12_000)
+    });
+}

@@ -15,6 +15,13 @@ use crate::sync;
 
 /// The most outcomes one transaction writes.
 const MAX_BATCH: usize = 4096;
+/// Outcomes waiting (with those being written) beyond which workers claim no more jobs until
+/// the recorder catches up (`Recorder::wait_to_claim`): one full batch may wait while another
+/// is written. Without it, a store that takes outcomes more slowly than claims (PostgreSQL at
+/// concurrency 8 under a deep backlog) let the workers run ahead by 17,000–19,000 jobs ended
+/// and not recorded: claims for jobs beyond the drain's took the database's time from the
+/// outcomes, and a host killed then ran all of them again.
+pub(super) const MAX_UNRECORDED: usize = MAX_BATCH;
 /// Under load (the last write held more than one outcome), the thread lets outcomes gather
 /// for up to this long, or until `GATHER` wait: every sled transaction writes out its log
 /// buffer, so fewer, larger ones leave the CPU to the jobs. Idle, an outcome is written at once.
@@ -67,6 +74,31 @@ impl Recorder {
             }
             pending = sync::wait_timeout(&self.changed, pending, deadline - now);
         }
+    }
+
+    /// Whether more outcomes wait to be written (with those being written) than workers may
+    /// claim beside: `MAX_UNRECORDED`.
+    pub fn behind(&self) -> bool {
+        let pending = sync::lock(&self.pending);
+        pending.records.len() + pending.writing >= MAX_UNRECORDED
+    }
+
+    /// Waits until fewer outcomes than `MAX_UNRECORDED` wait to be written (true), a stop, or
+    /// `within` (false: the caller goes round its loop, which notices reloads and stops, and
+    /// comes back).
+    pub fn wait_to_claim(&self, stopping: &AtomicBool, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        let mut pending = sync::lock(&self.pending);
+        while pending.records.len() + pending.writing >= MAX_UNRECORDED {
+            let now = std::time::Instant::now();
+            if now >= deadline || stopping.load(Ordering::SeqCst) {
+                return false;
+            }
+            // Short waits: a stop sets the flag without waking this condition variable.
+            pending =
+                sync::wait_timeout(&self.changed, pending, (deadline - now).min(Duration::from_millis(50)));
+        }
+        true
     }
 
     /// Marks the recording thread started; false if it was already.

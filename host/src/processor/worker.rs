@@ -178,6 +178,14 @@ fn next_job(state: &Arc<PoolState>, executor: &mut Executor, id: usize) -> Optio
         state.list(&queue);
         return None;
     }
+    if !state.recorder.wait_to_claim(&state.stopping, shared.config.poll_interval) {
+        // The store takes outcomes more slowly than jobs end: claiming more would only widen
+        // the jobs ended and not recorded (run again if the host dies) and take the store's
+        // time from the outcomes.
+        queue.give_place();
+        state.list(&queue);
+        return None;
+    }
     let writes = state.writes.load(Ordering::SeqCst);
     match claim_for(state, &queue) {
         Ok(Some(first)) => {
@@ -357,8 +365,8 @@ fn claim_window(cap: usize) -> usize {
 fn top_up(state: &Arc<PoolState>, queue: &Queue) {
     let shared = &state.shared;
     let cap = queue.claim_cap(shared.config.claim_batch);
-    if cap < 2 {
-        return; // claims job by job
+    if cap < 2 || state.recorder.behind() {
+        return; // claims job by job, or the recorder is behind: the next claim waits for it
     }
     let Some(_claiming) = queue.open_for_claims() else { return };
     let asked = state.reserve_top_up(queue, cap, claim_window(cap));
@@ -495,7 +503,7 @@ impl Feed for Lookahead<'_> {
         }
         let attempt = match state.take_claimed(&queue.name) {
             Some(attempt) => attempt,
-            None if queue.backlog() => {
+            None if queue.backlog() && !state.recorder.behind() => {
                 // A failed claim is left to the next worker's claim, which reports it.
                 claim_for(state, queue).ok()??
             }
