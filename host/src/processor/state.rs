@@ -83,9 +83,23 @@ impl PoolState {
         none_idle
     }
 
-    /// The next queue that may have work, for a worker; waits up to `wait` when there is none
-    /// (`None` then, or when the pool stops).
-    pub fn next_queue(&self, wait: Duration) -> Option<Arc<Queue>> {
+    /// The next queue that may have work, for a worker; waits up to `wait()` when there is
+    /// none (`None` then, or when the pool stops). `wait` is asked only then, outside the
+    /// lock: it may ask the store when the next waiting job is due, which on PostgreSQL is a
+    /// round trip (asked before every job, it was the most frequent statement of a drain at
+    /// concurrency 8: 13,598 calls, 4.7 s of the database's time, for 40,000 jobs).
+    pub fn next_queue(&self, wait: impl FnOnce() -> Duration) -> Option<Arc<Queue>> {
+        if let Some(queue) = self.wait_for_queue(Duration::ZERO) {
+            return Some(queue);
+        }
+        if self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.wait_for_queue(wait())
+    }
+
+    /// `next_queue` with the wait given.
+    fn wait_for_queue(&self, wait: Duration) -> Option<Arc<Queue>> {
         let deadline = Instant::now() + wait;
         let mut ready = sync::lock(&self.ready);
         loop {

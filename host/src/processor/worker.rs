@@ -144,7 +144,7 @@ fn work(state: &Arc<PoolState>, id: usize) {
 /// the pool stops.
 fn next_job(state: &Arc<PoolState>, executor: &mut Executor, id: usize) -> Option<(Arc<Queue>, Attempt)> {
     let shared = &state.shared;
-    let Some(queue) = state.next_queue(idle_wait(state)) else {
+    let Some(queue) = state.next_queue(|| idle_wait(state)) else {
         // Nothing listed for a while (or a reload woke it): a waiting job may be due, or a
         // notification lost; and its worker process may need replacing.
         state.list_all();
