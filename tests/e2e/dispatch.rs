@@ -203,7 +203,7 @@ fn a_worker_process_killed_costs_its_running_job_and_not_the_job_sent_ahead_to_i
 }
 
 #[test]
-fn workers_claiming_at_once_keep_no_more_jobs_claimed_than_one_claim_batch() {
+fn workers_claiming_at_once_keep_no_more_jobs_claimed_ahead_than_the_claim_window() {
     let dir = TempDir::new().unwrap();
     let config = "max_workers = 8\nclaim_batch = 64\n[default_queue]\nconcurrency = 8\n";
     let (server, _plugins) = serve(&dir, config);
@@ -211,19 +211,18 @@ fn workers_claiming_at_once_keep_no_more_jobs_claimed_than_one_claim_batch() {
     let last = ids.last().unwrap().clone();
     // The jobs claimed ahead of the workers stay within the claim window: two `claim_batch`
     // (one waiting, the next being claimed; 10 ms jobs at concurrency 8 start 800 a second at
-    // most, too slow for the pace to raise the cap), plus at most one per worker taken back
+    // most: about 20 per 25 ms once the window is full, 56 in the first 100 ms while it fills,
+    // too slow for the pace to raise the cap), plus at most one per worker taken back
     // from its worker process. Eight workers each claiming a whole batch reached 330–490.
     let bound = 2 * 64 + 8;
-    let (mut most, mut most_running) = (0, 0);
+    let mut most = 0;
     wait_for_condition(LONG * 3, "the drain", || {
         let queues = server.get("/v1/queues").body;
         let queue =
             queues.as_array().unwrap().iter().find(|q| q["name"] == "default").cloned().unwrap_or_default();
         most = most.max(queue["claimed_ahead"].as_u64().unwrap_or(0));
-        most_running = most_running.max(queue["running"].as_u64().unwrap_or(0));
         status(&server, &last) == "completed"
     });
     assert!(most <= bound, "{most} jobs claimed ahead at once, above {bound}");
     assert!(most > 8, "jobs were claimed ahead under the backlog ({most})");
-    assert!((1..=8).contains(&most_running), "the queue ran within its concurrency ({most_running})");
 }

@@ -12,7 +12,6 @@
 //! database) claims as it would without the pace, since the cap only ever rises above
 //! `claim_batch`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -35,21 +34,27 @@ const PERIOD: Duration = Duration::from_millis(100);
 /// A queue's pace of claims, from the jobs its claims took.
 pub struct ClaimPace {
     counting: Mutex<Counting>,
-    /// Jobs claimed per `HORIZON` over the last whole period.
-    per_horizon: AtomicUsize,
 }
 
 struct Counting {
+    /// When the current period began, and the jobs claimed since.
     since: Instant,
     claimed: usize,
+    /// Jobs claimed per `HORIZON` over the last whole period.
+    per_horizon: usize,
+}
+
+impl Counting {
+    /// Jobs claimed per `HORIZON` from `since` to `now`.
+    fn current(&self, now: Instant) -> usize {
+        let elapsed = now.saturating_duration_since(self.since).as_nanos().max(1);
+        usize::try_from(self.claimed as u128 * HORIZON.as_nanos() / elapsed).unwrap_or(usize::MAX)
+    }
 }
 
 impl ClaimPace {
     pub fn new(now: Instant) -> Self {
-        ClaimPace {
-            counting: Mutex::new(Counting { since: now, claimed: 0 }),
-            per_horizon: AtomicUsize::new(0),
-        }
+        ClaimPace { counting: Mutex::new(Counting { since: now, claimed: 0, per_horizon: 0 }) }
     }
 
     /// A claim took `n` jobs at `now`. Once a period has passed since the last measure, the
@@ -58,20 +63,26 @@ impl ClaimPace {
     pub fn claimed(&self, n: usize, now: Instant) {
         let mut counting = sync::lock(&self.counting);
         counting.claimed = counting.claimed.saturating_add(n);
-        let elapsed = now.saturating_duration_since(counting.since);
-        if elapsed >= PERIOD {
-            let per_horizon = counting.claimed as u128 * HORIZON.as_nanos() / elapsed.as_nanos();
-            self.per_horizon.store(usize::try_from(per_horizon).unwrap_or(usize::MAX), Ordering::Relaxed);
-            *counting = Counting { since: now, claimed: 0 };
+        if now.saturating_duration_since(counting.since) >= PERIOD {
+            let per_horizon = counting.current(now);
+            *counting = Counting { since: now, claimed: 0, per_horizon };
         }
     }
 
-    /// How many jobs one claim may take now, given the configured `claim_batch`.
-    pub fn cap(&self, claim_batch: usize) -> usize {
+    /// How many jobs one claim may take at `now`, given the configured `claim_batch`. A pace
+    /// not measured again for over a period counts as no faster than the claims since: a
+    /// fast queue whose jobs turn slow (claims then come seldom) claims as a slow one at its
+    /// next claim, not at the pace it had.
+    pub fn cap(&self, claim_batch: usize, now: Instant) -> usize {
         if claim_batch < 2 {
             return 1;
         }
-        self.per_horizon.load(Ordering::Relaxed).clamp(claim_batch, MOST.max(claim_batch))
+        let counting = sync::lock(&self.counting);
+        let mut pace = counting.per_horizon;
+        if now.saturating_duration_since(counting.since) >= PERIOD {
+            pace = pace.min(counting.current(now));
+        }
+        pace.clamp(claim_batch, MOST.max(claim_batch))
     }
 }
 
@@ -93,11 +104,11 @@ mod tests {
     fn a_queue_starting_fewer_than_a_batch_per_horizon_claims_a_batch() {
         let start = Instant::now();
         let pace = ClaimPace::new(start);
-        assert_eq!(pace.cap(32), 32, "before any claim");
+        assert_eq!(pace.cap(32, start), 32, "before any claim");
         // A job a millisecond: fewer than the batch per horizon.
         assert!(HORIZON.as_millis() < 32);
-        claim_for(&pace, start, 1, Duration::from_millis(1), Duration::from_secs(1));
-        assert_eq!(pace.cap(32), 32);
+        let at = claim_for(&pace, start, 1, Duration::from_millis(1), Duration::from_secs(1));
+        assert_eq!(pace.cap(32, at), 32);
     }
 
     #[test]
@@ -108,20 +119,20 @@ mod tests {
         let per_horizon = 16 * HORIZON.as_millis() as usize;
         assert!(per_horizon > 32 && per_horizon < MOST);
         let at = claim_for(&pace, start, 16, Duration::from_millis(1), Duration::from_millis(300));
-        assert_eq!(pace.cap(32), per_horizon);
+        assert_eq!(pace.cap(32, at), per_horizon);
         // A most a millisecond: above the most per horizon.
-        claim_for(&pace, at, MOST, Duration::from_millis(1), Duration::from_millis(300));
-        assert_eq!(pace.cap(32), MOST);
-        assert_eq!(pace.cap(4096), 4096, "a configured batch above the most is kept");
+        let at = claim_for(&pace, at, MOST, Duration::from_millis(1), Duration::from_millis(300));
+        assert_eq!(pace.cap(32, at), MOST);
+        assert_eq!(pace.cap(4096, at), 4096, "a configured batch above the most is kept");
     }
 
     #[test]
     fn job_by_job_stays_job_by_job() {
         let start = Instant::now();
         let pace = ClaimPace::new(start);
-        claim_for(&pace, start, 16, Duration::from_millis(1), Duration::from_millis(300));
-        assert!(pace.cap(32) > 32);
-        assert_eq!(pace.cap(1), 1);
+        let at = claim_for(&pace, start, 16, Duration::from_millis(1), Duration::from_millis(300));
+        assert!(pace.cap(32, at) > 32);
+        assert_eq!(pace.cap(1, at), 1);
     }
 
     #[test]
@@ -129,9 +140,13 @@ mod tests {
         let start = Instant::now();
         let pace = ClaimPace::new(start);
         let at = claim_for(&pace, start, 16, Duration::from_millis(1), Duration::from_millis(300));
-        assert_eq!(pace.cap(32), 16 * HORIZON.as_millis() as usize);
-        // One claim of a batch after ten idle seconds.
-        pace.claimed(32, at + Duration::from_secs(10));
-        assert_eq!(pace.cap(32), 32);
+        assert_eq!(pace.cap(32, at), 16 * HORIZON.as_millis() as usize);
+        // Ten seconds without a claim (jobs turned slow): the next claim takes a batch.
+        let later = at + Duration::from_secs(10);
+        assert_eq!(pace.cap(32, later), 32);
+        // And after that claim the measured pace is the slow one.
+        pace.claimed(32, later);
+        assert_eq!(pace.cap(32, later), 32);
+        assert_eq!(pace.cap(32, later + Duration::from_millis(1)), 32);
     }
 }

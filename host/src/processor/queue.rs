@@ -62,7 +62,7 @@ impl Queue {
 
     /// The most jobs one claim takes now: `claim_batch`, or more at a fast pace (`pace`).
     pub fn claim_cap(&self, claim_batch: usize) -> usize {
-        self.pace.cap(claim_batch)
+        self.pace.cap(claim_batch, Instant::now())
     }
 
     /// How many jobs the next claim asks for.
@@ -72,13 +72,15 @@ impl Queue {
 
     /// A claim meant to take `wanted` (its claim size), asked for `asked` (fewer when other
     /// claims had reserved the rest) and got `got`: full means a backlog (ask for twice as
-    /// many as meant next time, up to `cap`: a claim cut short by the others' reservations
-    /// must not shrink the size, or batches fall to a job or two while workers claim at once);
-    /// short means the queue is shallow (ask for what there was).
-    pub fn claimed(&self, wanted: usize, asked: usize, got: usize, cap: usize) {
+    /// many as meant next time, up to the claim cap with this claim counted in the pace: a
+    /// claim cut short by the others' reservations must not shrink the size, or batches fall
+    /// to a job or two while workers claim at once); short means the queue is shallow (ask
+    /// for what there was).
+    pub fn claimed(&self, wanted: usize, asked: usize, got: usize, claim_batch: usize) {
         self.pace.claimed(got, Instant::now());
+        let cap = self.claim_cap(claim_batch);
         let next = if got >= asked { wanted.max(asked).saturating_mul(2) } else { got };
-        self.claim_size.store(next.clamp(1, cap.max(1)), Ordering::Relaxed);
+        self.claim_size.store(next.clamp(1, cap), Ordering::Relaxed);
         self.backlog.store(got >= asked && got > 0, Ordering::Relaxed);
     }
 

@@ -15,9 +15,8 @@ use crate::sync;
 
 /// The most outcomes one transaction writes.
 const MAX_BATCH: usize = 4096;
-/// Outcomes waiting (with those being written) beyond which workers claim no more jobs until
-/// the recorder catches up (`Recorder::wait_to_claim`): one full batch may wait while another
-/// is written. Without it, a store that takes outcomes more slowly than claims (PostgreSQL at
+/// Outcomes waiting or being written at which workers claim no more jobs until the recorder
+/// catches up (`Recorder::wait_to_claim`): one full batch. Without it, a store that takes outcomes more slowly than claims (PostgreSQL at
 /// concurrency 8 under a deep backlog) let the workers run ahead by 17,000–19,000 jobs ended
 /// and not recorded: claims for jobs beyond the drain's took the database's time from the
 /// outcomes, and a host killed then ran all of them again.

@@ -178,11 +178,13 @@ fn next_job(state: &Arc<PoolState>, executor: &mut Executor, id: usize) -> Optio
         state.list(&queue);
         return None;
     }
-    if !state.recorder.wait_to_claim(&state.stopping, shared.config.poll_interval) {
+    if state.recorder.behind() {
         // The store takes outcomes more slowly than jobs end: claiming more would only widen
         // the jobs ended and not recorded (run again if the host dies) and take the store's
-        // time from the outcomes.
+        // time from the outcomes. The place goes back while this worker waits, and it goes
+        // round again (jobs claimed meanwhile by others are taken first, other queues too).
         queue.give_place();
+        state.recorder.wait_to_claim(&state.stopping, shared.config.poll_interval);
         state.list(&queue);
         return None;
     }
@@ -315,8 +317,8 @@ fn taken(state: &PoolState, attempt: &Attempt) {
 fn claim_for(state: &Arc<PoolState>, queue: &Queue) -> StoreResult<Option<Attempt>> {
     let shared = &state.shared;
     let Some(_claiming) = queue.open_for_claims() else { return Ok(None) };
-    let wanted = queue.claim_size();
     let cap = queue.claim_cap(shared.config.claim_batch);
+    let wanted = queue.claim_size().min(cap);
     let extra = state.reserve_extra(queue, wanted.saturating_sub(1), claim_window(cap));
     claim_reserved(state, queue, wanted, true, extra)
 }
@@ -342,7 +344,7 @@ fn claim_reserved(
                 return Err(e);
             }
         };
-    queue.claimed(wanted, asked, claimed.len(), queue.claim_cap(shared.config.claim_batch));
+    queue.claimed(wanted, asked, claimed.len(), shared.config.claim_batch);
     let mut attempts = claimed.into_iter().map(|c| begin(state, c, &queue.name));
     let first = if own { attempts.next() } else { None };
     state.keep_reserved(queue, attempts, reserved);

@@ -129,8 +129,9 @@ fn drain(store: &Arc<dyn Store>, args: &BenchArgs, lease: LeaseTerms) -> anyhow:
                         }
                         let claimed = store.claim_batch(&filter, clock.now(), lease, allowed)?;
                         claimed_so_far.fetch_sub(allowed - claimed.len(), Ordering::Relaxed);
-                        pace.claimed(claimed.len(), std::time::Instant::now());
-                        let cap = pace.cap(crate::service::DEFAULT_CLAIM_BATCH);
+                        let now = std::time::Instant::now();
+                        pace.claimed(claimed.len(), now);
+                        let cap = pace.cap(crate::service::DEFAULT_CLAIM_BATCH, now);
                         let next = if claimed.len() >= asked { asked * 2 } else { claimed.len() };
                         size.store(next.clamp(1, cap), Ordering::Relaxed);
                         if claimed.is_empty() {
