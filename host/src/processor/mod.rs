@@ -6,12 +6,13 @@
 //!
 //! The files: `config` (settings), `state` (what workers share with the service), `plugins`
 //! (where plugin code runs: here or in worker processes), `pool` (start, stop, shutdown),
-//! `queue` (one queue's runtime state), `pace` (how many jobs a claim may take), `worker` (the loop, the one place that claims),
-//! `recorder` and `outcomes` (outcomes handed over, and the thread that writes many per
-//! transaction), `attempt` (one attempt and the outcomes it can come to), `execute` (a slot's
-//! executor: in process, or `isolated`, the slot's worker process with its restarts), `parents` (what a
-//! dependent is told of its parents), `supervisor` (leases, timeouts, cancels, kills), `running` (the attempts running
-//! here), `retry` (backoff).
+//! `queue` (one queue's runtime state), `pace` (how many jobs a claim may take), `worker`
+//! (the loop, the one place that claims), `recorder` and `outcomes` (outcomes handed over,
+//! and the thread that writes many per transaction), `attempt` (one attempt and the outcomes
+//! it can come to), `execute` (a slot's executor: in process, or `isolated`, the slot's
+//! worker process with its restarts), `parents` (what a dependent is told of its parents),
+//! `supervisor` (leases, timeouts, cancels, kills), `running` (the attempts running here),
+//! `retry` (backoff).
 
 mod attempt;
 mod config;

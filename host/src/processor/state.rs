@@ -200,7 +200,7 @@ impl PoolState {
 
     /// Whether jobs claimed for `queue` wait for a worker.
     pub fn has_claimed(&self, queue: &str) -> bool {
-        sync::lock(&self.claimed).get(queue).is_some_and(|q| !q.is_empty())
+        self.claimed_count(queue) > 0
     }
 
     /// Takes every job claimed for `queue` (all queues: `None`) and not started: a stopping
