@@ -429,6 +429,63 @@ fn a_claims_plan_keeps_to_its_queue_in_the_ready_index_even_generic_and_without_
     assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{plan}");
 }
 
+/// Rows of the schema's `jobs` read by sequential scans, and rows updated, as the server's
+/// statistics have them (each session adds its own when it ends).
+fn jobs_scanned_and_updated(client: &mut postgres::Client, schema: &Schema) -> (i64, i64) {
+    let row = client
+        .query_one(
+            "SELECT coalesce(seq_tup_read, 0), n_tup_upd FROM pg_stat_user_tables \
+             WHERE schemaname = $1 AND relname = 'jobs'",
+            &[&schema.name],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[test]
+fn claims_and_outcomes_in_batches_on_a_large_unanalyzed_store_never_scan_the_jobs_table() {
+    if postgres_skipped("claims_and_outcomes_in_batches_on_a_large_unanalyzed_store_never_scan") {
+        return;
+    }
+    use jobhost::job::Outcome;
+    use jobhost::store::{Finished, LeaseTerms, Report, WorkStore};
+    let schema = Schema::new();
+    let store = PgStore::open(schema.config(), jobhost::store::postgres::Tls::Plain).unwrap();
+    // 30,000 jobs, never analyzed: the planner knows the table's length, nothing else.
+    for chunk in 0..3 {
+        store.add_batch((0..10_000).map(|i| job_in("big", chunk * 10_000 + i)).collect(), 0).unwrap();
+    }
+    // Batches as a busy host makes them, more than five times (a prepared statement's plan
+    // may be kept from then on).
+    let filter = ClaimFilter { queue: Some("big"), factory: None };
+    let lease = LeaseTerms { duration: Duration::from_secs(300) };
+    let now = jobhost::clock::SystemClock.now_micros();
+    for _ in 0..8 {
+        let claimed = store.claim_batch(&filter, now, lease, 500).unwrap();
+        assert_eq!(claimed.len(), 500);
+        let reports: Vec<Report> = claimed
+            .iter()
+            .map(|c| Report {
+                id: c.job.id,
+                token: c.token,
+                outcome: Outcome::Completed { result: "1".into() },
+                started_at: None,
+            })
+            .collect();
+        let finished = store.finish_batch(&reports, now).unwrap();
+        assert!(finished.iter().all(|f| matches!(f, Finished::Applied(_))));
+    }
+    // The store's sessions end, and with them their statistics reach the server.
+    drop(store);
+    let mut client = schema.client();
+    jobhost_tests::wait_for_condition(LONG, "the sessions' statistics arrive", || {
+        jobs_scanned_and_updated(&mut client, &schema).1 >= 8_000
+    });
+    let (scanned, _) = jobs_scanned_and_updated(&mut client, &schema);
+    // Each batch read by primary key; a scan of the table would be 30,000 rows at once.
+    assert!(scanned < 30_000, "{scanned} rows of jobs read by sequential scans");
+}
+
 #[test]
 fn a_store_dropped_inside_an_async_runtime_closes_its_connections_without_panicking() {
     if postgres_skipped("a_store_dropped_inside_an_async_runtime") {

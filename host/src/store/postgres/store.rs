@@ -45,6 +45,8 @@ pub struct PgStore {
     pub(super) me: Mutex<Option<String>>,
     /// The database's clock minus this host's, µs (measured at open and at every beat).
     offset: AtomicI64,
+    /// When a count last compacted `job_counts` (see `PgStore::counts_compacted`).
+    pub(super) compacted: Mutex<Option<std::time::Instant>>,
 }
 
 /// `postgres://user@host:port/db`, without the password, whatever the URL held.
@@ -114,6 +116,7 @@ impl PgStore {
             closed: Arc::new(AtomicBool::new(false)),
             me: Mutex::new(None),
             offset: AtomicI64::new(0),
+            compacted: Mutex::new(None),
         })
         .inspect(|store| store.measure_clock())
     }
