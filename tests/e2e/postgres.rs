@@ -429,17 +429,18 @@ fn a_claims_plan_keeps_to_its_queue_in_the_ready_index_even_generic_and_without_
     assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{plan}");
 }
 
-/// Rows of the schema's `jobs` read by sequential scans, and rows updated, as the server's
-/// statistics have them (each session adds its own when it ends).
-fn jobs_scanned_and_updated(client: &mut postgres::Client, schema: &Schema) -> (i64, i64) {
+/// Rows of the schema's `jobs` read by sequential scans, rows fetched through indexes, and
+/// rows updated, as the server's statistics have them (each session adds its own when it
+/// ends).
+fn jobs_read_and_updated(client: &mut postgres::Client, schema: &Schema) -> (i64, i64, i64) {
     let row = client
         .query_one(
-            "SELECT coalesce(seq_tup_read, 0), n_tup_upd FROM pg_stat_user_tables \
-             WHERE schemaname = $1 AND relname = 'jobs'",
+            "SELECT coalesce(seq_tup_read, 0), coalesce(idx_tup_fetch, 0), n_tup_upd \
+             FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'",
             &[&schema.name],
         )
         .unwrap();
-    (row.get(0), row.get(1))
+    (row.get(0), row.get(1), row.get(2))
 }
 
 #[test]
@@ -451,18 +452,28 @@ fn claims_and_outcomes_in_batches_on_a_large_unanalyzed_store_never_scan_the_job
     use jobhost::store::{Finished, LeaseTerms, Report, WorkStore};
     let schema = Schema::new();
     let store = PgStore::open(schema.config(), jobhost::store::postgres::Tls::Plain).unwrap();
-    // 30,000 jobs, never analyzed: the planner knows the table's length, nothing else.
+    // 30,000 jobs, never analyzed: the planner knows the table's length, nothing else. The
+    // last 12,000 added (the highest ids) go first: a plan that walks the primary key from
+    // its start, or reads it whole, passes 18,000 others on its way.
     for chunk in 0..3 {
-        store.add_batch((0..10_000).map(|i| job_in("big", chunk * 10_000 + i)).collect(), 0).unwrap();
+        let jobs = (0..10_000)
+            .map(|i| NewJob {
+                priority: i32::from(chunk * 10_000 + i >= 18_000),
+                ..job_in("big", chunk * 10_000 + i)
+            })
+            .collect();
+        store.add_batch(jobs, 0).unwrap();
     }
-    // Batches as a busy host makes them, more than five times (a prepared statement's plan
-    // may be kept from then on).
+    // Two batches as large as an outcome batch gets (4,096), on new connections (whose first
+    // five runs of a statement are planned for their parameters), then batches as a busy
+    // host makes them, more than five times (a plan may be kept from then on).
     let filter = ClaimFilter { queue: Some("big"), factory: None };
     let lease = LeaseTerms { duration: Duration::from_secs(300) };
     let now = jobhost::clock::SystemClock.now_micros();
-    for _ in 0..8 {
-        let claimed = store.claim_batch(&filter, now, lease, 500).unwrap();
-        assert_eq!(claimed.len(), 500);
+    let mut touched = 0;
+    for size in [4_000; 2].into_iter().chain([500; 8]) {
+        let claimed = store.claim_batch(&filter, now, lease, size).unwrap();
+        assert_eq!(claimed.len(), size);
         let reports: Vec<Report> = claimed
             .iter()
             .map(|c| Report {
@@ -474,16 +485,24 @@ fn claims_and_outcomes_in_batches_on_a_large_unanalyzed_store_never_scan_the_job
             .collect();
         let finished = store.finish_batch(&reports, now).unwrap();
         assert!(finished.iter().all(|f| matches!(f, Finished::Applied(_))));
+        touched += size as i64;
     }
     // The store's sessions end, and with them their statistics reach the server.
     drop(store);
     let mut client = schema.client();
     jobhost_tests::wait_for_condition(LONG, "the sessions' statistics arrive", || {
-        jobs_scanned_and_updated(&mut client, &schema).1 >= 8_000
+        jobs_read_and_updated(&mut client, &schema).2 >= 2 * touched
     });
-    let (scanned, _) = jobs_scanned_and_updated(&mut client, &schema);
+    let (scanned, fetched, _) = jobs_read_and_updated(&mut client, &schema);
     // Each batch read by primary key; a scan of the table would be 30,000 rows at once.
     assert!(scanned < 30_000, "{scanned} rows of jobs read by sequential scans");
+    // Each job a batch touches is fetched four times (claimed, written back as claimed,
+    // locked for its outcome, written back as finished): 48,000. Joined to the batch by
+    // walking the primary key whole, the write-backs fetched 152,000.
+    assert!(
+        fetched < 4 * touched + 10_000,
+        "{fetched} rows of jobs fetched through indexes for {touched} jobs claimed and finished"
+    );
 }
 
 #[test]

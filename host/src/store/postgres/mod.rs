@@ -25,7 +25,6 @@ mod tls;
 mod work;
 
 pub use migrations::{Migrated, SCHEMA_VERSION};
-pub use session::SESSION_SETTINGS;
 pub use store::{describe, parse_url, PgStore};
 pub use tls::Tls;
 pub use work::{claim_sql, claim_sql_with, NEXT_DUE_SQL};

@@ -295,7 +295,9 @@ pub fn insert_jobs(client: &mut impl Sql, jobs: &[&Job]) -> Result<Vec<JobId>, p
 }
 
 /// Writes changed jobs back whole, in one statement (the fields a job never changes after
-/// it is added are left alone). A job left `processing` is marked as held by
+/// it is added are left alone). `j.id = ANY($1)` beside the join: whatever join the planner
+/// picks for a large batch (a hash or merge join once the batch is a few percent of the
+/// table), `jobs` is read through its primary key for the batch's ids only, never whole. A job left `processing` is marked as held by
 /// `lease_host` (when given; else it keeps its holder); any other has none.
 pub fn save_jobs(client: &mut impl Sql, jobs: &[&Job], lease_host: Option<&str>) -> StoreResult<()> {
     if jobs.is_empty() {
@@ -310,7 +312,7 @@ pub fn save_jobs(client: &mut impl Sql, jobs: &[&Job], lease_host: Option<&str>)
          lease_expires_at = u.lease_expires_at, cancel_requested = u.cancel_requested, \
          unique_key = u.unique_key, deps = u.deps, backtrace = u.backtrace, \
          lease_host = CASE WHEN u.status = 'processing' \
-         THEN coalesce($29::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id"
+         THEN coalesce($29::text, j.lease_host) END FROM {UNNEST} WHERE j.id = u.id AND j.id = ANY($1)"
     );
     query_with_columns(client, &sql, jobs, &[&lease_host]).map_err(db_error)?;
     Ok(())

@@ -114,7 +114,9 @@ impl Sql for Tx<'_> {
 /// batch was a few percent of the table: at 40,000 jobs, writing back a batch of 300
 /// claimed jobs read all 40,000 (20–40 ms a batch, growing with the table), and a generic
 /// plan made while the table was small kept doing so for the connection's life. Disabled,
-/// the index is taken wherever one applies; a table with none is still scanned.
+/// the index is taken wherever one applies; a table with none is still scanned. (A join may
+/// still walk an index whole: the statements that touch a batch of jobs name their ids,
+/// `id = ANY($1)`, so the index is read for those ids only; see `rows::save_jobs`.)
 ///
 /// `jit = off`: a disabled path is priced high, not removed, so a statement that must scan
 /// (the few rows of `job_counts`) crossed the threshold for compiling itself: 120 ms of JIT
