@@ -295,10 +295,12 @@ pub fn insert_jobs(client: &mut impl Sql, jobs: &[&Job]) -> Result<Vec<JobId>, p
 }
 
 /// Writes changed jobs back whole, in one statement (the fields a job never changes after
-/// it is added are left alone). `j.id = ANY($1)` beside the join: whatever join the planner
-/// picks for a large batch (a hash or merge join once the batch is a few percent of the
-/// table), `jobs` is read through its primary key for the batch's ids only, never whole. A job left `processing` is marked as held by
-/// `lease_host` (when given; else it keeps its holder); any other has none.
+/// it is added are left alone). A job left `processing` is marked as held by `lease_host`
+/// (when given; else it keeps its holder); any other has none.
+///
+/// `j.id = ANY($1)` beside the join: whatever join the planner picks for a large batch (a
+/// hash or merge join once the batch is a few percent of the table), `jobs` is read through
+/// its primary key for the batch's ids only, never whole.
 pub fn save_jobs(client: &mut impl Sql, jobs: &[&Job], lease_host: Option<&str>) -> StoreResult<()> {
     if jobs.is_empty() {
         return Ok(());
