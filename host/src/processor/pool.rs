@@ -190,10 +190,17 @@ impl Pool {
     /// start).
     pub fn limits_changed(&self) {
         *sync::lock(&self.state.running_limits) = None;
-        if self.state.running.withdraw(None, usize::MAX) > 0 {
-            // Back in their queues' claimed jobs within a round trip each; one that started
-            // meanwhile runs.
-            self.state.running.wait_withdrawn(Duration::from_secs(1));
+        // Claims in flight end first (as when a queue stops): one that read the limits before
+        // the change keeps its jobs in the queues' claimed jobs, given back below, instead of
+        // after them, where they would start outside the new limit.
+        let queues: Vec<Arc<Queue>> = self.lock_queues().values().cloned().collect();
+        for queue in &queues {
+            drop(sync::write(&queue.claiming));
+        }
+        if self.state.running.withdraw(None, usize::MAX) > 0
+            && !self.state.running.wait_withdrawn(Duration::from_secs(5))
+        {
+            log::warn!("limits changed: some worker processes did not answer within 5 s; a job sent ahead to one may still start outside the new limits");
         }
         self.give_back_claimed(None);
         self.wake_all();
